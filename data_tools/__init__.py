@@ -1,0 +1,1 @@
+"""Data tools: from community recordings to tokenized KaniTTS2 training data."""

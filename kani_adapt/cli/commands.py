@@ -1,0 +1,160 @@
+"""The generator commands: init, generate, demo. Heavy imports happen inside each command."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kani_adapt.errors import ConfigError, DataError
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
+def add_init(sub) -> None:
+    p = sub.add_parser(
+        "init", formatter_class=Formatter,
+        help="create a KaniTTS2 generator (random, or from a plain LFM2 base)",
+        description=(
+            "Create a KaniTTS2 generator in the official checkpoint layout.\n\n"
+            "--size builds random weights with a small offline tokenizer (for tests and demos).\n"
+            "--base converts a plain LFM2 checkpoint (directory or hub id, e.g. "
+            "LiquidAI/LFM2-350M):\nadds the 16138 KaniTTS2 tokens, resizes the embeddings to "
+            "80538, and creates the\nspeaker projection and the per-layer RoPE scales. Text "
+            "behaviour is kept exactly\nwith --alpha-init identity."
+        ),
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--size", choices=["tiny", "350m"], help="random weights of this shape")
+    src.add_argument("--base", metavar="PATH_OR_ID", help="plain LFM2 checkpoint to convert")
+    p.add_argument("--out", required=True, type=Path, help="output directory (replaced)")
+    p.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16",
+                   help="weight dtype on disk (the official trainer stores bf16)")
+    p.add_argument("--audio-step", type=float, default=1.0,
+                   help="position advance per audio frame (official: 1.0)")
+    p.add_argument("--alpha-min", type=float, default=0.1, help="lower bound of RoPE scales")
+    p.add_argument("--alpha-max", type=float, default=2.0, help="upper bound of RoPE scales")
+    p.add_argument("--alpha-init", choices=["identity", "official"], default="identity",
+                   help="RoPE scales start at 1.0 (identity) or at alpha_weight=0 (~1.05)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    p.set_defaults(func=run_init)
+
+
+def run_init(args) -> int:
+    from kani_adapt.models.generator import checkpoint
+
+    options = dict(audio_step=args.audio_step, alpha_min=args.alpha_min,
+                   alpha_max=args.alpha_max, alpha_init=args.alpha_init, seed=args.seed)
+    if args.size:
+        base, tokenizer = checkpoint.build_base(args.size, seed=args.seed)
+        model = checkpoint.convert_base(base, tokenizer, **options)
+    else:
+        model, tokenizer = checkpoint.init_from_base(args.base, **options)
+    out = checkpoint.save_checkpoint(model, tokenizer, args.out, dtype=args.dtype)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"wrote {out} ({params / 1e6:.1f} M parameters, {args.dtype})")
+    return 0
+
+
+def add_generate(sub) -> None:
+    p = sub.add_parser(
+        "generate", formatter_class=Formatter,
+        help="generate NanoCodec codes for text with a KaniTTS2 checkpoint",
+        description=(
+            "Generate NanoCodec codes (frames x 4, saved with numpy) for each --text.\n"
+            "One --text writes --out; several write OUT_0.npy, OUT_1.npy, ... (one batch).\n"
+            "Decoding the codes to audio needs a codec (not part of this command yet)."
+        ),
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="KaniTTS2 directory or hub id")
+    p.add_argument("--text", action="append", required=True, help="text to speak (repeatable)")
+    p.add_argument("--tag", help="language/accent tag, e.g. de_hessian (stored lower-case)")
+    p.add_argument("--speaker-emb", type=Path, metavar="FILE",
+                   help=".npy file with a 128-d speaker embedding")
+    p.add_argument("--out", type=Path, required=True, help="output .npy file")
+    p.add_argument("--temperature", type=float, default=0.7, help="0 = greedy")
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--repetition-penalty", type=float, default=1.1)
+    p.add_argument("--max-frames", type=int, default=500, help="cap (12.5 frames per second)")
+    p.add_argument("--no-constrain", action="store_true",
+                   help="sample over the whole vocabulary instead of the expected codebook")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p.set_defaults(func=run_generate)
+
+
+def run_generate(args) -> int:
+    import numpy as np
+    import torch
+
+    from kani_adapt import tokens
+    from kani_adapt.models.generator.checkpoint import load_checkpoint
+    from kani_adapt.models.generator.generate import SamplingConfig, generate
+    from kani_adapt.models.generator.tokenizer import encode_text
+
+    sampling = SamplingConfig(
+        temperature=args.temperature, top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty, max_new_frames=args.max_frames,
+        constrain_audio=not args.no_constrain, seed=args.seed,
+    )
+    if args.out.suffix != ".npy":
+        raise ConfigError(f"--out {args.out}: use a .npy file name")
+    speaker = None
+    if args.speaker_emb is not None:
+        speaker = torch.from_numpy(load_speaker_embedding(args.speaker_emb))
+        speaker = speaker[None].expand(len(args.text), -1)
+    model, tokenizer = load_checkpoint(args.checkpoint)
+    model.to(args.device)
+    prompts = [tokens.prompt_ids(encode_text(tokenizer, t, args.tag)) for t in args.text]
+    rows = generate(model, prompts, speaker, sampling)
+    outs = [args.out] if len(rows) == 1 else [
+        args.out.with_name(f"{args.out.stem}_{i}.npy") for i in range(len(rows))
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for row, out in zip(rows, outs):
+        np.save(out, row.codes.astype(np.int32))
+        cap = " (hit --max-frames: no end of speech)" if row.hit_length_cap else ""
+        secs = len(row.codes) / tokens.FRAMES_PER_SECOND
+        print(f"wrote {out}: {len(row.codes)} frames, {secs:.2f} s{cap}")
+    return 0
+
+
+def load_speaker_embedding(path: Path):
+    """A 128-float vector from a .npy file; errors name the file and the fix."""
+    import numpy as np
+
+    try:
+        vec = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: cannot read a numpy array ({err}); save one with numpy.save") from err
+    if np.size(vec) != 128 or not np.issubdtype(np.asarray(vec).dtype, np.number):
+        raise DataError(f"{path}: need 128 floats, got shape {np.shape(vec)} ({np.asarray(vec).dtype})")
+    vec = np.asarray(vec, dtype=np.float32).reshape(128)
+    if not np.all(np.isfinite(vec)):
+        raise DataError(f"{path}: the speaker embedding contains NaN or infinite values")
+    return vec
+
+
+def add_demo(sub) -> None:
+    p = sub.add_parser(
+        "demo", formatter_class=Formatter,
+        help="tiny end-to-end run on CPU: build, train a few steps, export, generate",
+        description=(
+            "Runs without downloads: builds a tiny random generator, trains it for a few steps\n"
+            "on synthetic token data, exports it in the official layout, loads the export back\n"
+            "and generates codes. Leaves everything in --out."
+        ),
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
+    p.add_argument("--steps", type=int, default=30, help="training steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run_demo)
+
+
+def run_demo(args) -> int:
+    from kani_adapt.demo import run_demo as demo
+
+    summary = demo(args.out, steps=args.steps, seed=args.seed)
+    for key, value in summary.items():
+        print(f"{key}: {value}")
+    return 0

@@ -1,0 +1,29 @@
+"""Shared CLI plumbing: one-line errors with exit code 2, and the project exception boundary."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kani_adapt.errors import KaniAdaptError
+
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one line (and exit code 2) instead of usage."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def run_guarded(func, args) -> int:
+    """Run a command; a user error becomes one line on stderr and exit code 2."""
+    try:
+        return int(func(args) or 0)
+    except KaniAdaptError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR

@@ -1,0 +1,50 @@
+"""`kani-adapt`: build, convert, generate with and demo KaniTTS2 generators."""
+from __future__ import annotations
+
+import sys
+
+from kani_adapt.cli import commands
+from kani_adapt.cli.common import USAGE_ERROR, Parser, UsageError, run_guarded
+
+DESCRIPTION = """\
+kani-adapt adapts the KaniTTS2 text-to-speech model to new languages and accents.
+
+Checkpoints are read and written in the official KaniTTS2 layout (config.json,
+model.safetensors, tokenizer files), so the official runtime loads them unchanged.
+Models are given as a local directory or a Hugging Face hub id.
+"""
+
+EPILOG = """\
+examples:
+  kani-adapt demo --out runs/demo
+  kani-adapt init --size tiny --out models/tiny
+  kani-adapt init --base LiquidAI/LFM2-350M --out models/kani-from-lfm2
+  kani-adapt generate models/tiny --text "Guten Tag" --tag de --out codes.npy
+"""
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="kani-adapt", description=DESCRIPTION, epilog=EPILOG,
+                    formatter_class=commands.Formatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands.add_init(sub)
+    commands.add_generate(sub)
+    commands.add_demo(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    if args.command is None:
+        parser.print_help()
+        return USAGE_ERROR
+    return run_guarded(args.func, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The KaniTTS2 generator: LFM2 with frame-level positions, learnable RoPE and a speaker slot."""

@@ -1,0 +1,223 @@
+"""Generator checkpoints in the official KaniTTS2 layout (format page, section 6).
+
+One code path loads real and test weights alike: a local directory or a hub id, checked key by
+key, because the official loader's ``strict=False`` would otherwise hide a missing speaker
+projection or RoPE scale.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from transformers import AutoTokenizer, GenerationConfig, Lfm2Config, Lfm2ForCausalLM
+
+from kani_adapt import tokens
+from kani_adapt.errors import CheckpointError
+from kani_adapt.models.generator import sizes
+from kani_adapt.models.generator.model import KaniTTS2ForCausalLM
+from kani_adapt.models.generator.tokenizer import (
+    add_kani_tokens, build_offline_text_tokenizer, check_kani_tokenizer,
+)
+
+WEIGHTS = "model.safetensors"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
+TIED_KEYS = {"lm_head.weight"}
+
+
+def resolve(path_or_id: str, required: tuple[str, ...] = ("config.json",)) -> Path:
+    """A local directory, or a hub repo id fetched through the Hugging Face cache."""
+    path = Path(path_or_id).expanduser()
+    if path.is_dir():
+        missing = [f for f in required if not (path / f).is_file()]
+        if missing:
+            raise CheckpointError(f"{path} lacks {', '.join(missing)}; is it a model directory?")
+        return path
+    if path.exists() or path_or_id.count("/") != 1 or path_or_id.startswith((".", "/", "~")):
+        raise CheckpointError(
+            f"{path_or_id}: no such model directory (give a local directory or a hub id "
+            "like 'nineninesix/kani-tts-2-en')"
+        )
+    from huggingface_hub import snapshot_download
+
+    try:
+        local = snapshot_download(
+            path_or_id,
+            allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"],
+        )
+    except Exception as err:  # network, auth or missing repo: one clear line for the user
+        raise CheckpointError(
+            f"could not fetch {path_or_id!r} from the Hugging Face hub ({type(err).__name__}); "
+            "download it elsewhere and pass the local directory instead"
+        ) from err
+    return resolve(local, required)
+
+
+def build_base(size: str, seed: int = 0) -> tuple[Lfm2ForCausalLM, object]:
+    """A plain LFM2 base of a preset size with random weights and the offline tokenizer."""
+    torch.manual_seed(seed)
+    config = Lfm2Config(**sizes.base_config_kwargs(size))
+    return Lfm2ForCausalLM(config), build_offline_text_tokenizer()
+
+
+def convert_base(
+    base: Lfm2ForCausalLM,
+    tokenizer,
+    *,
+    audio_step: float = 1.0,
+    alpha_min: float = 0.1,
+    alpha_max: float = 2.0,
+    alpha_init: str = "identity",
+    seed: int = 0,
+) -> KaniTTS2ForCausalLM:
+    """Turn a plain LFM2 model into a KaniTTS2 generator, keeping every base weight.
+
+    Adds the 16138 KaniTTS2 tokens to ``tokenizer`` (in place), resizes the embeddings to
+    80538 (new rows: mean of the old rows plus small noise), and creates the speaker projection
+    and RoPE scales. ``alpha_init="identity"`` starts every scale at 1.0 so that text logits are
+    exactly those of the base; ``"official"`` starts at ``alpha_weight = 0`` (alpha ~1.05) as
+    the official pretraining does.
+    """
+    if alpha_init not in ("identity", "official"):
+        raise CheckpointError(f"alpha_init must be 'identity' or 'official', got {alpha_init!r}")
+    add_kani_tokens(tokenizer)
+    config_dict = base.config.to_dict()
+    config_dict.update(sizes.kani_config_keys(
+        audio_step=audio_step, alpha_min=alpha_min, alpha_max=alpha_max
+    ))
+    config = Lfm2Config.from_dict(config_dict)
+    torch.manual_seed(seed)
+    model = KaniTTS2ForCausalLM(config)
+    state = {k: v for k, v in base.state_dict().items() if k not in TIED_KEYS}
+    old = state.pop("model.embed_tokens.weight")
+    new = model.model.embed_tokens.weight.detach().clone()
+    keep = min(len(old), len(new))
+    new[:keep] = old[:keep]
+    if keep < len(new):
+        noise = torch.randn(len(new) - keep, new.shape[1]) * config.initializer_range * 0.1
+        new[keep:] = old.float().mean(0) + noise
+    state["model.embed_tokens.weight"] = new
+    expected_new = _kani_only_keys(model)
+    result = model.load_state_dict(state, strict=False)
+    missing = set(result.missing_keys) - expected_new - TIED_KEYS
+    if missing or result.unexpected_keys:
+        raise CheckpointError(
+            f"base model does not match the LFM2 layout: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(result.unexpected_keys)[:5]}"
+        )
+    model.tie_weights()
+    for rope in model.model.learnable_rope_layers:
+        if rope is not None and alpha_init == "identity":
+            rope.set_alpha(1.0)
+    return model
+
+
+def init_from_base(path_or_id: str, **options) -> tuple[KaniTTS2ForCausalLM, object]:
+    """Load a plain LFM2 checkpoint (directory or hub id) and convert it (see convert_base)."""
+    path = resolve(path_or_id, ("config.json", "tokenizer.json"))
+    config = json.loads((path / "config.json").read_text())
+    if config.get("use_learnable_rope"):
+        raise CheckpointError(
+            f"{path_or_id} is already a KaniTTS2 checkpoint; load it instead of --base"
+        )
+    base = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return convert_base(base, tokenizer, **options), tokenizer
+
+
+def save_checkpoint(
+    model: KaniTTS2ForCausalLM,
+    tokenizer,
+    out_dir: str | os.PathLike,
+    *,
+    dtype: str = "bf16",
+    language_tags: list[str] | None = None,
+) -> Path:
+    """Write the official layout: config.json, one model.safetensors, tokenizer files,
+    generation_config.json. Written to a temporary folder first and then moved into place."""
+    if dtype not in DTYPES:
+        raise CheckpointError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    check_kani_tokenizer(tokenizer)
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _write_config(model.config, tmp / "config.json", dtype, language_tags)
+        state = {
+            k: v.detach().to(DTYPES[dtype]).contiguous().cpu()
+            for k, v in model.state_dict().items() if k not in TIED_KEYS
+        }
+        save_file(state, tmp / WEIGHTS, metadata={"format": "pt"})
+        tokenizer.save_pretrained(tmp)
+        for extra in set(os.listdir(tmp)) - set(TOKENIZER_FILES) - {"config.json", WEIGHTS}:
+            (tmp / extra).unlink()  # e.g. added_tokens.json: not part of the official layout
+        GenerationConfig(
+            bos_token_id=tokens.BOS, eos_token_id=tokens.END_OF_SPEECH, pad_token_id=tokens.PAD,
+        ).save_pretrained(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+def load_checkpoint(
+    path_or_id: str,
+    *,
+    dtype: torch.dtype = torch.float32,
+    attn_implementation: str = "sdpa",
+) -> tuple[KaniTTS2ForCausalLM, object]:
+    """Load a KaniTTS2 checkpoint with its full state dict; refuse any key mismatch."""
+    path = resolve(path_or_id, ("config.json", WEIGHTS))
+    config = Lfm2Config.from_pretrained(path)
+    config._attn_implementation = attn_implementation
+    model = KaniTTS2ForCausalLM(config)  # raises CheckpointError for non-KaniTTS2 configs
+    state = {}
+    with safe_open(path / WEIGHTS, framework="pt") as f:
+        for key in f.keys():
+            state[key] = f.get_tensor(key)
+    expected = set(model.state_dict())
+    missing = sorted(expected - set(state) - TIED_KEYS)
+    unexpected = sorted(set(state) - expected)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path / WEIGHTS} does not match the KaniTTS2 generator: "
+            f"missing {missing[:6]}{' ...' if len(missing) > 6 else ''}, "
+            f"unexpected {unexpected[:6]}{' ...' if len(unexpected) > 6 else ''}; "
+            "refusing to continue with re-initialised weights"
+        )
+    shapes = [k for k in state if state[k].shape != model.state_dict()[k].shape]
+    if shapes:
+        raise CheckpointError(f"{path / WEIGHTS}: shapes differ from config.json for {shapes[:4]}")
+    model.load_state_dict(state, strict=False)
+    model.tie_weights()
+    model.to(dtype)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    check_kani_tokenizer(tokenizer)
+    return model.eval(), tokenizer
+
+
+def _write_config(config, path: Path, dtype: str, language_tags: list[str] | None) -> None:
+    """config.json with the KaniTTS2 keys; dtype is written under both its new name and the
+    ``torch_dtype`` that the transformers versions of the official runtime read."""
+    data = config.to_diff_dict()
+    data.pop("_attn_implementation", None)
+    data["architectures"] = ["KaniTTS2ForCausalLM"]
+    data["tie_word_embeddings"] = True
+    data["dtype"] = data["torch_dtype"] = str(DTYPES[dtype]).removeprefix("torch.")
+    if language_tags is not None:
+        data["language_settings"] = sizes.language_settings(language_tags)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _kani_only_keys(model: KaniTTS2ForCausalLM) -> set[str]:
+    return {k for k in model.state_dict()
+            if k.startswith(("model.speaker_emb_projection", "model.learnable_rope_layers"))}

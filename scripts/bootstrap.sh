@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Idempotent install: system packages, .venv, pinned Python dependencies, kani-adapt (editable).
+# Re-running skips what is already done; a changed pyproject.toml triggers a re-install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+# torch 2.13.0 (CPU build where a local wheel exists). GPU users: install your CUDA torch into
+# .venv first (or set KANI_TORCH=skip); any torch >= 2.13 already there is kept.
+TORCH_SPEC="${KANI_TORCH:-torch==2.13.0}"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need_apt=()
+command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
+command -v sox >/dev/null 2>&1 || need_apt+=(sox)
+"$PY" -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "[bootstrap] installing Debian packages: ${need_apt[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || { echo "[bootstrap] creating .venv"; "$PY" -m venv .venv; }
+stamp=.venv/.kani-adapt-installed
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+if [ "$TORCH_SPEC" != skip ] && ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  echo "[bootstrap] installing $TORCH_SPEC"
+  "${pip[@]}" "$TORCH_SPEC"
+fi
+echo "[bootstrap] installing kani-adapt and its pinned dependencies (a few minutes the first time)"
+"${pip[@]}" -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import kani_adapt, transformers, peft, lightning, datasets, soundfile" \
+  || { echo "[bootstrap] install failed: see the pip output above" >&2; exit 1; }
+.venv/bin/python -m pip check
+echo "$want" > "$stamp"
