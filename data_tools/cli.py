@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from kani_adapt.cli.common import USAGE_ERROR, Parser, UsageError
+from kani_adapt.cli.common import Parser, run_cli
 
 DESCRIPTION = """\
 Turn community recordings into KaniTTS2 training data, one resumable stage at a time.
@@ -23,16 +23,7 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return USAGE_ERROR
-    if args.command is None:
-        parser.print_help()
-        return USAGE_ERROR
-    return 0
+    return run_cli(build_parser(), argv)
 
 
 if __name__ == "__main__":

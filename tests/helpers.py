@@ -1,6 +1,9 @@
 """Small builders shared by tests: tiny saved models, prompts, batches."""
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -30,3 +33,8 @@ def example_batch(tok, n_frames=(5, 3), seed=0):
                              rng.integers(0, tokens.CODEBOOK_SIZE, size=(n, 4)))
         for (text, tag), n in zip(texts, n_frames)
     ]
+
+
+def copy_dir(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest)
+    return dest

@@ -61,7 +61,7 @@ def test_generate_writes_codes(tiny_dir, tmp_path, capsys):
 def test_generate_several_texts_writes_one_file_each(tiny_dir, tmp_path):
     out = tmp_path / "batch.npy"
     rc = main(["generate", str(tiny_dir), "--text", "eins", "--text", "zwei drei",
-               "--max-frames", "2", "--out", str(out)])
+               "--max-frames", "2", "--dtype", "bf16", "--out", str(out)])
     assert rc == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["batch_0.npy", "batch_1.npy"]
 

@@ -80,6 +80,8 @@ def add_generate(sub) -> None:
                    help="sample over the whole vocabulary instead of the expected codebook")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
+                   help="compute dtype (bf16 for GPUs)")
     p.set_defaults(func=run_generate)
 
 
@@ -103,7 +105,8 @@ def run_generate(args) -> int:
     if args.speaker_emb is not None:
         speaker = torch.from_numpy(load_speaker_embedding(args.speaker_emb))
         speaker = speaker[None].expand(len(args.text), -1)
-    model, tokenizer = load_checkpoint(args.checkpoint)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
+    model, tokenizer = load_checkpoint(args.checkpoint, dtype=dtype)
     model.to(args.device)
     prompts = [tokens.prompt_ids(encode_text(tokenizer, t, args.tag)) for t in args.text]
     rows = generate(model, prompts, speaker, sampling)

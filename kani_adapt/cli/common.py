@@ -27,3 +27,16 @@ def run_guarded(func, args) -> int:
     except KaniAdaptError as err:
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
+
+
+def run_cli(parser: Parser, argv: list[str] | None) -> int:
+    """Parse ``argv`` and run the chosen command; no command prints the help (exit 2)."""
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return USAGE_ERROR
+    return run_guarded(args.func, args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from kani_adapt.cli import commands
-from kani_adapt.cli.common import USAGE_ERROR, Parser, UsageError, run_guarded
+from kani_adapt.cli.common import Parser, run_cli
 
 DESCRIPTION = """\
 kani-adapt adapts the KaniTTS2 text-to-speech model to new languages and accents.
@@ -34,16 +34,7 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return USAGE_ERROR
-    if args.command is None:
-        parser.print_help()
-        return USAGE_ERROR
-    return run_guarded(args.func, args)
+    return run_cli(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from kani_adapt.models.generator import checkpoint
 from kani_adapt.models.generator.batch import collate
 from kani_adapt.models.generator.generate import SamplingConfig, generate
 from kani_adapt.models.generator.tokenizer import encode_text
-from tests.helpers import example_batch, tiny_generator
+from tests.helpers import copy_dir, example_batch, tiny_generator
 
 GREEDY = SamplingConfig(temperature=0, repetition_penalty=1.0, max_new_frames=5)
 OFFICIAL_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
@@ -210,10 +210,7 @@ def test_export_without_tags_says_so(tiny, saved):
                                   "model.learnable_rope_layers.1.alpha_weight",
                                   "model.layers.0.conv.in_proj.weight"])
 def test_checkpoint_with_a_missing_key_is_refused(saved, tmp_path, drop):
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    for f in saved.iterdir():
-        (broken / f.name).write_bytes(f.read_bytes())
+    broken = copy_dir(saved, tmp_path / "broken")
     state = load_file(saved / "model.safetensors")
     del state[drop]
     save_file(state, broken / "model.safetensors")
@@ -222,10 +219,7 @@ def test_checkpoint_with_a_missing_key_is_refused(saved, tmp_path, drop):
 
 
 def test_checkpoint_with_an_unexpected_key_is_refused(saved, tmp_path):
-    broken = tmp_path / "extra"
-    broken.mkdir()
-    for f in saved.iterdir():
-        (broken / f.name).write_bytes(f.read_bytes())
+    broken = copy_dir(saved, tmp_path / "extra")
     state = load_file(saved / "model.safetensors")
     state["model.learnable_rope_layers.0.alpha_weight"] = torch.tensor(0.0)
     save_file(state, broken / "model.safetensors")
@@ -234,10 +228,7 @@ def test_checkpoint_with_an_unexpected_key_is_refused(saved, tmp_path):
 
 
 def test_stock_lfm2_config_is_not_loaded_as_kanitts2(saved, tmp_path):
-    broken = tmp_path / "stock"
-    broken.mkdir()
-    for f in saved.iterdir():
-        (broken / f.name).write_bytes(f.read_bytes())
+    broken = copy_dir(saved, tmp_path / "stock")
     config = json.loads((saved / "config.json").read_text())
     config.pop("use_learnable_rope")
     (broken / "config.json").write_text(json.dumps(config))
@@ -292,10 +283,7 @@ def test_init_from_base_keeps_text_behaviour(saved_base):
 
 def test_init_from_base_refuses_a_tokenizer_of_the_wrong_size(saved_base, tmp_path):
     path, _, tok = saved_base
-    other = tmp_path / "bad-base"
-    other.mkdir()
-    for f in path.iterdir():
-        (other / f.name).write_bytes(f.read_bytes())
+    other = copy_dir(path, tmp_path / "bad-base")
     tok2 = type(tok).from_pretrained(path)
     tok2.add_tokens(["<extra_a>", "<extra_b>"])
     tok2.save_pretrained(other)
@@ -310,3 +298,61 @@ def test_missing_model_directory_is_a_clear_error(tmp_path):
         (tmp_path / "empty").mkdir()
         (tmp_path / "empty" / "config.json").write_text("{}")
         checkpoint.load_checkpoint(str(tmp_path / "empty"))
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny):
+    model, tok = tiny
+    batch = collate(example_batch(tok), torch.randn(2, 128))
+    model.train()
+    try:
+        grads = []
+        for checkpointing in (False, True):
+            if checkpointing:
+                model.gradient_checkpointing_enable()
+            model.zero_grad()
+            model(**batch).loss.backward()
+            grads.append({n: p.grad.clone() for n, p in model.named_parameters()
+                          if p.grad is not None})
+    finally:
+        model.gradient_checkpointing_disable()
+        model.zero_grad()
+        model.eval()
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-5)
+
+
+def test_350m_preset_has_the_lfm2_350m_shape():
+    from transformers import Lfm2Config
+
+    from kani_adapt.models.generator import sizes
+    from kani_adapt.models.generator.model import KaniTTS2ForCausalLM
+
+    config = Lfm2Config(**{**sizes.base_config_kwargs("350m"), **sizes.kani_config_keys()})
+    with torch.device("meta"):
+        model = KaniTTS2ForCausalLM(config)
+    layers = model.model.layers
+    assert len(layers) == 16
+    assert [i for i, layer in enumerate(layers) if layer.is_attention_layer] == [2, 5, 8, 10, 12, 14]
+    assert layers[0].feed_forward.w1.weight.shape == (4608, 1024)
+    assert layers[0].conv.in_proj.weight.shape == (3072, 1024)
+    assert layers[2].self_attn.k_proj.weight.shape == (8 * 64, 1024)
+    params = sum(p.numel() for p in model.parameters())
+    assert 360e6 < params < 380e6  # about 370 M at vocab 80538 (format page, section 7)
+
+
+def test_hub_ids_load_through_the_hugging_face_cache(saved, tmp_path, monkeypatch):
+    """A hub id goes through huggingface_hub (here: offline, from a prepared cache)."""
+    import huggingface_hub.constants as hub_constants
+
+    revision = "0" * 40
+    repo = tmp_path / "hub" / "models--someone--kani-tiny"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    copy_dir(saved, repo / "snapshots" / revision)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    model, tok = checkpoint.load_checkpoint("someone/kani-tiny")
+    assert len(tok) == tokens.VOCAB_SIZE
+    with pytest.raises(CheckpointError, match="could not fetch 'someone/absent'"):
+        checkpoint.load_checkpoint("someone/absent")
