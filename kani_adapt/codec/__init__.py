@@ -1,0 +1,1 @@
+"""Audio codecs that turn waveforms into KaniTTS2's NanoCodec tokens and back."""
