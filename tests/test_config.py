@@ -28,6 +28,7 @@ def test_yaml_and_overrides_fill_typed_fields(tmp_path):
     cfg = load_config(Cfg, path, ["steps=5", "optim.betas=[0.8, 0.99]", "name=run1"])
     assert cfg == Cfg(mode="continue_pretrain", steps=5, name="run1",
                       optim=Optim(lr=3.0, betas=[0.8, 0.99]))
+    assert load_config(Cfg, None, ["optim.lr=1e-4"]).optim.lr == 1e-4
     assert isinstance(cfg.optim.lr, float)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from kani_adapt.cli import commands
+from kani_adapt.cli import commands, train_commands
 from kani_adapt.cli.common import Parser, run_cli
 
 DESCRIPTION = """\
@@ -20,6 +20,8 @@ examples:
   kani-adapt init --size tiny --out models/tiny
   kani-adapt init --base LiquidAI/LFM2-350M --out models/kani-from-lfm2
   kani-adapt generate models/tiny --text "Guten Tag" --tag de --out codes.npy
+  kani-adapt train recipe.yaml data.train=data/hessian mode=lora
+  kani-adapt export runs/generator --out exports/hessian --merge
 """
 
 
@@ -30,6 +32,8 @@ def build_parser() -> Parser:
     commands.add_init(sub)
     commands.add_generate(sub)
     commands.add_demo(sub)
+    train_commands.add_train(sub)
+    train_commands.add_export(sub)
     return parser
 
 

@@ -1,0 +1,68 @@
+"""`kani-adapt train` and `kani-adapt export`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from kani_adapt.cli.commands import Formatter
+
+
+def add_train(sub) -> None:
+    p = sub.add_parser(
+        "train", formatter_class=Formatter,
+        help="continue-pretrain or LoRA-finetune a generator (Lightning)",
+        description=(
+            "Train a KaniTTS2 generator on a tokenized dataset.\n\n"
+            "CONFIG is a YAML file of the training schema (kani_adapt/training/config.py);\n"
+            "key=value overrides use the same dotted names, e.g. optim.lr=1e-4 mode=lora.\n"
+            "Re-running the same command resumes exactly from run_dir/checkpoints/last.ckpt\n"
+            "(model, optimizer, scheduler, data position, RNG); trainer.max_steps may grow.\n\n"
+            "Several GPUs: trainer.devices=8 trainer.strategy=ddp (or fsdp).\n"
+            "Several nodes: trainer.num_nodes=N, launched once per node (torchrun, SLURM)."
+        ),
+    )
+    p.add_argument("config", type=Path, nargs="?", help="YAML config (optional)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args) -> int:
+    from kani_adapt.config import load_config
+    from kani_adapt.training.config import TrainConfig
+    from kani_adapt.training.fit import train
+
+    overrides = list(args.overrides)
+    config = args.config
+    if config is not None and "=" in str(config) and not config.exists():
+        overrides.insert(0, str(config))  # only overrides were given
+        config = None
+    cfg = load_config(TrainConfig, config, overrides)
+    summary = train(cfg)
+    print(f"trained {summary['steps']} steps; run directory {summary['run_dir']}")
+    return 0
+
+
+def add_export(sub) -> None:
+    p = sub.add_parser(
+        "export", formatter_class=Formatter,
+        help="export a training run: PEFT adapter + card, or a merged official checkpoint",
+        description=(
+            "Export the last checkpoint of RUN_DIR (reads nothing outside it).\n\n"
+            "LoRA runs: without --merge, a PEFT adapter folder with an adapter card\n"
+            "(README.md); with --merge, a full checkpoint in the official KaniTTS2 layout\n"
+            "that the official runtime loads unchanged. Continue-pretraining runs always\n"
+            "export a full checkpoint."
+        ),
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--out", type=Path, required=True, help="output folder (replaced)")
+    p.add_argument("--merge", action="store_true", help="fold LoRA into the weights")
+    p.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16")
+    p.set_defaults(func=run_export)
+
+
+def run_export(args) -> int:
+    from kani_adapt.training.export import export_run
+
+    out, kind = export_run(args.run_dir, args.out, merge=args.merge, dtype=args.dtype)
+    print(f"wrote {kind} to {out}")
+    return 0

@@ -1,0 +1,1 @@
+"""Generator training: data, Lightning module, LoRA, runs, export."""

@@ -1,0 +1,93 @@
+"""The generator training schema. YAML supplies values; defaults live here."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from kani_adapt.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    train: str = ""  # HF dataset folder (save_to_disk) or parquet file/folder
+    replay: Optional[str] = None  # base-language dataset mixed in against forgetting
+    replay_ratio: float = 0.0  # share of training batches drawn from `replay`
+    max_duration: float = 40.0  # seconds; pretraining filtered longer clips out
+    min_duration: float = 0.0
+    val_speakers: int = 1  # speakers held out entirely for validation
+    val_max_items: int = 64
+    token_budget: int = 8192  # padded tokens per batch (length-aware batching)
+    loss_on: Literal["all", "audio"] = "all"  # official: all non-pad tokens
+    drop_repeated_frames: bool = False  # official data prep drops repeated frames
+    use_speaker_emb: bool = True
+    speaker_emb_column: str = "speaker_emb"
+    tag_column: str = "tag"
+
+
+@dataclass
+class ModelConfig:
+    init: str = "tiny"  # KaniTTS2 checkpoint (dir or hub id), or a size (tiny/350m) at random
+    attn_implementation: str = "sdpa"
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class LoraConfig:
+    targets: Literal["attention", "attention_mlp", "all_linear"] = "attention_mlp"
+    r: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.05
+    rslora: bool = False
+    train_speaker_projection: bool = False
+    train_rope_scales: bool = False
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-4
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    rope_lr_ratio: float = 1.5  # official: RoPE scales at lr x 1.5, no weight decay
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # cosine decays to lr x this
+    grad_clip: float = 1.0
+    freeze: list[str] = field(default_factory=list)  # parameter-name prefixes kept frozen
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = 1000
+    precision: str = "bf16-mixed"  # "32-true" on CPU
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
+    log_every: int = 10
+    val_every: int = 200
+    ckpt_every: int = 200
+    keep_checkpoints: int = 2
+    sample_every: int = 0  # generate validation samples every N steps (0: at validation)
+    sample_prompts: int = 2
+    sample_max_frames: int = 250
+    seed: int = 1234
+
+
+@dataclass
+class TrainConfig:
+    run_dir: str = "runs/generator"
+    mode: Literal["continue_pretrain", "lora"] = "lora"
+    codec: Optional[str] = None  # decode samples to audio with this codec (path or id)
+    licence: str = "unspecified"  # written to the adapter card
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def __post_init__(self):
+        if not 0 <= self.data.replay_ratio < 1:
+            raise ConfigError("data.replay_ratio must be in [0, 1)")
+        if self.data.replay_ratio > 0 and not self.data.replay:
+            raise ConfigError("data.replay_ratio > 0 needs data.replay (a base-language dataset)")
+        if self.trainer.max_steps < 1 or self.data.token_budget < 1:
+            raise ConfigError("trainer.max_steps and data.token_budget must be positive")

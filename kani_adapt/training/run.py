@@ -1,0 +1,92 @@
+"""A training run: its directory, model, data, Lightning trainer, and exact resume.
+
+run_dir/
+  config.yaml        resolved config (a re-run with a different config is refused)
+  base/              model config and tokenizer: with a checkpoint, enough to rebuild the model
+  data_stats.json    hours, speakers, tags seen
+  checkpoints/       step-*.ckpt and last.ckpt (model, optimizer, scheduler, step, RNG)
+  tb/, csv/          TensorBoard events and the same scalars as CSV
+  metrics.json       final metrics, written when the run ends
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from kani_adapt import config as config_io
+from kani_adapt.errors import ConfigError
+from kani_adapt.models.generator import checkpoint, sizes
+from kani_adapt.training.config import TrainConfig
+
+LAST = "last.ckpt"
+
+
+def prepare_run_dir(cfg: TrainConfig) -> tuple[Path, Path | None]:
+    """Create or re-open the run directory; returns it and the checkpoint to resume from."""
+    run_dir = Path(cfg.run_dir)
+    saved = run_dir / "config.yaml"
+    if saved.exists():
+        previous = config_io.load_config(TrainConfig, saved)
+        previous.trainer.max_steps = cfg.trainer.max_steps  # extending a run is allowed
+        if previous != cfg:
+            diff = _diff(config_io.to_dict(previous), config_io.to_dict(cfg))
+            raise ConfigError(f"{run_dir} holds a run with another config ({', '.join(diff[:4])}); "
+                              "choose a new run_dir or restore those values")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_io.dump_yaml(cfg, saved)
+    last = run_dir / "checkpoints" / LAST
+    return run_dir, last if last.exists() else None
+
+
+def build_model(cfg: TrainConfig):
+    """The generator to train: random of a size, a KaniTTS2 checkpoint, or a converted base."""
+    init = cfg.model.init
+    if init in sizes.SIZES:
+        base, tokenizer = checkpoint.build_base(init, seed=cfg.trainer.seed)
+        model = checkpoint.convert_base(base, tokenizer, seed=cfg.trainer.seed)
+    else:
+        path = checkpoint.resolve(init)
+        if json.loads((path / "config.json").read_text()).get("use_learnable_rope"):
+            model, tokenizer = checkpoint.load_checkpoint(str(path))
+        else:
+            model, tokenizer = checkpoint.init_from_base(str(path))
+    model.config._attn_implementation = cfg.model.attn_implementation
+    return model.train(), tokenizer
+
+
+def save_base(model, tokenizer, run_dir: Path) -> None:
+    """Model config and tokenizer (no weights: those live in the checkpoints)."""
+    out = run_dir / "base"
+    checkpoint.save_checkpoint(model, tokenizer, out, dtype="fp32")
+    (out / checkpoint.WEIGHTS).unlink()
+
+
+def rebuild_model(run_dir: Path):
+    """An untrained model of the run's shape, and its tokenizer, from run_dir/base."""
+    from transformers import AutoTokenizer, Lfm2Config
+
+    from kani_adapt.models.generator.model import KaniTTS2ForCausalLM
+
+    config = Lfm2Config.from_pretrained(run_dir / "base")
+    return KaniTTS2ForCausalLM(config), AutoTokenizer.from_pretrained(run_dir / "base")
+
+
+def param_digest(module: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, param in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(param.detach().cpu().float().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+            out += _diff(a[key], b[key], f"{prefix}{key}.")
+        elif a.get(key) != b.get(key):
+            out.append(f"{prefix}{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    return out

@@ -1,0 +1,126 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from kani_adapt import tokens
+from kani_adapt.cli.main import main
+from kani_adapt.errors import ConfigError
+from kani_adapt.models.generator.batch import collate
+from kani_adapt.models.generator.checkpoint import load_checkpoint
+from kani_adapt.models.generator.generate import SamplingConfig, generate
+from kani_adapt.models.generator.tokenizer import encode_text
+from kani_adapt.training.lora import load_adapter
+from tests.helpers import example_batch
+from tests.training.conftest import cpu_overrides
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(args, timeout=600):
+    """The real command in its own process (as a user or a cluster launcher runs it)."""
+    return subprocess.Popen([sys.executable, "-m", "kani_adapt.cli.main", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def final_state(run_dir: Path) -> dict:
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu",
+                      weights_only=True)
+    return ckpt["state_dict"]
+
+
+def logits_of(model, tok):
+    batch = collate(example_batch(tok), torch.randn(2, 128, generator=torch.Generator().manual_seed(0)))
+    batch.pop("labels")
+    with torch.no_grad():
+        return model(**batch).logits
+
+
+def test_lora_run_exports_merged_and_unmerged_that_agree(tmp_path, synth_data, base_ckpt):
+    run_dir = tmp_path / "run"
+    args = cpu_overrides(run_dir, synth_data, **{"model.init": base_ckpt, "mode": "lora",
+                                                 "lora.train_rope_scales": "true"})
+    assert main(["train", *args]) == 0
+    assert (run_dir / "tb").is_dir() and any((run_dir / "tb").iterdir())
+    assert json.loads((run_dir / "metrics.json").read_text())["steps"] == 4
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "adapter")]) == 0
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "merged"), "--merge",
+                 "--dtype", "fp32"]) == 0
+    card = (tmp_path / "adapter" / "README.md").read_text()
+    assert "license: unspecified" in card and "de, en_glasgow" in card
+
+    merged, tok = load_checkpoint(str(tmp_path / "merged"))
+    config = json.loads((tmp_path / "merged" / "config.json").read_text())
+    assert config["language_settings"]["language_tags_list"] == ["de", "en_glasgow"]
+    base, _ = load_checkpoint(str(base_ckpt))
+    unmerged = load_adapter(load_checkpoint(str(base_ckpt))[0], tmp_path / "adapter").eval()
+    torch.testing.assert_close(logits_of(merged, tok), logits_of(unmerged, tok),
+                               atol=1e-4, rtol=1e-4)
+    assert (logits_of(merged, tok) - logits_of(base, tok)).abs().max() > 1e-3
+    assert merged.alphas() != base.alphas()  # RoPE scales trained beside the adapter
+    prompt = tokens.prompt_ids(encode_text(tok, "Guten Morgen", "de"))
+    row = generate(merged, [prompt], torch.randn(1, 128), SamplingConfig(max_new_frames=3, seed=0))[0]
+    assert row.codes.shape[1] == 4 and len(row.codes) > 0
+
+
+def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, synth_data, base_ckpt):
+    common = {"model.init": base_ckpt, "trainer.max_steps": 8, "trainer.ckpt_every": 2,
+              "trainer.val_every": 4, "lora.dropout": 0.3}  # dropout: the RNG must be restored
+    straight = tmp_path / "straight"
+    assert main(["train", *cpu_overrides(straight, synth_data, **common)]) == 0
+
+    broken = tmp_path / "broken"
+    args = ["train", *cpu_overrides(broken, synth_data, **common)]
+    proc = run_cli(args)
+    deadline = time.time() + 300
+    target = broken / "checkpoints" / "step-0000004.ckpt"
+    while not target.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert target.exists(), proc.communicate()[0][-2000:] if proc.poll() is not None else "timeout"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (broken / "metrics.json").exists()  # really interrupted before the end
+    assert main(args[:]) == 0  # the same command resumes
+
+    a, b = final_state(straight), final_state(broken)
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, different[:5]
+
+
+def test_two_process_ddp_ends_with_identical_weights(tmp_path, synth_data, base_ckpt):
+    run_dir = tmp_path / "ddp"
+    args = ["train", *cpu_overrides(run_dir, synth_data, **{
+        "model.init": base_ckpt, "trainer.devices": 2, "trainer.strategy": "ddp",
+        "trainer.max_steps": 3, "trainer.val_every": 3, "trainer.ckpt_every": 3})]
+    env = {**os.environ, "MASTER_PORT": str(29500 + os.getpid() % 1000)}
+    proc = subprocess.run([sys.executable, "-m", "kani_adapt.cli.main", *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    digests = [(run_dir / f"param_digest_rank{r}.txt").read_text() for r in (0, 1)]
+    assert digests[0] == digests[1]
+    base = load_file(base_ckpt / "model.safetensors")
+    trained = final_state(run_dir)
+    lora_b = [v for k, v in trained.items() if "lora_B" in k]
+    assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # training did happen
+    assert len(base) > 0
+
+
+def test_rerun_with_another_config_is_refused(tmp_path, synth_data):
+    run_dir = tmp_path / "run"
+    args = cpu_overrides(run_dir, synth_data, **{"trainer.max_steps": 1, "trainer.val_every": 1})
+    assert main(["train", *args]) == 0
+    with pytest.raises(ConfigError, match="lora.r"):
+        from kani_adapt.config import load_config
+        from kani_adapt.training.config import TrainConfig
+        from kani_adapt.training.run import prepare_run_dir
+
+        prepare_run_dir(load_config(TrainConfig, None, args + ["lora.r=4"]))
