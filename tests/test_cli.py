@@ -103,16 +103,16 @@ def test_help_is_fast_and_teaches():
     assert out.strip().endswith("NOTORCH")
 
 
-def test_demo_leaves_an_export_and_codes(tmp_path, capsys):
+def test_demo_leaves_run_adapter_merged_checkpoint_and_codes(tmp_path):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--steps", "3"]) == 0
+    assert main(["demo", "--out", str(out), "--steps", "4"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert Path(summary["export"]) == out / "export"
-    model, _ = load_checkpoint(str(out / "export"))
+    assert Path(summary["merged_checkpoint"]) == out / "merged"
+    model, _ = load_checkpoint(str(out / "merged"))
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    assert any((out / "run" / "tb").iterdir())
     codes = np.load(out / "codes.npy")
-    assert codes.ndim == 2 and codes.shape[1] == 4
-    first, last = [float(x) for x in summary["loss"].split(" over")[0].split(" -> ")]
-    assert last < first
+    assert codes.ndim == 2 and codes.shape[1] == 4 and len(codes) > 0
 
 
 def test_data_tools_says_no_stage_exists_yet(capsys):

@@ -15,7 +15,7 @@ from kani_adapt.training.module import GeneratorModule
 from kani_adapt.training.samples import make_sample_hook
 
 
-def train(cfg: TrainConfig) -> dict:
+def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
     run_dir, resume_from = runs.prepare_run_dir(cfg)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     model, tokenizer = runs.build_model(cfg)
@@ -23,7 +23,7 @@ def train(cfg: TrainConfig) -> dict:
     data.setup("fit")
     module = GeneratorModule(cfg, model)
     module.sample_hook = make_sample_hook(cfg, data.val_set, codec=None)
-    trainer = build_trainer(cfg, run_dir)
+    trainer = build_trainer(cfg, run_dir, callbacks)
     if trainer.is_global_zero:
         runs.save_base(model, tokenizer, run_dir)
         (run_dir / "data_stats.json").write_text(json.dumps(data.stats, indent=2) + "\n")
@@ -38,7 +38,7 @@ def train(cfg: TrainConfig) -> dict:
     return summary
 
 
-def build_trainer(cfg: TrainConfig, run_dir: Path) -> L.Trainer:
+def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: tuple = ()) -> L.Trainer:
     t = cfg.trainer
     checkpoints = ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="step-{step:07d}",
@@ -57,7 +57,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path) -> L.Trainer:
         # Lightning's CSV logger would delete the previous attempt's file.
         logger=[TensorBoardLogger(run_dir, name="tb", version=""),
                 CSVLogger(run_dir, name="csv", version=f"attempt{_attempt(run_dir)}")],
-        callbacks=[checkpoints, LearningRateMonitor(logging_interval="step")],
+        callbacks=[checkpoints, LearningRateMonitor(logging_interval="step"), *callbacks],
         val_check_interval=min(t.val_every, t.max_steps),
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,

@@ -25,9 +25,9 @@ def target_groups(labels: torch.Tensor) -> dict[str, torch.Tensor]:
 def causal_lm_losses(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """Mean next-token loss over all labelled tokens (``loss``) and per target group
     (``loss_cb0`` .. ``loss_cb3``, ``loss_text``, ``loss_control``); labels are unshifted."""
-    logits = logits[:, :-1].float()
-    labels = labels[:, 1:]
-    per_token = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+    # Shift the labels, not the logits: slicing the (B, L, 80538) logits would copy them.
+    labels = F.pad(labels, (0, 1), value=tokens.IGNORE_INDEX)[:, 1:]
+    per_token = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
                                 ignore_index=tokens.IGNORE_INDEX, reduction="none")
     per_token = per_token.view(labels.shape)
     valid = labels != tokens.IGNORE_INDEX
