@@ -111,6 +111,12 @@ def _convert(value, kind, where: str):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         (item,) = typing.get_args(kind)
         return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if kind is str and isinstance(value, bool):
+        # YAML 1.1 reads on/off/yes/no as booleans: fine for align.enabled, but a tag "no"
+        # (Norwegian) must not silently become False.
+        if where.endswith("align.enabled"):
+            return "on" if value else "off"
+        raise ConfigError(f"{where}: YAML read {value} as a boolean; quote the text, e.g. 'no'")
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind in (int, float, str, bool) and type(value) is not kind:
@@ -164,4 +170,12 @@ def load_config(path: str | Path) -> DataConfig:
     cfg.work = str((path.parent / cfg.work).resolve())
     for src in cfg.ingest.sources:
         src.path = str((path.parent / src.path).resolve())
+    if cfg.write.out:
+        cfg.write.out = str((path.parent / cfg.write.out).resolve())
+    # Model paths may also be hub ids ("org/name"): resolved only where the local path exists.
+    for section, key in (("filter", "tokenizer"), ("embed", "model"), ("align", "dictionary"),
+                         ("align", "acoustic_model")):
+        value = getattr(getattr(cfg, section), key)
+        if value and (path.parent / value).exists():
+            setattr(getattr(cfg, section), key, str((path.parent / value).resolve()))
     return cfg

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from data_tools import embed, report, stage, tokenize
 from data_tools.config import WriteConfig
-from data_tools.records import Utterance, read_jsonl
+from data_tools.records import Utterance, read_jsonl, read_manifest
 from kani_adapt import tokens
 from kani_adapt.errors import DataError
 
@@ -40,6 +40,13 @@ def rows_for(utts: list[Utterance], codes: dict, embs: dict, means: dict,
         row |= {f"nano_layer_{c + 1}": frames[:, c].astype(int).tolist() for c in range(4)}
         rows.append(row)
     return rows
+
+
+def expected(work: Path) -> list[Utterance]:
+    """The clips the dataset must hold: kept by filter, not rejected by embed or tokenize."""
+    dropped = {r["id"] for name in ("embed", "tokenize")
+               for r in read_jsonl(stage.stage_dir(work, name) / "rejected.jsonl")}
+    return [u for u in read_manifest(stage.manifest_path(work, "filter")) if u.id not in dropped]
 
 
 def features():
