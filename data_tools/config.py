@@ -78,7 +78,9 @@ class EmbedConfig:
 @dataclass
 class TokenizeConfig:
     codec: str = "nvidia/nemo-nano-codec-22khz-0.6kbps-12.5fps"  # see data_tools/codecs.py
-    batch_seconds: float = 160.0  # padded audio per batch; batches hold clips of similar length
+    # Padded audio per batch (clips of similar length share one). Sized for a GPU; on a CPU
+    # batching does not pay (benchmarks/README.md): use about 30 s and 4 clips there.
+    batch_seconds: float = 160.0
     max_batch_size: int = 32
     device: str = "cpu"
 

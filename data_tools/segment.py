@@ -29,14 +29,18 @@ def silero_vad(cfg: SegmentConfig) -> Callable[[np.ndarray], list[Span]]:
     import torch
     from silero_vad import get_speech_timestamps, load_silero_vad
 
-    torch.set_num_threads(1)  # the model is small: more threads only add overhead
     model = load_silero_vad()
 
     def spans(audio16k: np.ndarray) -> list[Span]:
-        stamps = get_speech_timestamps(
-            torch.from_numpy(audio16k), model, threshold=cfg.vad_threshold,
-            sampling_rate=VAD_RATE, min_silence_duration_ms=int(cfg.min_silence_seconds * 1000),
-            speech_pad_ms=0)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # 512-sample windows: more threads only add overhead
+        try:
+            stamps = get_speech_timestamps(
+                torch.from_numpy(audio16k), model, threshold=cfg.vad_threshold,
+                sampling_rate=VAD_RATE, speech_pad_ms=0,
+                min_silence_duration_ms=int(cfg.min_silence_seconds * 1000))
+        finally:
+            torch.set_num_threads(threads)  # later stages (codec, embedder) want them all
         return [(s["start"] / VAD_RATE, s["end"] / VAD_RATE) for s in stamps]
     return spans
 
