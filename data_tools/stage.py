@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from data_tools.records import (
-    STAGES, LogEntry, StageLog, Utterance, read_jsonl, read_manifest, write_jsonl_atomic,
+    STAGES, LogEntry, StageLog, Utterance, read_jsonl, write_jsonl_atomic,
     write_text_atomic,
 )
 from kani_adapt.errors import DataError
@@ -96,6 +96,3 @@ def collect(entries: list[LogEntry]) -> tuple[list[Utterance], list[dict]]:
 def read_log(work: Path, stage: str, name: str = "log.jsonl") -> list[LogEntry]:
     return [LogEntry(**d) for d in read_jsonl(stage_dir(work, stage) / name)]
 
-
-def load_inputs(path: Path) -> list[Utterance]:
-    return read_manifest(path)

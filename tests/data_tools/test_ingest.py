@@ -98,3 +98,24 @@ def test_ids_are_safe_and_distinct():
     b = ingest.make_id("src", "spk/ö b.wav")
     assert a != b and a.startswith("src/spk/") and " " not in a
     assert ingest.make_id("src", "x/y.flac") == "src/x/y"
+
+
+def test_ogg_mp3_flac_are_read_and_very_long_files_are_refused(tmp_path):
+    import soundfile as sf
+
+    root, work = tmp_path / "in", tmp_path / "work"
+    audio, sr = espeak("compressed formats work too")
+    formats = {"flac": {}, "ogg": {"format": "OGG", "subtype": "VORBIS"}}
+    if "MP3" in sf.available_formats():
+        formats["mp3"] = {"format": "MP3", "subtype": "MPEG_LAYER_III"}
+    for ext, kw in formats.items():
+        write(root / "s" / f"clip_{ext}.{ext}", audio, sr, "compressed formats", **kw)
+    long_audio = np.tile(audio, 4)
+    write(root / "s" / "long.wav", long_audio, sr, "a very long reading")
+    cfg = IngestConfig(sources=[SourceConfig(path=str(root))],
+                       max_file_seconds=len(audio) / sr * 2)
+    utts = ingest.run(cfg, work)
+    assert sorted(u.id.rsplit("/", 1)[1] for u in utts) == sorted(f"clip_{e}" for e in formats)
+    for u in utts:
+        assert abs(u.duration - len(audio) / sr) < 0.1  # decoders may pad a few ms
+    assert rejected_by_stem(work) == {"long": "too_long_file"}

@@ -80,3 +80,26 @@ def test_prepare_turns_recordings_into_the_dataset_and_resumes(tmp_path, monkeyp
     again = load_from_disk(str(out / "hf"))
     assert again["nano_layer_1"] == ds["nano_layer_1"] and again["source"] == ds["source"]
     assert "dataset written to" in capsys.readouterr().out
+
+
+@needs_espeak
+def test_stages_run_one_by_one_with_tokenize_shards(tmp_path, monkeypatch, capsys):
+    for i, speaker in ((0, "anna"), (1, "ben"), (3, "ben")):  # ids hash to shards 0, 0 and 1
+        good_clip(tmp_path / "recordings" / speaker / f"c{i}.wav", i)
+    speaker_embedder.save(speaker_embedder.build(seed=2), tmp_path / "embedder")
+    codec = EnergyCodec()
+    monkeypatch.setattr(codecs, "CODEC_FACTORY", lambda spec, device: codec)
+    config = tmp_path / "data.yaml"
+    config.write_text("work: work\ningest:\n  sources:\n    - path: recordings\n"
+                      "embed:\n  model: embedder\n")
+    for argv in (["ingest"], ["segment"], ["filter"], ["embed"], ["tokenize", "--shard", "0/2"]):
+        assert main([argv[0], str(config), *argv[1:]]) == 0
+    assert main(["write", str(config)]) == 2  # shard 1/2 is missing: refuse a partial dataset
+    assert "lack codes" in capsys.readouterr().err
+    assert main(["tokenize", str(config), "--shard", "1/2"]) == 0
+    assert main(["write", str(config)]) == 0
+    from datasets import load_from_disk
+    ds = load_from_disk(str(tmp_path / "work" / "dataset" / "hf"))
+    assert sorted(ds["source"]) == ["recordings/anna/c0", "recordings/ben/c1", "recordings/ben/c3"]
+    assert sum(b for b, _ in codec.calls) == 3
+    assert len(list((tmp_path / "work" / "tokenize").glob("codes-00001-of-00002-*.npz"))) == 1

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from data_tools import embed, ingest, speaker_embedder, tokenize, write
@@ -131,3 +132,37 @@ def test_tokenize_in_shards_then_write_the_dataset(tmp_path):
     assert set(report["hours_per_speaker"]) == {"ann", "bob"}
     assert report["speakers_per_tag"] == {"en": 2}
     assert "Hours per speaker" in (out / "report.md").read_text()
+
+
+@needs_espeak
+def test_tokenize_interrupted_after_writing_a_batch_loses_and_duplicates_nothing(tmp_path,
+                                                                                 monkeypatch):
+    from data_tools.records import StageLog
+
+    root, work = tmp_path / "in", tmp_path / "work"
+    for i in range(4):
+        good_clip(root / "s" / f"c{i}.wav", i)
+    utts = ingest.run(IngestConfig(sources=[SourceConfig(path=str(root))]), work)
+    cfg = TokenizeConfig(batch_seconds=7.0, max_batch_size=2)
+    real_append, calls = StageLog.append, []
+
+    def crash_on_second(self, entry):
+        calls.append(entry)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed between the batch file and its record
+        real_append(self, entry)
+    monkeypatch.setattr(StageLog, "append", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        tokenize.run(cfg, work, utts, EnergyCodec())
+    monkeypatch.setattr(StageLog, "append", real_append)
+    done_before = {i for e in tokenize.all_entries(work) for i in e.inputs}
+    assert 0 < len(done_before) < 4
+    codec = EnergyCodec()
+    kept = tokenize.run(cfg, work, utts, codec)
+    assert sum(b for b, _ in codec.calls) == 4 - len(done_before)  # finished work is skipped
+    codes = tokenize.load_codes(work)
+    assert sorted(codes) == sorted(u.id for u in utts) == sorted(u.id for u in kept)
+    fresh = tokenize.encode_batch(EnergyCodec(), [
+        sf.read(work / u.audio, dtype="float32")[0] for u in utts])
+    for u, c in zip(utts, fresh):
+        np.testing.assert_array_equal(codes[u.id], c)
