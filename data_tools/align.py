@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import shutil
 from pathlib import Path
 
 from data_tools import mfa, stage
@@ -99,8 +100,10 @@ def align_corpus(utts: list[Utterance], work: Path, cfg: AlignConfig) -> dict[st
     if not cfg.dictionary:
         dictionary.write_text(mfa.grapheme_dictionary([u.text for u in utts]), encoding="utf-8")
     model = Path(cfg.acoustic_model) if cfg.acoustic_model else folder / "acoustic_model.zip"
+    shutil.rmtree(folder / "textgrids", ignore_errors=True)  # no TextGrid from an earlier run
     steps = mfa.commands(exe, folder / "corpus", dictionary, model, folder / "textgrids",
-                         train=not cfg.acoustic_model, num_jobs=cfg.num_jobs)
+                         train=not cfg.acoustic_model, num_jobs=cfg.num_jobs,
+                         train_config=cfg.train_config)
     mfa.run_commands(steps, folder / "mfa_root", folder / "mfa.log")
     grids = mfa.textgrids(folder / "textgrids")
     return {names[n]: mfa.read_words(p) for n, p in grids.items() if n in names}

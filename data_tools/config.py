@@ -46,6 +46,7 @@ class AlignConfig:
     enabled: str = "auto"  # auto: run where MFA is installed; on: require it; off: skip
     dictionary: str = ""  # pronunciation dictionary; "": a grapheme dictionary from the corpus
     acoustic_model: str = ""  # MFA acoustic model; "": train one on the corpus itself
+    train_config: str = ""  # MFA training config (--config_path); "": MFA's defaults
     mfa_command: str = "mfa"
     num_jobs: int = 2
     min_word_match: float = 0.9  # fraction of transcript words the alignment must contain
@@ -176,7 +177,7 @@ def load_config(path: str | Path) -> DataConfig:
         cfg.write.out = str((path.parent / cfg.write.out).resolve())
     # Model paths may also be hub ids ("org/name"): resolved only where the local path exists.
     for section, key in (("filter", "tokenizer"), ("embed", "model"), ("align", "dictionary"),
-                         ("align", "acoustic_model")):
+                         ("align", "acoustic_model"), ("align", "train_config")):
         value = getattr(getattr(cfg, section), key)
         if value and (path.parent / value).exists():
             setattr(getattr(cfg, section), key, str((path.parent / value).resolve()))

@@ -72,12 +72,13 @@ def grapheme_dictionary(texts: list[str]) -> str:
 
 
 def commands(mfa: str, corpus: Path, dictionary: Path, model: Path, out: Path,
-             train: bool, num_jobs: int) -> list[list[str]]:
+             train: bool, num_jobs: int, train_config: str = "") -> list[list[str]]:
     """validate, train (when no acoustic model is given), align."""
-    jobs = ["--num_jobs", str(num_jobs), "--clean", "--overwrite"]
+    jobs = ["--num_jobs", str(num_jobs), "--clean"]
     steps = [[mfa, "validate", str(corpus), str(dictionary), *jobs]]
     if train:
-        steps.append([mfa, "train", str(corpus), str(dictionary), str(model), *jobs])
+        extra = ["--config_path", train_config] if train_config else []
+        steps.append([mfa, "train", str(corpus), str(dictionary), str(model), *jobs, *extra])
     steps.append([mfa, "align", str(corpus), str(dictionary), str(model), str(out), *jobs])
     return steps
 

@@ -129,3 +129,25 @@ def test_align_stage_drives_mfa_and_applies_its_timings(tmp_path, monkeypatch):
         assert u.duration < by_id[u.id].duration  # trimmed to the words
     assert align.run(AlignConfig(), work, utts) == kept  # resumed: nothing re-run
     assert (work / "align" / "mfa_root" / "calls.txt").read_text().split() == calls
+
+
+@pytest.mark.mfa
+@pytest.mark.slow
+def test_real_mfa_reproduces_the_fixture_alignments(tmp_path):
+    """Where MFA is installed: train on the fixture corpus and align it; word boundaries must
+    land near the ones MFA wrote for the fixture (median error was 12-16 ms there)."""
+    import numpy as np
+
+    work = tmp_path / "work"
+    utts = ingest.run(IngestConfig(sources=[SourceConfig(path=str(FIXTURE / "corpus"),
+                                                         name="fx")]), work)
+    cfg = AlignConfig(pad_seconds=0.0, train_config=str(FIXTURE / "mfa_train_fast.yaml"))
+    words = align.align_corpus(utts, work, cfg)
+    assert len(words) >= 0.9 * len(utts)
+    errors = []
+    for utt_id, ws in words.items():
+        grid = FIXTURE / "mfa_textgrids" / (utt_id.split("/", 1)[1] + ".TextGrid")
+        ref = mfa.read_words(grid)
+        if [w.text for w in ws] == [w.text for w in ref]:
+            errors += [abs(a.start - b.start) for a, b in zip(ws, ref)]
+    assert errors and float(np.median(errors)) < 0.05
