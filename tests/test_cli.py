@@ -115,8 +115,11 @@ def test_demo_leaves_run_adapter_merged_checkpoint_and_codes(tmp_path):
     assert codes.ndim == 2 and codes.shape[1] == 4 and len(codes) > 0
 
 
-def test_data_tools_says_no_stage_exists_yet(capsys):
-    from data_tools.cli import main as data_main
-
-    assert data_main([]) == 2
-    assert "No stage is available" in capsys.readouterr().out
+def test_data_tools_lists_its_stages_without_importing_torch():
+    code = ("import sys; from data_tools.cli import main\n"
+            "try: main(['--help'])\nexcept SystemExit: pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    for stage in ("ingest", "segment", "align", "filter", "embed", "tokenize", "write", "prepare"):
+        assert stage in out
+    assert out.strip().endswith("NOTORCH")

@@ -1,0 +1,132 @@
+"""Stage 4, filter: measure each clip, normalise its text, then reject by pure rules.
+
+Per-clip measurements are logged item by item (resumable); the decisions that compare clips with
+each other (speaking-rate outliers per speaker, exact and near duplicates) run over all of them
+at the end, which is cheap. Writes ``filter/coverage.json`` when a tokenizer is configured.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from data_tools import stage, textnorm
+from data_tools.audio import read_clip
+from data_tools.config import FilterConfig
+from data_tools.quality import Features, measure
+from data_tools.records import LogEntry, Utterance, reject_utt, write_text_atomic
+
+NAME = "filter"
+SILENT_DB = -50.0  # loud frames quieter than this: nothing was recorded
+
+
+def item_reasons(f: Features, orig_rate: int, text: str, cfg: FilterConfig) -> list[tuple[str, str]]:
+    """Every rule one clip breaks on its own, as (reason, detail)."""
+    rules = [
+        (not text.strip(), "empty_transcript", "no text after normalisation"),
+        (f.duration < cfg.min_seconds, "too_short", f"{f.duration:.2f} s < {cfg.min_seconds}"),
+        (f.duration > cfg.max_seconds, "too_long", f"{f.duration:.2f} s > {cfg.max_seconds}"),
+        (f.peak_db < SILENT_DB, "silent", f"loudest frames at {f.peak_db:.0f} dBFS"),
+        (f.clipped_fraction > cfg.max_clipped_fraction, "clipped",
+         f"{f.clipped_fraction:.4f} of samples at full scale"),
+        (f.snr_db < cfg.min_snr_db, "low_snr", f"estimated {f.snr_db:.1f} dB"),
+        (f.silence_ratio > cfg.max_silence_ratio, "mostly_silence",
+         f"silence ratio {f.silence_ratio:.2f}"),
+        (0 < orig_rate < cfg.min_orig_sample_rate, "low_sample_rate",
+         f"recorded at {orig_rate} Hz < {cfg.min_orig_sample_rate}"),
+    ]
+    return [(reason, detail) for broken, reason, detail in rules if broken]
+
+
+def rate_outliers(rates: dict[str, tuple[str, float]], mads: float, min_count: int = 5) -> dict:
+    """{id: detail} for clips whose characters/second lie more than ``mads`` robust deviations
+    from their speaker's median (speakers with fewer than ``min_count`` clips are not judged)."""
+    per_speaker = defaultdict(list)
+    for utt_id, (speaker, rate) in rates.items():
+        per_speaker[speaker].append((utt_id, rate))
+    out = {}
+    for speaker, items in per_speaker.items():
+        if len(items) < min_count:
+            continue
+        values = np.array([r for _, r in items])
+        median = float(np.median(values))
+        mad = 1.4826 * float(np.median(np.abs(values - median))) or 1e-6
+        for utt_id, rate in items:
+            if abs(rate - median) / mad > mads:
+                out[utt_id] = f"{rate:.1f} chars/s vs speaker median {median:.1f}"
+    return out
+
+
+def duplicates(items: list[tuple[str, str, float, list[float]]], similarity: float) -> dict:
+    """{id: kept id} for exact copies (same file bytes and span) and near copies (durations
+    within 2 % and envelope cosine above ``similarity``); the smaller id is kept.
+    ``items``: (id, exact key, duration, fingerprint), sorted by duration for a sliding window."""
+    out, exact = {}, {}
+    for utt_id, key, _, _ in sorted(items):
+        if key in exact:
+            out[utt_id] = exact[key]
+        else:
+            exact[key] = utt_id
+    order = sorted((i for i in items if i[0] not in out), key=lambda i: i[2])
+    prints = {i[0]: np.asarray(i[3]) for i in order}
+    for a, (id_a, _, dur_a, _) in enumerate(order):
+        if id_a in out:
+            continue
+        for id_b, _, dur_b, _ in order[a + 1:]:
+            if dur_b > dur_a * 1.02 + 0.01:
+                break
+            if id_b not in out and float(prints[id_a] @ prints[id_b]) > similarity:
+                first, second = sorted((id_a, id_b))
+                out[second] = first
+    return out
+
+
+def _measure(utt: Utterance, work: Path, cfg: FilterConfig) -> dict:
+    text = textnorm.normalise(utt.text, textnorm.language_of(utt.tag, cfg.language),
+                              cfg.numbers_to_words)
+    audio, rate = read_clip(work / utt.audio)
+    return {"utt": {**utt.to_dict(), "text": text},
+            "features": dataclasses.asdict(measure(audio, rate, text))}
+
+
+def decide(measured: list[dict], cfg: FilterConfig) -> tuple[list[Utterance], list[dict]]:
+    utts = [Utterance.from_dict(m["utt"]) for m in measured]
+    feats = {u.id: Features(**m["features"]) for u, m in zip(utts, measured)}
+    reasons = {u.id: item_reasons(feats[u.id], u.orig_sample_rate, u.text, cfg) for u in utts}
+    ok = [u for u in utts if not reasons[u.id]]
+    dups = duplicates([(u.id, f"{u.sha256}:{u.start:.2f}:{u.duration:.2f}", u.duration,
+                        feats[u.id].fingerprint) for u in ok], cfg.near_duplicate_similarity)
+    for utt_id, kept in dups.items():
+        reasons[utt_id].append(("duplicate", f"same audio as {kept}"))
+    rates = {u.id: (u.speaker, feats[u.id].chars_per_second) for u in ok if u.id not in dups}
+    for utt_id, detail in rate_outliers(rates, cfg.rate_outlier_mad).items():
+        reasons[utt_id].append(("speaking_rate_outlier", detail))
+    accepted = [u for u in utts if not reasons[u.id]]
+    rejected = [reject_utt(u, NAME, reasons[u.id][0][0],
+                           "; ".join(f"{r}: {d}" for r, d in reasons[u.id])) for u in utts
+                if reasons[u.id]]
+    return accepted, rejected
+
+
+def run(cfg: FilterConfig, work: Path, inputs: list[Utterance],
+        max_rejected_fraction: float = 0.5, tokenizer=None) -> list[Utterance]:
+    from tqdm import tqdm
+
+    work = Path(work)
+    log = stage.open_log(work, NAME, {"cfg": dataclasses.asdict(cfg)})
+    done = log.done()
+    for utt in tqdm([u for u in inputs if u.id not in done], desc="filter", unit="clip"):
+        log.append(LogEntry([utt.id], extra=_measure(utt, work, cfg)))
+    wanted = {u.id for u in inputs}
+    measured = [e.extra for e in log.entries() if e.inputs[0] in wanted]
+    accepted, rejected = decide(measured, cfg)
+    if tokenizer is None and cfg.tokenizer:
+        tokenizer = textnorm.load_tokenizer(cfg.tokenizer)
+    if tokenizer is not None:
+        report = textnorm.coverage([u.text for u in accepted], tokenizer)
+        write_text_atomic(stage.stage_dir(work, NAME) / "coverage.json",
+                          json.dumps(report, ensure_ascii=False, indent=1))
+    return stage.finish(work, NAME, accepted, rejected, len(inputs), max_rejected_fraction)

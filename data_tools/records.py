@@ -1,0 +1,134 @@
+"""Records passed between stages, and the resumable per-stage log they travel in.
+
+Every stage reads the previous stage's ``manifest.jsonl`` and appends one line per finished unit
+of work (one input item, or one batch) to its own log. A line is written in a single ``write`` and
+flushed, so after an interruption a unit is either fully recorded or not at all (a torn last line
+is cut off on reopen); re-running skips recorded inputs. The stage's manifest and the shared
+``rejected.jsonl`` are derived from the logs and replaced atomically (temp file + rename).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+STAGES = ("ingest", "segment", "align", "filter", "embed", "tokenize", "write")
+
+
+@dataclass
+class Utterance:
+    id: str  # says where it came from: "<source>/<relative path>[/seg000]"
+    audio: str  # path of the processed mono clip, relative to the work directory
+    text: str
+    speaker: str
+    tag: str = ""  # lower-cased language/accent tag, "" when none
+    duration: float = 0.0  # seconds
+    source: str = ""  # original file (and line, for table layouts)
+    orig_sample_rate: int = 0
+    channels: int = 1
+    sha256: str = ""  # of the original file's bytes: exact duplicates
+    start: float = 0.0  # offset of this clip inside the original recording, seconds
+    long: bool = False  # longer than segment.max_seconds: only alignment can split it
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Utterance":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Rejection:
+    id: str
+    stage: str
+    reason: str  # short machine-readable reason, e.g. "nan_samples"
+    detail: str = ""  # human-readable context (values, thresholds, file names)
+    source: str = ""
+
+
+@dataclass
+class LogEntry:
+    """One finished unit of work: the inputs it covers, what it produced, what it rejected."""
+
+    inputs: list[str]
+    out: list[dict] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)  # stage-specific data (features, shard file)
+
+
+def _repair_tail(path: Path) -> None:
+    """Cut a torn last line left by an interrupted append."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if data.endswith(b"\n"):
+        return
+    keep = data[: data.rfind(b"\n") + 1]
+    with open(path, "r+b") as fh:
+        fh.truncate(len(keep))
+
+
+def read_jsonl(path: Path) -> Iterator[dict]:
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.endswith("\n") and line.strip():
+                yield json.loads(line)
+
+
+class StageLog:
+    """Append-only log of one stage (or one shard of it)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _repair_tail(self.path)
+
+    def entries(self) -> list[LogEntry]:
+        return [LogEntry(**d) for d in read_jsonl(self.path)]
+
+    def done(self) -> set[str]:
+        return {i for e in self.entries() for i in e.inputs}
+
+    def append(self, entry: LogEntry) -> None:
+        line = json.dumps(dataclasses.asdict(entry), ensure_ascii=False) + "\n"
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # concurrent shards never share it
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # concurrent shards never share it
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_manifest(path: Path) -> list[Utterance]:
+    return [Utterance.from_dict(d) for d in read_jsonl(Path(path))]
+
+
+def rejection(utt_id: str, stage: str, reason: str, detail: str = "", source: str = "") -> dict:
+    return dataclasses.asdict(Rejection(utt_id, stage, reason, detail, source))
+
+
+def reject_utt(utt: Utterance, stage: str, reason: str, detail: str = "") -> dict:
+    return rejection(utt.id, stage, reason, detail, utt.source)

@@ -1,0 +1,122 @@
+"""Stage 2, segment: find speech with silero-vad, trim leading/trailing silence, and cut long
+untranscribed recordings into pieces of ``min_seconds``..``max_seconds`` at pauses.
+
+A long clip *with* a transcript is kept whole (marked ``long``): only word timings can say where
+its text splits, so the align stage splits it at sentence ends (without alignment the filter
+rejects it as too long). The decisions (``trim``, ``cut_at_pauses``) are pure functions of the
+speech spans; the VAD is a replaceable function ``(audio_16k) -> [(start_s, end_s)]``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from data_tools import stage
+from data_tools.audio import read_clip, resample, write_clip
+from data_tools.config import SegmentConfig
+from data_tools.records import LogEntry, Utterance, reject_utt
+
+NAME = "segment"
+VAD_RATE = 16000
+Span = tuple[float, float]
+
+
+def silero_vad(cfg: SegmentConfig) -> Callable[[np.ndarray], list[Span]]:
+    """Speech spans in seconds from silero-vad (its model ships inside the wheel)."""
+    import torch
+    from silero_vad import get_speech_timestamps, load_silero_vad
+
+    model = load_silero_vad()
+
+    def spans(audio16k: np.ndarray) -> list[Span]:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # 512-sample windows: more threads only add overhead
+        try:
+            stamps = get_speech_timestamps(
+                torch.from_numpy(audio16k), model, threshold=cfg.vad_threshold,
+                sampling_rate=VAD_RATE, speech_pad_ms=0,
+                min_silence_duration_ms=int(cfg.min_silence_seconds * 1000))
+        finally:
+            torch.set_num_threads(threads)  # later stages (codec, embedder) want them all
+        return [(s["start"] / VAD_RATE, s["end"] / VAD_RATE) for s in stamps]
+    return spans
+
+
+def trim(spans: list[Span], duration: float, pad: float) -> Span | None:
+    """From just before the first speech to just after the last; None when there is none."""
+    if not spans:
+        return None
+    return max(0.0, spans[0][0] - pad), min(duration, spans[-1][1] + pad)
+
+
+def cut_at_pauses(spans: list[Span], duration: float, cfg: SegmentConfig) -> list[Span]:
+    """Pieces of at most ``max_seconds`` that end in pauses, each padded; pieces shorter than
+    ``min_seconds`` are dropped. Speech longer than ``max_seconds`` without a pause is cut hard."""
+    pieces, start, end = [], None, None
+    for s, e in _split_long(spans, cfg.max_seconds - 2 * cfg.pad_seconds):
+        if start is not None and e - start + 2 * cfg.pad_seconds > cfg.max_seconds:
+            pieces.append((start, end))
+            start = None
+        start, end = (s if start is None else start), e
+    if start is not None:
+        pieces.append((start, end))
+    padded = [(max(0.0, s - cfg.pad_seconds), min(duration, e + cfg.pad_seconds))
+              for s, e in pieces]
+    return [(s, e) for s, e in padded if e - s >= cfg.min_seconds]
+
+
+def _split_long(spans: list[Span], limit: float) -> list[Span]:
+    out = []
+    for s, e in spans:
+        while e - s > limit:
+            out.append((s, s + limit))
+            s += limit
+        out.append((s, e))
+    return out
+
+
+def plan(utt: Utterance, spans: list[Span], cfg: SegmentConfig) -> list[tuple[str, Span]] | str:
+    """[(id suffix, span)] to keep, or the rejection reason."""
+    trimmed = trim(spans, utt.duration, cfg.pad_seconds)
+    if trimmed is None:
+        return "no_speech"
+    if trimmed[1] - trimmed[0] <= cfg.max_seconds or utt.text:
+        return [("", trimmed)]
+    pieces = cut_at_pauses(spans, utt.duration, cfg)
+    return [(f"/seg{i:03d}", p) for i, p in enumerate(pieces)] or "no_piece_in_range"
+
+
+def process(utt: Utterance, work: Path, vad, cfg: SegmentConfig) -> dict:
+    audio, rate = read_clip(work / utt.audio)
+    decision = plan(utt, vad(resample(audio, rate, VAD_RATE)), cfg)
+    if isinstance(decision, str):
+        return {"rejected": [reject_utt(utt, NAME, decision, f"{utt.duration:.1f} s clip")]}
+    out = []
+    for suffix, (start, end) in decision:
+        piece = audio[int(start * rate): int(end * rate)]
+        rel = Path(NAME) / "audio" / f"{utt.id}{suffix}.wav"
+        write_clip(work / rel, piece, rate)
+        out.append(dataclasses.replace(
+            utt, id=utt.id + suffix, audio=rel.as_posix(), duration=len(piece) / rate,
+            start=utt.start + start, long=len(piece) / rate > cfg.max_seconds).to_dict())
+    return {"out": out}
+
+
+def run(cfg: SegmentConfig, work: Path, inputs: list[Utterance], vad=None,
+        max_rejected_fraction: float = 0.5) -> list[Utterance]:
+    from tqdm import tqdm
+
+    work = Path(work)
+    log = stage.open_log(work, NAME, dataclasses.asdict(cfg))
+    done = log.done()
+    todo = [u for u in inputs if u.id not in done]
+    if todo and vad is None:
+        vad = silero_vad(cfg)
+    for utt in tqdm(todo, desc="segment", unit="clip"):
+        log.append(LogEntry([utt.id], **process(utt, work, vad, cfg)))
+    wanted = {u.id for u in inputs}
+    accepted, rejected = stage.collect([e for e in log.entries() if e.inputs[0] in wanted])
+    return stage.finish(work, NAME, accepted, rejected, len(inputs), max_rejected_fraction)

@@ -1,0 +1,113 @@
+"""Stage 7, write: the Hugging Face dataset (save_to_disk + parquet), a NeMo manifest of the
+processed clips for codec training, and the Markdown + JSON report.
+
+Columns: text (no tag prefix), tag, nano_layer_1..4, encoded_len, speaker_emb (per clip),
+speaker_emb_mean (per speaker), speaker, duration, source. The whole output folder is built
+under a temporary name and renamed, so a reader never sees half a dataset.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from data_tools import embed, report, stage, tokenize
+from data_tools.config import WriteConfig
+from data_tools.records import Utterance, read_jsonl, read_manifest
+from kani_adapt import tokens
+from kani_adapt.errors import DataError
+
+NAME = "write"
+
+
+def rows_for(utts: list[Utterance], codes: dict, embs: dict, means: dict,
+             drop_repeats: bool) -> list[dict]:
+    """One dataset row per clip; every clip must have codes and an embedding."""
+    missing = [u.id for u in utts if u.id not in codes or u.id not in embs]
+    if missing:
+        raise DataError(f"write: {len(missing)} kept clips lack codes or a speaker embedding "
+                        f"(first: {missing[0]}); finish `data-tools embed` and every "
+                        "`data-tools tokenize --shard i/N` first")
+    rows = []
+    for u in utts:
+        frames = codes[u.id].T  # (frames, 4)
+        if drop_repeats:
+            frames = tokens.drop_repeated_frames(frames)
+        row = {"text": u.text, "tag": u.tag, "encoded_len": int(len(frames)),
+               "speaker_emb": embs[u.id].tolist(), "speaker_emb_mean": means[u.speaker].tolist(),
+               "speaker": u.speaker, "duration": float(u.duration), "source": u.id}
+        row |= {f"nano_layer_{c + 1}": frames[:, c].astype(int).tolist() for c in range(4)}
+        rows.append(row)
+    return rows
+
+
+def expected(work: Path) -> list[Utterance]:
+    """The clips the dataset must hold: kept by filter, not rejected by embed or tokenize."""
+    dropped = {r["id"] for name in ("embed", "tokenize")
+               for r in read_jsonl(stage.stage_dir(work, name) / "rejected.jsonl")}
+    return [u for u in read_manifest(stage.manifest_path(work, "filter")) if u.id not in dropped]
+
+
+def features():
+    from datasets import Features, Sequence, Value
+
+    ints = Sequence(Value("int32"))
+    return Features({
+        "text": Value("string"), "tag": Value("string"),
+        **{f"nano_layer_{c}": ints for c in range(1, 5)},
+        "encoded_len": Value("int32"), "speaker_emb": Sequence(Value("float32")),
+        "speaker_emb_mean": Sequence(Value("float32")), "speaker": Value("string"),
+        "duration": Value("float64"), "source": Value("string"),
+    })
+
+
+def _write_dataset(rows: list[dict], folder: Path, shard_rows: int = 5000) -> None:
+    from datasets import Dataset
+
+    ds = Dataset.from_list(rows, features=features())
+    ds.save_to_disk(str(folder / "hf"))
+    (folder / "parquet").mkdir()
+    n = max(1, -(-len(ds) // shard_rows))
+    for i in range(n):
+        ds.shard(n, i, contiguous=True).to_parquet(
+            str(folder / "parquet" / f"train-{i:05d}-of-{n:05d}.parquet"))
+
+
+def _nemo_manifest(utts: list[Utterance], work: Path) -> str:
+    return "".join(json.dumps({"audio_filepath": str((work / u.audio).resolve()),
+                               "duration": u.duration, "text": u.text, "speaker": u.speaker,
+                               "tag": u.tag}, ensure_ascii=False) + "\n" for u in utts)
+
+
+def run(cfg: WriteConfig, work: Path, inputs: list[Utterance], extras: dict | None = None) -> Path:
+    work = Path(work)
+    out = Path(cfg.out) if cfg.out else work / "dataset"
+    embs, _ = embed.load_embeddings(work)
+    means = {s: m["mean"] for s, m in
+             embed.speaker_means({u.id: embs[u.id] for u in inputs if u.id in embs},
+                                 {u.id: u.speaker for u in inputs}).items()}
+    rows = rows_for(inputs, tokenize.load_codes(work), embs, means, cfg.drop_repeated_frames)
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _write_dataset(rows, tmp)
+    (tmp / "nemo_manifest.jsonl").write_text(_nemo_manifest(inputs, work), encoding="utf-8")
+    summary = report.summarise(rows, list(read_jsonl(work / "rejected.jsonl")),
+                               _extras(work, cfg, extras or {}))
+    (tmp / "report.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
+    (tmp / "report.md").write_text(report.markdown(summary), encoding="utf-8")
+    if out.exists():
+        shutil.rmtree(out)  # replaced as a whole: rows from an earlier run must not linger
+    os.replace(tmp, out)
+    return out
+
+
+def _extras(work: Path, cfg: WriteConfig, extras: dict) -> dict:
+    def load(path: Path):
+        return json.loads(path.read_text()) if path.exists() else None
+
+    return {"coverage": load(stage.stage_dir(work, "filter") / "coverage.json"),
+            "speaker_embeddings": load(stage.stage_dir(work, "embed") / "speakers.json") or {},
+            "options": {"drop_repeated_frames": cfg.drop_repeated_frames, **extras}}
+

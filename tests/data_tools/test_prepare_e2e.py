@@ -1,0 +1,105 @@
+"""A small synthetic corpus (espeak-ng voices as speakers, planted bad files) through
+`data-tools prepare`, into the dataset the generator's training data reads."""
+import json
+
+import numpy as np
+import pytest
+
+from data_tools import codecs, speaker_embedder
+from data_tools.cli import main
+from data_tools.records import read_jsonl
+from dt_helpers import SENTENCES, EnergyCodec, espeak, good_clip, needs_espeak, write
+from kani_adapt import tokens
+from kani_adapt.models.generator.tokenizer import (
+    add_kani_tokens, build_offline_text_tokenizer, encode_text,
+)
+
+VOICES = {"anna": "en", "ben": "en-us", "cara": "en+f3"}
+
+
+def build_corpus(root):
+    for k, (speaker, voice) in enumerate(VOICES.items()):
+        for i in range(2):
+            good_clip(root / speaker / f"{speaker}{i}.wav", k + i, voice=voice)
+    (root / "ben" / "broken.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    (root / "ben" / "broken.txt").write_text("broken file")
+    (root / "anna" / "anna0_copy.wav").write_bytes((root / "anna" / "anna0.wav").read_bytes())
+    (root / "anna" / "anna0_copy.txt").write_text(SENTENCES[0])
+    speech, sr = espeak(SENTENCES[3], voice="en")
+    import soxr
+    write(root / "cara" / "phone.wav", soxr.resample(speech, sr, 8000), 8000, SENTENCES[3])
+    write(root / "cara" / "quiet.wav", np.zeros(sr * 2, np.float32), sr, "silence only")
+    (root / "cara" / "orphan.wav").write_bytes((root / "cara" / "cara0.wav").read_bytes()[:-10])
+    return {"broken": "unreadable_audio", "anna0_copy": "duplicate", "phone": "low_sample_rate",
+            "quiet": "no_speech", "orphan": "missing_transcript"}
+
+
+@needs_espeak
+def test_prepare_turns_recordings_into_the_dataset_and_resumes(tmp_path, monkeypatch, capsys):
+    expected = build_corpus(tmp_path / "recordings")
+    speaker_embedder.save(speaker_embedder.build(seed=1), tmp_path / "embedder")
+    tok = build_offline_text_tokenizer()
+    add_kani_tokens(tok)
+    tok.save_pretrained(tmp_path / "tokenizer")
+    codec = EnergyCodec()
+    monkeypatch.setattr(codecs, "CODEC_FACTORY", lambda spec, device: codec)
+    config = tmp_path / "data.yaml"
+    config.write_text(
+        "work: work\nmax_rejected_fraction: 0.6\n"
+        "ingest:\n  sources:\n    - path: recordings\n      name: synth\n      tag: EN_test\n"
+        "align:\n  enabled: off\n"
+        "filter:\n  tokenizer: tokenizer\n"
+        f"embed:\n  model: {tmp_path / 'embedder'}\n  batch_size: 4\n"
+        "tokenize:\n  codec: test-energy\n  batch_seconds: 12\n")
+    assert main(["prepare", str(config)]) == 0
+    out = tmp_path / "work" / "dataset"
+
+    rejected = {r["id"].rsplit("/", 1)[1]: r["reason"]
+                for r in read_jsonl(tmp_path / "work" / "rejected.jsonl")}
+    assert rejected == expected
+    from datasets import load_from_disk
+    ds = load_from_disk(str(out / "hf"))
+    assert sorted(ds["speaker"]) == sorted(s for s in VOICES for _ in range(2))
+    assert set(ds["tag"]) == {"en_test"}
+    for row in ds:
+        assert row["source"].startswith("synth/") and row["text"] in SENTENCES
+        codes = np.stack([row[f"nano_layer_{c}"] for c in range(1, 5)], axis=1)
+        assert codes.shape == (row["encoded_len"], 4)
+        assert abs(row["encoded_len"] / tokens.FRAMES_PER_SECOND - row["duration"]) < 0.1
+        example = tokens.build_example(encode_text(tok, row["text"], row["tag"]), codes)
+        np.testing.assert_array_equal(tokens.parse_codes(example.input_ids), codes)  # round trip
+    report = json.loads((out / "report.json").read_text())
+    assert report["options"]["alignment"] == "off" and report["coverage"]["characters"] > 0
+    assert {r["reason"] for r in report["rejected_by_reason"]} == set(expected.values())
+    encoded = sum(b for b, _ in codec.calls)
+    assert encoded == len(ds)
+
+    # A second run finds everything done: nothing is encoded again, the dataset is the same.
+    assert main(["prepare", str(config)]) == 0
+    assert sum(b for b, _ in codec.calls) == encoded
+    again = load_from_disk(str(out / "hf"))
+    assert again["nano_layer_1"] == ds["nano_layer_1"] and again["source"] == ds["source"]
+    assert "dataset written to" in capsys.readouterr().out
+
+
+@needs_espeak
+def test_stages_run_one_by_one_with_tokenize_shards(tmp_path, monkeypatch, capsys):
+    for i, speaker in ((0, "anna"), (1, "ben"), (3, "ben")):  # ids hash to shards 0, 0 and 1
+        good_clip(tmp_path / "recordings" / speaker / f"c{i}.wav", i)
+    speaker_embedder.save(speaker_embedder.build(seed=2), tmp_path / "embedder")
+    codec = EnergyCodec()
+    monkeypatch.setattr(codecs, "CODEC_FACTORY", lambda spec, device: codec)
+    config = tmp_path / "data.yaml"
+    config.write_text("work: work\ningest:\n  sources:\n    - path: recordings\n"
+                      "embed:\n  model: embedder\n")
+    for argv in (["ingest"], ["segment"], ["filter"], ["embed"], ["tokenize", "--shard", "0/2"]):
+        assert main([argv[0], str(config), *argv[1:]]) == 0
+    assert main(["write", str(config)]) == 2  # shard 1/2 is missing: refuse a partial dataset
+    assert "lack codes" in capsys.readouterr().err
+    assert main(["tokenize", str(config), "--shard", "1/2"]) == 0
+    assert main(["write", str(config)]) == 0
+    from datasets import load_from_disk
+    ds = load_from_disk(str(tmp_path / "work" / "dataset" / "hf"))
+    assert sorted(ds["source"]) == ["recordings/anna/c0", "recordings/ben/c1", "recordings/ben/c3"]
+    assert sum(b for b, _ in codec.calls) == 3
+    assert len(list((tmp_path / "work" / "tokenize").glob("codes-00001-of-00002-*.npz"))) == 1

@@ -1,0 +1,168 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from data_tools import embed, ingest, speaker_embedder, tokenize, write
+from data_tools.batching import make_batches
+from data_tools.config import EmbedConfig, IngestConfig, SourceConfig, TokenizeConfig, WriteConfig
+from data_tools.records import read_jsonl
+from dt_helpers import EnergyCodec, good_clip, needs_espeak
+from kani_adapt.codec.protocol import Codec
+from kani_adapt.errors import DataError
+
+
+def test_batches_cover_every_id_once_within_budget():
+    rng = np.random.default_rng(0)
+    lengths = {f"u{i}": int(x) for i, x in enumerate(rng.integers(1000, 50000, 40))}
+    batches = make_batches(lengths, max_padded=120000, max_size=8)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == sorted(lengths) and len(flat) == len(set(flat))
+    for b in batches:
+        assert len(b) <= 8
+        assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 120000
+    # neighbours in length: padding in bucketed batches is far below a random grouping's
+    pad = sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in batches)
+    ids = list(lengths)
+    rand = [ids[i:i + 4] for i in range(0, 40, 4)]
+    pad_rand = sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in rand)
+    assert pad < pad_rand / 3
+
+
+def test_shards_partition_ids_and_names_cannot_collide():
+    ids = [f"src/spk/{i}" for i in range(200)]
+    shards = [tokenize.shard_of(i, 4) for i in ids]
+    assert set(shards) == {0, 1, 2, 3}
+    assert tokenize.batch_file((0, 4), ids[:3]) != tokenize.batch_file((0, 4), ids[3:6])
+    assert tokenize.batch_file((0, 4), ids[:3]) != tokenize.batch_file((1, 4), ids[:3])
+    assert tokenize.parse_shard("2/4") == (2, 4)
+    from kani_adapt.errors import ConfigError
+    for bad in ("4/4", "x", "1/0"):
+        with pytest.raises(ConfigError):
+            tokenize.parse_shard(bad)
+
+
+def test_test_codec_follows_the_protocol_and_batching_does_not_change_codes():
+    codec = EnergyCodec()
+    assert isinstance(codec, Codec)
+    rng = np.random.default_rng(1)
+    clips = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (5000, 17640, 9000)]
+    together = tokenize.encode_batch(codec, clips)
+    alone = [tokenize.encode_batch(codec, [c])[0] for c in clips]
+    for a, b, clip in zip(together, alone, clips):
+        assert a.shape == (4, -(-len(clip) // 1764))
+        np.testing.assert_array_equal(a, b)
+
+
+def test_embedder_save_load_roundtrip_and_padding_invariance(tmp_path):
+    model = speaker_embedder.build(seed=3)
+    folder = speaker_embedder.save(model, tmp_path / "emb")
+    loaded = speaker_embedder.load(str(folder))
+    x = torch.randn(2, 16000)
+    lengths = torch.tensor([16000, 9000])
+    with torch.no_grad():
+        a, b = model(x, lengths), loaded(x, lengths)
+        alone = loaded(x[1:, :9000], torch.tensor([9000]))
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a[1], alone[0], atol=1e-5, rtol=1e-4)
+    assert a.shape == (2, 128)
+    torch.testing.assert_close(a.norm(dim=-1), torch.ones(2))
+
+
+def test_embedder_refuses_a_checkpoint_with_missing_weights(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from kani_adapt.errors import CheckpointError
+
+    folder = speaker_embedder.save(speaker_embedder.build(), tmp_path / "emb")
+    state = load_file(str(folder / "model.safetensors"))
+    state.pop("head.0.weight")
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="missing"):
+        speaker_embedder.load(str(folder))
+
+
+def test_speaker_means_are_unit_vectors_per_speaker():
+    rng = np.random.default_rng(0)
+    embs = {f"{s}{i}": rng.standard_normal(128) for s in "ab" for i in range(3)}
+    embs = {k: v / np.linalg.norm(v) for k, v in embs.items()}
+    means = embed.speaker_means(embs, {k: k[0] for k in embs})
+    assert set(means) == {"a", "b"} and means["a"]["clips"] == 3
+    assert abs(np.linalg.norm(means["a"]["mean"]) - 1) < 1e-5
+    assert -1 <= means["a"]["min_cosine"] < 1
+
+
+@needs_espeak
+def test_tokenize_in_shards_then_write_the_dataset(tmp_path):
+    root, work = tmp_path / "in", tmp_path / "work"
+    for i, spk in enumerate(["ann", "ann", "bob", "bob", "bob"]):
+        good_clip(root / spk / f"c{i}.wav", i, voice="en" if spk == "ann" else "en-us")
+    utts = ingest.run(IngestConfig(sources=[SourceConfig(path=str(root), tag="EN")]), work)
+    embed.run(EmbedConfig(batch_size=2), work, utts, model=speaker_embedder.build())
+    codec = EnergyCodec()
+    cfg = TokenizeConfig(batch_seconds=8.0)
+    tokenize.run(cfg, work, utts, codec, shard=(0, 2), max_rejected_fraction=1.0)
+    with pytest.raises(DataError, match="lack codes"):  # shard 1 of 2 has not run yet
+        write.run(WriteConfig(), work, utts)
+    first_calls = len(codec.calls)
+    tokenize.run(cfg, work, utts, codec, shard=(1, 2), max_rejected_fraction=1.0)
+    tokenize.run(cfg, work, utts, codec, shard=(1, 2), max_rejected_fraction=1.0)  # resumed: no-op
+    files = sorted(p.name for p in (work / "tokenize").glob("codes-*.npz"))
+    assert len(files) == len(set(files)) >= 2 and len(codec.calls) >= first_calls
+    assert sum(b for b, _ in codec.calls) == len(utts)  # every clip encoded exactly once
+    out = write.run(WriteConfig(), work, utts)
+
+    from datasets import load_from_disk, load_dataset
+    ds = load_from_disk(str(out / "hf"))
+    pq = load_dataset("parquet", data_files=str(out / "parquet" / "*.parquet"))["train"]
+    assert len(ds) == len(pq) == 5
+    row = ds[0]
+    assert row["tag"] == "en" and not row["text"].startswith("en:")
+    assert row["encoded_len"] == len(row["nano_layer_1"]) == len(row["nano_layer_4"]) > 0
+    assert len(row["speaker_emb"]) == len(row["speaker_emb_mean"]) == 128
+    by_speaker = {}
+    for r in ds:
+        by_speaker.setdefault(r["speaker"], set()).add(tuple(np.round(r["speaker_emb_mean"], 5)))
+    assert {k: len(v) for k, v in by_speaker.items()} == {"ann": 1, "bob": 1}
+    manifest = [json.loads(x) for x in (out / "nemo_manifest.jsonl").read_text().splitlines()]
+    assert len(manifest) == 5 and all(m["audio_filepath"].endswith(".wav") for m in manifest)
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["hours_per_speaker"]) == {"ann", "bob"}
+    assert report["speakers_per_tag"] == {"en": 2}
+    assert "Hours per speaker" in (out / "report.md").read_text()
+
+
+@needs_espeak
+def test_tokenize_interrupted_after_writing_a_batch_loses_and_duplicates_nothing(tmp_path,
+                                                                                 monkeypatch):
+    from data_tools.records import StageLog
+
+    root, work = tmp_path / "in", tmp_path / "work"
+    for i in range(4):
+        good_clip(root / "s" / f"c{i}.wav", i)
+    utts = ingest.run(IngestConfig(sources=[SourceConfig(path=str(root))]), work)
+    cfg = TokenizeConfig(batch_seconds=7.0, max_batch_size=2)
+    real_append, calls = StageLog.append, []
+
+    def crash_on_second(self, entry):
+        calls.append(entry)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed between the batch file and its record
+        real_append(self, entry)
+    monkeypatch.setattr(StageLog, "append", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        tokenize.run(cfg, work, utts, EnergyCodec())
+    monkeypatch.setattr(StageLog, "append", real_append)
+    done_before = {i for e in tokenize.all_entries(work) for i in e.inputs}
+    assert 0 < len(done_before) < 4
+    codec = EnergyCodec()
+    kept = tokenize.run(cfg, work, utts, codec)
+    assert sum(b for b, _ in codec.calls) == 4 - len(done_before)  # finished work is skipped
+    codes = tokenize.load_codes(work)
+    assert sorted(codes) == sorted(u.id for u in utts) == sorted(u.id for u in kept)
+    fresh = tokenize.encode_batch(EnergyCodec(), [
+        sf.read(work / u.audio, dtype="float32")[0] for u in utts])
+    for u, c in zip(utts, fresh):
+        np.testing.assert_array_equal(codes[u.id], c)
