@@ -4,12 +4,10 @@
 """
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kani_adapt.config import from_dict
 from kani_adapt.errors import ConfigError
 
 LAYOUTS = ("folder", "ljspeech", "commonvoice")
@@ -105,46 +103,6 @@ class DataConfig:
     write: WriteConfig = field(default_factory=WriteConfig)
 
 
-def _convert(value, kind, where: str):
-    origin = typing.get_origin(kind)
-    if dataclasses.is_dataclass(kind):
-        return from_dict(kind, value, where)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        (item,) = typing.get_args(kind)
-        return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    if kind is str and isinstance(value, bool):
-        # YAML 1.1 reads on/off/yes/no as booleans: fine for align.enabled, but a tag "no"
-        # (Norwegian) must not silently become False.
-        if where.endswith("align.enabled"):
-            return "on" if value else "off"
-        raise ConfigError(f"{where}: YAML read {value} as a boolean; quote the text, e.g. 'no'")
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind in (int, float, str, bool) and type(value) is not kind:
-        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
-    return value
-
-
-def from_dict(cls, data, where: str = "config"):
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    values = {}
-    for key, value in data.items():
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(names)}"
-            raise ConfigError(f"{where}: unknown key '{key}'{hint}")
-        values[key] = _convert(value, hints[key], f"{where}.{key}")
-    try:
-        return cls(**values)
-    except TypeError as err:
-        raise ConfigError(f"{where}: {err}") from None
-
-
 def validate(cfg: DataConfig) -> DataConfig:
     problems = []
     for i, src in enumerate(cfg.ingest.sources):
@@ -167,7 +125,14 @@ def load_config(path: str | Path) -> DataConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no such data config: {path}")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: cannot read YAML ({err})") from err
+    align = data.get("align") if isinstance(data, dict) else None
+    if isinstance(align, dict) and isinstance(align.get("enabled"), bool):
+        # YAML 1.1 reads on/off as booleans; for this switch that is what was meant.
+        align["enabled"] = "on" if align["enabled"] else "off"
     cfg = validate(from_dict(DataConfig, data, where=str(path)))
     # Relative paths in the config are relative to the config file, not the shell.
     cfg.work = str((path.parent / cfg.work).resolve())

@@ -103,6 +103,9 @@ def _coerce(tp, value, where: str):
         return from_dict(tp, value if value is not None else {}, where)
     if tp is Any:
         return value
+    if tp is str and isinstance(value, bool):
+        # YAML 1.1 reads yes/no/on/off as booleans; a tag "no" (Norwegian) must not become False.
+        raise ConfigError(f"{where}: YAML read {value} as a boolean; quote the text, e.g. 'no'")
     if tp is bool:
         if isinstance(value, bool):
             return value

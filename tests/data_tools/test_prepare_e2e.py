@@ -68,6 +68,20 @@ def test_prepare_turns_recordings_into_the_dataset_and_resumes(tmp_path, monkeyp
         assert abs(row["encoded_len"] / tokens.FRAMES_PER_SECOND - row["duration"]) < 0.1
         example = tokens.build_example(encode_text(tok, row["text"], row["tag"]), codes)
         np.testing.assert_array_equal(tokens.parse_codes(example.input_ids), codes)  # round trip
+    # The generator training data module reads both the saved dataset and the parquet files.
+    from kani_adapt.config import load_config
+    from kani_adapt.training.config import TrainConfig
+    from kani_adapt.training.data import GeneratorData
+
+    for folder in ("hf", "parquet"):
+        cfg = load_config(TrainConfig, None, [f"data.train={out / folder}",
+                                              "data.val_speakers=1", "trainer.max_steps=2"])
+        data = GeneratorData(cfg, tok)
+        data.setup()
+        assert len(data.train_set) == 4 and len(data.val_set) == 2
+        batch = next(iter(data.train_dataloader()))
+        assert batch["speaker_emb"].shape[1] == 128
+        assert (batch["input_ids"][:, 0] == tokens.START_OF_HUMAN).all()
     report = json.loads((out / "report.json").read_text())
     assert report["options"]["alignment"] == "off" and report["coverage"]["characters"] > 0
     assert {r["reason"] for r in report["rejected_by_reason"]} == set(expected.values())
