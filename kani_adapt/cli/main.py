@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from kani_adapt.cli import commands
+from kani_adapt.cli import codec_commands, commands
 from kani_adapt.cli.common import Parser, run_cli
 
 DESCRIPTION = """\
@@ -20,6 +20,7 @@ examples:
   kani-adapt init --size tiny --out models/tiny
   kani-adapt init --base LiquidAI/LFM2-350M --out models/kani-from-lfm2
   kani-adapt generate models/tiny --text "Guten Tag" --tag de --out codes.npy
+  kani-adapt codec check --codec codec.nemo --manifest data/manifest.json --out reports/codec
 """
 
 
@@ -30,6 +31,7 @@ def build_parser() -> Parser:
     commands.add_init(sub)
     commands.add_generate(sub)
     commands.add_demo(sub)
+    codec_commands.add_codec(sub)
     return parser
 
 
