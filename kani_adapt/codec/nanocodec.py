@@ -211,26 +211,37 @@ def resolve_source(source: str) -> Path:
     return found[0]
 
 
-def load_model(source: str, keep_discriminator: bool = False, slm_dir: str | None = None, seed: int = 0):
+def load_model(source: str, discriminators: tuple[str, ...] = (), slm_dir: str | None = None,
+               seed: int = 0):
     """An `AudioCodecModel` from a size name (random weights), a `.nemo` file or a hub id.
 
-    Keys are checked strictly here because NeMo's own loader ignores mismatches.
+    With ``discriminators`` (for training) the stored discriminators are kept (SLM only with
+    ``slm_dir``); a file without any gets fresh ones of those kinds. Keys are checked strictly
+    here because NeMo's own loader ignores mismatches.
     """
     from nemo.collections.tts.models import AudioCodecModel
 
     if source in SIZES:
-        model = build_model(source, seed=seed, discriminators=("mpd", "mrd") if keep_discriminator else ())
-        return model
+        return build_model(source, seed=seed, discriminators=tuple(discriminators))
     path = resolve_source(source)
     with tempfile.TemporaryDirectory() as tmp:
         stored_cfg, state = _read_nemo(path, Path(tmp))
-    cfg, index_map = sanitize_config(stored_cfg, keep_discriminator, slm_dir)
-    state = remap_state_dict(state, index_map, keep_discriminator)
+    keep = bool(discriminators)
+    cfg, index_map = sanitize_config(stored_cfg, keep, slm_dir)
+    state = remap_state_dict(state, index_map, keep)
+    fresh_discriminator = keep and cfg.get("discriminator") is None
+    if fresh_discriminator:
+        cfg.discriminator = discriminator_config(tuple(discriminators))
+    torch.manual_seed(seed)
     model = AudioCodecModel(cfg=cfg)
-    check_keys(set(model.state_dict()), set(state), str(path))
+    expected = set(model.state_dict())
+    if fresh_discriminator:
+        expected = {k for k in expected if not k.startswith("discriminator.")}
+    check_keys(expected, set(state), str(path))
     # Module.load_state_dict directly: AudioCodecModel's override forces strict=False.
     result = torch.nn.Module.load_state_dict(model, state, strict=False)
-    skipped = [k for k in result.missing_keys if ".slm_model.slm_model." not in k]
+    skipped = [k for k in result.missing_keys if ".slm_model.slm_model." not in k
+               and not (fresh_discriminator and k.startswith("discriminator."))]
     if skipped or result.unexpected_keys:
         raise CheckpointError(f"{path}: weights did not load: {skipped[:3]} {result.unexpected_keys[:3]}")
     return model.eval()
@@ -293,4 +304,4 @@ class NemoCodec:
 
 def load_codec(source: str, slm_dir: str | None = None) -> NemoCodec:
     """The loader the data tools and training use: size name, `.nemo` path or hub id -> `Codec`."""
-    return NemoCodec(load_model(source, keep_discriminator=False, slm_dir=slm_dir))
+    return NemoCodec(load_model(source, slm_dir=slm_dir))
