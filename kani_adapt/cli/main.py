@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from kani_adapt.cli import commands, train_commands
+from kani_adapt.cli import codec_commands, commands, train_commands
 from kani_adapt.cli.common import Parser, run_cli
 
 DESCRIPTION = """\
@@ -22,6 +22,7 @@ examples:
   kani-adapt generate models/tiny --text "Guten Tag" --tag de --out codes.npy
   kani-adapt train recipe.yaml data.train=data/hessian mode=lora
   kani-adapt export runs/generator --out exports/hessian --merge
+  kani-adapt codec check --codec codec.nemo --manifest data/manifest.json --out reports/codec
 """
 
 
@@ -34,6 +35,7 @@ def build_parser() -> Parser:
     commands.add_demo(sub)
     train_commands.add_train(sub)
     train_commands.add_export(sub)
+    codec_commands.add_codec(sub)
     return parser
 
 
