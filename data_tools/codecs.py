@@ -1,8 +1,8 @@
 """Where the tokenize stage gets its codec: the single plug-in point for codec implementations.
 
 The stage itself only needs an object that implements ``kani_adapt.codec.protocol.Codec``.
-``CODEC_FACTORY`` turns the ``tokenize.codec`` config value into one; the NeMo NanoCodec loader
-of ``kani_adapt.codec`` plugs in by replacing ``_no_loader`` below with it (one line).
+``CODEC_FACTORY`` turns the ``tokenize.codec`` config value (a size such as ``tiny``, a ``.nemo``
+file or a hub id) into one; by default that is the NeMo NanoCodec of ``kani_adapt.codec``.
 """
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ from kani_adapt.codec.protocol import Codec
 from kani_adapt.errors import ConfigError
 
 
-def _no_loader(spec: str, device: str) -> Codec:
-    raise ConfigError(
-        f"tokenize.codec={spec!r}: no codec loader is available in this version of kani-adapt "
-        "(the NanoCodec module plugs in at data_tools/codecs.py)"
-    )
+def _nanocodec(spec: str, device: str) -> Codec:
+    from kani_adapt.codec.nanocodec import load_codec as load_nanocodec
+
+    codec = load_nanocodec(spec)
+    codec.model.to(device)
+    return codec
 
 
-CODEC_FACTORY: Callable[[str, str], Codec] = _no_loader
+CODEC_FACTORY: Callable[[str, str], Codec] = _nanocodec
 
 
 def load_codec(spec: str, device: str = "cpu") -> Codec:

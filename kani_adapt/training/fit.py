@@ -22,7 +22,7 @@ def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
     data = GeneratorData(cfg, tokenizer)
     data.setup("fit")
     module = GeneratorModule(cfg, model)
-    module.sample_hook = make_sample_hook(cfg, data.val_set, codec=None)
+    module.sample_hook = make_sample_hook(cfg, data.val_set, codec=_codec(cfg))
     trainer = build_trainer(cfg, run_dir, callbacks)
     if trainer.is_global_zero:
         runs.save_base(model, tokenizer, run_dir)
@@ -36,6 +36,15 @@ def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
     if trainer.is_global_zero:
         (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _codec(cfg: TrainConfig):
+    """The codec that decodes validation samples to audio (None: token statistics only)."""
+    if not cfg.codec:
+        return None
+    from kani_adapt.codec.nanocodec import load_codec
+
+    return load_codec(cfg.codec)
 
 
 def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: tuple = ()) -> L.Trainer:

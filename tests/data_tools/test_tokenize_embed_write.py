@@ -166,3 +166,15 @@ def test_tokenize_interrupted_after_writing_a_batch_loses_and_duplicates_nothing
         sf.read(work / u.audio, dtype="float32")[0] for u in utts])
     for u, c in zip(utts, fresh):
         np.testing.assert_array_equal(codes[u.id], c)
+
+
+def test_default_codec_factory_gives_the_nanocodec():
+    import torch
+
+    from data_tools.codecs import load_codec
+
+    codec = load_codec("tiny")
+    audio = torch.sin(torch.arange(22050) / 22050 * 2 * torch.pi * 220)[None]
+    codes, frames = codec.encode(audio, torch.tensor([22050]))
+    assert codes.shape == (1, 4, int(frames[0])) and int(frames[0]) == 13
+    assert int(codes.min()) >= 0 and int(codes.max()) < 4032

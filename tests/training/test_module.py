@@ -169,3 +169,22 @@ def test_sample_hook_logs_statistics_images_and_decoded_audio(tmp_path, monkeypa
     assert rec.audio and rec.audio[0][2] == 22050
     stats = sample_stats(np.zeros((5, 4), dtype=int), True)
     assert stats == {"seconds": 0.4, "hit_length_cap": 1.0, "distinct_frame_ratio": 0.2}
+
+
+def test_samples_decode_with_the_nanocodec(tmp_path, monkeypatch):
+    from kani_adapt.codec.nanocodec import load_codec
+
+    path = synthetic_dataset(tmp_path / "d", n_speakers=3, per_speaker=1)
+    model, tok = tiny_generator()
+    cfg = cfg_with(f"data.train={path}", "trainer.sample_prompts=1", "trainer.sample_max_frames=2")
+    data = GeneratorData(cfg, tok)
+    data.setup()
+    hook = make_sample_hook(cfg, data.val_set, codec=load_codec("tiny"))
+    rec = Recorder()
+    module = GeneratorModule(cfg_with("mode=continue_pretrain"), model)
+    monkeypatch.setattr(type(module), "global_step", property(lambda self: 0))
+    monkeypatch.setattr(module, "log", lambda k, v, **kw: None)
+    monkeypatch.setattr("kani_adapt.training.samples._tensorboard", lambda m: rec)
+    hook(module)
+    (tag, shape, rate), = rec.audio
+    assert rate == 22050 and shape == (1, 2 * 1764)
