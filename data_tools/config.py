@@ -129,21 +129,30 @@ def load_config(path: str | Path) -> DataConfig:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: cannot read YAML ({err})") from err
+    cfg = validate(from_dict(DataConfig, normalise_raw(data), where=str(path)))
+    return resolve_paths(cfg, path.parent)
+
+
+def normalise_raw(data):
+    """YAML 1.1 reads on/off as booleans; for the align switch that is what was meant."""
     align = data.get("align") if isinstance(data, dict) else None
     if isinstance(align, dict) and isinstance(align.get("enabled"), bool):
-        # YAML 1.1 reads on/off as booleans; for this switch that is what was meant.
         align["enabled"] = "on" if align["enabled"] else "off"
-    cfg = validate(from_dict(DataConfig, data, where=str(path)))
-    # Relative paths in the config are relative to the config file, not the shell.
-    cfg.work = str((path.parent / cfg.work).resolve())
+    return data
+
+
+def resolve_paths(cfg: DataConfig, base: Path) -> DataConfig:
+    """Relative paths in a config are relative to the config file's folder, not the shell."""
+    base = Path(base)
+    cfg.work = str((base / cfg.work).resolve())
     for src in cfg.ingest.sources:
-        src.path = str((path.parent / src.path).resolve())
+        src.path = str((base / src.path).resolve())
     if cfg.write.out:
-        cfg.write.out = str((path.parent / cfg.write.out).resolve())
+        cfg.write.out = str((base / cfg.write.out).resolve())
     # Model paths may also be hub ids ("org/name"): resolved only where the local path exists.
     for section, key in (("filter", "tokenizer"), ("embed", "model"), ("align", "dictionary"),
                          ("align", "acoustic_model"), ("align", "train_config")):
         value = getattr(getattr(cfg, section), key)
-        if value and (path.parent / value).exists():
-            setattr(getattr(cfg, section), key, str((path.parent / value).resolve()))
+        if value and (base / value).exists():
+            setattr(getattr(cfg, section), key, str((base / value).resolve()))
     return cfg

@@ -99,6 +99,12 @@ def _coerce(tp, value, where: str):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         (item_tp, *_) = get_args(tp) or (Any,)
         return [_coerce(item_tp, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        key_tp, val_tp = get_args(tp) or (Any, Any)
+        return {_coerce(key_tp, k, where): _coerce(val_tp, v, f"{where}.{k}")
+                for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value if value is not None else {}, where)
     if tp is Any:

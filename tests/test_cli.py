@@ -103,18 +103,6 @@ def test_help_is_fast_and_teaches():
     assert out.strip().endswith("NOTORCH")
 
 
-def test_demo_leaves_run_adapter_merged_checkpoint_and_codes(tmp_path):
-    out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--steps", "4"]) == 0
-    summary = json.loads((out / "summary.json").read_text())
-    assert Path(summary["merged_checkpoint"]) == out / "merged"
-    model, _ = load_checkpoint(str(out / "merged"))
-    assert (out / "adapter" / "adapter_config.json").is_file()
-    assert any((out / "run" / "tb").iterdir())
-    codes = np.load(out / "codes.npy")
-    assert codes.ndim == 2 and codes.shape[1] == 4 and len(codes) > 0
-
-
 def test_data_tools_lists_its_stages_without_importing_torch():
     code = ("import sys; from data_tools.cli import main\n"
             "try: main(['--help'])\nexcept SystemExit: pass\n"

@@ -18,6 +18,7 @@ class Cfg:
     mode: Literal["lora", "continue_pretrain"] = "lora"
     steps: int = 10
     name: Optional[str] = None
+    table: dict[str, list[int]] = field(default_factory=dict)
     fast: bool = False
     optim: Optim = field(default_factory=Optim)
 
@@ -29,6 +30,9 @@ def test_yaml_and_overrides_fill_typed_fields(tmp_path):
     assert cfg == Cfg(mode="continue_pretrain", steps=5, name="run1",
                       optim=Optim(lr=3.0, betas=[0.8, 0.99]))
     assert load_config(Cfg, None, ["optim.lr=1e-4"]).optim.lr == 1e-4
+    assert load_config(Cfg, None, ["table={a: [1, 2]}"]).table == {"a": [1, 2]}
+    with pytest.raises(ConfigError, match=r"table\.a\[0\]"):
+        load_config(Cfg, None, ["table={a: [x]}"])
     assert isinstance(cfg.optim.lr, float)
 
 

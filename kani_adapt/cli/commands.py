@@ -1,4 +1,4 @@
-"""The generator commands: init, generate, demo. Heavy imports happen inside each command."""
+"""The generator commands: init and generate. Heavy imports happen inside each command."""
 from __future__ import annotations
 
 import argparse
@@ -136,28 +136,3 @@ def load_speaker_embedding(path: Path):
     if not np.all(np.isfinite(vec)):
         raise DataError(f"{path}: the speaker embedding contains NaN or infinite values")
     return vec
-
-
-def add_demo(sub) -> None:
-    p = sub.add_parser(
-        "demo", formatter_class=Formatter,
-        help="tiny end-to-end run on CPU: build, train a few steps, export, generate",
-        description=(
-            "Runs without downloads: builds a tiny random generator, trains it for a few steps\n"
-            "on synthetic token data, exports it in the official layout, loads the export back\n"
-            "and generates codes. Leaves everything in --out."
-        ),
-    )
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
-    p.add_argument("--steps", type=int, default=30, help="training steps")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=run_demo)
-
-
-def run_demo(args) -> int:
-    from kani_adapt.demo import run_demo as demo
-
-    summary = demo(args.out, steps=args.steps, seed=args.seed)
-    for key, value in summary.items():
-        print(f"{key}: {value}")
-    return 0

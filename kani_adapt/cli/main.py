@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from kani_adapt.cli import codec_commands, commands, train_commands
+from kani_adapt.cli import codec_commands, commands, recipe_commands, train_commands
 from kani_adapt.cli.common import Parser, run_cli
 
 DESCRIPTION = """\
@@ -17,6 +17,8 @@ Models are given as a local directory or a Hugging Face hub id.
 EPILOG = """\
 examples:
   kani-adapt demo --out runs/demo
+  kani-adapt recipes
+  kani-adapt run recipes/german_hessian/lora.yaml
   kani-adapt init --size tiny --out models/tiny
   kani-adapt init --base LiquidAI/LFM2-350M --out models/kani-from-lfm2
   kani-adapt generate models/tiny --text "Guten Tag" --tag de --out codes.npy
@@ -32,10 +34,10 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.add_init(sub)
     commands.add_generate(sub)
-    commands.add_demo(sub)
     train_commands.add_train(sub)
     train_commands.add_export(sub)
     codec_commands.add_codec(sub)
+    recipe_commands.add_recipe_commands(sub)
     return parser
 
 

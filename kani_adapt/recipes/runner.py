@@ -1,0 +1,120 @@
+"""`kani-adapt run`: the stages of a recipe in order, skipping the ones already done with the
+same inputs and config, resuming an interrupted one, and redoing those whose config changed.
+
+work_dir/stages.json records, per stage, a hash of its config chained with the hashes of the
+stages before it, its status (started/done), its outputs and its wall time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+from kani_adapt.errors import ConfigError
+from kani_adapt.recipes import stages
+from kani_adapt.recipes.schema import Recipe
+
+STATE = "stages.json"
+
+
+@dataclasses.dataclass
+class Stage:
+    name: str
+    run: Callable[[], dict]
+    config: object  # what the stage's result depends on (hashed)
+    outputs: list[Path]  # removed before a re-run with another config
+
+
+def plan(recipe: Recipe, done: dict) -> list[Stage]:
+    """The stages this recipe needs, in order (``done`` holds outputs of earlier stages)."""
+    work = Path(recipe.work_dir)
+    out: list[Stage] = []
+    if recipe.synth is not None:
+        out.append(Stage("synthesize", lambda: stages.synthesize(recipe), recipe.synth, []))
+    if recipe.data is not None:
+        if recipe.speaker_embedder == "tiny":
+            out.append(Stage("speaker_model", lambda: stages.speaker_model(recipe), "tiny", []))
+        out.append(Stage("prepare", lambda: stages.prepare(recipe), recipe.data, []))
+    if recipe.codec_check.enabled:
+        out.append(Stage("codec_check", lambda: stages.codec_check(recipe),
+                         (recipe.codec, recipe.codec_check), [work / "codec_check"]))
+    if recipe.codec_finetune is not None:
+        out.append(Stage("codec_finetune", lambda: stages.codec_finetune(recipe),
+                         recipe.codec_finetune,
+                         [Path(recipe.codec_finetune.run_dir), work / "codec"]))
+    out.append(Stage("train", lambda: stages.train(recipe), recipe.generator,
+                     [Path(recipe.generator.run_dir)]))
+    out.append(Stage("export", lambda: stages.export(recipe), recipe.export, [work / "export"]))
+    if recipe.sample.texts:
+        def sample():
+            codec = done.get("codec_finetune", {}).get("codec", recipe.codec)
+            merged = done.get("export", {}).get("merged")
+            if merged is None:
+                raise ConfigError("the sample stage needs export.merged: true")
+            return stages.sample(recipe, codec, merged)
+        out.append(Stage("sample", sample, recipe.sample, [work / "samples"]))
+    return out
+
+
+def run_recipe(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
+    work = Path(recipe.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    state = _read_state(work)
+    outputs: dict[str, dict] = {}
+    chain = ""
+    for stage in plan(recipe, outputs):
+        chain = _hash(stage.config, chain)
+        previous = state.get(stage.name, {})
+        if previous.get("hash") == chain and previous.get("status") == "done":
+            log(f"[{stage.name}] done before with the same config: skipped")
+            outputs[stage.name] = previous["outputs"]
+            continue
+        if previous.get("hash") not in (None, chain):
+            log(f"[{stage.name}] config changed since the last run: starting it over")
+            _clean(stage, work)
+        elif previous.get("status") == "started":
+            log(f"[{stage.name}] resuming an interrupted run")
+        else:
+            log(f"[{stage.name}] running")
+        state[stage.name] = {"hash": chain, "status": "started"}
+        _write_state(work, state)
+        start = time.time()
+        outputs[stage.name] = stage.run()
+        state[stage.name] = {"hash": chain, "status": "done", "outputs": outputs[stage.name],
+                             "seconds": round(time.time() - start, 1)}
+        _write_state(work, state)
+    return outputs
+
+
+def _hash(config, previous: str) -> str:
+    data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
+    if isinstance(data, tuple):
+        data = [dataclasses.asdict(d) if dataclasses.is_dataclass(d) else d for d in data]
+    text = json.dumps(data, sort_keys=True, default=str) + previous
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _clean(stage: Stage, work: Path) -> None:
+    for path in stage.outputs:
+        if not path.exists():
+            continue
+        if work.resolve() not in path.resolve().parents:
+            raise ConfigError(f"stage {stage.name}: its config changed and {path} holds an older "
+                              "run outside the recipe's work_dir; move it away or point the "
+                              "recipe elsewhere")
+        shutil.rmtree(path)
+
+
+def _read_state(work: Path) -> dict:
+    path = work / STATE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_state(work: Path, state: dict) -> None:
+    tmp = work / (STATE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(work / STATE)

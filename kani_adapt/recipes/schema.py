@@ -1,0 +1,150 @@
+"""The recipe schema: what one adaptation (a language or an accent) needs, stage by stage.
+
+A recipe states only its choices; defaults live in the dataclasses of each stage (data tools,
+codec fine-tuning, generator training). The loader fills in the wiring between stages (where
+the prepared dataset lands, which codec tokenizes and decodes) unless the recipe sets it.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+from data_tools.config import DataConfig, normalise_raw, resolve_paths, validate
+from kani_adapt.codec.train_config import CodecTrainConfig
+from kani_adapt.config import _set_dotted, from_dict
+from kani_adapt.errors import ConfigError
+from kani_adapt.training.config import TrainConfig
+
+NANOCODEC = "nvidia/nemo-nano-codec-22khz-0.6kbps-12.5fps"
+
+
+@dataclass
+class Voice:
+    voice: str  # espeak-ng voice, e.g. de, en-gb-scotland, de+f3
+    speaker: str  # speaker name in the corpus
+    tag: str  # language/accent tag of its utterances
+
+
+@dataclass
+class SynthConfig:
+    """A synthetic corpus spoken by espeak-ng (demos and smoke tests, no downloads)."""
+
+    voices: list[Voice] = field(default_factory=list)
+    sentences: dict[str, list[str]] = field(default_factory=dict)  # tag -> sentences
+    out: str = "recordings"  # inside the work dir
+
+
+@dataclass
+class CodecCheckStage:
+    enabled: bool = True
+    max_clips: int = 50
+    max_seconds: float = 20.0
+
+
+@dataclass
+class ExportStage:
+    merged: bool = True  # full checkpoint in the official layout
+    adapter: bool = True  # PEFT adapter + card (LoRA runs)
+    dtype: str = "bf16"
+
+
+@dataclass
+class SampleStage:
+    texts: list[str] = field(default_factory=list)
+    tag: Optional[str] = None
+    speaker: Optional[str] = None  # a speaker of the dataset (mean embedding); default: first
+    max_frames: int = 500
+    seed: int = 0
+
+
+@dataclass
+class Recipe:
+    name: str = ""
+    description: str = ""
+    work_dir: str = ""  # default: runs/<name> next to the shell's working directory
+    codec: str = NANOCODEC  # tokenizes the data and decodes samples (.nemo, hub id, size)
+    speaker_embedder: str = "nineninesix/speaker-emb-tbr"  # or "tiny" (random, for demos)
+    synth: Optional[SynthConfig] = None
+    data: Optional[DataConfig] = None  # preparation from recordings
+    dataset: Optional[str] = None  # or an already tokenized dataset (skips preparation)
+    codec_check: CodecCheckStage = field(default_factory=CodecCheckStage)
+    codec_finetune: Optional[CodecTrainConfig] = None
+    generator: TrainConfig = field(default_factory=TrainConfig)
+    export: ExportStage = field(default_factory=ExportStage)
+    sample: SampleStage = field(default_factory=SampleStage)
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read the recipe ({err})") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a recipe is a mapping of sections")
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} must look like key=value")
+        _set_dotted(raw, key.strip(), yaml.safe_load(value) if value.strip() else "")
+    return resolve(raw, path.parent.resolve(), where=str(path))
+
+
+def resolve(raw: dict, base: Path, where: str) -> Recipe:
+    """Fill the wiring between stages, then build and check the typed recipe."""
+    raw = copy.deepcopy(raw)
+    name = raw.get("name") or Path(where).stem
+    work = Path(raw.get("work_dir") or Path("runs") / name).resolve()
+    raw["name"], raw["work_dir"] = name, str(work)
+    codec = raw.get("codec", NANOCODEC)
+    if isinstance(raw.get("data"), dict):
+        data = normalise_raw(raw["data"])
+        data.setdefault("work", str(work / "data"))
+        for source in data.get("ingest", {}).get("sources", []) or []:
+            if isinstance(source, dict) and isinstance(source.get("path"), str):
+                source["path"] = source["path"].replace("{work}", str(work))
+        data.setdefault("tokenize", {}).setdefault("codec", codec)
+        embedder = raw.get("speaker_embedder", Recipe.speaker_embedder)
+        data.setdefault("embed", {}).setdefault(
+            "model", str(work / "models" / "speaker-embedder") if embedder == "tiny" else embedder)
+    dataset = raw.get("dataset") or str(work / "data" / "dataset" / "hf")
+    gen = raw.setdefault("generator", {})
+    gen.setdefault("run_dir", str(work / "generator"))
+    gen.setdefault("data", {}).setdefault("train", dataset)
+    if isinstance(raw.get("codec_finetune"), dict):
+        ft = raw["codec_finetune"]
+        ft.setdefault("train_manifest", str(work / "data" / "dataset" / "nemo_manifest.jsonl"))
+        ft.setdefault("run_dir", str(work / "codec"))
+        ft.setdefault("codec", codec)
+    _relative_to(base, raw, ["dataset"], ["codec"], ["generator", "data", "train"],
+                 ["generator", "data", "replay"], ["generator", "model", "init"],
+                 ["codec_finetune", "train_manifest"], ["codec_finetune", "val_manifest"],
+                 ["codec_finetune", "codec"])
+    recipe = from_dict(Recipe, raw, where=where)
+    if recipe.data is not None:
+        validate(recipe.data)
+        resolve_paths(recipe.data, base)
+    if recipe.data is None and not recipe.dataset:
+        raise ConfigError(f"{where}: give `data` (recordings to prepare) or `dataset` "
+                          "(an already tokenized dataset)")
+    if recipe.synth is not None and recipe.data is None:
+        raise ConfigError(f"{where}: `synth` makes recordings; `data` must prepare them")
+    return recipe
+
+
+def _relative_to(base: Path, raw: dict, *keys: list[str]) -> None:
+    """Paths written ./x or ../x (or existing next to the recipe) are relative to the recipe's
+    folder; anything else (hub ids such as org/name, size names) is left as it is."""
+    for key in keys:
+        node = raw
+        for part in key[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        value = node.get(key[-1]) if isinstance(node, dict) else None
+        if not isinstance(value, str) or not value or Path(value).is_absolute():
+            continue
+        if value.startswith(("./", "../")) or (base / value).exists():
+            node[key[-1]] = str((base / value).resolve())

@@ -1,0 +1,38 @@
+"""A small multi-speaker corpus spoken by espeak-ng: audio + .txt sidecars per speaker folder."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from tqdm import tqdm
+
+from kani_adapt.errors import ConfigError, DataError
+
+
+def synthesize(cfg, out: Path) -> Path:
+    """Write ``out/<tag>/<speaker>/<speaker>_<i>.wav`` and ``.txt`` for every voice and sentence of its
+    tag. Existing files are kept (a re-run only fills gaps)."""
+    if shutil.which("espeak-ng") is None:
+        raise ConfigError("espeak-ng is not installed (apt-get install espeak-ng)")
+    jobs = []
+    for voice in cfg.voices:
+        sentences = cfg.sentences.get(voice.tag) or []
+        if not sentences:
+            raise ConfigError(f"synth.sentences has no sentences for tag {voice.tag!r}")
+        for i, text in enumerate(sentences):
+            jobs.append((voice, i, text))
+    for voice, i, text in tqdm(jobs, desc="espeak-ng", unit="clip"):
+        folder = out / voice.tag / voice.speaker
+        folder.mkdir(parents=True, exist_ok=True)
+        wav = folder / f"{voice.speaker}_{i:03d}.wav"
+        if wav.exists() and (folder / f"{wav.stem}.txt").exists():
+            continue
+        tmp = wav.with_suffix(".tmp.wav")
+        result = subprocess.run(["espeak-ng", "-v", voice.voice, "-s", "150", "-w", str(tmp), text],
+                                capture_output=True, text=True)
+        if result.returncode != 0 or not tmp.exists():
+            raise DataError(f"espeak-ng -v {voice.voice} failed: {result.stderr.strip()[:200]}")
+        tmp.rename(wav)
+        (folder / f"{wav.stem}.txt").write_text(text + "\n", encoding="utf-8")
+    return out
