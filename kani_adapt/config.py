@@ -21,6 +21,11 @@ T = TypeVar("T")
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] = ()) -> T:
     """Build ``cls`` from a YAML file (optional) and dotted ``key=value`` overrides."""
+    return from_dict(cls, read_yaml(path, overrides), where=str(path) if path else "config")
+
+
+def read_yaml(path: str | Path | None, overrides: list[str] = ()) -> dict:
+    """The raw mapping of a YAML file (optional) with dotted ``key=value`` overrides applied."""
     data: dict = {}
     if path is not None:
         try:
@@ -34,7 +39,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         if not sep or not key:
             raise ConfigError(f"override {item!r} must look like key=value (e.g. optim.lr=1e-4)")
         _set_dotted(data, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
-    return from_dict(cls, data, where=str(path) if path else "config")
+    return data
 
 
 def from_dict(cls: type[T], data: dict, where: str = "config") -> T:

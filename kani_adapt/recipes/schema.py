@@ -11,11 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import yaml
-
 from data_tools.config import DataConfig, normalise_raw, resolve_paths, validate
 from kani_adapt.codec.train_config import CodecTrainConfig
-from kani_adapt.config import _set_dotted, from_dict
+from kani_adapt.config import from_dict, read_yaml
 from kani_adapt.errors import ConfigError
 from kani_adapt.training.config import TrainConfig
 
@@ -80,17 +78,7 @@ class Recipe:
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"{path}: cannot read the recipe ({err})") from err
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a recipe is a mapping of sections")
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} must look like key=value")
-        _set_dotted(raw, key.strip(), yaml.safe_load(value) if value.strip() else "")
+    raw = read_yaml(path, overrides)
     return resolve(raw, path.parent.resolve(), where=str(path))
 
 

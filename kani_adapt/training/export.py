@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from kani_adapt import config as config_io
+from kani_adapt.atomic import write_folder
 from kani_adapt.errors import CheckpointError
 from kani_adapt.models.generator.checkpoint import save_checkpoint
 from kani_adapt.training import lora
@@ -36,7 +35,7 @@ def export_run(run_dir: Path, out: Path, *, merge: bool = False, dtype: str = "b
     net, tokenizer, cfg = load_run(run_dir)
     stats = _read_json(run_dir / "data_stats.json")
     if cfg.mode == "lora" and not merge:
-        _write_atomically(out, lambda tmp: _write_adapter(net, cfg, stats, run_dir, tmp))
+        write_folder(out, lambda tmp: _write_adapter(net, cfg, stats, run_dir, tmp))
         return out, "PEFT adapter"
     final = lora.merge(net) if cfg.mode == "lora" else net
     save_checkpoint(final, tokenizer, out, dtype=dtype, language_tags=stats.get("tags", []))
@@ -94,20 +93,6 @@ model, tokenizer = load_checkpoint("{cfg.model.init}")
 model = load_adapter(model, "THIS_FOLDER")
 ```
 """
-
-
-def _write_atomically(out: Path, write) -> None:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        write(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def _read_json(path: Path) -> dict:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -18,6 +16,7 @@ from safetensors.torch import save_file
 from transformers import AutoTokenizer, GenerationConfig, Lfm2Config, Lfm2ForCausalLM
 
 from kani_adapt import tokens
+from kani_adapt.atomic import write_folder
 from kani_adapt.errors import CheckpointError
 from kani_adapt.models.generator import sizes
 from kani_adapt.models.generator.model import KaniTTS2ForCausalLM
@@ -144,10 +143,8 @@ def save_checkpoint(
     if dtype not in DTYPES:
         raise CheckpointError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     check_kani_tokenizer(tokenizer)
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         _write_config(model.config, tmp / "config.json", dtype, language_tags)
         state = {
             k: v.detach().to(DTYPES[dtype]).contiguous().cpu()
@@ -160,13 +157,8 @@ def save_checkpoint(
         GenerationConfig(
             bos_token_id=tokens.BOS, eos_token_id=tokens.END_OF_SPEECH, pad_token_id=tokens.PAD,
         ).save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out
+
+    return write_folder(out_dir, write)
 
 
 def load_checkpoint(
