@@ -65,6 +65,7 @@ class Validation:
     checks: list[CheckResult] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    measured: list[Measured] = field(default_factory=list)  # every clip, for packaging
 
     @property
     def accepted(self) -> bool:

@@ -103,7 +103,8 @@ def validate(root: Path, cfg: ContributeConfig, progress: bool = False) -> Valid
     if card is None:  # without a card the speaker and accent checks could not run
         results = [CheckResult(r.name, SKIPPED, "no readable card") if r.name in
                    ("speakers", "accents") else r for r in results]
-    return Validation(str(root), results, problems, report.statistics(measured, hours, card))
+    return Validation(str(root), results, problems, report.statistics(measured, hours, card),
+                      measured)
 
 
 def _progress(items: list, show: bool):

@@ -169,6 +169,17 @@ def test_split_and_accent_rules_directly():
     assert checks.accent_problems(hours, 0.5, 1, 0.8) == []
 
 
+def test_card_speaker_counts_must_match_the_audio(tmp_path):
+    (tmp_path / "README.md").write_text(card({"a": 2, "b": 1, "ghost": 3}))
+    listed, _ = read_card(tmp_path)
+    clips = [Clip(f"train/{s}/{i}", None, "train", s, "t") for s, i in
+             [("a", 0), ("b", 0), ("b", 1), ("extra", 0)]]
+    got = {p.reason: p.detail for p in checks.speaker_problems(listed, clips)}
+    assert set(got) == {"speaker_not_in_card", "speaker_without_audio", "speaker_count_mismatch"}
+    assert "'b' lists 1 clips but has 2" in got["speaker_count_mismatch"]
+    assert "ghost" in got["speaker_without_audio"] and "extra" in got["speaker_not_in_card"]
+
+
 def test_too_many_poor_clips_reject_but_a_few_only_warn(good):
     cfg = ContributeConfig(**CFG, min_snr_db=200.0)  # every clip now "noisy"
     result = validate(good, cfg)
@@ -194,3 +205,77 @@ def test_cli_exit_codes_and_json_report(good, tmp_path, capsys):
     cfg.write_text("min_hourz: 1\n")
     assert main(["contribute", "validate", str(good), "--config", str(cfg)]) == 2
     assert "did you mean 'min_hours'" in capsys.readouterr().err
+
+
+def test_package_writes_a_dataset_that_load_dataset_reads_back(good, tmp_path, monkeypatch):
+    import soundfile as sf
+    from datasets import Audio, load_dataset
+
+    from data_tools.contribute.card import front_matter
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    out = tmp_path / "hf"
+    assert main(["contribute", "package", str(good), "--out", str(out), "--quiet",
+                 "--min-hours", "0.002"]) == 0
+    ds = load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
+    assert sorted(ds) == ["test", "train"] and (len(ds["train"]), len(ds["test"])) == (8, 4)
+    assert isinstance(ds["train"].features["audio"], Audio)
+    rows = ds["train"].cast_column("audio", Audio(decode=False))
+    row = next(r for r in rows if r["id"] == "train/s2/c1")
+    assert row["audio"]["bytes"] == (good / "audio/train/s2/c1.wav").read_bytes()
+    assert row["text"] == (good / "audio/train/s2/c1.txt").read_text()
+    assert (row["speaker"], row["accent"], row["language"], row["split"]) == \
+        ("s2", "en_glasgow", "en", "train")
+    assert abs(row["duration"] - sf.info(good / "audio/train/s2/c1.wav").duration) < 1e-3
+    assert set(ds["test"]["speaker"]) == {"s3"}
+    meta, body = front_matter((out / "README.md").read_text(), out / "README.md")
+    assert meta["license"] == "cc-by-4.0" and meta["language"] == ["en"]
+    assert "en_glasgow" in meta["tags"] and meta["size_categories"] == ["n<1K"]
+    assert "All speakers agreed in writing" in body and "| s3 |" in body
+    assert json.loads((out / "validation.json").read_text())["accepted"] is True
+    assert not list(tmp_path.glob(".hf.*"))  # no temporary folder left behind
+    assert main(["contribute", "package", str(good), "--out", str(out), "--quiet",
+                 "--min-hours", "0.002"]) == 2  # exists: needs --overwrite
+
+
+def test_package_refuses_a_rejected_dataset(good, tmp_path, capsys):
+    out = tmp_path / "hf"
+    assert main(["contribute", "package", str(good), "--out", str(out), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "too_few_hours" in captured.out and "not packaged" in captured.err
+    assert not out.exists()
+
+
+def test_package_shards_and_size_categories(good):
+    from data_tools.contribute.package import shards, size_category
+    from data_tools.contribute.records import Measured
+
+    files = sorted((good / "audio" / "train").rglob("*.wav"))
+    items = [Measured(Clip(str(f), f, "train", "s", "t")) for f in files]
+    size = files[0].stat().st_size
+    groups = shards(items, limit=int(2.5 * size))
+    assert [m for g in groups for m in g] == items  # order kept, nothing lost
+    assert all(sum(m.clip.path.stat().st_size for m in g) <= 2.5 * size for g in groups)
+    assert len(shards(items, limit=1)) == len(items)  # one oversized file still gets a shard
+
+    assert [size_category(n) for n in (0, 999, 1000, 20_000)] == \
+        ["n<1K", "n<1K", "1K<n<10K", "10K<n<100K"]
+
+
+def test_alignment_check_where_mfa_exists_flags_mismatched_transcripts(good, monkeypatch):
+    from data_tools import align, mfa
+
+    def fake_align(utts, work, cfg):  # stands in for MFA: clip c0 of s1 aligned to wrong words
+        words = {u.id: [mfa.Word(0.1 * i, 0.1 * i + 0.1, w)
+                        for i, w in enumerate(mfa.words_of(u.text))] for u in utts}
+        words["train/s1/c0"] = [mfa.Word(0.0, 0.5, "something"), mfa.Word(0.5, 1.0, "else")]
+        return words
+
+    monkeypatch.setattr(mfa, "find_mfa", lambda command="mfa": "/usr/bin/mfa")
+    monkeypatch.setattr(align, "align_corpus", fake_align)
+    result = validate(good, ContributeConfig(**CFG))
+    assert [(p.reason, p.detail.split(":")[0]) for p in result.problems] == \
+        [("poor_alignment", "audio/train/s1/c0")]
+    assert result.accepted and {c.name: c.status for c in result.checks}["alignment"] == "passed"
+    result = validate(good, ContributeConfig(**CFG, max_bad_clip_fraction=0.05))
+    assert not result.accepted and "too_many_misaligned" in reasons(result)
