@@ -130,7 +130,7 @@ def cmd_package(args) -> int:
         return 1
     out = package.write(result, Path(args.dir), Path(args.out), overwrite=args.overwrite)
     print(f"Hugging Face dataset written to {out}; upload it with "
-          f"`huggingface-cli upload --repo-type dataset <org>/<name> {out}`")
+          f"`hf upload <org>/<name> {out} --repo-type dataset`")
     return 0
 
 

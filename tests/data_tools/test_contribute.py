@@ -279,3 +279,13 @@ def test_alignment_check_where_mfa_exists_flags_mismatched_transcripts(good, mon
     assert result.accepted and {c.name: c.status for c in result.checks}["alignment"] == "passed"
     result = validate(good, ContributeConfig(**CFG, max_bad_clip_fraction=0.05))
     assert not result.accepted and "too_many_misaligned" in reasons(result)
+
+
+def test_the_card_example_in_the_docs_has_no_problems(tmp_path):
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "contributing-datasets.md"
+    example = docs.read_text().split("```yaml\n")[1].split("```")[0]
+    (tmp_path / "README.md").write_text(example)
+    parsed, problems = read_card(tmp_path)
+    assert problems == [] and [s.id for s in parsed.speakers] == ["anna", "bernd", "carla"]
