@@ -15,6 +15,19 @@ Turn community recordings into KaniTTS2 training data, one resumable stage at a 
   ingest -> segment -> align (where MFA is installed) -> filter -> embed -> tokenize -> write
 `data-tools prepare DATA_CONFIG` runs them all; `data-tools check DATA_CONFIG` shows the
 resolved config. Rejected items and their reasons land in <work>/rejected.jsonl.
+`data-tools contribute validate|package DIR` checks and packages a contributed accent dataset.
+"""
+CONTRIBUTE = """\
+Check a contributed accent dataset, or package it for the Hugging Face Hub.
+
+Layout (docs/contributing-datasets.md):
+  DIR/README.md                           card: YAML front matter with license, consent,
+                                          language, accent, speakers (id, clips[, accent])
+  DIR/audio/<split>/<speaker>/<clip>.wav  + <clip>.txt (or .lab), a UTF-8 transcript
+  split: train, validation or test; a speaker stays in one split.
+Card template: data_tools/templates/contribution_card.md
+
+validate exit codes: 0 accepted, 1 rejected (reasons in the report), 2 usage error.
 """
 STAGES = {
     "ingest": "read recordings and transcripts (folder, LJSpeech, Common Voice) as mono clips",
@@ -80,6 +93,75 @@ def cmd_check(args) -> int:
     return 0
 
 
+def _contribute_config(args):
+    from data_tools.contribute.config import load
+
+    overrides = [f"{k}={v}" for k, v in (("min_hours", args.min_hours),
+                                         ("min_speakers", args.min_speakers)) if v is not None]
+    return load(args.config, overrides)
+
+
+def cmd_validate(args) -> int:
+    import json
+    from pathlib import Path
+
+    from data_tools.contribute import report
+    from data_tools.contribute.validate import validate
+
+    result = validate(Path(args.dir), _contribute_config(args), progress=not args.quiet)
+    print(report.markdown(result), end="")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_json(result), ensure_ascii=False,
+                                              indent=1), encoding="utf-8")
+    return 0 if result.accepted else 1
+
+
+def cmd_package(args) -> int:
+    from pathlib import Path
+
+    from data_tools.contribute import package, report
+    from data_tools.contribute.validate import validate
+
+    result = validate(Path(args.dir), _contribute_config(args), progress=not args.quiet)
+    if not result.accepted:
+        print(report.markdown(result), end="")
+        print(f"not packaged: {args.dir} fails validation ({len(result.errors())} errors above)",
+              file=sys.stderr)
+        return 1
+    out = package.write(result, Path(args.dir), Path(args.out), overwrite=args.overwrite)
+    print(f"Hugging Face dataset written to {out}; upload it with "
+          f"`hf upload <org>/<name> {out} --repo-type dataset`")
+    return 0
+
+
+def _add_contribute(sub) -> None:
+    p = sub.add_parser("contribute", help="validate or package a contributed accent dataset",
+                       description=CONTRIBUTE,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(func=lambda args: p.print_help() or 2)  # no action: show this help
+    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
+    for name, help_text, func in (
+            ("validate", "check the dataset and print a Markdown report (exit 0/1/2)",
+             cmd_validate),
+            ("package", "validate, then write a Hugging Face dataset folder (parquet + card)",
+             cmd_package)):
+        a = actions.add_parser(name, help=help_text, description=CONTRIBUTE,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        a.add_argument("dir", help="the contributed dataset folder")
+        a.add_argument("--config", help="YAML of thresholds (data_tools/contribute/config.py)")
+        a.add_argument("--min-hours", type=float, help="hours needed per accent tag (default 1)")
+        a.add_argument("--min-speakers", type=int, help="speakers needed per accent tag "
+                       "(default 3)")
+        a.add_argument("--quiet", action="store_true", help="no progress bar")
+        if name == "validate":
+            a.add_argument("--json", help="also write the report as JSON to this file")
+        else:
+            a.add_argument("--out", required=True, help="dataset folder to create")
+            a.add_argument("--overwrite", action="store_true",
+                           help="replace OUT when it already exists")
+        a.set_defaults(func=func)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="data-tools", description=DESCRIPTION,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -97,6 +179,7 @@ def build_parser() -> Parser:
     p = sub.add_parser("check", help="print the fully resolved data config")
     p.add_argument("config", help="data config (YAML)")
     p.set_defaults(func=cmd_check)
+    _add_contribute(sub)
     return parser
 
 

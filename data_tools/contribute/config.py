@@ -1,0 +1,58 @@
+"""Thresholds of the contribution gate: a typed dataclass, YAML via ``--config``.
+
+Quality thresholds default to the filter stage's, so a dataset that passes here is one the
+training pipeline will mostly keep.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from data_tools.config import AlignConfig, FilterConfig
+from kani_adapt.config import load_config
+from kani_adapt.errors import ConfigError
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class ContributeConfig:
+    min_hours: float = 1.0  # per accent tag, over readable clips
+    min_speakers: int = 3  # per accent tag: a tag must describe an accent, not copy one voice
+    max_speaker_share: float = 0.5  # warn when one speaker holds more of a tag's hours
+    max_bad_clip_fraction: float = 0.1  # share of clips failing quality rules before rejecting
+    min_seconds: float = FilterConfig.min_seconds
+    max_seconds: float = FilterConfig.max_seconds
+    max_clipped_fraction: float = FilterConfig.max_clipped_fraction
+    min_snr_db: float = FilterConfig.min_snr_db
+    max_silence_ratio: float = FilterConfig.max_silence_ratio
+    min_orig_sample_rate: int = FilterConfig.min_orig_sample_rate
+    near_duplicate_similarity: float = FilterConfig.near_duplicate_similarity
+    align: AlignConfig = field(default_factory=AlignConfig)  # used where MFA is installed
+
+    def filter_config(self) -> FilterConfig:
+        """The filter stage's rules with these thresholds (reused, not re-implemented)."""
+        names = ("min_seconds", "max_seconds", "max_clipped_fraction", "min_snr_db",
+                 "max_silence_ratio", "min_orig_sample_rate", "near_duplicate_similarity")
+        return FilterConfig(**{n: getattr(self, n) for n in names})
+
+
+def check(cfg: ContributeConfig) -> ContributeConfig:
+    problems = []
+    if cfg.min_hours < 0:
+        problems.append("min_hours must be 0 or more")
+    if cfg.min_speakers < 1:
+        problems.append("min_speakers must be 1 or more")
+    if not 0 <= cfg.max_bad_clip_fraction <= 1:
+        problems.append("max_bad_clip_fraction must be between 0 and 1")
+    if cfg.align.enabled not in ("auto", "on", "off"):
+        problems.append("align.enabled must be auto, on or off")
+    if problems:
+        raise ConfigError("contribute config: " + "; ".join(problems))
+    return cfg
+
+
+def load(path: str | Path | None, overrides: list[str] = ()) -> ContributeConfig:
+    if path is not None and not Path(path).is_file():
+        raise ConfigError(f"no such contribute config: {path}")
+    return check(load_config(ContributeConfig, path, list(overrides)))
