@@ -151,19 +151,26 @@ class Recorder:
         self.audio.append((tag, wav.shape, sample_rate))
 
 
-def test_sample_hook_logs_statistics_images_and_decoded_audio(tmp_path, monkeypatch):
-    path = synthetic_dataset(tmp_path / "d", n_speakers=3, per_speaker=2)
+def run_sample_hook(tmp_path, monkeypatch, codec, prompts: int, frames: int) -> Recorder:
+    """Build a sample hook over a small validation set and run it once, recording the output."""
+    path = synthetic_dataset(tmp_path / "d", n_speakers=3, per_speaker=prompts)
     model, tok = tiny_generator()
-    cfg = cfg_with(f"data.train={path}", "trainer.sample_prompts=2", "trainer.sample_max_frames=3")
+    cfg = cfg_with(f"data.train={path}", f"trainer.sample_prompts={prompts}",
+                   f"trainer.sample_max_frames={frames}")
     data = GeneratorData(cfg, tok)
     data.setup()
-    hook = make_sample_hook(cfg, data.val_set, codec=FakeCodec())
+    hook = make_sample_hook(cfg, data.val_set, codec=codec)
     rec = Recorder()
     module = GeneratorModule(cfg_with("mode=continue_pretrain"), model)
     monkeypatch.setattr(type(module), "global_step", property(lambda self: 0))
     monkeypatch.setattr(module, "log", lambda k, v, **kw: rec.scalars.__setitem__(k, v))
     monkeypatch.setattr("kani_adapt.training.samples._tensorboard", lambda m: rec)
     hook(module)
+    return rec
+
+
+def test_sample_hook_logs_statistics_images_and_decoded_audio(tmp_path, monkeypatch):
+    rec = run_sample_hook(tmp_path, monkeypatch, FakeCodec(), prompts=2, frames=3)
     assert {"samples/seconds_0", "samples/hit_length_cap_1"} <= set(rec.scalars)
     assert "samples/codes_0" in rec.images and "samples/audio_0_spectrogram" in rec.images
     assert rec.audio and rec.audio[0][2] == 22050
@@ -174,17 +181,6 @@ def test_sample_hook_logs_statistics_images_and_decoded_audio(tmp_path, monkeypa
 def test_samples_decode_with_the_nanocodec(tmp_path, monkeypatch):
     from kani_adapt.codec.nanocodec import load_codec
 
-    path = synthetic_dataset(tmp_path / "d", n_speakers=3, per_speaker=1)
-    model, tok = tiny_generator()
-    cfg = cfg_with(f"data.train={path}", "trainer.sample_prompts=1", "trainer.sample_max_frames=2")
-    data = GeneratorData(cfg, tok)
-    data.setup()
-    hook = make_sample_hook(cfg, data.val_set, codec=load_codec("tiny"))
-    rec = Recorder()
-    module = GeneratorModule(cfg_with("mode=continue_pretrain"), model)
-    monkeypatch.setattr(type(module), "global_step", property(lambda self: 0))
-    monkeypatch.setattr(module, "log", lambda k, v, **kw: None)
-    monkeypatch.setattr("kani_adapt.training.samples._tensorboard", lambda m: rec)
-    hook(module)
+    rec = run_sample_hook(tmp_path, monkeypatch, load_codec("tiny"), prompts=1, frames=2)
     (tag, shape, rate), = rec.audio
     assert rate == 22050 and shape == (1, 2 * 1764)
