@@ -83,9 +83,11 @@ class GeneratorModule(L.LightningModule):
             if key != "loss":
                 self.log(f"{prefix}/{key}", value)
                 if key.startswith("loss_cb"):
-                    self.log(f"{prefix}/ppl_{key[5:]}", perplexity(float(value)))
-        for layer, alpha in self.kani.alphas().items():
-            self.log(f"rope/alpha_layer{layer}", alpha)
+                    # A tensor, not float(): no host sync on the training hot path.
+                    self.log(f"{prefix}/ppl_{key[5:]}", value.clamp(max=50.0).exp())
+        for layer, rope in enumerate(self.kani.model.learnable_rope_layers):
+            if rope is not None:
+                self.log(f"rope/alpha_layer{layer}", rope.alpha().detach())
 
     def configure_optimizers(self):
         o = self.cfg.optim
