@@ -36,4 +36,8 @@ echo "[bootstrap] installing kani-adapt and its pinned dependencies (a few minut
 .venv/bin/python -c "import kani_adapt, transformers, peft, lightning, datasets, soundfile" \
   || { echo "[bootstrap] install failed: see the pip output above" >&2; exit 1; }
 .venv/bin/python -m pip check
+# The official runtime, for conformance tests only: its model.py and speaker_embedder.py import
+# with our transformers; --no-deps keeps its older NeMo/transformers pins out. Never imported by
+# kani-adapt itself.
+"${pip[@]}" --no-deps "kani-tts-2==0.0.5"
 echo "$want" > "$stamp"

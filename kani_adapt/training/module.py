@@ -28,7 +28,10 @@ class GeneratorModule(L.LightningModule):
                 if any(name.startswith(prefix) for prefix in cfg.optim.freeze):
                     param.requires_grad_(False)
         if cfg.model.gradient_checkpointing:
-            self.kani.gradient_checkpointing_enable()
+            # Non-reentrant: with a frozen base (LoRA) no checkpointed input requires grad, and
+            # reentrant checkpointing then fails at the first backward.
+            self.kani.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False})
         self._tick: float | None = None
         self.sample_hook = None  # set by the run: callable(module) logging generated samples
 

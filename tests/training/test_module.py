@@ -184,3 +184,22 @@ def test_samples_decode_with_the_nanocodec(tmp_path, monkeypatch):
     rec = run_sample_hook(tmp_path, monkeypatch, load_codec("tiny"), prompts=1, frames=2)
     (tag, shape, rate), = rec.audio
     assert rate == 22050 and shape == (1, 2 * 1764)
+
+
+@pytest.mark.parametrize("mode", ["lora", "continue_pretrain"])
+def test_gradient_checkpointing_runs_and_gives_the_same_gradients(mode):
+    def grads(checkpointing: bool) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model, tok = tiny_generator()
+        module = GeneratorModule(cfg_with(f"mode={mode}", "lora.dropout=0.0",
+                                          f"model.gradient_checkpointing={checkpointing}"), model)
+        module.train()
+        torch.manual_seed(1)
+        batch = collate(example_batch(tok), torch.randn(2, 128))
+        module.forward_losses(batch)["loss"].backward()
+        return {n: p.grad for n, p in module.net.named_parameters() if p.grad is not None}
+
+    plain, checkpointed = grads(False), grads(True)
+    assert plain and plain.keys() == checkpointed.keys()
+    for name, grad in plain.items():
+        torch.testing.assert_close(checkpointed[name], grad, rtol=1e-5, atol=1e-6, msg=name)
