@@ -57,7 +57,7 @@ def _embed_batch(model, utts: list[Utterance], work: Path, device: str) -> dict[
 def run(cfg: EmbedConfig, work: Path, inputs: list[Utterance], model=None,
         max_rejected_fraction: float = 0.5) -> list[Utterance]:
     """Embed every clip with ``model`` (default: ``speaker_embedder.load(cfg.model)``)."""
-    from tqdm import tqdm
+    from kani_adapt.console import progress
 
     work = Path(work)
     given = getattr(model, "config", None)  # an injected model decides the results, not cfg.model
@@ -68,7 +68,7 @@ def run(cfg: EmbedConfig, work: Path, inputs: list[Utterance], model=None,
         from data_tools.speaker_embedder import load
         model = load(cfg.model, cfg.device)
     lengths = {i: int(min(u.duration, 30.0) * 16000) for i, u in todo.items()}
-    for ids in tqdm(make_batches(lengths, 16000 * 30 * cfg.batch_size, cfg.batch_size),
+    for ids in progress(make_batches(lengths, 16000 * 30 * cfg.batch_size, cfg.batch_size),
                     desc="embed", unit="batch"):
         embs = _embed_batch(model, [todo[i] for i in ids], work, cfg.device)
         log.append(LogEntry(ids, out=[todo[i].to_dict() for i in ids], extra={"emb": embs}))

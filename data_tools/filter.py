@@ -113,12 +113,12 @@ def decide(measured: list[dict], cfg: FilterConfig) -> tuple[list[Utterance], li
 
 def run(cfg: FilterConfig, work: Path, inputs: list[Utterance],
         max_rejected_fraction: float = 0.5, tokenizer=None) -> list[Utterance]:
-    from tqdm import tqdm
+    from kani_adapt.console import progress
 
     work = Path(work)
     log = stage.open_log(work, NAME, {"cfg": dataclasses.asdict(cfg)})
     done = log.done()
-    for utt in tqdm([u for u in inputs if u.id not in done], desc="filter", unit="clip"):
+    for utt in progress([u for u in inputs if u.id not in done], desc="filter", unit="clip"):
         log.append(LogEntry([utt.id], extra=_measure(utt, work, cfg)))
     wanted = {u.id for u in inputs}
     measured = [e.extra for e in log.entries() if e.inputs[0] in wanted]

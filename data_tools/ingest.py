@@ -175,7 +175,7 @@ def reason_of(err: DataError) -> tuple[str, str]:
 
 
 def run(cfg: IngestConfig, work: Path, max_rejected_fraction: float = 0.5) -> list[Utterance]:
-    from tqdm import tqdm
+    from kani_adapt.console import progress
 
     if not cfg.sources:
         raise ConfigError("ingest.sources is empty: name at least one input folder")
@@ -184,7 +184,7 @@ def run(cfg: IngestConfig, work: Path, max_rejected_fraction: float = 0.5) -> li
     done = log.done()
     todo = [(Path(s.path), c) for s in cfg.sources for c in discover(s)]
     seen = set()
-    for root, c in tqdm(todo, desc="ingest", unit="file"):
+    for root, c in progress(todo, desc="ingest", unit="file"):
         key = c.id if c.id not in seen else f"{c.id}#{c.audio.name}"
         seen.add(c.id)
         if key not in done:

@@ -107,7 +107,7 @@ def process(utt: Utterance, work: Path, vad, cfg: SegmentConfig) -> dict:
 
 def run(cfg: SegmentConfig, work: Path, inputs: list[Utterance], vad=None,
         max_rejected_fraction: float = 0.5) -> list[Utterance]:
-    from tqdm import tqdm
+    from kani_adapt.console import progress
 
     work = Path(work)
     log = stage.open_log(work, NAME, dataclasses.asdict(cfg))
@@ -115,7 +115,7 @@ def run(cfg: SegmentConfig, work: Path, inputs: list[Utterance], vad=None,
     todo = [u for u in inputs if u.id not in done]
     if todo and vad is None:
         vad = silero_vad(cfg)
-    for utt in tqdm(todo, desc="segment", unit="clip"):
+    for utt in progress(todo, desc="segment", unit="clip"):
         log.append(LogEntry([utt.id], **process(utt, work, vad, cfg)))
     wanted = {u.id for u in inputs}
     accepted, rejected = stage.collect([e for e in log.entries() if e.inputs[0] in wanted])

@@ -88,7 +88,7 @@ def all_entries(work: Path) -> list[LogEntry]:
 def run(cfg: TokenizeConfig, work: Path, inputs: list[Utterance], codec,
         shard: tuple[int, int] = (0, 1), max_rejected_fraction: float = 0.5) -> list[Utterance]:
     """Tokenize this shard's clips with ``codec`` (any object with the Codec protocol)."""
-    from tqdm import tqdm
+    from kani_adapt.console import progress
 
     work = Path(work)
     settings = {"codec": cfg.codec, "codec_class": type(codec).__name__,
@@ -99,7 +99,8 @@ def run(cfg: TokenizeConfig, work: Path, inputs: list[Utterance], codec,
     mine = {u.id: int(round(u.duration * codec.sample_rate)) for u in inputs
             if u.id not in done and shard_of(u.id, shard[1]) == shard[0]}
     budget = int(cfg.batch_seconds * codec.sample_rate)
-    for ids in tqdm(make_batches(mine, budget, cfg.max_batch_size), desc="tokenize", unit="batch"):
+    batches = make_batches(mine, budget, cfg.max_batch_size)
+    for ids in progress(batches, desc="tokenize", unit="batch"):
         log.append(_run_batch(codec, ids, by_id, work, shard, log.path.parent))
     entries = [e for e in all_entries(work) if set(e.inputs) <= set(by_id)]
     accepted, rejected = stage.collect(entries)

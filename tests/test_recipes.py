@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,7 +11,8 @@ from kani_adapt.cli.main import main
 from kani_adapt.errors import ConfigError
 from kani_adapt.recipes.schema import load_recipe
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = REPO / "recipes"
 
 
 def all_recipes():
@@ -38,12 +42,27 @@ def test_unknown_recipe_keys_get_a_hint(tmp_path):
         load_recipe(bad, ["dataset=", "generator.trainer={}"])
 
 
+NOISE = ("NeMo", "GPU available", "OneLogger", "exporters", "Warning", "warn(", "Traceback",
+         "Scheduler", "it/s]")
+
+
+@pytest.mark.slow
 def test_demo_runs_end_to_end_then_skips_and_redoes_only_what_changed(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out)]) == 0
+    proc = subprocess.run([sys.executable, "-m", "kani_adapt.cli.main", "demo", "--out", str(out)],
+                          cwd=REPO, capture_output=True, timeout=900,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    console = (proc.stdout + proc.stderr).decode(errors="replace")
+    assert proc.returncode == 0, console[-3000:]
+    # A quiet console: only kani-adapt's own lines, no bars joined by carriage returns.
+    assert "\r" not in console
+    noisy = [line for line in console.splitlines() if any(n in line for n in NOISE)]
+    assert not noisy, noisy[:5]
+    assert len(console.splitlines()) < 60, console
     wav, rate = sf.read(out / "samples" / "sample_0.wav")
     assert rate == 22050 and len(wav) > 0
     assert any((out / "generator" / "tb").iterdir())
+    assert tb_tags(out / "generator" / "tb", "audio")  # the recipe's codec decodes the samples
     assert (out / "export" / "merged" / "model.safetensors").is_file()
     assert (out / "export" / "adapter" / "adapter_config.json").is_file()
     assert (out / "codec" / "finetuned.nemo").is_file()
@@ -60,3 +79,14 @@ def test_demo_runs_end_to_end_then_skips_and_redoes_only_what_changed(tmp_path, 
     log = capsys.readouterr().out
     assert log.count("skipped") == 7 and "[sample] config changed" in log
     assert json.loads((out / "samples" / "samples.json").read_text())[0]["frames"] <= 8
+
+
+def tb_tags(folder: Path, kind: str) -> list[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = []
+    for events in folder.rglob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events), size_guidance={kind: 0})
+        acc.Reload()
+        tags += acc.Tags().get(kind, [])
+    return tags

@@ -110,6 +110,6 @@ def validate(root: Path, cfg: ContributeConfig, progress: bool = False) -> Valid
 def _progress(items: list, show: bool):
     if not show:
         return items
-    from tqdm import tqdm
+    from kani_adapt.console import progress
 
-    return tqdm(items, desc="measure", unit="clip")
+    return progress(items, desc="measure", unit="clip")

@@ -31,11 +31,14 @@ def run_guarded(func, args) -> int:
 
 def run_cli(parser: Parser, argv: list[str] | None) -> int:
     """Parse ``argv`` and run the chosen command; no command prints the help (exit 2)."""
+    from kani_adapt import console
+
     try:
         args = parser.parse_args(argv)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
+    console.setup(verbose=bool(getattr(args, "verbose", False)))
     if getattr(args, "func", None) is None:
         parser.print_help()
         return USAGE_ERROR

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from kani_adapt.codec.manifest import Clip, load_audio
 from kani_adapt.codec.metrics import all_metrics
+from kani_adapt.console import progress
 
 METRICS = ("mel", "stft", "si_sdr", "stoi")
 
@@ -101,7 +101,7 @@ def verdict(summary: dict, limits: Thresholds) -> str:
 def score_clips(codec, clips: list[Clip], max_seconds: float, desc: str = "round trip") -> list[ClipScore]:
     """Round-trip each clip through ``codec`` (a `Codec`) and score it."""
     out = []
-    for clip in tqdm(clips, desc=desc, unit="clip"):
+    for clip in progress(clips, desc=desc, unit="clip"):
         audio = load_audio(clip.audio_filepath, codec.sample_rate, max_seconds=max_seconds)
         batch = torch.from_numpy(audio)[None]
         codes, frames = codec.encode(batch, torch.tensor([len(audio)]))

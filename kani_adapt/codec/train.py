@@ -83,18 +83,25 @@ def token_drift(before: list[torch.Tensor], after: list[torch.Tensor]) -> float:
 
 
 def _trainer(cfg: CodecTrainConfig, model, run: Path, position: Position, val_clips: list):
+    import sys
+
     from lightning.pytorch import Trainer
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from kani_adapt.training.progress import ProgressLog
+
     callbacks = [RunState(position),
                  Validator(val_clips, cfg.val_every, position, run / "metrics.jsonl", cfg.max_steps),
-                 Checkpointer(run / "checkpoints", position, cfg.checkpoint_every, cfg.max_steps)]
+                 Checkpointer(run / "checkpoints", position, cfg.checkpoint_every, cfg.max_steps),
+                 ProgressLog(max(1, cfg.max_steps // 20), loss_key="g_loss_mel_l1", rate_key=None,
+                             steps_per_update=n_optimizers(model))]
     return Trainer(
         max_steps=cfg.max_steps * n_optimizers(model),  # Lightning counts optimizer steps
         max_epochs=-1, accelerator=cfg.accelerator, devices=1, precision=cfg.precision,
         logger=TensorBoardLogger(str(run), name="tb", version=""), callbacks=callbacks,
         enable_checkpointing=False, limit_val_batches=0, num_sanity_val_steps=0,
         log_every_n_steps=1, enable_model_summary=False, default_root_dir=str(run),
+        enable_progress_bar=sys.stderr.isatty(),
     )
 
 

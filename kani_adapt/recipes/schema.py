@@ -103,13 +103,14 @@ def resolve(raw: dict, base: Path, where: str) -> Recipe:
     gen = raw.setdefault("generator", {})
     gen.setdefault("run_dir", str(work / "generator"))
     gen.setdefault("data", {}).setdefault("train", dataset)
+    gen.setdefault("codec", codec)  # training samples are decoded to audio with it
     if isinstance(raw.get("codec_finetune"), dict):
         ft = raw["codec_finetune"]
         ft.setdefault("train_manifest", str(work / "data" / "dataset" / "nemo_manifest.jsonl"))
         ft.setdefault("run_dir", str(work / "codec"))
         ft.setdefault("codec", codec)
     _relative_to(base, raw, ["dataset"], ["codec"], ["generator", "data", "train"],
-                 ["generator", "data", "replay"], ["generator", "model", "init"],
+                 ["generator", "data", "replay"], ["generator", "model", "init"], ["generator", "codec"],
                  ["codec_finetune", "train_manifest"], ["codec_finetune", "val_manifest"],
                  ["codec_finetune", "codec"])
     recipe = from_dict(Recipe, raw, where=where)

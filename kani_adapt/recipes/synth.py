@@ -5,8 +5,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tqdm import tqdm
-
+from kani_adapt.console import progress
 from kani_adapt.errors import ConfigError, DataError
 
 
@@ -22,7 +21,7 @@ def synthesize(cfg, out: Path) -> Path:
             raise ConfigError(f"synth.sentences has no sentences for tag {voice.tag!r}")
         for i, text in enumerate(sentences):
             jobs.append((voice, i, text))
-    for voice, i, text in tqdm(jobs, desc="espeak-ng", unit="clip"):
+    for voice, i, text in progress(jobs, desc="espeak-ng", unit="clip"):
         folder = out / voice.tag / voice.speaker
         folder.mkdir(parents=True, exist_ok=True)
         wav = folder / f"{voice.speaker}_{i:03d}.wav"

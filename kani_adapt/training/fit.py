@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -12,6 +13,7 @@ from kani_adapt.training import run as runs
 from kani_adapt.training.config import TrainConfig
 from kani_adapt.training.data import GeneratorData
 from kani_adapt.training.module import GeneratorModule
+from kani_adapt.training.progress import ProgressLog
 from kani_adapt.training.samples import make_sample_hook
 
 
@@ -66,7 +68,9 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: tuple = ()) -> L.T
         # Lightning's CSV logger would delete the previous attempt's file.
         logger=[TensorBoardLogger(run_dir, name="tb", version=""),
                 CSVLogger(run_dir, name="csv", version=f"attempt{_attempt(run_dir)}")],
-        callbacks=[checkpoints, LearningRateMonitor(logging_interval="step"), *callbacks],
+        callbacks=[checkpoints, LearningRateMonitor(logging_interval="step"),
+                   ProgressLog(t.log_every), *callbacks],
+        enable_progress_bar=sys.stderr.isatty(),  # carriage-return bars garble logs and CI
         val_check_interval=min(t.val_every, t.max_steps),
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,

@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
-FIXTURE = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "mfa-espeak-en"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "mfa-espeak-en"  # real MFA output
 
 
 def espeak(text: str, voice: str = "en", speed: int = 160) -> tuple[np.ndarray, int]:

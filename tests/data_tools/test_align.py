@@ -1,4 +1,4 @@
-"""Alignment code tested on real MFA output (../shared/fixtures/mfa-espeak-en) without MFA."""
+"""Alignment code tested on real MFA output (tests/fixtures/mfa-espeak-en) without MFA."""
 import os
 import shutil
 import stat
@@ -13,8 +13,6 @@ from data_tools.mfa import Word
 from data_tools.records import Utterance, read_jsonl
 from dt_helpers import FIXTURE
 from kani_adapt.errors import DataError
-
-pytestmark = pytest.mark.skipif(not FIXTURE.is_dir(), reason="shared fixtures are missing")
 
 
 def fixture_items():

@@ -1,0 +1,140 @@
+"""The console: kani-adapt's own lines by default; third-party chatter only with ``--verbose``.
+
+NeMo, Lightning, transformers, datasets and OneLogger each print banners, scheduler dumps and
+warnings that bury the few lines a user needs. ``setup()`` runs once per command, before any of
+them is imported: it raises their loggers to ERROR, ignores warnings raised outside kani-adapt,
+and turns library progress bars off. ``progress()`` is the one progress display: a tqdm bar on a
+terminal, one log line every ``every`` seconds otherwise (logs and CI stay readable).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import warnings
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+OURS = ("kani_adapt", "data_tools")
+NOISY = ("nemo_logger", "nemo", "lightning", "lightning.pytorch", "lightning.fabric",
+         "pytorch_lightning", "lightning_fabric", "torch", "transformers", "datasets",
+         "huggingface_hub", "peft", "nv_one_logger", "numba", "matplotlib", "urllib3", "fsspec", "lhotse", "onnxruntime",
+         "speechmos", "filelock", "PIL", "h5py", "torio", "jiwer")
+# Whichever of lightning / pytorch_lightning (NeMo imports both) is imported last owns the
+# shared rank-zero logger, so all four names are set.
+LEAVES = tuple(f"{pkg}.utilities.{mod}" for pkg in (
+    "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
+    for mod in ("rank_zero", "seed"))
+QUIET_ENV = {  # read by the libraries at import time
+    "TRANSFORMERS_VERBOSITY": "error",
+    "DATASETS_VERBOSITY": "error",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "PYTHONWARNINGS": "ignore",  # worker and DDP child processes start quiet too
+}
+_state = {"verbose": False, "configured": False}
+
+
+def setup(verbose: bool = False) -> None:
+    """Configure logging for one command (idempotent). Our loggers print INFO to stderr."""
+    _state["verbose"] = verbose
+    if not _state["configured"]:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        for name in OURS:
+            logging.getLogger(name).addHandler(handler)
+        _state["configured"] = True
+    for name in OURS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+    if verbose:
+        for name in NOISY + LEAVES:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+        warnings.resetwarnings()
+        return
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    # Checked first (inserted in front): warnings raised by our own code still show.
+    for name in OURS:
+        warnings.filterwarnings("default", module=rf"{name}(\.|$)")
+    # NeMo sets its logger back to INFO when imported, and Lightning its own: a filter on
+    # NeMo's logger object and levels on Lightning's leaf loggers survive those imports.
+    for name in LEAVES:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    nemo = logging.getLogger("nemo_logger")
+    if not any(isinstance(f, _BelowError) for f in nemo.filters):
+        nemo.addFilter(_BelowError())
+
+
+class _BelowError(logging.Filter):
+    """Drops records below ERROR unless the command runs with ``--verbose``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _state["verbose"] or record.levelno >= logging.ERROR
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to the current ``sys.stderr`` (which tests and notebooks replace)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # noqa: BLE001 - logging must never break the command
+            self.handleError(record)
+
+
+def verbose() -> bool:
+    return _state["verbose"]
+
+
+def quiet_loaded_libraries() -> None:
+    """Libraries that reset their own level when imported (NeMo) are quieted again here; the
+    module that imports them calls this right after the import."""
+    if _state["verbose"]:
+        return
+    nemo = sys.modules.get("nemo.utils")
+    if nemo is not None and hasattr(nemo, "logging"):
+        nemo.logging.setLevel(logging.ERROR)
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def progress(items: Iterable[T], desc: str, unit: str = "item", total: int | None = None,
+             every: float = 30.0) -> Iterator[T]:
+    """Iterate ``items`` showing progress: a bar on a terminal, else a line every ``every`` s."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        yield from tqdm(items, desc=desc, unit=unit, total=total, leave=False)
+        return
+    log = logging.getLogger("kani_adapt.progress")
+    start = last = time.monotonic()
+    done = 0
+    for item in items:
+        yield item
+        done += 1
+        now = time.monotonic()
+        if now - last >= every:
+            last = now
+            log.info("%s: %s", desc, _status(done, total, now - start, unit))
+    if done and time.monotonic() - start >= every:
+        log.info("%s: %s", desc, _status(done, total, time.monotonic() - start, unit))
+
+
+def _status(done: int, total: int | None, elapsed: float, unit: str) -> str:
+    rate = done / max(elapsed, 1e-9)
+    if not total:
+        return f"{done} {unit}s, {rate:.1f}/s"
+    eta = (total - done) / max(rate, 1e-9)
+    return f"{done}/{total} {unit}s ({100 * done / total:.0f} %), {rate:.1f}/s, ETA {hms(eta)}"
+
+
+def hms(seconds: float) -> str:
+    seconds = int(round(max(seconds, 0)))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

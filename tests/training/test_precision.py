@@ -1,0 +1,23 @@
+"""bf16 mixed precision, the default for real runs: one short run on CPU, and on CUDA where it exists."""
+import json
+import math
+
+import pytest
+
+from kani_adapt.cli.main import main
+from tests.training.conftest import cpu_overrides
+
+
+@pytest.mark.parametrize("accelerator", [
+    "cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
+def test_bf16_mixed_training_steps_give_finite_losses(tmp_path, synth_data, base_ckpt, accelerator):
+    run_dir = tmp_path / "bf16"
+    args = cpu_overrides(run_dir, synth_data, **{
+        "model.init": base_ckpt, "trainer.accelerator": accelerator,
+        "trainer.precision": "bf16-mixed", "trainer.max_steps": 2, "trainer.val_every": 2,
+        "model.gradient_checkpointing": "true"})
+    assert main(["train", *args]) == 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["steps"] == 2
+    losses = {k: v for k, v in metrics["metrics"].items() if k.endswith("loss")}
+    assert losses and all(math.isfinite(v) and v > 0 for v in losses.values()), losses
