@@ -117,8 +117,8 @@ def _add_export(sub) -> None:
         help="write a plain .nemo codec from a training run",
         description=(
             "Reads RUN_DIR (config.yaml and the last checkpoint) and writes a plain .nemo codec\n"
-            "without discriminators. LoRA runs are merged; --adapter also writes the adapter\n"
-            "file (small, applied on top of the base codec)."
+            "without discriminators. LoRA runs are merged into it, and their adapter is also\n"
+            "written beside it as OUT.adapter.safetensors (small, applied on top of the base)."
         ),
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="training run directory")

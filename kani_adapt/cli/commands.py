@@ -7,8 +7,16 @@ from pathlib import Path
 from kani_adapt.errors import ConfigError, DataError
 
 
-class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps descriptions as written; shows a default only where there is one worth reading
+    (not on required arguments, flags, or options whose help already states it)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.default in (None, False, argparse.SUPPRESS) or action.required
+                or "default" in text or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
 
 
 def add_init(sub) -> None:
