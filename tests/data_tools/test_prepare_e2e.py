@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from data_tools import codecs, speaker_embedder
+from data_tools import codecs
+from kani_adapt.models.speaker import embedder as speaker_embedder
 from data_tools.cli import main
 from data_tools.records import read_jsonl
 from dt_helpers import SENTENCES, EnergyCodec, espeak, good_clip, needs_espeak, write
