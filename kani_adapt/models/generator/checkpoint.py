@@ -25,9 +25,10 @@ from kani_adapt.models.generator.tokenizer import (
 )
 
 WEIGHTS = "model.safetensors"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
 TIED_KEYS = {"lm_head.weight"}
+# A second copy of the 16138 added tokens (tokenizer.json has them); not in the official layout.
+DROPPED_TOKENIZER_FILES = {"added_tokens.json"}
 
 
 def resolve(path_or_id: str, required: tuple[str, ...] = ("config.json",)) -> Path:
@@ -85,8 +86,10 @@ def convert_base(
     """
     if alpha_init not in ("identity", "official"):
         raise CheckpointError(f"alpha_init must be 'identity' or 'official', got {alpha_init!r}")
+    _refuse_untied_head(base)
     add_kani_tokens(tokenizer)
     config_dict = base.config.to_dict()
+    config_dict["tie_word_embeddings"] = True  # KaniTTS2 ties; an untied head was refused above
     config_dict.update(sizes.kani_config_keys(
         audio_step=audio_step, alpha_min=alpha_min, alpha_max=alpha_max
     ))
@@ -125,9 +128,36 @@ def init_from_base(path_or_id: str, **options) -> tuple[KaniTTS2ForCausalLM, obj
         raise CheckpointError(
             f"{path_or_id} is already a KaniTTS2 checkpoint; load it instead of --base"
         )
+    tokenizer = load_tokenizer(path)
     base = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(path)
     return convert_base(base, tokenizer, **options), tokenizer
+
+
+def load_tokenizer(path: Path):
+    """The tokenizer of a model folder; a class this transformers does not know is one line."""
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (ValueError, OSError, KeyError, AttributeError) as err:
+        import transformers
+
+        config = path / "tokenizer_config.json"
+        name = json.loads(config.read_text()).get("tokenizer_class") if config.is_file() else None
+        raise CheckpointError(
+            f"{config}: transformers {transformers.__version__} cannot load tokenizer class "
+            f"{name!r} ({type(err).__name__}); install a transformers version that knows it"
+        ) from None
+
+
+def _refuse_untied_head(base: Lfm2ForCausalLM) -> None:
+    """KaniTTS2 ties lm_head to the embeddings; re-tying an untied base would silently replace
+    its trained output layer."""
+    head, embed = base.lm_head.weight, base.model.embed_tokens.weight
+    if head.data_ptr() != embed.data_ptr() and not torch.equal(head, embed):
+        raise CheckpointError(
+            "the base's lm_head is not tied to its embeddings (tie_word_embeddings: false in "
+            "config.json, with its own lm_head.weight); KaniTTS2 ties them, so converting it "
+            "would discard the trained output layer: use a tied LFM2 base"
+        )
 
 
 def save_checkpoint(
@@ -151,9 +181,9 @@ def save_checkpoint(
             for k, v in model.state_dict().items() if k not in TIED_KEYS
         }
         save_file(state, tmp / WEIGHTS, metadata={"format": "pt"})
-        tokenizer.save_pretrained(tmp)
-        for extra in set(os.listdir(tmp)) - set(TOKENIZER_FILES) - {"config.json", WEIGHTS}:
-            (tmp / extra).unlink()  # e.g. added_tokens.json: not part of the official layout
+        tokenizer.save_pretrained(tmp)  # every tokenizer file, chat_template.jinja included
+        for extra in DROPPED_TOKENIZER_FILES & set(os.listdir(tmp)):
+            (tmp / extra).unlink()
         GenerationConfig(
             bos_token_id=tokens.BOS, eos_token_id=tokens.END_OF_SPEECH, pad_token_id=tokens.PAD,
         ).save_pretrained(tmp)
@@ -192,7 +222,7 @@ def load_checkpoint(
     model.load_state_dict(state, strict=False)
     model.tie_weights()
     model.to(dtype)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = load_tokenizer(path)
     check_kani_tokenizer(tokenizer)
     return model.eval(), tokenizer
 
