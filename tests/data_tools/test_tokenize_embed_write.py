@@ -105,6 +105,8 @@ def test_tokenize_in_shards_then_write_the_dataset(tmp_path):
     assert set(report["hours_per_speaker"]) == {"ann", "bob"}
     assert report["speakers_per_tag"] == {"en": 2}
     assert "Hours per speaker" in (out / "report.md").read_text()
+    official = load_dataset("parquet", data_dir=str(out / "official" / "en"), split="train")
+    assert len(official) == 5 and "language_tag: en" in (out / "official" / "dataset_config.yaml").read_text()
 
 
 @needs_espeak
