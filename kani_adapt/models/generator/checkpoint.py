@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from transformers import AutoTokenizer, GenerationConfig, Lfm2Config, Lfm2ForCausalLM
+from transformers import AutoTokenizer, Lfm2Config, Lfm2ForCausalLM
 
 from kani_adapt import tokens
 from kani_adapt.atomic import write_folder
@@ -27,6 +27,10 @@ from kani_adapt.models.generator.tokenizer import (
 WEIGHTS = "model.safetensors"
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
 TIED_KEYS = {"lm_head.weight"}
+GENERATION_CONFIG = "generation_config.json"
+# What `generate` falls back to where neither the user nor the checkpoint sets a value.
+SAMPLING_FALLBACK = {"temperature": 0.7, "top_p": 0.95, "repetition_penalty": 1.1,
+                     "max_new_frames": 500}
 # A second copy of the 16138 added tokens (tokenizer.json has them); not in the official layout.
 DROPPED_TOKENIZER_FILES = {"added_tokens.json"}
 
@@ -167,9 +171,13 @@ def save_checkpoint(
     *,
     dtype: str = "bf16",
     language_tags: list[str] | None = None,
+    sampling: dict | None = None,
 ) -> Path:
     """Write the official layout: config.json, one model.safetensors, tokenizer files,
-    generation_config.json. Written to a temporary folder first and then moved into place."""
+    generation_config.json. Written to a temporary folder first and then moved into place.
+
+    generation_config.json carries the sampling values: ``sampling``, else those the model was
+    loaded with (``load_checkpoint``), else the built-in fallbacks."""
     if dtype not in DTYPES:
         raise CheckpointError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     check_kani_tokenizer(tokenizer)
@@ -184,9 +192,8 @@ def save_checkpoint(
         tokenizer.save_pretrained(tmp)  # every tokenizer file, chat_template.jinja included
         for extra in DROPPED_TOKENIZER_FILES & set(os.listdir(tmp)):
             (tmp / extra).unlink()
-        GenerationConfig(
-            bos_token_id=tokens.BOS, eos_token_id=tokens.END_OF_SPEECH, pad_token_id=tokens.PAD,
-        ).save_pretrained(tmp)
+        chosen = sampling if sampling is not None else getattr(model, "sampling_defaults", {})
+        _write_generation_config(tmp / GENERATION_CONFIG, chosen)
 
     return write_folder(out_dir, write)
 
@@ -222,9 +229,50 @@ def load_checkpoint(
     model.load_state_dict(state, strict=False)
     model.tie_weights()
     model.to(dtype)
+    model.sampling_defaults = read_sampling(path)  # kept when the model is saved again
     tokenizer = load_tokenizer(path)
     check_kani_tokenizer(tokenizer)
     return model.eval(), tokenizer
+
+
+def read_sampling(folder: Path) -> dict:
+    """The sampling values a checkpoint's generation_config.json sets (only those), in
+    `SamplingConfig` names. ``do_sample: false`` means greedy (temperature 0)."""
+    path = Path(folder) / GENERATION_CONFIG
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        out = {}
+        if data.get("do_sample") is False:
+            out["temperature"] = 0.0
+        elif data.get("temperature") is not None:
+            out["temperature"] = float(data["temperature"])
+        for key in ("top_p", "repetition_penalty"):
+            if data.get(key) is not None:
+                out[key] = float(data[key])
+        if data.get("max_new_tokens") is not None:  # SOA, SOS and EOS besides 4 per frame
+            out["max_new_frames"] = max(1, (int(data["max_new_tokens"]) - 3) // 4)
+    except (ValueError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"{path}: unreadable sampling values ({err}); fix or delete it"
+                              ) from None
+    return out
+
+
+def _write_generation_config(path: Path, sampling: dict) -> None:
+    """All values written out (transformers' own writer omits those equal to its defaults,
+    which would read back as 'not set')."""
+    import transformers
+
+    s = {**SAMPLING_FALLBACK, **sampling}
+    data = {"bos_token_id": tokens.BOS, "eos_token_id": tokens.END_OF_SPEECH,
+            "pad_token_id": tokens.PAD, "do_sample": s["temperature"] > 0,
+            "top_p": s["top_p"], "repetition_penalty": s["repetition_penalty"],
+            "max_new_tokens": 4 * int(s["max_new_frames"]) + 3,
+            "transformers_version": transformers.__version__}
+    if s["temperature"] > 0:
+        data["temperature"] = s["temperature"]
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _write_config(config, path: Path, dtype: str, language_tags: list[str] | None) -> None:
