@@ -87,7 +87,7 @@ class TokenizeConfig:
 @dataclass
 class WriteConfig:
     out: str = ""  # dataset folder; "": <work>/dataset
-    drop_repeated_frames: bool = False  # the official prep drops repeats; it changes timing
+    drop_repeated_frames: bool = True  # as the official prep (released weights); changes timing
 
 
 @dataclass

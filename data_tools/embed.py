@@ -39,7 +39,7 @@ def speaker_means(embs: dict[str, np.ndarray], speakers: dict[str, str]) -> dict
 def _embed_batch(model, utts: list[Utterance], work: Path, device: str) -> dict[str, list]:
     import torch
 
-    from data_tools.speaker_embedder import MAX_SECONDS, SAMPLE_RATE
+    from kani_adapt.models.speaker.embedder import MAX_SECONDS, SAMPLE_RATE
 
     audios = []
     for utt in utts:
@@ -61,11 +61,12 @@ def run(cfg: EmbedConfig, work: Path, inputs: list[Utterance], model=None,
 
     work = Path(work)
     given = getattr(model, "config", None)  # an injected model decides the results, not cfg.model
+    given = given.to_dict() if hasattr(given, "to_dict") else given
     log = stage.open_log(work, NAME, {"model": cfg.model, "given": given})
     done = log.done()
     todo = {u.id: u for u in inputs if u.id not in done}
     if todo and model is None:
-        from data_tools.speaker_embedder import load
+        from kani_adapt.models.speaker.embedder import load
         model = load(cfg.model, cfg.device)
     lengths = {i: int(min(u.duration, 30.0) * 16000) for i, u in todo.items()}
     for ids in progress(make_batches(lengths, 16000 * 30 * cfg.batch_size, cfg.batch_size),

@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from data_tools import embed, report, stage, tokenize
+from data_tools import embed, official_dataset, report, stage, tokenize
 from data_tools.config import WriteConfig
 from data_tools.records import Utterance, read_jsonl, read_manifest
 from kani_adapt import tokens
@@ -92,6 +92,8 @@ def run(cfg: WriteConfig, work: Path, inputs: list[Utterance], extras: dict | No
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     _write_dataset(rows, tmp)
+    official_dataset.write(tmp / "official", out.resolve() / "official", inputs,
+                           tokenize.load_codes(work), embs, means)
     (tmp / "nemo_manifest.jsonl").write_text(_nemo_manifest(inputs, work), encoding="utf-8")
     summary = report.summarise(rows, list(read_jsonl(work / "rejected.jsonl")),
                                _extras(work, cfg, extras or {}))

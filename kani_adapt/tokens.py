@@ -94,13 +94,14 @@ def build_example(
     text_ids: Sequence[int],
     codes: np.ndarray,
     *,
-    drop_repeats: bool = False,
+    drop_repeats: bool = True,
     loss_on: str = "all",
 ) -> Example:
     """Build one training example from tokenised text and (frames, 4) codec codes.
 
     ``loss_on="all"`` trains on every token (official); ``"audio"`` masks the prompt so only the
-    audio tokens, end of speech and end of AI are learned.
+    audio tokens, end of speech and end of AI are learned. ``drop_repeats`` (default, as the
+    released weights were trained) drops a frame equal to the one before it.
     """
     if loss_on not in ("all", "audio"):
         raise DataError(f"loss_on must be 'all' or 'audio', got {loss_on!r}")

@@ -35,7 +35,7 @@ def test_vocabulary_size_matches_format_page():
 
 @given(text_st, codes_st)
 def test_example_layout_and_round_trip(text_ids, codes):
-    ex = tokens.build_example(text_ids, codes)
+    ex = tokens.build_example(text_ids, codes, drop_repeats=False)
     ids = ex.input_ids
     n_text = len(text_ids)
     assert ids[0] == tokens.START_OF_HUMAN
@@ -96,7 +96,7 @@ def test_frame_positions_follow_the_definition(ids, step):
 
 @given(text_st, codes_st, st.sampled_from([1.0, 0.5]))
 def test_frame_tokens_share_a_position(text_ids, codes, step):
-    ids = tokens.build_example(text_ids, codes).input_ids
+    ids = tokens.build_example(text_ids, codes, drop_repeats=False).input_ids
     pos = tokens.frame_positions(ids, step)
     first_audio = len(text_ids) + 5
     audio_pos = pos[first_audio:first_audio + 4 * len(codes)].reshape(-1, 4)

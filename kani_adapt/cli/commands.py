@@ -71,7 +71,10 @@ def add_generate(sub) -> None:
         description=(
             "Generate NanoCodec codes (frames x 4, saved with numpy) for each --text.\n"
             "One --text writes --out; several write OUT_0.npy, OUT_1.npy, ... (one batch).\n"
-            "Decoding the codes to audio needs a codec (not part of this command yet)."
+            "Decoding the codes to audio needs a codec (not part of this command yet).\n\n"
+            "Sampling values you do not set come from the checkpoint's generation_config.json,\n"
+            "else from the built-in fallbacks: temperature 0.7, top-p 0.95, repetition\n"
+            "penalty 1.1, 500 frames."
         ),
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="KaniTTS2 directory or hub id")
@@ -80,10 +83,11 @@ def add_generate(sub) -> None:
     p.add_argument("--speaker-emb", type=Path, metavar="FILE",
                    help=".npy file with a 128-d speaker embedding")
     p.add_argument("--out", type=Path, required=True, help="output .npy file")
-    p.add_argument("--temperature", type=float, default=0.7, help="0 = greedy")
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--repetition-penalty", type=float, default=1.1)
-    p.add_argument("--max-frames", type=int, default=500, help="cap (12.5 frames per second)")
+    # None = not set by the user: the checkpoint's generation_config.json decides
+    p.add_argument("--temperature", type=float, default=None, help="0 = greedy")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass")
+    p.add_argument("--repetition-penalty", type=float, default=None)
+    p.add_argument("--max-frames", type=int, default=None, help="cap (12.5 frames per second)")
     p.add_argument("--no-constrain", action="store_true",
                    help="sample over the whole vocabulary instead of the expected codebook")
     p.add_argument("--seed", type=int, default=None)
@@ -102,11 +106,6 @@ def run_generate(args) -> int:
     from kani_adapt.models.generator.generate import SamplingConfig, generate
     from kani_adapt.models.generator.tokenizer import encode_text
 
-    sampling = SamplingConfig(
-        temperature=args.temperature, top_p=args.top_p,
-        repetition_penalty=args.repetition_penalty, max_new_frames=args.max_frames,
-        constrain_audio=not args.no_constrain, seed=args.seed,
-    )
     if args.out.suffix != ".npy":
         raise ConfigError(f"--out {args.out}: use a .npy file name")
     speaker = None
@@ -116,6 +115,8 @@ def run_generate(args) -> int:
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     model, tokenizer = load_checkpoint(args.checkpoint, dtype=dtype)
     model.to(args.device)
+    values = sampling_values(args, model.sampling_defaults)
+    sampling = SamplingConfig(**values, constrain_audio=not args.no_constrain, seed=args.seed)
     prompts = [tokens.prompt_ids(encode_text(tokenizer, t, args.tag)) for t in args.text]
     rows = generate(model, prompts, speaker, sampling)
     outs = [args.out] if len(rows) == 1 else [
@@ -128,6 +129,16 @@ def run_generate(args) -> int:
         secs = len(row.codes) / tokens.FRAMES_PER_SECOND
         print(f"wrote {out}: {len(row.codes)} frames, {secs:.2f} s{cap}")
     return 0
+
+
+def sampling_values(args, from_checkpoint: dict) -> dict:
+    """The user's values, else the checkpoint's generation_config.json, else the fallbacks."""
+    from kani_adapt.models.generator.checkpoint import SAMPLING_FALLBACK
+
+    given = {"temperature": args.temperature, "top_p": args.top_p,
+             "repetition_penalty": args.repetition_penalty, "max_new_frames": args.max_frames}
+    return {key: given[key] if given[key] is not None
+            else from_checkpoint.get(key, SAMPLING_FALLBACK[key]) for key in given}
 
 
 def load_speaker_embedding(path: Path):

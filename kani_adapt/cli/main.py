@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import sys
 
-from kani_adapt.cli import codec_commands, commands, recipe_commands, train_commands
+from kani_adapt.cli import (
+    codec_commands, commands, recipe_commands, speaker_commands, train_commands,
+)
 from kani_adapt.cli.common import Parser, run_cli
 
 DESCRIPTION = """\
@@ -21,6 +23,7 @@ examples:
   kani-adapt run recipes/german_hessian/lora.yaml
   kani-adapt init --size tiny --out models/tiny
   kani-adapt init --base LiquidAI/LFM2-350M --out models/kani-from-lfm2
+  kani-adapt speaker-emb anna.wav --out voices/anna.npy
   kani-adapt generate models/tiny --text "Guten Tag" --tag de --out codes.npy
   kani-adapt train recipe.yaml data.train=data/hessian mode=lora
   kani-adapt export runs/generator --out exports/hessian --merge
@@ -34,6 +37,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.add_init(sub)
     commands.add_generate(sub)
+    speaker_commands.add_speaker_emb(sub, commands.Formatter)
     train_commands.add_train(sub)
     train_commands.add_export(sub)
     codec_commands.add_codec(sub)

@@ -113,18 +113,25 @@ def _discriminator_list(cfg: DictConfig) -> list | None:
 def sanitize_config(cfg: DictConfig, keep_discriminator: bool, slm_dir: str | None):
     """Make a stored codec config build offline; returns (config, discriminator index map).
 
-    The SLM discriminator and SLM loss download WavLM when built: without ``slm_dir`` (a local
-    WavLM directory) they are dropped. Data sections are dropped: training brings its own data.
+    Nothing may reach the network: the SLM discriminator (WavLM) is dropped without ``slm_dir``
+    (a local WavLM directory); the SLM loss stays only when the config's ``slm_encoder`` names a
+    local directory; the speaker-consistency loss (``use_scl_loss``) is always off. None of them
+    changes encoding or decoding. Data sections are dropped: training brings its own data.
     The index map says which stored discriminator index becomes which (None: whole part dropped).
     """
     cfg = copy.deepcopy(cfg)
     OmegaConf.set_struct(cfg, False)
     for key in ("train_ds", "validation_ds", "test_ds", "log_config"):
         cfg.pop(key, None)
-    if cfg.get("use_slm_loss") and slm_dir is None:
-        cfg.use_slm_loss = False
+    if cfg.get("use_slm_loss") and not _local_slm_encoder(cfg):
+        cfg.use_slm_loss = False  # its encoder (w2v-bert) would come from the hub
+    if not cfg.get("use_slm_loss"):
         cfg.pop("slm_encoder", None)
         cfg.pop("slm_predictor", None)
+    # The speaker-consistency loss fetches (and unpickles) a speaker encoder from a URL NeMo
+    # hard-codes; none of its weights are stored in a .nemo, and tokens never depend on it.
+    cfg.use_scl_loss = False
+    cfg.pop("semantic_codec_path", None)  # a path on the author's machine; the weights are stored
     index_map: dict[int, int | None] = {}
     parts = _discriminator_list(cfg)
     if not keep_discriminator:
@@ -144,12 +151,38 @@ def sanitize_config(cfg: DictConfig, keep_discriminator: bool, slm_dir: str | No
     return cfg, index_map
 
 
-def remap_state_dict(state: dict, index_map: dict[int, int | None], keep_discriminator: bool) -> dict:
-    """Rename discriminator keys after parts were dropped; drop keys of dropped parts and of the
-    frozen pretrained models NeMo never stores (WavLM inside the SLM parts)."""
+def _local_slm_encoder(cfg: DictConfig) -> bool:
+    name = (cfg.get("slm_encoder") or {}).get("slm_model_name")
+    return bool(name) and Path(str(name)).is_dir()
+
+
+_WEIGHT_NORM_NAMES = ((".weight_g", ".parametrizations.weight.original0"),
+                      (".weight_v", ".parametrizations.weight.original1"))
+
+
+def harmonise_weight_norm(state: dict, expected: set[str]) -> dict:
+    """Name weight-norm tensors the way this model does. Files written before torch's
+    parametrizations (and public converters of the published NanoCodec) say ``weight_g`` /
+    ``weight_v``; newer ones ``parametrizations.weight.original0/1``. Same tensors either way."""
     out = {}
     for key, value in state.items():
-        if key.startswith("slm_encoder.") or ".slm_model.slm_model." in key:
+        if key not in expected:
+            for old, new in _WEIGHT_NORM_NAMES:
+                for a, b in ((old, new), (new, old)):
+                    if key.endswith(a) and key[: -len(a)] + b in expected:
+                        key = key[: -len(a)] + b
+        out[key] = value
+    return out
+
+
+def remap_state_dict(state: dict, index_map: dict[int, int | None], keep_discriminator: bool) -> dict:
+    """Rename discriminator keys after parts were dropped; drop keys of dropped parts, of the
+    frozen pretrained models NeMo never stores (WavLM inside the SLM parts) and of the switched
+    off speaker-consistency loss."""
+    out = {}
+    for key, value in state.items():
+        # speaker_encoder_resampler: a buffer of the (switched off) speaker-consistency loss
+        if key.startswith(("slm_encoder.", "speaker_encoder")) or ".slm_model.slm_model." in key:
             continue
         if key.startswith("discriminator."):
             if not keep_discriminator:
@@ -237,6 +270,7 @@ def load_model(source: str, discriminators: tuple[str, ...] = (), slm_dir: str |
     expected = set(model.state_dict())
     if fresh_discriminator:
         expected = {k for k in expected if not k.startswith("discriminator.")}
+    state = harmonise_weight_norm(state, set(model.state_dict()))
     check_keys(expected, set(state), str(path))
     # Module.load_state_dict directly: AudioCodecModel's override forces strict=False.
     result = torch.nn.Module.load_state_dict(model, state, strict=False)

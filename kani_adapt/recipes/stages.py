@@ -20,7 +20,7 @@ def synthesize(recipe: Recipe) -> dict:
 
 def speaker_model(recipe: Recipe) -> dict:
     """A tiny random speaker embedder for demos (speaker_embedder: tiny)."""
-    from data_tools import speaker_embedder
+    from kani_adapt.models.speaker import embedder as speaker_embedder
 
     folder = Path(recipe.data.embed.model)
     if not (folder / "model.safetensors").exists():

@@ -18,7 +18,7 @@ class DataConfig:
     val_max_items: int = 64
     token_budget: int = 8192  # padded tokens per batch (length-aware batching)
     loss_on: Literal["all", "audio"] = "all"  # official: all non-pad tokens
-    drop_repeated_frames: bool = False  # official data prep drops repeated frames
+    drop_repeated_frames: bool = True  # as the official data prep (and the released weights)
     use_speaker_emb: bool = True
     speaker_emb_column: str = "speaker_emb"
     tag_column: str = "tag"

@@ -9,7 +9,7 @@ import torch
 from kani_adapt import config as config_io
 from kani_adapt.atomic import write_folder
 from kani_adapt.errors import CheckpointError
-from kani_adapt.models.generator.checkpoint import save_checkpoint
+from kani_adapt.models.generator.checkpoint import read_sampling, save_checkpoint
 from kani_adapt.training import lora
 from kani_adapt.training import run as runs
 from kani_adapt.training.config import TrainConfig
@@ -38,7 +38,9 @@ def export_run(run_dir: Path, out: Path, *, merge: bool = False, dtype: str = "b
         write_folder(out, lambda tmp: _write_adapter(net, cfg, stats, run_dir, tmp))
         return out, "PEFT adapter"
     final = lora.merge(net) if cfg.mode == "lora" else net
-    save_checkpoint(final, tokenizer, out, dtype=dtype, language_tags=stats.get("tags", []))
+    # the sampling values of the checkpoint training started from (run_dir/base keeps them)
+    save_checkpoint(final, tokenizer, out, dtype=dtype, language_tags=stats.get("tags", []),
+                    sampling=read_sampling(run_dir / "base"))
     return out, "full checkpoint in the official layout"
 
 
@@ -72,6 +74,7 @@ LoRA adapter for the KaniTTS2 generator `{cfg.model.init}`, trained with kani-ad
 | training data | {stats.get('train_hours', 0):.2f} h, {stats.get('train_speakers', '?')} speakers |
 | held-out validation speakers | {', '.join(stats.get('val_speakers', [])) or 'none'} |
 | steps | {metrics.get('steps', '?')} |
+| repeated frames | {_repeats(cfg)} |
 | LoRA | r={cfg.lora.r}, alpha={cfg.lora.alpha}, targets={cfg.lora.targets}, rsLoRA={cfg.lora.rslora} |
 | licence | {cfg.licence} |
 
@@ -93,6 +96,12 @@ model, tokenizer = load_checkpoint("{cfg.model.init}")
 model = load_adapter(model, "THIS_FOLDER")
 ```
 """
+
+
+def _repeats(cfg: TrainConfig) -> str:
+    if cfg.data.drop_repeated_frames:
+        return "dropped (data.drop_repeated_frames=true), as the released weights were trained"
+    return "kept (data.drop_repeated_frames=false): timing differs from the released weights"
 
 
 def _read_json(path: Path) -> dict:

@@ -5,7 +5,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from data_tools import embed, ingest, speaker_embedder, tokenize, write
+from data_tools import embed, ingest, tokenize, write
+from kani_adapt.models.speaker import embedder as speaker_embedder
 from data_tools.batching import make_batches
 from data_tools.config import EmbedConfig, IngestConfig, SourceConfig, TokenizeConfig, WriteConfig
 from data_tools.records import read_jsonl
@@ -56,34 +57,6 @@ def test_test_codec_follows_the_protocol_and_batching_does_not_change_codes():
         np.testing.assert_array_equal(a, b)
 
 
-def test_embedder_save_load_roundtrip_and_padding_invariance(tmp_path):
-    model = speaker_embedder.build(seed=3)
-    folder = speaker_embedder.save(model, tmp_path / "emb")
-    loaded = speaker_embedder.load(str(folder))
-    x = torch.randn(2, 16000)
-    lengths = torch.tensor([16000, 9000])
-    with torch.no_grad():
-        a, b = model(x, lengths), loaded(x, lengths)
-        alone = loaded(x[1:, :9000], torch.tensor([9000]))
-    torch.testing.assert_close(a, b)
-    torch.testing.assert_close(a[1], alone[0], atol=1e-5, rtol=1e-4)
-    assert a.shape == (2, 128)
-    torch.testing.assert_close(a.norm(dim=-1), torch.ones(2))
-
-
-def test_embedder_refuses_a_checkpoint_with_missing_weights(tmp_path):
-    from safetensors.torch import load_file, save_file
-
-    from kani_adapt.errors import CheckpointError
-
-    folder = speaker_embedder.save(speaker_embedder.build(), tmp_path / "emb")
-    state = load_file(str(folder / "model.safetensors"))
-    state.pop("head.0.weight")
-    save_file(state, str(folder / "model.safetensors"))
-    with pytest.raises(CheckpointError, match="missing"):
-        speaker_embedder.load(str(folder))
-
-
 def test_speaker_means_are_unit_vectors_per_speaker():
     rng = np.random.default_rng(0)
     embs = {f"{s}{i}": rng.standard_normal(128) for s in "ab" for i in range(3)}
@@ -132,6 +105,8 @@ def test_tokenize_in_shards_then_write_the_dataset(tmp_path):
     assert set(report["hours_per_speaker"]) == {"ann", "bob"}
     assert report["speakers_per_tag"] == {"en": 2}
     assert "Hours per speaker" in (out / "report.md").read_text()
+    official = load_dataset("parquet", data_dir=str(out / "official" / "en"), split="train")
+    assert len(official) == 5 and "language_tag: en" in (out / "official" / "dataset_config.yaml").read_text()
 
 
 @needs_espeak

@@ -15,7 +15,7 @@ from kani_adapt import tokens
 from kani_adapt.cli.main import main
 from kani_adapt.errors import ConfigError
 from kani_adapt.models.generator.batch import collate
-from kani_adapt.models.generator.checkpoint import load_checkpoint
+from kani_adapt.models.generator.checkpoint import load_checkpoint, read_sampling
 from kani_adapt.models.generator.generate import SamplingConfig, generate
 from kani_adapt.models.generator.tokenizer import encode_text
 from kani_adapt.training.lora import load_adapter
@@ -59,6 +59,7 @@ def test_lora_run_exports_merged_and_unmerged_that_agree(tmp_path, synth_data, b
 
     merged, tok = load_checkpoint(str(tmp_path / "merged"))
     config = json.loads((tmp_path / "merged" / "config.json").read_text())
+    assert read_sampling(tmp_path / "merged") == read_sampling(base_ckpt) != {}  # values used
     assert config["language_settings"]["language_tags_list"] == ["de", "en_glasgow"]
     base, _ = load_checkpoint(str(base_ckpt))
     unmerged = load_adapter(load_checkpoint(str(base_ckpt))[0], tmp_path / "adapter").eval()

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from transformers import AutoTokenizer, GenerationConfig, Lfm2Config, Lfm2ForCausalLM
+from transformers import AutoTokenizer, Lfm2Config, Lfm2ForCausalLM
 
 from kani_adapt import tokens
 from kani_adapt.atomic import write_folder
@@ -25,9 +25,14 @@ from kani_adapt.models.generator.tokenizer import (
 )
 
 WEIGHTS = "model.safetensors"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
 TIED_KEYS = {"lm_head.weight"}
+GENERATION_CONFIG = "generation_config.json"
+# What `generate` falls back to where neither the user nor the checkpoint sets a value.
+SAMPLING_FALLBACK = {"temperature": 0.7, "top_p": 0.95, "repetition_penalty": 1.1,
+                     "max_new_frames": 500}
+# A second copy of the 16138 added tokens (tokenizer.json has them); not in the official layout.
+DROPPED_TOKENIZER_FILES = {"added_tokens.json"}
 
 
 def resolve(path_or_id: str, required: tuple[str, ...] = ("config.json",)) -> Path:
@@ -85,8 +90,10 @@ def convert_base(
     """
     if alpha_init not in ("identity", "official"):
         raise CheckpointError(f"alpha_init must be 'identity' or 'official', got {alpha_init!r}")
+    _refuse_untied_head(base)
     add_kani_tokens(tokenizer)
     config_dict = base.config.to_dict()
+    config_dict["tie_word_embeddings"] = True  # KaniTTS2 ties; an untied head was refused above
     config_dict.update(sizes.kani_config_keys(
         audio_step=audio_step, alpha_min=alpha_min, alpha_max=alpha_max
     ))
@@ -125,9 +132,36 @@ def init_from_base(path_or_id: str, **options) -> tuple[KaniTTS2ForCausalLM, obj
         raise CheckpointError(
             f"{path_or_id} is already a KaniTTS2 checkpoint; load it instead of --base"
         )
+    tokenizer = load_tokenizer(path)
     base = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(path)
     return convert_base(base, tokenizer, **options), tokenizer
+
+
+def load_tokenizer(path: Path):
+    """The tokenizer of a model folder; a class this transformers does not know is one line."""
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (ValueError, OSError, KeyError, AttributeError) as err:
+        import transformers
+
+        config = path / "tokenizer_config.json"
+        name = json.loads(config.read_text()).get("tokenizer_class") if config.is_file() else None
+        raise CheckpointError(
+            f"{config}: transformers {transformers.__version__} cannot load tokenizer class "
+            f"{name!r} ({type(err).__name__}); install a transformers version that knows it"
+        ) from None
+
+
+def _refuse_untied_head(base: Lfm2ForCausalLM) -> None:
+    """KaniTTS2 ties lm_head to the embeddings; re-tying an untied base would silently replace
+    its trained output layer."""
+    head, embed = base.lm_head.weight, base.model.embed_tokens.weight
+    if head.data_ptr() != embed.data_ptr() and not torch.equal(head, embed):
+        raise CheckpointError(
+            "the base's lm_head is not tied to its embeddings (tie_word_embeddings: false in "
+            "config.json, with its own lm_head.weight); KaniTTS2 ties them, so converting it "
+            "would discard the trained output layer: use a tied LFM2 base"
+        )
 
 
 def save_checkpoint(
@@ -137,9 +171,13 @@ def save_checkpoint(
     *,
     dtype: str = "bf16",
     language_tags: list[str] | None = None,
+    sampling: dict | None = None,
 ) -> Path:
     """Write the official layout: config.json, one model.safetensors, tokenizer files,
-    generation_config.json. Written to a temporary folder first and then moved into place."""
+    generation_config.json. Written to a temporary folder first and then moved into place.
+
+    generation_config.json carries the sampling values: ``sampling``, else those the model was
+    loaded with (``load_checkpoint``), else the built-in fallbacks."""
     if dtype not in DTYPES:
         raise CheckpointError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     check_kani_tokenizer(tokenizer)
@@ -151,12 +189,11 @@ def save_checkpoint(
             for k, v in model.state_dict().items() if k not in TIED_KEYS
         }
         save_file(state, tmp / WEIGHTS, metadata={"format": "pt"})
-        tokenizer.save_pretrained(tmp)
-        for extra in set(os.listdir(tmp)) - set(TOKENIZER_FILES) - {"config.json", WEIGHTS}:
-            (tmp / extra).unlink()  # e.g. added_tokens.json: not part of the official layout
-        GenerationConfig(
-            bos_token_id=tokens.BOS, eos_token_id=tokens.END_OF_SPEECH, pad_token_id=tokens.PAD,
-        ).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)  # every tokenizer file, chat_template.jinja included
+        for extra in DROPPED_TOKENIZER_FILES & set(os.listdir(tmp)):
+            (tmp / extra).unlink()
+        chosen = sampling if sampling is not None else getattr(model, "sampling_defaults", {})
+        _write_generation_config(tmp / GENERATION_CONFIG, chosen)
 
     return write_folder(out_dir, write)
 
@@ -192,9 +229,50 @@ def load_checkpoint(
     model.load_state_dict(state, strict=False)
     model.tie_weights()
     model.to(dtype)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    model.sampling_defaults = read_sampling(path)  # kept when the model is saved again
+    tokenizer = load_tokenizer(path)
     check_kani_tokenizer(tokenizer)
     return model.eval(), tokenizer
+
+
+def read_sampling(folder: Path) -> dict:
+    """The sampling values a checkpoint's generation_config.json sets (only those), in
+    `SamplingConfig` names. ``do_sample: false`` means greedy (temperature 0)."""
+    path = Path(folder) / GENERATION_CONFIG
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        out = {}
+        if data.get("do_sample") is False:
+            out["temperature"] = 0.0
+        elif data.get("temperature") is not None:
+            out["temperature"] = float(data["temperature"])
+        for key in ("top_p", "repetition_penalty"):
+            if data.get(key) is not None:
+                out[key] = float(data[key])
+        if data.get("max_new_tokens") is not None:  # SOA, SOS and EOS besides 4 per frame
+            out["max_new_frames"] = max(1, (int(data["max_new_tokens"]) - 3) // 4)
+    except (ValueError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"{path}: unreadable sampling values ({err}); fix or delete it"
+                              ) from None
+    return out
+
+
+def _write_generation_config(path: Path, sampling: dict) -> None:
+    """All values written out (transformers' own writer omits those equal to its defaults,
+    which would read back as 'not set')."""
+    import transformers
+
+    s = {**SAMPLING_FALLBACK, **sampling}
+    data = {"bos_token_id": tokens.BOS, "eos_token_id": tokens.END_OF_SPEECH,
+            "pad_token_id": tokens.PAD, "do_sample": s["temperature"] > 0,
+            "top_p": s["top_p"], "repetition_penalty": s["repetition_penalty"],
+            "max_new_tokens": 4 * int(s["max_new_frames"]) + 3,
+            "transformers_version": transformers.__version__}
+    if s["temperature"] > 0:
+        data["temperature"] = s["temperature"]
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _write_config(config, path: Path, dtype: str, language_tags: list[str] | None) -> None:

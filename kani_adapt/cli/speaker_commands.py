@@ -1,0 +1,81 @@
+"""`kani-adapt speaker-emb`: a voice file (128 floats) from reference recordings."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from kani_adapt.errors import ConfigError, DataError
+
+DEFAULT_MODEL = "nineninesix/speaker-emb-tbr"  # kept here too: --help must not import torch
+
+
+def add_speaker_emb(sub, formatter) -> None:
+    p = sub.add_parser(
+        "speaker-emb", formatter_class=formatter,
+        help="make a voice file (.npy, 128 floats) from reference recordings",
+        description=(
+            "Embed one or more reference recordings of a speaker into the 128-d voice vector\n"
+            "that KaniTTS2 is conditioned on, and save it with numpy.\n\n"
+            "The file is what `kani-adapt generate --speaker-emb` takes, and what the official\n"
+            "runtime takes as its speaker embedding (numpy.load, then a [1, 128] tensor).\n"
+            "Any sample rate and channel count are accepted (mixed to mono, resampled to\n"
+            "16 kHz); only the first 30 s of each file count. With several references the\n"
+            "result is the mean of their embeddings, scaled back to unit length.\n\n"
+            "The embedder is WavLM with a statistics-pooling head in the layout of\n"
+            f"{DEFAULT_MODEL} (a local copy of it works offline)."
+        ),
+        epilog=("examples:\n  kani-adapt speaker-emb anna.wav --out voices/anna.npy\n"
+                "  kani-adapt speaker-emb a1.flac a2.flac a3.flac --model ./speaker-emb-tbr "
+                "--out voices/a.npy"),
+    )
+    p.add_argument("refs", nargs="+", type=Path, metavar="REF",
+                   help="reference recording(s) of one speaker (wav, flac, ogg, ...)")
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="PATH_OR_ID",
+                   help="speaker-embedder folder or hub id")
+    p.add_argument("--out", type=Path, required=True, help="output .npy file (128 float32)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p.set_defaults(func=run_speaker_emb)
+
+
+def run_speaker_emb(args) -> int:
+    import numpy as np
+
+    from kani_adapt.models.speaker import embedder
+
+    if args.out.suffix != ".npy":
+        raise ConfigError(f"--out {args.out}: use a .npy file name")
+    clips = [read_reference(path) for path in args.refs]  # all files checked before the model
+    model = embedder.load(args.model, args.device)
+    vectors = np.concatenate([model.embed([audio], rate) for audio, rate in clips])
+    voice = mean_voice(vectors)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + ".tmp.npy")
+    np.save(tmp, voice)
+    tmp.replace(args.out)
+    spread = f", lowest cosine to the mean {float((vectors @ voice).min()):.3f}" \
+        if len(vectors) > 1 else ""
+    print(f"wrote {args.out}: {voice.shape[0]} floats from {len(vectors)} reference(s){spread}")
+    return 0
+
+
+def mean_voice(vectors):
+    """The mean of unit vectors, scaled back to unit length."""
+    import numpy as np
+
+    mean = vectors.mean(0)
+    norm = float(np.linalg.norm(mean))
+    if norm < 1e-6:
+        raise DataError("the references' embeddings cancel out; use recordings of one speaker")
+    return (mean / norm).astype(np.float32)
+
+
+def read_reference(path: Path):
+    import numpy as np
+    import soundfile as sf
+
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as err:  # libsndfile raises several types for unreadable files
+        raise DataError(f"{path}: cannot read audio ({err}); give a wav/flac/ogg file") from None
+    if data.shape[0] == 0 or not np.isfinite(data).all():
+        raise DataError(f"{path}: empty audio or NaN samples; give a real recording")
+    return data.mean(axis=1), rate
