@@ -4,10 +4,12 @@
 """
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kani_adapt.config import from_dict
+from kani_adapt.config import from_dict, read_yaml
 from kani_adapt.errors import ConfigError
 
 LAYOUTS = ("folder", "ljspeech", "commonvoice")
@@ -37,6 +39,7 @@ class SegmentConfig:
     pad_seconds: float = 0.15  # silence kept around speech when trimming
     vad_threshold: float = 0.5  # silero-vad speech probability
     min_silence_seconds: float = 0.3  # pauses shorter than this do not end speech
+    device: str = "cpu"  # where silero-vad runs (512-sample windows: a GPU rarely pays)
 
 
 @dataclass
@@ -119,18 +122,20 @@ def validate(cfg: DataConfig) -> DataConfig:
     return cfg
 
 
-def load_config(path: str | Path) -> DataConfig:
-    import yaml
-
+def load_config(path: str | Path, overrides: list[str] = ()) -> DataConfig:
+    """The data config of a YAML file with dotted ``key=value`` overrides, checked whole."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no such data config: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: cannot read YAML ({err})") from err
+    data = read_yaml(path, list(overrides))
     cfg = validate(from_dict(DataConfig, normalise_raw(data), where=str(path)))
     return resolve_paths(cfg, path.parent)
+
+
+def sections() -> list[tuple[str, type]]:
+    """(name, dataclass) of every section of the data config."""
+    hints = typing.get_type_hints(DataConfig)
+    return [(name, tp) for name, tp in hints.items() if dataclasses.is_dataclass(tp)]
 
 
 def normalise_raw(data):

@@ -14,11 +14,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_tools import stage
-from data_tools.audio import read_mono, write_clip
+from data_tools.audio import AudioError, read_mono, write_clip
 from data_tools.config import IngestConfig, SourceConfig
-from data_tools.records import LogEntry, Utterance, rejection
-from kani_adapt.errors import ConfigError, DataError
+from data_tools.records import Utterance
+from data_tools.registry import Kept, Rejected
+from data_tools.runner import BaseStage
+from kani_adapt.errors import ConfigError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 NAME = "ingest"
@@ -33,6 +34,7 @@ class Candidate:
     tag: str
     source: str  # file (and table line) the item came from
     text_error: str = ""  # reason when text is None
+    root: Path | None = None  # the input folder it was found in
 
 
 def make_id(source_name: str, relative: str) -> str:
@@ -136,27 +138,45 @@ def discover(src: SourceConfig) -> list[Candidate]:
     root = Path(src.path)
     if not root.is_dir():
         raise ConfigError(f"ingest source {root} is not a folder")
-    return DISCOVER[src.layout](src, src.name or root.name)
+    found = DISCOVER[src.layout](src, src.name or root.name)
+    for c in found:
+        c.root = root
+    return found
+
+
+def unique_ids(candidates: list[Candidate]) -> list[Candidate]:
+    """The same id twice (a.wav and a.flac): the first keeps it, the others are rejected."""
+    seen: set[str] = set()
+    out = []
+    for c in candidates:
+        if c.id in seen:
+            c = Candidate(f"{c.id}#{c.audio.name}", c.audio, None, c.speaker, c.tag, c.source,
+                          "duplicate_id", c.root)
+        seen.add(c.id)
+        out.append(c)
+    return out
 
 
 def load_candidate(c: Candidate, root: Path, cfg: IngestConfig, work: Path) -> Utterance:
-    """Load, downmix and resample one clip; raises DataError('<reason>: ...') when unusable."""
+    """Load, downmix and resample one clip; raises Rejected when it is unusable."""
     import soundfile as sf
 
+    if c.text_error == "duplicate_id":
+        raise Rejected("duplicate_id", f"another file already has this id: {c.audio}")
     if c.text is None or not c.text:
-        raise DataError(f"{c.text_error or 'empty_transcript'}: {c.source}")
+        raise Rejected(c.text_error or "empty_transcript", c.source)
     if not inside(root, c.audio):
-        raise DataError(f"outside_input_folder: {c.audio} resolves outside {root}")
+        raise Rejected("outside_input_folder", f"{c.audio} resolves outside {root}")
     if not c.audio.is_file():
-        raise DataError(f"missing_audio: {c.audio}")
+        raise Rejected("missing_audio", str(c.audio))
     if c.audio.stat().st_size == 0:
-        raise DataError(f"empty_audio: {c.audio} is a zero-length file")
+        raise Rejected("empty_audio", f"{c.audio} is a zero-length file")
     try:
         seconds = sf.info(str(c.audio)).duration
     except Exception as err:
-        raise DataError(f"unreadable_audio: {c.audio}: {err}") from None
+        raise Rejected("unreadable_audio", f"{c.audio}: {err}") from None
     if seconds > cfg.max_file_seconds:
-        raise DataError(f"too_long_file: {seconds:.0f} s > max_file_seconds={cfg.max_file_seconds}")
+        raise Rejected("too_long_file", f"{seconds:.0f} s > max_file_seconds={cfg.max_file_seconds}")
     loaded = read_mono(c.audio, cfg.sample_rate)
     rel = Path("ingest") / "audio" / f"{c.id}.wav"
     write_clip(work / rel, loaded.audio, cfg.sample_rate)
@@ -168,43 +188,23 @@ def load_candidate(c: Candidate, root: Path, cfg: IngestConfig, work: Path) -> U
     )
 
 
-def reason_of(err: DataError) -> tuple[str, str]:
-    text = str(err)
-    reason, _, detail = text.partition(": ")
-    return (reason, detail) if re.fullmatch(r"[a-z_0-9]+", reason) else ("error", text)
+class Ingest(BaseStage):
+    name = section = NAME
+    help = "read recordings and transcripts (folder, LJSpeech, Common Voice) as mono clips"
+    unit = "file"
+    inputs = ()
+
+    def items(self, ctx) -> list[Candidate]:
+        cfg: IngestConfig = ctx.cfg.ingest
+        if not cfg.sources:
+            raise ConfigError("ingest.sources is empty: name at least one input folder")
+        return unique_ids([c for s in cfg.sources for c in discover(s)])
+
+    def process_item(self, ctx, c: Candidate) -> Kept:
+        try:
+            return Kept([load_candidate(c, c.root, ctx.cfg.ingest, ctx.work)])
+        except AudioError as err:
+            raise Rejected(err.code, err.detail) from None
 
 
-def run(cfg: IngestConfig, work: Path, max_rejected_fraction: float = 0.5) -> list[Utterance]:
-    from tqdm import tqdm
-
-    if not cfg.sources:
-        raise ConfigError("ingest.sources is empty: name at least one input folder")
-    work = Path(work)
-    log = stage.open_log(work, NAME, {"cfg": _settings(cfg)})
-    done = log.done()
-    todo = [(Path(s.path), c) for s in cfg.sources for c in discover(s)]
-    seen = set()
-    for root, c in tqdm(todo, desc="ingest", unit="file"):
-        key = c.id if c.id not in seen else f"{c.id}#{c.audio.name}"
-        seen.add(c.id)
-        if key not in done:
-            log.append(LogEntry([key], **_process(c, root, cfg, work, duplicate=key != c.id)))
-    accepted, rejected = stage.collect(log.entries())
-    return stage.finish(work, NAME, accepted, rejected, len(todo), max_rejected_fraction)
-
-
-def _process(c: Candidate, root: Path, cfg: IngestConfig, work: Path, duplicate: bool) -> dict:
-    if duplicate:  # the same stem twice (a.wav and a.flac): the first one keeps the id
-        return {"rejected": [rejection(c.id, NAME, "duplicate_id",
-                                       f"another file already has this id: {c.audio}", c.source)]}
-    try:
-        return {"out": [load_candidate(c, root, cfg, work).to_dict()]}
-    except DataError as err:
-        reason, detail = reason_of(err)
-        return {"rejected": [rejection(c.id, NAME, reason, detail, c.source)]}
-
-
-def _settings(cfg: IngestConfig) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(cfg)
+STAGE = Ingest()
