@@ -173,7 +173,7 @@ def build_parser() -> Parser:
     from data_tools import registry
 
     order = " -> ".join(registry.names())
-    parser = Parser(prog="data-tools", description=DESCRIPTION.format(order=order),
+    parser = _Parser(prog="data-tools", description=DESCRIPTION.format(order=order),
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     _add_stages(sub)
@@ -185,6 +185,23 @@ def build_parser() -> Parser:
     p.set_defaults(func=cmd_check)
     _add_contribute(sub)
     return parser
+
+
+class _Parser(Parser):
+    """Takes key=value overrides anywhere after the command (argparse alone accepts a trailing
+    positional list only right after the config path, before any option)."""
+
+    def parse_args(self, args=None, namespace=None):
+        import re
+
+        args = sys.argv[1:] if args is None else list(args)
+        overrides = [a for a in args if re.match(r"[A-Za-z_][\w.]*=", a)]
+        ns = super().parse_args([a for a in args if a not in overrides], namespace)
+        if overrides and not hasattr(ns, "overrides"):
+            self.error(f"unrecognized arguments: {' '.join(overrides)}")
+        if overrides:
+            ns.overrides = list(ns.overrides) + overrides
+        return ns
 
 
 def main(argv: list[str] | None = None) -> int:
