@@ -12,7 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
-from data_tools import mfa
+from data_tools import ids, mfa
 from data_tools.audio import read_clip, write_clip
 from data_tools.config import AlignConfig
 from data_tools.mfa import Word
@@ -75,7 +75,7 @@ def decide(utt: Utterance, words: list[Word] | None, cfg: AlignConfig) -> list[P
     pieces = []
     for k, (a, b) in enumerate(split_sentences(words, utt.text, cfg.max_seconds, cfg.pad_seconds)):
         text = " ".join(tokens[index[a]: index[b] + 1])
-        pieces.append((f"/sent{k:03d}", max(0.0, words[a].start - cfg.pad_seconds),
+        pieces.append((ids.child("", "sent", k), max(0.0, words[a].start - cfg.pad_seconds),
                        min(end_limit, words[b].end + cfg.pad_seconds), text))
     return pieces
 
@@ -85,8 +85,9 @@ def _cut(utt: Utterance, pieces: list[Piece], work: Path) -> list[Utterance]:
     out = []
     for suffix, start, end, text in pieces:
         clip = audio[int(start * rate): int(end * rate)]
-        rel = Path(NAME) / "audio" / f"{utt.id}{suffix}.wav"
-        write_clip(work / rel, clip, rate)
+        path = ids.clip_path(work, NAME, utt.id + suffix)
+        write_clip(path, clip, rate)
+        rel = path.relative_to(work)
         out.append(dataclasses.replace(utt, id=utt.id + suffix, audio=rel.as_posix(), text=text,
                                        duration=len(clip) / rate, start=utt.start + start,
                                        long=False))

@@ -10,10 +10,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from data_tools import ids
 from data_tools.audio import AudioError, read_mono, write_clip
 from data_tools.config import IngestConfig, SourceConfig
 from data_tools.records import Utterance
@@ -38,12 +38,14 @@ class Candidate:
 
 
 def make_id(source_name: str, relative: str) -> str:
-    """``<source>/<relative path without suffix>``, restricted to filesystem-safe characters."""
-    stem = relative.rsplit(".", 1)[0] if "." in Path(relative).name else relative
-    safe = re.sub(r"[^A-Za-z0-9._/-]", "_", stem).strip("/")
-    if safe != stem:  # keep two names that sanitise alike apart
-        safe += "-" + hashlib.sha1(stem.encode()).hexdigest()[:6]
-    return f"{source_name}/{safe}"
+    return ids.make_id(source_name, relative)
+
+
+def _table_id(name: str, raw: str, prefix: str, n: int) -> tuple[str, str]:
+    """(id, error) of a table row naming ``raw``; an empty name gets the line's id."""
+    if not raw.strip("/\\ "):
+        return ids.make_id(name, f"line{n}"), "empty_id"
+    return ids.make_id(name, f"{prefix}/{raw}"), ""
 
 
 def inside(root: Path, path: Path) -> bool:
@@ -105,9 +107,10 @@ def discover_ljspeech(src: SourceConfig, name: str) -> list[Candidate]:
         fields = line.split("|")
         text = (fields[2] if len(fields) > 2 and fields[2].strip() else
                 fields[1] if len(fields) > 1 else "").strip()
-        items.append(Candidate(make_id(name, f"wavs/{fields[0]}"), root / "wavs" / f"{fields[0]}.wav",
-                               text, src.speaker or name, src.tag, where,
-                               "" if text else "empty_transcript"))
+        item_id, error = _table_id(name, fields[0].strip(), "wavs", n)
+        items.append(Candidate(item_id, root / "wavs" / f"{fields[0]}.wav", text,
+                               src.speaker or name, src.tag, where,
+                               error or ("" if text else "empty_transcript")))
     return items
 
 
@@ -122,11 +125,13 @@ def discover_commonvoice(src: SourceConfig, name: str) -> list[Candidate]:
         where = f"{src.tsv}:{n}"
         row = dict(zip(header, next(csv.reader(io.StringIO(line or ""), delimiter="\t",
                                                quoting=csv.QUOTE_NONE), [])))
-        clip = row.get("path", f"line{n}")
+        clip = row.get("path", f"line{n}") if line is not None else f"line{n}"
         text = (row.get("sentence") or "").strip() if line is not None else None
         error = "transcript_not_utf8" if line is None else "" if text else "empty_transcript"
-        items.append(Candidate(make_id(name, f"clips/{clip}"), root / "clips" / clip, text,
-                               src.speaker or row.get("client_id", name), src.tag, where, error))
+        item_id, id_error = _table_id(name, clip.strip(), "clips", n)
+        items.append(Candidate(item_id, root / "clips" / clip, text,
+                               src.speaker or row.get("client_id", name), src.tag, where,
+                               id_error or error))
     return items
 
 
@@ -163,6 +168,8 @@ def load_candidate(c: Candidate, root: Path, cfg: IngestConfig, work: Path) -> U
 
     if c.text_error == "duplicate_id":
         raise Rejected("duplicate_id", f"another file already has this id: {c.audio}")
+    if c.text_error == "empty_id":
+        raise Rejected("empty_id", f"{c.source} names no file")
     if c.text is None or not c.text:
         raise Rejected(c.text_error or "empty_transcript", c.source)
     if not inside(root, c.audio):
@@ -178,14 +185,28 @@ def load_candidate(c: Candidate, root: Path, cfg: IngestConfig, work: Path) -> U
     if seconds > cfg.max_file_seconds:
         raise Rejected("too_long_file", f"{seconds:.0f} s > max_file_seconds={cfg.max_file_seconds}")
     loaded = read_mono(c.audio, cfg.sample_rate)
-    rel = Path("ingest") / "audio" / f"{c.id}.wav"
-    write_clip(work / rel, loaded.audio, cfg.sample_rate)
+    path = ids.clip_path(work, NAME, c.id)
+    write_clip(path, loaded.audio, cfg.sample_rate)
+    rel = path.relative_to(work)
     return Utterance(
         id=c.id, audio=rel.as_posix(), text=c.text, speaker=c.speaker, tag=c.tag.lower(),
         duration=len(loaded.audio) / cfg.sample_rate, source=str(c.audio.resolve()),
         orig_sample_rate=loaded.orig_sample_rate, channels=loaded.channels,
         sha256=hashlib.sha256(c.audio.read_bytes()).hexdigest(),
     )
+
+
+def check_folders(cfg) -> None:
+    """Nothing is ever written into an input folder: the work and dataset folders lie apart."""
+    outputs = [("work", Path(cfg.work))] + ([("write.out", Path(cfg.write.out))]
+                                            if cfg.write.out else [])
+    for src in cfg.ingest.sources:
+        root = Path(src.path).resolve()
+        for key, out in outputs:
+            out = out.resolve()
+            if out == root or root in out.parents or out in root.parents:
+                raise ConfigError(f"{key} folder {out} and input folder {root} overlap; choose a "
+                                  f"{key} folder outside the recordings (and not above them)")
 
 
 class Ingest(BaseStage):
@@ -198,6 +219,7 @@ class Ingest(BaseStage):
         cfg: IngestConfig = ctx.cfg.ingest
         if not cfg.sources:
             raise ConfigError("ingest.sources is empty: name at least one input folder")
+        check_folders(ctx.cfg)
         return unique_ids([c for s in cfg.sources for c in discover(s)])
 
     def process_item(self, ctx, c: Candidate) -> Kept:

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 
 @dataclass
 class Utterance:
-    id: str  # says where it came from: "<source>/<relative path>[/seg000]"
+    id: str  # says where it came from: "<source>/<relative path>[#seg000]" (data_tools/ids.py)
     audio: str  # path of the processed mono clip, relative to the work directory
     text: str
     speaker: str

@@ -102,19 +102,26 @@ class BaseStage:
         raise NotImplementedError
 
     def decide(self, ctx: Context, items: list, results: dict) -> tuple[list, list[dict]]:
-        return collect(items, results)
+        return collect(items, results, self.name)
 
 
-def collect(items: list, results: dict) -> tuple[list[Utterance], list[dict]]:
-    """Kept utterances and rejection records in input order; an output id seen twice is kept once."""
-    kept, rejected, seen = [], [], set()
+def collect(items: list, results: dict, stage: str = "") -> tuple[list[Utterance], list[dict]]:
+    """Kept utterances and rejection records in input order. An item whose output id another
+    item already produced is rejected (``duplicate_id``), never silently merged."""
+    kept, rejected, seen = [], [], {}
     for item in items:
         result = results[item.id]
         if result["rejected"]:
             rejected.append(result["rejected"])
+        clash = next((d["id"] for d in result["out"] if seen.get(d["id"], item.id) != item.id), None)
+        if clash is not None:
+            rejected.append(rejection(item.id, stage, "duplicate_id",
+                                      f"{clash} also comes from {seen[clash]}",
+                                      getattr(item, "source", "")))
+            continue
         for data in result["out"]:
             if data["id"] not in seen:
-                seen.add(data["id"])
+                seen[data["id"]] = item.id
                 kept.append(Utterance.from_dict(data))
     return kept, rejected
 

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from data_tools import ids
 from data_tools.audio import read_clip, resample, write_clip
 from data_tools.config import SegmentConfig
 from data_tools.records import Utterance
@@ -87,7 +88,7 @@ def plan(utt: Utterance, spans: list[Span], cfg: SegmentConfig) -> list[tuple[st
     if trimmed[1] - trimmed[0] <= cfg.max_seconds or utt.text:
         return [("", trimmed)]
     pieces = cut_at_pauses(spans, utt.duration, cfg)
-    return [(f"/seg{i:03d}", p) for i, p in enumerate(pieces)] or "no_piece_in_range"
+    return [(ids.child("", "seg", i), p) for i, p in enumerate(pieces)] or "no_piece_in_range"
 
 
 def process(utt: Utterance, work: Path, vad, cfg: SegmentConfig) -> Kept:
@@ -98,8 +99,9 @@ def process(utt: Utterance, work: Path, vad, cfg: SegmentConfig) -> Kept:
     out = []
     for suffix, (start, end) in decision:
         piece = audio[int(start * rate): int(end * rate)]
-        rel = Path(NAME) / "audio" / f"{utt.id}{suffix}.wav"
-        write_clip(work / rel, piece, rate)
+        path = ids.clip_path(work, NAME, utt.id + suffix)
+        write_clip(path, piece, rate)
+        rel = path.relative_to(work)
         out.append(dataclasses.replace(
             utt, id=utt.id + suffix, audio=rel.as_posix(), duration=len(piece) / rate,
             start=utt.start + start, long=len(piece) / rate > cfg.max_seconds))

@@ -36,7 +36,7 @@ def test_plan_keeps_long_transcribed_clips_whole_for_alignment():
     long_text = Utterance("a", "x.wav", "some text", "s", duration=18.0)
     no_text = Utterance("b", "x.wav", "", "s", duration=18.0)
     assert segment.plan(long_text, spans, cfg) == [("", (0.35, 17.15))]
-    assert [s for s, _ in segment.plan(no_text, spans, cfg)] == ["/seg000", "/seg001"]
+    assert [s for s, _ in segment.plan(no_text, spans, cfg)] == ["#seg000", "#seg001"]
     assert segment.plan(long_text, [], cfg) == "no_speech"
 
 

@@ -1,0 +1,143 @@
+"""Hostile inputs: ids that try to become paths, concurrent writers, giant transcripts, symlink
+tricks, out-of-range settings. Nothing may be written outside the work folder, nothing lost,
+every refused item gets a reason, every refused run a one-line error."""
+import hashlib
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from data_tools import ids
+from data_tools.config import IngestConfig, SourceConfig
+from data_tools.records import read_jsonl
+from dt_helpers import run_stage
+
+RATE = 22050
+
+
+def tone(path, seconds=1.5, text=None):
+    """A short clip (content does not matter to ingest) and, optionally, its transcript."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * RATE)) / RATE
+    fmt = "FLAC" if path.suffix == ".flac" else "WAV"
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), RATE, format=fmt)
+    if text is not None:
+        path.with_suffix(".txt").write_text(text)
+    return path
+
+
+def snapshot(root, skip=None):
+    """{relative path: sha256} of every file under ``root`` (except the ``skip`` folder)."""
+    out = {}
+    for dirpath, dirnames, files in os.walk(root):
+        if skip is not None and os.path.abspath(dirpath) == os.path.abspath(skip):
+            dirnames[:] = []
+            continue
+        for name in files:
+            p = os.path.join(dirpath, name)
+            if not os.path.islink(p):
+                out[os.path.relpath(p, root)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+    return out
+
+
+def reasons(work):
+    return {r["source"]: r["reason"] for r in read_jsonl(work / "rejected.jsonl")}
+
+
+def assert_inside_work(work, utts):
+    paths = [(work / u.audio).resolve() for u in utts]
+    assert all(p.is_relative_to((work / "ingest" / "audio").resolve()) for p in paths)
+    assert len({u.id for u in utts}) == len(utts) and len(set(paths)) == len(paths)
+
+
+def test_ids_are_safe_file_names_and_cuts_never_take_an_input_id():
+    for raw in ("../../etc/passwd", "/abs/x.wav", "a/./b.wav", "..", "wavs/..", "a#seg000.wav",
+                "x\\..\\y.wav", "spk/ä b.wav"):
+        made = ids.make_id("src", raw)
+        assert ids.clip_path("/w", "ingest", made).resolve().is_relative_to("/w/ingest/audio")
+        assert "#" not in made and ".." not in made.split("/")
+    assert ids.make_id("src", "x y.wav") != ids.make_id("src", "x_y.wav")
+    assert ids.make_id("src", "spk/x.flac") == "src/spk/x"  # plain names stay readable
+    assert ids.child("src/a", "seg", 0) != ids.make_id("src", "a/seg000")
+    assert ids.child("src/a", "seg", 0) != ids.make_id("src", "a#seg000")
+    for bad in ("", "/", "//"):
+        with pytest.raises(ValueError):
+            ids.make_id("src", bad)
+    for unsafe in ("src/../x", "/abs", "src/a/..", "a b"):
+        with pytest.raises(Exception, match="not a safe file name"):
+            ids.clip_path("/w", "ingest", unsafe)
+
+
+def test_table_ids_with_traversal_absolute_empty_and_colliding_names(tmp_path):
+    lj, cv, work = tmp_path / "lj", tmp_path / "cv", tmp_path / "work"
+    tone(lj / "wavs" / "LJ1.wav")
+    tone(lj / "wavs" / "a b.wav")
+    tone(lj / "wavs" / "a_b.wav")
+    tone(tmp_path / "escape.wav")
+    tone(tmp_path / "abs.wav")
+    (lj / "metadata.csv").write_text("\n".join([
+        "LJ1|one|one",
+        "../wavs/LJ1|back inside|back inside",  # resolves inside: read, written under work
+        "../../escape|out|out",  # resolves outside the input folder
+        "../../../../../lj/wavs/LJ1|over|over",  # wrote over the input recording before
+        f"{tmp_path / 'abs'}|absolute|absolute",
+        "|empty id|empty id",
+        "LJ1|the same id again|again",
+        "a b|space|space",
+        "a_b|underscore|underscore",
+    ]) + "\n")
+    tone(cv / "clips" / "c1.wav")
+    (cv / "validated.tsv").write_text(
+        "client_id\tpath\tsentence\n"
+        "u1\tc1.wav\thallo\n"
+        "u1\t../clips/c1.wav\tinside again\n"
+        "u2\t../../escape.wav\traus\n"
+        f"u3\t{tmp_path / 'abs.wav'}\tabsolut\n"
+        "u4\t\tleer\n"
+        "u5\tc1.wav\tdoppelt\n")
+    before = snapshot(tmp_path, skip=work)
+    cfg = IngestConfig(sources=[SourceConfig(path=str(lj), layout="ljspeech"),
+                                SourceConfig(path=str(cv), layout="commonvoice")])
+    kept = run_stage("ingest", work, budget=1.0, ingest=cfg)
+
+    assert snapshot(tmp_path, skip=work) == before  # no input touched, nothing written outside
+    assert_inside_work(work, kept)
+    assert reasons(work) == {
+        "metadata.csv:3": "outside_input_folder", "metadata.csv:4": "outside_input_folder",
+        "metadata.csv:5": "outside_input_folder", "metadata.csv:6": "empty_id",
+        "metadata.csv:7": "duplicate_id",
+        "validated.tsv:4": "outside_input_folder", "validated.tsv:5": "outside_input_folder",
+        "validated.tsv:6": "empty_id", "validated.tsv:7": "duplicate_id"}
+    assert sorted(u.text for u in kept) == sorted(
+        ["one", "back inside", "space", "underscore", "hallo", "inside again"])
+
+
+def test_folder_ids_that_sanitise_alike_or_repeat_stay_apart_or_are_rejected(tmp_path):
+    root, work = tmp_path / "in", tmp_path / "work"
+    tone(root / "s" / "a.flac")
+    tone(root / "s" / "a.wav", text="a")  # the same id as a.flac: rejected with a record
+    tone(root / "s" / "x y.wav", text="space")
+    tone(root / "s" / "x_y.wav", text="underscore")
+    tone(root / "s" / "x#seg000.wav", text="looks like a cut")
+    tone(root / "..s" / "..wav", text="dots")
+    before = snapshot(root)
+    kept = run_stage("ingest", work, budget=1.0,
+                     ingest=IngestConfig(sources=[SourceConfig(path=str(root))]))
+    assert snapshot(root) == before
+    assert_inside_work(work, kept)
+    assert sorted(u.text for u in kept) == ["a", "dots", "looks like a cut", "space",
+                                            "underscore"]
+    assert [u.source for u in kept if u.text == "a"] == [str(root / "s" / "a.flac")]
+    assert reasons(work) == {"s/a.wav": "duplicate_id"}
+
+
+def test_a_work_folder_inside_an_input_folder_is_refused(tmp_path):
+    from kani_adapt.errors import ConfigError
+
+    root = tmp_path / "in"
+    tone(root / "s" / "a.wav", text="x")
+    cfg = IngestConfig(sources=[SourceConfig(path=str(root))])
+    for work in (root / "work", tmp_path):
+        with pytest.raises(ConfigError, match="overlap"):
+            run_stage("ingest", work, ingest=cfg)
