@@ -11,7 +11,7 @@ import soundfile as sf
 from data_tools import ids
 from data_tools.config import IngestConfig, SourceConfig
 from data_tools.records import read_jsonl
-from dt_helpers import run_stage
+from dt_helpers import needs_espeak, run_stage
 
 RATE = 22050
 
@@ -141,3 +141,151 @@ def test_a_work_folder_inside_an_input_folder_is_refused(tmp_path):
     for work in (root / "work", tmp_path):
         with pytest.raises(ConfigError, match="overlap"):
             run_stage("ingest", work, ingest=cfg)
+
+
+# --- one writer per work folder -------------------------------------------------------------
+
+SLOW_RUN = """
+import sys, time
+sys.path.insert(0, {helpers!r})
+from dt_helpers import EnergyCodec
+from data_tools import codecs
+from data_tools.cli import main
+
+class SlowCodec(EnergyCodec):
+    def encode(self, audio, lengths):
+        open({marker!r}, "a").write("x")  # the other process may now try its luck
+        time.sleep({sleep})
+        return super().encode(audio, lengths)
+
+codecs.CODEC_FACTORY = lambda spec, device: SlowCodec()
+sys.exit(main({argv!r}))
+"""
+
+
+def start_slow(tmp_path, argv, sleep=1.0):
+    """A real second process running ``data-tools argv`` whose codec calls are slow; returns it
+    once it is encoding (so it holds its locks)."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    marker = tmp_path / f"encoding-{len(list(tmp_path.glob('encoding-*')))}"
+    script = SLOW_RUN.format(helpers=str(Path(__file__).parent), marker=str(marker),
+                             sleep=sleep, argv=argv)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the second process never started encoding"
+        time.sleep(0.1)
+    return proc
+
+
+def locking_corpus(tmp_path):
+    from data_tools import speaker_embedder
+    from dt_helpers import good_clip
+
+    for i, speaker in enumerate(["anna", "anna", "ben", "ben"]):
+        good_clip(tmp_path / "rec" / speaker / f"c{i}.wav", i)
+    speaker_embedder.save(speaker_embedder.build(seed=1), tmp_path / "embedder")
+    config = tmp_path / "data.yaml"
+    config.write_text("work: work\ningest:\n  sources:\n    - path: rec\n"
+                      "align:\n  enabled: off\nembed:\n  model: embedder\n"
+                      "tokenize:\n  codec: slow\n  max_batch_size: 1\n")
+    return config, [f"rec/{s}/c{i}" for i, s in enumerate(["anna", "anna", "ben", "ben"])]
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    return err
+
+
+def dataset_sources(tmp_path):
+    from datasets import load_from_disk
+
+    return sorted(load_from_disk(str(tmp_path / "work" / "dataset" / "hf"))["source"])
+
+
+@pytest.mark.slow
+@needs_espeak
+def test_two_prepare_runs_on_one_work_folder(tmp_path, capsys, monkeypatch):
+    from data_tools import codecs
+    from data_tools.cli import main
+    from dt_helpers import EnergyCodec
+
+    config, clips = locking_corpus(tmp_path)
+    first = start_slow(tmp_path, ["prepare", str(config)])
+    try:
+        assert main(["prepare", str(config)]) == 2  # while the first one holds the folder
+        assert f"in use by another data-tools run (pid {first.pid})" in one_line_error(capsys)
+        assert main(["tokenize", str(config), "--shard", "1/2"]) == 2  # no shard sneaks in
+        one_line_error(capsys)
+    finally:
+        out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert dataset_sources(tmp_path) == clips  # every good clip exactly once
+
+    # Logs that hold every record twice (two writers of an older version) are repaired on
+    # read: the rerun neither rejects clips as duplicates of themselves nor writes them twice.
+    for log in (tmp_path / "work").glob("*/log*.jsonl"):
+        log.write_text(log.read_text() * 2)
+    monkeypatch.setattr(codecs, "CODEC_FACTORY", lambda spec, device: EnergyCodec())
+    assert main(["prepare", str(config)]) == 0
+    assert dataset_sources(tmp_path) == clips
+    assert not list(read_jsonl(tmp_path / "work" / "rejected.jsonl"))
+
+
+@pytest.mark.slow
+@needs_espeak
+def test_the_same_tokenize_shard_twice(tmp_path, capsys, monkeypatch):
+    from data_tools import codecs
+    from data_tools.cli import main
+    from dt_helpers import EnergyCodec
+
+    config, clips = locking_corpus(tmp_path)
+    for stage in ("ingest", "segment", "filter", "embed"):
+        assert main([stage, str(config)]) == 0
+    monkeypatch.setattr(codecs, "CODEC_FACTORY", lambda spec, device: EnergyCodec())
+    first = start_slow(tmp_path, ["tokenize", str(config), "--shard", "0/2"])
+    try:
+        assert main(["tokenize", str(config), "--shard", "0/2"]) == 2
+        assert f"tokenize shard 0/2 in {tmp_path / 'work'} is in use by another data-tools run " \
+               f"(pid {first.pid})" in one_line_error(capsys)
+        assert main(["write", str(config)]) == 2  # the whole folder is not free either
+        one_line_error(capsys)
+        assert main(["tokenize", str(config), "--shard", "1/2"]) == 0  # another shard: runs
+    finally:
+        out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert main(["tokenize", str(config), "--shard", "0/2"]) == 0  # finished: nothing to redo
+    assert main(["write", str(config)]) == 0
+    assert dataset_sources(tmp_path) == clips
+
+
+def test_a_killed_holder_releases_the_work_folder(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from data_tools import locks
+    from kani_adapt.errors import DataError
+
+    work = tmp_path / "work"
+    code = ("import sys, time; from data_tools import locks\n"
+            f"with locks.hold({str(work)!r}):\n    print('held', flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert proc.stdout.readline().strip() == "held"
+    with pytest.raises(DataError, match=f"pid {proc.pid}"):
+        with locks.hold(work):
+            pass
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with locks.hold(work):  # the kernel dropped the dead holder's lock
+        assert locks.holder(locks.lock_dir(work) / "work.lock") == str(os.getpid())
