@@ -39,6 +39,10 @@ def item_reasons(f: Features, orig_rate: int, text: str, cfg: FilterConfig) -> l
          f"silence ratio {f.silence_ratio:.2f}"),
         (0 < orig_rate < cfg.min_orig_sample_rate, "low_sample_rate",
          f"recorded at {orig_rate} Hz < {cfg.min_orig_sample_rate}"),
+        (len(text) > cfg.max_text_chars, "text_too_long",
+         f"{len(text)} characters > max_text_chars={cfg.max_text_chars}"),
+        (f.chars_per_second > cfg.max_chars_per_second, "too_many_chars_per_second",
+         f"{f.chars_per_second:.1f} letters/s > max_chars_per_second={cfg.max_chars_per_second}"),
     ]
     return [(reason, detail) for broken, reason, detail in rules if broken]
 

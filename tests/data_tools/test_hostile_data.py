@@ -289,3 +289,99 @@ def test_a_killed_holder_releases_the_work_folder(tmp_path):
     proc.wait()
     with locks.hold(work):  # the kernel dropped the dead holder's lock
         assert locks.holder(locks.lock_dir(work) / "work.lock") == str(os.getpid())
+
+
+# --- bounds on every input ------------------------------------------------------------------
+
+def test_a_giant_transcript_is_refused_unread_in_every_layout(tmp_path):
+    import tracemalloc
+
+    folder, lj, cv, work = (tmp_path / n for n in ("in", "lj", "cv", "work"))
+    giant = "a" * 50_000_000
+    tone(folder / "s" / "giant.wav").with_suffix(".txt").write_text(giant)
+    tone(folder / "s" / "fine.wav", text="a normal sentence")
+    tone(lj / "wavs" / "LJ1.wav")
+    tone(lj / "wavs" / "LJ2.wav")
+    (lj / "metadata.csv").write_text(f"LJ1|{giant}|{giant}\nLJ2|fine|fine\n")
+    tone(cv / "clips" / "c1.wav")
+    (cv / "validated.tsv").write_text(f"client_id\tpath\tsentence\nu\tc1.wav\t{giant}\n")
+    del giant
+    cfg = IngestConfig(sources=[SourceConfig(path=str(folder)), SourceConfig(
+        path=str(lj), layout="ljspeech"), SourceConfig(path=str(cv), layout="commonvoice")])
+    tracemalloc.start()
+    kept = run_stage("ingest", work, budget=1.0, ingest=cfg)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20_000_000  # the 50 MB files were never held in memory
+    assert sorted(u.text for u in kept) == ["a normal sentence", "fine"]
+    assert reasons(work) == {"s/giant.wav": "transcript_too_long",
+                             "metadata.csv:1": "transcript_too_long",
+                             "validated.tsv:2": "transcript_too_long"}
+    assert os.path.getsize(work / "ingest" / "log.jsonl") < 100_000  # not copied into the log
+
+
+def test_filter_bounds_text_length_and_letters_per_second_absolutely():
+    from data_tools import filtering
+    from data_tools.config import FilterConfig
+    from data_tools.quality import Features
+
+    def feats(cps):
+        return Features(duration=3.0, clipped_fraction=0.0, snr_db=40.0, peak_db=-15.0,
+                        silence_ratio=0.2, chars_per_second=cps, fingerprint=[1.0])
+    cfg = FilterConfig()
+    assert filtering.item_reasons(feats(14.0), 22050, "x" * 40, cfg) == []
+    assert [r for r, _ in filtering.item_reasons(feats(14.0), 22050, "x" * 1001, cfg)] == [
+        "text_too_long"]
+    assert [r for r, _ in filtering.item_reasons(feats(45.0), 22050, "x" * 40, cfg)] == [
+        "too_many_chars_per_second"]
+    # a speaker whose every clip is too fast is not saved by the relative (per speaker) rule
+    assert filtering.rate_outliers({f"a{i}": ("a", 45.0 + i * 0.1) for i in range(6)}, 4.0) == {}
+
+
+def test_symlinked_speaker_folders_are_followed_inside_and_refused_outside(tmp_path):
+    root, outside, work = tmp_path / "in", tmp_path / "outside", tmp_path / "work"
+    tone(root / "store" / "anna" / "a0.wav", text="anna speaks")
+    tone(outside / "bob" / "b0.wav", text="bob speaks")
+    tone(root / "cara" / "c0.wav", text="cara speaks")
+    (root / "anna").symlink_to(root / "store" / "anna")  # inside the input folder: followed
+    (root / "bob").symlink_to(outside / "bob")  # outside: a record, not silence
+    (root / "cara" / "loop.wav").symlink_to(root / "cara" / "loop.wav")  # a file link loop
+    (root / "cara" / "ping.wav").symlink_to(root / "cara" / "pong.wav")
+    (root / "cara" / "pong.wav").symlink_to(root / "cara" / "ping.wav")
+    (root / "cara" / "again").symlink_to(root / "cara")  # a folder that contains itself
+    before = snapshot(tmp_path, skip=work)
+    cfg = IngestConfig(sources=[SourceConfig(path=str(root))])
+    kept = run_stage("ingest", work, budget=1.0, ingest=cfg)
+    assert snapshot(tmp_path, skip=work) == before
+    by_speaker = {u.speaker: u.text for u in kept}
+    # store/anna and its link are one folder: read once, under the first path found
+    assert by_speaker == {"anna": "anna speaks", "cara": "cara speaks"} and len(kept) == 2
+    assert reasons(work) == {"bob": "outside_input_folder", "cara/loop.wav": "symlink_loop",
+                             "cara/ping.wav": "symlink_loop", "cara/pong.wav": "symlink_loop",
+                             "cara/again": "symlink_loop"}
+
+
+def test_out_of_range_settings_are_reported_all_at_once_by_check(tmp_path, capsys):
+    from data_tools.cli import main
+
+    path = tmp_path / "data.yaml"
+    path.write_text("max_rejected_fraction: .nan\n"
+                    "ingest:\n  sample_rate: 0\n  max_file_seconds: -5\n"
+                    "segment:\n  vad_threshold: 7\n  min_seconds: 30\n"
+                    "filter:\n  min_snr_db: -3\n  max_chars_per_second: .inf\n"
+                    "embed:\n  batch_size: 0\n")
+    assert main(["check", str(path)]) == 2
+    err = one_line_error(capsys)
+    for fragment in ("max_rejected_fraction must be a finite number",
+                     "ingest.sample_rate must be above 0, got 0",
+                     "ingest.max_file_seconds must be above 0",
+                     "segment.vad_threshold must be between 0 and 1, got 7",
+                     "segment.min_seconds (30.0) must be below segment.max_seconds (20.0)",
+                     "filter.max_chars_per_second must be a finite number",
+                     "embed.batch_size must be above 0"):
+        assert fragment in err
+    assert "min_snr_db" not in err  # a negative dB threshold is a legal choice
+    assert main(["check", str(path), "max_rejected_fraction=0.5", "ingest.sample_rate=16000",
+                 "ingest.max_file_seconds=60", "segment.vad_threshold=0.5",
+                 "segment.min_seconds=2", "filter.max_chars_per_second=30",
+                 "embed.batch_size=4"]) == 0

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import soundfile as sf
 
-from data_tools import ingest
+from data_tools import ids
 from data_tools.config import IngestConfig, SourceConfig
 from data_tools.records import read_jsonl, read_manifest
 from dt_helpers import espeak, good_clip, needs_espeak, plant_bad_files, run_stage, write
@@ -94,10 +94,10 @@ def test_ljspeech_and_commonvoice_layouts(tmp_path):
 
 
 def test_ids_are_safe_and_distinct():
-    a = ingest.make_id("src", "spk/ä b.wav")
-    b = ingest.make_id("src", "spk/ö b.wav")
+    a = ids.make_id("src", "spk/ä b.wav")
+    b = ids.make_id("src", "spk/ö b.wav")
     assert a != b and a.startswith("src/spk/") and " " not in a
-    assert ingest.make_id("src", "x/y.flac") == "src/x/y"
+    assert ids.make_id("src", "x/y.flac") == "src/x/y"
 
 
 def test_ogg_mp3_flac_are_read_and_very_long_files_are_refused(tmp_path):
