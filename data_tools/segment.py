@@ -29,9 +29,14 @@ Span = tuple[float, float]
 def silero_vad(cfg: SegmentConfig) -> Callable[[np.ndarray], list[Span]]:
     """Speech spans in seconds from silero-vad (its model ships inside the wheel)."""
     import torch
-    from silero_vad import get_speech_timestamps, load_silero_vad
 
-    model = load_silero_vad().to(cfg.device)
+    threads = torch.get_num_threads()
+    try:
+        from silero_vad import get_speech_timestamps, load_silero_vad
+
+        model = load_silero_vad().to(cfg.device)
+    finally:  # importing silero_vad sets torch to one thread for the whole process
+        torch.set_num_threads(threads)
 
     def spans(audio16k: np.ndarray) -> list[Span]:
         threads = torch.get_num_threads()

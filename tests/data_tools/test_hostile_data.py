@@ -385,3 +385,54 @@ def test_out_of_range_settings_are_reported_all_at_once_by_check(tmp_path, capsy
                  "ingest.max_file_seconds=60", "segment.vad_threshold=0.5",
                  "segment.min_seconds=2", "filter.max_chars_per_second=30",
                  "embed.batch_size=4"]) == 0
+
+
+# --- threads --------------------------------------------------------------------------------
+
+THREADS_RUN = """
+import json, sys
+sys.path.insert(0, {helpers!r})
+import torch
+torch.set_num_threads(3)  # the user's choice, before anything imports silero-vad
+from dt_helpers import EnergyCodec, good_clip
+from pathlib import Path
+from data_tools import prepare
+from data_tools.config import load_config
+
+seen = {{"embed": [], "tokenize": []}}
+
+class Codec(EnergyCodec):
+    def encode(self, audio, lengths):
+        seen["tokenize"].append(torch.get_num_threads())
+        return super().encode(audio, lengths)
+
+def embedder(batch, lengths):
+    seen["embed"].append(torch.get_num_threads())
+    return torch.nn.functional.normalize(torch.randn(len(batch), 128), dim=-1)
+
+root = Path({root!r})
+for i in range(2):
+    good_clip(root / "rec" / "s" / f"c{{i}}.wav", i)
+(root / "data.yaml").write_text("work: work\\ningest:\\n  sources:\\n    - path: rec\\n"
+                                "align:\\n  enabled: off\\n")
+prepare.run(load_config(root / "data.yaml"), codec=Codec(), embedder=embedder)
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.slow
+@needs_espeak
+def test_embed_and_tokenize_inside_prepare_keep_the_users_thread_count(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = THREADS_RUN.format(helpers=str(Path(__file__).parent), root=str(tmp_path))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=300)  # a fresh process: silero-vad not imported yet
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["embed"] and seen["tokenize"]  # both ran, after segment imported silero-vad
+    assert set(seen["embed"]) == set(seen["tokenize"]) == {3}
