@@ -205,7 +205,21 @@ class _Parser(Parser):
 
 
 def main(argv: list[str] | None = None) -> int:
+    _show_progress_lines()
     return run_cli(build_parser(), argv)
+
+
+def _show_progress_lines() -> None:
+    """Our own INFO lines (progress without a terminal, skipped stages) reach stderr, unless
+    the caller configured logging itself."""
+    import logging
+
+    log = logging.getLogger("data_tools")
+    if not log.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
 
 
 if __name__ == "__main__":

@@ -137,3 +137,25 @@ def test_a_log_holding_items_twice_is_read_once(tmp_path, shout):
     assert [u.id for u in again.kept] == [i + "/up" for i in ids]
     manifest = [json.loads(x)["id"] for x in (tmp_path / "shout" / "manifest.jsonl").open()]
     assert manifest == [i + "/up" for i in ids]
+
+
+def test_a_stage_without_a_terminal_prints_progress_lines_not_bars(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    import soundfile as sf
+
+    (tmp_path / "rec").mkdir()
+    for i in range(2):
+        sf.write(tmp_path / "rec" / f"c{i}.wav", np.zeros(22050, np.float32), 22050)
+        (tmp_path / "rec" / f"c{i}.txt").write_text("words")
+    (tmp_path / "data.yaml").write_text("work: work\ningest:\n  sources:\n    - path: rec\n")
+    done = subprocess.run([sys.executable, "-m", "data_tools.cli", "ingest",
+                           str(tmp_path / "data.yaml")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert done.returncode == 0, done.stderr
+    assert "ingest: 2/2 files (100%)" in done.stderr and "\r" not in done.stderr
+    assert "ingest: 2 clips kept" in done.stdout
