@@ -174,7 +174,23 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> DataConfig:
         raise ConfigError(f"no such data config: {path}")
     data = read_yaml(path, list(overrides))
     cfg = validate(from_dict(DataConfig, normalise_raw(data), where=str(path)))
-    return resolve_paths(cfg, path.parent)
+    cfg = resolve_paths(cfg, path.parent)
+    check_folders(cfg)
+    return cfg
+
+
+def check_folders(cfg: DataConfig) -> None:
+    """Nothing is ever written into an input folder: the work and dataset folders lie apart
+    from every source (checked before anything is created)."""
+    outputs = [("work", Path(cfg.work))] + ([("write.out", Path(cfg.write.out))]
+                                            if cfg.write.out else [])
+    for src in cfg.ingest.sources:
+        root = Path(src.path).resolve()
+        for key, out in outputs:
+            out = out.resolve()
+            if out == root or root in out.parents or out in root.parents:
+                raise ConfigError(f"{key} folder {out} and input folder {root} overlap; choose a "
+                                  f"{key} folder outside the recordings (and not above them)")
 
 
 def sections() -> list[tuple[str, type]]:

@@ -58,19 +58,6 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def check_folders(cfg) -> None:
-    """Nothing is ever written into an input folder: the work and dataset folders lie apart."""
-    outputs = [("work", Path(cfg.work))] + ([("write.out", Path(cfg.write.out))]
-                                            if cfg.write.out else [])
-    for src in cfg.ingest.sources:
-        root = Path(src.path).resolve()
-        for key, out in outputs:
-            out = out.resolve()
-            if out == root or root in out.parents or out in root.parents:
-                raise ConfigError(f"{key} folder {out} and input folder {root} overlap; choose a "
-                                  f"{key} folder outside the recordings (and not above them)")
-
-
 class Ingest(BaseStage):
     name = section = NAME
     help = "read recordings and transcripts (folder, LJSpeech, Common Voice) as mono clips"
@@ -81,7 +68,6 @@ class Ingest(BaseStage):
         cfg: IngestConfig = ctx.cfg.ingest
         if not cfg.sources:
             raise ConfigError("ingest.sources is empty: name at least one input folder")
-        check_folders(ctx.cfg)
         return unique_ids([c for s in cfg.sources
                            for c in discover(s, cfg.max_transcript_bytes)])
 

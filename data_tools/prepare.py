@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from data_tools import locks, registry
-from data_tools.config import DataConfig
+from data_tools.config import DataConfig, check_folders
 from data_tools.runner import run_stage
 
 log = logging.getLogger("data_tools")
@@ -22,6 +22,7 @@ def run(cfg: DataConfig, codec=None, embedder=None, vad=None, tokenizer=None) ->
     given = {k: v for k, v in (("codec", codec), ("embedder", embedder), ("vad", vad),
                                ("tokenizer", tokenizer)) if v is not None}
     out = None
+    check_folders(cfg)
     with locks.hold(Path(cfg.work)):  # one prepare per work folder, for all its stages
         for stage in registry.stages():
             if not stage.enabled(cfg):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_tools import locks, registry
+from data_tools.config import check_folders
 from data_tools.progress import track
 from data_tools.records import (
     LogEntry, StageLog, Utterance, read_jsonl, read_manifest, read_results, rejection,
@@ -187,6 +188,7 @@ def run_stage(stage: Stage | str, cfg, shard: tuple[int, int] = (0, 1), given: d
     stage = registry.get(stage) if isinstance(stage, str) else stage
     if shard[1] > 1 and not stage.model:
         raise ConfigError(f"{stage.name} runs whole; --shard is for the stages that run a model")
+    check_folders(cfg)
     ctx = Context(cfg, Path(cfg.work), shard, dict(given or {}))
     with locks.hold(ctx.work, stage.name, shard):
         items = _unique(list(inputs) if inputs is not None else stage.items(ctx))

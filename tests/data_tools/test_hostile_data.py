@@ -138,9 +138,11 @@ def test_a_work_folder_inside_an_input_folder_is_refused(tmp_path):
     root = tmp_path / "in"
     tone(root / "s" / "a.wav", text="x")
     cfg = IngestConfig(sources=[SourceConfig(path=str(root))])
+    before = snapshot(tmp_path)
     for work in (root / "work", tmp_path):
         with pytest.raises(ConfigError, match="overlap"):
             run_stage("ingest", work, ingest=cfg)
+    assert snapshot(tmp_path) == before and not (root / "work").exists()  # not even a lock
 
 
 # --- one writer per work folder -------------------------------------------------------------
