@@ -4,10 +4,11 @@ each clip came from (data_tools/ids.py). Input folders are only ever read.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
-from data_tools import ids
+from data_tools import ids, registry
 from data_tools.audio import AudioError, read_mono, write_clip
 from data_tools.config import IngestConfig
 from data_tools.layouts import (  # noqa: F401  (the layouts' names, re-exported)
@@ -21,13 +22,16 @@ from kani_adapt.errors import ConfigError
 NAME = "ingest"
 
 
-def load_candidate(c: Candidate, root: Path, cfg: IngestConfig, work: Path) -> Utterance:
+def load_candidate(c: Candidate, root: Path, cfg: IngestConfig, work: Path,
+                   need_text: bool = True) -> Utterance:
     """Load, downmix and resample one clip; raises Rejected when it is unusable."""
     import soundfile as sf
 
+    if not need_text and c.error in ("missing_transcript", "empty_transcript"):
+        c = dataclasses.replace(c, text="", error="")  # a later stage writes the text
     if c.error:  # found at discovery: duplicate or empty id, symlink, transcript problems
         raise Rejected(c.error, c.detail or c.source)
-    if not c.text:
+    if not c.text and need_text:
         raise Rejected("empty_transcript", c.source)
     if not inside(root, c.audio):
         raise Rejected("outside_input_folder", f"{c.audio} resolves outside {root}")
@@ -58,6 +62,12 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
+def text_later(cfg) -> bool:
+    """Whether an enabled later stage writes transcripts (clips without one are then kept)."""
+    return any(getattr(st, "writes_text", False) and st.enabled(cfg)
+               for st in registry.stages())
+
+
 class Ingest(BaseStage):
     name = section = NAME
     help = "read recordings and transcripts (folder, LJSpeech, Common Voice) as mono clips"
@@ -71,9 +81,13 @@ class Ingest(BaseStage):
         return unique_ids([c for s in cfg.sources
                            for c in discover(s, cfg.max_transcript_bytes)])
 
+    def settings(self, ctx) -> dict:
+        return {**super().settings(ctx), "text_later": text_later(ctx.cfg)}
+
     def process_item(self, ctx, c: Candidate) -> Kept:
         try:
-            return Kept([load_candidate(c, c.root, ctx.cfg.ingest, ctx.work)])
+            return Kept([load_candidate(c, c.root, ctx.cfg.ingest, ctx.work,
+                                        need_text=not text_later(ctx.cfg))])
         except AudioError as err:
             raise Rejected(err.code, err.detail) from None
 

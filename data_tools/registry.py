@@ -39,6 +39,7 @@ class Stage(Protocol):
     chain: bool  # its manifest feeds the next stages (False: a branch such as embed)
     model: bool  # runs a model: takes --shard I/N and a device, processes batches
     resumable: bool  # False: rebuilt whole on every run (write)
+    writes_text: bool  # writes transcripts (ASR): ingest then keeps clips that have none
 
     def enabled(self, cfg) -> bool:
         """Whether ``prepare`` runs it with this config (align: only where MFA is installed)."""

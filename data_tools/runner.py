@@ -66,7 +66,7 @@ class BaseStage:
 
     name, section, help, unit = "", "", "", "clip"
     inputs: tuple[str, ...] | None = None
-    chain, model, resumable = True, False, True
+    chain, model, resumable, writes_text = True, False, True, False
 
     def enabled(self, cfg) -> bool:
         return True

@@ -159,3 +159,29 @@ def test_a_stage_without_a_terminal_prints_progress_lines_not_bars(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "ingest: 2/2 files (100%)" in done.stderr and "\r" not in done.stderr
     assert "ingest: 2 clips kept" in done.stdout
+
+
+def test_a_stage_that_writes_transcripts_lets_ingest_keep_clips_without_one(tmp_path,
+                                                                             monkeypatch):
+    import numpy as np
+    import soundfile as sf
+
+    from data_tools.config import IngestConfig, SourceConfig
+
+    rec = tmp_path / "rec" / "s"
+    rec.mkdir(parents=True)
+    for name in ("told", "untold"):
+        sf.write(rec / f"{name}.wav", np.zeros(22050, np.float32), 22050)
+    (rec / "told.txt").write_text("given words")
+    cfg = DataConfig(work=str(tmp_path / "work"),
+                     ingest=IngestConfig(sources=[SourceConfig(path=str(tmp_path / "rec"))]))
+    cfg.max_rejected_fraction = 1.0
+    kept = runner.run_stage("ingest", cfg).kept
+    assert [u.text for u in kept] == ["given words"]  # no transcriber: a record for the other
+    asr = Shout()
+    asr.name, asr.writes_text = "asr", True
+    real = registry.stages()
+    monkeypatch.setattr(registry, "stages", lambda: real[:2] + [asr] + real[2:])
+    kept = runner.run_stage("ingest", cfg).kept  # settings changed: ingest redone
+    assert sorted(u.text for u in kept) == ["", "given words"]
+    assert registry.inputs_of(registry.get("filter")) == ("align", "asr", "segment", "ingest")
