@@ -12,11 +12,13 @@ import re
 import shutil
 from pathlib import Path
 
-from data_tools import mfa, stage
+from data_tools import ids, mfa
 from data_tools.audio import read_clip, write_clip
 from data_tools.config import AlignConfig
 from data_tools.mfa import Word
-from data_tools.records import LogEntry, Utterance, reject_utt
+from data_tools.records import Utterance
+from data_tools.registry import Kept, Rejected
+from data_tools.runner import BaseStage
 
 NAME = "align"
 Piece = tuple[str, float, float, str]  # id suffix, start, end, text
@@ -73,28 +75,31 @@ def decide(utt: Utterance, words: list[Word] | None, cfg: AlignConfig) -> list[P
     pieces = []
     for k, (a, b) in enumerate(split_sentences(words, utt.text, cfg.max_seconds, cfg.pad_seconds)):
         text = " ".join(tokens[index[a]: index[b] + 1])
-        pieces.append((f"/sent{k:03d}", max(0.0, words[a].start - cfg.pad_seconds),
+        pieces.append((ids.child("", "sent", k), max(0.0, words[a].start - cfg.pad_seconds),
                        min(end_limit, words[b].end + cfg.pad_seconds), text))
     return pieces
 
 
-def _cut(utt: Utterance, pieces: list[Piece], work: Path) -> list[dict]:
+def _cut(utt: Utterance, pieces: list[Piece], work: Path) -> list[Utterance]:
     audio, rate = read_clip(work / utt.audio)
     out = []
     for suffix, start, end, text in pieces:
         clip = audio[int(start * rate): int(end * rate)]
-        rel = Path(NAME) / "audio" / f"{utt.id}{suffix}.wav"
-        write_clip(work / rel, clip, rate)
+        path = ids.clip_path(work, NAME, utt.id + suffix)
+        write_clip(path, clip, rate)
+        rel = path.relative_to(work)
         out.append(dataclasses.replace(utt, id=utt.id + suffix, audio=rel.as_posix(), text=text,
                                        duration=len(clip) / rate, start=utt.start + start,
-                                       long=False).to_dict())
+                                       long=False))
     return out
 
 
-def align_corpus(utts: list[Utterance], work: Path, cfg: AlignConfig) -> dict[str, list[Word]]:
-    """Run MFA over the clips; {utterance id: words} for every clip it aligned."""
+def align_corpus(utts: list[Utterance], work: Path, cfg: AlignConfig,
+                 folder: Path | None = None) -> dict[str, list[Word]]:
+    """Run MFA over the clips; {utterance id: words} for every clip it aligned. ``folder``
+    holds MFA's corpus and outputs (default ``<work>/align``; one per shard)."""
     exe = mfa.require_mfa(cfg.mfa_command)
-    folder = stage.stage_dir(work, NAME)
+    folder = folder or Path(work) / NAME
     names = mfa.write_corpus(utts, work, folder / "corpus")
     dictionary = Path(cfg.dictionary) if cfg.dictionary else folder / "grapheme_dict.txt"
     if not cfg.dictionary:
@@ -109,20 +114,44 @@ def align_corpus(utts: list[Utterance], work: Path, cfg: AlignConfig) -> dict[st
     return {names[n]: mfa.read_words(p) for n, p in grids.items() if n in names}
 
 
-def run(cfg: AlignConfig, work: Path, inputs: list[Utterance],
-        max_rejected_fraction: float = 0.5) -> list[Utterance]:
-    """Align all clips not yet decided (MFA aligns a corpus at once, so one batch per run)."""
-    work = Path(work)
-    log = stage.open_log(work, NAME, dataclasses.asdict(cfg))
-    done = log.done()
-    todo = [u for u in inputs if u.id not in done]
-    if todo:
-        aligned = align_corpus(todo, work, cfg)
-        for utt in todo:
-            decision = decide(utt, aligned.get(utt.id), cfg)
-            log.append(LogEntry([utt.id], rejected=[reject_utt(utt, NAME, decision)])
-                       if isinstance(decision, str) else
-                       LogEntry([utt.id], out=_cut(utt, decision, work)))
-    wanted = {u.id for u in inputs}
-    accepted, rejected = stage.collect([e for e in log.entries() if e.inputs[0] in wanted])
-    return stage.finish(work, NAME, accepted, rejected, len(inputs), max_rejected_fraction)
+def alignment_on(cfg) -> bool:
+    """auto: only where MFA is installed; on: required (the stage names the install)."""
+    if cfg.align.enabled == "off":
+        return False
+    if cfg.align.enabled == "on":
+        return True
+    return mfa.find_mfa(cfg.align.mfa_command) is not None
+
+
+class Align(BaseStage):
+    name = section = NAME
+    help = "Montreal Forced Aligner: reject poor alignments, trim to words, split long clips"
+    model = True
+
+    def enabled(self, cfg) -> bool:
+        return alignment_on(cfg)
+
+    def why_off(self, cfg) -> str:
+        if cfg.align.enabled == "off":
+            return "align.enabled is off"
+        return f"Montreal Forced Aligner not installed ({mfa.INSTALL_HINT})"
+
+    def open(self, ctx) -> None:
+        mfa.require_mfa(ctx.cfg.align.mfa_command)
+
+    def batches(self, ctx, todo: list) -> list[list]:
+        return [todo]  # MFA aligns (and trains on) a corpus at once
+
+    def process(self, ctx, batch: list[Utterance]) -> dict:
+        i, n = ctx.shard
+        folder = Path(ctx.work) / NAME / ("" if n == 1 else f"shard-{i:05d}-of-{n:05d}")
+        aligned = align_corpus(batch, ctx.work, ctx.cfg.align, folder)
+        out = {}
+        for utt in batch:
+            decision = decide(utt, aligned.get(utt.id), ctx.cfg.align)
+            out[utt.id] = Rejected(decision) if isinstance(decision, str) else \
+                Kept(_cut(utt, decision, ctx.work))
+        return out
+
+
+STAGE = Align()

@@ -10,6 +10,14 @@ import numpy as np
 from kani_adapt.errors import DataError
 
 
+class AudioError(DataError):
+    """An unusable audio file; ``code`` is the rejection reason (unreadable_audio, ...)."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(f"{code}: {detail}")
+        self.code, self.detail = code, detail
+
+
 @dataclass
 class Loaded:
     audio: np.ndarray  # mono float32, at ``sample_rate``
@@ -21,19 +29,18 @@ class Loaded:
 def read_mono(path: Path, sample_rate: int | None = None) -> Loaded:
     """Read ``path`` (wav/flac/ogg/mp3 via libsndfile), average channels, optionally resample.
 
-    Raises DataError with a short reason as its first word: unreadable_audio, empty_audio,
-    nan_samples.
+    Raises AudioError with its reason: unreadable_audio, empty_audio, nan_samples.
     """
     import soundfile as sf
 
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as err:  # libsndfile raises several types for corrupt files
-        raise DataError(f"unreadable_audio: {path}: {err}") from None
+        raise AudioError("unreadable_audio", f"{path}: {err}") from None
     if data.shape[0] == 0:
-        raise DataError(f"empty_audio: {path} has no samples")
+        raise AudioError("empty_audio", f"{path} has no samples")
     if not np.isfinite(data).all():
-        raise DataError(f"nan_samples: {path} contains NaN or infinite samples")
+        raise AudioError("nan_samples", f"{path} contains NaN or infinite samples")
     audio = data.mean(axis=1).astype(np.float32)
     channels = data.shape[1]
     if sample_rate and rate != sample_rate:

@@ -12,9 +12,10 @@ from kani_adapt.cli.common import Parser, run_cli
 
 DESCRIPTION = """\
 Turn community recordings into KaniTTS2 training data, one resumable stage at a time:
-  ingest -> segment -> align (where MFA is installed) -> filter -> embed -> tokenize -> write
+  {order}
 `data-tools prepare DATA_CONFIG` runs them all; `data-tools check DATA_CONFIG` shows the
-resolved config. Rejected items and their reasons land in <work>/rejected.jsonl.
+resolved config. Every command takes key=value overrides after the config path
+(e.g. `filter.min_snr_db=10`). Rejected items and their reasons land in <work>/rejected.jsonl.
 `data-tools contribute validate|package DIR` checks and packages a contributed accent dataset.
 """
 CONTRIBUTE = """\
@@ -29,50 +30,32 @@ Card template: data_tools/templates/contribution_card.md
 
 validate exit codes: 0 accepted, 1 rejected (reasons in the report), 2 usage error.
 """
-STAGES = {
-    "ingest": "read recordings and transcripts (folder, LJSpeech, Common Voice) as mono clips",
-    "segment": "trim silence with silero-vad; cut long untranscribed audio at pauses",
-    "align": "Montreal Forced Aligner: reject poor alignments, trim to words, split long clips",
-    "filter": "duration, clipping, SNR, silence, speaking rate, sample rate, duplicates; text",
-    "embed": "128-d speaker embeddings per clip and per-speaker means",
-    "tokenize": "codec codes in length-bucketed batches (--shard I/N for parallel runs)",
-    "write": "Hugging Face dataset + parquet, NeMo manifest, Markdown/JSON report",
-}
-
-
 def _config(args):
     from data_tools.config import load_config
 
-    return load_config(args.config)
+    return load_config(args.config, args.overrides)
 
 
 def cmd_stage(args) -> int:
     from pathlib import Path
 
-    from data_tools import align, embed, ingest, segment, stage, tokenize, write
-    from data_tools import filter as filter_stage
-    from data_tools.records import read_manifest
+    from data_tools import registry
+    from data_tools.runner import parse_shard, run_stage
 
     cfg = _config(args)
-    work, budget = Path(cfg.work), cfg.max_rejected_fraction
-    if args.command == "ingest":
-        utts = ingest.run(cfg.ingest, work, budget)
-    elif args.command == "write":
-        out = write.run(cfg.write, work, write.expected(work))
-        print(f"dataset written to {out}")
-        return 0
+    stage = registry.get(args.command)
+    if getattr(args, "device", None):
+        getattr(cfg, stage.section).device = args.device
+    shard = parse_shard(args.shard) if stage.model else (0, 1)
+    outcome = run_stage(stage, cfg, shard)
+    if outcome.out is not None:
+        print(f"dataset written to {outcome.out}")
+    elif not outcome.complete:
+        print(f"{stage.name}: shard {shard[0]}/{shard[1]} done; {outcome.left} items wait for "
+              "the other shards")
     else:
-        inputs = read_manifest(stage.input_manifest(work, args.command))
-        if args.command == "tokenize":
-            from data_tools.codecs import load_codec
-            codec = load_codec(cfg.tokenize.codec, cfg.tokenize.device)
-            utts = tokenize.run(cfg.tokenize, work, inputs, codec,
-                                tokenize.parse_shard(args.shard), budget)
-        else:
-            module = {"segment": segment, "align": align, "filter": filter_stage, "embed": embed}
-            utts = module[args.command].run(getattr(cfg, args.command), work, inputs,
-                                            max_rejected_fraction=budget)
-    print(f"{args.command}: {len(utts)} clips kept; rejections in {work / 'rejected.jsonl'}")
+        print(f"{stage.name}: {len(outcome.kept)} clips kept; rejections in "
+              f"{Path(cfg.work) / 'rejected.jsonl'}")
     return 0
 
 
@@ -162,25 +145,63 @@ def _add_contribute(sub) -> None:
         a.set_defaults(func=func)
 
 
+def _add_stages(sub) -> None:
+    import dataclasses
+
+    from data_tools import config, registry
+
+    for stage in registry.stages():
+        p = sub.add_parser(stage.name, help=stage.help, description=stage.help)
+        _config_args(p)
+        if stage.model:
+            p.add_argument("--shard", default="0/1",
+                           help="I/N: handle only shard I of N (independent processes or GPUs)")
+            section = dict(config.sections()).get(stage.section)
+            if section and "device" in {f.name for f in dataclasses.fields(section)}:
+                p.add_argument("--device", help=f"where the model runs (sets {stage.section}"
+                               ".device), e.g. cuda:1")
+        p.set_defaults(func=cmd_stage)
+
+
+def _config_args(p) -> None:
+    p.add_argument("config", help="data config (YAML)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="settings that replace the config's, e.g. embed.batch_size=16")
+
+
 def build_parser() -> Parser:
-    parser = Parser(prog="data-tools", description=DESCRIPTION,
+    from data_tools import registry
+
+    order = " -> ".join(registry.names())
+    parser = _Parser(prog="data-tools", description=DESCRIPTION.format(order=order),
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for name, help_text in STAGES.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("config", help="data config (YAML)")
-        if name == "tokenize":
-            p.add_argument("--shard", default="0/1",
-                           help="I/N: handle only shard I of N (independent processes)")
-        p.set_defaults(func=cmd_stage)
-    p = sub.add_parser("prepare", help="run every stage in order")
-    p.add_argument("config", help="data config (YAML)")
+    _add_stages(sub)
+    p = sub.add_parser("prepare", help=f"run every stage in order ({order})")
+    _config_args(p)
     p.set_defaults(func=cmd_prepare)
     p = sub.add_parser("check", help="print the fully resolved data config")
-    p.add_argument("config", help="data config (YAML)")
+    _config_args(p)
     p.set_defaults(func=cmd_check)
     _add_contribute(sub)
     return parser
+
+
+class _Parser(Parser):
+    """Takes key=value overrides anywhere after the command (argparse alone accepts a trailing
+    positional list only right after the config path, before any option)."""
+
+    def parse_args(self, args=None, namespace=None):
+        import re
+
+        args = sys.argv[1:] if args is None else list(args)
+        overrides = [a for a in args if re.match(r"[A-Za-z_][\w.]*=", a)]
+        ns = super().parse_args([a for a in args if a not in overrides], namespace)
+        if overrides and not hasattr(ns, "overrides"):
+            self.error(f"unrecognized arguments: {' '.join(overrides)}")
+        if overrides:
+            ns.overrides = list(ns.overrides) + overrides
+        return ns
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,10 +4,13 @@
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kani_adapt.config import from_dict
+from kani_adapt.config import from_dict, read_yaml
 from kani_adapt.errors import ConfigError
 
 LAYOUTS = ("folder", "ljspeech", "commonvoice")
@@ -28,6 +31,8 @@ class IngestConfig:
     sources: list[SourceConfig] = field(default_factory=list)
     sample_rate: int = 22050  # NanoCodec's rate; every processed clip is mono at this rate
     max_file_seconds: float = 3 * 3600.0  # longer files are rejected (memory), not loaded
+    max_transcript_bytes: int = 1_000_000  # larger transcripts (files, table lines) are
+    #                                        rejected unread; 1 MB is ~18 hours of speech
 
 
 @dataclass
@@ -37,6 +42,7 @@ class SegmentConfig:
     pad_seconds: float = 0.15  # silence kept around speech when trimming
     vad_threshold: float = 0.5  # silero-vad speech probability
     min_silence_seconds: float = 0.3  # pauses shorter than this do not end speech
+    device: str = "cpu"  # where silero-vad runs (512-sample windows: a GPU rarely pays)
 
 
 @dataclass
@@ -61,6 +67,8 @@ class FilterConfig:
     max_silence_ratio: float = 0.6  # fraction of 20 ms frames well below speech level
     min_orig_sample_rate: int = 16000  # upsampled narrow-band audio is rejected
     rate_outlier_mad: float = 4.0  # characters/second further than this many MADs from speaker
+    max_chars_per_second: float = 30.0  # absolute ceiling (read speech: ~10-17 letters/s)
+    max_text_chars: int = 1000  # per clip; 20 s of very fast speech is ~600
     near_duplicate_similarity: float = 0.995  # cosine of audio fingerprints (same length)
     language: str = ""  # text normalisation hooks: "" = use each utterance's tag
     numbers_to_words: bool = True  # where num2words supports the language
@@ -103,34 +111,92 @@ class DataConfig:
     write: WriteConfig = field(default_factory=WriteConfig)
 
 
+# Range rules of the numeric settings; every other number must be finite and 0 or more.
+POSITIVE = {"ingest.sample_rate", "ingest.max_file_seconds", "ingest.max_transcript_bytes",
+            "segment.max_seconds", "align.num_jobs", "align.max_seconds", "filter.max_seconds",
+            "filter.max_chars_per_second", "filter.max_text_chars", "embed.batch_size",
+            "tokenize.batch_seconds", "tokenize.max_batch_size"}
+FRACTIONS = {"max_rejected_fraction", "segment.vad_threshold", "align.min_word_match",
+             "filter.max_clipped_fraction", "filter.max_silence_ratio",
+             "filter.near_duplicate_similarity"}
+SIGNED = {"filter.min_snr_db"}  # a threshold in dB may lie below zero
+ORDERED = (("segment.min_seconds", "segment.max_seconds"),
+           ("filter.min_seconds", "filter.max_seconds"))
+
+
+def _numbers(obj, prefix: str = ""):
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _numbers(value, f"{prefix}{f.name}.")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield f"{prefix}{f.name}", value
+
+
+def range_problems(cfg: DataConfig) -> list[str]:
+    """Every numeric setting out of its range (NaN and infinity refused), all at once."""
+    problems, values = [], dict(_numbers(cfg))
+    for key, value in values.items():
+        if not math.isfinite(value):
+            problems.append(f"{key} must be a finite number, got {value}")
+        elif key in FRACTIONS and not 0 <= value <= 1:
+            problems.append(f"{key} must be between 0 and 1, got {value}")
+        elif key in POSITIVE and not value > 0:
+            problems.append(f"{key} must be above 0, got {value}")
+        elif key not in SIGNED and value < 0:
+            problems.append(f"{key} must be 0 or more, got {value}")
+    for low, high in ORDERED:
+        if values[low] >= values[high]:  # False for NaN, reported above
+            problems.append(f"{low} ({values[low]}) must be below {high} ({values[high]})")
+    return problems
+
+
 def validate(cfg: DataConfig) -> DataConfig:
+    """All problems of the config in one error (``data-tools check`` shows them)."""
     problems = []
     for i, src in enumerate(cfg.ingest.sources):
         if src.layout not in LAYOUTS:
             problems.append(f"ingest.sources[{i}].layout must be one of {', '.join(LAYOUTS)}")
+        if not src.path:
+            problems.append(f"ingest.sources[{i}].path is empty: name the input folder")
     if cfg.align.enabled not in ("auto", "on", "off"):
         problems.append("align.enabled must be auto, on or off")
-    if not 0 <= cfg.max_rejected_fraction <= 1:
-        problems.append("max_rejected_fraction must be between 0 and 1")
-    if cfg.segment.min_seconds >= cfg.segment.max_seconds:
-        problems.append("segment.min_seconds must be below segment.max_seconds")
+    problems += range_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
     return cfg
 
 
-def load_config(path: str | Path) -> DataConfig:
-    import yaml
-
+def load_config(path: str | Path, overrides: list[str] = ()) -> DataConfig:
+    """The data config of a YAML file with dotted ``key=value`` overrides, checked whole."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no such data config: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: cannot read YAML ({err})") from err
+    data = read_yaml(path, list(overrides))
     cfg = validate(from_dict(DataConfig, normalise_raw(data), where=str(path)))
-    return resolve_paths(cfg, path.parent)
+    cfg = resolve_paths(cfg, path.parent)
+    check_folders(cfg)
+    return cfg
+
+
+def check_folders(cfg: DataConfig) -> None:
+    """Nothing is ever written into an input folder: the work and dataset folders lie apart
+    from every source (checked before anything is created)."""
+    outputs = [("work", Path(cfg.work))] + ([("write.out", Path(cfg.write.out))]
+                                            if cfg.write.out else [])
+    for src in cfg.ingest.sources:
+        root = Path(src.path).resolve()
+        for key, out in outputs:
+            out = out.resolve()
+            if out == root or root in out.parents or out in root.parents:
+                raise ConfigError(f"{key} folder {out} and input folder {root} overlap; choose a "
+                                  f"{key} folder outside the recordings (and not above them)")
+
+
+def sections() -> list[tuple[str, type]]:
+    """(name, dataclass) of every section of the data config."""
+    hints = typing.get_type_hints(DataConfig)
+    return [(name, tp) for name, tp in hints.items() if dataclasses.is_dataclass(tp)]
 
 
 def normalise_raw(data):

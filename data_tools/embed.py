@@ -1,6 +1,6 @@
-"""Stage 5, embed: a 128-d speaker embedding per clip and the mean embedding per speaker.
+"""Stage embed: a 128-d speaker embedding per clip and the mean embedding per speaker.
 
-Per-clip vectors are logged batch by batch (resumable). The per-speaker mean is re-normalised to
+Per-clip vectors are logged batch by batch (resumable, ``--shard I/N``). The per-speaker mean is re-normalised to
 unit length like the per-clip vectors; ``embed/speakers.json`` also records how close each
 speaker's clips are to their mean (a low minimum points at a mislabelled or mixed speaker).
 """
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from data_tools import stage
 from data_tools.audio import read_clip, resample
 from data_tools.batching import make_batches
-from data_tools.config import EmbedConfig
-from data_tools.records import LogEntry, Utterance, write_text_atomic
+from data_tools.records import Utterance, write_text_atomic
+from data_tools.registry import Kept
+from data_tools.runner import BaseStage, read_stage_results, stage_dir
 
 NAME = "embed"
 
@@ -54,39 +54,49 @@ def _embed_batch(model, utts: list[Utterance], work: Path, device: str) -> dict[
     return {u.id: e.round(7).tolist() for u, e in zip(utts, embs)}
 
 
-def run(cfg: EmbedConfig, work: Path, inputs: list[Utterance], model=None,
-        max_rejected_fraction: float = 0.5) -> list[Utterance]:
-    """Embed every clip with ``model`` (default: ``speaker_embedder.load(cfg.model)``)."""
-    from kani_adapt.console import progress
+class Embed(BaseStage):
+    name = section = NAME
+    help = "128-d speaker embeddings per clip and per-speaker means"
+    inputs, chain, model = ("filter",), False, True
 
-    work = Path(work)
-    given = getattr(model, "config", None)  # an injected model decides the results, not cfg.model
-    given = given.to_dict() if hasattr(given, "to_dict") else given
-    log = stage.open_log(work, NAME, {"model": cfg.model, "given": given})
-    done = log.done()
-    todo = {u.id: u for u in inputs if u.id not in done}
-    if todo and model is None:
-        from kani_adapt.models.speaker.embedder import load
-        model = load(cfg.model, cfg.device)
-    lengths = {i: int(min(u.duration, 30.0) * 16000) for i, u in todo.items()}
-    for ids in progress(make_batches(lengths, 16000 * 30 * cfg.batch_size, cfg.batch_size),
-                    desc="embed", unit="batch"):
-        embs = _embed_batch(model, [todo[i] for i in ids], work, cfg.device)
-        log.append(LogEntry(ids, out=[todo[i].to_dict() for i in ids], extra={"emb": embs}))
-    wanted = {u.id for u in inputs}
-    entries = [e for e in log.entries() if set(e.inputs) <= wanted]
-    accepted, rejected = stage.collect(entries)
-    embs, _ = load_embeddings(work, entries)
-    means = speaker_means(embs, {u.id: u.speaker for u in accepted})
-    summary = {s: {"clips": m["clips"], "min_cosine_to_mean": round(m["min_cosine"], 4)}
-               for s, m in means.items()}
-    write_text_atomic(stage.stage_dir(work, NAME) / "speakers.json", json.dumps(summary, indent=1))
-    return stage.finish(work, NAME, accepted, rejected, len(inputs), max_rejected_fraction)
+    def settings(self, ctx) -> dict:
+        # an injected model decides the results, not embed.model
+        given = getattr(ctx.given.get("embedder"), "config", None)
+        return {"model": ctx.cfg.embed.model,
+                "given": given.to_dict() if hasattr(given, "to_dict") else given}
+
+    def open(self, ctx) -> None:
+        model = ctx.given.get("embedder")
+        if model is None:
+            from kani_adapt.models.speaker.embedder import load
+            model = load(ctx.cfg.embed.model, ctx.cfg.embed.device)
+        ctx.state["model"] = model
+
+    def batches(self, ctx, todo: list[Utterance]) -> list[list[Utterance]]:
+        size = ctx.cfg.embed.batch_size
+        by_id = {u.id: u for u in todo}
+        lengths = {u.id: int(min(u.duration, 30.0) * 16000) for u in todo}
+        return [[by_id[i] for i in ids] for ids in make_batches(lengths, 16000 * 30 * size, size)]
+
+    def process(self, ctx, batch: list[Utterance]) -> dict:
+        embs = _embed_batch(ctx.state["model"], batch, ctx.work, ctx.cfg.embed.device)
+        return {u.id: Kept([u], extra={"emb": embs[u.id]}) for u in batch}
+
+    def decide(self, ctx, items: list, results: dict) -> tuple[list, list[dict]]:
+        accepted, rejected = super().decide(ctx, items, results)
+        embs = {u.id: np.asarray(results[u.id]["extra"]["emb"], np.float32) for u in accepted}
+        means = speaker_means(embs, {u.id: u.speaker for u in accepted})
+        summary = {s: {"clips": m["clips"], "min_cosine_to_mean": round(m["min_cosine"], 4)}
+                   for s, m in means.items()}
+        write_text_atomic(stage_dir(ctx.work, NAME) / "speakers.json",
+                          json.dumps(summary, indent=1))
+        return accepted, rejected
 
 
-def load_embeddings(work: Path, entries=None) -> tuple[dict[str, np.ndarray], dict]:
-    """Per-clip embeddings, and the raw log entries they came from."""
-    if entries is None:
-        entries = stage.read_log(work, NAME)
-    embs = {k: np.asarray(v, np.float32) for e in entries for k, v in e.extra["emb"].items()}
-    return embs, entries
+def load_embeddings(work: Path) -> dict[str, np.ndarray]:
+    """Per-clip embeddings from every shard's log."""
+    return {k: np.asarray(r["extra"]["emb"], np.float32)
+            for k, r in read_stage_results(work, NAME).items() if "emb" in r["extra"]}
+
+
+STAGE = Embed()

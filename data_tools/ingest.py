@@ -1,210 +1,95 @@
-"""Stage 1, ingest: find clips and transcripts in the supported layouts, load them as mono audio
-at the codec's rate, and write an utterance manifest whose ids say where each clip came from.
-
-Layouts: ``folder`` (audio files with ``.txt``/``.lab`` sidecars, speaker = first subfolder;
-a long recording with one transcript is just a folder item), ``ljspeech`` (``metadata.csv`` +
-``wavs/``), ``commonvoice`` (a TSV such as ``validated.tsv`` + ``clips/``).
+"""Stage ingest: find clips and transcripts in the supported layouts (data_tools/layouts.py),
+load them as mono audio at the codec's rate, and write an utterance manifest whose ids say where
+each clip came from (data_tools/ids.py). Input folders are only ever read.
 """
 from __future__ import annotations
 
-import csv
+import dataclasses
 import hashlib
-import io
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
-from data_tools import stage
-from data_tools.audio import read_mono, write_clip
-from data_tools.config import IngestConfig, SourceConfig
-from data_tools.records import LogEntry, Utterance, rejection
-from kani_adapt.errors import ConfigError, DataError
+from data_tools import ids, registry
+from data_tools.audio import AudioError, read_mono, write_clip
+from data_tools.config import IngestConfig
+from data_tools.layouts import (  # noqa: F401  (the layouts' names, re-exported)
+    AUDIO_SUFFIXES, Candidate, discover, inside, read_sidecar, unique_ids,
+)
+from data_tools.records import Utterance
+from data_tools.registry import Kept, Rejected
+from data_tools.runner import BaseStage
+from kani_adapt.errors import ConfigError
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 NAME = "ingest"
 
 
-@dataclass
-class Candidate:
-    id: str
-    audio: Path
-    text: str | None  # None: no transcript could be read (see text_error)
-    speaker: str
-    tag: str
-    source: str  # file (and table line) the item came from
-    text_error: str = ""  # reason when text is None
-
-
-def make_id(source_name: str, relative: str) -> str:
-    """``<source>/<relative path without suffix>``, restricted to filesystem-safe characters."""
-    stem = relative.rsplit(".", 1)[0] if "." in Path(relative).name else relative
-    safe = re.sub(r"[^A-Za-z0-9._/-]", "_", stem).strip("/")
-    if safe != stem:  # keep two names that sanitise alike apart
-        safe += "-" + hashlib.sha1(stem.encode()).hexdigest()[:6]
-    return f"{source_name}/{safe}"
-
-
-def inside(root: Path, path: Path) -> bool:
-    """True when ``path`` (after following symlinks) stays inside ``root``."""
-    try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except (ValueError, OSError):
-        return False
-
-
-def read_sidecar(path: Path) -> tuple[str | None, str]:
-    try:
-        return path.read_bytes().decode("utf-8").strip(), ""
-    except UnicodeDecodeError:
-        return None, "transcript_not_utf8"
-
-
-def discover_folder(src: SourceConfig, name: str) -> list[Candidate]:
-    root = Path(src.path)
-    items = []
-    for audio in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
-        rel = audio.relative_to(root)
-        speaker = src.speaker or (rel.parts[0] if len(rel.parts) > 1 else name)
-        text, error = None, "missing_transcript"
-        for suffix in (".txt", ".lab"):
-            side = audio.with_suffix(suffix)
-            if side.exists():
-                text, error = (None, "outside_input_folder") if not inside(root, side) \
-                    else read_sidecar(side)
-                break
-        items.append(Candidate(make_id(name, rel.as_posix()), audio, text, speaker,
-                               src.tag, str(rel), error))
-    return items
-
-
-def _table_lines(path: Path) -> list[tuple[int, str | None]]:
-    """Lines of a table decoded one by one, so one bad line does not spoil the others."""
-    out = []
-    for n, raw in enumerate(path.read_bytes().splitlines(), start=1):
-        try:
-            out.append((n, raw.decode("utf-8")))
-        except UnicodeDecodeError:
-            out.append((n, None))
-    return out
-
-
-def discover_ljspeech(src: SourceConfig, name: str) -> list[Candidate]:
-    root, items = Path(src.path), []
-    meta = root / "metadata.csv"
-    if not meta.is_file():
-        raise ConfigError(f"ljspeech source {root} has no metadata.csv")
-    for n, line in _table_lines(meta):
-        where = f"metadata.csv:{n}"
-        if line is None:
-            items.append(Candidate(make_id(name, f"line{n}"), root / "?", None, src.speaker or name,
-                                   src.tag, where, "transcript_not_utf8"))
-            continue
-        fields = line.split("|")
-        text = (fields[2] if len(fields) > 2 and fields[2].strip() else
-                fields[1] if len(fields) > 1 else "").strip()
-        items.append(Candidate(make_id(name, f"wavs/{fields[0]}"), root / "wavs" / f"{fields[0]}.wav",
-                               text, src.speaker or name, src.tag, where,
-                               "" if text else "empty_transcript"))
-    return items
-
-
-def discover_commonvoice(src: SourceConfig, name: str) -> list[Candidate]:
-    root, items = Path(src.path), []
-    table = root / src.tsv
-    if not table.is_file():
-        raise ConfigError(f"commonvoice source {root} has no {src.tsv}")
-    lines = _table_lines(table)
-    header = next(csv.reader([lines[0][1] or ""], delimiter="\t", quoting=csv.QUOTE_NONE))
-    for n, line in lines[1:]:
-        where = f"{src.tsv}:{n}"
-        row = dict(zip(header, next(csv.reader(io.StringIO(line or ""), delimiter="\t",
-                                               quoting=csv.QUOTE_NONE), [])))
-        clip = row.get("path", f"line{n}")
-        text = (row.get("sentence") or "").strip() if line is not None else None
-        error = "transcript_not_utf8" if line is None else "" if text else "empty_transcript"
-        items.append(Candidate(make_id(name, f"clips/{clip}"), root / "clips" / clip, text,
-                               src.speaker or row.get("client_id", name), src.tag, where, error))
-    return items
-
-
-DISCOVER = {"folder": discover_folder, "ljspeech": discover_ljspeech,
-            "commonvoice": discover_commonvoice}
-
-
-def discover(src: SourceConfig) -> list[Candidate]:
-    root = Path(src.path)
-    if not root.is_dir():
-        raise ConfigError(f"ingest source {root} is not a folder")
-    return DISCOVER[src.layout](src, src.name or root.name)
-
-
-def load_candidate(c: Candidate, root: Path, cfg: IngestConfig, work: Path) -> Utterance:
-    """Load, downmix and resample one clip; raises DataError('<reason>: ...') when unusable."""
+def load_candidate(c: Candidate, root: Path, cfg: IngestConfig, work: Path,
+                   need_text: bool = True) -> Utterance:
+    """Load, downmix and resample one clip; raises Rejected when it is unusable."""
     import soundfile as sf
 
-    if c.text is None or not c.text:
-        raise DataError(f"{c.text_error or 'empty_transcript'}: {c.source}")
+    if not need_text and c.error in ("missing_transcript", "empty_transcript"):
+        c = dataclasses.replace(c, text="", error="")  # a later stage writes the text
+    if c.error:  # found at discovery: duplicate or empty id, symlink, transcript problems
+        raise Rejected(c.error, c.detail or c.source)
+    if not c.text and need_text:
+        raise Rejected("empty_transcript", c.source)
     if not inside(root, c.audio):
-        raise DataError(f"outside_input_folder: {c.audio} resolves outside {root}")
+        raise Rejected("outside_input_folder", f"{c.audio} resolves outside {root}")
     if not c.audio.is_file():
-        raise DataError(f"missing_audio: {c.audio}")
+        raise Rejected("missing_audio", str(c.audio))
     if c.audio.stat().st_size == 0:
-        raise DataError(f"empty_audio: {c.audio} is a zero-length file")
+        raise Rejected("empty_audio", f"{c.audio} is a zero-length file")
     try:
         seconds = sf.info(str(c.audio)).duration
     except Exception as err:
-        raise DataError(f"unreadable_audio: {c.audio}: {err}") from None
+        raise Rejected("unreadable_audio", f"{c.audio}: {err}") from None
     if seconds > cfg.max_file_seconds:
-        raise DataError(f"too_long_file: {seconds:.0f} s > max_file_seconds={cfg.max_file_seconds}")
+        raise Rejected("too_long_file", f"{seconds:.0f} s > max_file_seconds={cfg.max_file_seconds}")
     loaded = read_mono(c.audio, cfg.sample_rate)
-    rel = Path("ingest") / "audio" / f"{c.id}.wav"
-    write_clip(work / rel, loaded.audio, cfg.sample_rate)
+    path = ids.clip_path(work, NAME, c.id)
+    write_clip(path, loaded.audio, cfg.sample_rate)
+    rel = path.relative_to(work)
     return Utterance(
         id=c.id, audio=rel.as_posix(), text=c.text, speaker=c.speaker, tag=c.tag.lower(),
         duration=len(loaded.audio) / cfg.sample_rate, source=str(c.audio.resolve()),
         orig_sample_rate=loaded.orig_sample_rate, channels=loaded.channels,
-        sha256=hashlib.sha256(c.audio.read_bytes()).hexdigest(),
+        sha256=_sha256(c.audio),
     )
 
 
-def reason_of(err: DataError) -> tuple[str, str]:
-    text = str(err)
-    reason, _, detail = text.partition(": ")
-    return (reason, detail) if re.fullmatch(r"[a-z_0-9]+", reason) else ("error", text)
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:  # streamed: a recording can be hours long
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def run(cfg: IngestConfig, work: Path, max_rejected_fraction: float = 0.5) -> list[Utterance]:
-    from kani_adapt.console import progress
-
-    if not cfg.sources:
-        raise ConfigError("ingest.sources is empty: name at least one input folder")
-    work = Path(work)
-    log = stage.open_log(work, NAME, {"cfg": _settings(cfg)})
-    done = log.done()
-    todo = [(Path(s.path), c) for s in cfg.sources for c in discover(s)]
-    seen = set()
-    for root, c in progress(todo, desc="ingest", unit="file"):
-        key = c.id if c.id not in seen else f"{c.id}#{c.audio.name}"
-        seen.add(c.id)
-        if key not in done:
-            log.append(LogEntry([key], **_process(c, root, cfg, work, duplicate=key != c.id)))
-    accepted, rejected = stage.collect(log.entries())
-    return stage.finish(work, NAME, accepted, rejected, len(todo), max_rejected_fraction)
+def text_later(cfg) -> bool:
+    """Whether an enabled later stage writes transcripts (clips without one are then kept)."""
+    return any(getattr(st, "writes_text", False) and st.enabled(cfg)
+               for st in registry.stages())
 
 
-def _process(c: Candidate, root: Path, cfg: IngestConfig, work: Path, duplicate: bool) -> dict:
-    if duplicate:  # the same stem twice (a.wav and a.flac): the first one keeps the id
-        return {"rejected": [rejection(c.id, NAME, "duplicate_id",
-                                       f"another file already has this id: {c.audio}", c.source)]}
-    try:
-        return {"out": [load_candidate(c, root, cfg, work).to_dict()]}
-    except DataError as err:
-        reason, detail = reason_of(err)
-        return {"rejected": [rejection(c.id, NAME, reason, detail, c.source)]}
+class Ingest(BaseStage):
+    name = section = NAME
+    help = "read recordings and transcripts (folder, LJSpeech, Common Voice) as mono clips"
+    unit = "file"
+    inputs = ()
+
+    def items(self, ctx) -> list[Candidate]:
+        cfg: IngestConfig = ctx.cfg.ingest
+        if not cfg.sources:
+            raise ConfigError("ingest.sources is empty: name at least one input folder")
+        return unique_ids([c for s in cfg.sources
+                           for c in discover(s, cfg.max_transcript_bytes)])
+
+    def settings(self, ctx) -> dict:
+        return {**super().settings(ctx), "text_later": text_later(ctx.cfg)}
+
+    def process_item(self, ctx, c: Candidate) -> Kept:
+        try:
+            return Kept([load_candidate(c, c.root, ctx.cfg.ingest, ctx.work,
+                                        need_text=not text_later(ctx.cfg))])
+        except AudioError as err:
+            raise Rejected(err.code, err.detail) from None
 
 
-def _settings(cfg: IngestConfig) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(cfg)
+STAGE = Ingest()

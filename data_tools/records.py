@@ -1,7 +1,7 @@
 """Records passed between stages, and the resumable per-stage log they travel in.
 
 Every stage reads the previous stage's ``manifest.jsonl`` and appends one line per finished unit
-of work (one input item, or one batch) to its own log. A line is written in a single ``write`` and
+of work (one input item, or one batch) to its own log, with the result of each input by id. A line is written in a single ``write`` and
 flushed, so after an interruption a unit is either fully recorded or not at all (a torn last line
 is cut off on reopen); re-running skips recorded inputs. The stage's manifest and the shared
 ``rejected.jsonl`` are derived from the logs and replaced atomically (temp file + rename).
@@ -15,12 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-STAGES = ("ingest", "segment", "align", "filter", "embed", "tokenize", "write")
-
-
 @dataclass
 class Utterance:
-    id: str  # says where it came from: "<source>/<relative path>[/seg000]"
+    id: str  # says where it came from: "<source>/<relative path>[#seg000]" (data_tools/ids.py)
     audio: str  # path of the processed mono clip, relative to the work directory
     text: str
     speaker: str
@@ -53,21 +50,26 @@ class Rejection:
 
 @dataclass
 class LogEntry:
-    """One finished unit of work: the inputs it covers, what it produced, what it rejected."""
+    """One finished unit of work (one item, or one batch): what became of each input, by id."""
 
-    inputs: list[str]
-    out: list[dict] = field(default_factory=list)
-    rejected: list[dict] = field(default_factory=list)
-    extra: dict = field(default_factory=dict)  # stage-specific data (features, shard file)
+    results: dict[str, dict]  # input id -> {"out": [utterance dicts], "rejected": record|None,
+    #                           "extra": stage data}
+    batch: dict = field(default_factory=dict)  # data of the whole unit (tokenize: its file)
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self.results)
 
 
 def _repair_tail(path: Path) -> None:
     """Cut a torn last line left by an interrupted append."""
     if not path.exists() or path.stat().st_size == 0:
         return
+    with open(path, "rb") as fh:  # only the tail is read: logs can be large
+        fh.seek(max(0, path.stat().st_size - 1))
+        if fh.read(1) == b"\n":
+            return
     data = path.read_bytes()
-    if data.endswith(b"\n"):
-        return
     keep = data[: data.rfind(b"\n") + 1]
     with open(path, "r+b") as fh:
         fh.truncate(len(keep))
@@ -90,18 +92,26 @@ class StageLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _repair_tail(self.path)
 
-    def entries(self) -> list[LogEntry]:
-        return [LogEntry(**d) for d in read_jsonl(self.path)]
-
-    def done(self) -> set[str]:
-        return {i for e in self.entries() for i in e.inputs}
-
     def append(self, entry: LogEntry) -> None:
-        line = json.dumps(dataclasses.asdict(entry), ensure_ascii=False) + "\n"
+        line = json.dumps({"results": entry.results, "batch": entry.batch},
+                          ensure_ascii=False) + "\n"
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
+
+
+def read_results(paths: Iterable[Path]) -> dict[str, tuple[dict, dict]]:
+    """{input id: (its result, its unit's batch data)} over the logs of a stage, first record
+    wins: a log holding an item twice (two writers, an older version) is repaired on read."""
+    out: dict[str, tuple[dict, dict]] = {}
+    for path in paths:
+        for row in read_jsonl(path):
+            if "results" not in row:
+                continue  # a line from an older log format: its item is redone
+            for utt_id, result in row["results"].items():
+                out.setdefault(utt_id, (result, row.get("batch", {})))
+    return out
 
 
 def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> None:

@@ -14,10 +14,12 @@ from typing import Callable
 
 import numpy as np
 
-from data_tools import stage
+from data_tools import ids
 from data_tools.audio import read_clip, resample, write_clip
 from data_tools.config import SegmentConfig
-from data_tools.records import LogEntry, Utterance, reject_utt
+from data_tools.records import Utterance
+from data_tools.registry import Kept, Rejected
+from data_tools.runner import BaseStage
 
 NAME = "segment"
 VAD_RATE = 16000
@@ -27,16 +29,21 @@ Span = tuple[float, float]
 def silero_vad(cfg: SegmentConfig) -> Callable[[np.ndarray], list[Span]]:
     """Speech spans in seconds from silero-vad (its model ships inside the wheel)."""
     import torch
-    from silero_vad import get_speech_timestamps, load_silero_vad
 
-    model = load_silero_vad()
+    threads = torch.get_num_threads()
+    try:
+        from silero_vad import get_speech_timestamps, load_silero_vad
+
+        model = load_silero_vad().to(cfg.device)
+    finally:  # importing silero_vad sets torch to one thread for the whole process
+        torch.set_num_threads(threads)
 
     def spans(audio16k: np.ndarray) -> list[Span]:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # 512-sample windows: more threads only add overhead
         try:
             stamps = get_speech_timestamps(
-                torch.from_numpy(audio16k), model, threshold=cfg.vad_threshold,
+                torch.from_numpy(audio16k).to(cfg.device), model, threshold=cfg.vad_threshold,
                 sampling_rate=VAD_RATE, speech_pad_ms=0,
                 min_silence_duration_ms=int(cfg.min_silence_seconds * 1000))
         finally:
@@ -86,37 +93,36 @@ def plan(utt: Utterance, spans: list[Span], cfg: SegmentConfig) -> list[tuple[st
     if trimmed[1] - trimmed[0] <= cfg.max_seconds or utt.text:
         return [("", trimmed)]
     pieces = cut_at_pauses(spans, utt.duration, cfg)
-    return [(f"/seg{i:03d}", p) for i, p in enumerate(pieces)] or "no_piece_in_range"
+    return [(ids.child("", "seg", i), p) for i, p in enumerate(pieces)] or "no_piece_in_range"
 
 
-def process(utt: Utterance, work: Path, vad, cfg: SegmentConfig) -> dict:
+def process(utt: Utterance, work: Path, vad, cfg: SegmentConfig) -> Kept:
     audio, rate = read_clip(work / utt.audio)
     decision = plan(utt, vad(resample(audio, rate, VAD_RATE)), cfg)
     if isinstance(decision, str):
-        return {"rejected": [reject_utt(utt, NAME, decision, f"{utt.duration:.1f} s clip")]}
+        raise Rejected(decision, f"{utt.duration:.1f} s clip")
     out = []
     for suffix, (start, end) in decision:
         piece = audio[int(start * rate): int(end * rate)]
-        rel = Path(NAME) / "audio" / f"{utt.id}{suffix}.wav"
-        write_clip(work / rel, piece, rate)
+        path = ids.clip_path(work, NAME, utt.id + suffix)
+        write_clip(path, piece, rate)
+        rel = path.relative_to(work)
         out.append(dataclasses.replace(
             utt, id=utt.id + suffix, audio=rel.as_posix(), duration=len(piece) / rate,
-            start=utt.start + start, long=len(piece) / rate > cfg.max_seconds).to_dict())
-    return {"out": out}
+            start=utt.start + start, long=len(piece) / rate > cfg.max_seconds))
+    return Kept(out)
 
 
-def run(cfg: SegmentConfig, work: Path, inputs: list[Utterance], vad=None,
-        max_rejected_fraction: float = 0.5) -> list[Utterance]:
-    from kani_adapt.console import progress
+class Segment(BaseStage):
+    name = section = NAME
+    help = "trim silence with silero-vad; cut long untranscribed audio at pauses"
+    model = True
 
-    work = Path(work)
-    log = stage.open_log(work, NAME, dataclasses.asdict(cfg))
-    done = log.done()
-    todo = [u for u in inputs if u.id not in done]
-    if todo and vad is None:
-        vad = silero_vad(cfg)
-    for utt in progress(todo, desc="segment", unit="clip"):
-        log.append(LogEntry([utt.id], **process(utt, work, vad, cfg)))
-    wanted = {u.id for u in inputs}
-    accepted, rejected = stage.collect([e for e in log.entries() if e.inputs[0] in wanted])
-    return stage.finish(work, NAME, accepted, rejected, len(inputs), max_rejected_fraction)
+    def open(self, ctx) -> None:
+        ctx.state["vad"] = ctx.given.get("vad") or silero_vad(ctx.cfg.segment)
+
+    def process_item(self, ctx, utt: Utterance) -> Kept:
+        return process(utt, ctx.work, ctx.state["vad"], ctx.cfg.segment)
+
+
+STAGE = Segment()

@@ -1,4 +1,4 @@
-"""Stage 6, tokenize: codec codes for every kept clip, in length-bucketed batches and shards.
+"""Stage tokenize: codec codes for every kept clip, in length-bucketed batches and shards.
 
 Clips of similar length share a batch, so little compute goes to padding. ``shard=(i, n)`` makes
 this process handle only the clips whose id hashes to ``i`` mod ``n``: n processes (or GPUs) run
@@ -8,34 +8,19 @@ by a hash of its ids (``codes-00002-of-00008-<hash>.npz``), so runs cannot overw
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from data_tools import stage
-from data_tools.batching import make_batches
 from data_tools.audio import read_clip, resample
-from data_tools.config import TokenizeConfig
-from data_tools.records import LogEntry, StageLog, Utterance, read_jsonl, reject_utt
-from kani_adapt.errors import ConfigError
+from data_tools.batching import make_batches
+from data_tools.records import Utterance, write_text_atomic
+from data_tools.registry import Kept, Rejected
+from data_tools.runner import BaseStage, read_stage_results, stage_dir
 
 NAME = "tokenize"
-
-
-def shard_of(utt_id: str, n: int) -> int:
-    """Stable shard of an id (independent of input order and of Python's hash seed)."""
-    return int(hashlib.sha1(utt_id.encode()).hexdigest()[:8], 16) % n
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise ConfigError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
-    if not 0 <= i < n:
-        raise ConfigError(f"--shard {text!r}: I must be in 0..N-1")
-    return i, n
 
 
 def batch_file(shard: tuple[int, int], ids: list[str]) -> str:
@@ -68,50 +53,58 @@ def _save(path: Path, ids: list[str], codes: list[np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
-def _run_batch(codec, ids, by_id, work, shard, folder) -> LogEntry:
-    audios = [_load(by_id[i], work, codec.sample_rate) for i in ids]
-    codes = encode_batch(codec, audios)
-    good = [(i, c) for i, c in zip(ids, codes) if c.shape[1] > 0]
-    name = batch_file(shard, ids)
-    _save(folder / name, [i for i, _ in good], [c for _, c in good])
-    empty = [reject_utt(by_id[i], NAME, "no_frames", "the codec returned no frames")
-             for i, c in zip(ids, codes) if c.shape[1] == 0]
-    return LogEntry(ids, out=[by_id[i].to_dict() for i, _ in good], rejected=empty,
-                    extra={"file": name})
+class Tokenize(BaseStage):
+    name = section = NAME
+    help = "codec codes in length-bucketed batches (--shard I/N for parallel runs)"
+    inputs, chain, model = ("filter",), False, True
 
+    def settings(self, ctx) -> dict:
+        given = ctx.given.get("codec")
+        return {"codec": ctx.cfg.tokenize.codec,
+                "given": None if given is None else type(given).__name__}
 
-def all_entries(work: Path) -> list[LogEntry]:
-    folder = stage.stage_dir(work, NAME)
-    return [LogEntry(**d) for log in sorted(folder.glob("log-*.jsonl")) for d in read_jsonl(log)]
+    def open(self, ctx) -> None:
+        codec = ctx.given.get("codec")
+        if codec is None:
+            from data_tools.codecs import load_codec
+            codec = load_codec(ctx.cfg.tokenize.codec, ctx.cfg.tokenize.device)
+        ctx.state["codec"] = codec
+        write_text_atomic(stage_dir(ctx.work, NAME) / "codec.json", json.dumps(
+            {"codec": ctx.cfg.tokenize.codec, "codec_class": type(codec).__name__,
+             "sample_rate": codec.sample_rate}, indent=1))
 
+    def batches(self, ctx, todo: list[Utterance]) -> list[list[Utterance]]:
+        cfg, rate = ctx.cfg.tokenize, ctx.state["codec"].sample_rate
+        by_id = {u.id: u for u in todo}
+        lengths = {u.id: int(round(u.duration * rate)) for u in todo}
+        return [[by_id[i] for i in ids] for ids in
+                make_batches(lengths, int(cfg.batch_seconds * rate), cfg.max_batch_size)]
 
-def run(cfg: TokenizeConfig, work: Path, inputs: list[Utterance], codec,
-        shard: tuple[int, int] = (0, 1), max_rejected_fraction: float = 0.5) -> list[Utterance]:
-    """Tokenize this shard's clips with ``codec`` (any object with the Codec protocol)."""
-    from kani_adapt.console import progress
-
-    work = Path(work)
-    settings = {"codec": cfg.codec, "codec_class": type(codec).__name__,
-                "rate": codec.sample_rate}
-    log = stage.open_log(work, NAME, settings, f"log-{shard[0]:05d}-of-{shard[1]:05d}.jsonl")
-    done = {i for e in all_entries(work) for i in e.inputs}
-    by_id = {u.id: u for u in inputs}
-    mine = {u.id: int(round(u.duration * codec.sample_rate)) for u in inputs
-            if u.id not in done and shard_of(u.id, shard[1]) == shard[0]}
-    budget = int(cfg.batch_seconds * codec.sample_rate)
-    batches = make_batches(mine, budget, cfg.max_batch_size)
-    for ids in progress(batches, desc="tokenize", unit="batch"):
-        log.append(_run_batch(codec, ids, by_id, work, shard, log.path.parent))
-    entries = [e for e in all_entries(work) if set(e.inputs) <= set(by_id)]
-    accepted, rejected = stage.collect(entries)
-    return stage.finish(work, NAME, accepted, rejected, len(inputs), max_rejected_fraction)
+    def process(self, ctx, batch: list[Utterance]) -> dict:
+        codec = ctx.state["codec"]
+        ids = [u.id for u in batch]
+        codes = encode_batch(codec, [_load(u, ctx.work, codec.sample_rate) for u in batch])
+        good = [(i, c) for i, c in zip(ids, codes) if c.shape[1] > 0]
+        name = batch_file(ctx.shard, ids)
+        _save(stage_dir(ctx.work, NAME) / name, [i for i, _ in good], [c for _, c in good])
+        return {u.id: Kept([u], extra={"file": name}) if c.shape[1] > 0 else
+                Rejected("no_frames", "the codec returned no frames") for u, c in zip(batch, codes)}
 
 
 def load_codes(work: Path) -> dict[str, np.ndarray]:
-    """{id: codes [num_codebooks, frames]} from every finished batch of every shard."""
+    """{id: codes [num_codebooks, frames]} from every shard, each id from the batch file its
+    first log record names (a batch written twice by two runs is read once)."""
+    files: dict[str, list[str]] = {}
+    for utt_id, result in read_stage_results(work, NAME).items():
+        if "file" in result["extra"]:
+            files.setdefault(result["extra"]["file"], []).append(utt_id)
     out = {}
-    for entry in all_entries(Path(work)):
-        with np.load(stage.stage_dir(work, NAME) / entry.extra["file"]) as data:
-            for i, utt_id in enumerate(data["ids"].tolist()):
-                out[utt_id] = data[f"c{i}"].astype(np.int64)
+    for name, wanted in files.items():
+        with np.load(stage_dir(work, NAME) / name) as data:
+            index = {utt_id: i for i, utt_id in enumerate(data["ids"].tolist())}
+            for utt_id in wanted:
+                out[utt_id] = data[f"c{index[utt_id]}"].astype(np.int64)
     return out
+
+
+STAGE = Tokenize()

@@ -1,4 +1,4 @@
-"""Stage 7, write: the Hugging Face dataset (save_to_disk + parquet), a NeMo manifest of the
+"""Stage write: the Hugging Face dataset (save_to_disk + parquet), a NeMo manifest of the
 processed clips for codec training, and the Markdown + JSON report.
 
 Columns: text (no tag prefix), tag, nano_layer_1..4, encoded_len, speaker_emb (per clip),
@@ -12,9 +12,10 @@ import os
 import shutil
 from pathlib import Path
 
-from data_tools import embed, official_dataset, report, stage, tokenize
+from data_tools import embed, official_dataset, registry, report, tokenize
 from data_tools.config import WriteConfig
 from data_tools.records import Utterance, read_jsonl, read_manifest
+from data_tools.runner import BaseStage, manifest_path, stage_dir
 from kani_adapt import tokens
 from kani_adapt.errors import DataError
 
@@ -43,10 +44,17 @@ def rows_for(utts: list[Utterance], codes: dict, embs: dict, means: dict,
 
 
 def expected(work: Path) -> list[Utterance]:
-    """The clips the dataset must hold: kept by filter, not rejected by embed or tokenize."""
-    dropped = {r["id"] for name in ("embed", "tokenize")
-               for r in read_jsonl(stage.stage_dir(work, name) / "rejected.jsonl")}
-    return [u for u in read_manifest(stage.manifest_path(work, "filter")) if u.id not in dropped]
+    """The clips the dataset must hold: the last chain stage's, minus the branches' rejections
+    (every stage after ``filter``: embed, tokenize)."""
+    order = registry.stages()
+    names = [st.name for st in order]
+    branches = [st.name for st in order[names.index("filter") + 1:] if st.resumable]
+    dropped = {r["id"] for name in branches
+               for r in read_jsonl(stage_dir(work, name) / "rejected.jsonl")}
+    path = manifest_path(work, "filter")
+    if not path.exists():
+        raise DataError(f"write: no filtered clips in {work}: run `data-tools filter` first")
+    return [u for u in read_manifest(path) if u.id not in dropped]
 
 
 def features():
@@ -80,23 +88,24 @@ def _nemo_manifest(utts: list[Utterance], work: Path) -> str:
                                "tag": u.tag}, ensure_ascii=False) + "\n" for u in utts)
 
 
-def run(cfg: WriteConfig, work: Path, inputs: list[Utterance], extras: dict | None = None) -> Path:
+def build(cfg: WriteConfig, work: Path, inputs: list[Utterance], extras: dict) -> Path:
     work = Path(work)
     out = Path(cfg.out) if cfg.out else work / "dataset"
-    embs, _ = embed.load_embeddings(work)
+    embs = embed.load_embeddings(work)
     means = {s: m["mean"] for s, m in
              embed.speaker_means({u.id: embs[u.id] for u in inputs if u.id in embs},
                                  {u.id: u.speaker for u in inputs}).items()}
-    rows = rows_for(inputs, tokenize.load_codes(work), embs, means, cfg.drop_repeated_frames)
+    codes = tokenize.load_codes(work)
+    rows = rows_for(inputs, codes, embs, means, cfg.drop_repeated_frames)
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     _write_dataset(rows, tmp)
-    official_dataset.write(tmp / "official", out.resolve() / "official", inputs,
-                           tokenize.load_codes(work), embs, means)
+    official_dataset.write(tmp / "official", out.resolve() / "official", inputs, codes, embs,
+                           means)
     (tmp / "nemo_manifest.jsonl").write_text(_nemo_manifest(inputs, work), encoding="utf-8")
     summary = report.summarise(rows, list(read_jsonl(work / "rejected.jsonl")),
-                               _extras(work, cfg, extras or {}))
+                               _extras(work, cfg, extras))
     (tmp / "report.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
     (tmp / "report.md").write_text(report.markdown(summary), encoding="utf-8")
     if out.exists():
@@ -109,7 +118,27 @@ def _extras(work: Path, cfg: WriteConfig, extras: dict) -> dict:
     def load(path: Path):
         return json.loads(path.read_text()) if path.exists() else None
 
-    return {"coverage": load(stage.stage_dir(work, "filter") / "coverage.json"),
-            "speaker_embeddings": load(stage.stage_dir(work, "embed") / "speakers.json") or {},
-            "options": {"drop_repeated_frames": cfg.drop_repeated_frames, **extras}}
+    codec = load(stage_dir(work, "tokenize") / "codec.json") or {}
+    return {"coverage": load(stage_dir(work, "filter") / "coverage.json"),
+            "speaker_embeddings": load(stage_dir(work, "embed") / "speakers.json") or {},
+            "options": {"drop_repeated_frames": cfg.drop_repeated_frames,
+                        "codec": codec.get("codec"), "codec_class": codec.get("codec_class"),
+                        **extras}}
 
+
+class Write(BaseStage):
+    name = section = NAME
+    help = "Hugging Face dataset + parquet, NeMo manifest, Markdown/JSON report"
+    inputs, chain, resumable = (), False, False
+
+    def items(self, ctx) -> list[Utterance]:
+        return expected(ctx.work)
+
+    def decide(self, ctx, items: list, results: dict) -> tuple[list, list[dict]]:
+        ran = [st.name for st in registry.stages() if st.enabled(ctx.cfg) and st.resumable]
+        ctx.state["out"] = build(ctx.cfg.write, ctx.work, items, {
+            "stages": " -> ".join(ran), "alignment": "on" if "align" in ran else "off"})
+        return items, []
+
+
+STAGE = Write()

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 import warnings
-from typing import Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 OURS = ("kani_adapt", "data_tools")
@@ -104,27 +104,34 @@ def quiet_loaded_libraries() -> None:
 
 
 def progress(items: Iterable[T], desc: str, unit: str = "item", total: int | None = None,
-             every: float = 30.0) -> Iterator[T]:
-    """Iterate ``items`` showing progress: a bar on a terminal, else a line every ``every`` s."""
-    if total is None and hasattr(items, "__len__"):
-        total = len(items)  # type: ignore[arg-type]
+             every: float = 30.0, size: Callable[[T], int] | None = None) -> Iterator[T]:
+    """Iterate ``items`` showing progress: a bar on a terminal, else one log line every
+    ``every`` seconds and one at the end. ``size(item)`` counts units per item (batches)."""
+    items = list(items) if size is not None or total is None else items
+    measure = size or (lambda _: 1)
+    if total is None:
+        total = sum(measure(i) for i in items)  # type: ignore[union-attr]
+    if not total:
+        yield from items
+        return
     if sys.stderr.isatty():
         from tqdm import tqdm
 
-        yield from tqdm(items, desc=desc, unit=unit, total=total, leave=False)
+        with tqdm(total=total, desc=desc, unit=unit, leave=False) as bar:
+            for item in items:
+                yield item
+                bar.update(measure(item))
         return
     log = logging.getLogger("kani_adapt.progress")
     start = last = time.monotonic()
     done = 0
     for item in items:
         yield item
-        done += 1
+        done += measure(item)
         now = time.monotonic()
-        if now - last >= every:
+        if now - last >= every or done >= total:
             last = now
             log.info("%s: %s", desc, _status(done, total, now - start, unit))
-    if done and time.monotonic() - start >= every:
-        log.info("%s: %s", desc, _status(done, total, time.monotonic() - start, unit))
 
 
 def _status(done: int, total: int | None, elapsed: float, unit: str) -> str:

@@ -43,6 +43,7 @@ def test_progress_off_a_terminal_logs_lines_with_an_eta(quiet, capsys):
     assert seen == list(range(5))
     lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("tokenize:")]
     assert lines[0].startswith("tokenize: 1/5 clips") and "ETA" in lines[0]
+    assert lines[-1].startswith("tokenize: 5/5 clips (100 %)")
     assert "\r" not in "".join(lines)
 
 

@@ -111,3 +111,15 @@ class EnergyCodec:
         level = 10 ** (codes.float().mean(1) / 200 - 9)
         audio = level.sqrt().repeat_interleave(spf, dim=1) * 1e-3
         return audio, frames * spf
+
+
+def run_stage(name: str, work: Path, inputs=None, budget: float = 0.5, shard=(0, 1), given=None,
+              **sections):
+    """One stage through the runner, with a DataConfig of the given sections; its kept items
+    (the dataset folder for write)."""
+    from data_tools.config import DataConfig
+    from data_tools.runner import run_stage as run
+
+    cfg = DataConfig(work=str(work), max_rejected_fraction=budget, **sections)
+    outcome = run(name, cfg, shard, given, inputs)
+    return outcome.out if name == "write" else outcome.kept

@@ -7,11 +7,11 @@ import sys
 import pytest
 import soundfile as sf
 
-from data_tools import align, ingest, mfa
+from data_tools import align, mfa
 from data_tools.config import AlignConfig, IngestConfig, SourceConfig
 from data_tools.mfa import Word
 from data_tools.records import Utterance, read_jsonl
-from dt_helpers import FIXTURE
+from dt_helpers import FIXTURE, run_stage
 from kani_adapt.errors import DataError
 
 
@@ -41,8 +41,8 @@ def test_grapheme_dictionary_matches_the_one_mfa_was_trained_with():
 
 def test_corpus_is_written_in_the_layout_mfa_read(tmp_path):
     work = tmp_path / "work"
-    utts = ingest.run(IngestConfig(sources=[SourceConfig(path=str(FIXTURE / "corpus"),
-                                                         name="fx")]), work)
+    utts = run_stage("ingest", work, ingest=IngestConfig(
+        sources=[SourceConfig(path=str(FIXTURE / "corpus"), name="fx")]))
     names = mfa.write_corpus(utts[:6], work, tmp_path / "corpus")
     for name, utt_id in names.items():
         wav = tmp_path / "corpus" / utt_id.split("/")[1] / f"{name}.wav"
@@ -116,8 +116,9 @@ def test_align_stage_drives_mfa_and_applies_its_timings(tmp_path, monkeypatch):
     work = tmp_path / "work"
     src = tmp_path / "corpus"
     shutil.copytree(FIXTURE / "corpus" / "spk_en_m", src / "spk_en_m")
-    utts = ingest.run(IngestConfig(sources=[SourceConfig(path=str(src), name="fx")]), work)
-    kept = align.run(AlignConfig(), work, utts)
+    utts = run_stage("ingest", work, ingest=IngestConfig(
+        sources=[SourceConfig(path=str(src), name="fx")]))
+    kept = run_stage("align", work, utts)
     calls = (work / "align" / "mfa_root" / "calls.txt").read_text().split()
     assert calls == ["validate", "train", "align"]
     assert len(kept) == len(utts) - 1
@@ -125,7 +126,7 @@ def test_align_stage_drives_mfa_and_applies_its_timings(tmp_path, monkeypatch):
     by_id = {u.id: u for u in utts}
     for u in kept:
         assert u.duration < by_id[u.id].duration  # trimmed to the words
-    assert align.run(AlignConfig(), work, utts) == kept  # resumed: nothing re-run
+    assert run_stage("align", work, utts) == kept  # resumed: nothing re-run
     assert (work / "align" / "mfa_root" / "calls.txt").read_text().split() == calls
 
 
@@ -137,8 +138,8 @@ def test_real_mfa_reproduces_the_fixture_alignments(tmp_path):
     import numpy as np
 
     work = tmp_path / "work"
-    utts = ingest.run(IngestConfig(sources=[SourceConfig(path=str(FIXTURE / "corpus"),
-                                                         name="fx")]), work)
+    utts = run_stage("ingest", work, ingest=IngestConfig(
+        sources=[SourceConfig(path=str(FIXTURE / "corpus"), name="fx")]))
     cfg = AlignConfig(pad_seconds=0.0, train_config=str(FIXTURE / "mfa_train_fast.yaml"))
     words = align.align_corpus(utts, work, cfg)
     assert len(words) >= 0.9 * len(utts)

@@ -61,3 +61,19 @@ def test_align_on_without_mfa_stops_with_the_install_command(tmp_path, capsys):
 def test_stage_without_its_input_says_what_to_run_first(tmp_path, capsys):
     assert main(["filter", str(write_yaml(tmp_path, "work: work\n"))]) == 2
     assert "data-tools ingest" in capsys.readouterr().err
+
+
+def test_every_command_takes_key_value_overrides(tmp_path, capsys):
+    path = write_yaml(tmp_path, "work: out\nfilter:\n  min_snr_db: 10\n")
+    assert main(["check", str(path), "filter.min_snr_db=3", "embed.batch_size=2",
+                 "ingest.sources=[{path: rec, tag: de}]"]) == 0
+    out = capsys.readouterr().out
+    assert "min_snr_db: 3.0" in out and "batch_size: 2" in out
+    assert str((tmp_path / "rec").resolve()) in out  # an overridden path is resolved too
+    assert main(["check", str(path), "filter.min_snr=3"]) == 2
+    assert "did you mean 'min_snr_db'" in capsys.readouterr().err
+    # a stage command: overrides before or after its options reach the loaded config
+    assert main(["tokenize", str(path), "work=nowhere", "--shard", "0/2"]) == 2
+    assert str(tmp_path / "nowhere") in capsys.readouterr().err
+    assert main(["embed", str(path), "--shard", "1/2", "embed.device=cpu", "work=gone"]) == 2
+    assert str(tmp_path / "gone") in capsys.readouterr().err

@@ -3,12 +3,12 @@ import json
 import numpy as np
 import pytest
 
-from data_tools import filter as filt
-from data_tools import ingest, textnorm
+from data_tools import filtering as filt
+from data_tools import textnorm
 from data_tools.config import FilterConfig, IngestConfig, SourceConfig
 from data_tools.quality import Features, measure
 from data_tools.records import read_jsonl
-from dt_helpers import SENTENCES, espeak, good_clip, needs_espeak, with_silence, write
+from dt_helpers import SENTENCES, espeak, good_clip, needs_espeak, run_stage, with_silence, write
 
 
 def feats(**kw):
@@ -101,9 +101,10 @@ def test_filter_stage_rejects_planted_files_and_keeps_good_ones(tmp_path):
           SENTENCES[1])  # same content re-levelled: a near duplicate of good1
     write(root / "s" / "clipped.wav", np.clip(speech * 20, -1, 1), sr, SENTENCES[1] + " again")
     write(root / "s" / "silent.wav", np.zeros(sr * 3, np.float32), sr, "nothing at all")
-    utts = ingest.run(IngestConfig(sources=[SourceConfig(path=str(root))]), work)
+    utts = run_stage("ingest", work, ingest=IngestConfig(sources=[SourceConfig(path=str(root))]))
     from kani_adapt.models.generator.tokenizer import build_offline_text_tokenizer
-    kept = filt.run(FilterConfig(), work, utts, 1.0, tokenizer=build_offline_text_tokenizer())
+    kept = run_stage("filter", work, utts, budget=1.0,
+                     given={"tokenizer": build_offline_text_tokenizer()})
     reasons = {r["id"].rsplit("/", 1)[1]: r["reason"] for r in read_jsonl(work / "rejected.jsonl")}
     assert reasons == {"z_copy": "duplicate", "z_quieter": "duplicate", "clipped": "clipped",
                        "silent": "silent"}

@@ -3,10 +3,10 @@ import json
 import numpy as np
 import soundfile as sf
 
-from data_tools import ingest
+from data_tools import ids
 from data_tools.config import IngestConfig, SourceConfig
 from data_tools.records import read_jsonl, read_manifest
-from dt_helpers import espeak, good_clip, needs_espeak, plant_bad_files, write
+from dt_helpers import espeak, good_clip, needs_espeak, plant_bad_files, run_stage, write
 
 pytestmark = needs_espeak
 
@@ -25,7 +25,7 @@ def test_bad_inputs_each_get_a_reason_and_good_files_survive(tmp_path):
     import soxr
     write(root / "bob" / "phone.flac", soxr.resample(audio, sr, 8000), 8000, "phone speech")
     cfg = IngestConfig(sources=[SourceConfig(path=str(root), tag="EN")])
-    utts = ingest.run(cfg, work, max_rejected_fraction=1.0)
+    utts = run_stage("ingest", work, budget=1.0, ingest=cfg)
 
     assert rejected_by_stem(work) == expected
     by_id = {u.id.rsplit("/", 1)[-1]: u for u in utts}
@@ -45,13 +45,13 @@ def test_rerun_skips_finished_work_and_a_torn_log_line_is_redone(tmp_path):
     for i in range(3):
         good_clip(root / "s" / f"c{i}.wav", i)
     cfg = IngestConfig(sources=[SourceConfig(path=str(root))])
-    first = ingest.run(cfg, work)
+    first = run_stage("ingest", work, ingest=cfg)
     log = work / "ingest" / "log.jsonl"
     lines = log.read_text().splitlines(keepends=True)
     # Interrupted while appending the last record: half a line on disk.
     log.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])
     mtime = (work / first[0].audio).stat().st_mtime_ns
-    again = ingest.run(cfg, work)
+    again = run_stage("ingest", work, ingest=cfg)
     assert sorted(u.id for u in again) == sorted(u.id for u in first)
     assert len(read_manifest(work / "ingest" / "manifest.jsonl")) == 3
     assert (work / first[0].audio).stat().st_mtime_ns == mtime  # not redone
@@ -68,7 +68,7 @@ def test_too_many_rejections_fail_the_stage_after_recording_them(tmp_path):
         (root / "s" / f"bad{i}.wav").write_bytes(b"not audio")
         (root / "s" / f"bad{i}.txt").write_text("x")
     with pytest.raises(DataError, match="max_rejected_fraction"):
-        ingest.run(IngestConfig(sources=[SourceConfig(path=str(root))]), work, 0.5)
+        run_stage("ingest", work, ingest=IngestConfig(sources=[SourceConfig(path=str(root))]))
     assert len(list(read_jsonl(work / "rejected.jsonl"))) == 2
 
 
@@ -84,7 +84,7 @@ def test_ljspeech_and_commonvoice_layouts(tmp_path):
         "abc124\tmissing.mp3\tWo bist du\t1\n", encoding="utf-8")
     cfg = IngestConfig(sources=[SourceConfig(path=str(lj), layout="ljspeech", speaker="linda"),
                                 SourceConfig(path=str(cv), layout="commonvoice", tag="de")])
-    utts = {u.id: u for u in ingest.run(cfg, work, max_rejected_fraction=1.0)}
+    utts = {u.id: u for u in run_stage("ingest", work, budget=1.0, ingest=cfg)}
     assert utts["lj/wavs/LJ001-0001"].text == "the one text"
     assert utts["lj/wavs/LJ001-0002"].text == "second text"
     assert utts["cv/clips/cv_1.mp3"].speaker == "abc123"
@@ -94,10 +94,10 @@ def test_ljspeech_and_commonvoice_layouts(tmp_path):
 
 
 def test_ids_are_safe_and_distinct():
-    a = ingest.make_id("src", "spk/ä b.wav")
-    b = ingest.make_id("src", "spk/ö b.wav")
+    a = ids.make_id("src", "spk/ä b.wav")
+    b = ids.make_id("src", "spk/ö b.wav")
     assert a != b and a.startswith("src/spk/") and " " not in a
-    assert ingest.make_id("src", "x/y.flac") == "src/x/y"
+    assert ids.make_id("src", "x/y.flac") == "src/x/y"
 
 
 def test_ogg_mp3_flac_are_read_and_very_long_files_are_refused(tmp_path):
@@ -114,7 +114,7 @@ def test_ogg_mp3_flac_are_read_and_very_long_files_are_refused(tmp_path):
     write(root / "s" / "long.wav", long_audio, sr, "a very long reading")
     cfg = IngestConfig(sources=[SourceConfig(path=str(root))],
                        max_file_seconds=len(audio) / sr * 2)
-    utts = ingest.run(cfg, work)
+    utts = run_stage("ingest", work, ingest=cfg)
     assert sorted(u.id.rsplit("/", 1)[1] for u in utts) == sorted(f"clip_{e}" for e in formats)
     for u in utts:
         assert abs(u.duration - len(audio) / sr) < 0.1  # decoders may pad a few ms

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from data_tools import ingest, segment
+from data_tools import segment
 from data_tools.config import IngestConfig, SegmentConfig, SourceConfig
 from data_tools.records import Utterance, read_jsonl
-from dt_helpers import SENTENCES, espeak, needs_espeak, with_silence, write
+from dt_helpers import SENTENCES, espeak, needs_espeak, run_stage, with_silence, write
 
 
 def test_trim_keeps_padding_inside_the_clip():
@@ -36,7 +36,7 @@ def test_plan_keeps_long_transcribed_clips_whole_for_alignment():
     long_text = Utterance("a", "x.wav", "some text", "s", duration=18.0)
     no_text = Utterance("b", "x.wav", "", "s", duration=18.0)
     assert segment.plan(long_text, spans, cfg) == [("", (0.35, 17.15))]
-    assert [s for s, _ in segment.plan(no_text, spans, cfg)] == ["/seg000", "/seg001"]
+    assert [s for s, _ in segment.plan(no_text, spans, cfg)] == ["#seg000", "#seg001"]
     assert segment.plan(long_text, [], cfg) == "no_speech"
 
 
@@ -48,8 +48,8 @@ def test_segment_stage_trims_silence_with_silero_and_rejects_silent_clips(tmp_pa
     rng = np.random.default_rng(0)
     write(root / "s" / "hiss.wav", (rng.standard_normal(sr * 3) * 1e-3).astype(np.float32), sr,
           "nothing said")
-    utts = ingest.run(IngestConfig(sources=[SourceConfig(path=str(root))]), work)
-    kept = segment.run(SegmentConfig(), work, utts, max_rejected_fraction=1.0)
+    utts = run_stage("ingest", work, ingest=IngestConfig(sources=[SourceConfig(path=str(root))]))
+    kept = run_stage("segment", work, utts, budget=1.0)
     assert [u.id for u in kept] == ["in/s/padded"]
     assert kept[0].duration < utts[1].duration - 2.5  # most of the 3.5 s of padding went
     assert kept[0].duration > len(speech) / sr - 0.3  # and no speech was cut

@@ -5,12 +5,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from data_tools import embed, ingest, tokenize, write
+from data_tools import embed, runner, tokenize
 from kani_adapt.models.speaker import embedder as speaker_embedder
 from data_tools.batching import make_batches
 from data_tools.config import EmbedConfig, IngestConfig, SourceConfig, TokenizeConfig, WriteConfig
 from data_tools.records import read_jsonl
-from dt_helpers import EnergyCodec, good_clip, needs_espeak
+from dt_helpers import EnergyCodec, good_clip, needs_espeak, run_stage
 from kani_adapt.codec.protocol import Codec
 from kani_adapt.errors import DataError
 
@@ -34,15 +34,15 @@ def test_batches_cover_every_id_once_within_budget():
 
 def test_shards_partition_ids_and_names_cannot_collide():
     ids = [f"src/spk/{i}" for i in range(200)]
-    shards = [tokenize.shard_of(i, 4) for i in ids]
+    shards = [runner.shard_of(i, 4) for i in ids]
     assert set(shards) == {0, 1, 2, 3}
     assert tokenize.batch_file((0, 4), ids[:3]) != tokenize.batch_file((0, 4), ids[3:6])
     assert tokenize.batch_file((0, 4), ids[:3]) != tokenize.batch_file((1, 4), ids[:3])
-    assert tokenize.parse_shard("2/4") == (2, 4)
+    assert runner.parse_shard("2/4") == (2, 4)
     from kani_adapt.errors import ConfigError
     for bad in ("4/4", "x", "1/0"):
         with pytest.raises(ConfigError):
-            tokenize.parse_shard(bad)
+            runner.parse_shard(bad)
 
 
 def test_test_codec_follows_the_protocol_and_batching_does_not_change_codes():
@@ -72,20 +72,23 @@ def test_tokenize_in_shards_then_write_the_dataset(tmp_path):
     root, work = tmp_path / "in", tmp_path / "work"
     for i, spk in enumerate(["ann", "ann", "bob", "bob", "bob"]):
         good_clip(root / spk / f"c{i}.wav", i, voice="en" if spk == "ann" else "en-us")
-    utts = ingest.run(IngestConfig(sources=[SourceConfig(path=str(root), tag="EN")]), work)
-    embed.run(EmbedConfig(batch_size=2), work, utts, model=speaker_embedder.build())
+    utts = run_stage("ingest", work,
+                     ingest=IngestConfig(sources=[SourceConfig(path=str(root), tag="EN")]))
+    run_stage("embed", work, utts, embed=EmbedConfig(batch_size=2),
+              given={"embedder": speaker_embedder.build()})
     codec = EnergyCodec()
     cfg = TokenizeConfig(batch_seconds=8.0)
-    tokenize.run(cfg, work, utts, codec, shard=(0, 2), max_rejected_fraction=1.0)
+    tok = dict(budget=1.0, tokenize=cfg, given={"codec": codec})
+    assert run_stage("tokenize", work, utts, shard=(0, 2), **tok) == []  # shard 1 still owes
     with pytest.raises(DataError, match="lack codes"):  # shard 1 of 2 has not run yet
-        write.run(WriteConfig(), work, utts)
+        run_stage("write", work, utts)
     first_calls = len(codec.calls)
-    tokenize.run(cfg, work, utts, codec, shard=(1, 2), max_rejected_fraction=1.0)
-    tokenize.run(cfg, work, utts, codec, shard=(1, 2), max_rejected_fraction=1.0)  # resumed: no-op
+    run_stage("tokenize", work, utts, shard=(1, 2), **tok)
+    run_stage("tokenize", work, utts, shard=(1, 2), **tok)  # resumed: no-op
     files = sorted(p.name for p in (work / "tokenize").glob("codes-*.npz"))
     assert len(files) == len(set(files)) >= 2 and len(codec.calls) >= first_calls
     assert sum(b for b, _ in codec.calls) == len(utts)  # every clip encoded exactly once
-    out = write.run(WriteConfig(), work, utts)
+    out = run_stage("write", work, utts, write=WriteConfig())
 
     from datasets import load_from_disk, load_dataset
     ds = load_from_disk(str(out / "hf"))
@@ -106,7 +109,8 @@ def test_tokenize_in_shards_then_write_the_dataset(tmp_path):
     assert report["speakers_per_tag"] == {"en": 2}
     assert "Hours per speaker" in (out / "report.md").read_text()
     official = load_dataset("parquet", data_dir=str(out / "official" / "en"), split="train")
-    assert len(official) == 5 and "language_tag: en" in (out / "official" / "dataset_config.yaml").read_text()
+    assert len(official) == 5
+    assert "language_tag: en" in (out / "official" / "dataset_config.yaml").read_text()
 
 
 @needs_espeak
@@ -117,7 +121,7 @@ def test_tokenize_interrupted_after_writing_a_batch_loses_and_duplicates_nothing
     root, work = tmp_path / "in", tmp_path / "work"
     for i in range(4):
         good_clip(root / "s" / f"c{i}.wav", i)
-    utts = ingest.run(IngestConfig(sources=[SourceConfig(path=str(root))]), work)
+    utts = run_stage("ingest", work, ingest=IngestConfig(sources=[SourceConfig(path=str(root))]))
     cfg = TokenizeConfig(batch_seconds=7.0, max_batch_size=2)
     real_append, calls = StageLog.append, []
 
@@ -128,12 +132,12 @@ def test_tokenize_interrupted_after_writing_a_batch_loses_and_duplicates_nothing
         real_append(self, entry)
     monkeypatch.setattr(StageLog, "append", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
-        tokenize.run(cfg, work, utts, EnergyCodec())
+        run_stage("tokenize", work, utts, tokenize=cfg, given={"codec": EnergyCodec()})
     monkeypatch.setattr(StageLog, "append", real_append)
-    done_before = {i for e in tokenize.all_entries(work) for i in e.inputs}
+    done_before = set(runner.read_stage_results(work, "tokenize"))
     assert 0 < len(done_before) < 4
     codec = EnergyCodec()
-    kept = tokenize.run(cfg, work, utts, codec)
+    kept = run_stage("tokenize", work, utts, tokenize=cfg, given={"codec": codec})
     assert sum(b for b, _ in codec.calls) == 4 - len(done_before)  # finished work is skipped
     codes = tokenize.load_codes(work)
     assert sorted(codes) == sorted(u.id for u in utts) == sorted(u.id for u in kept)

@@ -1,4 +1,4 @@
-"""Stage 4, filter: measure each clip, normalise its text, then reject by pure rules.
+"""Stage filter: measure each clip, normalise its text, then reject by pure rules.
 
 Per-clip measurements are logged item by item (resumable); the decisions that compare clips with
 each other (speaking-rate outliers per speaker, exact and near duplicates) run over all of them
@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from data_tools import stage, textnorm
+from data_tools import textnorm
 from data_tools.audio import read_clip
 from data_tools.config import FilterConfig
 from data_tools.quality import Features, measure
-from data_tools.records import LogEntry, Utterance, reject_utt, write_text_atomic
+from data_tools.records import Utterance, reject_utt, write_text_atomic
+from data_tools.registry import Kept
+from data_tools.runner import BaseStage, stage_dir
 
 NAME = "filter"
 SILENT_DB = -50.0  # loud frames quieter than this: nothing was recorded
@@ -37,6 +39,10 @@ def item_reasons(f: Features, orig_rate: int, text: str, cfg: FilterConfig) -> l
          f"silence ratio {f.silence_ratio:.2f}"),
         (0 < orig_rate < cfg.min_orig_sample_rate, "low_sample_rate",
          f"recorded at {orig_rate} Hz < {cfg.min_orig_sample_rate}"),
+        (len(text) > cfg.max_text_chars, "text_too_long",
+         f"{len(text)} characters > max_text_chars={cfg.max_text_chars}"),
+        (f.chars_per_second > cfg.max_chars_per_second, "too_many_chars_per_second",
+         f"{f.chars_per_second:.1f} letters/s > max_chars_per_second={cfg.max_chars_per_second}"),
     ]
     return [(reason, detail) for broken, reason, detail in rules if broken]
 
@@ -111,22 +117,27 @@ def decide(measured: list[dict], cfg: FilterConfig) -> tuple[list[Utterance], li
     return accepted, rejected
 
 
-def run(cfg: FilterConfig, work: Path, inputs: list[Utterance],
-        max_rejected_fraction: float = 0.5, tokenizer=None) -> list[Utterance]:
-    from kani_adapt.console import progress
+class Filter(BaseStage):
+    name = section = NAME
+    help = "duration, clipping, SNR, silence, speaking rate, sample rate, duplicates; text"
 
-    work = Path(work)
-    log = stage.open_log(work, NAME, {"cfg": dataclasses.asdict(cfg)})
-    done = log.done()
-    for utt in progress([u for u in inputs if u.id not in done], desc="filter", unit="clip"):
-        log.append(LogEntry([utt.id], extra=_measure(utt, work, cfg)))
-    wanted = {u.id for u in inputs}
-    measured = [e.extra for e in log.entries() if e.inputs[0] in wanted]
-    accepted, rejected = decide(measured, cfg)
-    if tokenizer is None and cfg.tokenizer:
-        tokenizer = textnorm.load_tokenizer(cfg.tokenizer)
-    if tokenizer is not None:
-        report = textnorm.coverage([u.text for u in accepted], tokenizer)
-        write_text_atomic(stage.stage_dir(work, NAME) / "coverage.json",
-                          json.dumps(report, ensure_ascii=False, indent=1))
-    return stage.finish(work, NAME, accepted, rejected, len(inputs), max_rejected_fraction)
+    def settings(self, ctx) -> dict:
+        return {"cfg": dataclasses.asdict(ctx.cfg.filter)}
+
+    def process_item(self, ctx, utt: Utterance) -> Kept:
+        return Kept(extra=_measure(utt, ctx.work, ctx.cfg.filter))
+
+    def decide(self, ctx, items: list, results: dict) -> tuple[list, list[dict]]:
+        cfg = ctx.cfg.filter
+        accepted, rejected = decide([results[u.id]["extra"] for u in items], cfg)
+        tokenizer = ctx.given.get("tokenizer")
+        if tokenizer is None and cfg.tokenizer:
+            tokenizer = textnorm.load_tokenizer(cfg.tokenizer)
+        if tokenizer is not None:
+            report = textnorm.coverage([u.text for u in accepted], tokenizer)
+            write_text_atomic(stage_dir(ctx.work, NAME) / "coverage.json",
+                              json.dumps(report, ensure_ascii=False, indent=1))
+        return accepted, rejected
+
+
+STAGE = Filter()

@@ -1,0 +1,249 @@
+"""The one runner every stage goes through: lock, resume, shard, progress, rejections, budget.
+
+Work folder layout: ``<work>/<stage>/settings.json`` (what its results depend on),
+``log*.jsonl`` (one line per finished unit, the result of each input by id; one log per shard for
+model stages), ``manifest.jsonl`` (kept utterances, written once every input has a result),
+``rejected.jsonl``; ``<work>/rejected.jsonl`` is the union over stages in pipeline order. A stage
+whose settings changed starts over, so a resumed run never mixes two configurations.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from data_tools import locks, registry
+from data_tools.config import check_folders
+from data_tools.records import (
+    LogEntry, StageLog, Utterance, read_jsonl, read_manifest, read_results, rejection,
+    write_jsonl_atomic, write_text_atomic,
+)
+from data_tools.registry import Context, Kept, Rejected, Stage
+from kani_adapt.console import progress
+from kani_adapt.errors import ConfigError, DataError
+
+LOG_FORMAT = 2  # part of every settings key: logs of an older format are redone, not misread
+
+
+@dataclass
+class Outcome:
+    stage: str
+    kept: list[Utterance] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+    complete: bool = True  # False: other shards still owe ``left`` items
+    left: int = 0
+    out: Path | None = None  # what a final stage wrote (the dataset folder)
+
+
+def stage_dir(work: Path, stage: str) -> Path:
+    return Path(work) / stage
+
+
+def manifest_path(work: Path, stage: str) -> Path:
+    return stage_dir(work, stage) / "manifest.jsonl"
+
+
+def shard_of(item_id: str, n: int) -> int:
+    """Stable shard of an id (independent of input order and of Python's hash seed)."""
+    return int(hashlib.sha1(item_id.encode()).hexdigest()[:8], 16) % n
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise ConfigError(f"--shard {text!r}: I must be in 0..N-1")
+    return i, n
+
+
+class BaseStage:
+    """Defaults of the Stage protocol: an item stage reading the previous chain stage."""
+
+    name, section, help, unit = "", "", "", "clip"
+    inputs: tuple[str, ...] | None = None
+    chain, model, resumable, writes_text = True, False, True, False
+
+    def enabled(self, cfg) -> bool:
+        return True
+
+    def why_off(self, cfg) -> str:
+        return "turned off in the config"
+
+    def settings(self, ctx: Context) -> dict:
+        section = ctx.section(self)
+        if section is None:
+            return {}
+        # where it runs does not change its results
+        return {k: v for k, v in dataclasses.asdict(section).items() if k != "device"}
+
+    def items(self, ctx: Context) -> list:
+        return read_manifest(input_manifest(ctx, self))
+
+    def open(self, ctx: Context) -> None:
+        pass
+
+    def batches(self, ctx: Context, todo: list) -> list[list]:
+        return [[item] for item in todo]
+
+    def process(self, ctx: Context, batch: list) -> dict:
+        out = {}
+        for item in batch:
+            try:
+                out[item.id] = self.process_item(ctx, item)
+            except Rejected as rejected:
+                out[item.id] = rejected
+        return out
+
+    def process_item(self, ctx: Context, item) -> Kept:
+        raise NotImplementedError
+
+    def decide(self, ctx: Context, items: list, results: dict) -> tuple[list, list[dict]]:
+        return collect(items, results, self.name)
+
+
+def collect(items: list, results: dict, stage: str = "") -> tuple[list[Utterance], list[dict]]:
+    """Kept utterances and rejection records in input order. An item whose output id another
+    item already produced is rejected (``duplicate_id``), never silently merged."""
+    kept, rejected, seen = [], [], {}
+    for item in items:
+        result = results[item.id]
+        if result["rejected"]:
+            rejected.append(result["rejected"])
+        clash = next((d["id"] for d in result["out"] if seen.get(d["id"], item.id) != item.id), None)
+        if clash is not None:
+            rejected.append(rejection(item.id, stage, "duplicate_id",
+                                      f"{clash} also comes from {seen[clash]}",
+                                      getattr(item, "source", "")))
+            continue
+        for data in result["out"]:
+            if data["id"] not in seen:
+                seen[data["id"]] = item.id
+                kept.append(Utterance.from_dict(data))
+    return kept, rejected
+
+
+def input_manifest(ctx: Context, stage: Stage) -> Path:
+    """The manifest ``stage`` reads: the nearest earlier enabled stage that has finished."""
+    chain = registry.inputs_of(stage)
+    for name in chain:
+        if not registry.get(name).enabled(ctx.cfg):
+            continue
+        path = manifest_path(ctx.work, name)
+        if path.exists():
+            return path
+        if (stage_dir(ctx.work, name) / "settings.json").exists():
+            raise DataError(f"{stage.name}: {name} has not finished in {ctx.work}: run "
+                            f"`data-tools {name}` (every shard) first")
+    raise DataError(f"{stage.name}: no input in {ctx.work}: run `data-tools {chain[-1]}` first")
+
+
+def settings_key(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _check_settings(ctx: Context, stage: Stage, folder: Path) -> dict:
+    """The stage's settings; its folder is cleared when they changed since it was written."""
+    settings = {"format": LOG_FORMAT, **stage.settings(ctx)}
+    key_file = folder / "settings.json"
+    if key_file.exists() and json.loads(key_file.read_text())["key"] != settings_key(settings):
+        if ctx.shard[1] > 1:  # other shards may be writing there
+            raise DataError(f"{stage.name}: settings differ from the earlier run in {folder}; "
+                            "run every shard with one config, or run without --shard to restart")
+        shutil.rmtree(folder)  # earlier results would be wrong now
+    return settings
+
+
+def _entry(stage: Stage, batch: list, outcomes: dict) -> LogEntry:
+    results = {}
+    for item in batch:
+        outcome = outcomes[item.id]
+        if isinstance(outcome, Rejected):
+            record = rejection(item.id, stage.name, outcome.code, outcome.detail,
+                               getattr(item, "source", ""))
+            results[item.id] = {"out": [], "rejected": record, "extra": {}}
+        else:
+            results[item.id] = {"out": [u.to_dict() for u in outcome.items], "rejected": None,
+                                "extra": outcome.extra}
+    return LogEntry(results)
+
+
+def log_name(stage: Stage, shard: tuple[int, int]) -> str:
+    return f"log-{shard[0]:05d}-of-{shard[1]:05d}.jsonl" if stage.model else "log.jsonl"
+
+
+def read_stage_results(work: Path, stage: str) -> dict[str, dict]:
+    """{input id: result} over every log (every shard) of a stage."""
+    logs = sorted(stage_dir(work, stage).glob("log*.jsonl"))
+    return {k: r for k, (r, _) in read_results(logs).items()}
+
+
+def run_stage(stage: Stage | str, cfg, shard: tuple[int, int] = (0, 1), given: dict | None = None,
+              inputs: list | None = None) -> Outcome:
+    """Run one stage over ``inputs`` (default: what it reads in the work folder)."""
+    stage = registry.get(stage) if isinstance(stage, str) else stage
+    if shard[1] > 1 and not stage.model:
+        raise ConfigError(f"{stage.name} runs whole; --shard is for the stages that run a model")
+    check_folders(cfg)
+    ctx = Context(cfg, Path(cfg.work), shard, dict(given or {}))
+    with locks.hold(ctx.work, stage.name, shard):
+        items = _unique(list(inputs) if inputs is not None else stage.items(ctx))
+        if not stage.resumable:
+            kept, rejected = stage.decide(ctx, items, {})
+            return _finish(ctx, stage, kept, rejected, len(items))
+        return _run_items(ctx, stage, items)
+
+
+def _unique(items: list) -> list:
+    """Items by id, first wins: an input listed twice is processed once."""
+    seen: set[str] = set()
+    return [it for it in items if not (it.id in seen or seen.add(it.id))]
+
+
+def _run_items(ctx: Context, stage: Stage, items: list) -> Outcome:
+    folder = stage_dir(ctx.work, stage.name)
+    settings = _check_settings(ctx, stage, folder)
+    results = read_stage_results(ctx.work, stage.name)
+    i, n = ctx.shard
+    todo = [it for it in items if it.id not in results and shard_of(it.id, n) == i]
+    if todo:
+        stage.open(ctx)
+        if not (folder / "settings.json").exists():
+            write_text_atomic(folder / "settings.json", json.dumps(
+                {"key": settings_key(settings), "settings": settings}, indent=1, default=str))
+        log = StageLog(folder / log_name(stage, ctx.shard))
+        for batch in progress(stage.batches(ctx, todo), stage.name, stage.unit, size=len):
+            log.append(_entry(stage, batch, stage.process(ctx, batch)))
+        results = read_stage_results(ctx.work, stage.name)
+    left = sum(1 for it in items if it.id not in results)
+    if left:  # other shards still owe results: no manifest, so no later stage starts early
+        manifest_path(ctx.work, stage.name).unlink(missing_ok=True)
+        return Outcome(stage.name, complete=False, left=left)
+    kept, rejected = stage.decide(ctx, items, results)
+    return _finish(ctx, stage, kept, rejected, len(items))
+
+
+def _finish(ctx: Context, stage: Stage, kept: list, rejected: list[dict], n_inputs: int) -> Outcome:
+    """Write the stage's manifest and rejections; fail only past the rejected budget."""
+    folder = stage_dir(ctx.work, stage.name)
+    if stage.resumable:
+        write_jsonl_atomic(folder / "manifest.jsonl", (u.to_dict() for u in kept))
+    write_jsonl_atomic(folder / "rejected.jsonl", rejected)
+    rebuild_rejected(ctx.work)
+    budget = ctx.cfg.max_rejected_fraction
+    if n_inputs and len(rejected) / n_inputs > budget:
+        raise DataError(
+            f"{stage.name}: rejected {len(rejected)} of {n_inputs} items, more than "
+            f"max_rejected_fraction={budget}; reasons are in {Path(ctx.work) / 'rejected.jsonl'}")
+    return Outcome(stage.name, kept, rejected, out=ctx.state.get("out"))
+
+
+def rebuild_rejected(work: Path) -> None:
+    rows = []
+    for name in registry.names():
+        rows.extend(read_jsonl(stage_dir(work, name) / "rejected.jsonl"))
+    write_jsonl_atomic(Path(work) / "rejected.jsonl", rows)
