@@ -172,3 +172,101 @@ def test_pauses_merge_overlapping_speech():
 ])
 def test_punctuation_only_tokens_stay_with_a_word(text, tokens):
     assert transcript_tokens(text) == tokens
+
+
+READING = [
+    "The little boat sailed across the quiet lake.",
+    "She bought fresh bread at the market this morning.",
+    "Rain is expected over the hills tomorrow afternoon.",
+    "Please close the window before you leave the room.",
+    "My brother plays the guitar in a small band.",
+    "The train to the city leaves at seven every day.",
+    "We planted tomatoes and beans in the garden last spring.",
+    "A cold wind blew through the empty streets at night.",
+    "The children laughed when the dog chased its tail.",
+    "He forgot his keys on the kitchen table again.",
+    "Our teacher read a long story about a brave king.",
+    "The museum opens early on the first day of the month.",
+    "Snow covered the mountains for most of the winter.",
+    "They walked along the river until the sun went down.",
+    "The old clock in the hall stopped working years ago.",
+    "Turn left at the bridge and follow the narrow road.",
+    "Fresh coffee smells wonderful on a rainy morning.",
+    "The doctor told him to rest for a few days.",
+    "Birds were singing loudly in the tall green trees.",
+    "She wrote a letter to her grandmother in the country.",
+    "The football match was cancelled because of the storm.",
+    "We need more paper for the printer in the office.",
+    "The baker wakes up long before the rest of the town.",
+    "A small cat slept in the warm sun by the door.",
+    "The new library has thousands of books for children.",
+    "He painted the fence white during the summer holidays.",
+    "The ship arrived in the harbour late in the evening.",
+    "Many people came to hear the band play in the park.",
+    "She keeps her old photographs in a wooden box.",
+    "The road was closed after the heavy rain last week.",
+    "Apples and pears grow well in this part of the country.",
+    "The pilot spoke to the passengers before the flight.",
+    "Our neighbours are moving to a bigger house next year.",
+    "The students listened carefully to the final question.",
+    "A bright moon lit the path through the dark forest.",
+    "Dinner will be ready in about twenty minutes.",
+]
+
+
+def espeak_reading(sentences, seed=0):
+    """One recording of all sentences (16 kHz) with random 0.3-0.8 s pauses, and the true
+    [offset of sentence i, onset of sentence i+1] pauses measured on the samples themselves."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import soundfile as sf
+
+    from data_tools.audio import resample
+
+    rng = random.Random(seed)
+    parts, spoken, t = [], [], 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, sentence in enumerate(sentences):
+            wav = Path(tmp) / f"{i}.wav"
+            subprocess.run(["espeak-ng", "-v", "en", "-w", str(wav), sentence], check=True,
+                           capture_output=True)
+            audio, rate = sf.read(wav, dtype="float32")
+            audio = resample(audio, rate, 16000)
+            loud = np.flatnonzero(np.abs(audio) > 0.02 * np.abs(audio).max())
+            spoken.append((t + loud[0] / 16000, t + (loud[-1] + 1) / 16000))
+            pause = np.zeros(int(rng.uniform(0.3, 0.8) * 16000), np.float32)
+            parts += [audio, pause]
+            t += (len(audio) + len(pause)) / 16000
+    true_pauses = [(a[1], b[0]) for a, b in zip(spoken, spoken[1:])]
+    return np.concatenate(parts[:-1]), spoken, true_pauses
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None, reason="needs espeak-ng")
+def test_espeak_reading_with_one_transcript_is_cut_in_its_pauses(tmp_path):
+    from tests.asr_doubles import pocketsphinx_words, silero_speech_spans
+
+    audio, spoken, true_pauses = espeak_reading(READING)
+    duration = len(audio) / 16000
+    assert 100 < duration < 160
+    words = pocketsphinx_words(audio, READING, tmp_path)
+    spans = silero_speech_spans(audio)
+    transcript = "\n".join(READING)
+    cfg = CutConfig(min_seconds=2.0, max_seconds=12.0)
+    plan = plan_cuts(words, spans, cfg, transcript=transcript, duration_s=duration)
+
+    assert not plan.rejections
+    assert " ".join(c.text for c in plan.cuts) == " ".join(transcript.split())
+    tol = 0.05
+    for cut in plan.cuts:
+        assert cfg.min_seconds <= cut.duration <= cfg.max_seconds
+        # the audio of a cut holds exactly the sentences of its text
+        inside = [s for s, (a, b) in zip(READING, spoken) if cut.start_s < (a + b) / 2 < cut.end_s]
+        assert " ".join(inside) == cut.text
+    for a, b in zip(plan.cuts, plan.cuts[1:]):
+        assert any(p0 - tol <= a.end_s <= b.start_s <= p1 + tol for p0, p1 in true_pauses), \
+            (a.end_s, b.start_s)
+    assert len(plan.cuts) >= duration / cfg.max_seconds
