@@ -1,0 +1,95 @@
+"""Speaker consistency on injected embeddings: outlier clips and voice changes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from data_tools.consistency import ConsistencyConfig, speaker_outliers, voice_changes
+
+DIM = 128
+
+
+def voice(rng) -> np.ndarray:
+    v = rng.standard_normal(DIM)
+    return v / np.linalg.norm(v)
+
+
+def clips(rng, centre, n, noise=0.35) -> np.ndarray:
+    """Embeddings scattered around one voice (cosine to it ~0.9, like one real speaker)."""
+    return centre + noise * rng.standard_normal((n, DIM)) / np.sqrt(DIM)
+
+
+def test_clip_of_another_speaker_is_flagged_with_numbers():
+    rng = np.random.default_rng(0)
+    a, b = voice(rng), voice(rng)
+    emb = np.vstack([clips(rng, a, 20), clips(rng, b, 15), clips(rng, b, 1)])
+    speakers = ["anna"] * 20 + ["ben"] * 15 + ["anna"]  # the last clip is Ben's, mislabelled
+    flagged = speaker_outliers(emb, speakers)
+    assert [(o.index, o.speaker, o.code) for o in flagged] == [(35, "anna", "speaker_outlier")]
+    assert flagged[0].cosine < flagged[0].threshold
+    assert "anna's centroid" in flagged[0].detail and "21 clips" in flagged[0].detail
+
+
+def test_consistent_speakers_are_not_flagged():
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        a, b = voice(rng), voice(rng)
+        emb = np.vstack([clips(rng, a, 30), clips(rng, b, 30)])
+        assert speaker_outliers(emb, ["a"] * 30 + ["b"] * 30) == []
+
+
+def test_near_identical_clips_do_not_flag_tiny_differences():
+    rng = np.random.default_rng(2)
+    emb = clips(rng, voice(rng), 12, noise=1e-4)
+    assert speaker_outliers(emb, ["x"] * 12) == []
+
+
+def test_few_clips_use_only_the_floor():
+    rng = np.random.default_rng(3)
+    a, b = voice(rng), voice(rng)
+    emb = np.vstack([clips(rng, a, 2), clips(rng, b, 1)])
+    assert speaker_outliers(emb, ["s"] * 3) == []  # no statistics on 3 clips, floor off
+    flagged = speaker_outliers(emb, ["s"] * 3, ConsistencyConfig(min_cosine=0.5))
+    assert [o.index for o in flagged] == [2]
+
+
+def test_mismatched_labels_are_refused():
+    with pytest.raises(ValueError, match="3 embeddings but 2 speaker labels"):
+        speaker_outliers(np.ones((3, 4)), ["a", "b"])
+
+
+def windows(rng, change_s: float | None, total_s=60.0, length=3.0, hop=1.0):
+    """Sliding-window embeddings of a recording whose voice changes from A to B at change_s:
+    each window mixes the two voices by how much of it each one fills, plus noise."""
+    a, b = voice(rng), voice(rng)
+    spans, emb = [], []
+    for start in np.arange(0.0, total_s - length + 1e-9, hop):
+        end = start + length
+        share_b = 0.0 if change_s is None else min(max((end - change_s) / length, 0.0), 1.0)
+        emb.append((1 - share_b) * a + share_b * b + 0.35 * rng.standard_normal(DIM) / np.sqrt(DIM))
+        spans.append((float(start), float(end)))
+    return np.array(emb), spans
+
+
+@pytest.mark.parametrize("change_s", [17.0, 33.5, 45.2])
+def test_one_voice_change_is_found_at_the_right_place(change_s):
+    rng = np.random.default_rng(int(change_s))
+    emb, spans = windows(rng, change_s)
+    changes = voice_changes(emb, spans)
+    assert len(changes) == 1
+    assert abs(changes[0].time_s - change_s) <= 1.0  # one hop
+    assert changes[0].lo_s <= changes[0].hi_s
+    assert changes[0].cosine < changes[0].threshold
+
+
+def test_no_voice_change_gives_none():
+    for seed in range(5):
+        emb, spans = windows(np.random.default_rng(100 + seed), None)
+        assert voice_changes(emb, spans) == []
+
+
+def test_a_single_odd_window_is_not_a_change():
+    rng = np.random.default_rng(7)
+    emb, spans = windows(rng, None)
+    emb[20] = voice(rng)  # a cough, a laugh: one window unlike the rest
+    assert voice_changes(emb, spans) == []
