@@ -52,7 +52,8 @@ def pocketsphinx_words(audio16k: np.ndarray, sentences: list[str], tmp_dir,
     return words
 
 
-def silero_speech_spans(audio16k: np.ndarray, min_silence_s: float = 0.1) -> list[tuple[float, float]]:
+def silero_speech_spans(audio16k: np.ndarray,
+                        min_silence_s: float = 0.1) -> list[tuple[float, float]]:
     """Speech spans in seconds; torch's thread count is left as it was found."""
     import torch
 

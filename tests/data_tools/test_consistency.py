@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_tools.consistency import ConsistencyConfig, speaker_outliers, voice_changes
+from data_tools.consistency import (ConsistencyConfig, robust_centroid, speaker_outliers,
+                                    unit_rows, voice_changes)
 
 DIM = 128
 
@@ -30,6 +31,22 @@ def test_clip_of_another_speaker_is_flagged_with_numbers():
     assert "anna's centroid" in flagged[0].detail and "21 clips" in flagged[0].detail
 
 
+def test_several_mislabelled_clips_do_not_hide_each_other():
+    # a quarter of "anna" is Ben: a plain mean would sit between the voices and hide them
+    rng = np.random.default_rng(4)
+    a, b = voice(rng), voice(rng)
+    emb = np.vstack([clips(rng, a, 15), clips(rng, b, 5)])
+    flagged = speaker_outliers(emb, ["anna"] * 20)
+    assert [o.index for o in flagged] == [15, 16, 17, 18, 19]
+
+
+def test_centroid_follows_the_majority_voice_not_the_mislabelled_clips():
+    rng = np.random.default_rng(5)
+    a, b = voice(rng), voice(rng)
+    centroid = robust_centroid(unit_rows(np.vstack([clips(rng, a, 15), clips(rng, b, 5)])))
+    assert centroid @ a > 0.97 and abs(centroid @ b) < 0.15  # the plain mean: 0.94 and 0.24
+
+
 def test_consistent_speakers_are_not_flagged():
     rng = np.random.default_rng(1)
     for _ in range(5):
@@ -40,8 +57,9 @@ def test_consistent_speakers_are_not_flagged():
 
 def test_near_identical_clips_do_not_flag_tiny_differences():
     rng = np.random.default_rng(2)
-    emb = clips(rng, voice(rng), 12, noise=1e-4)
-    assert speaker_outliers(emb, ["x"] * 12) == []
+    centre = voice(rng)
+    emb = np.vstack([clips(rng, centre, 12, noise=1e-4), clips(rng, centre, 1, noise=0.1)])
+    assert speaker_outliers(emb, ["x"] * 13) == []  # cosine ~0.995 is the same voice
 
 
 def test_few_clips_use_only_the_floor():

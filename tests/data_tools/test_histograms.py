@@ -79,5 +79,6 @@ def test_speaking_rate_counts_characters_without_spaces(row, rate):
 
 def test_values_are_grouped_by_tag():
     groups = values_by_tag([{"tag": "en", "cer": 0.1}, {"tag": "", "cer": 0.2},
-                            {"tag": "en", "cer": None}], METRICS[0])
+                            {"tag": "en", "cer": None}, {"tag": "en", "cer": float("nan")}],
+                           METRICS[0])
     assert groups == {"(no tag)": [0.2], "en": [0.1]}

@@ -27,7 +27,8 @@ def recording(sentences: list[str], pause_s=lambda i: 0.6, lead_s: float = 0.5):
     return words, spans, gaps[:-1], t
 
 
-SENTENCES = [f"Sentence number {n} says {' '.join(['word'] * (n % 7 + 3))} here." for n in range(30)]
+SENTENCES = [f"Sentence number {n} says {' '.join(['word'] * (n % 7 + 3))} here."
+             for n in range(30)]
 
 
 def lower_bare(words):
@@ -87,6 +88,18 @@ def test_wrong_extra_and_missing_asr_words_still_align():
     assert timed[2].end <= timed[3].start < timed[3].end <= timed[4].start
     assert timed[1].start == words[1][1] and timed[4].start == words[4][1]
     assert timed[8].asr_after == 1  # the extra word was heard after word 8
+
+
+def test_no_cut_next_to_a_word_the_recogniser_missed():
+    # its time is a guess spread over the pause: cutting beside it could give its audio away
+    words, spans, _, end = recording(SENTENCES[:12], pause_s=lambda i: 1.2)
+    heard = [w for i, w in enumerate(lower_bare(words)) if not 25 <= i <= 26]  # "word here."
+    assert words[26][0] == "here."
+    plan = plan_cuts(heard, spans, CutConfig(max_seconds=8.0), transcript=" ".join(SENTENCES[:12]),
+                     duration_s=end)
+    assert texts_in_order(plan) == " ".join(SENTENCES[:12])
+    assert all(c.text.endswith("here.") for c in plan.cuts)
+    assert all(c.words[0].timed and c.words[-1].timed for c in plan.cuts[1:])
 
 
 def test_cut_moved_into_the_vad_pause_is_recorded():
