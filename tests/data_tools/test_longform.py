@@ -283,3 +283,11 @@ def test_espeak_reading_with_one_transcript_is_cut_in_its_pauses(tmp_path):
         assert any(p0 - tol <= a.end_s <= b.start_s <= p1 + tol for p0, p1 in true_pauses), \
             (a.end_s, b.start_s)
     assert len(plan.cuts) >= duration / cfg.max_seconds
+    # without the transcript the recogniser's words are the text (pocketsphinx gives no
+    # punctuation, so the longest pauses decide) and the cuts still fall in the pauses
+    alone = plan_cuts(words, spans, cfg, duration_s=duration)
+    assert not alone.rejections
+    assert " ".join(c.text for c in alone.cuts) == " ".join(w for w, *_ in words)
+    for a, b in zip(alone.cuts, alone.cuts[1:]):
+        assert any(p0 - tol <= a.end_s <= b.start_s <= p1 + tol for p0, p1 in true_pauses)
+    assert all(cfg.min_seconds <= c.duration <= cfg.max_seconds for c in alone.cuts)
