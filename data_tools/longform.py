@@ -31,6 +31,9 @@ class CutConfig:
     # Share of transcript words not heard as such by the recogniser above which a stretch is
     # rejected: ASR word error on clean read speech is ~5-15 %, a text that drifted is ~50 %+.
     max_unmatched_share: float = 0.3
+    # Transcript words x ASR words the alignment may hold in memory (~4 bytes each): 1e8 is
+    # ~10k words a side, over an hour of speech; longer recordings are rejected, not swapped.
+    max_align_cells: float = 1e8
 
 
 @dataclass
@@ -53,7 +56,7 @@ class Cut:
 class CutRejection:
     start_s: float
     end_s: float
-    code: str  # no_pause_within_max | too_short | poor_alignment | no_words
+    code: str  # no_pause_within_max | too_short | poor_alignment | no_words | too_long_to_align
     detail: str
     text: str = ""
 
@@ -140,9 +143,14 @@ def plan_cuts(asr_words: Sequence, speech_spans: Sequence[Span], cfg: CutConfig 
     """
     asr = as_asr_words(asr_words)
     spans = sorted(speech_spans)
-    words = asr_only(asr) if transcript is None else align_transcript(transcript, asr, normalise)
     end = duration_s if duration_s is not None else max([e for _, e in spans] +
                                                         [w.end for w in asr] + [0.0])
+    if transcript is not None and len(transcript.split()) * len(asr) > cfg.max_align_cells:
+        return CutPlan(rejections=[CutRejection(
+            0.0, end, "too_long_to_align", f"{len(transcript.split())} transcript words x "
+            f"{len(asr)} ASR words exceeds max_align_cells={cfg.max_align_cells:g}; split the "
+            f"recording and its transcript into parts of under an hour", transcript)])
+    words = asr_only(asr) if transcript is None else align_transcript(transcript, asr, normalise)
     if not words or not any(w.timed for w in words):
         text = " ".join(w.text for w in words)
         return CutPlan(rejections=[CutRejection(0.0, end, "no_words", "the recogniser heard no "

@@ -161,6 +161,15 @@ def test_no_words_heard_is_a_rejection():
     assert plan.rejections[0].text == "Hello there."
 
 
+def test_alignment_too_large_for_memory_is_a_rejection():
+    words, spans, _, end = recording(SENTENCES[:4])
+    transcript = " ".join(SENTENCES[:4])
+    plan = plan_cuts(words, spans, CutConfig(max_align_cells=100), transcript=transcript,
+                     duration_s=end)
+    assert [r.code for r in plan.rejections] == ["too_long_to_align"] and not plan.cuts
+    assert texts_in_order(plan) == transcript
+
+
 def test_random_recordings_respect_bounds_and_give_back_the_text():
     rng = random.Random(3)
     for trial in range(20):
