@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_tools.consistency import (ConsistencyConfig, robust_centroid, speaker_outliers,
+from data_tools.consistency import (ChangePoint, ConsistencyConfig, reject_across_changes,
+                                    robust_centroid, sliding_windows, speaker_outliers,
                                     unit_rows, voice_changes)
 
 DIM = 128
@@ -111,3 +112,27 @@ def test_a_single_odd_window_is_not_a_change():
     emb, spans = windows(rng, None)
     emb[20] = voice(rng)  # a cough, a laugh: one window unlike the rest
     assert voice_changes(emb, spans) == []
+
+
+@pytest.mark.parametrize("duration", [2.0, 10.0, 10.5, 61.3])
+def test_sliding_windows_cover_the_whole_recording(duration):
+    spans = sliding_windows(duration, length_s=3.0, hop_s=1.0)
+    assert spans[0][0] == 0.0 and spans[-1][1] == pytest.approx(duration)
+    assert all(b - a == pytest.approx(min(3.0, duration)) for a, b in spans)
+    assert all(0 < s2[0] - s1[0] <= 1.0 + 1e-9 for s1, s2 in zip(spans, spans[1:]))
+
+
+def test_cut_spanning_a_voice_change_is_rejected_others_kept():
+    from data_tools.longform import Cut, CutPlan, CutRejection, texts_in_order
+
+    cuts = [Cut(0.0, 5.0, "one.", [], 0.0, ""), Cut(5.5, 11.0, "two.", [], 0.0, ""),
+            Cut(12.0, 18.0, "four.", [], 0.0, "")]
+    plan = CutPlan(cuts, [CutRejection(11.0, 12.0, "too_short", "", "three.")])
+    change = ChangePoint(window=8, time_s=8.2, lo_s=8.0, hi_s=9.0, cosine=0.1, threshold=0.6)
+    out = reject_across_changes(plan, [change])
+    assert [c.text for c in out.cuts] == ["one.", "four."]
+    assert [(r.code, r.text) for r in out.rejections] == [("voice_change", "two."),
+                                                          ("too_short", "three.")]
+    assert "8.2 s" in out.rejections[0].detail
+    assert texts_in_order(out) == "one. two. three. four."
+    assert reject_across_changes(plan, []).cuts == cuts
