@@ -31,6 +31,9 @@ class CutConfig:
     # Share of transcript words not heard as such by the recogniser above which a stretch is
     # rejected: ASR word error on clean read speech is ~5-15 %, a text that drifted is ~50 %+.
     max_unmatched_share: float = 0.3
+    # More transcript words than this in a row that the recogniser did not hear at all: text
+    # that was not spoken (a skipped paragraph), even where the share above stays low.
+    max_missing_run: int = 4
     # Transcript words x ASR words the alignment may hold in memory (~4 bytes each): 1e8 is
     # ~10k words a side, over an hour of speech; longer recordings are rejected, not swapped.
     max_align_cells: float = 1e8
@@ -194,16 +197,26 @@ def _keep(plan: CutPlan, words: list[TimedWord], start: float, end: float,
           before: _Boundary | None, after: _Boundary | None, cfg: CutConfig) -> None:
     text = " ".join(w.text for w in words)
     unmatched = sum(w.status != "match" for w in words) / len(words)
-    if unmatched > cfg.max_unmatched_share:
+    unheard = _longest_missing_run(words)
+    if unmatched > cfg.max_unmatched_share or unheard > cfg.max_missing_run:
         plan.rejections.append(CutRejection(
             start, end, "poor_alignment",
             f"{unmatched:.0%} of {len(words)} transcript words not heard as written "
-            f"(limit {cfg.max_unmatched_share:.0%})", text))
+            f"(limit {cfg.max_unmatched_share:.0%}); {unheard} in a row not heard at all "
+            f"(limit {cfg.max_missing_run})", text))
         return
     moved = max(before.moved_s if before else 0.0, after.moved_s if after else 0.0)
     why = (f"start: {before.why if before else 'recording_start'}, "
            f"end: {after.why if after else 'recording_end'}")
     plan.cuts.append(Cut(start, end, text, words, round(moved, 4), why, round(unmatched, 4)))
+
+
+def _longest_missing_run(words: list[TimedWord]) -> int:
+    longest = run = 0
+    for w in words:
+        run = run + 1 if w.status == "missing" else 0
+        longest = max(longest, run)
+    return longest
 
 
 def texts_in_order(plan: CutPlan) -> str:

@@ -146,6 +146,18 @@ def test_drifting_transcript_is_rejected_as_poor_alignment():
     assert texts_in_order(plan) == " ".join(transcript.split())
 
 
+def test_unspoken_passage_in_the_transcript_is_rejected_not_kept():
+    words, spans, _, end = recording(SENTENCES[:12], pause_s=lambda i: 0.6)
+    unspoken = "This passage was never read aloud."
+    transcript = " ".join(SENTENCES[:5] + [unspoken] + SENTENCES[5:12])
+    plan = plan_cuts(lower_bare(words), spans, CutConfig(max_seconds=12.0),
+                     transcript=transcript, duration_s=end)
+    assert [r.code for r in plan.rejections] == ["poor_alignment"]
+    assert unspoken in plan.rejections[0].text and "6 in a row" in plan.rejections[0].detail
+    assert all(unspoken not in c.text for c in plan.cuts)
+    assert texts_in_order(plan) == transcript
+
+
 def test_short_tail_is_rejected_as_too_short():
     long = "one two three four five six seven eight nine ten."
     words, spans, _, end = recording([long] * 3 + ["Yes."], pause_s=lambda i: 1.0)
