@@ -1,0 +1,93 @@
+"""Histograms for the data report: CER, DNSMOS and speaking rate per tag, as PNGs beside
+``report.md``, with the Markdown that shows them.
+
+Drawn on a bare matplotlib ``Figure`` with the Agg canvas: no pyplot global state, no display
+needed. matplotlib is imported only when a picture is drawn.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+
+def speaking_rate(row: dict) -> float | None:
+    """Characters per second, spaces not counted (they are not spoken)."""
+    duration = row.get("duration") or 0.0
+    text = row.get("text") or ""
+    return len("".join(text.split())) / duration if duration > 0 and text else None
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # file name part: hist_<name>.png
+    title: str
+    unit: str
+    value: Callable[[dict], float | None]  # from one kept clip's row; None: not measured
+
+
+METRICS = (
+    Metric("cer", "Transcript CER (given vs ASR)", "CER", lambda r: r.get("cer")),
+    Metric("dnsmos", "DNSMOS overall", "OVRL (1-5)",
+           lambda r: r.get("dnsmos_ovrl", r.get("dnsmos"))),
+    Metric("speaking_rate", "Speaking rate", "characters per second", speaking_rate),
+)
+
+
+def values_by_tag(rows: Sequence[dict], metric: Metric) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for row in rows:
+        value = metric.value(row)
+        if value is None or not math.isfinite(float(value)):
+            continue
+        out.setdefault(row.get("tag") or "(no tag)", []).append(float(value))
+    return dict(sorted(out.items()))
+
+
+def draw_histogram(groups: dict[str, list[float]], path: Path, title: str, xlabel: str,
+                   bins: int = 30) -> Path:
+    """One PNG: a histogram per tag on shared bins; written atomically."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    every = np.concatenate([np.asarray(v) for v in groups.values()])
+    lo, hi = float(every.min()), float(every.max())
+    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+    fig = Figure(figsize=(7, 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for tag, values in groups.items():
+        ax.hist(values, bins=edges, alpha=0.6 if len(groups) > 1 else 0.9,
+                label=f"{tag} (n={len(values)}, median {np.median(values):.3g})")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("clips")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, format="png")
+    os.replace(tmp, path)
+    return path
+
+
+def write_histograms(rows: Sequence[dict], report_md: Path,
+                     metrics: Sequence[Metric] = METRICS) -> list[str]:
+    """Draw each metric's histogram beside ``report_md``; one Markdown line per metric (an image
+    link, or a "no data" line where no clip has the value)."""
+    folder = Path(report_md).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for metric in metrics:
+        path = folder / f"hist_{metric.name}.png"
+        groups = values_by_tag(rows, metric)
+        if not groups:
+            path.unlink(missing_ok=True)  # a picture from an earlier run would mislead
+            lines.append(f"*{metric.title}: no data (no kept clip has a value).*")
+            continue
+        draw_histogram(groups, path, metric.title, metric.unit)
+        lines.append(f"![{metric.title}]({path.name})")
+    return lines

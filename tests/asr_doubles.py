@@ -1,0 +1,70 @@
+"""Real offline recognisers standing in for the pipeline's models in tests.
+
+pocketsphinx 5 stands in for Whisper: the en-us acoustic model from its wheel and a language model
+built in-process from the sentences the test expects to hear (so it recognises them reliably
+without any download). silero-vad gives speech spans (its model ships inside the wheel)."""
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+
+RATE = 16000
+FRAMES_PER_SECOND = 100  # pocketsphinx's frame rate: seg() times are frame numbers
+_FILLERS = re.compile(r"^(<s>|</s>|<sil>|\[NOISE\]|\+\+.*\+\+)$")
+
+
+def sentence_lm(sentences: list[str]):
+    """An ARPA language model (as text) from the reference sentences."""
+    from pocketsphinx.lm import ArpaBoLM
+
+    text = "\n".join(re.sub(r"[^\w' ]", " ", s.lower()) for s in sentences) + "\n"
+    lm = ArpaBoLM(text=text, add_start=True)  # <s> and </s>: the decoder needs them
+    lm.compute()
+    out = io.StringIO()
+    lm.write(out)
+    return out.getvalue()
+
+
+def pocketsphinx_words(audio16k: np.ndarray, sentences: list[str], tmp_dir,
+                       dither: float = 1e-3) -> list[tuple[str, float, float]]:
+    """``[(word, start_s, end_s)]`` for 16 kHz float audio; a fresh decoder per call
+    (a reused one carries adaptation state from the previous file)."""
+    from pocketsphinx import Decoder
+
+    lm_path = tmp_dir / "sentences.lm"
+    lm_path.write_text(sentence_lm(sentences), encoding="utf-8")
+    rng = np.random.default_rng(0)
+    noisy = audio16k + rng.standard_normal(len(audio16k)).astype(np.float32) * dither
+    pcm = (np.clip(noisy, -1, 1) * 32767).astype("<i2").tobytes()
+    decoder = Decoder(lm=str(lm_path), samprate=RATE, loglevel="FATAL")
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    words = []
+    for seg in decoder.seg():
+        if _FILLERS.match(seg.word):
+            continue
+        word = re.sub(r"\(\d+\)$", "", seg.word)  # alternative pronunciations: "the(2)"
+        words.append((word, seg.start_frame / FRAMES_PER_SECOND,
+                      (seg.end_frame + 1) / FRAMES_PER_SECOND))
+    return words
+
+
+def silero_speech_spans(audio16k: np.ndarray,
+                        min_silence_s: float = 0.1) -> list[tuple[float, float]]:
+    """Speech spans in seconds; torch's thread count is left as it was found."""
+    import torch
+
+    threads = torch.get_num_threads()
+    from silero_vad import get_speech_timestamps, load_silero_vad  # its import sets 1 thread
+
+    try:
+        torch.set_num_threads(1)  # 512-sample windows: more threads only contend
+        stamps = get_speech_timestamps(torch.from_numpy(audio16k.astype(np.float32)),
+                                       load_silero_vad(), sampling_rate=RATE, speech_pad_ms=0,
+                                       min_silence_duration_ms=int(min_silence_s * 1000))
+    finally:
+        torch.set_num_threads(threads)
+    return [(s["start"] / RATE, s["end"] / RATE) for s in stamps]
