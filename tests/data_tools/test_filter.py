@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from data_tools import filter as filt
-from data_tools import ingest, textnorm
+from data_tools import ingest
+from kani_adapt.scorers import textnorm
 from data_tools.config import FilterConfig, IngestConfig, SourceConfig
 from data_tools.quality import Features, measure
 from data_tools.records import read_jsonl
