@@ -1,0 +1,39 @@
+"""Typed configuration of an evaluation run (YAML via ``--config`` and ``key=value`` overrides)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from kani_adapt.scorers.failures import FailureConfig
+
+
+@dataclass
+class ScorerConfig:
+    dnsmos: bool = True  # DNSMOS P.808 / P.835 (CPU, ONNX models in the speechmos wheel)
+    dnsmos_threads: int = 0  # onnxruntime threads (0 = its default)
+    asr: str = ""  # Whisper hub id or folder (e.g. openai/whisper-large-v3); empty = no CER/WER
+    asr_batch_size: int = 8
+    languages: dict[str, str] = field(default_factory=dict)  # tag -> Whisper language code
+    speaker_embedder: str = ""  # KaniTTS2 speaker embedder folder or hub id; empty = no similarity
+    xvector: str = ""  # optional WavLMForXVector folder or hub id (second similarity)
+    accent_model: str = ""  # optional audio-classification folder or hub id
+    accent_labels: dict[str, str] = field(default_factory=dict)  # tag -> expected label
+    batch_size: int = 8  # clips per batch for the embedders and the classifier
+    failures: FailureConfig = field(default_factory=FailureConfig)
+
+
+@dataclass
+class EvalConfig:
+    codec: str = "nvidia/nemo-nano-codec-22khz-0.6kbps-12.5fps"  # size name, .nemo file or hub id
+    samples: int = 1  # generations per item (different seeds)
+    seed: int = 0  # sample k of every item uses seed + k: runs and checkpoints are comparable
+    batch_size: int = 8  # items generated together
+    temperature: float = 0.7  # sampling of the generator (0 = greedy)
+    top_p: float = 0.95
+    repetition_penalty: float = 1.1
+    max_frames: int = 500  # the length cap (12.5 frames per second)
+    device: str = "auto"  # torch device for generator, codec and scorers ('auto': CUDA if present)
+    dtype: Literal["fp32", "bf16"] = "fp32"  # generator compute dtype
+    resamples: int = 2000  # bootstrap resamples for the intervals
+    write_wavs: bool = True
+    scorers: ScorerConfig = field(default_factory=ScorerConfig)
