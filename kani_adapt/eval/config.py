@@ -37,3 +37,15 @@ class EvalConfig:
     resamples: int = 2000  # bootstrap resamples for the intervals
     write_wavs: bool = True
     scorers: ScorerConfig = field(default_factory=ScorerConfig)
+
+
+@dataclass
+class TrainingEvalConfig:
+    """Scoring generated speech at every validation of a training run (needs ``codec``)."""
+
+    prompts: int = 0  # validation items generated and scored each validation (0 = off)
+    max_frames: int = 250  # length cap of those generations
+    temperature: float = 0.7
+    seed: int = 0  # the same seed every validation: changes come from the weights alone
+    audio_clips: int = 2  # clips logged as TensorBoard audio
+    scorers: ScorerConfig = field(default_factory=ScorerConfig)  # DNSMOS + failures by default
