@@ -52,6 +52,15 @@ def test_avg_logprob_scores_the_greedy_text_higher_than_an_altered_one(asr):
         other = asr._avg_logprob(enc, [prompt], [[(ids[0] + 7) % 300] + ids[1:]])[0]
     assert own == pytest.approx(t.avg_logprob, abs=1e-3)
     assert other < own
+    # independently: the model's log-probability of each text token and of end of text
+    eot = asr.processor.tokenizer.eos_token_id
+    row = torch.tensor([prompt + ids + [eot]])
+    with torch.no_grad():
+        logits = asr.model(input_features=asr._features([clip]), decoder_input_ids=row[:, :-1]).logits
+    logp = torch.log_softmax(logits[0].float(), -1)
+    steps = range(len(prompt) - 1, row.shape[1] - 1)
+    expected = float(torch.stack([logp[j, row[0, j + 1]] for j in steps]).mean())
+    assert t.avg_logprob == pytest.approx(expected, abs=1e-4)
 
 
 @pytest.mark.slow
