@@ -30,6 +30,11 @@ Eval set: a .jsonl file (one object per line) or a .yaml list; per item:
 Relative paths are relative to the eval-set file. Example line:
   {"text": "Guten Morgen.", "tag": "de_hessian", "speaker": "anna", "reference": "anna_2.wav"}
 
+Or EVAL_SET is a kani-adapt dataset (folder or parquet): its held-out speakers
+(dataset.speakers=[a,b], or dataset.from_run=RUN_DIR to take the ones a training run held
+out), dataset.per_speaker items each, their recordings (codes decoded) as references, plus
+dataset.replay=BASE_DATASET for base-language items (the forgetting line).
+
 Scorers: DNSMOS and failures by default (CPU, nothing to download). CER/WER and language
 ID need scorers.asr=openai/whisper-large-v3 (or a folder); similarity needs
 scorers.speaker_embedder=FOLDER_OR_ID. Any key of the config can be set as key=value,
@@ -48,7 +53,7 @@ def add_eval(sub) -> None:
     p.add_argument("--compare", action="append", default=[], metavar="OTHER",
                    help="another checkpoint to compare against (repeatable)")
     p.add_argument("--set", dest="eval_set", required=True, type=Path, metavar="EVAL_SET",
-                   help="eval set (.jsonl or .yaml)")
+                   help="eval set (.jsonl, .yaml, or a dataset folder/.parquet)")
     p.add_argument("--out", type=Path, default=Path("eval"), help="output folder")
     p.add_argument("--config", type=Path, help="YAML with eval settings (see overrides)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
@@ -63,7 +68,11 @@ def run(args) -> int:
     from kani_adapt.eval.evaluate import run_eval
 
     cfg = load_config(EvalConfig, args.config, args.overrides)
-    items = load_eval_set(args.eval_set)
+    if args.eval_set.is_dir() or args.eval_set.suffix == ".parquet":
+        from kani_adapt.eval.dataset_set import load_dataset_items
+        items = load_dataset_items(str(args.eval_set), cfg.dataset)
+    else:
+        items = load_eval_set(args.eval_set)
     result = run_eval(args.checkpoint, items, cfg, args.out, args.compare, str(args.eval_set))
     for line in result["verdicts"]:
         print(line)

@@ -23,6 +23,18 @@ class ScorerConfig:
 
 
 @dataclass
+class DatasetSetConfig:
+    """When --set is a kani-adapt dataset (folder or parquet) instead of a JSONL/YAML list."""
+
+    speakers: list[str] = field(default_factory=list)  # held-out speakers to evaluate
+    from_run: str = ""  # or: the training run dir whose data_stats.json names them
+    per_speaker: int = 4  # items per held-out speaker
+    replay: str = ""  # base-language dataset: its items are marked base (the forgetting line)
+    replay_speakers: int = 2  # speakers taken from the replay dataset
+    replay_per_speaker: int = 2
+
+
+@dataclass
 class EvalConfig:
     codec: str = "nvidia/nemo-nano-codec-22khz-0.6kbps-12.5fps"  # size name, .nemo file or hub id
     samples: int = 1  # generations per item (different seeds)
@@ -37,6 +49,7 @@ class EvalConfig:
     resamples: int = 2000  # bootstrap resamples for the intervals
     write_wavs: bool = True
     scorers: ScorerConfig = field(default_factory=ScorerConfig)
+    dataset: DatasetSetConfig = field(default_factory=DatasetSetConfig)
 
 
 @dataclass

@@ -10,15 +10,17 @@ number). Relative paths are relative to the eval-set file.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from kani_adapt.errors import DataError
 
 FIELDS = {"id", "text", "tag", "speaker", "reference", "reference_text", "embedding", "base"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EvalItem:
     id: str
     text: str
@@ -28,6 +30,15 @@ class EvalItem:
     reference_text: str | None = None
     embedding: Path | None = None
     base: bool = False
+    codes: np.ndarray | None = field(default=None, repr=False)  # dataset items: the recording's codes
+    vector: np.ndarray | None = field(default=None, repr=False)  # dataset items: speaker embedding
+
+    @property
+    def reference_key(self) -> str | None:
+        """Where the reference audio comes from: a file, or the item's own dataset codes."""
+        if self.reference is not None:
+            return str(self.reference)
+        return f"codes:{self.id}" if self.codes is not None else None
 
 
 def _raw_items(path: Path) -> list:

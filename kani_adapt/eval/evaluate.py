@@ -13,7 +13,7 @@ from kani_adapt.eval import report
 from kani_adapt.eval.config import EvalConfig
 from kani_adapt.eval.evalset import EvalItem
 from kani_adapt.eval.run import (CODEC_CEILING, codec_ceiling, evaluate_checkpoint,
-                                 load_references)
+                                 first_by_reference, load_references)
 from kani_adapt.eval.scoring import Scorers
 
 TB_AUDIO_CLIPS = 4  # clips per checkpoint written to TensorBoard (all go to wavs/)
@@ -44,7 +44,7 @@ def run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
     device = pick_device(cfg.device)
     codec = load_codec(cfg.codec, device)
     scorers = Scorers(cfg.scorers, device)
-    refs = load_references(items, codec.sample_rate, scorers)
+    refs = load_references(items, codec, scorers)
     checkpoints = [checkpoint, *compare]
     names = checkpoint_names(checkpoints)
     audio_log: dict[str, list] = {}
@@ -58,9 +58,9 @@ def run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
         if len(bucket) < TB_AUDIO_CLIPS:
             bucket.append((key, audio))
 
-    rows, decoded = codec_ceiling(items, refs, codec, scorers)
-    for path, audio in decoded.items():
-        keep(f"{CODEC_CEILING}/{path.stem}", audio)
+    rows = codec_ceiling(items, refs, codec, scorers)
+    for row, key in zip(rows, first_by_reference(items)):
+        keep(f"{CODEC_CEILING}/{row['item']}", refs.roundtrip[key])
     for name, ckpt in zip(names, checkpoints):
         rows += evaluate_checkpoint(name, ckpt, items, refs, codec, scorers, cfg, device, keep)
     df = pd.DataFrame(rows)

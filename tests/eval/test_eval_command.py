@@ -88,3 +88,29 @@ def test_eval_rejects_a_bad_eval_set_with_one_line(models, tmp_path, capsys):
     bad.write_text(json.dumps({"text": "hi", "speakr": "a"}) + "\n")
     assert main(["eval", str(models / "adapted"), "--set", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "unknown keys ['speakr']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_on_dataset_held_out_speakers_and_replay_marks_base_items(models, tmp_path):
+    import pandas as pd
+
+    from kani_adapt.training.synthetic import synthetic_dataset
+
+    data = synthetic_dataset(tmp_path / "data", n_speakers=3, per_speaker=3)
+    replay = synthetic_dataset(tmp_path / "replay", n_speakers=2, per_speaker=2, seed=5)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    from kani_adapt.training.data import load_table
+
+    held = sorted(set(load_table(str(data))["speaker"]))[:1]
+    (run_dir / "data_stats.json").write_text(json.dumps({"val_speakers": held}))
+    out = tmp_path / "out"
+    assert main(["eval", str(models / "adapted"), "codec=tiny", "max_frames=4", "resamples=100",
+                 "device=cpu", "scorers.dnsmos=false", f"dataset.from_run={run_dir}",
+                 "dataset.per_speaker=2", f"dataset.replay={replay}", "dataset.replay_speakers=1",
+                 "dataset.replay_per_speaker=2", "--set", str(data), "--out", str(out)]) == 0
+    df = pd.read_parquet(out / "utterances.parquet")
+    gen = df[df.checkpoint == "adapted"]
+    assert len(gen) == 4 and set(gen[~gen.base].speaker) == set(held) and gen.base.sum() == 2
+    assert gen.conditioned.all()  # dataset speaker embeddings condition the voice
+    assert len(df[df.checkpoint == "codec_roundtrip"]) == 4  # the recordings, decoded
