@@ -70,10 +70,15 @@ def _direction(metric: str, diff: dict) -> str:
     return "better" if good else "worse"
 
 
-def verdict(name: str, summary: dict, comparisons: dict) -> str:
-    """One line: the key metrics, then for each comparison better/worse/same and forgetting."""
+def verdict(name: str, summary: dict, comparisons: dict, anchors: dict | None = None) -> str:
+    """One line: the key metrics (similarity beside its ceiling and floor), then for each
+    comparison better/worse/same on the first key metric, and forgetting."""
     parts = [f"{m} {summary[m]['all']['mean']:.3f}" for m in KEY_METRICS
              if m in summary and summary[m]["all"]["n"]]
+    anchor = (anchors or {}).get("similarity")
+    if anchor and "similarity" in summary and summary["similarity"]["all"]["n"]:
+        i = next(k for k, p in enumerate(parts) if p.startswith("similarity"))
+        parts[i] += f" (ceiling {anchor['ceiling']:.3f}, floor {anchor['floor']:.3f})"
     line = f"{name}: " + ", ".join(parts)
     for other, comp in comparisons.items():
         key = next((m for m in KEY_METRICS if m in comp["all"]), None)
