@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_tools import textnorm
+from kani_adapt.scorers import textnorm
 from data_tools.audio import read_clip
 from data_tools.config import FilterConfig
 from data_tools.quality import Features, measure

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from kani_adapt.cli import (
-    codec_commands, commands, recipe_commands, speaker_commands, train_commands,
+    codec_commands, commands, eval_command, recipe_commands, speaker_commands, train_commands,
 )
 from kani_adapt.cli.common import Parser, run_cli
 
@@ -27,6 +27,7 @@ examples:
   kani-adapt generate models/tiny --text "Guten Tag" --tag de --out codes.npy
   kani-adapt train recipe.yaml data.train=data/hessian mode=lora
   kani-adapt export runs/generator --out exports/hessian --merge
+  kani-adapt eval runs/hessian/export --compare nineninesix/kani-tts-2-en --set eval.jsonl
   kani-adapt codec check --codec codec.nemo --manifest data/manifest.json --out reports/codec
 """
 
@@ -41,6 +42,7 @@ def build_parser() -> Parser:
     train_commands.add_train(sub)
     train_commands.add_export(sub)
     codec_commands.add_codec(sub)
+    eval_command.add_eval(sub)
     recipe_commands.add_recipe_commands(sub)
     return parser
 

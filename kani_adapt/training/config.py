@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from kani_adapt.errors import ConfigError
+from kani_adapt.eval.config import TrainingEvalConfig
 
 
 @dataclass
@@ -83,6 +84,7 @@ class TrainConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: TrainingEvalConfig = field(default_factory=TrainingEvalConfig)  # scored speech at validation
 
     def __post_init__(self):
         if not 0 <= self.data.replay_ratio < 1:

@@ -24,7 +24,11 @@ def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
     data = GeneratorData(cfg, tokenizer)
     data.setup("fit")
     module = GeneratorModule(cfg, model)
-    module.sample_hook = make_sample_hook(cfg, data.val_set, codec=_codec(cfg))
+    codec = _codec(cfg)
+    module.sample_hook = make_sample_hook(cfg, data.val_set, codec=codec)
+    from kani_adapt.eval.callback import eval_callbacks
+
+    callbacks = (*callbacks, *eval_callbacks(cfg.eval, data.val_set, codec))
     trainer = build_trainer(cfg, run_dir, callbacks)
     if trainer.is_global_zero:
         runs.save_base(model, tokenizer, run_dir)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from data_tools import filtering as filt
-from data_tools import textnorm
+from kani_adapt.scorers import textnorm
 from data_tools.config import FilterConfig, IngestConfig, SourceConfig
 from data_tools.quality import Features, measure
 from data_tools.records import read_jsonl

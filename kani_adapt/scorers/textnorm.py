@@ -1,4 +1,5 @@
-"""Text normalisation hooks per language, and the tokenizer coverage report.
+"""Text normalisation hooks per language (shared by the data tools and the scorers), and the
+tokenizer coverage report.
 
 A hook is a function ``str -> str`` registered for a language code (``@register("de")``); hooks
 for "*" run for every language. Numbers become words where num2words supports the language.

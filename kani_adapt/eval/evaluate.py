@@ -1,0 +1,101 @@
+"""``run_eval``: the whole evaluation of one or more checkpoints into an output folder.
+
+out/eval.json, out/eval.md, out/utterances.parquet, out/wavs/<checkpoint>/<item>_s<k>.wav,
+out/tensorboard (scalars per checkpoint and metric, audio of the first samples).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kani_adapt.eval import report
+from kani_adapt.eval.config import EvalConfig
+from kani_adapt.eval.evalset import EvalItem
+from kani_adapt.eval.run import (CODEC_CEILING, codec_ceiling, evaluate_checkpoint,
+                                 first_by_reference, load_references)
+from kani_adapt.eval.scoring import Scorers
+
+TB_AUDIO_CLIPS = 4  # clips per checkpoint written to TensorBoard (all go to wavs/)
+
+
+def checkpoint_names(checkpoints: list[str]) -> list[str]:
+    """Short unique names: the folder name, numbered when two are equal."""
+    names = []
+    for c in checkpoints:
+        base = Path(c.rstrip("/")).name or c
+        name, k = base, 2
+        while name in names or name == CODEC_CEILING:
+            name, k = f"{base}_{k}", k + 1
+        names.append(name)
+    return names
+
+
+def run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
+             compare: list[str] = (), eval_set: str = "") -> dict:
+    import pandas as pd
+    import soundfile as sf
+
+    from data_tools.codecs import load_codec
+    from kani_adapt.scorers.audio import pick_device
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(cfg.device)
+    codec = load_codec(cfg.codec, device)
+    scorers = Scorers(cfg.scorers, device)
+    refs = load_references(items, codec, scorers)
+    checkpoints = [checkpoint, *compare]
+    names = checkpoint_names(checkpoints)
+    audio_log: dict[str, list] = {}
+
+    def keep(key: str, audio: np.ndarray) -> None:
+        if cfg.write_wavs and audio.size:
+            path = out / "wavs" / f"{key}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(str(path), np.clip(audio, -1, 1), codec.sample_rate)
+        bucket = audio_log.setdefault(key.split("/")[0], [])
+        if len(bucket) < TB_AUDIO_CLIPS:
+            bucket.append((key, audio))
+
+    rows = codec_ceiling(items, refs, codec, scorers)
+    for row, key in zip(rows, first_by_reference(items)):
+        keep(f"{CODEC_CEILING}/{row['item']}", refs.roundtrip[key])
+    for name, ckpt in zip(names, checkpoints):
+        rows += evaluate_checkpoint(name, ckpt, items, refs, codec, scorers, cfg, device, keep)
+    df = pd.DataFrame(rows)
+    metrics = [m for m in scorers.names() if m in df]
+    summary = report.summarise(df, metrics, cfg.resamples)
+    comparisons = {f"{names[0]} vs {other}": report.compare(df, names[0], other, metrics, cfg.resamples)
+                   for other in names[1:]}
+    verdicts = [report.verdict(n, summary[n], {o: comparisons[f"{names[0]} vs {o}"] for o in names[1:]}
+                               if n == names[0] else {}, refs.anchors) for n in names]
+    result = {"eval_set": eval_set, "items": len(items), "samples": cfg.samples,
+              "checkpoints": dict(zip(names, checkpoints)), "codec": cfg.codec, "metrics": metrics,
+              "anchors": refs.anchors, "summary": summary, "comparisons": comparisons,
+              "verdicts": verdicts}
+    df.to_parquet(out / "utterances.parquet", index=False)
+    report.write_json(out / "eval.json", result)
+    report.write_markdown(out / "eval.md", result)
+    _tensorboard(out / "tensorboard", summary, audio_log, codec.sample_rate)
+    return result
+
+
+def _tensorboard(folder: Path, summary: dict, audio: dict, rate: int) -> None:
+    import math
+
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(folder))
+    try:
+        for name, per in summary.items():
+            for metric, s in per.items():
+                if s["all"]["n"] and not math.isnan(s["all"]["mean"]):
+                    writer.add_scalar(f"eval/{metric}/{name}", s["all"]["mean"], 0)
+        for clips in audio.values():
+            for key, a in clips:
+                if a.size:
+                    writer.add_audio(key, torch.from_numpy(np.clip(a, -1, 1))[None], 0, sample_rate=rate)
+    finally:
+        writer.close()

@@ -1,0 +1,85 @@
+"""Generation and codec decoding for evaluation: the only module that calls the generator."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kani_adapt.eval.config import EvalConfig
+
+
+@dataclass
+class Generated:
+    codes: np.ndarray  # (frames, 4)
+    hit_length_cap: bool
+
+
+_MODELS: dict = {}  # one loaded generator at a time (checkpoints are evaluated one after another)
+
+
+def _load(checkpoint: str, cfg: EvalConfig, device: str):
+    import torch
+
+    from kani_adapt.models.generator.checkpoint import load_checkpoint
+
+    if checkpoint not in _MODELS:
+        _MODELS.clear()
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[cfg.dtype]
+        model, tokenizer = load_checkpoint(checkpoint, dtype=dtype)
+        _MODELS[checkpoint] = (model.to(device).eval(), tokenizer)
+    return _MODELS[checkpoint]
+
+
+def generate_items(checkpoint: str, items, speakers: list, cfg: EvalConfig, device: str,
+                   seed: int) -> list[Generated]:
+    """Codes for every item; batches never mix items with and without a speaker embedding."""
+    import torch
+
+    from kani_adapt import tokens
+    from kani_adapt.models.generator.generate import SamplingConfig, generate
+    from kani_adapt.models.generator.tokenizer import encode_text
+
+    model, tokenizer = _load(checkpoint, cfg, device)
+    sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p,
+                              repetition_penalty=cfg.repetition_penalty,
+                              max_new_frames=cfg.max_frames, seed=seed)
+    out: list[Generated | None] = [None] * len(items)
+    for conditioned in (True, False):
+        index = [i for i, s in enumerate(speakers) if (s is not None) == conditioned]
+        for start in range(0, len(index), cfg.batch_size):
+            batch = index[start:start + cfg.batch_size]
+            prompts = [tokens.prompt_ids(encode_text(tokenizer, items[i].text, items[i].tag)) for i in batch]
+            spk = torch.from_numpy(np.stack([speakers[i] for i in batch])) if conditioned else None
+            for i, row in zip(batch, generate(model, prompts, spk, sampling)):
+                out[i] = Generated(np.asarray(row.codes).reshape(-1, 4), bool(row.hit_length_cap))
+    return out  # type: ignore[return-value]
+
+
+def encode(codec, audios: list[np.ndarray]) -> list[np.ndarray]:
+    """Codes (frames, 4) of each clip (at the codec's rate), one clip at a time."""
+    import torch
+
+    out = []
+    for audio in audios:
+        codes, frames = codec.encode(torch.from_numpy(audio)[None], torch.tensor([len(audio)]))
+        out.append(codes[0, :, :int(frames[0])].T.numpy())
+    return out
+
+
+def decode(codec, codes: list[np.ndarray]) -> list[np.ndarray]:
+    """Audio of each (frames, 4) code array; empty generations give empty audio."""
+    import torch
+
+    out = [np.zeros(0, dtype=np.float32)] * len(codes)
+    index = [i for i, c in enumerate(codes) if len(c)]
+    if not index:
+        return out
+    width = max(len(codes[i]) for i in index)
+    batch = torch.zeros(len(index), codec.num_codebooks, width, dtype=torch.long)
+    for row, i in enumerate(index):
+        batch[row, :, :len(codes[i])] = torch.from_numpy(np.asarray(codes[i]).T.astype(np.int64))
+    frames = torch.tensor([len(codes[i]) for i in index])
+    audio, lengths = codec.decode(batch, frames)
+    for row, i in enumerate(index):
+        out[i] = audio[row, :int(lengths[row])].numpy().astype(np.float32)
+    return out

@@ -1,0 +1,134 @@
+"""Summaries (per checkpoint, tag and speaker, with clustered intervals), paired comparisons,
+the forgetting line, one-line verdicts, and the files: eval.json, eval.md, utterances.parquet."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from kani_adapt.eval import stats
+from kani_adapt.eval.scoring import HIGHER_IS_BETTER
+
+KEY_METRICS = ("cer", "similarity", "dnsmos_p808", "failure")  # the verdict reads these, in order
+
+
+def _interval(df, metric, resamples, clusters="speaker") -> dict:
+    if metric not in df or df[metric].isna().all():
+        return stats.NAN_INTERVAL.as_dict()
+    return stats.clustered_bootstrap(df[metric].to_numpy(float), df[clusters].to_numpy(str),
+                                     resamples).as_dict()
+
+
+def summarise(df, metrics: list[str], resamples: int) -> dict:
+    """checkpoint -> metric -> {all, tags: {tag: ...}, speakers: {speaker: ...}}.
+
+    Overall and per-tag intervals resample speakers; a single speaker's interval resamples
+    its utterances (there is no other cluster to draw)."""
+    out: dict = {}
+    for name, part in df.groupby("checkpoint", sort=False):
+        per = out.setdefault(name, {})
+        part = part.assign(utt=part["item"].astype(str) + "/" + part["sample"].astype(str))
+        for metric in metrics:
+            per[metric] = {
+                "all": _interval(part, metric, resamples),
+                "tags": {t: _interval(g, metric, resamples) for t, g in part.groupby("tag")},
+                "speakers": {s: _interval(g, metric, resamples, "utt") for s, g in part.groupby("speaker")},
+            }
+    return out
+
+
+def compare(df, candidate: str, other: str, metrics: list[str], resamples: int) -> dict:
+    """Paired (same item and sample) differences candidate - other, all items and base items."""
+    a = df[df.checkpoint == candidate].set_index(["item", "sample"])
+    b = df[df.checkpoint == other].set_index(["item", "sample"])
+    common = a.index.intersection(b.index)
+    a, b = a.loc[common], b.loc[common]
+    out = {"all": {}, "forgetting": {}}
+    for metric in metrics:
+        if metric not in a or a[metric].isna().all() or b[metric].isna().all():
+            continue
+        for key, mask in (("all", np.ones(len(a), bool)), ("forgetting", a["base"].to_numpy(bool))):
+            if mask.any():
+                p = stats.paired(a[metric].to_numpy(float)[mask], b[metric].to_numpy(float)[mask],
+                                 a["speaker"].to_numpy(str)[mask], HIGHER_IS_BETTER[metric], resamples)
+                out[key][metric] = {"diff": p.diff.as_dict(), "win_rate": p.win_rate.as_dict()}
+    return out
+
+
+def _fmt(i: dict, digits: int = 3) -> str:
+    if i["n"] == 0 or math.isnan(i["mean"]):
+        return "n/a"
+    return f"{i['mean']:.{digits}f} [{i['low']:.{digits}f}, {i['high']:.{digits}f}]"
+
+
+def _direction(metric: str, diff: dict) -> str:
+    if not stats.excludes_zero(stats.Interval(**diff)):
+        return "same"
+    good = (diff["mean"] > 0) == HIGHER_IS_BETTER[metric]
+    return "better" if good else "worse"
+
+
+def verdict(name: str, summary: dict, comparisons: dict, anchors: dict | None = None) -> str:
+    """One line: the key metrics (similarity beside its ceiling and floor), then for each
+    comparison better/worse/same on the first key metric, and forgetting."""
+    parts = [f"{m} {summary[m]['all']['mean']:.3f}" for m in KEY_METRICS
+             if m in summary and summary[m]["all"]["n"]]
+    anchor = (anchors or {}).get("similarity")
+    if anchor and "similarity" in summary and summary["similarity"]["all"]["n"]:
+        i = next(k for k, p in enumerate(parts) if p.startswith("similarity"))
+        parts[i] += f" (ceiling {anchor['ceiling']:.3f}, floor {anchor['floor']:.3f})"
+    line = f"{name}: " + ", ".join(parts)
+    for other, comp in comparisons.items():
+        key = next((m for m in KEY_METRICS if m in comp["all"]), None)
+        if key is None:
+            continue
+        c = comp["all"][key]
+        line += f"; vs {other}: {_direction(key, c['diff'])} on {key} (win rate {c['win_rate']['mean']:.2f})"
+        f = comp["forgetting"].get(key)
+        if f is not None:
+            line += "; forgetting" if _direction(key, f["diff"]) == "worse" else "; no forgetting seen"
+    return line
+
+
+def write_markdown(path: Path, result: dict) -> None:
+    lines = ["# Evaluation", "", f"Eval set: `{result['eval_set']}`, {result['items']} items x "
+             f"{result['samples']} samples. Intervals: 95 % bootstrap over speakers.", ""]
+    if result.get("anchors"):
+        lines += ["## Similarity anchors (reference clips)", ""]
+        for name, a in result["anchors"].items():
+            lines.append(f"- {name}: same-speaker ceiling {a['ceiling']:.3f}, different-speaker floor {a['floor']:.3f}")
+        lines.append("")
+    for name, summary in result["summary"].items():
+        lines += [f"## {name}", "", "| metric | all | " + " | ".join(
+            f"tag {t}" for t in next(iter(summary.values()))["tags"]) + " |"]
+        lines.append("|" + "---|" * (2 + len(next(iter(summary.values()))["tags"])))
+        for metric, s in summary.items():
+            lines.append(f"| {metric} | {_fmt(s['all'])} | " + " | ".join(_fmt(v) for v in s["tags"].values()) + " |")
+        lines += ["", "Per speaker:", ""]
+        for metric, s in summary.items():
+            lines.append(f"- {metric}: " + ", ".join(f"{k} {_fmt(v, 2)}" for k, v in s["speakers"].items()))
+        lines.append("")
+    for pair, comp in result["comparisons"].items():
+        lines += [f"## {pair} (paired, candidate - other)", "", "| metric | difference | win rate | forgetting (base items) |",
+                  "|---|---|---|---|"]
+        for metric, c in comp["all"].items():
+            f = comp["forgetting"].get(metric)
+            lines.append(f"| {metric} | {_fmt(c['diff'])} | {_fmt(c['win_rate'], 2)} | "
+                         f"{_fmt(f['diff']) if f else 'no base items'} |")
+        lines.append("")
+    lines += ["## Verdict", ""] + [f"- {v}" for v in result["verdicts"]] + [""]
+    path.write_text("\n".join(lines))
+
+
+def write_json(path: Path, result: dict) -> None:
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+    path.write_text(json.dumps(clean(result), indent=1, ensure_ascii=False))

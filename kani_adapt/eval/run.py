@@ -1,0 +1,155 @@
+"""One evaluation: references and their codec round trip, then generate, decode and score every
+item with every checkpoint. Returns per-utterance rows; ``report`` summarises them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from kani_adapt.errors import DataError
+from kani_adapt.eval.config import EvalConfig
+from kani_adapt.eval.evalset import EvalItem
+from kani_adapt.eval.scoring import Clip, Scorers
+from kani_adapt.scorers import failures
+
+CODEC_CEILING = "codec_roundtrip"
+
+
+@dataclass
+class References:
+    audio: dict[str, np.ndarray]  # by reference key, at the codec rate
+    speaker_rate: dict[str, float]  # characters per second from transcribed references
+    embedding: dict[str, np.ndarray] = field(default_factory=dict)  # KaniTTS2 embedder
+    xvector: dict[str, np.ndarray] = field(default_factory=dict)
+    roundtrip: dict[str, np.ndarray] = field(default_factory=dict)  # through the codec
+    anchors: dict = field(default_factory=dict)
+
+
+def read_audio(path: Path, rate: int) -> np.ndarray:
+    import soundfile as sf
+
+    from kani_adapt.scorers.audio import to_rate
+
+    try:
+        audio, sr = sf.read(str(path), dtype="float32", always_2d=False)
+    except (RuntimeError, OSError) as err:
+        raise DataError(f"{path}: cannot read audio ({err}); give a WAV or FLAC file") from err
+    return to_rate(audio, sr, rate)
+
+
+def first_by_reference(items: list[EvalItem]) -> dict[str, EvalItem]:
+    out: dict[str, EvalItem] = {}
+    for item in items:
+        if item.reference_key is not None and item.reference_key not in out:
+            out[item.reference_key] = item
+    return out
+
+
+def load_references(items: list[EvalItem], codec, scorers: Scorers) -> References:
+    """Reference audio (files, or dataset codes decoded), its codec round trip, speaking rates,
+    embeddings and similarity anchors."""
+    from kani_adapt.eval.generation import decode, encode
+    from kani_adapt.scorers.similarity import anchors
+
+    rate = codec.sample_rate
+    firsts = first_by_reference(items)
+    files = [k for k, i in firsts.items() if i.reference is not None]
+    coded = [k for k, i in firsts.items() if i.reference is None]
+    refs = References({k: read_audio(firsts[k].reference, rate) for k in files}, {})
+    refs.audio.update(zip(coded, decode(codec, [firsts[k].codes for k in coded])))
+    # A dataset recording exists only as codes: decoding them is already the codec round trip.
+    refs.roundtrip = dict(zip(files, decode(codec, encode(codec, [refs.audio[k] for k in files]))))
+    refs.roundtrip.update({k: refs.audio[k] for k in coded})
+    by_speaker: dict[str, tuple[list[str], list[float]]] = {}
+    for key, item in firsts.items():
+        if item.reference_text:
+            texts, secs = by_speaker.setdefault(item.speaker, ([], []))
+            texts.append(item.reference_text)
+            secs.append(len(refs.audio[key]) / rate)
+    refs.speaker_rate = {s: failures.speaking_rate(t, d) for s, (t, d) in by_speaker.items()}
+    paths = sorted(firsts)
+    speaker_of = {k: i.speaker for k, i in firsts.items()}
+    for name, model, store in (("similarity", scorers.similarity, refs.embedding),
+                               ("similarity_xvector", scorers.xvector, refs.xvector)):
+        if model and paths:
+            emb = model.embed([refs.audio[p] for p in paths], rate)
+            store.update(zip(paths, emb))
+            a = anchors(emb, [speaker_of[p] for p in paths])
+            refs.anchors[name] = {"ceiling": a.ceiling, "floor": a.floor}
+    return refs
+
+
+def other_reference(item: EvalItem, items: list[EvalItem]) -> str | None:
+    """A reference clip of the same speaker other than the item's own (the fair comparison);
+    the item's own when the speaker has only one."""
+    others = sorted({i.reference_key for i in items if i.speaker == item.speaker and i.reference_key
+                     and i.reference_key != item.reference_key})
+    return others[0] if others else item.reference_key
+
+
+def conditioning(items: list[EvalItem], refs: References):
+    """128-d speaker embedding per item: its .npy file, else its reference through the embedder."""
+    from kani_adapt.cli.commands import load_speaker_embedding
+
+    out = []
+    for item in items:
+        if item.embedding is not None:
+            out.append(load_speaker_embedding(item.embedding))
+        elif item.vector is not None:
+            out.append(np.asarray(item.vector, dtype=np.float32))
+        elif item.reference_key in refs.embedding:
+            out.append(refs.embedding[item.reference_key].astype(np.float32))
+        else:
+            out.append(None)
+    return out
+
+
+def _clip(item, items, refs, audio, codes=None, cap=False) -> Clip:
+    sim_ref = other_reference(item, items)
+    return Clip(audio=audio, text=item.text, speaker=item.speaker, tag=item.tag, codes=codes,
+                hit_length_cap=cap,
+                chars_per_second=refs.speaker_rate.get(item.speaker, failures.DEFAULT_CHARS_PER_SECOND),
+                reference=refs.embedding.get(sim_ref), reference_xvector=refs.xvector.get(sim_ref))
+
+
+def codec_ceiling(items, refs, codec, scorers: Scorers) -> list[dict]:
+    """Each reference clip's codec round trip, scored against its own transcript."""
+    clips, meta = [], []
+    for key, item in first_by_reference(items).items():
+        text = item.reference_text or ""
+        clip = _clip(item, items, refs, refs.roundtrip[key])
+        clip.text = text
+        clips.append(clip)
+        meta.append(dict(checkpoint=CODEC_CEILING, item=Path(key).stem if item.reference else item.id,
+                         sample=0, speaker=item.speaker, tag=item.tag or "", base=item.base, text=text))
+    rows = scorers.score(clips, codec.sample_rate) if clips else []
+    for m, row, clip in zip(meta, rows, clips):
+        row.update(m)
+        if not clip.text:  # without a transcript there is nothing to compare the ASR with
+            for key in ("cer", "wer", "failure"):
+                row[key] = float("nan")
+    return rows
+
+
+def evaluate_checkpoint(name: str, checkpoint: str, items, refs, codec, scorers: Scorers,
+                        cfg: EvalConfig, device: str,
+                        on_audio: Callable[[str, np.ndarray], None] | None = None) -> list[dict]:
+    from kani_adapt.eval.generation import decode, generate_items
+
+    speakers = conditioning(items, refs)
+    rows = []
+    for sample in range(cfg.samples):
+        generated = generate_items(checkpoint, items, speakers, cfg, device, seed=cfg.seed + sample)
+        audios = decode(codec, [g.codes for g in generated])
+        clips = [_clip(item, items, refs, audio, g.codes, g.hit_length_cap)
+                 for item, g, audio in zip(items, generated, audios)]
+        scored = scorers.score(clips, codec.sample_rate)
+        for item, spk, row, audio in zip(items, speakers, scored, audios):
+            row.update(checkpoint=name, item=item.id, sample=sample, speaker=item.speaker,
+                       tag=item.tag or "", base=item.base, text=item.text, conditioned=spk is not None)
+            if on_audio:
+                on_audio(f"{name}/{item.id}_s{sample}", audio)
+        rows += scored
+    return rows

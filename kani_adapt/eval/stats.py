@@ -1,0 +1,80 @@
+"""Speaker-clustered bootstrap intervals and paired comparisons.
+
+Utterances of one speaker are not independent (a voice the model handles badly drags all of its
+clips down), so the bootstrap resamples *speakers* with replacement and keeps all utterances of
+each drawn speaker; the interval then reflects how the result would move with other speakers.
+Means are utterance-weighted. NaN scores (a scorer that could not score a clip) are left out.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+
+DEFAULT_RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    low: float  # 2.5th percentile of the bootstrap means
+    high: float  # 97.5th percentile
+    n: int  # utterances
+    clusters: int  # speakers
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Paired:
+    diff: Interval  # mean of (a - b) over matched utterances
+    win_rate: Interval  # share of matched utterances where a is better (ties count half)
+
+
+NAN_INTERVAL = Interval(float("nan"), float("nan"), float("nan"), 0, 0)
+
+
+def _cluster_sums(values: np.ndarray, clusters: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    _, index = np.unique(np.asarray(clusters, dtype=str), return_inverse=True)
+    sums = np.bincount(index, weights=values)
+    counts = np.bincount(index).astype(np.float64)
+    return sums, counts
+
+
+def clustered_bootstrap(values: Sequence[float], clusters: Sequence, resamples: int = DEFAULT_RESAMPLES,
+                        seed: int = 0, level: float = 0.95) -> Interval:
+    """Mean of ``values`` with a percentile interval from resampling whole clusters."""
+    values = np.asarray(values, dtype=np.float64)
+    keep = ~np.isnan(values)
+    values, clusters = values[keep], np.asarray(clusters, dtype=str)[keep]
+    if values.size == 0:
+        return NAN_INTERVAL
+    sums, counts = _cluster_sums(values, clusters)
+    k = len(sums)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(k, np.full(k, 1.0 / k), size=resamples).astype(np.float64)
+    means = (weights @ sums) / np.maximum(weights @ counts, 1e-12)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return Interval(float(values.mean()), float(low), float(high), int(values.size), k)
+
+
+def paired(a: Sequence[float], b: Sequence[float], clusters: Sequence, higher_is_better: bool = True,
+           resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> Paired:
+    """Difference ``a - b`` of matched utterances and the rate at which ``a`` wins."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired scores need matched utterances, got {a.shape} and {b.shape}")
+    keep = ~(np.isnan(a) | np.isnan(b))
+    diff = a[keep] - b[keep]
+    clusters = np.asarray(clusters, dtype=str)[keep]
+    better = diff if higher_is_better else -diff
+    wins = np.where(better > 0, 1.0, np.where(better < 0, 0.0, 0.5))
+    return Paired(diff=clustered_bootstrap(diff, clusters, resamples, seed),
+                  win_rate=clustered_bootstrap(wins, clusters, resamples, seed))
+
+
+def excludes_zero(interval: Interval) -> bool:
+    return interval.low > 0 or interval.high < 0

@@ -1,0 +1,116 @@
+"""`kani-adapt eval` end to end on tiny models: generator, codec, speaker embedder, Whisper."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kani_adapt.cli.main import main
+from tests.scorers.conftest import speak
+from tests.scorers.conftest import tiny_whisper  # noqa: F401  (fixture)
+
+SENTENCES = ["the bus leaves at nine", "it is a lovely day", "we are going to the shops"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    from kani_adapt.models.speaker import embedder as speaker_embedder
+
+    root = tmp_path_factory.mktemp("models")
+    for name, seed in (("adapted", 0), ("base", 1)):
+        assert main(["init", "--size", "tiny", "--out", str(root / name), "--seed", str(seed),
+                     "--dtype", "fp32"]) == 0
+    speaker_embedder.save(speaker_embedder.build(seed=0), root / "embedder")
+    return root
+
+
+def _eval_set(folder: Path) -> Path:
+    lines = []
+    for s, (speaker, voice) in enumerate((("anna", "en+f3"), ("ben", "en+m3"))):
+        for k in range(2):
+            speak(SENTENCES[k], folder, voice, f"{speaker}{k}")
+        for k, text in enumerate(SENTENCES[:2] if s == 0 else SENTENCES[2:]):
+            lines.append(json.dumps({"id": f"{speaker}-{k}", "text": text, "speaker": speaker,
+                                     "tag": "en", "reference": f"{speaker}{k}.wav",
+                                     "reference_text": SENTENCES[k], "base": speaker == "ben"}))
+    path = folder / "set.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.slow
+def test_eval_compares_two_checkpoints_and_writes_every_output(models, tiny_whisper, tmp_path, capsys):
+    import pandas as pd
+
+    eval_set = _eval_set(tmp_path)
+    out = tmp_path / "out"
+    code = main(["eval", str(models / "adapted"), "codec=tiny", "max_frames=6", "batch_size=2", "resamples=200",
+                 "device=cpu", f"scorers.speaker_embedder={models / 'embedder'}",
+                 f"scorers.asr={tiny_whisper}", "scorers.dnsmos_threads=1",
+                 "--compare", str(models / "base"), "--set", str(eval_set), "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    verdicts = [line for line in printed.splitlines() if line.startswith(("adapted:", "base:"))]
+    assert len(verdicts) == 2 and "vs base" in verdicts[0]
+
+    df = pd.read_parquet(out / "utterances.parquet")
+    assert set(df.checkpoint) == {"adapted", "base", "codec_roundtrip"}
+    assert len(df[df.checkpoint == "adapted"]) == 3 and len(df[df.checkpoint == "codec_roundtrip"]) == 3  # distinct references
+    for column in ("cer", "wer", "similarity", "dnsmos_p808", "failure", "asr_avg_logprob", "lang_prob"):
+        assert df[df.checkpoint == "adapted"][column].notna().all(), column
+    # 6 frames at most: every generation either ended or hit the cap, which is flagged
+    gen = df[df.checkpoint != "codec_roundtrip"]
+    assert (gen.duration_s <= 6 * 1764 / 22050 + 1e-6).all()
+
+    result = json.loads((out / "eval.json").read_text())
+    assert set(result["anchors"]["similarity"]) == {"ceiling", "floor"}
+    comp = result["comparisons"]["adapted vs base"]
+    assert "dnsmos_p808" in comp["all"] and "cer" in comp["forgetting"]
+    # paired differences are computed from the same utterances as the per-utterance table
+    a = df[df.checkpoint == "adapted"].set_index("item")["dnsmos_p808"]
+    b = df[df.checkpoint == "base"].set_index("item")["dnsmos_p808"]
+    assert comp["all"]["dnsmos_p808"]["diff"]["mean"] == pytest.approx(float((a - b.loc[a.index]).mean()))
+    assert len(result["verdicts"]) == 2
+    md = (out / "eval.md").read_text()
+    print(md)
+    assert "## Verdict" in md and "forgetting" in md
+    assert len(list((out / "wavs" / "adapted").glob("*.wav"))) == 3
+    assert list((out / "wavs" / "codec_roundtrip").glob("*.wav"))
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_eval_rejects_a_bad_eval_set_with_one_line(models, tmp_path, capsys):
+    bad = tmp_path / "set.jsonl"
+    bad.write_text(json.dumps({"text": "hi", "speaker": "a", "reference": "missing.wav"}) + "\n")
+    assert main(["eval", str(models / "adapted"), "--set", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.wav does not exist" in err and len(err.strip().splitlines()) == 1
+    bad.write_text(json.dumps({"text": "hi", "speakr": "a"}) + "\n")
+    assert main(["eval", str(models / "adapted"), "--set", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "unknown keys ['speakr']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_on_dataset_held_out_speakers_and_replay_marks_base_items(models, tmp_path):
+    import pandas as pd
+
+    from kani_adapt.training.synthetic import synthetic_dataset
+
+    data = synthetic_dataset(tmp_path / "data", n_speakers=3, per_speaker=3)
+    replay = synthetic_dataset(tmp_path / "replay", n_speakers=2, per_speaker=2, seed=5)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    from kani_adapt.training.data import load_table
+
+    held = sorted(set(load_table(str(data))["speaker"]))[:1]
+    (run_dir / "data_stats.json").write_text(json.dumps({"val_speakers": held}))
+    out = tmp_path / "out"
+    assert main(["eval", str(models / "adapted"), "codec=tiny", "max_frames=4", "resamples=100",
+                 "device=cpu", "scorers.dnsmos=false", f"dataset.from_run={run_dir}",
+                 "dataset.per_speaker=2", f"dataset.replay={replay}", "dataset.replay_speakers=1",
+                 "dataset.replay_per_speaker=2", "--set", str(data), "--out", str(out)]) == 0
+    df = pd.read_parquet(out / "utterances.parquet")
+    gen = df[df.checkpoint == "adapted"]
+    assert len(gen) == 4 and set(gen[~gen.base].speaker) == set(held) and gen.base.sum() == 2
+    assert gen.conditioned.all()  # dataset speaker embeddings condition the voice
+    assert len(df[df.checkpoint == "codec_roundtrip"]) == 4  # the recordings, decoded
