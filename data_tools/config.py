@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kani_adapt.config import from_dict
+from kani_adapt.config import from_dict, read_yaml
 from kani_adapt.errors import ConfigError
 
 LAYOUTS = ("folder", "ljspeech", "commonvoice")
@@ -120,15 +120,10 @@ def validate(cfg: DataConfig) -> DataConfig:
 
 
 def load_config(path: str | Path) -> DataConfig:
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no such data config: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: cannot read YAML ({err})") from err
+    data = read_yaml(path)  # size, depth, duplicate keys and alias bombs guarded there
     cfg = validate(from_dict(DataConfig, normalise_raw(data), where=str(path)))
     return resolve_paths(cfg, path.parent)
 
