@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kani_adapt.cli.common import Parser, run_cli
+from kani_adapt.cli.common import Parser, add_verbose, run_cli
 
 DESCRIPTION = """\
 Turn community recordings into KaniTTS2 training data, one resumable stage at a time:
@@ -165,6 +165,7 @@ def _add_contribute(sub) -> None:
 def build_parser() -> Parser:
     parser = Parser(prog="data-tools", description=DESCRIPTION,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_verbose(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, help_text in STAGES.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

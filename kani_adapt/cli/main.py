@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from kani_adapt.cli import codec_commands, commands, recipe_commands, train_commands
-from kani_adapt.cli.common import Parser, run_cli
+from kani_adapt.cli.common import Parser, add_verbose, run_cli
 
 DESCRIPTION = """\
 kani-adapt adapts the KaniTTS2 text-to-speech model to new languages and accents.
@@ -31,6 +31,7 @@ examples:
 def build_parser() -> Parser:
     parser = Parser(prog="kani-adapt", description=DESCRIPTION, epilog=EPILOG,
                     formatter_class=commands.Formatter)
+    add_verbose(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.add_init(sub)
     commands.add_generate(sub)
