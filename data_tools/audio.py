@@ -1,7 +1,6 @@
 """Audio I/O: read any soundfile format as mono float32, resample with soxr, write atomically."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,13 +61,9 @@ def write_clip(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     Samples are clipped to [-1, 1] first: resampling can overshoot a clipped original, and
     16-bit conversion would wrap around instead of saturating.
     """
-    import soundfile as sf
+    from kani_adapt.atomic import write_audio
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    write_audio(path, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
 
 
 def read_clip(path: Path) -> tuple[np.ndarray, int]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kani_adapt.cli.common import Parser, run_cli
+from kani_adapt.cli.common import Parser, add_verbose, run_cli
 
 DESCRIPTION = """\
 Turn community recordings into KaniTTS2 training data, one resumable stage at a time:
@@ -175,6 +175,7 @@ def build_parser() -> Parser:
     order = " -> ".join(registry.names())
     parser = _Parser(prog="data-tools", description=DESCRIPTION.format(order=order),
                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_verbose(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     _add_stages(sub)
     p = sub.add_parser("prepare", help=f"run every stage in order ({order})")

@@ -172,7 +172,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> DataConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no such data config: {path}")
-    data = read_yaml(path, list(overrides))
+    data = read_yaml(path, list(overrides))  # size, depth, duplicate keys and alias bombs guarded
     cfg = validate(from_dict(DataConfig, normalise_raw(data), where=str(path)))
     cfg = resolve_paths(cfg, path.parent)
     check_folders(cfg)

@@ -1,10 +1,16 @@
-"""Shared CLI plumbing: one-line errors with exit code 2, and the project exception boundary."""
+"""Shared CLI plumbing: one-line errors with exit code 2, and the project exception boundary.
+
+Expected failures (a project error, or the operating system refusing a file: no space left,
+read-only file system, permission denied, symlink loop, file not found...) print one line on
+stderr and exit with code 2. ``--verbose`` (a global flag of both CLIs) adds the traceback.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
-from kani_adapt.errors import KaniAdaptError
+from kani_adapt.errors import KaniAdaptError, describe_os_error
 
 USAGE_ERROR = 2
 
@@ -20,12 +26,33 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true",
+                        help="print the full traceback of an error")
+
+
+def one_line(err: BaseException) -> str | None:
+    """The one-line message of an expected error; None for a bug (it keeps its traceback)."""
+    if isinstance(err, KaniAdaptError):
+        return " ".join(str(err).split())
+    if isinstance(err, OSError) and err.errno is not None:
+        return describe_os_error(err)
+    if isinstance(err, MemoryError):
+        return "out of memory"
+    return None
+
+
 def run_guarded(func, args) -> int:
-    """Run a command; a user error becomes one line on stderr and exit code 2."""
+    """Run a command; an expected error becomes one line on stderr and exit code 2."""
     try:
         return int(func(args) or 0)
-    except KaniAdaptError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (KaniAdaptError, OSError, MemoryError) as err:
+        message = one_line(err)
+        if message is None:
+            raise
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        print(f"error: {message}", file=sys.stderr)
         return USAGE_ERROR
 
 
@@ -33,12 +60,18 @@ def run_cli(parser: Parser, argv: list[str] | None) -> int:
     """Parse ``argv`` and run the chosen command; no command prints the help (exit 2)."""
     from kani_adapt import console
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --verbose is global: accepted before or after the command name.
+    end = argv.index("--") if "--" in argv else len(argv)
+    verbose = "--verbose" in argv[:end]
+    argv = [a for a in argv[:end] if a != "--verbose"] + argv[end:]
     try:
         args = parser.parse_args(argv)
+        args.verbose = verbose
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
-    console.setup(verbose=bool(getattr(args, "verbose", False)))
+    console.setup(verbose=verbose)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return USAGE_ERROR

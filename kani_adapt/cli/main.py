@@ -6,7 +6,7 @@ import sys
 from kani_adapt.cli import (
     codec_commands, commands, eval_command, recipe_commands, speaker_commands, train_commands,
 )
-from kani_adapt.cli.common import Parser, run_cli
+from kani_adapt.cli.common import Parser, add_verbose, run_cli
 
 DESCRIPTION = """\
 kani-adapt adapts the KaniTTS2 text-to-speech model to new languages and accents.
@@ -35,6 +35,7 @@ examples:
 def build_parser() -> Parser:
     parser = Parser(prog="kani-adapt", description=DESCRIPTION, epilog=EPILOG,
                     formatter_class=commands.Formatter)
+    add_verbose(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.add_init(sub)
     commands.add_generate(sub)

@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kani_adapt.errors import CheckpointError, DataError
+from kani_adapt.model_files import torch_load
 
 SAMPLE_RATE = 22050
 SAMPLES_PER_FRAME = 1764  # 12.5 frames per second
@@ -213,15 +214,18 @@ def _read_nemo(path: Path, workdir: Path) -> tuple[DictConfig, dict]:
     try:
         with tarfile.open(path, "r:*") as tar:
             tar.extractall(workdir, filter="data")
-    except (tarfile.TarError, OSError) as err:
+    except (tarfile.TarError, OSError, EOFError) as err:
         raise CheckpointError(f"{path}: not a readable .nemo archive ({err})") from err
     configs = list(workdir.rglob("model_config.yaml"))
     weights = list(workdir.rglob("model_weights.ckpt"))
     if len(configs) != 1 or len(weights) != 1:
         raise CheckpointError(f"{path}: a .nemo archive holds one model_config.yaml and one "
                               f"model_weights.ckpt; found {len(configs)} and {len(weights)}")
-    cfg = OmegaConf.load(configs[0])
-    state = torch.load(weights[0], map_location="cpu", weights_only=True)
+    try:
+        cfg = OmegaConf.load(configs[0])
+    except Exception as err:  # OmegaConf and YAML errors have many types; all mean a bad file
+        raise CheckpointError(f"{path}: model_config.yaml is unreadable ({type(err).__name__})") from None
+    state = torch_load(weights[0], shown=f"{path} (model_weights.ckpt)")
     return cfg, state
 
 

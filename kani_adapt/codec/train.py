@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from kani_adapt import atomic
 from kani_adapt.codec import lora, nanocodec
 from kani_adapt.codec.callbacks import Checkpointer, RunState, Validator
 from kani_adapt.codec.data import Position, train_loader
@@ -21,6 +22,7 @@ from kani_adapt.codec.manifest import load_audio, read_manifest
 from kani_adapt.codec.train_config import RESUMABLE_KEYS, CodecTrainConfig
 from kani_adapt.config import dump_yaml, from_dict, load_config
 from kani_adapt.errors import CheckpointError, ConfigError
+from kani_adapt.model_files import torch_load
 
 DRIFT_WARNING = ("mode=full changed the encoder: tokens now mean something else. Re-tokenize the "
                  "data with the exported codec and re-train the generator on the new tokens.")
@@ -82,12 +84,14 @@ def token_drift(before: list[torch.Tensor], after: list[torch.Tensor]) -> float:
     return changed / max(total, 1)
 
 
-def _trainer(cfg: CodecTrainConfig, model, run: Path, position: Position, val_clips: list):
+def _trainer(cfg: CodecTrainConfig, model, run: Path, position: Position, val_clips: list,
+             preloaded: dict | None = None):
     import sys
 
     from lightning.pytorch import Trainer
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from kani_adapt.resume import SafeCheckpointIO
     from kani_adapt.training.progress import ProgressLog
 
     callbacks = [RunState(position),
@@ -102,10 +106,11 @@ def _trainer(cfg: CodecTrainConfig, model, run: Path, position: Position, val_cl
         enable_checkpointing=False, limit_val_batches=0, num_sanity_val_steps=0,
         log_every_n_steps=1, enable_model_summary=False, default_root_dir=str(run),
         enable_progress_bar=sys.stderr.isatty(),
+        plugins=[SafeCheckpointIO(preloaded)],  # resume never unpickles
     )
 
 
-def _fit(cfg: CodecTrainConfig, ckpt: Path | None, extra_callbacks=()) -> dict:
+def _fit(cfg: CodecTrainConfig, ckpt: Path | None, extra_callbacks=(), preloaded: dict | None = None) -> dict:
     run = Path(cfg.run_dir)
     torch.manual_seed(cfg.seed)
     model = prepare_model(cfg)
@@ -118,8 +123,9 @@ def _fit(cfg: CodecTrainConfig, ckpt: Path | None, extra_callbacks=()) -> dict:
     val_clips = _val_audio(cfg, int(model.sample_rate))
     before_file = run / "tokens_before.pt"
     if cfg.mode == "full" and not before_file.exists():
-        torch.save(_encode_all(model, val_clips), before_file)
-    trainer = _trainer(cfg, model, run, position, val_clips)
+        tokens = _encode_all(model, val_clips)
+        atomic.write_file(before_file, lambda tmp: torch.save(tokens, tmp))
+    trainer = _trainer(cfg, model, run, position, val_clips, preloaded)
     trainer.callbacks.extend(extra_callbacks)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -132,14 +138,14 @@ def _finish(cfg: CodecTrainConfig, model, run: Path, position: Position, val_cli
     summary = {"run_dir": str(run), "mode": cfg.mode, "batches": position.batches,
                "last_checkpoint": str(run / "checkpoints" / "last.ckpt")}
     if cfg.mode == "full":
-        before = torch.load(run / "tokens_before.pt", weights_only=True)
+        before = torch_load(run / "tokens_before.pt")
         summary["token_drift"] = round(token_drift(before, _encode_all(model, val_clips)), 4)
         summary["warning"] = DRIFT_WARNING
         warnings.warn(DRIFT_WARNING, stacklevel=2)
     if cfg.mode == "lora":
         summary["adapter"] = str(lora.save_adapter(model.audio_decoder, run / "adapter.safetensors",
                                                    cfg.lora.rank, cfg.lora.alpha, cfg.lora.transposed))
-    (run / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic.write_text(run / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
@@ -171,20 +177,27 @@ def resume_run(run: Path, overrides: list[str], extra_callbacks=()) -> dict:
     if overrides:
         cfg = load_config(CodecTrainConfig, Path(run) / "config.yaml", overrides)
         dump_yaml(cfg, Path(run) / "config.yaml")
-    ckpt = Path(run) / "checkpoints" / "last.ckpt"
-    if not ckpt.is_file():
+    from kani_adapt.resume import pick_checkpoint
+
+    # Read with weights_only=True here; Lightning restores from this state, never the file.
+    ckpt, state = pick_checkpoint(Path(run) / "checkpoints")
+    if ckpt is None:
         raise ConfigError(f"{run}: no checkpoints/last.ckpt to resume from")
-    return _fit(cfg, ckpt, extra_callbacks)
+    preloaded = {str(ckpt): state}
+    del state  # the trainer's checkpoint I/O holds it until Lightning has restored it
+    return _fit(cfg, ckpt, extra_callbacks, preloaded)
 
 
 def load_trained(run: Path, checkpoint: Path | None = None):
     """The run's codec with trained weights (adapters still separate), without discriminators."""
+    from kani_adapt.resume import load_state
+
     cfg = load_run_config(run)
     ckpt = checkpoint or Path(run) / "checkpoints" / "last.ckpt"
     if not Path(ckpt).is_file():
         raise CheckpointError(f"{ckpt}: no checkpoint (train the run first)")
+    state = load_state(ckpt)["state_dict"]  # weights_only, one-line errors, before any build
     model = prepare_model(cfg)
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     nanocodec.check_keys(set(model.state_dict()), set(state), str(ckpt))
     torch.nn.Module.load_state_dict(model, state, strict=True)
     model.discriminator = None

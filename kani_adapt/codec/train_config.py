@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 from kani_adapt.errors import ConfigError
 
@@ -15,6 +15,7 @@ class LoraConfig:
     rank: int = 8  # per conv (capped by the conv's group size)
     alpha: float = 8.0  # delta scale = alpha / rank
     transposed: bool = True  # also adapt the up-sampling ConvTranspose1d layers
+    RANGES: ClassVar[dict] = {"rank": ">= 1", "alpha": "> 0"}
 
 
 @dataclass
@@ -23,6 +24,7 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.8, 0.99])
     lr_decay: float = 0.9999  # ExponentialLR gamma per batch; 1.0 keeps the rate constant
     clip_grad_norm: Optional[float] = None
+    RANGES: ClassVar[dict] = {"lr": "> 0", "betas": "[0, 1)", "lr_decay": "(0, 1]", "clip_grad_norm": "> 0"}
 
 
 @dataclass
@@ -47,6 +49,9 @@ class CodecTrainConfig:
     precision: str = "32-true"
     lora: LoraConfig = field(default_factory=LoraConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    RANGES: ClassVar[dict] = {"max_steps": ">= 1", "batch_size": ">= 1", "segment_seconds": "> 0", "seed": ">= 0",
+                              "val_every": ">= 1", "val_clips": ">= 1", "val_seconds": "> 0",
+                              "checkpoint_every": ">= 1", "workers": ">= 0"}
 
     def __post_init__(self):
         problems = []

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 from kani_adapt.errors import ConfigError
 from kani_adapt.eval.config import TrainingEvalConfig
@@ -23,6 +23,8 @@ class DataConfig:
     use_speaker_emb: bool = True
     speaker_emb_column: str = "speaker_emb"
     tag_column: str = "tag"
+    RANGES: ClassVar[dict] = {"replay_ratio": "[0, 1)", "max_duration": "> 0", "min_duration": ">= 0",
+                              "val_speakers": ">= 0", "val_max_items": ">= 1", "token_budget": ">= 1"}
 
 
 @dataclass
@@ -41,6 +43,7 @@ class LoraConfig:
     rslora: bool = False
     train_speaker_projection: bool = False
     train_rope_scales: bool = False
+    RANGES: ClassVar[dict] = {"r": ">= 1", "alpha": "> 0", "dropout": "[0, 1)"}
 
 
 @dataclass
@@ -53,6 +56,8 @@ class OptimConfig:
     min_lr_ratio: float = 0.1  # cosine decays to lr x this
     grad_clip: float = 1.0
     freeze: list[str] = field(default_factory=list)  # parameter-name prefixes kept frozen
+    RANGES: ClassVar[dict] = {"lr": "> 0", "weight_decay": ">= 0", "betas": "[0, 1)", "rope_lr_ratio": ">= 0",
+                              "warmup_steps": ">= 0", "min_lr_ratio": "[0, 1]", "grad_clip": ">= 0"}
 
 
 @dataclass
@@ -71,6 +76,9 @@ class TrainerConfig:
     sample_prompts: int = 2
     sample_max_frames: int = 250
     seed: int = 1234
+    RANGES: ClassVar[dict] = {"max_steps": ">= 1", "num_nodes": ">= 1", "log_every": ">= 1", "val_every": ">= 1",
+                              "ckpt_every": ">= 1", "keep_checkpoints": ">= -1", "sample_every": ">= 0",
+                              "sample_prompts": ">= 0", "sample_max_frames": ">= 1", "seed": ">= 0"}
 
 
 @dataclass

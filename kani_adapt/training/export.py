@@ -4,12 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from kani_adapt import config as config_io
 from kani_adapt.atomic import write_folder
 from kani_adapt.errors import CheckpointError
 from kani_adapt.models.generator.checkpoint import read_sampling, save_checkpoint
+from kani_adapt.resume import pick_checkpoint
 from kani_adapt.training import lora
 from kani_adapt.training import run as runs
 from kani_adapt.training.config import TrainConfig
@@ -18,12 +17,12 @@ from kani_adapt.training.config import TrainConfig
 def load_run(run_dir: Path):
     """The trained network of a run (a PeftModel in LoRA mode), its tokenizer and config."""
     cfg = config_io.load_config(TrainConfig, run_dir / "config.yaml")
-    ckpt = run_dir / "checkpoints" / runs.LAST
-    if not ckpt.is_file():
+    ckpt, checkpoint = pick_checkpoint(run_dir / "checkpoints")  # weights_only, newest intact
+    if ckpt is None:
         raise CheckpointError(f"{run_dir}: no checkpoints/{runs.LAST}; train first")
     model, tokenizer = runs.rebuild_model(run_dir)
     net = lora.apply_lora(model, cfg.lora) if cfg.mode == "lora" else model
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    state = checkpoint["state_dict"]
     net.load_state_dict({k.removeprefix("net."): v for k, v in state.items()}, strict=True)
     return net.eval(), tokenizer, cfg
 

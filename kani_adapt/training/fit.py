@@ -7,10 +7,12 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger
 
+from kani_adapt import atomic, resume
 from kani_adapt.training import run as runs
 from kani_adapt.training.config import TrainConfig
+from kani_adapt.training.csvlog import StepCSVLogger
 from kani_adapt.training.data import GeneratorData
 from kani_adapt.training.module import GeneratorModule
 from kani_adapt.training.progress import ProgressLog
@@ -18,7 +20,12 @@ from kani_adapt.training.samples import make_sample_hook
 
 
 def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
-    run_dir, resume_from = runs.prepare_run_dir(cfg)
+    run_dir = runs.prepare_run_dir(cfg)
+    # Checked (and loaded) here with weights_only=True; Lightning gets the state, not the file.
+    resume_from, state = resume.pick_checkpoint(run_dir / "checkpoints")
+    resume_step = int(state["global_step"]) if state else 0
+    preloaded = {str(resume_from): state} if state else {}
+    del state  # held by the trainer's checkpoint I/O only, which lets go once restored
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     model, tokenizer = runs.build_model(cfg)
     data = GeneratorData(cfg, tokenizer)
@@ -29,18 +36,18 @@ def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
     from kani_adapt.eval.callback import eval_callbacks
 
     callbacks = (*callbacks, *eval_callbacks(cfg.eval, data.val_set, codec))
-    trainer = build_trainer(cfg, run_dir, callbacks)
+    trainer = build_trainer(cfg, run_dir, callbacks, preloaded, resume_step)
     if trainer.is_global_zero:
         runs.save_base(model, tokenizer, run_dir)
-        (run_dir / "data_stats.json").write_text(json.dumps(data.stats, indent=2) + "\n")
+        atomic.write_text(run_dir / "data_stats.json", json.dumps(data.stats, indent=2) + "\n")
     trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
     trainer.save_checkpoint(run_dir / "checkpoints" / runs.LAST)
     digest = runs.param_digest(module.net)
-    (run_dir / f"param_digest_rank{trainer.global_rank}.txt").write_text(digest + "\n")
+    atomic.write_text(run_dir / f"param_digest_rank{trainer.global_rank}.txt", digest + "\n")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     summary = {"steps": trainer.global_step, "metrics": metrics, "run_dir": str(run_dir)}
     if trainer.is_global_zero:
-        (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+        atomic.write_text(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -53,14 +60,16 @@ def _codec(cfg: TrainConfig):
     return load_codec(cfg.codec)
 
 
-def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: tuple = ()) -> L.Trainer:
+def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: tuple = (),
+                  preloaded: dict | None = None, resume_step: int = 0) -> L.Trainer:
     t = cfg.trainer
+    csv_log = StepCSVLogger(run_dir / "csv" / "metrics.csv", resume_step=resume_step)
     checkpoints = ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="step-{step:07d}",
         every_n_train_steps=t.ckpt_every, save_top_k=t.keep_checkpoints, monitor="step",
         mode="max", save_last=True, auto_insert_metric_name=False,
     )
-    return L.Trainer(
+    trainer = L.Trainer(
         default_root_dir=run_dir,
         max_steps=t.max_steps,
         accelerator=t.accelerator,
@@ -68,10 +77,9 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: tuple = ()) -> L.T
         num_nodes=t.num_nodes,
         strategy=_strategy(cfg),
         precision=t.precision,
-        # A resumed run appends TensorBoard events; CSV files are per attempt because
-        # Lightning's CSV logger would delete the previous attempt's file.
-        logger=[TensorBoardLogger(run_dir, name="tb", version=""),
-                CSVLogger(run_dir, name="csv", version=f"attempt{_attempt(run_dir)}")],
+        # A resumed run appends TensorBoard events and continues the one CSV log.
+        logger=[TensorBoardLogger(run_dir, name="tb", version=""), csv_log],
+        plugins=[resume.SafeCheckpointIO(preloaded)],
         callbacks=[checkpoints, LearningRateMonitor(logging_interval="step"),
                    ProgressLog(t.log_every), *callbacks],
         enable_progress_bar=sys.stderr.isatty(),  # carriage-return bars garble logs and CI
@@ -83,19 +91,16 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: tuple = ()) -> L.T
         use_distributed_sampler=False,
         enable_model_summary=False,
     )
-
-
-def _attempt(run_dir: Path) -> int:
-    return len(list((run_dir / "csv").glob("attempt*"))) if (run_dir / "csv").is_dir() else 0
+    csv_log.step_of = lambda: trainer.global_step
+    return trainer
 
 
 def _strategy(cfg: TrainConfig):
     if cfg.trainer.strategy != "fsdp":
         return cfg.trainer.strategy
-    from lightning.pytorch.strategies import FSDPStrategy
     from transformers.models.lfm2.modeling_lfm2 import Lfm2DecoderLayer
 
-    return FSDPStrategy(
+    return resume.safe_fsdp_strategy(
         auto_wrap_policy={Lfm2DecoderLayer},
         # LoRA freezes most parameters; FSDP needs original parameters to mix them in a unit.
         use_orig_params=True,

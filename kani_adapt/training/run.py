@@ -4,8 +4,10 @@ run_dir/
   config.yaml        resolved config (a re-run with a different config is refused)
   base/              model config and tokenizer: with a checkpoint, enough to rebuild the model
   data_stats.json    hours, speakers, tags seen
-  checkpoints/       step-*.ckpt and last.ckpt (model, optimizer, scheduler, step, RNG)
-  tb/, csv/          TensorBoard events and the same scalars as CSV
+  checkpoints/       step-*.ckpt and last.ckpt (model, optimizer, scheduler, step, RNG), plain
+                     tensors only: resume reads them with weights_only=True (kani_adapt.resume)
+  tb/                TensorBoard events
+  csv/metrics.csv    the same scalars as step,name,value rows (kani_adapt.training.csvlog)
   metrics.json       final metrics, written when the run ends
 """
 from __future__ import annotations
@@ -18,14 +20,16 @@ import torch
 
 from kani_adapt import config as config_io
 from kani_adapt.errors import ConfigError
+from kani_adapt.model_files import check_model_folder
 from kani_adapt.models.generator import checkpoint, sizes
 from kani_adapt.training.config import TrainConfig
 
 LAST = "last.ckpt"
 
 
-def prepare_run_dir(cfg: TrainConfig) -> tuple[Path, Path | None]:
-    """Create or re-open the run directory; returns it and the checkpoint to resume from."""
+def prepare_run_dir(cfg: TrainConfig) -> Path:
+    """Create or re-open the run directory (:func:`kani_adapt.resume.pick_checkpoint` then
+    chooses the checkpoint to resume from)."""
     run_dir = Path(cfg.run_dir)
     saved = run_dir / "config.yaml"
     if saved.exists():
@@ -37,8 +41,7 @@ def prepare_run_dir(cfg: TrainConfig) -> tuple[Path, Path | None]:
                               "choose a new run_dir or restore those values")
     run_dir.mkdir(parents=True, exist_ok=True)
     config_io.dump_yaml(cfg, saved)
-    last = run_dir / "checkpoints" / LAST
-    return run_dir, last if last.exists() else None
+    return run_dir
 
 
 def build_model(cfg: TrainConfig):
@@ -70,7 +73,7 @@ def rebuild_model(run_dir: Path):
 
     from kani_adapt.models.generator.model import KaniTTS2ForCausalLM
 
-    config = Lfm2Config.from_pretrained(run_dir / "base")
+    config = Lfm2Config.from_pretrained(check_model_folder(run_dir / "base"))
     return KaniTTS2ForCausalLM(config), AutoTokenizer.from_pretrained(run_dir / "base")
 
 

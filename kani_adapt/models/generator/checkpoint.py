@@ -18,6 +18,7 @@ from transformers import AutoTokenizer, Lfm2Config, Lfm2ForCausalLM
 from kani_adapt import tokens
 from kani_adapt.atomic import write_folder
 from kani_adapt.errors import CheckpointError
+from kani_adapt.model_files import check_model_folder
 from kani_adapt.models.generator import sizes
 from kani_adapt.models.generator.model import KaniTTS2ForCausalLM
 from kani_adapt.models.generator.tokenizer import (
@@ -42,7 +43,7 @@ def resolve(path_or_id: str, required: tuple[str, ...] = ("config.json",)) -> Pa
         missing = [f for f in required if not (path / f).is_file()]
         if missing:
             raise CheckpointError(f"{path} lacks {', '.join(missing)}; is it a model directory?")
-        return path
+        return check_model_folder(path)  # crafted files: one line, before a library parses them
     if path.exists() or path_or_id.count("/") != 1 or path_or_id.startswith((".", "/", "~")):
         raise CheckpointError(
             f"{path_or_id}: no such model directory (give a local directory or a hub id "
