@@ -82,11 +82,27 @@ class EvalCallback(L.Callback):
                                      sample_rate=self.codec.sample_rate)
 
 
-def eval_callbacks(cfg: TrainingEvalConfig, val_set, codec) -> list:
-    """The callback when configured and possible (a validation set and a codec to decode)."""
+def eval_callbacks(cfg: TrainingEvalConfig, val_set, codec, checkpoint_dir=None) -> list:
+    """The callback when configured and possible (a validation set and a codec to decode), and
+    with ``monitor`` a checkpoint keeper of the best runs by that eval metric."""
+    from kani_adapt.errors import ConfigError
+    from kani_adapt.eval.scoring import HIGHER_IS_BETTER
+
     if cfg.prompts < 1 or val_set is None or not len(val_set):
+        if cfg.monitor:
+            raise ConfigError("eval.monitor needs eval.prompts > 0 and held-out validation speakers")
         return []
     if codec is None:
-        from kani_adapt.errors import ConfigError
         raise ConfigError("eval.prompts > 0 needs codec=... (a NanoCodec to decode the speech it scores)")
-    return [EvalCallback(cfg, val_set, codec)]
+    callbacks: list = [EvalCallback(cfg, val_set, codec)]
+    if cfg.monitor:
+        if cfg.monitor not in HIGHER_IS_BETTER:
+            raise ConfigError(f"eval.monitor={cfg.monitor!r} is not an eval metric; choose from "
+                              f"{', '.join(sorted(HIGHER_IS_BETTER))}")
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        callbacks.append(ModelCheckpoint(
+            dirpath=checkpoint_dir, filename=f"best-{{step:07d}}-{cfg.monitor}{{eval/{cfg.monitor}:.4f}}",
+            monitor=f"eval/{cfg.monitor}", mode="max" if HIGHER_IS_BETTER[cfg.monitor] else "min",
+            save_top_k=cfg.keep_best, auto_insert_metric_name=False, save_last=False))
+    return callbacks

@@ -61,4 +61,6 @@ class TrainingEvalConfig:
     temperature: float = 0.7
     seed: int = 0  # the same seed every validation: changes come from the weights alone
     audio_clips: int = 2  # clips logged as TensorBoard audio
+    monitor: str = ""  # also keep the best checkpoints by this eval metric (e.g. cer, dnsmos_p808)
+    keep_best: int = 1  # how many of those (checkpoints/best-*.ckpt)
     scorers: ScorerConfig = field(default_factory=ScorerConfig)  # DNSMOS + failures by default

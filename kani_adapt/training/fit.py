@@ -35,7 +35,8 @@ def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
     module.sample_hook = make_sample_hook(cfg, data.val_set, codec=codec)
     from kani_adapt.eval.callback import eval_callbacks
 
-    callbacks = (*callbacks, *eval_callbacks(cfg.eval, data.val_set, codec))
+    callbacks = (*callbacks,
+                 *eval_callbacks(cfg.eval, data.val_set, codec, run_dir / "checkpoints"))
     trainer = build_trainer(cfg, run_dir, callbacks, preloaded, resume_step)
     if trainer.is_global_zero:
         runs.save_base(model, tokenizer, run_dir)

@@ -25,7 +25,8 @@ def test_training_logs_eval_metrics_and_audio_at_validation(tmp_path, synth_data
     run = tmp_path / "run"
     args = cpu_overrides(run, synth_data, **{"model.init": base_ckpt, "codec": "tiny",
                                              "eval.prompts": 2, "eval.max_frames": 4,
-                                             "eval.scorers.dnsmos_threads": 1})
+                                             "eval.scorers.dnsmos_threads": 1,
+                                             "eval.monitor": "dnsmos_p808"})
     assert main(["train", *args]) == 0
     tags = _scalars(run)
     for metric in ("eval/dnsmos_p808", "eval/failure"):
@@ -34,6 +35,15 @@ def test_training_logs_eval_metrics_and_audio_at_validation(tmp_path, synth_data
     assert "eval/audio_0" in tags
     metrics = json.loads((run / "metrics.json").read_text())["metrics"]
     assert "eval/dnsmos_p808" in metrics  # visible to checkpoint monitors
+    best = list((run / "checkpoints").glob("best-*dnsmos_p808*.ckpt"))
+    assert len(best) == 1, sorted(p.name for p in (run / "checkpoints").iterdir())
+
+
+def test_monitoring_an_unknown_eval_metric_is_refused(tmp_path, synth_data, base_ckpt, capsys):
+    args = cpu_overrides(tmp_path / "run", synth_data, **{"model.init": base_ckpt, "codec": "tiny",
+                                                           "eval.prompts": 1, "eval.monitor": "mos"})
+    assert main(["train", *args]) == 2
+    assert "eval.monitor='mos' is not an eval metric" in capsys.readouterr().err
 
 
 def test_eval_prompts_without_a_codec_is_refused(tmp_path, synth_data, base_ckpt, capsys):
