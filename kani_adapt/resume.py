@@ -21,6 +21,8 @@ from kani_adapt.errors import CheckpointError
 
 LAST = "last.ckpt"
 _STEP = re.compile(r"step-(\d+)\.ckpt$")
+UNPICKLED_KEYS = ("hyper_parameters", "hparams_name", "hparams_type", "datamodule_hyper_parameters",
+                  "datamodule_hparams_name", "datamodule_hparams_type")
 
 
 def load_state(path: str | Path) -> dict:
@@ -80,6 +82,9 @@ class SafeCheckpointIO(TorchCheckpointIO):
 
         import torch
 
+        # Hyper-parameters are objects (NeMo: a DictConfig) that only unpickling restores;
+        # the run's config.yaml records them, so checkpoints stay plain tensors.
+        checkpoint = {k: v for k, v in checkpoint.items() if k not in UNPICKLED_KEYS}
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
         atomic.write_bytes(path, buffer.getbuffer())

@@ -172,3 +172,14 @@ def test_generator_export_refuses_a_planted_checkpoint_in_one_line(tmp_path, cap
     assert_refused(main, ["export", str(run), "--out", str(tmp_path / "out")], capsys,
                    "last.ckpt", "unpickling")
     assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_saved_checkpoints_drop_hyper_parameters_that_need_unpickling(tmp_path):
+    from omegaconf import OmegaConf
+
+    state = {"state_dict": {"w": torch.ones(1)}, "global_step": 1,
+             "hyper_parameters": OmegaConf.create({"a": 1}), "hparams_type": OmegaConf.create}
+    SafeCheckpointIO().save_checkpoint(state, tmp_path / "last.ckpt")
+    loaded = load_state(tmp_path / "last.ckpt")
+    assert loaded["global_step"] == 1 and "hyper_parameters" not in loaded
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary left
