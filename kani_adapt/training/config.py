@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from kani_adapt.errors import ConfigError
 
@@ -16,7 +16,10 @@ class DataConfig:
     min_duration: float = 0.0
     val_speakers: int = 1  # speakers held out entirely for validation
     val_max_items: int = 64
-    token_budget: int = 8192  # padded tokens per batch (length-aware batching)
+    # Padded tokens per batch (length-aware batching); "auto": the largest that a probing step
+    # at start shows to fit the GPU's free memory (CUDA only; elsewhere AUTO_FALLBACK_BUDGET).
+    token_budget: Union[int, Literal["auto"]] = 8192
+    num_workers: int = 2  # data loader worker processes (0: load in the training process)
     loss_on: Literal["all", "audio"] = "all"  # official: all non-pad tokens
     drop_repeated_frames: bool = False  # official data prep drops repeated frames
     use_speaker_emb: bool = True
@@ -29,6 +32,9 @@ class ModelConfig:
     init: str = "tiny"  # KaniTTS2 checkpoint (dir or hub id), or a size (tiny/350m) at random
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
+    # Loss over this many positions at a time (LM head and cross-entropy checkpointed per
+    # slice): peak memory stops growing with positions x vocabulary. 0: full logits at once.
+    loss_chunk: int = 256
 
 
 @dataclass
@@ -70,6 +76,7 @@ class TrainerConfig:
     sample_prompts: int = 2
     sample_max_frames: int = 250
     seed: int = 1234
+    compile: bool = False  # torch.compile the generator (first steps slower while it compiles)
 
 
 @dataclass
@@ -89,5 +96,9 @@ class TrainConfig:
             raise ConfigError("data.replay_ratio must be in [0, 1)")
         if self.data.replay_ratio > 0 and not self.data.replay:
             raise ConfigError("data.replay_ratio > 0 needs data.replay (a base-language dataset)")
-        if self.trainer.max_steps < 1 or self.data.token_budget < 1:
-            raise ConfigError("trainer.max_steps and data.token_budget must be positive")
+        budget = self.data.token_budget
+        if self.trainer.max_steps < 1 or (budget != "auto" and budget < 1):
+            raise ConfigError("trainer.max_steps and data.token_budget must be positive "
+                              "(or token_budget: auto)")
+        if self.model.loss_chunk < 0 or self.data.num_workers < 0:
+            raise ConfigError("model.loss_chunk and data.num_workers must be >= 0")
