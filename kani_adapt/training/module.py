@@ -53,7 +53,7 @@ class GeneratorModule(L.LightningModule):
         if chunk:
             hidden = self.kani.hidden_states(**inputs)
             return chunked_token_losses(hidden, self.kani.lm_head, labels, chunk), labels
-        return token_losses(self.kani(**inputs).logits, labels), labels
+        return token_losses(self.kani(**inputs, use_cache=False).logits, labels), labels
 
     def forward_losses(self, batch) -> dict[str, torch.Tensor]:
         return losses_from(*self.token_losses(batch))
@@ -122,8 +122,9 @@ class GeneratorModule(L.LightningModule):
             {"params": groups["no_decay"], "weight_decay": 0.0, "lr": o.lr},
             {"params": groups["rope"], "weight_decay": 0.0, "lr": o.lr * o.rope_lr_ratio},
         ]
-        # Fused AdamW on CUDA: one kernel for all parameters instead of several per tensor.
-        fused = next(self.net.parameters()).device.type == "cuda"
+        # Fused AdamW: one kernel for all parameters instead of several per tensor, and no read
+        # of the step count on the host (the unfused version reads it for every parameter).
+        fused = next(self.net.parameters()).device.type in ("cuda", "cpu")
         optimizer = torch.optim.AdamW([g for g in params if g["params"]], betas=tuple(o.betas),
                                       fused=fused or None)
         total = self.cfg.trainer.max_steps

@@ -161,7 +161,14 @@ class KaniTTS2ForCausalLM(Lfm2ForCausalLM):
         chunked loss applies the head a slice of positions at a time."""
         inputs = self._kani_inputs(input_ids, attention_mask, None, None, None, speaker_emb, None)
         inputs.pop("labels")
-        return self.model(**inputs, **kwargs).last_hidden_state
+        if self.config._attn_implementation == "sdpa":
+            # The 4-D mask transformers would build for a padded batch, built here for every
+            # batch: transformers would otherwise ask the device whether anything is padded.
+            keys = inputs["attention_mask"].bool()
+            length = keys.shape[1]
+            causal = torch.ones(length, length, dtype=torch.bool, device=keys.device).tril()
+            inputs["attention_mask"] = causal[None, None] & keys[:, None, None, :]
+        return self.model(**inputs, use_cache=False, **kwargs).last_hidden_state
 
     def _kani_inputs(self, input_ids, attention_mask, position_ids, past_key_values,
                      inputs_embeds, speaker_emb, labels) -> dict:
