@@ -33,8 +33,18 @@ class GeneratorModule(L.LightningModule):
             # reentrant checkpointing then fails at the first backward.
             self.kani.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False})
+        if cfg.trainer.compile:
+            # In place: parameter names (and so checkpoints) stay as they are. Batches change
+            # shape from step to step, hence dynamic shapes.
+            self.kani.model.compile(dynamic=True)
         self.sample_hook = None  # set by the run: callable(module) logging generated samples
         self._meter = StepMeter()
+
+    def on_fit_start(self):
+        if self.cfg.data.token_budget == "auto":
+            from kani_adapt.training.budget import resolve_auto_budget
+
+            resolve_auto_budget(self, self.trainer.datamodule)
 
     @property
     def kani(self):
