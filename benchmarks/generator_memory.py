@@ -5,9 +5,11 @@ Each configuration runs in a fresh process (peak RSS cannot be reset cleanly ins
 every platform, and allocator caches from one configuration would flatter the next). One step
 is forward, loss, backward, gradient clipping and an AdamW step, under bf16 autocast with fp32
 master weights (Lightning's bf16-mixed), on one clip of N seconds: 12.5 frames/s x 4 tokens,
-plus text and control tokens (1.5 text tokens/s + 8). Measured on CPU as the rise of peak RSS
-(VmHWM reset after the model is built) over the RSS before the step; on CUDA as
-``max_memory_allocated`` over ``memory_allocated`` before the step. The optimiser state created
+plus text and control tokens (1.5 text tokens/s + 8). "Peak above weights" is the peak of
+live tensor memory during the step over what was allocated before it: on CUDA
+``max_memory_allocated``, on CPU the same sum over torch's allocation events (profiler). On CPU
+the rise of peak RSS (VmHWM reset after the model is built) is printed beside it: it adds
+malloc's caching and fragmentation, and one-time buffers of the first step. The optimiser state created
 by the step is included (LoRA: a few MB; full: 8 bytes per parameter).
 
     python benchmarks/generator_memory.py                # the full grid (long on a CPU)
@@ -44,6 +46,36 @@ def _rss_peak() -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError("no VmHWM")
+
+
+class _torch_allocations:
+    """On CPU, record torch's own allocations (the profiler's memory events): their peak of
+    live bytes is what ``max_memory_allocated`` reports on CUDA, free of malloc's caching."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.prof = enabled, None
+
+    def __enter__(self):
+        if self.enabled:
+            from torch.profiler import ProfilerActivity, profile
+
+            self.prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+            self.prof.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.prof is not None:
+            self.prof.__exit__(*exc)
+
+
+def _peak_live(allocations: _torch_allocations) -> int:
+    events = [e for e in allocations.prof.profiler.kineto_results.events()
+              if e.name() == "[memory]"]
+    live = peak = 0
+    for e in sorted(events, key=lambda e: e.start_ns()):
+        live += e.nbytes()
+        peak = max(peak, live)
+    return peak
 
 
 def one(spec: dict) -> dict:
@@ -83,18 +115,21 @@ def one(spec: dict) -> dict:
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
         before = _rss_now()
     start = time.perf_counter()
-    with torch.autocast(device.type, dtype=torch.bfloat16):
-        loss = module.training_step(batch, 0)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    with _torch_allocations(not cuda) as allocations:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = module.training_step(batch, 0)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
     if cuda:
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - before
+        torch_peak = peak
     else:
         peak = _rss_peak() - before
-    return {**spec, "tokens": n, "peak_bytes": peak, "weights_bytes": weights,
+        torch_peak = _peak_live(allocations)
+    return {**spec, "tokens": n, "peak_bytes": torch_peak, "rss_bytes": peak, "weights_bytes": weights,
             "trainable": sum(p.numel() for p in module.parameters() if p.requires_grad),
             "step_s": time.perf_counter() - start, "loss": float(loss),
             "device": torch.cuda.get_device_name() if cuda else "CPU"}
@@ -139,7 +174,7 @@ def main(argv=None) -> int:
         args.size, args.seconds, args.modes = "tiny", [10.0], ["lora"]
     rows = []
     print(f"{'mode':18s} {'clip':>5s} {'tokens':>6s} {'ckpt':>4s} {'loss':>9s} "
-          f"{'peak above weights':>18s} {'step':>7s}", flush=True)
+          f"{'peak above weights':>18s} {'RSS rise':>9s} {'step':>7s}", flush=True)
     for spec in grid(args):
         proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)],
                               capture_output=True, text=True)
@@ -151,7 +186,8 @@ def main(argv=None) -> int:
         loss = f"chunk {row['chunk']}" if row["chunk"] else "full"
         print(f"{row['mode']:18s} {row['seconds']:4.0f}s {row['tokens']:6d} "
               f"{'on' if row['checkpointing'] else 'off':>4s} {loss:>9s} "
-              f"{row['peak_bytes'] / GB:15.2f} GB {row['step_s']:6.1f}s", flush=True)
+              f"{row['peak_bytes'] / GB:15.2f} GB {row['rss_bytes'] / GB:6.2f} GB "
+              f"{row['step_s']:6.1f}s", flush=True)
     if rows:
         print(f"device: {rows[0]['device']}, size {args.size}, weights "
               f"{rows[0]['weights_bytes'] / GB:.2f} GB (fp32 master weights, bf16 autocast)")
