@@ -47,9 +47,11 @@ def test_an_estimate_that_does_not_fit_is_not_taken():
     def measure(tokens):
         return int(200 * tokens ** 1.5)
 
-    budget, measured = auto.pick_budget(measure, free_bytes=8 * GiB, margin=0.0)
-    assert measure(budget) <= 8 * GiB
-    assert any(m > 8 * GiB for _, m in measured)
+    budget, measured = auto.pick_budget(measure, free_bytes=8 * GiB, fixed_bytes=1 * GiB,
+                                        margin=0.25)
+    usable = 8 * GiB * 0.75 - 1 * GiB
+    assert measure(budget) <= usable
+    assert any(m > usable for _, m in measured)
 
 
 def test_nothing_fits_is_a_clear_error():
