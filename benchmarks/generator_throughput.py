@@ -5,7 +5,7 @@ uniform in 1-20 s). kani-adapt uses length-aware batches under a token budget; t
 what the upstream LoRA pipeline does: HF Trainer with fixed-size batches in random order,
 sized so that a batch holds on average as many real tokens as ours.
 
-    python benchmarks/generator_throughput.py [--size tiny] [--steps 20] [--budget 4096]
+    python benchmarks/generator_throughput.py [--size tiny] [--steps 20] [--budget 4096] [--compile]
 
 Prints one line per loop and the ratio; targets: >= 1.5x real tokens/s, padding >= 0.9.
 """
@@ -31,7 +31,8 @@ def corpus(path: Path, n: int, seed: int) -> Path:
     return path
 
 
-def ours(data: Path, run_dir: Path, size: str, steps: int, budget: int) -> dict:
+def ours(data: Path, run_dir: Path, size: str, steps: int, budget: int,
+         compile: bool = False) -> dict:
     from kani_adapt.config import load_config
     from kani_adapt.training.config import TrainConfig
     from kani_adapt.training.data import GeneratorData
@@ -42,7 +43,8 @@ def ours(data: Path, run_dir: Path, size: str, steps: int, budget: int) -> dict:
                  f"trainer.max_steps={steps}", "trainer.precision=32-true",
                  f"trainer.val_every={steps}", f"trainer.ckpt_every={steps}",
                  "trainer.sample_prompts=0", "data.val_speakers=0", f"data.token_budget={budget}",
-                 f"trainer.accelerator={'gpu' if torch.cuda.is_available() else 'cpu'}"]
+                 f"trainer.accelerator={'gpu' if torch.cuda.is_available() else 'cpu'}",
+                 f"trainer.compile={str(compile).lower()}", "data.num_workers=0"]
     cfg = load_config(TrainConfig, None, overrides)
     _, tokenizer = build_model(cfg)
     dm = GeneratorData(cfg, tokenizer)
@@ -119,6 +121,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--budget", type=int, default=4096, help="our padded tokens per batch")
     parser.add_argument("--utterances", type=int, default=200)
+    parser.add_argument("--compile", action="store_true",
+                        help="also run ours with trainer.compile (torch.compile), same data")
     args = parser.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -127,12 +131,19 @@ def main() -> None:
         a = ours(data, tmp / "ours", args.size, args.steps, args.budget)
         batch_size = max(1, round(a["mean_real_per_batch"] / float(np.mean(a["lengths"]))))
         b = baseline(data, tmp / "hf", args.size, args.steps, batch_size)
+        c = ours(data, tmp / "compiled", args.size, args.steps, args.budget, compile=True) \
+            if args.compile else None
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     print(f"device: {device}, torch threads: {torch.get_num_threads()}, size: {args.size}, "
           f"steps: {args.steps}")
     for name, r in (("kani-adapt (length-aware)", a), (f"HF Trainer+PEFT (random, bs={batch_size})", b)):
         print(f"{name:42s} real tokens/s {r['real_tokens'] / r['seconds']:9.1f}   "
               f"padding efficiency {r['padding']:.3f}   ({r['real_tokens']} tokens, {r['seconds']:.1f} s)")
+    if c is not None:
+        print(f"{'kani-adapt + trainer.compile':42s} real tokens/s "
+              f"{c['real_tokens'] / c['seconds']:9.1f}   (compile time in the first step, "
+              f"not timed; {c['real_tokens'] / c['seconds'] / (a['real_tokens'] / a['seconds']):.2f}x "
+              "uncompiled)")
     ratio = (a["real_tokens"] / a["seconds"]) / (b["real_tokens"] / b["seconds"])
     print(f"throughput ratio: {ratio:.2f}x (target >= 1.5x); our padding efficiency "
           f"{a['padding']:.3f} (target >= 0.9)")

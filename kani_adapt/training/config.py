@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Optional
+from typing import ClassVar, Literal, Optional, Union
 
 from kani_adapt.errors import ConfigError
 from kani_adapt.eval.config import TrainingEvalConfig
@@ -17,14 +17,19 @@ class DataConfig:
     min_duration: float = 0.0
     val_speakers: int = 1  # speakers held out entirely for validation
     val_max_items: int = 64
-    token_budget: int = 8192  # padded tokens per batch (length-aware batching)
+    # Padded tokens per batch (length-aware batching); "auto": the largest that a probing step
+    # at start shows to fit the GPU's free memory (CUDA only; elsewhere AUTO_FALLBACK_BUDGET).
+    token_budget: Union[int, Literal["auto"]] = 8192
+    num_workers: int = 2  # data loader worker processes (0: load in the training process)
     loss_on: Literal["all", "audio"] = "all"  # official: all non-pad tokens
     drop_repeated_frames: bool = True  # as the official data prep (and the released weights)
     use_speaker_emb: bool = True
     speaker_emb_column: str = "speaker_emb"
     tag_column: str = "tag"
-    RANGES: ClassVar[dict] = {"replay_ratio": "[0, 1)", "max_duration": "> 0", "min_duration": ">= 0",
-                              "val_speakers": ">= 0", "val_max_items": ">= 1", "token_budget": ">= 1"}
+    RANGES: ClassVar[dict] = {
+        "replay_ratio": "[0, 1)", "max_duration": "> 0", "min_duration": ">= 0",
+        "val_speakers": ">= 0", "val_max_items": ">= 1", "token_budget": ">= 1",
+        "num_workers": ">= 0"}
 
 
 @dataclass
@@ -32,6 +37,9 @@ class ModelConfig:
     init: str = "tiny"  # KaniTTS2 checkpoint (dir or hub id), or a size (tiny/350m) at random
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
+    # Loss over this many positions at a time (LM head and cross-entropy checkpointed per
+    # slice): peak memory stops growing with positions x vocabulary. 0: full logits at once.
+    loss_chunk: int = 256
 
 
 @dataclass
@@ -56,8 +64,9 @@ class OptimConfig:
     min_lr_ratio: float = 0.1  # cosine decays to lr x this
     grad_clip: float = 1.0
     freeze: list[str] = field(default_factory=list)  # parameter-name prefixes kept frozen
-    RANGES: ClassVar[dict] = {"lr": "> 0", "weight_decay": ">= 0", "betas": "[0, 1)", "rope_lr_ratio": ">= 0",
-                              "warmup_steps": ">= 0", "min_lr_ratio": "[0, 1]", "grad_clip": ">= 0"}
+    RANGES: ClassVar[dict] = {
+        "lr": "> 0", "weight_decay": ">= 0", "betas": "[0, 1)", "rope_lr_ratio": ">= 0",
+        "warmup_steps": ">= 0", "min_lr_ratio": "[0, 1]", "grad_clip": ">= 0"}
 
 
 @dataclass
@@ -76,9 +85,11 @@ class TrainerConfig:
     sample_prompts: int = 2
     sample_max_frames: int = 250
     seed: int = 1234
-    RANGES: ClassVar[dict] = {"max_steps": ">= 1", "num_nodes": ">= 1", "log_every": ">= 1", "val_every": ">= 1",
-                              "ckpt_every": ">= 1", "keep_checkpoints": ">= -1", "sample_every": ">= 0",
-                              "sample_prompts": ">= 0", "sample_max_frames": ">= 1", "seed": ">= 0"}
+    compile: bool = False  # torch.compile the generator (first steps slower while it compiles)
+    RANGES: ClassVar[dict] = {
+        "max_steps": ">= 1", "num_nodes": ">= 1", "log_every": ">= 1", "val_every": ">= 1",
+        "ckpt_every": ">= 1", "keep_checkpoints": ">= -1", "sample_every": ">= 0",
+        "sample_prompts": ">= 0", "sample_max_frames": ">= 1", "seed": ">= 0"}
 
 
 @dataclass
@@ -99,5 +110,9 @@ class TrainConfig:
             raise ConfigError("data.replay_ratio must be in [0, 1)")
         if self.data.replay_ratio > 0 and not self.data.replay:
             raise ConfigError("data.replay_ratio > 0 needs data.replay (a base-language dataset)")
-        if self.trainer.max_steps < 1 or self.data.token_budget < 1:
-            raise ConfigError("trainer.max_steps and data.token_budget must be positive")
+        budget = self.data.token_budget
+        if self.trainer.max_steps < 1 or (budget != "auto" and budget < 1):
+            raise ConfigError("trainer.max_steps and data.token_budget must be positive "
+                              "(or token_budget: auto)")
+        if self.model.loss_chunk < 0 or self.data.num_workers < 0:
+            raise ConfigError("model.loss_chunk and data.num_workers must be >= 0")

@@ -20,6 +20,7 @@ from kani_adapt.models.generator.tokenizer import encode_text
 from kani_adapt.training import batching
 from kani_adapt.training.config import DataConfig
 
+AUTO_FALLBACK_BUDGET = 8192  # token_budget "auto" without CUDA (nothing to measure)
 CODE_COLUMNS = [f"nano_layer_{i}" for i in range(1, 5)]
 REQUIRED = ["text", *CODE_COLUMNS, "encoded_len", "speaker"]
 
@@ -145,6 +146,9 @@ class GeneratorData(L.LightningDataModule):
         self.cfg, self.tokenizer = cfg, tokenizer
         self.train_set = self.val_set = self.replay_train = self.replay_val = None
         self.stats: dict = {}
+        # Resolved token budget: the configured one, or what the probe at fit start chose.
+        budget = cfg.data.token_budget
+        self.token_budget: int = AUTO_FALLBACK_BUDGET if budget == "auto" else budget
 
     def setup(self, stage=None):
         if self.train_set is not None:
@@ -165,7 +169,7 @@ class GeneratorData(L.LightningDataModule):
             self.replay_train = tokenize_table(replay, order[n_val:], self.tokenizer, d, d.replay)
 
     def _plan(self, dataset, offset=0):
-        budget, seed = self.cfg.data.token_budget, self.cfg.trainer.seed
+        budget, seed = self.token_budget, self.cfg.trainer.seed
         return batching.EpochPlan(
             lambda epoch: batching.plan_batches(dataset.lengths, budget, seed + epoch), offset)
 
@@ -190,12 +194,16 @@ class GeneratorData(L.LightningDataModule):
         loaders = []
         for dataset in (self.val_set, self.replay_val):
             if dataset is not None and len(dataset):
-                batches = batching.plan_batches(dataset.lengths, self.cfg.data.token_budget, 0)
+                batches = batching.plan_batches(dataset.lengths, self.token_budget, 0)
                 loaders.append(self._loader(dataset, batches))
         return loaders
 
     def _loader(self, dataset, batch_sampler):
         # Own generator: creating an iterator must not draw from the global RNG (exact resume).
+        # Workers only read rows by index (the batch order comes from the sampler in this
+        # process), so they do not change which batches a step sees.
         gen = torch.Generator().manual_seed(self.cfg.trainer.seed)
+        workers = self.cfg.data.num_workers
         return DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=collate_items,
-                          generator=gen)
+                          generator=gen, num_workers=workers, persistent_workers=workers > 0,
+                          pin_memory=torch.cuda.is_available())

@@ -13,7 +13,8 @@ from kani_adapt.models.generator.model import insert_at_one
 from kani_adapt import tokens
 from kani_adapt.training import lora
 from kani_adapt.training.config import TrainConfig
-from kani_adapt.training.losses import causal_lm_losses, perplexity
+from kani_adapt.training.losses import (GROUPS, chunked_token_losses, group_stats, losses_from,
+                                        mean_loss, perplexity, token_losses)
 
 
 class GeneratorModule(L.LightningModule):
@@ -32,34 +33,71 @@ class GeneratorModule(L.LightningModule):
             # reentrant checkpointing then fails at the first backward.
             self.kani.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False})
-        self._tick: float | None = None
+        if cfg.trainer.compile:
+            # In place: parameter names (and so checkpoints) stay as they are. Batches change
+            # shape from step to step, hence dynamic shapes.
+            self.kani.model.compile(dynamic=True)
         self.sample_hook = None  # set by the run: callable(module) logging generated samples
+        self._meter = StepMeter()
+
+    def on_fit_start(self):
+        if self.cfg.data.token_budget == "auto":
+            from kani_adapt.training.budget import resolve_auto_budget
+
+            resolve_auto_budget(self, self.trainer.datamodule)
 
     @property
     def kani(self):
         """The KaniTTS2 model itself (with LoRA layers injected in place, in LoRA mode)."""
         return self.net.get_base_model() if self.cfg.mode == "lora" else self.net
 
-    def forward_losses(self, batch) -> dict[str, torch.Tensor]:
+    def token_losses(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-position loss (B, L') and the labels it belongs to (speaker slot included)."""
         labels = batch["labels"]
         spk = batch.get("speaker_emb")
-        logits = self.kani(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                           speaker_emb=spk).logits
+        inputs = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                      speaker_emb=spk)
         if spk is not None:
             labels = insert_at_one(labels, torch.full_like(labels[:, 0], tokens.IGNORE_INDEX))
-        return causal_lm_losses(logits, labels)
+        chunk = self.cfg.model.loss_chunk
+        if chunk:
+            hidden = self.kani.hidden_states(**inputs)
+            return chunked_token_losses(hidden, self.kani.lm_head, labels, chunk), labels
+        return token_losses(self.kani(**inputs, use_cache=False).logits, labels), labels
+
+    def forward_losses(self, batch) -> dict[str, torch.Tensor]:
+        return losses_from(*self.token_losses(batch))
 
     def training_step(self, batch, batch_idx):
-        out = self.forward_losses(batch)
-        self._log_group("train", out)
-        mask = batch["attention_mask"]
-        real = int(mask.sum())
-        self.log("train/padding_efficiency", real / mask.numel())
-        if self._tick is not None:
-            self.log("train/real_tokens_per_s", real / max(time.perf_counter() - self._tick, 1e-9),
-                     prog_bar=True)
-        self._tick = time.perf_counter()
-        return out["loss"]
+        per_token, labels = self.token_losses(batch)
+        loss = mean_loss(per_token, labels)
+        # Metrics stay on the device; they are read (one sync) at the log interval only.
+        self._meter.add(loss.detach(), *group_stats(per_token, labels), batch["attention_mask"])
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if self._log_now():
+            self._log_train(self._meter.flush())
+
+    def _log_now(self) -> bool:
+        trainer = self._trainer
+        return trainer is not None and trainer._logger_connector.should_update_logs
+
+    def _log_train(self, m: dict) -> None:
+        if not m:
+            return
+        self.log("train/loss", m["loss"], prog_bar=True)
+        self.log("train/padding_efficiency", m["padding_efficiency"])
+        if "real_tokens_per_s" in m:
+            self.log("train/real_tokens_per_s", m["real_tokens_per_s"], prog_bar=True)
+        for name in GROUPS:
+            if f"loss_{name}" in m:
+                self.log(f"train/loss_{name}", m[f"loss_{name}"])
+                if name.startswith("cb"):
+                    self.log(f"train/ppl_{name}", perplexity(m[f"loss_{name}"]))
+        for layer, rope in enumerate(self.kani.model.learnable_rope_layers):
+            if rope is not None:
+                self.log(f"rope/alpha_layer{layer}", float(rope.alpha().detach()))
 
     def validation_step(self, batch, batch_idx, dataloader_idx=0):
         out = self.forward_losses(batch)
@@ -80,18 +118,6 @@ class GeneratorModule(L.LightningModule):
         if self.sample_hook is not None and self.trainer.is_global_zero:
             self.sample_hook(self)
 
-    def _log_group(self, prefix: str, out: dict) -> None:
-        self.log(f"{prefix}/loss", out["loss"], prog_bar=True)
-        for key, value in out.items():
-            if key != "loss":
-                self.log(f"{prefix}/{key}", value)
-                if key.startswith("loss_cb"):
-                    # A tensor, not float(): no host sync on the training hot path.
-                    self.log(f"{prefix}/ppl_{key[5:]}", value.clamp(max=50.0).exp())
-        for layer, rope in enumerate(self.kani.model.learnable_rope_layers):
-            if rope is not None:
-                self.log(f"rope/alpha_layer{layer}", rope.alpha().detach())
-
     def configure_optimizers(self):
         o = self.cfg.optim
         groups = {"decay": [], "no_decay": [], "rope": []}
@@ -106,12 +132,23 @@ class GeneratorModule(L.LightningModule):
             {"params": groups["no_decay"], "weight_decay": 0.0, "lr": o.lr},
             {"params": groups["rope"], "weight_decay": 0.0, "lr": o.lr * o.rope_lr_ratio},
         ]
-        optimizer = torch.optim.AdamW([g for g in params if g["params"]], betas=tuple(o.betas))
+        # Fused AdamW: one kernel for all parameters instead of several per tensor, and no read
+        # of the step count on the host (the unfused version reads it for every parameter).
+        fused = next(self.net.parameters()).device.type in ("cuda", "cpu")
+        optimizer = torch.optim.AdamW([g for g in params if g["params"]], betas=tuple(o.betas),
+                                      fused=fused or None)
         total = self.cfg.trainer.max_steps
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(step, o.warmup_steps, total, o.min_lr_ratio))
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def configure_callbacks(self):
+        # The progress bar reads its metrics from the device when it redraws: once per log
+        # interval, not once per step.
+        from lightning.pytorch.callbacks import TQDMProgressBar
+
+        return [TQDMProgressBar(refresh_rate=max(1, self.cfg.trainer.log_every))]
 
     def on_save_checkpoint(self, checkpoint):
         kind, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -141,3 +178,40 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class StepMeter:
+    """Training metrics summed on the device between log intervals and read with one sync.
+
+    Layout of the running sum: loss, steps, per-group loss sums, per-group token counts, real
+    tokens, padded tokens. Tokens/s covers the steps since the previous read, timed after a
+    device sync so that queued GPU work is counted.
+    """
+
+    def __init__(self):
+        self.total: torch.Tensor | None = None
+        self.tick: float | None = None
+
+    def add(self, loss, group_sums, group_counts, mask: torch.Tensor) -> None:
+        one = torch.ones(1, device=loss.device)
+        row = torch.cat([loss.float()[None], one, group_sums.float(), group_counts.float(),
+                         mask.sum().float()[None], one * mask.numel()])
+        self.total = row if self.total is None else self.total + row
+
+    def flush(self) -> dict[str, float]:
+        if self.total is None:
+            return {}
+        if self.total.is_cuda:
+            torch.cuda.synchronize(self.total.device)
+        now = time.perf_counter()
+        values = self.total.tolist()
+        self.total = None
+        g = len(GROUPS)
+        loss, steps, sums, counts = values[0], values[1], values[2:2 + g], values[2 + g:2 + 2 * g]
+        real, padded = values[-2], values[-1]
+        out = {"loss": loss / steps, "padding_efficiency": real / padded}
+        out.update({f"loss_{n}": s / c for n, s, c in zip(GROUPS, sums, counts) if c})
+        if self.tick is not None:
+            out["real_tokens_per_s"] = real / max(now - self.tick, 1e-9)
+        self.tick = now
+        return out

@@ -42,23 +42,7 @@ class GeneratedRow:
     step_logits: list[torch.Tensor] = field(default_factory=list)  # raw logits, if kept
 
 
-class _Row:
-    """Bookkeeping of one batch row during generation."""
-
-    def __init__(self, prompt: list[int], audio_step: float, speaker: bool):
-        self.ids = list(prompt)
-        self.tracker = tokens.PositionTracker(audio_step, speaker_slot=speaker)
-        self.positions = tokens.frame_positions(prompt, audio_step, speaker_slot=speaker).tolist()
-        self.tracker.extend(prompt)
-        self.generated = 0
-        self.done = False
-        self.logits: list[torch.Tensor] = []
-
-    def allowed(self) -> tuple[int, int, bool]:
-        """Id range of the next audio token, and whether end of speech may come now."""
-        audio = self.tracker.audio_count
-        start = tokens.AUDIO_TOKENS_START + tokens.CODEBOOK_SIZE * (audio % tokens.TOKENS_PER_FRAME)
-        return start, start + tokens.CODEBOOK_SIZE, audio % tokens.TOKENS_PER_FRAME == 0
+STOP_CHECK_EVERY = 8  # steps between reads of the device-side "all rows done" flag
 
 
 @torch.no_grad()
@@ -70,120 +54,168 @@ def generate(
     *,
     keep_logits: bool = False,
 ) -> list[GeneratedRow]:
-    """Generate audio codes for each prompt (from ``tokens.prompt_ids``); one row per prompt."""
+    """Generate audio codes for each prompt (from ``tokens.prompt_ids``); one row per prompt.
+
+    Everything per token stays on the model's device: repetition penalty, the codebook
+    constraint, temperature, top-p and sampling are batched tensor operations, and whether
+    every row has finished is read every ``STOP_CHECK_EVERY`` steps (rows that finish earlier
+    are fed padding meanwhile, as in any batch).
+    """
     if not prompts:
         return []
     if any(p[-1] != tokens.START_OF_SPEECH for p in prompts):
         raise ConfigError("each prompt must end with start-of-speech (see tokens.prompt_ids)")
     device = next(model.parameters()).device
-    gen = torch.Generator(device="cpu")
-    gen.manual_seed(sampling.seed if sampling.seed is not None else torch.seed())
     has_spk = speaker_embs is not None
-    rows = [_Row(p, model.audio_step, has_spk) for p in prompts]
-    embeds, mask, positions = _prefill_inputs(model, rows, prompts, speaker_embs, device)
-    out = model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+    embeds, mask, prompt_pos = _prefill_inputs(model, prompts, speaker_embs, device)
+    state = _State(model, prompts, has_spk, sampling, device)
+    width, rows = embeds.shape[1], len(prompts)
+    cap = sampling.max_new_frames * tokens.TOKENS_PER_FRAME
+    full_mask = torch.cat([mask, torch.ones(rows, cap, dtype=mask.dtype, device=device)], 1)
+    cache_pos = torch.arange(width, width + cap, device=device)
+    out = model(inputs_embeds=embeds, attention_mask=mask, position_ids=prompt_pos,
                 use_cache=True, logits_to_keep=1)
-    cache, length = out.past_key_values, embeds.shape[1]
-    max_tokens = sampling.max_new_frames * tokens.TOKENS_PER_FRAME + 1
-    for _ in range(max_tokens):
-        logits = out.logits[:, -1, :].float().cpu()
-        next_ids = [_pick(row, logits[i], sampling, gen, keep_logits) for i, row in enumerate(rows)]
-        if all(row.done for row in rows):
+    kept, picked, fed_pos = [], [], []
+    for step in range(cap):
+        logits = out.logits[:, -1, :].float()
+        if keep_logits:
+            kept.append((logits.clone(), state.done.clone()))
+        next_ids, positions = state.step(logits)
+        picked.append(next_ids)
+        fed_pos.append(positions)
+        if step % STOP_CHECK_EVERY == STOP_CHECK_EVERY - 1 and bool(state.done.all()):
             break
-        step_pos = [row.tracker.push(t) if not row.done or t != tokens.PAD else 0.0
-                    for row, t in zip(rows, next_ids)]
-        for row, t, p in zip(rows, next_ids, step_pos):
-            if not (row.done and t == tokens.PAD):
-                row.ids.append(t)
-                row.positions.append(p)
-            if t == tokens.END_OF_SPEECH:
-                row.done = True
-        mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=mask.dtype, device=device)], 1)
-        out = model(
-            input_ids=torch.tensor(next_ids, device=device)[:, None],
-            attention_mask=mask,
-            position_ids=torch.tensor(step_pos, device=device)[:, None],
-            past_key_values=cache,
-            use_cache=True,
-            cache_position=torch.tensor([length], device=device),
-        )
-        cache, length = out.past_key_values, length + 1
-        if all(row.done for row in rows):
+        if step == cap - 1:
             break
-    return [_result(row, len(p)) for row, p in zip(rows, prompts)]
+        out = model(input_ids=next_ids[:, None], attention_mask=full_mask[:, :width + step + 1],
+                    position_ids=positions[:, None].float(), past_key_values=out.past_key_values,
+                    use_cache=True, cache_position=cache_pos[step:step + 1])
+    if keep_logits and len(picked) == cap:
+        # The step that meets the cap still shows its logits (and then picks nothing).
+        out = model(input_ids=picked[-1][:, None], attention_mask=full_mask[:, :width + cap],
+                    position_ids=fed_pos[-1][:, None].float(), past_key_values=out.past_key_values,
+                    use_cache=True, cache_position=cache_pos[cap - 1:cap])
+        kept.append((out.logits[:, -1, :].float(), state.done.clone()))
+    return _results(prompts, model.audio_step, has_spk, picked, fed_pos, kept)
 
 
-def _prefill_inputs(model, rows, prompts, speaker_embs, device):
+class _State:
+    """Per-row generation state as device tensors: tokens seen, token counts, finished."""
+
+    def __init__(self, model, prompts, has_spk: bool, sampling: SamplingConfig, device):
+        rows = len(prompts)
+        self.sampling, self.has_spk = sampling, has_spk
+        self.audio_step = model.audio_step
+        self.seen = torch.zeros(rows, tokens.VOCAB_SIZE, dtype=torch.bool, device=device)
+        for i, p in enumerate(prompts):  # once, before the loop
+            self.seen[i, torch.tensor(p, device=device)] = True
+        audio = [sum(tokens.is_audio(t) for t in p) for p in prompts]
+        self.audio = torch.tensor(audio, device=device)
+        self.text = torch.tensor([len(p) - a for p, a in zip(prompts, audio)], device=device)
+        self.done = torch.zeros(rows, dtype=torch.bool, device=device)
+        self.offsets = torch.arange(tokens.CODEBOOK_SIZE, device=device)
+        self.gen = None
+
+    def step(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next token of every row (PAD for finished rows) and its position."""
+        s = self.sampling
+        if s.constrain_audio:
+            candidates = self._candidates()
+            scores = logits.gather(1, candidates)
+            seen = self.seen.gather(1, candidates)
+        else:
+            candidates, scores, seen = None, logits, self.seen
+        if s.repetition_penalty != 1.0:
+            penalised = torch.where(scores > 0, scores / s.repetition_penalty,
+                                    scores * s.repetition_penalty)
+            scores = torch.where(seen, penalised, scores)
+        if s.constrain_audio:
+            may_stop = self.audio % tokens.TOKENS_PER_FRAME == 0
+            scores[:, 0] = scores[:, 0].masked_fill(~may_stop, float("-inf"))
+        choice = _choose(scores, s, self._generator(logits.device))
+        picked = choice if candidates is None else candidates.gather(1, choice[:, None])[:, 0]
+        picked = picked.masked_fill(self.done, tokens.PAD)
+        positions = self._positions()
+        live = ~self.done
+        is_audio = picked >= tokens.AUDIO_TOKENS_START
+        self.audio += (live & is_audio).long()
+        self.text += (live & ~is_audio).long()
+        self.seen.scatter_(1, picked[:, None], True)
+        self.done |= picked == tokens.END_OF_SPEECH
+        return picked, positions.masked_fill(~live, 0.0)  # float64, as the tracker's
+
+    def _candidates(self) -> torch.Tensor:
+        """End of speech, then the ids of the codebook each row expects next. End of speech
+        comes first (it is the smaller id), so greedy ties break as over the whole vocabulary."""
+        start = tokens.AUDIO_TOKENS_START + tokens.CODEBOOK_SIZE * (
+            self.audio % tokens.TOKENS_PER_FRAME)
+        eos = torch.full_like(start, tokens.END_OF_SPEECH)
+        return torch.cat([eos[:, None], start[:, None] + self.offsets], 1)
+
+    def _positions(self) -> torch.Tensor:
+        """``tokens.PositionTracker.push`` for every row, in float64 as the tracker computes."""
+        pos = self.text.double() + (self.audio // tokens.TOKENS_PER_FRAME).double() * self.audio_step
+        return pos + 1 if self.has_spk else pos
+
+    def _generator(self, device):
+        if self.gen is None:
+            self.gen = torch.Generator(device=device)
+            seed = self.sampling.seed
+            self.gen.manual_seed(seed if seed is not None else torch.seed())
+        return self.gen
+
+
+def _choose(scores: torch.Tensor, sampling: SamplingConfig, gen) -> torch.Tensor:
+    """Index of the chosen score of every row: greedy, or temperature + top-p sampling."""
+    if sampling.temperature == 0:
+        return scores.argmax(-1)
+    probs = torch.softmax(scores / sampling.temperature, dim=-1)
+    if sampling.top_p < 1:
+        sorted_probs, order = probs.sort(-1, descending=True)
+        before = sorted_probs.cumsum(-1) - sorted_probs
+        sorted_probs = sorted_probs.masked_fill(before >= sampling.top_p, 0)
+        probs = torch.zeros_like(probs).scatter_(1, order, sorted_probs)
+    return torch.multinomial(probs / probs.sum(-1, keepdim=True), 1, generator=gen)[:, 0]
+
+
+def _prefill_inputs(model, prompts, speaker_embs, device):
     """Left-padded prompt embeddings (speaker slot inserted), mask and positions."""
     embed = model.model.embed_tokens
-    seqs = []
+    seqs, positions = [], []
     for i, prompt in enumerate(prompts):
         e = embed(torch.tensor(prompt, device=device))[None]
         if speaker_embs is not None:
             spk = model.model.speaker_emb_projection(speaker_embs[i:i + 1].to(device, e.dtype))
             e = insert_at_one(e, spk)
         seqs.append(e[0])
+        positions.append(tokens.frame_positions(prompt, model.audio_step,
+                                                speaker_slot=speaker_embs is not None))
     width = max(len(s) for s in seqs)
     hidden = seqs[0].shape[-1]
     embeds = torch.zeros(len(seqs), width, hidden, dtype=seqs[0].dtype, device=device)
     mask = torch.zeros(len(seqs), width, dtype=torch.long, device=device)
-    positions = torch.zeros(len(seqs), width, dtype=torch.float32, device=device)
-    for i, (s, row) in enumerate(zip(seqs, rows)):
+    pos = torch.zeros(len(seqs), width, dtype=torch.float32, device=device)
+    for i, (s, p) in enumerate(zip(seqs, positions)):
         embeds[i, width - len(s):] = s
         mask[i, width - len(s):] = 1
-        positions[i, width - len(s):] = torch.tensor(row.positions, dtype=torch.float32)
-    return embeds, mask, positions
+        pos[i, width - len(s):] = torch.tensor(p, dtype=torch.float32)
+    return embeds, mask, pos
 
 
-def _pick(row: _Row, logits: torch.Tensor, sampling: SamplingConfig, gen, keep: bool) -> int:
-    """Choose the next token of one row (PAD once the row has finished)."""
-    if row.done:
-        return tokens.PAD
-    if keep:
-        row.logits.append(logits.clone())
-    if row.generated >= sampling.max_new_frames * tokens.TOKENS_PER_FRAME:
-        row.done = True
-        return tokens.PAD
-    row.generated += 1
-    scores = _penalise(logits.clone(), row.ids, sampling.repetition_penalty)
-    if sampling.constrain_audio:
-        lo, hi, may_stop = row.allowed()
-        allowed = torch.full_like(scores, float("-inf"))
-        allowed[lo:hi] = 0
-        if may_stop:
-            allowed[tokens.END_OF_SPEECH] = 0
-        scores = scores + allowed
-    return _sample(scores, sampling, gen)
-
-
-def _penalise(scores: torch.Tensor, seen: list[int], penalty: float) -> torch.Tensor:
-    if penalty == 1.0:
-        return scores
-    idx = torch.tensor(sorted(set(seen)), dtype=torch.long)
-    picked = scores[idx]
-    scores[idx] = torch.where(picked > 0, picked / penalty, picked * penalty)
-    return scores
-
-
-def _sample(scores: torch.Tensor, sampling: SamplingConfig, gen) -> int:
-    if sampling.temperature == 0:
-        return int(scores.argmax())
-    probs = torch.softmax(scores / sampling.temperature, dim=-1)
-    if sampling.top_p < 1:
-        sorted_probs, order = probs.sort(descending=True)
-        before = sorted_probs.cumsum(0) - sorted_probs
-        sorted_probs[before >= sampling.top_p] = 0
-        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
-    return int(torch.multinomial(probs / probs.sum(), 1, generator=gen))
-
-
-def _result(row: _Row, prompt_len: int) -> GeneratedRow:
-    generated = row.ids[prompt_len:]
-    codes = tokens.parse_codes([tokens.START_OF_SPEECH, *generated], strict=False)
-    return GeneratedRow(
-        codes=codes,
-        token_ids=row.ids,
-        positions=row.positions,
-        hit_length_cap=tokens.END_OF_SPEECH not in generated,
-        step_logits=row.logits,
-    )
+def _results(prompts, audio_step, has_spk, picked, fed_pos, kept) -> list[GeneratedRow]:
+    """Rows from the per-step device tensors, read back once."""
+    ids = torch.stack(picked, 1).cpu().tolist() if picked else [[] for _ in prompts]
+    pos = torch.stack(fed_pos, 1).cpu().tolist() if fed_pos else [[] for _ in prompts]
+    out = []
+    for i, prompt in enumerate(prompts):
+        generated = ids[i]
+        if tokens.END_OF_SPEECH in generated:
+            generated = generated[:generated.index(tokens.END_OF_SPEECH) + 1]
+        positions = tokens.frame_positions(prompt, audio_step, speaker_slot=has_spk).tolist()
+        positions += pos[i][:len(generated)]
+        logits = [step[i].cpu() for step, done in kept if not bool(done[i])]
+        codes = tokens.parse_codes([tokens.START_OF_SPEECH, *generated], strict=False)
+        out.append(GeneratedRow(
+            codes=codes, token_ids=[*prompt, *generated], positions=positions,
+            hit_length_cap=tokens.END_OF_SPEECH not in generated, step_logits=logits))
+    return out

@@ -144,6 +144,34 @@ class KaniTTS2ForCausalLM(Lfm2ForCausalLM):
         - an attention mask is always passed on (transformers cuts attention at repeated
           positions when it has none).
         """
+        inputs = self._kani_inputs(input_ids, attention_mask, position_ids, past_key_values,
+                                   inputs_embeds, speaker_emb, labels)
+        return super().forward(
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            cache_position=cache_position,
+            logits_to_keep=logits_to_keep,
+            **inputs,
+            **kwargs,
+        )
+
+    def hidden_states(self, input_ids=None, attention_mask=None, speaker_emb=None,
+                      **kwargs) -> torch.Tensor:
+        """The final (normed) hidden states of a training forward, without the LM head: the
+        chunked loss applies the head a slice of positions at a time."""
+        inputs = self._kani_inputs(input_ids, attention_mask, None, None, None, speaker_emb, None)
+        inputs.pop("labels")
+        if self.config._attn_implementation == "sdpa":
+            # The 4-D mask transformers would build for a padded batch, built here for every
+            # batch: transformers would otherwise ask the device whether anything is padded.
+            keys = inputs["attention_mask"].bool()
+            length = keys.shape[1]
+            causal = torch.ones(length, length, dtype=torch.bool, device=keys.device).tril()
+            inputs["attention_mask"] = causal[None, None] & keys[:, None, None, :]
+        return self.model(**inputs, use_cache=False, **kwargs).last_hidden_state
+
+    def _kani_inputs(self, input_ids, attention_mask, position_ids, past_key_values,
+                     inputs_embeds, speaker_emb, labels) -> dict:
         if inputs_embeds is None:
             inputs_embeds = self.model.embed_tokens(input_ids)
         batch, length = inputs_embeds.shape[:2]
@@ -163,20 +191,11 @@ class KaniTTS2ForCausalLM(Lfm2ForCausalLM):
             position_ids[:, 0] -= 1
             if labels is not None:
                 labels = insert_at_one(labels, torch.full_like(labels[:, 0], tokens.IGNORE_INDEX))
-        current = attention_mask[:, -inputs_embeds.shape[1]:].bool()
-        padding = None if bool(current.all()) else current
-        return super().forward(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            past_key_values=past_key_values,
-            labels=labels,
-            use_cache=use_cache,
-            cache_position=cache_position,
-            logits_to_keep=logits_to_keep,
-            **{PADDING_KWARG: padding},
-            **kwargs,
-        )
+        # Always passed on, even when nothing is padded: zeroing with an all-true mask changes
+        # nothing, and asking whether it is all true would wait for the device every step.
+        padding = attention_mask[:, -inputs_embeds.shape[1]:].bool()
+        return {"inputs_embeds": inputs_embeds, "attention_mask": attention_mask,
+                "position_ids": position_ids, "labels": labels, PADDING_KWARG: padding}
 
 
 def _layer_pre_hook(rope: LearnableRope | None):
