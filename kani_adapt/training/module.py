@@ -134,7 +134,9 @@ class GeneratorModule(L.LightningModule):
         ]
         # Fused AdamW: one kernel for all parameters instead of several per tensor, and no read
         # of the step count on the host (the unfused version reads it for every parameter).
-        fused = next(self.net.parameters()).device.type in ("cuda", "cpu")
+        # fp16 AMP unscales through a gradient scaler, which a fused optimizer takes over.
+        fused = next(self.net.parameters()).device.type in ("cuda", "cpu") and not (
+            self.cfg.trainer.precision.startswith("16"))
         optimizer = torch.optim.AdamW([g for g in params if g["params"]], betas=tuple(o.betas),
                                       fused=fused or None)
         total = self.cfg.trainer.max_steps
@@ -149,6 +151,20 @@ class GeneratorModule(L.LightningModule):
         from lightning.pytorch.callbacks import TQDMProgressBar
 
         return [TQDMProgressBar(refresh_rate=max(1, self.cfg.trainer.log_every))]
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None,
+                                    gradient_clip_algorithm=None):
+        """Clip by global norm on the device. Lightning's mixed-precision plugin refuses to clip
+        for a fused optimizer (it assumes a gradient scaler); bf16 and fp32 have none, so the
+        gradients here are true gradients, and fp16 runs do not use the fused optimizer."""
+        if not gradient_clip_val:
+            return
+        if self.cfg.trainer.precision.startswith("16"):
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        params = [p for group in optimizer.param_groups for p in group["params"]
+                  if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(params, gradient_clip_val, foreach=True)
 
     def on_save_checkpoint(self, checkpoint):
         kind, keys, pos, has_gauss, gauss = np.random.get_state()

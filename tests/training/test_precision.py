@@ -21,3 +21,23 @@ def test_bf16_mixed_training_steps_give_finite_losses(tmp_path, synth_data, base
     assert metrics["steps"] == 2
     losses = {k: v for k, v in metrics["metrics"].items() if k.endswith("loss")}
     assert losses and all(math.isfinite(v) and v > 0 for v in losses.values()), losses
+
+
+def test_gradients_are_clipped_by_global_norm_with_the_fused_optimizer():
+    import torch
+
+    from kani_adapt.config import load_config
+    from kani_adapt.training.config import TrainConfig
+    from kani_adapt.training.module import GeneratorModule
+    from tests.helpers import tiny_generator
+
+    model, _ = tiny_generator()
+    cfg = load_config(TrainConfig, None, ["mode=continue_pretrain", "trainer.precision=bf16-mixed"])
+    module = GeneratorModule(cfg, model)
+    optimizer = module.configure_optimizers()["optimizer"]
+    assert optimizer.defaults["fused"]  # the combination Lightning's AMP plugin refuses to clip
+    for p in module.parameters():
+        p.grad = torch.full_like(p, 3.0)
+    module.configure_gradient_clipping(optimizer, gradient_clip_val=0.5)
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()]))
+    assert abs(float(norm) - 0.5) < 1e-3
