@@ -43,8 +43,6 @@ def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
         atomic.write_text(run_dir / "data_stats.json", json.dumps(data.stats, indent=2) + "\n")
     trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
     trainer.save_checkpoint(run_dir / "checkpoints" / runs.LAST)
-    digest = runs.param_digest(module.net)
-    atomic.write_text(run_dir / f"param_digest_rank{trainer.global_rank}.txt", digest + "\n")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     summary = {"steps": trainer.global_step, "metrics": metrics, "run_dir": str(run_dir)}
     if trainer.is_global_zero:

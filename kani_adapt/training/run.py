@@ -12,7 +12,6 @@ run_dir/
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -75,14 +74,6 @@ def rebuild_model(run_dir: Path):
 
     config = Lfm2Config.from_pretrained(check_model_folder(run_dir / "base"))
     return KaniTTS2ForCausalLM(config), AutoTokenizer.from_pretrained(run_dir / "base")
-
-
-def param_digest(module: torch.nn.Module) -> str:
-    digest = hashlib.sha256()
-    for name, param in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(param.detach().cpu().float().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -75,6 +75,7 @@ def test_manifest_problems_are_reported_together(tmp_path):
     assert all(f"m.json:{n}" in str(err.value) for n in (1, 2, 3))
 
 
+@pytest.mark.slow
 def test_codec_check_cli_writes_reports_side_by_side(tiny_nemo, tmp_path, capsys):
     from tests.codec.conftest import write_corpus
 

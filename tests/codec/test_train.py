@@ -90,6 +90,7 @@ def _final_state(run):
     return ckpt["state_dict"], ckpt["optimizer_states"], ckpt["lr_schedulers"]
 
 
+@pytest.mark.slow
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(corpus, tmp_path):
     # MRD only: two optimizers (the case Lightning's max_steps counts twice) at test speed.
     args = dict(discriminators="[mrd]", max_steps=3, checkpoint_every=2)
@@ -110,6 +111,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(corpus, tmp_pat
     assert sched == ref_sched
 
 
+@pytest.mark.slow
 def test_mpd_and_mrd_discriminators_train_beside_the_decoder(corpus, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from kani_adapt import tokens
 from kani_adapt.cli.main import main
@@ -44,6 +43,7 @@ def logits_of(model, tok):
         return model(**batch).logits
 
 
+@pytest.mark.slow
 def test_lora_run_exports_merged_and_unmerged_that_agree(tmp_path, synth_data, base_ckpt):
     run_dir = tmp_path / "run"
     args = cpu_overrides(run_dir, synth_data, **{"model.init": base_ckpt, "mode": "lora",
@@ -72,6 +72,7 @@ def test_lora_run_exports_merged_and_unmerged_that_agree(tmp_path, synth_data, b
     assert row.codes.shape[1] == 4 and len(row.codes) > 0
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, synth_data, base_ckpt):
     common = {"model.init": base_ckpt, "trainer.max_steps": 8, "trainer.ckpt_every": 2,
               "trainer.val_every": 4, "lora.dropout": 0.3}  # dropout: the RNG must be restored
@@ -97,7 +98,10 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, synth_data, 
     assert not different, different[:5]
 
 
-def test_two_process_ddp_ends_with_identical_weights(tmp_path, synth_data, base_ckpt):
+@pytest.mark.slow
+def test_two_process_ddp_trains_and_exports(tmp_path, synth_data, base_ckpt):
+    """A smoke run of the strategy the README advertises (identical weights across ranks is
+    what DDP itself guarantees; which batches each rank sees is ours, tested below)."""
     run_dir = tmp_path / "ddp"
     args = ["train", *cpu_overrides(run_dir, synth_data, **{
         "model.init": base_ckpt, "trainer.devices": 2, "trainer.strategy": "ddp",
@@ -106,13 +110,25 @@ def test_two_process_ddp_ends_with_identical_weights(tmp_path, synth_data, base_
     proc = subprocess.run([sys.executable, "-m", "kani_adapt.cli.main", *args], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    digests = [(run_dir / f"param_digest_rank{r}.txt").read_text() for r in (0, 1)]
-    assert digests[0] == digests[1]
-    base = load_file(base_ckpt / "model.safetensors")
+    assert json.loads((run_dir / "metrics.json").read_text())["steps"] == 3
+    assert not list(run_dir.glob("param_digest*"))  # no test bookkeeping in run folders
     trained = final_state(run_dir)
     lora_b = [v for k, v in trained.items() if "lora_B" in k]
     assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # training did happen
-    assert len(base) > 0
+
+
+def test_ranks_see_disjoint_shares_of_the_same_step_indexed_batches():
+    from kani_adapt.training.batching import StepBatchSampler
+
+    def batch_fn(flat: int) -> list[int]:
+        return [flat * 10, flat * 10 + 1]
+
+    single = list(StepBatchSampler(batch_fn, total=6))
+    ranks = [list(StepBatchSampler(batch_fn, total=3, rank=r, world=2)) for r in (0, 1)]
+    seen = [b for step in zip(*ranks) for b in step]  # step order, rank order within a step
+    assert seen == single  # two ranks together see exactly what one process sees, once
+    resumed = list(StepBatchSampler(batch_fn, total=3, start=lambda: 1, rank=1, world=2))
+    assert resumed == ranks[1][1:]  # a resumed rank continues with its own next batch
 
 
 def test_rerun_with_another_config_is_refused(tmp_path, synth_data):
