@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     parser.add_argument("--modes", nargs="+", default=["lora", "continue_pretrain"])
     parser.add_argument("--seconds", nargs="+", type=float, default=[10, 20, 40])
     parser.add_argument("--checkpointing", nargs="+", default=["off", "on"])
-    parser.add_argument("--chunk", nargs="+", type=int, default=[0, 256],
+    parser.add_argument("--chunk", nargs="+", type=int, default=[0, 64],
                         help="model.loss_chunk values (0: full logits)")
     parser.add_argument("--quick", action="store_true", help="tiny shape, 10 s clips")
     parser.add_argument("--one", help=argparse.SUPPRESS)

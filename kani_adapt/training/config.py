@@ -39,7 +39,7 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     # Loss over this many positions at a time (LM head and cross-entropy checkpointed per
     # slice): peak memory stops growing with positions x vocabulary. 0: full logits at once.
-    loss_chunk: int = 256
+    loss_chunk: int = 64
 
 
 @dataclass

@@ -55,7 +55,7 @@ def _slice_losses(head, hidden: torch.Tensor, target: torch.Tensor) -> torch.Ten
 
 
 def chunked_token_losses(hidden: torch.Tensor, head: torch.nn.Module, labels: torch.Tensor,
-                         chunk: int = 256) -> torch.Tensor:
+                         chunk: int = 64) -> torch.Tensor:
     """``token_losses(head(hidden), labels)`` computed ``chunk`` positions at a time."""
     target = shift_labels(labels).reshape(-1)
     flat = hidden.reshape(-1, hidden.shape[-1])
