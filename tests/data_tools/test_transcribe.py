@@ -191,3 +191,30 @@ def test_tiny_whisper_writes_transcripts_through_the_real_loading_code(tmp_path)
         assert cols["asr_avg_logprob"] == pytest.approx(want[u.id].avg_logprob, abs=1e-3)
     assert json.loads((work / "transcribe" / "settings.json").read_text())["settings"][
         "min_avg_logprob"] == -1e3
+
+
+def test_detected_language_must_match_the_tag():
+    class Detects:
+        def detect_language(self, audios, rate):
+            return [{"en": 0.9, "de": 0.1}, {"en": 0.2, "de": 0.8}]
+
+    cfg = TranscribeConfig(detect_language=True)
+    found = transcribe.check_language(Detects(), [None, None], 16000, ["en", "en"], cfg)
+    assert found[0] is None and "heard de" in found[1]
+    cfg.detect_language = False  # forced from the tag: nothing is detected
+    assert transcribe.check_language(Detects(), [None, None], 16000, ["en", "en"], cfg) == [None] * 2
+
+
+def test_transcribe_settings_are_checked_at_load(tmp_path):
+    from data_tools.config import load_config
+    from kani_adapt.errors import ConfigError
+
+    (tmp_path / "rec").mkdir()
+    path = tmp_path / "data.yaml"
+    path.write_text("ingest: {sources: [{path: rec}]}\ntranscribe: {enabled: off}\n")
+    assert load_config(path).transcribe.enabled == "off"  # YAML's boolean off means the switch
+    path.write_text("ingest: {sources: [{path: rec}]}\n"
+                    "transcribe: {max_transcript_cer: -1, min_words_per_second: 9}\n")
+    with pytest.raises(ConfigError, match="max_transcript_cer.*min_words_per_second|"
+                                          "min_words_per_second.*max_transcript_cer"):
+        load_config(path)
