@@ -218,3 +218,21 @@ def test_transcribe_settings_are_checked_at_load(tmp_path):
     with pytest.raises(ConfigError, match="max_transcript_cer.*min_words_per_second|"
                                           "min_words_per_second.*max_transcript_cer"):
         load_config(path)
+
+
+def test_a_recogniser_without_word_times_is_asked_per_window_of_speech():
+    class TextOnly:
+        def __init__(self):
+            self.lengths = []
+
+        def transcribe(self, audios, rate, languages):
+            self.lengths += [len(a) / rate for a in audios]
+            return [Transcript(f"w{i} x{i} y{i}", "en", -0.1, 0.0, 1.0, math.nan, False)
+                    for i in range(len(audios))]
+
+    asr = TextOnly()
+    spans = [(0.5, 12.0), (13.0, 25.0), (26.0, 40.0)]  # 40 s: more than one Whisper window
+    words = transcribe.asr_words(asr, np.zeros(16000 * 41, np.float32), 16000, "en", spans)
+    assert asr.lengths == pytest.approx([24.5, 14.0])  # windows end to end, each within 28 s
+    assert [w for w, *_ in words] == ["w0", "x0", "y0", "w1", "x1", "y1"]
+    assert all(any(a <= s <= e <= b for a, b in spans) for _, s, e in words)
