@@ -86,7 +86,8 @@ def time_asr(spec: str, device: str, audios, batch_size: int, tokens: int) -> fl
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="twin shape, 4 clips: a check that it runs")
+    ap.add_argument("--quick", action="store_true",
+                    help="twin shape, 4 clips: a check that it runs")
     ap.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
     ap.add_argument("--asr", default="", help="a real Whisper folder or hub id instead")
     ap.add_argument("--clips", type=int, default=16)

@@ -60,7 +60,8 @@ class TranscribeConfig:
     min_language_prob: float = 0.5  # with detect_language: the tag's language must reach this
     verify: bool = True  # clips that came with a transcript: compare it with what ASR heard
     # Character error rate (normalised texts) above which a given transcript is wrong: Whisper
-    # large-v3 on clean read speech is ~2-5 %, on accented speech ~10-20 %; another clip's text ~80 %+.
+    # large-v3 on clean read speech is ~2-5 %, on accented speech ~10-20 %; another clip's
+    # text ~80 %+.
     max_transcript_cer: float = 0.3
     # Hallucination guards on transcripts the ASR writes (Whisper's own fallback thresholds):
     min_avg_logprob: float = -1.0  # mean token log-probability
@@ -168,7 +169,8 @@ FRACTIONS = {"max_rejected_fraction", "segment.vad_threshold", "align.min_word_m
              "filter.max_clipped_fraction", "filter.max_silence_ratio",
              "filter.near_duplicate_similarity", "transcribe.min_language_prob",
              "transcribe.max_no_speech_prob", "outliers.min_spread"}
-SIGNED = {"filter.min_snr_db", "transcribe.min_avg_logprob", "outliers.min_cosine"}  # a threshold in dB may lie below zero
+# thresholds that may lie below zero: dB, log-probabilities, cosines
+SIGNED = {"filter.min_snr_db", "transcribe.min_avg_logprob", "outliers.min_cosine"}
 ORDERED = (("segment.min_seconds", "segment.max_seconds"),
            ("filter.min_seconds", "filter.max_seconds"),
            ("transcribe.min_words_per_second", "transcribe.max_words_per_second"))

@@ -55,7 +55,8 @@ def test_prepare_turns_long_recordings_into_a_dataset_in_one_command(tmp_path, m
 
     rejected = list(read_jsonl(work / "rejected.jsonl"))
     assert [(r["id"].rsplit("/", 1)[1], r["reason"]) for r in rejected
-            if r["stage"] != "transcribe" or "#" not in r["id"]] == [("wrong", "transcript_mismatch")]
+            if r["stage"] != "transcribe" or "#" not in r["id"]] == [
+        ("wrong", "transcript_mismatch")]
     cut_of = {u["id"]: u for u in read_jsonl(work / "transcribe" / "manifest.jsonl")}
 
     # the reading with one transcript: its cuts hold the user's words, in order, and the kept
