@@ -46,6 +46,34 @@ class SegmentConfig:
 
 
 @dataclass
+class TranscribeConfig:
+    # auto: run where the ASR model is on this machine (a folder, or already in the Hugging Face
+    # cache), so nothing is fetched unasked and configs without a model behave as before (clips
+    # without a transcript are rejected at ingest); on: required (a hub id is fetched); off: skip.
+    enabled: str = "auto"
+    model: str = "openai/whisper-large-v3"  # Whisper: local folder or hub id
+    device: str = "cpu"
+    batch_size: int = 8  # clips per ASR batch (grouped by length and language)
+    languages: dict[str, str] = field(default_factory=dict)  # tag -> Whisper language code;
+    #                                     unmapped tags use their first part (de_hessian -> de)
+    detect_language: bool = False  # detect instead of forcing, and reject other languages
+    min_language_prob: float = 0.5  # with detect_language: the tag's language must reach this
+    verify: bool = True  # clips that came with a transcript: compare it with what ASR heard
+    # Character error rate (normalised texts) above which a given transcript is wrong: Whisper
+    # large-v3 on clean read speech is ~2-5 %, on accented speech ~10-20 %; another clip's
+    # text ~80 %+.
+    max_transcript_cer: float = 0.3
+    # Hallucination guards on transcripts the ASR writes (Whisper's own fallback thresholds):
+    min_avg_logprob: float = -1.0  # mean token log-probability
+    max_no_speech_prob: float = 0.6  # probability of the no-speech token
+    max_compression_ratio: float = 2.4  # zlib ratio of the text: loops compress well
+    max_ngram_repeats: int = 4  # the same 1-4 word n-gram this many times in a row: a loop
+    wps_outlier_mads: float = 4.0  # words/s further than this many MADs from the speaker's median
+    min_words_per_second: float = 0.5  # absolute range for every speaker (read speech ~2-3.5)
+    max_words_per_second: float = 6.0
+
+
+@dataclass
 class AlignConfig:
     enabled: str = "auto"  # auto: run where MFA is installed; on: require it; off: skip
     dictionary: str = ""  # pronunciation dictionary; "": a grapheme dictionary from the corpus
@@ -69,6 +97,14 @@ class FilterConfig:
     rate_outlier_mad: float = 4.0  # characters/second further than this many MADs from speaker
     max_chars_per_second: float = 30.0  # absolute ceiling (read speech: ~10-17 letters/s)
     max_text_chars: int = 1000  # per clip; 20 s of very fast speech is ~600
+    # DNSMOS (P.808, P.835 OVRL/SIG/BAK) per clip: columns in the dataset and a histogram in the
+    # report. Off by default: it costs ~0.5-1 s of CPU per clip.
+    dnsmos: bool = False
+    # OVRL floor when dnsmos is on. Emilia kept OVRL >= 3.0 for real recordings, but clean
+    # espeak-ng speech scores only 2.7-2.9 (noise at 10 dB SNR brings it to ~2.0), so 3.0 would
+    # empty the synthetic demo; 2.4 keeps clean synthetic speech and drops audibly noisy clips.
+    # Set 3.0 for Emilia's bar on real recordings.
+    min_dnsmos: float = 2.4
     near_duplicate_similarity: float = 0.995  # cosine of audio fingerprints (same length)
     language: str = ""  # text normalisation hooks: "" = use each utterance's tag
     numbers_to_words: bool = True  # where num2words supports the language
@@ -80,6 +116,16 @@ class EmbedConfig:
     model: str = "nineninesix/speaker-emb-tbr"  # local directory or hub id
     batch_size: int = 8
     device: str = "cpu"
+
+
+@dataclass
+class OutliersConfig:
+    """Clips far from their speaker's centroid embedding (data_tools/consistency.py)."""
+    enabled: bool = True
+    outlier_mads: float = 3.5  # below median - k * MAD of the speaker's cosines (robust z 3.5)
+    min_spread: float = 0.03  # smallest spread assumed, so near-identical clips are not flagged
+    min_cosine: float = -1.0  # absolute floor (-1: off; embedder-dependent, ~0.3-0.5 for ECAPA)
+    min_clips: int = 5  # fewer clips: only the floor applies
 
 
 @dataclass
@@ -104,9 +150,11 @@ class DataConfig:
     max_rejected_fraction: float = 0.5  # a stage fails past this share of rejected items
     ingest: IngestConfig = field(default_factory=IngestConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
+    transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
+    outliers: OutliersConfig = field(default_factory=OutliersConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     write: WriteConfig = field(default_factory=WriteConfig)
 
@@ -115,13 +163,17 @@ class DataConfig:
 POSITIVE = {"ingest.sample_rate", "ingest.max_file_seconds", "ingest.max_transcript_bytes",
             "segment.max_seconds", "align.num_jobs", "align.max_seconds", "filter.max_seconds",
             "filter.max_chars_per_second", "filter.max_text_chars", "embed.batch_size",
-            "tokenize.batch_seconds", "tokenize.max_batch_size"}
+            "tokenize.batch_seconds", "tokenize.max_batch_size", "transcribe.batch_size",
+            "transcribe.max_ngram_repeats"}
 FRACTIONS = {"max_rejected_fraction", "segment.vad_threshold", "align.min_word_match",
              "filter.max_clipped_fraction", "filter.max_silence_ratio",
-             "filter.near_duplicate_similarity"}
-SIGNED = {"filter.min_snr_db"}  # a threshold in dB may lie below zero
+             "filter.near_duplicate_similarity", "transcribe.min_language_prob",
+             "transcribe.max_no_speech_prob", "outliers.min_spread"}
+# thresholds that may lie below zero: dB, log-probabilities, cosines
+SIGNED = {"filter.min_snr_db", "transcribe.min_avg_logprob", "outliers.min_cosine"}
 ORDERED = (("segment.min_seconds", "segment.max_seconds"),
-           ("filter.min_seconds", "filter.max_seconds"))
+           ("filter.min_seconds", "filter.max_seconds"),
+           ("transcribe.min_words_per_second", "transcribe.max_words_per_second"))
 
 
 def _numbers(obj, prefix: str = ""):
@@ -159,8 +211,9 @@ def validate(cfg: DataConfig) -> DataConfig:
             problems.append(f"ingest.sources[{i}].layout must be one of {', '.join(LAYOUTS)}")
         if not src.path:
             problems.append(f"ingest.sources[{i}].path is empty: name the input folder")
-    if cfg.align.enabled not in ("auto", "on", "off"):
-        problems.append("align.enabled must be auto, on or off")
+    for section in ("align", "transcribe"):
+        if getattr(cfg, section).enabled not in ("auto", "on", "off"):
+            problems.append(f"{section}.enabled must be auto, on or off")
     problems += range_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
@@ -200,10 +253,11 @@ def sections() -> list[tuple[str, type]]:
 
 
 def normalise_raw(data):
-    """YAML 1.1 reads on/off as booleans; for the align switch that is what was meant."""
-    align = data.get("align") if isinstance(data, dict) else None
-    if isinstance(align, dict) and isinstance(align.get("enabled"), bool):
-        align["enabled"] = "on" if align["enabled"] else "off"
+    """YAML 1.1 reads on/off as booleans; for the enabled switches that is what was meant."""
+    for name in ("align", "transcribe"):
+        section = data.get(name) if isinstance(data, dict) else None
+        if isinstance(section, dict) and isinstance(section.get("enabled"), bool):
+            section["enabled"] = "on" if section["enabled"] else "off"
     return data
 
 
@@ -216,7 +270,8 @@ def resolve_paths(cfg: DataConfig, base: Path) -> DataConfig:
     if cfg.write.out:
         cfg.write.out = str((base / cfg.write.out).resolve())
     # Model paths may also be hub ids ("org/name"): resolved only where the local path exists.
-    for section, key in (("filter", "tokenizer"), ("embed", "model"), ("align", "dictionary"),
+    for section, key in (("filter", "tokenizer"), ("embed", "model"), ("transcribe", "model"),
+                         ("align", "dictionary"),
                          ("align", "acoustic_model"), ("align", "train_config")):
         value = getattr(getattr(cfg, section), key)
         if value and (base / value).exists():

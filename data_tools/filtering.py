@@ -25,8 +25,13 @@ NAME = "filter"
 SILENT_DB = -50.0  # loud frames quieter than this: nothing was recorded
 
 
-def item_reasons(f: Features, orig_rate: int, text: str, cfg: FilterConfig) -> list[tuple[str, str]]:
+DNSMOS_COLUMNS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")
+
+
+def item_reasons(f: Features, orig_rate: int, text: str, cfg: FilterConfig,
+                 dnsmos: dict | None = None) -> list[tuple[str, str]]:
     """Every rule one clip breaks on its own, as (reason, detail)."""
+    ovrl = (dnsmos or {}).get("dnsmos_ovrl", float("nan"))
     rules = [
         (not text.strip(), "empty_transcript", "no text after normalisation"),
         (f.duration < cfg.min_seconds, "too_short", f"{f.duration:.2f} s < {cfg.min_seconds}"),
@@ -43,6 +48,8 @@ def item_reasons(f: Features, orig_rate: int, text: str, cfg: FilterConfig) -> l
          f"{len(text)} characters > max_text_chars={cfg.max_text_chars}"),
         (f.chars_per_second > cfg.max_chars_per_second, "too_many_chars_per_second",
          f"{f.chars_per_second:.1f} letters/s > max_chars_per_second={cfg.max_chars_per_second}"),
+        (cfg.dnsmos and ovrl < cfg.min_dnsmos, "low_dnsmos",
+         f"DNSMOS OVRL {ovrl:.2f} < min_dnsmos={cfg.min_dnsmos}"),
     ]
     return [(reason, detail) for broken, reason, detail in rules if broken]
 
@@ -90,18 +97,25 @@ def duplicates(items: list[tuple[str, str, float, list[float]]], similarity: flo
     return out
 
 
-def _measure(utt: Utterance, work: Path, cfg: FilterConfig) -> dict:
+def _measure(utt: Utterance, work: Path, cfg: FilterConfig, dnsmos=None) -> dict:
     text = textnorm.normalise(utt.text, textnorm.language_of(utt.tag, cfg.language),
                               cfg.numbers_to_words)
     audio, rate = read_clip(work / utt.audio)
-    return {"utt": {**utt.to_dict(), "text": text},
-            "features": dataclasses.asdict(measure(audio, rate, text))}
+    out = {"utt": {**utt.to_dict(), "text": text},
+           "features": dataclasses.asdict(measure(audio, rate, text))}
+    if dnsmos is not None:
+        q = dnsmos.score_one(audio, rate)
+        out["columns"] = {utt.id: {c: round(float(getattr(q, c.split("_")[1])), 4)
+                                   for c in DNSMOS_COLUMNS}}
+    return out
 
 
 def decide(measured: list[dict], cfg: FilterConfig) -> tuple[list[Utterance], list[dict]]:
     utts = [Utterance.from_dict(m["utt"]) for m in measured]
     feats = {u.id: Features(**m["features"]) for u, m in zip(utts, measured)}
-    reasons = {u.id: item_reasons(feats[u.id], u.orig_sample_rate, u.text, cfg) for u in utts}
+    scores = {u.id: m.get("columns", {}).get(u.id) for u, m in zip(utts, measured)}
+    reasons = {u.id: item_reasons(feats[u.id], u.orig_sample_rate, u.text, cfg, scores[u.id])
+               for u in utts}
     ok = [u for u in utts if not reasons[u.id]]
     dups = duplicates([(u.id, f"{u.sha256}:{u.start:.2f}:{u.duration:.2f}", u.duration,
                         feats[u.id].fingerprint) for u in ok], cfg.near_duplicate_similarity)
@@ -119,13 +133,19 @@ def decide(measured: list[dict], cfg: FilterConfig) -> tuple[list[Utterance], li
 
 class Filter(BaseStage):
     name = section = NAME
-    help = "duration, clipping, SNR, silence, speaking rate, sample rate, duplicates; text"
+    help = "duration, clipping, SNR, silence, speaking rate, sample rate, duplicates, DNSMOS; text"
+    columns = DNSMOS_COLUMNS
 
     def settings(self, ctx) -> dict:
         return {"cfg": dataclasses.asdict(ctx.cfg.filter)}
 
+    def open(self, ctx) -> None:
+        if ctx.cfg.filter.dnsmos:
+            from kani_adapt.scorers.quality import DNSMOS
+            ctx.state["dnsmos"] = ctx.given.get("dnsmos") or DNSMOS()
+
     def process_item(self, ctx, utt: Utterance) -> Kept:
-        return Kept(extra=_measure(utt, ctx.work, ctx.cfg.filter))
+        return Kept(extra=_measure(utt, ctx.work, ctx.cfg.filter, ctx.state.get("dnsmos")))
 
     def decide(self, ctx, items: list, results: dict) -> tuple[list, list[dict]]:
         cfg = ctx.cfg.filter

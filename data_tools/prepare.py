@@ -16,11 +16,14 @@ from data_tools.runner import run_stage
 log = logging.getLogger("data_tools")
 
 
-def run(cfg: DataConfig, codec=None, embedder=None, vad=None, tokenizer=None) -> Path:
-    """Run all stages; ``codec``/``embedder``/``vad``/``tokenizer`` replace the configured ones
-    (tests and benchmarks pass small ones; by default they come from the config)."""
+def run(cfg: DataConfig, codec=None, embedder=None, vad=None, tokenizer=None, asr=None,
+        dnsmos=None) -> Path:
+    """Run all stages; ``codec``/``embedder``/``vad``/``tokenizer``/``asr``/``dnsmos`` replace
+    the configured ones (tests and benchmarks pass small ones; by default they come from the
+    config)."""
     given = {k: v for k, v in (("codec", codec), ("embedder", embedder), ("vad", vad),
-                               ("tokenizer", tokenizer)) if v is not None}
+                               ("tokenizer", tokenizer), ("asr", asr), ("dnsmos", dnsmos))
+             if v is not None}
     out = None
     check_folders(cfg)
     with locks.hold(Path(cfg.work)):  # one prepare per work folder, for all its stages

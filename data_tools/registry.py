@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 # Module names under data_tools/, in pipeline order.
-ORDER = ("ingest", "segment", "align", "filtering", "embed", "tokenize", "write")
+ORDER = ("ingest", "segment", "transcribe", "align", "filtering", "embed", "outliers",
+         "tokenize", "write")
 
 
 class Rejected(Exception):
@@ -40,6 +41,8 @@ class Stage(Protocol):
     model: bool  # runs a model: takes --shard I/N and a device, processes batches
     resumable: bool  # False: rebuilt whole on every run (write)
     writes_text: bool  # writes transcripts (ASR): ingest then keeps clips that have none
+    columns: tuple[str, ...]  # float dataset columns it logs per clip as
+    #                           ``Kept.extra["columns"] = {output id: {column: value}}``
 
     def enabled(self, cfg) -> bool:
         """Whether ``prepare`` runs it with this config (align: only where MFA is installed)."""

@@ -1,11 +1,30 @@
-"""The dataset report: hours per speaker and tag, rejections by stage and reason, coverage."""
+"""The dataset report: hours kept per speaker and tag, hours rejected per reason, tag and
+speaker, coverage; the histograms (CER, DNSMOS, speaking rate) are drawn by ``histograms``."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 
 
-def summarise(rows: list[dict], rejected: list[dict], extras: dict) -> dict:
-    """``rows``: dicts with speaker, tag, duration; ``rejected``: rejection records."""
+def rejected_seconds(rejected: list[dict], durations: dict[str, float]) -> list[float]:
+    """Seconds of each rejection: its own ``seconds`` (a dropped stretch of a recording), else
+    the duration of the item it rejected (0 where unknown: a file that could not be read)."""
+    return [float(r.get("seconds", durations.get(r["id"], 0.0)) or 0.0) for r in rejected]
+
+
+def _rejected_hours(rejected: list[dict], seconds: list[float], tags: dict[str, tuple]) -> dict:
+    by = {"reason": defaultdict(float), "tag": defaultdict(float), "speaker": defaultdict(float)}
+    for r, s in zip(rejected, seconds):
+        tag, speaker = tags.get(r["id"], ("?", "?"))
+        by["reason"][f"{r['stage']}: {r['reason']}"] += s / 3600
+        by["tag"][tag] += s / 3600
+        by["speaker"][speaker] += s / 3600
+    return {k: {n: round(h, 4) for n, h in sorted(v.items())} for k, v in by.items()}
+
+
+def summarise(rows: list[dict], rejected: list[dict], extras: dict,
+              seconds: list[float] | None = None, owners: dict[str, tuple] | None = None) -> dict:
+    """``rows``: dicts with speaker, tag, duration; ``rejected``: rejection records;
+    ``seconds``: each rejection's length; ``owners``: {id: (tag, speaker)} of rejected ids."""
     hours_speaker, hours_tag, speakers_tag = defaultdict(float), defaultdict(float), defaultdict(set)
     for row in rows:
         hours_speaker[row["speaker"]] += row["duration"] / 3600
@@ -21,6 +40,8 @@ def summarise(rows: list[dict], rejected: list[dict], extras: dict) -> dict:
         "rejected": len(rejected),
         "rejected_by_reason": [{"stage": s, "reason": r, "count": n}
                                for (s, r), n in sorted(by_reason.items())],
+        "rejected_hours": _rejected_hours(rejected, seconds or [0.0] * len(rejected),
+                                          owners or {}),
         **extras,
     }
 
@@ -30,7 +51,7 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
-def markdown(summary: dict) -> str:
+def markdown(summary: dict, pictures: list[str] = ()) -> str:
     lines = ["# Dataset report", "",
              f"{summary['clips']} clips, {summary['hours']:.3f} hours; "
              f"{summary['rejected']} items rejected (see rejected.jsonl).", "",
@@ -44,6 +65,12 @@ def markdown(summary: dict) -> str:
     lines += ["", "## Rejections by reason", ""]
     lines += _table(["stage", "reason", "count"],
                     [[r["stage"], r["reason"], r["count"]] for r in summary["rejected_by_reason"]])
+    for key in ("reason", "tag", "speaker"):
+        hours = summary.get("rejected_hours", {}).get(key, {})
+        lines += ["", f"## Hours rejected per {key}", ""]
+        lines += _table([key, "hours"], [[k or "(none)", f"{v:.4f}"] for k, v in hours.items()])
+    if pictures:
+        lines += ["", "## Distributions", ""] + [line for p in pictures for line in (p, "")]
     cov = summary.get("coverage")
     lines += ["", "## Tokenizer coverage", ""]
     if cov:

@@ -67,6 +67,7 @@ class BaseStage:
     name, section, help, unit = "", "", "", "clip"
     inputs: tuple[str, ...] | None = None
     chain, model, resumable, writes_text = True, False, True, False
+    columns: tuple[str, ...] = ()
 
     def enabled(self, cfg) -> bool:
         return True

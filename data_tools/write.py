@@ -2,7 +2,9 @@
 processed clips for codec training, and the Markdown + JSON report.
 
 Columns: text (no tag prefix), tag, nano_layer_1..4, encoded_len, speaker_emb (per clip),
-speaker_emb_mean (per speaker), speaker, duration, source. The whole output folder is built
+speaker_emb_mean (per speaker), speaker, duration, source, and the float columns stages declare
+(``Stage.columns``: cer and ASR confidence from transcribe, DNSMOS from filter), None where a
+clip has no value. The whole output folder is built
 under a temporary name and renamed, so a reader never sees half a dataset.
 """
 from __future__ import annotations
@@ -12,18 +14,32 @@ import os
 import shutil
 from pathlib import Path
 
-from data_tools import embed, official_dataset, registry, report, tokenize
+from data_tools import embed, histograms, official_dataset, registry, report, tokenize
 from data_tools.config import WriteConfig
 from data_tools.records import Utterance, read_jsonl, read_manifest
-from data_tools.runner import BaseStage, manifest_path, stage_dir
+from data_tools.runner import BaseStage, manifest_path, read_stage_results, stage_dir
 from kani_adapt import tokens
 from kani_adapt.errors import DataError
 
 NAME = "write"
 
 
+def stage_columns(work: Path) -> tuple[list[str], dict[str, dict]]:
+    """(column names, {clip id: {column: value}}) of every enabled or finished stage that
+    declares columns, read from its logs."""
+    names, values = [], {}
+    for st in registry.stages():
+        if not getattr(st, "columns", ()):
+            continue
+        names += [c for c in st.columns if c not in names]
+        for result in read_stage_results(work, st.name).values():
+            for clip, cols in result["extra"].get("columns", {}).items():
+                values.setdefault(clip, {}).update(cols)
+    return names, values
+
+
 def rows_for(utts: list[Utterance], codes: dict, embs: dict, means: dict,
-             drop_repeats: bool) -> list[dict]:
+             drop_repeats: bool, columns: tuple[list[str], dict] = ([], {})) -> list[dict]:
     """One dataset row per clip; every clip must have codes and an embedding."""
     missing = [u.id for u in utts if u.id not in codes or u.id not in embs]
     if missing:
@@ -39,6 +55,7 @@ def rows_for(utts: list[Utterance], codes: dict, embs: dict, means: dict,
                "speaker_emb": embs[u.id].tolist(), "speaker_emb_mean": means[u.speaker].tolist(),
                "speaker": u.speaker, "duration": float(u.duration), "source": u.id}
         row |= {f"nano_layer_{c + 1}": frames[:, c].astype(int).tolist() for c in range(4)}
+        row |= {c: columns[1].get(u.id, {}).get(c) for c in columns[0]}
         rows.append(row)
     return rows
 
@@ -57,7 +74,7 @@ def expected(work: Path) -> list[Utterance]:
     return [u for u in read_manifest(path) if u.id not in dropped]
 
 
-def features():
+def features(columns: list[str] = ()):
     from datasets import Features, Sequence, Value
 
     ints = Sequence(Value("int32"))
@@ -67,13 +84,15 @@ def features():
         "encoded_len": Value("int32"), "speaker_emb": Sequence(Value("float32")),
         "speaker_emb_mean": Sequence(Value("float32")), "speaker": Value("string"),
         "duration": Value("float64"), "source": Value("string"),
+        **{c: Value("float64") for c in columns},
     })
 
 
-def _write_dataset(rows: list[dict], folder: Path, shard_rows: int = 5000) -> None:
+def _write_dataset(rows: list[dict], folder: Path, columns: list[str],
+                   shard_rows: int = 5000) -> None:
     from datasets import Dataset
 
-    ds = Dataset.from_list(rows, features=features())
+    ds = Dataset.from_list(rows, features=features(columns))
     ds.save_to_disk(str(folder / "hf"))
     (folder / "parquet").mkdir()
     n = max(1, -(-len(ds) // shard_rows))
@@ -96,22 +115,41 @@ def build(cfg: WriteConfig, work: Path, inputs: list[Utterance], extras: dict) -
              embed.speaker_means({u.id: embs[u.id] for u in inputs if u.id in embs},
                                  {u.id: u.speaker for u in inputs}).items()}
     codes = tokenize.load_codes(work)
-    rows = rows_for(inputs, codes, embs, means, cfg.drop_repeated_frames)
+    columns = stage_columns(work)
+    rows = rows_for(inputs, codes, embs, means, cfg.drop_repeated_frames, columns)
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    _write_dataset(rows, tmp)
+    _write_dataset(rows, tmp, columns[0])
     official_dataset.write(tmp / "official", out.resolve() / "official", inputs, codes, embs,
                            means)
     (tmp / "nemo_manifest.jsonl").write_text(_nemo_manifest(inputs, work), encoding="utf-8")
-    summary = report.summarise(rows, list(read_jsonl(work / "rejected.jsonl")),
-                               _extras(work, cfg, extras))
+    rejected = list(read_jsonl(work / "rejected.jsonl"))
+    durations, owners = known_items(work)
+    summary = report.summarise(rows, rejected, _extras(work, cfg, extras),
+                               report.rejected_seconds(rejected, durations), owners)
     (tmp / "report.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
-    (tmp / "report.md").write_text(report.markdown(summary), encoding="utf-8")
+    pictures = histograms.write_histograms(rows, tmp / "report.md")
+    (tmp / "report.md").write_text(report.markdown(summary, pictures), encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)  # replaced as a whole: rows from an earlier run must not linger
     os.replace(tmp, out)
     return out
+
+
+def known_items(work: Path) -> tuple[dict[str, float], dict[str, tuple]]:
+    """({id: seconds}, {id: (tag, speaker)}) of every item a stage's manifest held, so a
+    rejection can be weighed and attributed; a cut's drops belong to their recording."""
+    seconds, owners = {}, {}
+    for name in registry.names():
+        for row in read_jsonl(manifest_path(work, name)):
+            seconds.setdefault(row["id"], row.get("duration", 0.0))
+            owners.setdefault(row["id"], (row.get("tag", ""), row.get("speaker", "")))
+    for r in read_jsonl(work / "rejected.jsonl"):
+        parent = r["id"].split("#")[0]
+        if r["id"] not in owners:
+            owners[r["id"]] = owners.get(parent, ("?", "?"))
+    return seconds, owners
 
 
 def _extras(work: Path, cfg: WriteConfig, extras: dict) -> dict:

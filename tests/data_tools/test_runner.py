@@ -97,8 +97,8 @@ def test_changed_settings_restart_the_stage_and_the_budget_counts_rejections(tmp
 def test_only_model_stages_take_shards():
     with pytest.raises(ConfigError, match="runs whole"):
         runner.run_stage("filter", DataConfig(), (0, 2))
-    assert [s.name for s in registry.stages() if s.model] == ["segment", "align", "embed",
-                                                              "tokenize"]
+    assert [s.name for s in registry.stages() if s.model] == [
+        "segment", "transcribe", "align", "embed", "tokenize"]
 
 
 def test_cli_subcommands_and_prepare_follow_the_registry():
@@ -112,7 +112,8 @@ def test_cli_subcommands_and_prepare_follow_the_registry():
         assert has_shard == registry.get(name).model
     # a stage's input is the nearest earlier chain stage: segment reads ingest, filter reads
     # align before segment before ingest, and the branches read filter
-    assert registry.inputs_of(registry.get("filter")) == ("align", "segment", "ingest")
+    assert registry.inputs_of(registry.get("filter")) == ("align", "transcribe", "segment",
+                                                          "ingest")
     assert registry.inputs_of(registry.get("tokenize")) == ("filter",)
 
 
@@ -185,4 +186,5 @@ def test_a_stage_that_writes_transcripts_lets_ingest_keep_clips_without_one(tmp_
     monkeypatch.setattr(registry, "stages", lambda: real[:2] + [asr] + real[2:])
     kept = runner.run_stage("ingest", cfg).kept  # settings changed: ingest redone
     assert sorted(u.text for u in kept) == ["", "given words"]
-    assert registry.inputs_of(registry.get("filter")) == ("align", "asr", "segment", "ingest")
+    assert registry.inputs_of(registry.get("filter")) == ("align", "transcribe", "asr", "segment",
+                                                          "ingest")
