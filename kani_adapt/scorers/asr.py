@@ -73,9 +73,9 @@ class WhisperASR:
         import torch
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-        from kani_adapt.models.generator.checkpoint import resolve
+        from kani_adapt.hub import resolve_folder
 
-        folder = resolve(spec, required=("config.json", "preprocessor_config.json"))
+        folder = resolve_folder(spec, required=("config.json", "preprocessor_config.json"))
         device = pick_device(device)
         torch_dtype = {"auto": torch.float16 if device.startswith("cuda") else torch.float32,
                        "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]

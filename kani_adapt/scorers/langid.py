@@ -49,9 +49,9 @@ class AccentClassifier:
              batch_size: int = 8) -> "AccentClassifier":
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-        from kani_adapt.models.generator.checkpoint import resolve
+        from kani_adapt.hub import resolve_folder
 
-        folder = resolve(spec, required=("config.json", "preprocessor_config.json"))
+        folder = resolve_folder(spec, required=("config.json", "preprocessor_config.json"))
         device = pick_device(device)
         try:
             extractor = AutoFeatureExtractor.from_pretrained(str(folder))

@@ -37,9 +37,9 @@ def load_xvector(spec: str, device: str) -> Embedder:
     from transformers import AutoFeatureExtractor, WavLMForXVector
 
     from kani_adapt.errors import CheckpointError
-    from kani_adapt.models.generator.checkpoint import resolve
+    from kani_adapt.hub import resolve_folder
 
-    folder = resolve(spec, required=("config.json", "preprocessor_config.json"))
+    folder = resolve_folder(spec, required=("config.json", "preprocessor_config.json"))
     try:
         extractor = AutoFeatureExtractor.from_pretrained(str(folder))
         model = WavLMForXVector.from_pretrained(str(folder)).to(device).eval()

@@ -164,9 +164,9 @@ def load(path_or_id: str = DEFAULT_MODEL, device: str = "cpu") -> SpeakerEmbedde
     from transformers import WavLMConfig
 
     from kani_adapt.errors import CheckpointError
-    from kani_adapt.models.generator.checkpoint import resolve
+    from kani_adapt.hub import resolve_folder
 
-    folder = resolve(path_or_id, required=("config.json", WEIGHTS))
+    folder = resolve_folder(path_or_id, required=("config.json", WEIGHTS))
     raw = json.loads((folder / "config.json").read_text())
     absent = [k for k in ("embd_size", "top_interm_size") if k not in raw]
     if raw.get("model_type") != "wavlm" or absent:
