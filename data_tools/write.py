@@ -8,8 +8,6 @@ under a temporary name and renamed, so a reader never sees half a dataset.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 from data_tools import embed, official_dataset, registry, report, tokenize
@@ -17,6 +15,7 @@ from data_tools.config import WriteConfig
 from data_tools.records import Utterance, read_jsonl, read_manifest
 from data_tools.runner import BaseStage, manifest_path, stage_dir
 from kani_adapt import tokens
+from kani_adapt.atomic import write_folder
 from kani_adapt.errors import DataError
 
 NAME = "write"
@@ -97,21 +96,19 @@ def build(cfg: WriteConfig, work: Path, inputs: list[Utterance], extras: dict) -
                                  {u.id: u.speaker for u in inputs}).items()}
     codes = tokenize.load_codes(work)
     rows = rows_for(inputs, codes, embs, means, cfg.drop_repeated_frames)
-    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    _write_dataset(rows, tmp)
-    official_dataset.write(tmp / "official", out.resolve() / "official", inputs, codes, embs,
-                           means)
-    (tmp / "nemo_manifest.jsonl").write_text(_nemo_manifest(inputs, work), encoding="utf-8")
     summary = report.summarise(rows, list(read_jsonl(work / "rejected.jsonl")),
                                _extras(work, cfg, extras))
-    (tmp / "report.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
-    (tmp / "report.md").write_text(report.markdown(summary), encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)  # replaced as a whole: rows from an earlier run must not linger
-    os.replace(tmp, out)
-    return out
+
+    def write(tmp: Path) -> None:
+        _write_dataset(rows, tmp)
+        official_dataset.write(tmp / "official", out.resolve() / "official", inputs, codes, embs,
+                               means)
+        (tmp / "nemo_manifest.jsonl").write_text(_nemo_manifest(inputs, work), encoding="utf-8")
+        (tmp / "report.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
+        (tmp / "report.md").write_text(report.markdown(summary), encoding="utf-8")
+
+    # replaced as a whole: rows from an earlier run must not linger
+    return write_folder(out, write)
 
 
 def _extras(work: Path, cfg: WriteConfig, extras: dict) -> dict:

@@ -13,12 +13,13 @@ pos", safetensors: "I/O error ... os error 28"); a failed write here is re-raise
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 MARK = ".kani-tmp"
 LOW_SPACE = 1 << 20  # bytes free below which a failed write is taken for a full disk
@@ -115,6 +116,15 @@ def write_text(path: str | Path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 
 
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
+    """One JSON object per line (UTF-8, not ASCII-escaped), the whole file or nothing."""
+    return write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def write_json(path: str | Path, value, indent: int | None = 2) -> Path:
+    return write_text(path, json.dumps(value, ensure_ascii=False, indent=indent) + "\n")
+
+
 def write_file(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` with a temporary file path beside ``path``, then rename it over."""
     path = Path(path)
@@ -139,6 +149,17 @@ def write_audio(path: str | Path, audio, sample_rate: int, **options) -> Path:
 
     options.setdefault("format", Path(path).suffix.lstrip(".").upper() or "WAV")
     return write_file(path, lambda tmp: sf.write(str(tmp), audio, sample_rate, **options))
+
+
+def write_npy(path: str | Path, array) -> Path:
+    """A NumPy ``.npy`` file (no pickles inside), written atomically."""
+    import numpy as np
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:  # a file object: numpy adds no .npy to the temporary name
+            np.save(fh, array, allow_pickle=False)
+
+    return write_file(path, write)
 
 
 def write_folder(out: str | Path, write: Callable[[Path], None]) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from kani_adapt.atomic import write_file
 from kani_adapt.errors import CheckpointError, DataError
 from kani_adapt.hub import resolve_file
 from kani_adapt.model_files import torch_load
@@ -277,11 +278,8 @@ def save_model(model, path: Path) -> Path:
     path = Path(path)
     if path.suffix != ".nemo":
         raise CheckpointError(f"{path}: codec files end in .nemo")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    model.save_to(str(tmp))
-    tmp.replace(path)  # never leave a half-written archive under the final name
-    return path
+    # never leave a half-written archive under the final name
+    return write_file(path, lambda tmp: model.save_to(str(tmp)))
 
 
 class NemoCodec:
