@@ -18,7 +18,8 @@ import numpy as np
 
 from kani_adapt.errors import CheckpointError, ConfigError
 from kani_adapt.scorers import textnorm
-from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate, length_batches, pick_device
+from kani_adapt.batching import length_batches
+from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate, pick_device
 
 DEFAULT_MODEL = "openai/whisper-large-v3"
 MAX_SECONDS = 30.0  # Whisper's window; longer clips are cut there (and flagged)
@@ -136,7 +137,7 @@ class WhisperASR:
         audios = all_to_rate(audios, rate)
         languages = list(languages) if languages is not None else [None] * len(audios)
         out: list[Transcript | None] = [None] * len(audios)
-        for batch in length_batches([len(a) for a in audios], self.batch_size, languages):
+        for batch in length_batches([len(a) for a in audios], self.batch_size, groups=languages):
             with torch.no_grad():
                 for i, t in zip(batch, self._batch([audios[i] for i in batch], languages[batch[0]])):
                     out[i] = t

@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 
 from kani_adapt.errors import CheckpointError, ConfigError
-from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate, length_batches, pick_device
+from kani_adapt.batching import length_batches
+from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate, pick_device
 
 
 def whisper_language_prob(asr, audios: Sequence[np.ndarray], rate: int,

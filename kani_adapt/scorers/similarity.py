@@ -15,7 +15,8 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 
-from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate, length_batches, pick_device
+from kani_adapt.batching import length_batches
+from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate, pick_device
 
 Embedder = Callable[[list[np.ndarray]], np.ndarray]  # 16 kHz clips -> [N, D] unit vectors
 Kind = Literal["kani", "wavlm-xvector"]
