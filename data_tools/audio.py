@@ -1,4 +1,4 @@
-"""Audio I/O: read any soundfile format as mono float32, resample with soxr, write atomically."""
+"""Audio I/O of the data tools: the project's reader (kani_adapt.audio) with rejection codes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kani_adapt import audio as audio_io
 from kani_adapt.errors import DataError
 
 
@@ -30,29 +31,14 @@ def read_mono(path: Path, sample_rate: int | None = None) -> Loaded:
 
     Raises AudioError with its reason: unreadable_audio, empty_audio, nan_samples.
     """
-    import soundfile as sf
-
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:  # libsndfile raises several types for corrupt files
-        raise AudioError("unreadable_audio", f"{path}: {err}") from None
-    if data.shape[0] == 0:
-        raise AudioError("empty_audio", f"{path} has no samples")
-    if not np.isfinite(data).all():
-        raise AudioError("nan_samples", f"{path} contains NaN or infinite samples")
-    audio = data.mean(axis=1).astype(np.float32)
-    channels = data.shape[1]
-    if sample_rate and rate != sample_rate:
-        audio = resample(audio, rate, sample_rate)
-    return Loaded(audio, sample_rate or rate, rate, channels)
+        got = audio_io.read(path, sample_rate)
+    except audio_io.AudioReadError as err:
+        raise AudioError(err.reason, err.detail) from None
+    return Loaded(got.audio, got.sample_rate, got.orig_sample_rate, got.channels)
 
 
-def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    import soxr
-
-    if rate_in == rate_out:
-        return audio.astype(np.float32)
-    return soxr.resample(audio, rate_in, rate_out).astype(np.float32)
+resample = audio_io.resample
 
 
 def write_clip(path: Path, audio: np.ndarray, sample_rate: int) -> None:
@@ -67,7 +53,6 @@ def write_clip(path: Path, audio: np.ndarray, sample_rate: int) -> None:
 
 
 def read_clip(path: Path) -> tuple[np.ndarray, int]:
-    import soundfile as sf
-
-    data, rate = sf.read(str(path), dtype="float32")
-    return data, rate
+    """A clip of the work folder (mono, written by ingest) and its sample rate."""
+    got = audio_io.read(path, check_finite=False)
+    return got.audio, got.sample_rate

@@ -1,19 +1,12 @@
-"""Length-bucketed batches: clips of similar length together, so little compute pads."""
+"""Length-bucketed batches of utterance ids, through the project's one batcher."""
 from __future__ import annotations
+
+from kani_adapt.batching import length_batches
 
 
 def make_batches(lengths: dict[str, int], max_padded: int, max_size: int) -> list[list[str]]:
-    """Group ids so that (batch size x longest clip) stays within ``max_padded`` samples.
-
-    Sorted longest first: neighbours have similar lengths, so padding is small. A clip longer
-    than the budget still gets a batch of its own.
-    """
-    order = sorted(lengths, key=lambda k: (-lengths[k], k))
-    batches, current = [], []
-    for utt_id in order:
-        longest = lengths[current[0]] if current else lengths[utt_id]
-        if current and ((len(current) + 1) * longest > max_padded or len(current) >= max_size):
-            batches.append(current)
-            current = []
-        current.append(utt_id)
-    return batches + ([current] if current else [])
+    """Group ids so that (batch size x longest clip) stays within ``max_padded`` samples;
+    equal lengths are ordered by id, so the batches do not depend on the dict's order."""
+    ids = sorted(lengths)
+    batches = length_batches([lengths[i] for i in ids], max_size, max_padded)
+    return [[ids[i] for i in batch] for batch in batches]

@@ -94,8 +94,9 @@ def cmd_validate(args) -> int:
     result = validate(Path(args.dir), _contribute_config(args), progress=not args.quiet)
     print(report.markdown(result), end="")
     if args.json:
-        Path(args.json).write_text(json.dumps(report.to_json(result), ensure_ascii=False,
-                                              indent=1), encoding="utf-8")
+        from kani_adapt.atomic import write_text
+
+        write_text(args.json, json.dumps(report.to_json(result), ensure_ascii=False, indent=1))
     return 0 if result.accepted else 1
 
 

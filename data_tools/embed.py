@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_tools.audio import read_clip, resample
+from data_tools.audio import read_clip
 from data_tools.batching import make_batches
 from data_tools.records import Utterance, write_text_atomic
 from data_tools.registry import Kept
@@ -39,16 +39,10 @@ def speaker_means(embs: dict[str, np.ndarray], speakers: dict[str, str]) -> dict
 def _embed_batch(model, utts: list[Utterance], work: Path, device: str) -> dict[str, list]:
     import torch
 
-    from kani_adapt.models.speaker.embedder import MAX_SECONDS, SAMPLE_RATE
+    from kani_adapt.audio import padded
+    from kani_adapt.models.speaker.embedder import prepare
 
-    audios = []
-    for utt in utts:
-        audio, rate = read_clip(work / utt.audio)
-        audios.append(resample(audio, rate, SAMPLE_RATE)[: int(MAX_SECONDS * SAMPLE_RATE)])
-    lengths = torch.tensor([len(a) for a in audios])
-    batch = torch.zeros(len(audios), int(lengths.max()))
-    for row, audio in enumerate(audios):
-        batch[row, : len(audio)] = torch.from_numpy(audio)
+    batch, lengths = padded([prepare(*read_clip(work / utt.audio)) for utt in utts])
     with torch.inference_mode():
         embs = model(batch.to(device), lengths.to(device)).float().cpu().numpy()
     return {u.id: e.round(7).tolist() for u, e in zip(utts, embs)}

@@ -7,10 +7,11 @@ needed. matplotlib is imported only when a picture is drawn.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
+
+from kani_adapt.atomic import write_file
 
 
 def speaking_rate(row: dict) -> float | None:
@@ -68,10 +69,7 @@ def draw_histogram(groups: dict[str, list[float]], path: Path, title: str, xlabe
     ax.legend(fontsize="small")
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
-    return path
+    return write_file(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def write_histograms(rows: Sequence[dict], report_md: Path,

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from kani_adapt import atomic
+
 @dataclass
 class Utterance:
     id: str  # says where it came from: "<source>/<relative path>[#seg000]" (data_tools/ids.py)
@@ -114,26 +116,19 @@ def read_results(paths: Iterable[Path]) -> dict[str, tuple[dict, dict]]:
     return out
 
 
-def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # concurrent shards never share it
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+# The stages' names for the project's atomic writers (temporaries carry the pid, so
+# concurrent shards never share one).
+write_jsonl_atomic = atomic.write_jsonl
+write_text_atomic = atomic.write_text
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # concurrent shards never share it
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_manifest(path: Path) -> list[Utterance]:
+def read_utterances(path: Path) -> list[Utterance]:
+    """The utterances of a stage's ``manifest.jsonl`` (our records, one per line); not a NeMo
+    audio manifest (:func:`kani_adapt.codec.manifest.read_nemo_manifest`)."""
     return [Utterance.from_dict(d) for d in read_jsonl(Path(path))]
+
+
+read_manifest = read_utterances  # the name the stages use
 
 
 def rejection(utt_id: str, stage: str, reason: str, detail: str = "", source: str = "") -> dict:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,8 @@ from data_tools.batching import make_batches
 from data_tools.records import Utterance, write_text_atomic
 from data_tools.registry import Kept, Rejected
 from data_tools.runner import BaseStage, read_stage_results, stage_dir
+from kani_adapt.atomic import write_file
+from kani_adapt.audio import padded
 
 NAME = "tokenize"
 
@@ -37,10 +38,7 @@ def encode_batch(codec, audios: list[np.ndarray]) -> list[np.ndarray]:
     """Codes [num_codebooks, frames] per clip of one padded batch."""
     import torch
 
-    lengths = torch.tensor([len(a) for a in audios])
-    batch = torch.zeros(len(audios), int(lengths.max()))
-    for row, audio in enumerate(audios):
-        batch[row, : len(audio)] = torch.from_numpy(audio)
+    batch, lengths = padded(audios)
     with torch.inference_mode():
         codes, frames = codec.encode(batch, lengths)
     return [codes[row, :, : int(frames[row])].cpu().numpy().astype(np.int16)
@@ -48,9 +46,11 @@ def encode_batch(codec, audios: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _save(path: Path, ids: list[str], codes: list[np.ndarray]) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, ids=np.array(ids), **{f"c{i}": c for i, c in enumerate(codes)})
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:  # a file object: numpy adds no .npz to the name
+            np.savez(fh, ids=np.array(ids), **{f"c{i}": c for i, c in enumerate(codes)})
+
+    write_file(path, write)
 
 
 class Tokenize(BaseStage):

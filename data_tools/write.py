@@ -10,8 +10,6 @@ under a temporary name and renamed, so a reader never sees half a dataset.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 from data_tools import embed, histograms, official_dataset, registry, report, tokenize
@@ -19,6 +17,7 @@ from data_tools.config import WriteConfig
 from data_tools.records import Utterance, read_jsonl, read_manifest
 from data_tools.runner import BaseStage, manifest_path, read_stage_results, stage_dir
 from kani_adapt import tokens
+from kani_adapt.atomic import write_folder
 from kani_adapt.errors import DataError
 
 NAME = "write"
@@ -117,24 +116,22 @@ def build(cfg: WriteConfig, work: Path, inputs: list[Utterance], extras: dict) -
     codes = tokenize.load_codes(work)
     columns = stage_columns(work)
     rows = rows_for(inputs, codes, embs, means, cfg.drop_repeated_frames, columns)
-    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    _write_dataset(rows, tmp, columns[0])
-    official_dataset.write(tmp / "official", out.resolve() / "official", inputs, codes, embs,
-                           means)
-    (tmp / "nemo_manifest.jsonl").write_text(_nemo_manifest(inputs, work), encoding="utf-8")
     rejected = list(read_jsonl(work / "rejected.jsonl"))
     durations, owners = known_items(work)
     summary = report.summarise(rows, rejected, _extras(work, cfg, extras),
                                report.rejected_seconds(rejected, durations), owners)
-    (tmp / "report.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
-    pictures = histograms.write_histograms(rows, tmp / "report.md")
-    (tmp / "report.md").write_text(report.markdown(summary, pictures), encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)  # replaced as a whole: rows from an earlier run must not linger
-    os.replace(tmp, out)
-    return out
+
+    def write(tmp: Path) -> None:
+        _write_dataset(rows, tmp, columns[0])
+        official_dataset.write(tmp / "official", out.resolve() / "official", inputs, codes, embs,
+                               means)
+        (tmp / "nemo_manifest.jsonl").write_text(_nemo_manifest(inputs, work), encoding="utf-8")
+        (tmp / "report.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
+        pictures = histograms.write_histograms(rows, tmp / "report.md")
+        (tmp / "report.md").write_text(report.markdown(summary, pictures), encoding="utf-8")
+
+    # replaced as a whole: rows from an earlier run must not linger
+    return write_folder(out, write)
 
 
 def known_items(work: Path) -> tuple[dict[str, float], dict[str, tuple]]:

@@ -13,12 +13,13 @@ pos", safetensors: "I/O error ... os error 28"); a failed write here is re-raise
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 MARK = ".kani-tmp"
 LOW_SPACE = 1 << 20  # bytes free below which a failed write is taken for a full disk
@@ -115,22 +116,49 @@ def write_text(path: str | Path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 
 
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
+    """One JSON object per line (UTF-8, not ASCII-escaped), the whole file or nothing."""
+    return write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def write_json(path: str | Path, value, indent: int | None = 2) -> Path:
+    return write_text(path, json.dumps(value, ensure_ascii=False, indent=indent) + "\n")
+
+
+def _replace(target: Path, make: Callable[[Path], Path], write: Callable[[Path], None],
+             swap: Callable[[Path, Path], None], remove: Callable[[Path], None]) -> Path:
+    """The one write-beside-then-rename: ``make`` a temporary beside ``target``, ``write`` it,
+    ``swap`` it in; on any failure ``remove`` the temporary and re-raise (a full disk as such)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_once(target.parent)
+        tmp = make(target)
+    except OSError as err:
+        _reraise(err, target)
+    try:
+        write(tmp)
+        swap(tmp, target)
+    except BaseException as err:
+        _reraise(err, target, lambda: remove(tmp))
+    return target
+
+
+def _temp_file(target: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(target), dir=target.parent)  # no .ckpt: no glob finds it
+    os.close(fd)
+    return Path(tmp)
+
+
+def _swap_folder(tmp: Path, out: Path) -> None:
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+
+
 def write_file(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` with a temporary file path beside ``path``, then rename it over."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _sweep_once(path.parent)
-        fd, tmp = tempfile.mkstemp(prefix=_prefix(path), dir=path.parent)  # no .ckpt: no glob finds it
-        os.close(fd)
-    except OSError as err:
-        _reraise(err, path)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException as err:
-        _reraise(err, path, lambda: Path(tmp).unlink(missing_ok=True))
-    return path
+    return _replace(Path(path), _temp_file, write, os.replace,
+                    lambda tmp: tmp.unlink(missing_ok=True))
 
 
 def write_audio(path: str | Path, audio, sample_rate: int, **options) -> Path:
@@ -141,20 +169,19 @@ def write_audio(path: str | Path, audio, sample_rate: int, **options) -> Path:
     return write_file(path, lambda tmp: sf.write(str(tmp), audio, sample_rate, **options))
 
 
+def write_npy(path: str | Path, array) -> Path:
+    """A NumPy ``.npy`` file (no pickles inside), written atomically."""
+    import numpy as np
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:  # a file object: numpy adds no .npy to the temporary name
+            np.save(fh, array, allow_pickle=False)
+
+    return write_file(path, write)
+
+
 def write_folder(out: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a fresh folder beside ``out``, then replace ``out`` with it."""
-    out = Path(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        _sweep_once(out.parent)
-        tmp = Path(tempfile.mkdtemp(prefix=_prefix(out), dir=out.parent))
-    except OSError as err:
-        _reraise(err, out)
-    try:
-        write(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException as err:
-        _reraise(err, out, lambda: shutil.rmtree(tmp, ignore_errors=True))
-    return out
+    return _replace(Path(out), lambda target: Path(tempfile.mkdtemp(prefix=_prefix(target),
+                                                                    dir=target.parent)),
+                    write, _swap_folder, lambda tmp: shutil.rmtree(tmp, ignore_errors=True))

@@ -10,15 +10,14 @@ renamed, so an interrupted run leaves no half dataset.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 
 from data_tools.contribute import report
 from data_tools.contribute.card import Card, read_card
 from data_tools.contribute.config import SPLITS
 from data_tools.contribute.records import Measured, Validation
+from kani_adapt.atomic import write_folder
 from kani_adapt.errors import ConfigError, DataError
 
 SHARD_BYTES = 400 * 1024 * 1024  # the Hub serves parquet best below about 500 MB per file
@@ -98,18 +97,16 @@ def write(v: Validation, root: Path, out: Path, overwrite: bool = False) -> Path
     card, _ = read_card(root)
     accent_of = {s.id: s.accent for s in card.speakers}
     splits = [s for s in SPLITS if any(m.clip.split == s for m in v.measured)]
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "data").mkdir(parents=True)
-    for split in splits:
-        groups = shards([m for m in v.measured if m.clip.split == split])
-        for i, group in enumerate(groups):
-            _write_shard(group, accent_of, card.language,
-                         tmp / "data" / f"{split}-{i:05d}-of-{len(groups):05d}.parquet")
-    (tmp / "README.md").write_text(card_text(card, v, splits, root.name), encoding="utf-8")
-    (tmp / "validation.json").write_text(json.dumps(report.to_json(v), ensure_ascii=False,
-                                                    indent=1), encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)  # replaced as a whole: files from an earlier package must not linger
-    os.replace(tmp, out)
-    return out
+    def write(tmp: Path) -> None:
+        (tmp / "data").mkdir(parents=True)
+        for split in splits:
+            groups = shards([m for m in v.measured if m.clip.split == split])
+            for i, group in enumerate(groups):
+                _write_shard(group, accent_of, card.language,
+                             tmp / "data" / f"{split}-{i:05d}-of-{len(groups):05d}.parquet")
+        (tmp / "README.md").write_text(card_text(card, v, splits, root.name), encoding="utf-8")
+        (tmp / "validation.json").write_text(json.dumps(report.to_json(v), ensure_ascii=False,
+                                                        indent=1), encoding="utf-8")
+
+    # replaced as a whole: files from an earlier package must not linger
+    return write_folder(out, write)

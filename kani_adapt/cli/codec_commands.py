@@ -56,7 +56,7 @@ def _add_check(sub) -> None:
 def run_check(args) -> int:
     from kani_adapt.codec.check import Thresholds, run_check as check, write_report
     from kani_adapt.codec.manifest import read_manifest
-    from kani_adapt.codec.nanocodec import load_codec
+    from kani_adapt.codec.registry import load_codec
     from kani_adapt.errors import ConfigError
 
     if args.max_clips < 1 or args.max_seconds <= 0:

@@ -94,6 +94,9 @@ def add_generate(sub) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
                    help="compute dtype (bf16 for GPUs)")
+    p.add_argument("--codec", metavar="CODEC",
+                   help="also decode to a .wav beside each .npy with this codec (a size such as "
+                        "tiny, a .nemo file or a hub id)")
     p.set_defaults(func=run_generate)
 
 
@@ -102,33 +105,39 @@ def run_generate(args) -> int:
     import torch
 
     from kani_adapt import tokens
+    from kani_adapt.atomic import write_audio, write_npy
     from kani_adapt.models.generator.checkpoint import load_checkpoint
-    from kani_adapt.models.generator.generate import SamplingConfig, generate
-    from kani_adapt.models.generator.tokenizer import encode_text
+    from kani_adapt.models.generator.generate import SamplingConfig
+    from kani_adapt.models.generator.synthesize import synthesize
 
     if args.out.suffix != ".npy":
         raise ConfigError(f"--out {args.out}: use a .npy file name")
-    speaker = None
-    if args.speaker_emb is not None:
-        speaker = torch.from_numpy(load_speaker_embedding(args.speaker_emb))
-        speaker = speaker[None].expand(len(args.text), -1)
+    speaker = None if args.speaker_emb is None else load_speaker_embedding(args.speaker_emb)
+    codec = None
+    if args.codec:
+        from kani_adapt.codec.registry import load_codec
+
+        codec = load_codec(args.codec, args.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     model, tokenizer = load_checkpoint(args.checkpoint, dtype=dtype)
     model.to(args.device)
     values = sampling_values(args, model.sampling_defaults)
     sampling = SamplingConfig(**values, constrain_audio=not args.no_constrain, seed=args.seed)
-    prompts = [tokens.prompt_ids(encode_text(tokenizer, t, args.tag)) for t in args.text]
-    rows = generate(model, prompts, speaker, sampling)
+    rows = synthesize(model, tokenizer, codec, args.text, args.tag, speaker, sampling)
     outs = [args.out] if len(rows) == 1 else [
         args.out.with_name(f"{args.out.stem}_{i}.npy") for i in range(len(rows))
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     for row, out in zip(rows, outs):
-        np.save(out, row.codes.astype(np.int32))
+        codes = row.codes.astype(np.int32)
+        write_npy(out, codes)
         cap = " (hit --max-frames: no end of speech)" if row.hit_length_cap else ""
         secs = len(row.codes) / tokens.FRAMES_PER_SECOND
         print(f"wrote {out}: {len(row.codes)} frames, {secs:.2f} s{cap}")
+        if row.audio is not None:
+            wav = write_audio(out.with_suffix(".wav"), row.audio, row.sample_rate)
+            print(f"wrote {wav}: {len(row.audio) / row.sample_rate:.2f} s at {row.sample_rate} Hz")
     return 0
+
 
 
 def sampling_values(args, from_checkpoint: dict) -> dict:

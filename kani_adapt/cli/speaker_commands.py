@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kani_adapt.atomic import write_npy
 from kani_adapt.errors import ConfigError, DataError
 
 DEFAULT_MODEL = "nineninesix/speaker-emb-tbr"  # kept here too: --help must not import torch
@@ -47,10 +48,7 @@ def run_speaker_emb(args) -> int:
     model = embedder.load(args.model, args.device)
     vectors = np.concatenate([model.embed([audio], rate) for audio, rate in clips])
     voice = mean_voice(vectors)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp.npy")
-    np.save(tmp, voice)
-    tmp.replace(args.out)
+    write_npy(args.out, voice)
     spread = f", lowest cosine to the mean {float((vectors @ voice).min()):.3f}" \
         if len(vectors) > 1 else ""
     print(f"wrote {args.out}: {voice.shape[0]} floats from {len(vectors)} reference(s){spread}")
@@ -69,13 +67,8 @@ def mean_voice(vectors):
 
 
 def read_reference(path: Path):
-    import numpy as np
-    import soundfile as sf
+    from kani_adapt.audio import read
 
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:  # libsndfile raises several types for unreadable files
-        raise DataError(f"{path}: cannot read audio ({err}); give a wav/flac/ogg file") from None
-    if data.shape[0] == 0 or not np.isfinite(data).all():
-        raise DataError(f"{path}: empty audio or NaN samples; give a real recording")
-    return data.mean(axis=1), rate
+    got = read(path)  # unreadable, empty or NaN: one line naming the file
+    return got.audio, got.sample_rate
+

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from kani_adapt.atomic import write_bytes
+from kani_adapt import rng
 from kani_adapt.codec import metrics
 from kani_adapt.codec.data import Position
+from kani_adapt.plots import spectrogram_image
 
 
 class RunState(Callback):
@@ -23,25 +25,11 @@ class RunState(Callback):
         self.position.batches += 1
 
     def state_dict(self) -> dict:
-        np_state = np.random.get_state()
-        return {
-            "batches": self.position.batches,
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            # Plain lists and tensors only, so the checkpoint loads with weights_only=True.
-            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-            "python": json.dumps(random.getstate()),
-        }
+        return {"batches": self.position.batches, **rng.capture()}
 
     def load_state_dict(self, state: dict) -> None:
         self.position.batches = int(state["batches"])
-        torch.set_rng_state(state["torch"])
-        if state["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
-        name, keys, *rest = state["numpy"]
-        np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-        version, internal, gauss = json.loads(state["python"])
-        random.setstate((version, tuple(internal), gauss))
+        rng.restore(state)
 
 
 class Checkpointer(Callback):
@@ -61,29 +49,13 @@ class Checkpointer(Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"step-{done:06d}.ckpt"
         trainer.save_checkpoint(path)
-        tmp = self.folder / "last.ckpt.tmp"
-        tmp.write_bytes(path.read_bytes())
-        tmp.replace(self.folder / "last.ckpt")
+        write_bytes(self.folder / "last.ckpt", path.read_bytes())
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
         # NeMo stores its config object as hyper-parameters; the run's config.yaml already
         # describes the run, and without it the checkpoint is plain tensors (weights_only loads).
         for key in ("hyper_parameters", "hparams_name", "hparams_type"):
             checkpoint.pop(key, None)
-
-
-def _spectrogram_figure(audio: np.ndarray, title: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    mag = metrics._magnitude(audio.astype(np.float64), 1024, 256)
-    fig, ax = plt.subplots(figsize=(6, 2.5))
-    ax.imshow(np.log10(mag.T + 1e-5), origin="lower", aspect="auto")
-    ax.set_title(title)
-    fig.tight_layout()
-    return fig
 
 
 def _mean(values: list[float]) -> float:
@@ -111,7 +83,8 @@ class Validator(Callback):
         sr = int(pl_module.sample_rate)
         for i, audio in enumerate(self.clips):
             writer.add_audio(f"val_{i}/original", torch.from_numpy(audio)[None], 0, sample_rate=sr)
-            writer.add_figure(f"val_{i}/original_spectrogram", _spectrogram_figure(audio, "original"), 0)
+            writer.add_image(f"val_{i}/original_spectrogram", spectrogram_image(audio, sr, "original"), 0,
+                             dataformats="HWC")
         self.validate(trainer, pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -136,8 +109,8 @@ class Validator(Callback):
             scores.append(metrics.all_metrics(audio, recon, sr))
             if writer is not None:
                 writer.add_audio(f"val_{i}/reconstructed", torch.from_numpy(recon)[None], step, sample_rate=sr)
-                writer.add_figure(f"val_{i}/reconstructed_spectrogram",
-                                  _spectrogram_figure(recon, f"batch {step}"), step)
+                writer.add_image(f"val_{i}/reconstructed_spectrogram",
+                                 spectrogram_image(recon, sr, f"batch {step}"), step, dataformats="HWC")
         pl_module.train(was_training)
         row = {"batch": step, **{f"val_{k}": _mean([s[k] for s in scores]) for k in scores[0]}}
         if writer is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kani_adapt import atomic
 from kani_adapt.codec.manifest import Clip, load_audio
 from kani_adapt.codec.metrics import all_metrics
 from kani_adapt.console import progress
@@ -145,10 +146,10 @@ def write_report(reports: dict[str, dict], limits: Thresholds, out_dir: Path) ->
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     md, js = out_dir / "codec_check.md", out_dir / "codec_check.json"
-    md.write_text(render_markdown(reports, limits), encoding="utf-8")
+    atomic.write_text(md, render_markdown(reports, limits))
     payload = {"thresholds": asdict(limits), "codecs": reports}
     # NaN is not JSON: STOI of a too-short clip is written as null.
-    js.write_text(json.dumps(_nan_to_none(payload), indent=2), encoding="utf-8")
+    atomic.write_text(js, json.dumps(_nan_to_none(payload), indent=2))
     return md, js
 
 

@@ -86,11 +86,12 @@ def save_adapter(decoder: nn.Module, path: Path, rank: int, alpha: float, transp
     """A small safetensors file: the A/B factors plus rank/alpha/transposed as metadata."""
     from safetensors.torch import save_file
 
+    from kani_adapt.atomic import write_file
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"rank": str(rank), "alpha": str(alpha), "transposed": json.dumps(transposed)}
-    save_file(adapter_state(decoder), str(path), metadata=meta)
-    return path
+    state = adapter_state(decoder)
+    return write_file(path, lambda tmp: save_file(state, str(tmp), metadata=meta))
 
 
 def load_adapter(decoder: nn.Module, path: Path) -> dict:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kani_adapt import audio as audio_io
 from kani_adapt.errors import DataError
 
 
@@ -44,8 +45,10 @@ def _parse_line(line: str, where: str, base: Path) -> Clip:
     )
 
 
-def read_manifest(path: Path) -> list[Clip]:
-    """All clips of a manifest; every bad line is reported at once."""
+def read_nemo_manifest(path: Path) -> list[Clip]:
+    """All clips of a NeMo audio manifest (one JSON object per line with ``audio_filepath``,
+    ``duration``...); every bad line is reported at once. Not the data tools' utterance
+    manifest (:func:`data_tools.records.read_utterances`)."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -67,24 +70,11 @@ def read_manifest(path: Path) -> list[Clip]:
     return clips
 
 
+read_manifest = read_nemo_manifest  # the name the codec trainer and checker use
+
+
 def load_audio(path: Path, sample_rate: int, max_seconds: float | None = None,
                offset_seconds: float = 0.0) -> np.ndarray:
     """Mono float32 at ``sample_rate`` (resampled with soxr), optionally a window of the file."""
-    import soundfile as sf
-    import soxr
-
-    try:
-        info = sf.info(str(path))
-        start = int(offset_seconds * info.samplerate)
-        frames = -1 if max_seconds is None else int(np.ceil(max_seconds * info.samplerate))
-        audio, rate = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
-    except (RuntimeError, OSError, sf.LibsndfileError) as err:
-        raise DataError(f"{path}: cannot read audio ({err})") from err
-    audio = audio.mean(axis=1)
-    if rate != sample_rate:
-        audio = soxr.resample(audio, rate, sample_rate).astype(np.float32)
-    if max_seconds is not None:
-        audio = audio[: int(max_seconds * sample_rate)]
-    if len(audio) == 0:
-        raise DataError(f"{path}: no audio samples")
-    return audio
+    return audio_io.read(path, sample_rate, offset_seconds=offset_seconds, max_seconds=max_seconds,
+                         check_finite=False).audio

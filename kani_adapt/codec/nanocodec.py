@@ -14,7 +14,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from kani_adapt.atomic import write_file
 from kani_adapt.errors import CheckpointError, DataError
+from kani_adapt.hub import resolve_file
 from kani_adapt.model_files import torch_load
 
 SAMPLE_RATE = 22050
@@ -231,21 +233,7 @@ def _read_nemo(path: Path, workdir: Path) -> tuple[DictConfig, dict]:
 
 def resolve_source(source: str) -> Path:
     """A local `.nemo` file, or the `.nemo` file of a hub repository (downloaded once, cached)."""
-    path = Path(source).expanduser()
-    if path.is_file():
-        return path
-    if path.suffix == ".nemo" or source.count("/") != 1:
-        raise CheckpointError(f"{source}: no such .nemo file (give a .nemo path or a hub id like {HUB_ID})")
-    from huggingface_hub import snapshot_download
-
-    try:
-        folder = Path(snapshot_download(source, allow_patterns=["*.nemo"]))
-    except Exception as err:  # hub errors have many types; all mean the same to the user
-        raise CheckpointError(f"{source}: cannot fetch from the hub or its cache ({err})") from err
-    found = sorted(folder.glob("*.nemo"))
-    if len(found) != 1:
-        raise CheckpointError(f"{source}: expected one .nemo file in the hub repository, found {len(found)}")
-    return found[0]
+    return resolve_file(source, ".nemo")
 
 
 def load_model(source: str, discriminators: tuple[str, ...] = (), slm_dir: str | None = None,
@@ -290,11 +278,8 @@ def save_model(model, path: Path) -> Path:
     path = Path(path)
     if path.suffix != ".nemo":
         raise CheckpointError(f"{path}: codec files end in .nemo")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    model.save_to(str(tmp))
-    tmp.replace(path)  # never leave a half-written archive under the final name
-    return path
+    # never leave a half-written archive under the final name
+    return write_file(path, lambda tmp: model.save_to(str(tmp)))
 
 
 class NemoCodec:

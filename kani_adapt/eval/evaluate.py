@@ -34,9 +34,9 @@ def checkpoint_names(checkpoints: list[str]) -> list[str]:
 def run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
              compare: list[str] = (), eval_set: str = "") -> dict:
     import pandas as pd
-    import soundfile as sf
 
-    from data_tools.codecs import load_codec
+    from kani_adapt.atomic import write_audio, write_file
+    from kani_adapt.codec.registry import load_codec
     from kani_adapt.scorers.audio import pick_device
 
     out = Path(out)
@@ -51,9 +51,7 @@ def run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
 
     def keep(key: str, audio: np.ndarray) -> None:
         if cfg.write_wavs and audio.size:
-            path = out / "wavs" / f"{key}.wav"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(str(path), np.clip(audio, -1, 1), codec.sample_rate)
+            write_audio(out / "wavs" / f"{key}.wav", np.clip(audio, -1, 1), codec.sample_rate)
         bucket = audio_log.setdefault(key.split("/")[0], [])
         if len(bucket) < TB_AUDIO_CLIPS:
             bucket.append((key, audio))
@@ -74,7 +72,7 @@ def run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
               "checkpoints": dict(zip(names, checkpoints)), "codec": cfg.codec, "metrics": metrics,
               "anchors": refs.anchors, "summary": summary, "comparisons": comparisons,
               "verdicts": verdicts}
-    df.to_parquet(out / "utterances.parquet", index=False)
+    write_file(out / "utterances.parquet", lambda tmp: df.to_parquet(tmp, index=False))
     report.write_json(out / "eval.json", result)
     report.write_markdown(out / "eval.md", result)
     _tensorboard(out / "tensorboard", summary, audio_log, codec.sample_rate)

@@ -33,26 +33,16 @@ def _load(checkpoint: str, cfg: EvalConfig, device: str):
 def generate_items(checkpoint: str, items, speakers: list, cfg: EvalConfig, device: str,
                    seed: int) -> list[Generated]:
     """Codes for every item; batches never mix items with and without a speaker embedding."""
-    import torch
-
-    from kani_adapt import tokens
-    from kani_adapt.models.generator.generate import SamplingConfig, generate
-    from kani_adapt.models.generator.tokenizer import encode_text
+    from kani_adapt.models.generator.generate import SamplingConfig
+    from kani_adapt.models.generator.synthesize import synthesize
 
     model, tokenizer = _load(checkpoint, cfg, device)
     sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p,
                               repetition_penalty=cfg.repetition_penalty,
                               max_new_frames=cfg.max_frames, seed=seed)
-    out: list[Generated | None] = [None] * len(items)
-    for conditioned in (True, False):
-        index = [i for i, s in enumerate(speakers) if (s is not None) == conditioned]
-        for start in range(0, len(index), cfg.batch_size):
-            batch = index[start:start + cfg.batch_size]
-            prompts = [tokens.prompt_ids(encode_text(tokenizer, items[i].text, items[i].tag)) for i in batch]
-            spk = torch.from_numpy(np.stack([speakers[i] for i in batch])) if conditioned else None
-            for i, row in zip(batch, generate(model, prompts, spk, sampling)):
-                out[i] = Generated(np.asarray(row.codes).reshape(-1, 4), bool(row.hit_length_cap))
-    return out  # type: ignore[return-value]
+    rows = synthesize(model, tokenizer, None, [it.text for it in items], [it.tag for it in items],
+                      list(speakers), sampling, batch_size=cfg.batch_size)
+    return [Generated(row.codes, row.hit_length_cap) for row in rows]
 
 
 def encode(codec, audios: list[np.ndarray]) -> list[np.ndarray]:

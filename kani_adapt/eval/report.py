@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kani_adapt import atomic
 from kani_adapt.eval import stats
 from kani_adapt.eval.scoring import HIGHER_IS_BETTER
 
@@ -119,7 +120,7 @@ def write_markdown(path: Path, result: dict) -> None:
                          f"{_fmt(f['diff']) if f else 'no base items'} |")
         lines.append("")
     lines += ["## Verdict", ""] + [f"- {v}" for v in result["verdicts"]] + [""]
-    path.write_text("\n".join(lines))
+    atomic.write_text(path, "\n".join(lines))
 
 
 def write_json(path: Path, result: dict) -> None:
@@ -131,4 +132,4 @@ def write_json(path: Path, result: dict) -> None:
         if isinstance(x, (list, tuple)):
             return [clean(v) for v in x]
         return x
-    path.write_text(json.dumps(clean(result), indent=1, ensure_ascii=False))
+    atomic.write_text(path, json.dumps(clean(result), indent=1, ensure_ascii=False))

@@ -8,7 +8,6 @@ from typing import Callable
 
 import numpy as np
 
-from kani_adapt.errors import DataError
 from kani_adapt.eval.config import EvalConfig
 from kani_adapt.eval.evalset import EvalItem
 from kani_adapt.eval.scoring import Clip, Scorers
@@ -28,15 +27,9 @@ class References:
 
 
 def read_audio(path: Path, rate: int) -> np.ndarray:
-    import soundfile as sf
+    from kani_adapt.audio import read
 
-    from kani_adapt.scorers.audio import to_rate
-
-    try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=False)
-    except (RuntimeError, OSError) as err:
-        raise DataError(f"{path}: cannot read audio ({err}); give a WAV or FLAC file") from err
-    return to_rate(audio, sr, rate)
+    return read(path, rate, check_finite=False).audio
 
 
 def first_by_reference(items: list[EvalItem]) -> dict[str, EvalItem]:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from kani_adapt.atomic import write_text
 from kani_adapt.errors import ConfigError
 from kani_adapt.recipes import stages
 from kani_adapt.recipes.schema import Recipe
@@ -115,6 +116,4 @@ def _read_state(work: Path) -> dict:
 
 
 def _write_state(work: Path, state: dict) -> None:
-    tmp = work / (STATE + ".tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n")
-    tmp.replace(work / STATE)
+    write_text(work / STATE, json.dumps(state, indent=2) + "\n")

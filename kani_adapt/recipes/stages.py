@@ -38,7 +38,7 @@ def prepare(recipe: Recipe) -> dict:
 def codec_check(recipe: Recipe) -> dict:
     from kani_adapt.codec.check import Thresholds, run_check, write_report
     from kani_adapt.codec.manifest import read_manifest
-    from kani_adapt.codec.nanocodec import load_codec
+    from kani_adapt.codec.registry import load_codec
 
     clips = read_manifest(manifest_of(recipe))
     reports = run_check({"codec": (recipe.codec, load_codec(recipe.codec))}, clips, Thresholds(),
@@ -88,33 +88,26 @@ def export(recipe: Recipe) -> dict:
 
 def sample(recipe: Recipe, codec_path: str, merged: str) -> dict:
     """Generate each sample text with the merged checkpoint and decode it to a WAV."""
-    import soundfile as sf
-    import torch
-
-    from kani_adapt import tokens
-    from kani_adapt.codec.nanocodec import load_codec
+    from kani_adapt.atomic import write_audio, write_text
+    from kani_adapt.codec.registry import load_codec
     from kani_adapt.models.generator.checkpoint import load_checkpoint
-    from kani_adapt.models.generator.generate import SamplingConfig, generate
-    from kani_adapt.models.generator.tokenizer import encode_text
+    from kani_adapt.models.generator.generate import SamplingConfig
+    from kani_adapt.models.generator.synthesize import synthesize
 
     s = recipe.sample
     model, tokenizer = load_checkpoint(merged)
     codec = load_codec(codec_path)
     speaker = _speaker_embedding(recipe.generator.data.train, s.speaker)
-    prompts = [tokens.prompt_ids(encode_text(tokenizer, t, s.tag)) for t in s.texts]
-    spk = torch.from_numpy(np.stack([speaker] * len(prompts))) if speaker is not None else None
-    rows = generate(model, prompts, spk, SamplingConfig(max_new_frames=s.max_frames, seed=s.seed))
+    rows = synthesize(model, tokenizer, codec, s.texts, s.tag, speaker,
+                      SamplingConfig(max_new_frames=s.max_frames, seed=s.seed))
     out = Path(recipe.work_dir) / "samples"
-    out.mkdir(parents=True, exist_ok=True)
     written = []
     for i, row in enumerate(rows):
-        frames = torch.tensor([len(row.codes)])
-        audio, lengths = codec.decode(torch.from_numpy(row.codes.T[None].copy()), frames)
         path = out / f"sample_{i}.wav"
-        sf.write(path, audio[0, : int(lengths[0])].numpy(), codec.sample_rate)
+        write_audio(path, row.audio, row.sample_rate)
         written.append({"wav": str(path), "text": s.texts[i], "frames": len(row.codes),
                         "hit_length_cap": row.hit_length_cap})
-    (out / "samples.json").write_text(json.dumps(written, indent=2) + "\n")
+    write_text(out / "samples.json", json.dumps(written, indent=2) + "\n")
     return {"samples": [w["wav"] for w in written]}
 
 

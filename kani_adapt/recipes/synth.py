@@ -5,6 +5,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from kani_adapt.atomic import write_file, write_text
 from kani_adapt.console import progress
 from kani_adapt.errors import ConfigError, DataError
 
@@ -27,11 +28,13 @@ def synthesize(cfg, out: Path) -> Path:
         wav = folder / f"{voice.speaker}_{i:03d}.wav"
         if wav.exists() and (folder / f"{wav.stem}.txt").exists():
             continue
-        tmp = wav.with_suffix(".tmp.wav")
-        result = subprocess.run(["espeak-ng", "-v", voice.voice, "-s", "150", "-w", str(tmp), text],
-                                capture_output=True, text=True)
-        if result.returncode != 0 or not tmp.exists():
-            raise DataError(f"espeak-ng -v {voice.voice} failed: {result.stderr.strip()[:200]}")
-        tmp.rename(wav)
-        (folder / f"{wav.stem}.txt").write_text(text + "\n", encoding="utf-8")
+        write_file(wav, lambda tmp: _espeak(voice.voice, text, tmp))
+        write_text(folder / f"{wav.stem}.txt", text + "\n")
     return out
+
+
+def _espeak(voice: str, text: str, wav: Path) -> None:
+    result = subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(wav), text],
+                            capture_output=True, text=True)
+    if result.returncode != 0 or not wav.stat().st_size:
+        raise DataError(f"espeak-ng -v {voice} failed: {result.stderr.strip()[:200]}")

@@ -18,7 +18,8 @@ import numpy as np
 
 from kani_adapt.errors import CheckpointError, ConfigError
 from kani_adapt.scorers import textnorm
-from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate, length_batches, pick_device
+from kani_adapt.batching import length_batches
+from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate, pick_device
 
 DEFAULT_MODEL = "openai/whisper-large-v3"
 MAX_SECONDS = 30.0  # Whisper's window; longer clips are cut there (and flagged)
@@ -73,9 +74,9 @@ class WhisperASR:
         import torch
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-        from kani_adapt.models.generator.checkpoint import resolve
+        from kani_adapt.hub import resolve_folder
 
-        folder = resolve(spec, required=("config.json", "preprocessor_config.json"))
+        folder = resolve_folder(spec, required=("config.json", "preprocessor_config.json"))
         device = pick_device(device)
         torch_dtype = {"auto": torch.float16 if device.startswith("cuda") else torch.float32,
                        "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
@@ -136,7 +137,7 @@ class WhisperASR:
         audios = all_to_rate(audios, rate)
         languages = list(languages) if languages is not None else [None] * len(audios)
         out: list[Transcript | None] = [None] * len(audios)
-        for batch in length_batches([len(a) for a in audios], self.batch_size, languages):
+        for batch in length_batches([len(a) for a in audios], self.batch_size, groups=languages):
             with torch.no_grad():
                 for i, t in zip(batch, self._batch([audios[i] for i in batch], languages[batch[0]])):
                     out[i] = t

@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 
 from kani_adapt.errors import CheckpointError, ConfigError
-from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate, length_batches, pick_device
+from kani_adapt.batching import length_batches
+from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate, pick_device
 
 
 def whisper_language_prob(asr, audios: Sequence[np.ndarray], rate: int,
@@ -49,9 +50,9 @@ class AccentClassifier:
              batch_size: int = 8) -> "AccentClassifier":
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-        from kani_adapt.models.generator.checkpoint import resolve
+        from kani_adapt.hub import resolve_folder
 
-        folder = resolve(spec, required=("config.json", "preprocessor_config.json"))
+        folder = resolve_folder(spec, required=("config.json", "preprocessor_config.json"))
         device = pick_device(device)
         try:
             extractor = AutoFeatureExtractor.from_pretrained(str(folder))

@@ -15,7 +15,8 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 
-from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate, length_batches, pick_device
+from kani_adapt.batching import length_batches
+from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate, pick_device
 
 Embedder = Callable[[list[np.ndarray]], np.ndarray]  # 16 kHz clips -> [N, D] unit vectors
 Kind = Literal["kani", "wavlm-xvector"]
@@ -37,9 +38,9 @@ def load_xvector(spec: str, device: str) -> Embedder:
     from transformers import AutoFeatureExtractor, WavLMForXVector
 
     from kani_adapt.errors import CheckpointError
-    from kani_adapt.models.generator.checkpoint import resolve
+    from kani_adapt.hub import resolve_folder
 
-    folder = resolve(spec, required=("config.json", "preprocessor_config.json"))
+    folder = resolve_folder(spec, required=("config.json", "preprocessor_config.json"))
     try:
         extractor = AutoFeatureExtractor.from_pretrained(str(folder))
         model = WavLMForXVector.from_pretrained(str(folder)).to(device).eval()

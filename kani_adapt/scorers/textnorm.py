@@ -94,7 +94,7 @@ def coverage(texts: list[str], tokenizer) -> dict:
 def load_tokenizer(path_or_id: str):
     from transformers import AutoTokenizer
 
-    from kani_adapt.models.generator.checkpoint import resolve
+    from kani_adapt.hub import resolve_folder
 
-    folder = resolve(path_or_id, required=("tokenizer_config.json",))
+    folder = resolve_folder(path_or_id, required=("tokenizer_config.json",))
     return AutoTokenizer.from_pretrained(str(folder))

@@ -54,7 +54,7 @@ def _codec(cfg: TrainConfig):
     """The codec that decodes validation samples to audio (None: token statistics only)."""
     if not cfg.codec:
         return None
-    from kani_adapt.codec.nanocodec import load_codec
+    from kani_adapt.codec.registry import load_codec
 
     return load_codec(cfg.codec)
 

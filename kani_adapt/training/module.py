@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import math
-import random
 import time
 
 import lightning as L
-import numpy as np
 import torch
 
 from kani_adapt.models.generator.model import insert_at_one
-from kani_adapt import tokens
+from kani_adapt import rng, tokens
 from kani_adapt.training import lora
 from kani_adapt.training.config import TrainConfig
 from kani_adapt.training.losses import (GROUPS, chunked_token_losses, group_stats, losses_from,
@@ -167,25 +165,13 @@ class GeneratorModule(L.LightningModule):
         torch.nn.utils.clip_grad_norm_(params, gradient_clip_val, foreach=True)
 
     def on_save_checkpoint(self, checkpoint):
-        kind, keys, pos, has_gauss, gauss = np.random.get_state()
-        # Plain types only, so checkpoints load with torch.load(weights_only=True).
-        checkpoint["kani_rng"] = {
-            "torch": torch.get_rng_state(),
-            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
-            "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        }
+        checkpoint["kani_rng"] = rng.capture()
 
     def on_load_checkpoint(self, checkpoint):
         state = checkpoint.get("kani_rng")
         if state is None:
             return
-        torch.set_rng_state(state["torch"])
-        kind, keys, pos, has_gauss, gauss = state["numpy"]
-        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-        random.setstate(state["python"])
-        if state["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
+        rng.restore(state)
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:

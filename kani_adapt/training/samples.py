@@ -6,13 +6,13 @@ the length cap are flagged: runaway audio is a classic fine-tuning failure.
 """
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import torch
 
 from kani_adapt import tokens
-from kani_adapt.models.generator.generate import SamplingConfig, generate
+from kani_adapt.plots import render, spectrogram_image
+from kani_adapt.models.generator.generate import SamplingConfig
+from kani_adapt.models.generator.synthesize import synthesize_ids
 
 
 def sample_stats(codes: np.ndarray, hit_cap: bool) -> dict[str, float]:
@@ -27,7 +27,7 @@ def make_sample_hook(cfg, val_set, codec=None):
     if val_set is None or not len(val_set) or cfg.trainer.sample_prompts < 1:
         return None
     items = [val_set[i] for i in range(min(cfg.trainer.sample_prompts, len(val_set)))]
-    prompts = [tokens.prompt_ids(val_set.text_ids[i]) for i in range(len(items))]
+    text_ids = [val_set.text_ids[i] for i in range(len(items))]
     speakers = None
     if items[0].speaker_emb is not None:
         speakers = torch.from_numpy(np.stack([it.speaker_emb for it in items]))
@@ -41,11 +41,12 @@ def make_sample_hook(cfg, val_set, codec=None):
         model = module.kani
         was_training = model.training
         model.eval()
-        try:
-            rows = generate(model, prompts, speakers, sampling)
+        writer = _tensorboard(module)
+        try:  # audio only where it can be logged
+            rows = synthesize_ids(model, codec if writer is not None else None, text_ids, speakers,
+                                  sampling)
         finally:
             model.train(was_training)
-        writer = _tensorboard(module)
         step = module.global_step
         for i, row in enumerate(rows):
             for key, value in sample_stats(row.codes, row.hit_length_cap).items():
@@ -53,8 +54,8 @@ def make_sample_hook(cfg, val_set, codec=None):
             if writer is None:
                 continue
             writer.add_image(f"samples/codes_{i}", codes_image(row.codes), step, dataformats="HWC")
-            if codec is not None and len(row.codes):
-                log_audio(writer, codec, row.codes, f"samples/audio_{i}", step)
+            if row.audio is not None and len(row.codes):
+                log_audio(writer, row.audio, row.sample_rate, f"samples/audio_{i}", step)
 
     return hook
 
@@ -75,34 +76,7 @@ def codes_image(codes: np.ndarray) -> np.ndarray:
                   "frame", "codebook")
 
 
-def spectrogram_image(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    def draw(ax):
-        ax.specgram(audio + 1e-9, NFFT=1024, Fs=sample_rate, noverlap=768, cmap="magma")
-    return render(draw, "seconds", "Hz")
-
-
-def log_audio(writer, codec, codes: np.ndarray, tag: str, step: int) -> None:
-    frames = torch.tensor([len(codes)])
-    audio, lengths = codec.decode(torch.from_numpy(codes.T[None].astype(np.int64)), frames)
-    wav = audio[0, : int(lengths[0])].detach().float().cpu().numpy()
-    writer.add_audio(tag, wav[None], step, sample_rate=codec.sample_rate)
-    writer.add_image(tag + "_spectrogram", spectrogram_image(wav, codec.sample_rate), step,
+def log_audio(writer, wav: np.ndarray, sample_rate: int, tag: str, step: int) -> None:
+    writer.add_audio(tag, wav[None], step, sample_rate=sample_rate)
+    writer.add_image(tag + "_spectrogram", spectrogram_image(wav, sample_rate), step,
                      dataformats="HWC")
-
-
-def render(draw, xlabel: str, ylabel: str) -> np.ndarray:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 2.5), dpi=80)
-    draw(ax)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    buf.seek(0)
-    return plt.imread(buf)[..., :3]

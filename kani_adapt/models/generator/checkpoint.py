@@ -18,7 +18,7 @@ from transformers import AutoTokenizer, Lfm2Config, Lfm2ForCausalLM
 from kani_adapt import tokens
 from kani_adapt.atomic import write_folder
 from kani_adapt.errors import CheckpointError
-from kani_adapt.model_files import check_model_folder
+from kani_adapt.hub import resolve_folder as resolve  # noqa: F401 (callers say checkpoint.resolve)
 from kani_adapt.models.generator import sizes
 from kani_adapt.models.generator.model import KaniTTS2ForCausalLM
 from kani_adapt.models.generator.tokenizer import (
@@ -34,34 +34,6 @@ SAMPLING_FALLBACK = {"temperature": 0.7, "top_p": 0.95, "repetition_penalty": 1.
                      "max_new_frames": 500}
 # A second copy of the 16138 added tokens (tokenizer.json has them); not in the official layout.
 DROPPED_TOKENIZER_FILES = {"added_tokens.json"}
-
-
-def resolve(path_or_id: str, required: tuple[str, ...] = ("config.json",)) -> Path:
-    """A local directory, or a hub repo id fetched through the Hugging Face cache."""
-    path = Path(path_or_id).expanduser()
-    if path.is_dir():
-        missing = [f for f in required if not (path / f).is_file()]
-        if missing:
-            raise CheckpointError(f"{path} lacks {', '.join(missing)}; is it a model directory?")
-        return check_model_folder(path)  # crafted files: one line, before a library parses them
-    if path.exists() or path_or_id.count("/") != 1 or path_or_id.startswith((".", "/", "~")):
-        raise CheckpointError(
-            f"{path_or_id}: no such model directory (give a local directory or a hub id "
-            "like 'nineninesix/kani-tts-2-en')"
-        )
-    from huggingface_hub import snapshot_download
-
-    try:
-        local = snapshot_download(
-            path_or_id,
-            allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"],
-        )
-    except Exception as err:  # network, auth or missing repo: one clear line for the user
-        raise CheckpointError(
-            f"could not fetch {path_or_id!r} from the Hugging Face hub ({type(err).__name__}); "
-            "download it elsewhere and pass the local directory instead"
-        ) from err
-    return resolve(local, required)
 
 
 def build_base(size: str, seed: int = 0) -> tuple[Lfm2ForCausalLM, object]:

@@ -112,18 +112,16 @@ def prepare(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     if audio.ndim != 1 or audio.size == 0:
         raise DataError(f"a reference clip must be mono and non-empty, got shape {audio.shape}")
     if sample_rate != SAMPLE_RATE:
-        import soxr
+        from kani_adapt.audio import resample
 
-        audio = soxr.resample(audio, sample_rate, SAMPLE_RATE).astype(np.float32)
+        audio = resample(audio, sample_rate, SAMPLE_RATE)
     return audio[: int(MAX_SECONDS * SAMPLE_RATE)]
 
 
 def pad(clips: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = torch.tensor([len(c) for c in clips])
-    batch = torch.zeros(len(clips), int(lengths.max()))
-    for row, clip in enumerate(clips):
-        batch[row, : len(clip)] = torch.from_numpy(clip)
-    return batch, lengths
+    from kani_adapt.audio import padded
+
+    return padded(clips)
 
 
 def make_config(wavlm: dict | None = None, embd_size: int = 128, top_interm_size: int = 512):
@@ -164,9 +162,9 @@ def load(path_or_id: str = DEFAULT_MODEL, device: str = "cpu") -> SpeakerEmbedde
     from transformers import WavLMConfig
 
     from kani_adapt.errors import CheckpointError
-    from kani_adapt.models.generator.checkpoint import resolve
+    from kani_adapt.hub import resolve_folder
 
-    folder = resolve(path_or_id, required=("config.json", WEIGHTS))
+    folder = resolve_folder(path_or_id, required=("config.json", WEIGHTS))
     raw = json.loads((folder / "config.json").read_text())
     absent = [k for k in ("embd_size", "top_interm_size") if k not in raw]
     if raw.get("model_type") != "wavlm" or absent:
