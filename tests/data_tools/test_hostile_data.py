@@ -369,18 +369,21 @@ def test_out_of_range_settings_are_reported_all_at_once_by_check(tmp_path, capsy
 
     path = tmp_path / "data.yaml"
     path.write_text("max_rejected_fraction: .nan\n"
-                    "ingest:\n  sample_rate: 0\n  max_file_seconds: -5\n"
+                    "filter:\n  max_chars_per_second: .inf\n")
+    assert main(["check", str(path)]) == 2  # NaN and infinity: refused by the loader itself
+    err = one_line_error(capsys)
+    assert "max_rejected_fraction: nan is not a finite number" in err
+    assert "filter.max_chars_per_second: inf is not a finite number" in err
+    path.write_text("ingest:\n  sample_rate: 0\n  max_file_seconds: -5\n"
                     "segment:\n  vad_threshold: 7\n  min_seconds: 30\n"
-                    "filter:\n  min_snr_db: -3\n  max_chars_per_second: .inf\n"
+                    "filter:\n  min_snr_db: -3\n"
                     "embed:\n  batch_size: 0\n")
     assert main(["check", str(path)]) == 2
     err = one_line_error(capsys)
-    for fragment in ("max_rejected_fraction must be a finite number",
-                     "ingest.sample_rate must be above 0, got 0",
+    for fragment in ("ingest.sample_rate must be above 0, got 0",
                      "ingest.max_file_seconds must be above 0",
                      "segment.vad_threshold must be between 0 and 1, got 7",
                      "segment.min_seconds (30.0) must be below segment.max_seconds (20.0)",
-                     "filter.max_chars_per_second must be a finite number",
                      "embed.batch_size must be above 0"):
         assert fragment in err
     assert "min_snr_db" not in err  # a negative dB threshold is a legal choice
