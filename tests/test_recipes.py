@@ -106,7 +106,7 @@ def test_demo_runs_end_to_end_then_skips_and_redoes_only_what_changed(tmp_path, 
     readme.write_text((RECIPES / "README.md").read_text())
     extra = [f"readme={readme}"]
     proc = subprocess.run([sys.executable, "-m", "kani_adapt.cli.main", "demo", "--out", str(out), *extra],
-                          cwd=REPO, capture_output=True, timeout=900,
+                          cwd=REPO, capture_output=True, timeout=1800,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     console = (proc.stdout + proc.stderr).decode(errors="replace")
     assert proc.returncode == 0, console[-3000:]
