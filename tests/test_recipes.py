@@ -46,11 +46,67 @@ NOISE = ("NeMo", "GPU available", "OneLogger", "exporters", "Warning", "warn(", 
          "Scheduler", "it/s]")
 
 
+def test_eval_stage_is_wired_to_held_out_speakers_replay_and_the_recipes_readme():
+    recipe = load_recipe(RECIPES / "swahili" / "continue_pretrain.yaml")
+    assert recipe.eval.enabled and recipe.eval.codec == recipe.codec
+    assert recipe.eval.dataset.from_run == recipe.generator.run_dir  # its data_stats.json
+    assert recipe.eval.dataset.replay == recipe.generator.data.replay  # the forgetting line
+    assert Path(recipe.readme) == RECIPES / "README.md"
+    demo = load_recipe(RECIPES / "demo" / "demo.yaml")
+    assert demo.eval.dataset.replay == ""  # the demo trains without replay
+    assert demo.generator.eval.prompts > 0 and demo.generator.codec == demo.codec
+    with pytest.raises(ConfigError, match="eval stage needs speakers training never saw"):
+        load_recipe(RECIPES / "demo" / "demo.yaml", ["generator.data.val_speakers=0"])
+    assert not load_recipe(RECIPES / "demo" / "demo.yaml",
+                           ["generator.data.val_speakers=0", "eval.enabled=false"]).eval.enabled
+
+
+def test_readme_row_of_a_recipe_is_replaced_and_the_others_kept(tmp_path):
+    from kani_adapt.recipes import results
+
+    readme = tmp_path / "README.md"
+    readme.write_text((RECIPES / "README.md").read_text())
+    results.write_row(readme, "swahili", "| swahili | new |")
+    results.write_row(readme, "swahili", "| swahili | newer |")
+    results.write_row(readme, "yoruba", "| yoruba | first |")
+    text = readme.read_text()
+    assert "| swahili | newer |" in text and "| swahili | new |" not in text
+    assert text.count("| swahili |") == 1 and "| demo |" in text
+    table = text.split(results.README_BEGIN)[1].split(results.README_END)[0]
+    assert table.strip().splitlines()[-1] == "| yoruba | first |"  # appended inside the table
+    bare = tmp_path / "bare.md"
+    bare.write_text("# no table\n")
+    with pytest.raises(ConfigError, match="results:begin"):
+        results.write_row(bare, "demo", "| demo |")
+
+
+def test_readme_row_shows_intervals_paired_differences_and_the_note():
+    from kani_adapt.recipes import results
+
+    iv = lambda m, lo, hi: {"mean": m, "low": lo, "high": hi, "n": 4}  # noqa: E731
+    result = {"checkpoints": {"merged": "a", "base": "b"},
+              "summary": {"merged": {"dnsmos_p808": {"all": iv(2.5, 2.25, 2.75)},
+                                     "failure": {"all": iv(0.5, 0.0, 1.0)}}},
+              "comparisons": {"merged vs base": {"all": {"dnsmos_p808": {"diff": iv(0.25, -0.125, 0.5)}},
+                                                 "forgetting": {}}},
+              "verdicts": ["merged: dnsmos_p808 2.500; vs base: same on dnsmos_p808", "base: x"]}
+    line = results.row("demo", result, {"train_hours": 0.015, "train_speakers": 5}, "30 generator", 61.4,
+                       note="Tiny random models: meaningless numbers.")
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[0] == "demo" and cells[3] == "61 s" and cells[4] == "0.01 h, 5 speakers"
+    assert cells[6] == "dnsmos_p808 2.50 [2.25, 2.75]; failure 0.50 [0.00, 1.00]"
+    assert cells[7] == "dnsmos_p808 0.25 [-0.12, 0.50]"
+    assert cells[8].startswith("Tiny random models: meaningless numbers. dnsmos_p808 2.500; vs base")
+
+
 @pytest.mark.slow
 def test_demo_runs_end_to_end_then_skips_and_redoes_only_what_changed(tmp_path, capsys):
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "kani_adapt.cli.main", "demo", "--out", str(out)],
-                          cwd=REPO, capture_output=True, timeout=900,
+    readme = tmp_path / "README.md"  # the results table the eval stage fills (not the repo's)
+    readme.write_text((RECIPES / "README.md").read_text())
+    extra = [f"readme={readme}"]
+    proc = subprocess.run([sys.executable, "-m", "kani_adapt.cli.main", "demo", "--out", str(out), *extra],
+                          cwd=REPO, capture_output=True, timeout=1800,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     console = (proc.stdout + proc.stderr).decode(errors="replace")
     assert proc.returncode == 0, console[-3000:]
@@ -67,17 +123,30 @@ def test_demo_runs_end_to_end_then_skips_and_redoes_only_what_changed(tmp_path, 
     assert (out / "export" / "adapter" / "adapter_config.json").is_file()
     assert (out / "codec" / "finetuned.nemo").is_file()
     assert (out / "codec_check" / "codec_check.md").is_file()
+    # The training eval callback scored speech at each validation.
+    scalars = tb_tags(out / "generator" / "tb", "scalars")
+    assert {"eval/dnsmos_p808", "eval/failure"} <= set(scalars), scalars
+    # The eval stage: base vs adapted, and the README row written from its eval.json.
+    result = json.loads((out / "eval" / "eval.json").read_text())
+    assert list(result["checkpoints"]) == ["merged", "base"] and result["items"] > 0
+    assert "dnsmos_p808" in result["summary"]["merged"] and result["comparisons"]
+    assert "meaningless" in (out / "eval" / "eval.md").read_text()
+    row = next(line for line in readme.read_text().splitlines() if line.startswith("| demo |"))
+    assert "not run yet" not in row and "meaningless" in row and "dnsmos_p808" in row
+    assert result["verdicts"][0].split(": ", 1)[1] in row
     state = json.loads((out / "stages.json").read_text())
-    assert all(s["status"] == "done" for s in state.values()) and len(state) == 8
+    assert all(s["status"] == "done" for s in state.values()) and len(state) == 9
     capsys.readouterr()
 
-    assert main(["demo", "--out", str(out)]) == 0
+    readme.write_text((RECIPES / "README.md").read_text())
+    assert main(["demo", "--out", str(out), *extra]) == 0
     log = capsys.readouterr().out
-    assert log.count("skipped") == 8
+    assert log.count("skipped") == 9 and "[eval] done before" in log
+    assert "not run yet" in readme.read_text().split("| demo |")[1].splitlines()[0]  # untouched
 
-    assert main(["demo", "--out", str(out), "sample.max_frames=8"]) == 0
+    assert main(["demo", "--out", str(out), "sample.max_frames=8", *extra]) == 0
     log = capsys.readouterr().out
-    assert log.count("skipped") == 7 and "[sample] config changed" in log
+    assert log.count("skipped") == 8 and "[sample] config changed" in log
     assert json.loads((out / "samples" / "samples.json").read_text())[0]["frames"] <= 8
 
 

@@ -15,7 +15,9 @@ def add_recipe_commands(sub) -> None:
         "run", formatter_class=Formatter, help="run a recipe end to end (resumable)",
         description=(
             "Run the stages of a recipe in order: synthesize (demo), prepare data, codec\n"
-            "check, codec fine-tuning, generator training, export, samples. Stages done\n"
+            "check, codec fine-tuning, generator training, export, eval (base vs adapted on\n"
+            "held-out speakers and the replay set; fills the recipe's row of the results table\n"
+            "in recipes/README.md, or `readme=FILE`), samples. Stages done\n"
             "before with the same inputs and config are skipped; an interrupted stage resumes;\n"
             "a stage whose config changed is redone. Progress: WORK_DIR/stages.json."
         ),
@@ -43,7 +45,9 @@ def add_recipe_commands(sub) -> None:
         description=(
             "Runs recipes/demo/demo.yaml: synthesises German and Scottish-English speech with\n"
             "espeak-ng, prepares it, checks and fine-tunes a tiny codec, trains a LoRA on a\n"
-            "tiny generator, exports it (adapter and merged) and writes a sample WAV.\n"
+            "tiny generator (scored at each validation), exports it (adapter and merged),\n"
+            "evaluates it against its base (meaningless numbers: the models are random) and\n"
+            "writes a sample WAV.\n"
             "Measured run time: recipes/README.md (demo row). Everything lands in --out."
         ),
     )
@@ -103,5 +107,7 @@ def run_demo(args) -> int:
     print(f"  merged model:  {outputs['export']['merged']}")
     print(f"  LoRA adapter:  {outputs['export']['adapter']}")
     print(f"  codec report:  {outputs['codec_check']['report']}")
+    if "eval" in outputs:
+        print(f"  eval report:   {outputs['eval']['report']}")
     print(f"  TensorBoard:   tensorboard --logdir {args.out}")
     return 0

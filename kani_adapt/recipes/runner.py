@@ -50,6 +50,9 @@ def plan(recipe: Recipe, done: dict) -> list[Stage]:
     out.append(Stage("train", lambda: stages.train(recipe), recipe.generator,
                      [Path(recipe.generator.run_dir)]))
     out.append(Stage("export", lambda: stages.export(recipe), recipe.export, [work / "export"]))
+    if recipe.eval.enabled:
+        # Before `sample`, so that changing the samples does not redo the eval.
+        out.append(Stage("eval", lambda: evaluate(recipe, done), recipe.eval, [work / "eval"]))
     if recipe.sample.texts:
         def sample():
             codec = done.get("codec_finetune", {}).get("codec", recipe.codec)
@@ -59,6 +62,31 @@ def plan(recipe: Recipe, done: dict) -> list[Stage]:
             return stages.sample(recipe, codec, merged)
         out.append(Stage("sample", sample, recipe.sample, [work / "samples"]))
     return out
+
+
+def evaluate(recipe: Recipe, done: dict) -> dict:
+    """The eval stage, then the recipe's row of the results table from its eval.json."""
+    from kani_adapt.recipes import evaluation, results
+
+    merged = done.get("export", {}).get("merged")
+    if merged is None:
+        raise ConfigError("the eval stage needs export.merged: true (or eval.enabled: false)")
+    codec = done.get("codec_finetune", {}).get("codec", recipe.eval.codec)
+    start = time.time()
+    produced = stages.evaluate(recipe, codec, merged)
+    if recipe.readme:
+        steps = f"{done.get('train', {}).get('steps', '?')} generator"
+        if recipe.codec_finetune is not None:
+            steps += f", {recipe.codec_finetune.max_steps} codec"
+        note = "Tiny random models: meaningless numbers." if evaluation.random_init(recipe) else ""
+        result = json.loads(Path(produced["json"]).read_text())
+        # Wall time of the whole recipe: the stages recorded so far plus this one.
+        seconds = sum(s.get("seconds", 0) for s in _read_state(Path(recipe.work_dir)).values()
+                      if s.get("status") == "done") + time.time() - start
+        line = results.row(recipe.name, result, evaluation.data_stats(recipe), steps, seconds, note)
+        results.write_row(Path(recipe.readme), recipe.name, line)
+        produced["readme"] = recipe.readme
+    return produced
 
 
 def run_recipe(recipe: Recipe, log: Callable[[str], None] = print) -> dict:

@@ -15,6 +15,7 @@ from data_tools.config import DataConfig, normalise_raw, resolve_paths, validate
 from kani_adapt.codec.train_config import CodecTrainConfig
 from kani_adapt.config import from_dict, read_yaml
 from kani_adapt.errors import ConfigError
+from kani_adapt.eval.config import EvalConfig
 from kani_adapt.training.config import TrainConfig
 
 NANOCODEC = "nvidia/nemo-nano-codec-22khz-0.6kbps-12.5fps"
@@ -60,6 +61,16 @@ class SampleStage:
 
 
 @dataclass
+class EvalStage(EvalConfig):
+    """Base vs adapted on held-out speakers of the dataset (and the generator's replay set, the
+    forgetting line), with the fields of ``kani-adapt eval --config``. The loader fills in the
+    codec, the dataset's held-out speakers (from the generator run) and the replay set."""
+
+    enabled: bool = True
+    base: str = ""  # checkpoint compared against; default: generator.model.init (a size: rebuilt)
+
+
+@dataclass
 class Recipe:
     name: str = ""
     description: str = ""
@@ -74,6 +85,11 @@ class Recipe:
     generator: TrainConfig = field(default_factory=TrainConfig)
     export: ExportStage = field(default_factory=ExportStage)
     sample: SampleStage = field(default_factory=SampleStage)
+    eval: EvalStage = field(default_factory=EvalStage)
+    # Results table the eval stage writes this recipe's row into (between the markers
+    # `<!-- results:begin -->` / `<!-- results:end -->`); default: a README.md with those markers
+    # in the recipe's folder or the folder above (recipes/README.md for the bundled recipes).
+    readme: str = ""
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
@@ -104,6 +120,16 @@ def resolve(raw: dict, base: Path, where: str) -> Recipe:
     gen.setdefault("run_dir", str(work / "generator"))
     gen.setdefault("data", {}).setdefault("train", dataset)
     gen.setdefault("codec", codec)  # training samples are decoded to audio with it
+    ev = raw.setdefault("eval", {})
+    if isinstance(ev, dict):
+        ev.setdefault("codec", codec)  # a fine-tuned codec, when the recipe makes one, wins at run time
+        ds = ev.setdefault("dataset", {})
+        if isinstance(ds, dict):
+            ds.setdefault("from_run", gen["run_dir"])  # its data_stats.json names the held-out speakers
+            replay = gen.get("data", {}).get("replay")
+            if replay:
+                ds.setdefault("replay", replay)
+    raw.setdefault("readme", _default_readme(base))
     if isinstance(raw.get("codec_finetune"), dict):
         ft = raw["codec_finetune"]
         ft.setdefault("train_manifest", str(work / "data" / "dataset" / "nemo_manifest.jsonl"))
@@ -111,6 +137,7 @@ def resolve(raw: dict, base: Path, where: str) -> Recipe:
         ft.setdefault("codec", codec)
     _relative_to(base, raw, ["dataset"], ["codec"], ["generator", "data", "train"],
                  ["generator", "data", "replay"], ["generator", "model", "init"], ["generator", "codec"],
+                 ["eval", "codec"], ["eval", "base"], ["eval", "dataset", "replay"], ["readme"],
                  ["codec_finetune", "train_manifest"], ["codec_finetune", "val_manifest"],
                  ["codec_finetune", "codec"])
     recipe = from_dict(Recipe, raw, where=where)
@@ -120,6 +147,10 @@ def resolve(raw: dict, base: Path, where: str) -> Recipe:
     if recipe.data is None and not recipe.dataset:
         raise ConfigError(f"{where}: give `data` (recordings to prepare) or `dataset` "
                           "(an already tokenized dataset)")
+    if recipe.eval.enabled and not recipe.generator.data.val_speakers and not recipe.eval.dataset.speakers:
+        raise ConfigError(f"{where}: the eval stage needs speakers training never saw: set "
+                          "generator.data.val_speakers >= 1, name them with eval.dataset.speakers, "
+                          "or set eval.enabled: false")
     if recipe.synth is not None and recipe.data is None:
         raise ConfigError(f"{where}: `synth` makes recordings; `data` must prepare them")
     return recipe
@@ -137,3 +168,14 @@ def _relative_to(base: Path, raw: dict, *keys: list[str]) -> None:
             continue
         if value.startswith(("./", "../")) or (base / value).exists():
             node[key[-1]] = str((base / value).resolve())
+
+
+README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def _default_readme(base: Path) -> str:
+    for folder in (base, base.parent):
+        readme = folder / "README.md"
+        if readme.is_file() and README_BEGIN in readme.read_text(encoding="utf-8"):
+            return str(readme)
+    return ""

@@ -86,6 +86,13 @@ def export(recipe: Recipe) -> dict:
     return result
 
 
+def evaluate(recipe: Recipe, codec_path: str, merged: str) -> dict:
+    """Base vs adapted on held-out speakers (and the replay set): work_dir/eval/."""
+    from kani_adapt.recipes import evaluation
+
+    return evaluation.run(recipe, codec_path, merged)
+
+
 def sample(recipe: Recipe, codec_path: str, merged: str) -> dict:
     """Generate each sample text with the merged checkpoint and decode it to a WAV."""
     from kani_adapt.atomic import write_audio, write_text

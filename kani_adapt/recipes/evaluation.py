@@ -1,0 +1,69 @@
+"""The recipe's eval stage: the base model against the adapted one on speakers training never
+saw (and on the base-language replay set, the forgetting line), then its row of the results table.
+
+A base given as a size (``tiny``, ``350m``: random weights) is rebuilt exactly as training built
+it, so the comparison is with the weights the adaptation started from.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from kani_adapt.errors import ConfigError
+from kani_adapt.recipes.schema import Recipe
+
+RANDOM_NOTE = ("The models here are tiny and random (`{init}`): these numbers are meaningless and "
+               "only show that the eval stage runs and connects.")
+
+
+def random_init(recipe: Recipe) -> bool:
+    from kani_adapt.models.generator import sizes
+
+    return (recipe.eval.base or recipe.generator.model.init) in sizes.SIZES
+
+
+def base_checkpoint(recipe: Recipe, out: Path) -> str:
+    """The checkpoint the adaptation started from, saved under ``out`` when it is a random size."""
+    base = recipe.eval.base or recipe.generator.model.init
+    if not random_init(recipe):
+        return base
+    folder = out / "base"
+    from kani_adapt.models.generator import checkpoint
+
+    if not (folder / checkpoint.WEIGHTS).is_file():
+        from kani_adapt.training.run import build_model
+
+        cfg = dataclasses.replace(recipe.generator, model=dataclasses.replace(
+            recipe.generator.model, init=base))
+        model, tokenizer = build_model(cfg)
+        checkpoint.save_checkpoint(model, tokenizer, folder, dtype="fp32")
+    return str(folder)
+
+
+def run(recipe: Recipe, codec: str, merged: str) -> dict:
+    from kani_adapt.eval.dataset_set import held_out_speakers, load_dataset_items
+    from kani_adapt.eval.evaluate import run_eval
+
+    cfg = recipe.eval
+    if not held_out_speakers(cfg.dataset):
+        raise ConfigError(f"{cfg.dataset.from_run}/data_stats.json: training held out no speakers, so "
+                          "nothing is left to evaluate on; set generator.data.val_speakers >= 1, "
+                          "name them with eval.dataset.speakers=[...], or set eval.enabled: false")
+    out = Path(recipe.work_dir) / "eval"
+    spec = recipe.generator.data.train
+    items = load_dataset_items(spec, cfg.dataset)
+    settings = dataclasses.replace(cfg, codec=codec)
+    base = base_checkpoint(recipe, out)
+    result = run_eval(merged, items, settings, out, compare=[base], eval_set=spec)
+    if random_init(recipe):
+        note = RANDOM_NOTE.format(init=recipe.eval.base or recipe.generator.model.init)
+        md = out / "eval.md"
+        md.write_text(md.read_text().replace("# Evaluation\n", f"# Evaluation\n\n**{note}**\n", 1))
+    return {"report": str(out / "eval.md"), "json": str(out / "eval.json"),
+            "verdict": result["verdicts"][0]}
+
+
+def data_stats(recipe: Recipe) -> dict:
+    path = Path(recipe.generator.run_dir) / "data_stats.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
