@@ -18,6 +18,9 @@ reported at once, in one :class:`ConfigError` line):
           betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
           RANGES: ClassVar[dict[str, str]] = {"lr": "> 0", "betas": "[0, 1)"}
 
+- ``RENAMED``: a class attribute mapping a former key name to its current one, so that an old
+  config gets "unknown key 'rank'; it is now called 'r'" instead of a guess.
+
 - ``validate(self) -> list[str]``: a method for checks across fields; it returns the problems
   found (empty when the config is fine) and runs only when every field is of the right type
   and in range.
@@ -196,11 +199,14 @@ def _build(cls, data, where: str, problems: list[str]):
     hints = get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     ranges = getattr(cls, "RANGES", {})
+    renamed = getattr(cls, "RENAMED", {})
     kwargs, before = {}, len(problems)
     for key, value in data.items():
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
+            if key in renamed:
+                hint = f"; it is now called {renamed[key]!r}"
             problems.append(f"{where}: unknown key {_show(key)}{hint}")
             continue
         try:

@@ -9,7 +9,7 @@ from kani_adapt.eval.config import TrainingEvalConfig
 
 
 @dataclass
-class DataConfig:
+class TrainDataConfig:
     train: str = ""  # HF dataset folder (save_to_disk) or parquet file/folder
     replay: Optional[str] = None  # base-language dataset mixed in against forgetting
     replay_ratio: float = 0.0  # share of training batches drawn from `replay`
@@ -98,7 +98,7 @@ class TrainConfig:
     mode: Literal["continue_pretrain", "lora"] = "lora"
     codec: Optional[str] = None  # decode samples to audio with this codec (path or id)
     licence: str = "unspecified"  # written to the adapter card
-    data: DataConfig = field(default_factory=DataConfig)
+    data: TrainDataConfig = field(default_factory=TrainDataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

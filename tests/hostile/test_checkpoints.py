@@ -138,7 +138,7 @@ def test_codec_resumes_from_the_step_checkpoint_when_last_is_truncated(tmp_path,
 
     corpus = write_corpus(tmp_path / "corpus")
     run = tmp_path / "run"
-    start_run(None, overrides(corpus, run, max_steps=2, checkpoint_every=1))
+    start_run(None, overrides(corpus, run, max_steps=2, ckpt_every=1))
     last = run / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[:1000])
     (run / "checkpoints" / "step-000002.ckpt").unlink()  # the newest intact one is step 1

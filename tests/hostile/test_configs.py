@@ -115,9 +115,9 @@ def test_every_problem_of_a_config_is_reported_at_once(tmp_path):
 
 def test_codec_ranges_are_checked(tmp_path):
     with pytest.raises(ConfigError) as err:
-        load_config(CodecTrainConfig, None, ["train_manifest=m.json", "optim.lr=0", "lora.rank=0",
+        load_config(CodecTrainConfig, None, ["train_manifest=m.json", "optim.lr=0", "lora.r=0",
                                              "batch_size=0", "optim.lr_decay=1.5", "workers=-1"])
-    for key in ("optim.lr", "lora.rank", "batch_size", "optim.lr_decay", "workers"):
+    for key in ("optim.lr", "lora.r", "batch_size", "optim.lr_decay", "workers"):
         assert f"{key}:" in str(err.value), str(err.value)
 
 
