@@ -35,3 +35,32 @@ def test_the_training_data_section_is_not_named_like_the_data_tools_config():
 
     assert not hasattr(training, "DataConfig")
     assert training.TrainDataConfig is not data_tools.config.DataConfig
+
+
+def test_a_train_config_without_data_and_model_names_both_in_one_line():
+    with pytest.raises(ConfigError) as err:
+        load_config(TrainConfig, None, ["lora.r=4"])
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("2 problems"), message
+    assert "data.train: required" in message and "e.g. data.train=" in message, message
+    assert "model.init: required" in message and "model.init=tiny" in message, message
+
+
+def test_an_empty_data_train_is_refused_instead_of_searching_the_current_folder():
+    with pytest.raises(ConfigError, match="data: train is empty"):
+        load_config(TrainConfig, None, ["data.train=", "model.init=tiny"])
+
+
+def test_the_tiny_model_is_still_chosen_when_written_out():
+    assert load_config(TrainConfig, None, ["data.train=d", "model.init=tiny"]).model.init == "tiny"
+
+
+def test_train_command_without_data_and_model_refuses_before_touching_the_folder(tmp_path, capsys,
+                                                                              monkeypatch):
+    from kani_adapt.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", f"run_dir={tmp_path / 'run'}"]) != 0
+    err = capsys.readouterr().err
+    assert "data.train" in err and "model.init" in err, err
+    assert list(tmp_path.iterdir()) == []

@@ -93,4 +93,4 @@ def test_training_and_data_defaults_drop_repeated_frames():
     from data_tools.config import WriteConfig
     from kani_adapt.training.config import TrainDataConfig
 
-    assert WriteConfig().drop_repeated_frames and TrainDataConfig().drop_repeated_frames
+    assert WriteConfig().drop_repeated_frames and TrainDataConfig(train="d").drop_repeated_frames

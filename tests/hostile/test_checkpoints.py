@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 
+from tests.helpers import REQUIRED
 from kani_adapt.cli.main import main
 from kani_adapt.config import dump_yaml, load_config
 from kani_adapt.codec.train_config import CodecTrainConfig
@@ -92,7 +93,7 @@ def test_generator_train_refuses_a_planted_checkpoint_in_one_line(tmp_path, caps
     marker = tmp_path / "marker"
     run = tmp_path / "run"
     plant_payload(run / "checkpoints" / "last.ckpt", marker)
-    assert_refused(main, ["train", f"run_dir={run}", "trainer.accelerator=cpu"], capsys,
+    assert_refused(main, ["train", f"run_dir={run}", "trainer.accelerator=cpu", *REQUIRED], capsys,
                    "last.ckpt", "unpickling")
     assert not marker.exists()
     assert {p.name for p in files_under(tmp_path)} <= {"run", "checkpoints", "last.ckpt", "config.yaml"}
@@ -167,7 +168,7 @@ def test_generator_export_refuses_a_planted_checkpoint_in_one_line(tmp_path, cap
     marker = tmp_path / "marker"
     run = tmp_path / "run"
     run.mkdir()
-    dump_yaml(load_config(TrainConfig, None, [f"run_dir={run}"]), run / "config.yaml")
+    dump_yaml(load_config(TrainConfig, None, [*REQUIRED, f"run_dir={run}"]), run / "config.yaml")
     plant_payload(run / "checkpoints" / "last.ckpt", marker)
     assert_refused(main, ["export", str(run), "--out", str(tmp_path / "out")], capsys,
                    "last.ckpt", "unpickling")
