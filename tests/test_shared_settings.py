@@ -64,3 +64,18 @@ def test_train_command_without_data_and_model_refuses_before_touching_the_folder
     err = capsys.readouterr().err
     assert "data.train" in err and "model.init" in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_schema_defaults_to_the_one_nanocodec_hub_id():
+    import data_tools.config
+    from kani_adapt.codec import nanocodec
+    from kani_adapt.defaults import NANOCODEC_HUB_ID
+    import dataclasses
+
+    from kani_adapt.eval.config import EvalConfig
+    from kani_adapt.recipes.schema import Recipe
+
+    codec = load_config(CodecTrainConfig, None, ["train_manifest=m.json"])
+    defaults = {codec.codec, {f.name: f.default for f in dataclasses.fields(EvalConfig)}["codec"], Recipe.codec, nanocodec.HUB_ID,
+                data_tools.config.TokenizeConfig().codec}
+    assert defaults == {NANOCODEC_HUB_ID}, defaults

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Optional
 
+from kani_adapt.defaults import NANOCODEC_HUB_ID
 from kani_adapt.errors import ConfigError
 
 # Keys that may change when a run is resumed: they do not alter what a step computes.
@@ -34,7 +35,7 @@ class CodecTrainConfig:
     train_manifest: str = ""  # NeMo manifest (JSON lines); required
     val_manifest: Optional[str] = None  # fixed validation clips; default: train_manifest
     run_dir: str = "runs/codec"  # receives config.yaml, checkpoints/, tb/, metrics.jsonl
-    codec: str = "nvidia/nemo-nano-codec-22khz-0.6kbps-12.5fps"  # .nemo, hub id or size name
+    codec: str = NANOCODEC_HUB_ID  # .nemo, hub id or size name
     mode: Literal["decoder", "full", "lora"] = "decoder"
     discriminators: list[str] = field(default_factory=lambda: ["mpd", "mrd"])  # [] = none
     slm_dir: Optional[str] = None  # local WavLM folder to keep an SLM discriminator

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from kani_adapt.defaults import NANOCODEC_HUB_ID
 from data_tools.config import DataConfig, normalise_raw, resolve_paths, validate
 from kani_adapt.codec.train_config import CodecTrainConfig
 from kani_adapt.config import from_dict, read_yaml
 from kani_adapt.errors import ConfigError
 from kani_adapt.training.config import TrainConfig
 
-NANOCODEC = "nvidia/nemo-nano-codec-22khz-0.6kbps-12.5fps"
+NANOCODEC = NANOCODEC_HUB_ID
 
 
 @dataclass
