@@ -10,6 +10,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kani_adapt.defaults import NANOCODEC_HUB_ID
 from kani_adapt.config import from_dict, read_yaml
 from kani_adapt.errors import ConfigError
 
@@ -130,7 +131,7 @@ class OutliersConfig:
 
 @dataclass
 class TokenizeConfig:
-    codec: str = "nvidia/nemo-nano-codec-22khz-0.6kbps-12.5fps"  # see data_tools/codecs.py
+    codec: str = NANOCODEC_HUB_ID  # see data_tools/codecs.py
     # Padded audio per batch (clips of similar length share one). Sized for a GPU; on a CPU
     # batching does not pay (benchmarks/README.md): use about 30 s and 4 clips there.
     batch_seconds: float = 160.0

@@ -18,6 +18,12 @@ reported at once, in one :class:`ConfigError` line):
           betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
           RANGES: ClassVar[dict[str, str]] = {"lr": "> 0", "betas": "[0, 1)"}
 
+- Required fields have no default (``field: str = required("data.train=data/hessian")``):
+  every one left out is named, with its example, in the one error line.
+
+- ``RENAMED``: a class attribute mapping a former key name to its current one, so that an old
+  config gets "unknown key 'rank'; it is now called 'r'" instead of a guess.
+
 - ``validate(self) -> list[str]``: a method for checks across fields; it returns the problems
   found (empty when the config is fine) and runs only when every field is of the right type
   and in range.
@@ -196,11 +202,14 @@ def _build(cls, data, where: str, problems: list[str]):
     hints = get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     ranges = getattr(cls, "RANGES", {})
+    renamed = getattr(cls, "RENAMED", {})
     kwargs, before = {}, len(problems)
     for key, value in data.items():
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
+            if key in renamed:
+                hint = f"; it is now called {renamed[key]!r}"
             problems.append(f"{where}: unknown key {_show(key)}{hint}")
             continue
         try:
@@ -210,7 +219,9 @@ def _build(cls, data, where: str, problems: list[str]):
         except ConfigError as err:
             problems.append(str(err))
     for key in names:
-        value = kwargs.get(key, _default(cls, key))
+        if key not in data:
+            _fill_missing(cls, key, hints[key], f"{where}.{key}", kwargs, problems)
+        value = kwargs[key] if key in kwargs else _default(cls, key) if key in ranges else None
         if key in ranges and value is not None and value is not dataclasses.MISSING:
             _check_range(value, ranges[key], f"{where}.{key}", problems)
     if len(problems) > before:
@@ -223,6 +234,30 @@ def _build(cls, data, where: str, problems: list[str]):
     if hasattr(obj, "validate"):
         problems.extend(f"{where}: {p}" for p in obj.validate())
     return obj
+
+
+def required(example: str):
+    """A field with no default: leaving it out is an error that shows ``example``."""
+    return dataclasses.field(metadata={"example": example})
+
+
+def _fill_missing(cls, key: str, tp, where: str, kwargs: dict, problems: list[str]) -> None:
+    """A left-out field: required ones are reported; a section is built from nothing, so that
+    the required fields inside it are reported too (and by their full dotted name)."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == key)
+    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        example = f.metadata.get("example")
+        problems.append(f"{where}: required, missing" + (f" (e.g. {example})" if example else ""))
+    elif dataclasses.is_dataclass(tp) and f.default_factory is tp and _has_required(tp):
+        try:
+            kwargs[key] = _coerce(tp, {}, where, problems)
+        except ConfigError:
+            pass
+
+
+def _has_required(cls) -> bool:
+    return any(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+               for f in dataclasses.fields(cls))
 
 
 def _default(cls, key: str):

@@ -38,3 +38,7 @@ def example_batch(tok, n_frames=(5, 3), seed=0):
 def copy_dir(src: Path, dest: Path) -> Path:
     shutil.copytree(src, dest)
     return dest
+
+
+# The generator schema's required keys, for tests that build a TrainConfig from overrides only.
+REQUIRED = ["data.train=unused", "model.init=tiny"]

@@ -35,7 +35,7 @@ def test_every_recipe_loads_and_validates(path):
 
 def test_unknown_recipe_keys_get_a_hint(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\ndataset: d\ngenerator:\n  trainer:\n    max_stepz: 3\n")
+    bad.write_text("name: x\ndataset: d\ngenerator:\n  model: {init: tiny}\n  trainer:\n    max_stepz: 3\n")
     with pytest.raises(ConfigError, match="did you mean 'max_steps'"):
         load_recipe(bad)
     with pytest.raises(ConfigError, match="give `data`"):

@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kani_adapt.atomic import write_file
+from kani_adapt.defaults import NANOCODEC_HUB_ID
 from kani_adapt.errors import CheckpointError, DataError
 from kani_adapt.hub import resolve_file
 from kani_adapt.model_files import torch_load
@@ -24,7 +25,7 @@ SAMPLES_PER_FRAME = 1764  # 12.5 frames per second
 NUM_GROUPS = 4
 LEVELS = [9, 8, 8, 7]  # 9*8*8*7 = 4032 codes per codebook
 LATENT_DIM = NUM_GROUPS * len(LEVELS)
-HUB_ID = "nvidia/nemo-nano-codec-22khz-0.6kbps-12.5fps"
+HUB_ID = NANOCODEC_HUB_ID
 
 _MODULES = "nemo.collections.tts.modules.audio_codec_modules"
 _LOSSES = "nemo.collections.tts.losses.audio_codec_loss"

@@ -47,7 +47,7 @@ def prepare_model(cfg: CodecTrainConfig):
     if model.vector_quantizer is not None:
         model.vector_quantizer.requires_grad_(False)
     if cfg.mode == "lora":
-        lora.add_adapters(model.audio_decoder, cfg.lora.rank, cfg.lora.alpha, cfg.lora.transposed)
+        lora.add_adapters(model.audio_decoder, cfg.lora.r, cfg.lora.alpha, cfg.lora.transposed)
         for module in model.audio_decoder.modules():  # snake alphas stay frozen as well
             for name, p in module.named_parameters(recurse=False):
                 if not name.startswith("lora_"):
@@ -57,7 +57,7 @@ def prepare_model(cfg: CodecTrainConfig):
     model._cfg.optim = {"_target_": "torch.optim.Adam", "lr": cfg.optim.lr, "betas": list(cfg.optim.betas),
                         **({"sched": sched} if sched else {})}
     model._cfg.max_steps = cfg.max_steps * n_optimizers(model)
-    model.clip_grad_norm = cfg.optim.clip_grad_norm
+    model.clip_grad_norm = cfg.optim.grad_clip
     return model
 
 
@@ -96,7 +96,7 @@ def _trainer(cfg: CodecTrainConfig, model, run: Path, position: Position, val_cl
 
     callbacks = [RunState(position),
                  Validator(val_clips, cfg.val_every, position, run / "metrics.jsonl", cfg.max_steps),
-                 Checkpointer(run / "checkpoints", position, cfg.checkpoint_every, cfg.max_steps),
+                 Checkpointer(run / "checkpoints", position, cfg.ckpt_every, cfg.max_steps),
                  ProgressLog(max(1, cfg.max_steps // 20), loss_key="g_loss_mel_l1", rate_key=None,
                              steps_per_update=n_optimizers(model))]
     return Trainer(
@@ -144,7 +144,7 @@ def _finish(cfg: CodecTrainConfig, model, run: Path, position: Position, val_cli
         warnings.warn(DRIFT_WARNING, stacklevel=2)
     if cfg.mode == "lora":
         summary["adapter"] = str(lora.save_adapter(model.audio_decoder, run / "adapter.safetensors",
-                                                   cfg.lora.rank, cfg.lora.alpha, cfg.lora.transposed))
+                                                   cfg.lora.r, cfg.lora.alpha, cfg.lora.transposed))
     atomic.write_text(run / "summary.json", json.dumps(summary, indent=2))
     return summary
 
@@ -210,7 +210,7 @@ def export_run(run: Path, out: Path, checkpoint: Path | None = None) -> dict:
     result = {}
     if cfg.mode == "lora":
         adapter = Path(out).with_suffix(".adapter.safetensors")
-        result["adapter"] = str(lora.save_adapter(model.audio_decoder, adapter, cfg.lora.rank,
+        result["adapter"] = str(lora.save_adapter(model.audio_decoder, adapter, cfg.lora.r,
                                                   cfg.lora.alpha, cfg.lora.transposed))
         result["merged_convs"] = lora.merge_adapters(model.audio_decoder)
     OmegaConf.set_struct(model._cfg, False)

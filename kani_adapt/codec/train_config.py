@@ -4,18 +4,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Optional
 
+from kani_adapt.defaults import NANOCODEC_HUB_ID
 from kani_adapt.errors import ConfigError
 
 # Keys that may change when a run is resumed: they do not alter what a step computes.
-RESUMABLE_KEYS = ("max_steps", "val_every", "checkpoint_every")
+RESUMABLE_KEYS = ("max_steps", "val_every", "ckpt_every")
 
 
 @dataclass
 class LoraConfig:
-    rank: int = 8  # per conv (capped by the conv's group size)
-    alpha: float = 8.0  # delta scale = alpha / rank
+    r: int = 8  # per conv (capped by the conv's group size)
+    alpha: float = 8.0  # delta scale = alpha / r
     transposed: bool = True  # also adapt the up-sampling ConvTranspose1d layers
-    RANGES: ClassVar[dict] = {"rank": ">= 1", "alpha": "> 0"}
+    RANGES: ClassVar[dict] = {"r": ">= 1", "alpha": "> 0"}
+    RENAMED: ClassVar[dict] = {"rank": "r"}  # the generator's LoRA section names it r
 
 
 @dataclass
@@ -23,8 +25,9 @@ class OptimConfig:
     lr: float = 2e-5  # fine-tuning rate (NanoCodec pretraining used 2e-4)
     betas: list[float] = field(default_factory=lambda: [0.8, 0.99])
     lr_decay: float = 0.9999  # ExponentialLR gamma per batch; 1.0 keeps the rate constant
-    clip_grad_norm: Optional[float] = None
-    RANGES: ClassVar[dict] = {"lr": "> 0", "betas": "[0, 1)", "lr_decay": "(0, 1]", "clip_grad_norm": "> 0"}
+    grad_clip: Optional[float] = None  # gradient norm clip; None: no clipping
+    RANGES: ClassVar[dict] = {"lr": "> 0", "betas": "[0, 1)", "lr_decay": "(0, 1]", "grad_clip": "> 0"}
+    RENAMED: ClassVar[dict] = {"clip_grad_norm": "grad_clip"}  # as the generator's optim.grad_clip
 
 
 @dataclass
@@ -32,7 +35,7 @@ class CodecTrainConfig:
     train_manifest: str = ""  # NeMo manifest (JSON lines); required
     val_manifest: Optional[str] = None  # fixed validation clips; default: train_manifest
     run_dir: str = "runs/codec"  # receives config.yaml, checkpoints/, tb/, metrics.jsonl
-    codec: str = "nvidia/nemo-nano-codec-22khz-0.6kbps-12.5fps"  # .nemo, hub id or size name
+    codec: str = NANOCODEC_HUB_ID  # .nemo, hub id or size name
     mode: Literal["decoder", "full", "lora"] = "decoder"
     discriminators: list[str] = field(default_factory=lambda: ["mpd", "mrd"])  # [] = none
     slm_dir: Optional[str] = None  # local WavLM folder to keep an SLM discriminator
@@ -43,7 +46,7 @@ class CodecTrainConfig:
     val_every: int = 200  # batches between validations (losses, audio, spectrograms)
     val_clips: int = 4
     val_seconds: float = 4.0
-    checkpoint_every: int = 200  # batches between checkpoints (the last batch always saves)
+    ckpt_every: int = 200  # batches between checkpoints (the last batch always saves)
     workers: int = 0  # DataLoader workers
     accelerator: str = "auto"  # cpu, gpu or auto
     precision: str = "32-true"
@@ -51,13 +54,14 @@ class CodecTrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     RANGES: ClassVar[dict] = {"max_steps": ">= 1", "batch_size": ">= 1", "segment_seconds": "> 0", "seed": ">= 0",
                               "val_every": ">= 1", "val_clips": ">= 1", "val_seconds": "> 0",
-                              "checkpoint_every": ">= 1", "workers": ">= 0"}
+                              "ckpt_every": ">= 1", "workers": ">= 0"}
+    RENAMED: ClassVar[dict] = {"checkpoint_every": "ckpt_every"}  # as the generator's trainer.ckpt_every
 
     def __post_init__(self):
         problems = []
         if not self.train_manifest:
             problems.append("train_manifest is required")
-        for key in ("max_steps", "batch_size", "val_every", "val_clips", "checkpoint_every"):
+        for key in ("max_steps", "batch_size", "val_every", "val_clips", "ckpt_every"):
             if getattr(self, key) < 1:
                 problems.append(f"{key} must be at least 1")
         if self.segment_seconds <= 0 or self.val_seconds <= 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from kani_adapt.defaults import NANOCODEC_HUB_ID
 from kani_adapt.scorers.failures import FailureConfig
 
 
@@ -36,7 +37,7 @@ class DatasetSetConfig:
 
 @dataclass
 class EvalConfig:
-    codec: str = "nvidia/nemo-nano-codec-22khz-0.6kbps-12.5fps"  # size name, .nemo file or hub id
+    codec: str = NANOCODEC_HUB_ID  # size name, .nemo file or hub id
     samples: int = 1  # generations per item (different seeds)
     seed: int = 0  # sample k of every item uses seed + k: runs and checkpoints are comparable
     batch_size: int = 8  # items generated together

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from kani_adapt.defaults import NANOCODEC_HUB_ID
 from data_tools.config import DataConfig, normalise_raw, resolve_paths, validate
 from kani_adapt.codec.train_config import CodecTrainConfig
 from kani_adapt.config import from_dict, read_yaml
@@ -18,7 +19,7 @@ from kani_adapt.errors import ConfigError
 from kani_adapt.eval.config import EvalConfig
 from kani_adapt.training.config import TrainConfig
 
-NANOCODEC = "nvidia/nemo-nano-codec-22khz-0.6kbps-12.5fps"
+NANOCODEC = NANOCODEC_HUB_ID
 
 
 @dataclass

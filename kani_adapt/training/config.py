@@ -4,13 +4,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Optional, Union
 
+from kani_adapt.config import required
 from kani_adapt.errors import ConfigError
 from kani_adapt.eval.config import TrainingEvalConfig
 
 
 @dataclass
-class DataConfig:
-    train: str = ""  # HF dataset folder (save_to_disk) or parquet file/folder
+class TrainDataConfig:
+    # HF dataset folder (save_to_disk) or parquet file/folder. Required: an empty default once
+    # searched the current folder (and crashed inside .venv).
+    train: str = required("data.train=runs/demo/data/dataset/hf")
     replay: Optional[str] = None  # base-language dataset mixed in against forgetting
     replay_ratio: float = 0.0  # share of training batches drawn from `replay`
     max_duration: float = 40.0  # seconds; pretraining filtered longer clips out
@@ -31,10 +34,15 @@ class DataConfig:
         "val_speakers": ">= 0", "val_max_items": ">= 1", "token_budget": ">= 1",
         "num_workers": ">= 0"}
 
+    def validate(self) -> list[str]:
+        return [] if self.train.strip() else ["train is empty; give a dataset folder or parquet file"]
+
 
 @dataclass
 class ModelConfig:
-    init: str = "tiny"  # KaniTTS2 checkpoint (dir or hub id), or a size (tiny/350m) at random
+    # KaniTTS2 checkpoint (dir or hub id), or a size (tiny/350m) at random. Required: a default
+    # of "tiny" trained a random toy model whenever it was forgotten.
+    init: str = required("model.init=nineninesix/kani-tts-2-en, or model.init=tiny for a random test model")
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
     # Loss over this many positions at a time (LM head and cross-entropy checkpointed per
@@ -98,7 +106,7 @@ class TrainConfig:
     mode: Literal["continue_pretrain", "lora"] = "lora"
     codec: Optional[str] = None  # decode samples to audio with this codec (path or id)
     licence: str = "unspecified"  # written to the adapter card
-    data: DataConfig = field(default_factory=DataConfig)
+    data: TrainDataConfig = field(default_factory=TrainDataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -18,7 +18,7 @@ from kani_adapt.errors import DataError
 from kani_adapt.models.generator.batch import collate
 from kani_adapt.models.generator.tokenizer import encode_text
 from kani_adapt.training import batching
-from kani_adapt.training.config import DataConfig
+from kani_adapt.training.config import TrainDataConfig
 
 AUTO_FALLBACK_BUDGET = 8192  # token_budget "auto" without CUDA (nothing to measure)
 CODE_COLUMNS = [f"nano_layer_{i}" for i in range(1, 5)]
@@ -64,7 +64,7 @@ class TokenizedSet(Dataset):
     rows: list[int]
     text_ids: list[list[int]]
     lengths: list[int]
-    cfg: DataConfig
+    cfg: TrainDataConfig
     tags: list[str] = field(default_factory=list)
 
     def __len__(self):
@@ -82,7 +82,7 @@ class TokenizedSet(Dataset):
         return Item(example, emb, str(row["speaker"]), self.tags[i])
 
 
-def tokenize_table(table, rows, tokenizer, cfg: DataConfig, source: str) -> TokenizedSet:
+def tokenize_table(table, rows, tokenizer, cfg: TrainDataConfig, source: str) -> TokenizedSet:
     """Text ids and exact example lengths for ``rows`` of ``table``."""
     text_ids, lengths, tags = [], [], []
     has_tag = cfg.tag_column in table.column_names
@@ -109,7 +109,7 @@ def duration_of(row) -> float:
     return int(row["encoded_len"]) / tokens.FRAMES_PER_SECOND
 
 
-def split_rows(table, cfg: DataConfig, seed: int) -> tuple[list[int], list[int], dict]:
+def split_rows(table, cfg: TrainDataConfig, seed: int) -> tuple[list[int], list[int], dict]:
     """Keep rows within the duration range; hold out ``val_speakers`` whole speakers."""
     speakers = table["speaker"]
     durations = [duration_of(table[i]) for i in range(len(table))]

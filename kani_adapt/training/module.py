@@ -144,10 +144,14 @@ class GeneratorModule(L.LightningModule):
                 "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def configure_callbacks(self):
-        # The progress bar reads its metrics from the device when it redraws: once per log
-        # interval, not once per step.
+        # The progress bar (a terminal only: elsewhere ProgressLog writes one line per log
+        # interval) reads its metrics from the device when it redraws: once per log interval.
+        import sys
+
         from lightning.pytorch.callbacks import TQDMProgressBar
 
+        if not sys.stderr.isatty():
+            return []
         return [TQDMProgressBar(refresh_rate=max(1, self.cfg.trainer.log_every))]
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None,

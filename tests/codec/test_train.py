@@ -15,7 +15,7 @@ from tests.codec.conftest import tone
 def overrides(corpus, run, **extra):
     values = dict(train_manifest=corpus, run_dir=run, codec="tiny", discriminators="[]", max_steps=2,
                   batch_size=2, segment_seconds=0.16, val_every=2, val_clips=1, val_seconds=0.5,
-                  checkpoint_every=1)
+                  ckpt_every=1)
     values.update(extra)
     return [f"{k}={v}" for k, v in values.items()]
 
@@ -93,7 +93,7 @@ def _final_state(run):
 @pytest.mark.slow
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(corpus, tmp_path):
     # MRD only: two optimizers (the case Lightning's max_steps counts twice) at test speed.
-    args = dict(discriminators="[mrd]", max_steps=3, checkpoint_every=2)
+    args = dict(discriminators="[mrd]", max_steps=3, ckpt_every=2)
     start_run(None, overrides(corpus, tmp_path / "full", **args))
     with pytest.raises(RuntimeError, match="simulated crash"):
         start_run(None, overrides(corpus, tmp_path / "cut", **args), extra_callbacks=[Crash(2)])
@@ -134,7 +134,7 @@ def test_cli_train_export_and_resume_leave_a_complete_run_dir(corpus, tmp_path, 
                       "val_clips: 1\nval_seconds: 0.5\n")
     run = tmp_path / "run"
     rc = main(["codec", "train", str(config), f"train_manifest={corpus}", f"run_dir={run}",
-               "max_steps=2", "val_every=1", "checkpoint_every=2"])
+               "max_steps=2", "val_every=1", "ckpt_every=2"])
     assert rc == 0, capsys.readouterr().err
     assert "batches: 2" in capsys.readouterr().out
     assert (run / "config.yaml").read_text().count(str(corpus)) == 1

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from data_tools import codecs
+from tests.helpers import REQUIRED
 from kani_adapt.models.speaker import embedder as speaker_embedder
 from data_tools.cli import main
 from data_tools.records import read_jsonl
@@ -76,7 +77,7 @@ def test_prepare_turns_recordings_into_the_dataset_and_resumes(tmp_path, monkeyp
     from kani_adapt.training.data import GeneratorData
 
     for folder in ("hf", "parquet"):
-        cfg = load_config(TrainConfig, None, [f"data.train={out / folder}",
+        cfg = load_config(TrainConfig, None, [*REQUIRED, f"data.train={out / folder}",
                                               "data.val_speakers=1", "trainer.max_steps=2"])
         data = GeneratorData(cfg, tok)
         data.setup()

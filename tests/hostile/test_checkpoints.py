@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 
+from tests.helpers import REQUIRED
 from kani_adapt.cli.main import main
 from kani_adapt.config import dump_yaml, load_config
 from kani_adapt.codec.train_config import CodecTrainConfig
@@ -92,7 +93,7 @@ def test_generator_train_refuses_a_planted_checkpoint_in_one_line(tmp_path, caps
     marker = tmp_path / "marker"
     run = tmp_path / "run"
     plant_payload(run / "checkpoints" / "last.ckpt", marker)
-    assert_refused(main, ["train", f"run_dir={run}", "trainer.accelerator=cpu"], capsys,
+    assert_refused(main, ["train", f"run_dir={run}", "trainer.accelerator=cpu", *REQUIRED], capsys,
                    "last.ckpt", "unpickling")
     assert not marker.exists()
     assert {p.name for p in files_under(tmp_path)} <= {"run", "checkpoints", "last.ckpt", "config.yaml"}
@@ -138,7 +139,7 @@ def test_codec_resumes_from_the_step_checkpoint_when_last_is_truncated(tmp_path,
 
     corpus = write_corpus(tmp_path / "corpus")
     run = tmp_path / "run"
-    start_run(None, overrides(corpus, run, max_steps=2, checkpoint_every=1))
+    start_run(None, overrides(corpus, run, max_steps=2, ckpt_every=1))
     last = run / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[:1000])
     (run / "checkpoints" / "step-000002.ckpt").unlink()  # the newest intact one is step 1
@@ -167,7 +168,7 @@ def test_generator_export_refuses_a_planted_checkpoint_in_one_line(tmp_path, cap
     marker = tmp_path / "marker"
     run = tmp_path / "run"
     run.mkdir()
-    dump_yaml(load_config(TrainConfig, None, [f"run_dir={run}"]), run / "config.yaml")
+    dump_yaml(load_config(TrainConfig, None, [*REQUIRED, f"run_dir={run}"]), run / "config.yaml")
     plant_payload(run / "checkpoints" / "last.ckpt", marker)
     assert_refused(main, ["export", str(run), "--out", str(tmp_path / "out")], capsys,
                    "last.ckpt", "unpickling")

@@ -11,6 +11,7 @@ from typing import get_type_hints
 import pytest
 
 from data_tools.cli import main as data_tools_main
+from tests.helpers import REQUIRED
 from kani_adapt.cli.main import main
 from kani_adapt.codec.train_config import CodecTrainConfig
 from kani_adapt.config import MAX_BYTES, MAX_DEPTH, load_config
@@ -103,7 +104,8 @@ def test_nan_and_infinity_are_refused_in_every_float_field(schema, key, value):
 
 def test_every_problem_of_a_config_is_reported_at_once(tmp_path):
     config = _write(tmp_path, "optim:\n  lr: 0\n  betas: [0.9, 2]\nlora:\n  r: 0\n  dropout: .nan\n"
-                              "trainer:\n  max_steps: -5\n  seeed: 3\n")
+                              "trainer:\n  max_steps: -5\n  seeed: 3\n"
+                              "data:\n  train: d\nmodel:\n  init: tiny\n")
     with pytest.raises(ConfigError) as err:
         load_config(TrainConfig, config)
     message = str(err.value)
@@ -115,14 +117,14 @@ def test_every_problem_of_a_config_is_reported_at_once(tmp_path):
 
 def test_codec_ranges_are_checked(tmp_path):
     with pytest.raises(ConfigError) as err:
-        load_config(CodecTrainConfig, None, ["train_manifest=m.json", "optim.lr=0", "lora.rank=0",
+        load_config(CodecTrainConfig, None, ["train_manifest=m.json", "optim.lr=0", "lora.r=0",
                                              "batch_size=0", "optim.lr_decay=1.5", "workers=-1"])
-    for key in ("optim.lr", "lora.rank", "batch_size", "optim.lr_decay", "workers"):
+    for key in ("optim.lr", "lora.r", "batch_size", "optim.lr_decay", "workers"):
         assert f"{key}:" in str(err.value), str(err.value)
 
 
 def test_values_inside_the_ranges_load():
-    cfg = load_config(TrainConfig, None, ["optim.lr=1e-4", "lora.dropout=0", "lora.r=1",
+    cfg = load_config(TrainConfig, None, [*REQUIRED, "optim.lr=1e-4", "lora.dropout=0", "lora.r=1",
                                           "data.replay_ratio=0.5", "data.replay=x"])
     assert cfg.optim.lr == 1e-4 and cfg.lora.r == 1
 
@@ -130,5 +132,5 @@ def test_values_inside_the_ranges_load():
 def test_anchors_that_stay_small_are_still_allowed(tmp_path):
     config = _write(tmp_path, "optim:\n  betas: &b [0.9, 0.95]\n  freeze: [a]\nlora:\n  alpha: &x 8\n"
                               "  r: *x\n")
-    cfg = load_config(TrainConfig, config)
+    cfg = load_config(TrainConfig, config, REQUIRED)
     assert cfg.lora.r == 8 and cfg.optim.betas == [0.9, 0.95]

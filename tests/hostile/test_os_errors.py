@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 
 from data_tools.cli import main as data_tools_main
+from tests.helpers import REQUIRED
 from kani_adapt import atomic
 from kani_adapt.cli.main import main
 from tests.hostile.conftest import assert_refused, files_under
@@ -121,7 +122,7 @@ def test_read_only_disk_for_a_model_is_one_line(read_only_disk, capsys):
 
 
 def test_read_only_disk_for_a_run_folder_is_one_line(read_only_disk, capsys):
-    assert_refused(main, ["train", f"run_dir={read_only_disk / 'run'}", "trainer.accelerator=cpu"],
+    assert_refused(main, ["train", f"run_dir={read_only_disk / 'run'}", "trainer.accelerator=cpu", *REQUIRED],
                    capsys, "read-only file system: ", str(read_only_disk / "run"))
 
 

@@ -1,11 +1,12 @@
 """The adapter card records the training choices that change what the model learned."""
+from tests.helpers import REQUIRED
 from kani_adapt.config import load_config
 from kani_adapt.training.config import TrainConfig
 from kani_adapt.training.export import adapter_card
 
 
 def card(*overrides):
-    return adapter_card(load_config(TrainConfig, None, list(overrides)), {"tags": ["de"]}, {})
+    return adapter_card(load_config(TrainConfig, None, [*REQUIRED, *overrides]), {"tags": ["de"]}, {})
 
 
 def test_card_says_repeated_frames_were_dropped_by_default():

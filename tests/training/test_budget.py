@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from tests.helpers import REQUIRED
 from kani_adapt.config import load_config
 from kani_adapt.training import budget as auto
 from kani_adapt.training.config import TrainConfig
@@ -69,7 +70,7 @@ class FakeModule:
     trainer = None
 
     def __init__(self, run_dir):
-        self.cfg = load_config(TrainConfig, None, [f"run_dir={run_dir}", "data.token_budget=auto"])
+        self.cfg = load_config(TrainConfig, None, [*REQUIRED, f"run_dir={run_dir}", "data.token_budget=auto"])
         import torch
 
         self.device = torch.device("cpu")
@@ -85,8 +86,8 @@ def test_without_cuda_auto_falls_back_and_a_resumed_run_reuses_the_choice(tmp_pa
 
 
 def test_auto_is_accepted_and_other_words_are_refused():
-    assert load_config(TrainConfig, None, ["data.token_budget=auto"]).data.token_budget == "auto"
+    assert load_config(TrainConfig, None, [*REQUIRED, "data.token_budget=auto"]).data.token_budget == "auto"
     from kani_adapt.errors import ConfigError
 
     with pytest.raises(ConfigError):
-        load_config(TrainConfig, None, ["data.token_budget=lots"])
+        load_config(TrainConfig, None, [*REQUIRED, "data.token_budget=lots"])

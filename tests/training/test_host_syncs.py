@@ -8,7 +8,7 @@ from kani_adapt.models.generator.batch import collate
 from kani_adapt.models.generator.generate import STOP_CHECK_EVERY, SamplingConfig, generate
 from kani_adapt.training.config import TrainConfig
 from kani_adapt.training.module import GeneratorModule
-from tests.helpers import example_batch, tiny_generator
+from tests.helpers import REQUIRED, example_batch, tiny_generator
 from tests.models.host_syncs import HostSyncCounter
 
 
@@ -16,7 +16,7 @@ from tests.models.host_syncs import HostSyncCounter
                                                 ("continue_pretrain", True)])
 def test_a_training_step_reads_nothing_back_from_the_device(mode, checkpointing):
     model, tok = tiny_generator()
-    cfg = load_config(TrainConfig, None, [f"mode={mode}",
+    cfg = load_config(TrainConfig, None, [*REQUIRED, f"mode={mode}",
                                           f"model.gradient_checkpointing={checkpointing}"])
     module = GeneratorModule(cfg, model).train()
     optimizer = module.configure_optimizers()["optimizer"]

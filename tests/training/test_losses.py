@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import REQUIRED
 from kani_adapt import tokens
 from kani_adapt.training.losses import (causal_lm_losses, chunked_token_losses, perplexity,
                                         target_groups, token_losses)
@@ -44,7 +45,7 @@ def test_chunked_loss_gives_the_plain_loss_groups_and_gradients(mode):
     def run(chunk: int):
         torch.manual_seed(0)
         model, tok = tiny_generator()
-        cfg = load_config(TrainConfig, None, [f"mode={mode}", "lora.dropout=0.0",
+        cfg = load_config(TrainConfig, None, [*REQUIRED, f"mode={mode}", "lora.dropout=0.0",
                                               f"model.loss_chunk={chunk}"])
         module = GeneratorModule(cfg, model).train()
         if mode == "lora":  # non-zero adapters, so that LoRA gradients reach the A matrices

@@ -12,11 +12,11 @@ from kani_adapt.training.data import GeneratorData, load_table
 from kani_adapt.training.module import GeneratorModule, lr_factor
 from kani_adapt.training.samples import make_sample_hook, sample_stats
 from kani_adapt.training.synthetic import synthetic_dataset
-from tests.helpers import example_batch, tiny_generator
+from tests.helpers import REQUIRED, example_batch, tiny_generator
 
 
 def cfg_with(*overrides):
-    return load_config(TrainConfig, None, list(overrides))
+    return load_config(TrainConfig, None, [*REQUIRED, *overrides])
 
 
 def lora_layers(peft_model):

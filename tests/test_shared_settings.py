@@ -1,0 +1,81 @@
+"""One name and one home per setting: the codec and generator schemas share key names, required
+fields have no default, and the defaults of shared values come from one constant."""
+from __future__ import annotations
+
+import pytest
+
+from kani_adapt.codec.train_config import CodecTrainConfig
+from kani_adapt.config import load_config
+from kani_adapt.errors import ConfigError
+from kani_adapt.training.config import TrainConfig
+
+
+def test_codec_and_generator_use_the_same_names_for_lora_clip_and_checkpoint_interval():
+    codec = load_config(CodecTrainConfig, None, ["train_manifest=m.json", "lora.r=4",
+                                                  "optim.grad_clip=2.0", "ckpt_every=7"])
+    assert (codec.lora.r, codec.optim.grad_clip, codec.ckpt_every) == (4, 2.0, 7)
+    gen = load_config(TrainConfig, None, ["data.train=d", "model.init=tiny", "lora.r=4",
+                                           "optim.grad_clip=2.0", "trainer.ckpt_every=7"])
+    assert (gen.lora.r, gen.optim.grad_clip, gen.trainer.ckpt_every) == (4, 2.0, 7)
+
+
+@pytest.mark.parametrize("old, new", [("lora.rank=4", "'r'"), ("optim.clip_grad_norm=1.0", "'grad_clip'"),
+                                      ("checkpoint_every=5", "'ckpt_every'")])
+def test_a_former_codec_key_name_is_refused_with_a_hint_naming_the_new_one(old, new):
+    with pytest.raises(ConfigError) as err:
+        load_config(CodecTrainConfig, None, ["train_manifest=m.json", old])
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"unknown key '{old.split('=')[0].split('.')[-1]}'; it is now called {new}" in message, message
+
+
+def test_the_training_data_section_is_not_named_like_the_data_tools_config():
+    import data_tools.config
+    import kani_adapt.training.config as training
+
+    assert not hasattr(training, "DataConfig")
+    assert training.TrainDataConfig is not data_tools.config.DataConfig
+
+
+def test_a_train_config_without_data_and_model_names_both_in_one_line():
+    with pytest.raises(ConfigError) as err:
+        load_config(TrainConfig, None, ["lora.r=4"])
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("2 problems"), message
+    assert "data.train: required" in message and "e.g. data.train=" in message, message
+    assert "model.init: required" in message and "model.init=tiny" in message, message
+
+
+def test_an_empty_data_train_is_refused_instead_of_searching_the_current_folder():
+    with pytest.raises(ConfigError, match="data: train is empty"):
+        load_config(TrainConfig, None, ["data.train=", "model.init=tiny"])
+
+
+def test_the_tiny_model_is_still_chosen_when_written_out():
+    assert load_config(TrainConfig, None, ["data.train=d", "model.init=tiny"]).model.init == "tiny"
+
+
+def test_train_command_without_data_and_model_refuses_before_touching_the_folder(tmp_path, capsys,
+                                                                              monkeypatch):
+    from kani_adapt.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", f"run_dir={tmp_path / 'run'}"]) != 0
+    err = capsys.readouterr().err
+    assert "data.train" in err and "model.init" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_schema_defaults_to_the_one_nanocodec_hub_id():
+    import data_tools.config
+    from kani_adapt.codec import nanocodec
+    from kani_adapt.defaults import NANOCODEC_HUB_ID
+    import dataclasses
+
+    from kani_adapt.eval.config import EvalConfig
+    from kani_adapt.recipes.schema import Recipe
+
+    codec = load_config(CodecTrainConfig, None, ["train_manifest=m.json"])
+    defaults = {codec.codec, {f.name: f.default for f in dataclasses.fields(EvalConfig)}["codec"], Recipe.codec, nanocodec.HUB_ID,
+                data_tools.config.TokenizeConfig().codec}
+    assert defaults == {NANOCODEC_HUB_ID}, defaults
