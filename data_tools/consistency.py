@@ -55,6 +55,25 @@ class ChangePoint:
     threshold: float
 
 
+def rate_outliers(rates: dict[str, tuple[str, float]], mads: float,
+                  min_count: int = 5) -> dict[str, tuple[float, float]]:
+    """{id: (value, speaker median)} for items whose value (a speaking rate) lies more than
+    ``mads`` robust deviations (MAD x 1.4826) from their speaker's median; speakers with fewer
+    than ``min_count`` items are not judged. ``rates`` maps id -> (speaker, value)."""
+    per_speaker: dict[str, list[tuple[str, float]]] = {}
+    for item_id, (speaker, value) in rates.items():
+        per_speaker.setdefault(speaker, []).append((item_id, value))
+    out = {}
+    for items in per_speaker.values():
+        if len(items) < min_count:
+            continue
+        values = np.array([v for _, v in items])
+        median = float(np.median(values))
+        mad = MAD_TO_SIGMA * float(np.median(np.abs(values - median))) or 1e-6
+        out.update({i: (v, median) for i, v in items if abs(v - median) / mad > mads})
+    return out
+
+
 def unit_rows(embeddings) -> np.ndarray:
     x = np.asarray(embeddings, dtype=np.float64)
     if x.ndim != 2:

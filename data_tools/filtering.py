@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from kani_adapt.scorers import textnorm
+from data_tools import consistency
 from data_tools.audio import read_clip
 from data_tools.config import FilterConfig
 from data_tools.quality import Features, measure
@@ -57,20 +57,8 @@ def item_reasons(f: Features, orig_rate: int, text: str, cfg: FilterConfig,
 def rate_outliers(rates: dict[str, tuple[str, float]], mads: float, min_count: int = 5) -> dict:
     """{id: detail} for clips whose characters/second lie more than ``mads`` robust deviations
     from their speaker's median (speakers with fewer than ``min_count`` clips are not judged)."""
-    per_speaker = defaultdict(list)
-    for utt_id, (speaker, rate) in rates.items():
-        per_speaker[speaker].append((utt_id, rate))
-    out = {}
-    for speaker, items in per_speaker.items():
-        if len(items) < min_count:
-            continue
-        values = np.array([r for _, r in items])
-        median = float(np.median(values))
-        mad = 1.4826 * float(np.median(np.abs(values - median))) or 1e-6
-        for utt_id, rate in items:
-            if abs(rate - median) / mad > mads:
-                out[utt_id] = f"{rate:.1f} chars/s vs speaker median {median:.1f}"
-    return out
+    return {i: f"{rate:.1f} chars/s vs speaker median {median:.1f}"
+            for i, (rate, median) in consistency.rate_outliers(rates, mads, min_count).items()}
 
 
 def duplicates(items: list[tuple[str, str, float, list[float]]], similarity: float) -> dict:

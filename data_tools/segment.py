@@ -63,7 +63,7 @@ def cut_at_pauses(spans: list[Span], duration: float, cfg: SegmentConfig) -> lis
     """Pieces of at most ``max_seconds`` that end in pauses, each padded; pieces shorter than
     ``min_seconds`` are dropped. Speech longer than ``max_seconds`` without a pause is cut hard."""
     pieces, start, end = [], None, None
-    for s, e in _split_long(spans, cfg.max_seconds - 2 * cfg.pad_seconds):
+    for s, e in split_long(spans, cfg.max_seconds - 2 * cfg.pad_seconds):
         if start is not None and e - start + 2 * cfg.pad_seconds > cfg.max_seconds:
             pieces.append((start, end))
             start = None
@@ -75,7 +75,8 @@ def cut_at_pauses(spans: list[Span], duration: float, cfg: SegmentConfig) -> lis
     return [(s, e) for s, e in padded if e - s >= cfg.min_seconds]
 
 
-def _split_long(spans: list[Span], limit: float) -> list[Span]:
+def split_long(spans: list[Span], limit: float) -> list[Span]:
+    """Spans longer than ``limit`` seconds split hard into pieces of at most ``limit``."""
     out = []
     for s, e in spans:
         while e - s > limit:

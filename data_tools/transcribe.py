@@ -19,18 +19,18 @@ were heard in (see ``span_words``): cuts only ever fall in those pauses.
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from data_tools import ids, longform
+from data_tools import consistency, ids, longform
 from data_tools.audio import read_clip, resample, write_clip
 from data_tools.batching import make_batches
 from data_tools.config import TranscribeConfig
 from data_tools.records import Utterance, reject_utt, rejection
 from data_tools.registry import Kept, Rejected
 from data_tools.runner import BaseStage, collect
+from data_tools.segment import split_long
 
 NAME = "transcribe"
 VAD_RATE = 16000
@@ -73,33 +73,19 @@ def rate_rejections(rates: dict[str, tuple[str, float]], cfg: TranscribeConfig,
                     min_count: int = 5) -> dict[str, str]:
     """{id: detail} of ASR transcripts whose words/second lie outside the absolute range or
     more than ``wps_outlier_mads`` robust deviations from their speaker's median."""
-    out, per_speaker = {}, defaultdict(list)
-    for utt_id, (speaker, wps) in rates.items():
-        per_speaker[speaker].append((utt_id, wps))
-        if not cfg.min_words_per_second <= wps <= cfg.max_words_per_second:
-            out[utt_id] = (f"{wps:.2f} words/s outside {cfg.min_words_per_second}.."
-                           f"{cfg.max_words_per_second}")
-    for speaker, items in per_speaker.items():
-        if len(items) < min_count:
-            continue
-        values = np.array([w for _, w in items])
-        median = float(np.median(values))
-        mad = 1.4826 * float(np.median(np.abs(values - median))) or 1e-6
-        for utt_id, wps in items:
-            if utt_id not in out and abs(wps - median) / mad > cfg.wps_outlier_mads:
-                out[utt_id] = f"{wps:.2f} words/s vs {speaker}'s median {median:.2f}"
+    out = {i: f"{wps:.2f} words/s outside {cfg.min_words_per_second}..{cfg.max_words_per_second}"
+           for i, (_, wps) in rates.items()
+           if not cfg.min_words_per_second <= wps <= cfg.max_words_per_second}
+    far = consistency.rate_outliers(rates, cfg.wps_outlier_mads, min_count)
+    for i, (wps, median) in far.items():
+        out.setdefault(i, f"{wps:.2f} words/s vs {rates[i][0]}'s median {median:.2f}")
     return out
 
 
 def span_windows(spans: list[tuple[float, float]], limit: float = WINDOW_SECONDS) -> list[list]:
     """Consecutive VAD spans grouped into windows of at most ``limit`` seconds (end to end);
     a longer span is split hard (no pause to cut at there anyway)."""
-    pieces = []
-    for s, e in spans:
-        while e - s > limit:
-            pieces.append((s, s + limit))
-            s += limit
-        pieces.append((s, e))
+    pieces = split_long(spans, limit)
     windows: list[list] = []
     for s, e in pieces:
         if windows and e - windows[-1][0][0] <= limit:

@@ -1,3 +1,9 @@
+import os
+
+# Tests never reach a model hub: hub ids resolve through the local cache only (a lookup that
+# cannot connect would otherwise retry for about 46 s). Set before huggingface_hub is imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 import shutil
 
 import pytest

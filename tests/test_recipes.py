@@ -142,7 +142,8 @@ def test_demo_runs_end_to_end_then_skips_and_redoes_only_what_changed(tmp_path, 
     assert main(["demo", "--out", str(out), *extra]) == 0
     log = capsys.readouterr().out
     assert log.count("skipped") == 9 and "[eval] done before" in log
-    assert "not run yet" in readme.read_text().split("| demo |")[1].splitlines()[0]  # untouched
+    committed = (RECIPES / "README.md").read_text().split("| demo |")[1].splitlines()[0]
+    assert readme.read_text().split("| demo |")[1].splitlines()[0] == committed  # untouched
 
     assert main(["demo", "--out", str(out), "sample.max_frames=8", *extra]) == 0
     log = capsys.readouterr().out

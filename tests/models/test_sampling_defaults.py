@@ -30,7 +30,9 @@ def used(monkeypatch):
         seen.append(sampling)
         return real(model, prompts, speakers, sampling, **kw)
 
-    monkeypatch.setattr(generate_module, "generate", spy)
+    from kani_adapt.models.generator import synthesize
+
+    monkeypatch.setattr(synthesize, "generate", spy)  # what `kani-adapt generate` calls
     return seen
 
 

@@ -24,6 +24,7 @@ def test_recipe_generator_section_runs_a_training_step(path, tmp_path, synth_dat
     cfg.run_dir = str(tmp_path / "run")
     cfg.model.init = "tiny"
     cfg.codec = None
+    cfg.eval.prompts = 0  # the eval callback decodes speech: it needs the codec set aside here
     cfg.data.train = str(synth_data)
     if cfg.data.replay:
         cfg.data.replay = str(synth_data)
