@@ -41,7 +41,7 @@ def candidates(folder: Path) -> list[Path]:
     return ([last] if last.exists() or last.is_symlink() else []) + steps
 
 
-def pick_checkpoint(folder: Path) -> tuple[Path | None, dict | None]:
+def pick_checkpoint(folder: Path, purpose: str = "resume") -> tuple[Path | None, dict | None]:
     """The newest intact checkpoint in ``folder`` and its state; (None, None) when there is none.
 
     Checkpoints that exist but are all unusable are an error: starting over would silently
@@ -55,8 +55,9 @@ def pick_checkpoint(folder: Path) -> tuple[Path | None, dict | None]:
             problems.append(str(err))
             continue
         for problem in problems:
-            print(f"resume: skipping {problem}", file=sys.stderr)
-        print(f"resume: continuing from {path} (step {state['global_step']})", file=sys.stderr)
+            print(f"{purpose}: skipping {problem}", file=sys.stderr)
+        verb = "continuing from" if purpose == "resume" else "reading"
+        print(f"{purpose}: {verb} {path} (step {state['global_step']})", file=sys.stderr)
         return path, state
     if problems:
         raise CheckpointError(f"no intact checkpoint to resume from in {folder}: {problems[0]}"

@@ -17,7 +17,7 @@ from kani_adapt.training.config import TrainConfig
 def load_run(run_dir: Path):
     """The trained network of a run (a PeftModel in LoRA mode), its tokenizer and config."""
     cfg = config_io.load_config(TrainConfig, run_dir / "config.yaml")
-    ckpt, checkpoint = pick_checkpoint(run_dir / "checkpoints")  # weights_only, newest intact
+    ckpt, checkpoint = pick_checkpoint(run_dir / "checkpoints", "export")  # weights_only, newest intact
     if ckpt is None:
         raise CheckpointError(f"{run_dir}: no checkpoints/{runs.LAST}; train first")
     model, tokenizer = runs.rebuild_model(run_dir)
