@@ -10,7 +10,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kani_adapt.defaults import NANOCODEC_HUB_ID
+from kani_adapt.defaults import MAX_CLIP_SECONDS, NANOCODEC_HUB_ID
 from kani_adapt.config import from_dict, read_yaml
 from kani_adapt.errors import ConfigError
 
@@ -39,7 +39,7 @@ class IngestConfig:
 @dataclass
 class SegmentConfig:
     min_seconds: float = 2.0  # shortest piece cut from a long untranscribed recording
-    max_seconds: float = 20.0  # longer clips are cut at pauses (or split by alignment)
+    max_seconds: float = MAX_CLIP_SECONDS  # longer clips are cut at pauses (or split by alignment)
     pad_seconds: float = 0.15  # silence kept around speech when trimming
     vad_threshold: float = 0.5  # silero-vad speech probability
     min_silence_seconds: float = 0.3  # pauses shorter than this do not end speech
@@ -84,13 +84,13 @@ class AlignConfig:
     num_jobs: int = 2
     min_word_match: float = 0.9  # fraction of transcript words the alignment must contain
     pad_seconds: float = 0.1  # kept before the first and after the last word
-    max_seconds: float = 20.0  # long recordings are split at sentence ends below this
+    max_seconds: float = MAX_CLIP_SECONDS  # long recordings are split at sentence ends below this
 
 
 @dataclass
 class FilterConfig:
     min_seconds: float = 1.0
-    max_seconds: float = 20.0  # pretraining dropped clips above 40 s
+    max_seconds: float = MAX_CLIP_SECONDS  # pretraining dropped clips above 40 s
     max_clipped_fraction: float = 0.001  # samples at full scale
     min_snr_db: float = 15.0  # estimated from frame energies
     max_silence_ratio: float = 0.6  # fraction of 20 ms frames well below speech level

@@ -79,3 +79,26 @@ def test_every_schema_defaults_to_the_one_nanocodec_hub_id():
     defaults = {codec.codec, {f.name: f.default for f in dataclasses.fields(EvalConfig)}["codec"], Recipe.codec, nanocodec.HUB_ID,
                 data_tools.config.TokenizeConfig().codec}
     assert defaults == {NANOCODEC_HUB_ID}, defaults
+
+
+def test_contribution_gate_uses_the_filter_section_and_old_keys_get_a_hint(tmp_path):
+    from data_tools.config import FilterConfig
+    from data_tools.contribute.config import ContributeConfig, load
+
+    assert ContributeConfig().filter == FilterConfig()  # one section, not copied fields
+    cfg = load(None, ["filter.min_snr_db=30"])
+    assert cfg.filter.min_snr_db == 30.0
+    with pytest.raises(ConfigError, match="it is now called 'filter.min_snr_db'"):
+        load(None, ["min_snr_db=30"])
+
+
+def test_clip_length_defaults_come_from_one_constant():
+    from data_tools.config import AlignConfig, FilterConfig, SegmentConfig
+    from kani_adapt.cli.main import build_parser
+    from kani_adapt.defaults import MAX_CLIP_SECONDS
+    from kani_adapt.recipes.schema import CodecCheckStage
+
+    assert SegmentConfig().max_seconds == AlignConfig().max_seconds == MAX_CLIP_SECONDS
+    assert FilterConfig().max_seconds == CodecCheckStage().max_seconds == MAX_CLIP_SECONDS
+    args = build_parser().parse_args(["codec", "check", "--codec", "tiny", "--manifest", "m"])
+    assert args.max_seconds == MAX_CLIP_SECONDS  # the CLI and the recipe agree

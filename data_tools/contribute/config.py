@@ -6,6 +6,7 @@ training pipeline will mostly keep.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 from data_tools.config import AlignConfig, FilterConfig
@@ -21,20 +22,12 @@ class ContributeConfig:
     min_speakers: int = 3  # per accent tag: a tag must describe an accent, not copy one voice
     max_speaker_share: float = 0.5  # warn when one speaker holds more of a tag's hours
     max_bad_clip_fraction: float = 0.1  # share of clips failing quality rules before rejecting
-    min_seconds: float = FilterConfig.min_seconds
-    max_seconds: float = FilterConfig.max_seconds
-    max_clipped_fraction: float = FilterConfig.max_clipped_fraction
-    min_snr_db: float = FilterConfig.min_snr_db
-    max_silence_ratio: float = FilterConfig.max_silence_ratio
-    min_orig_sample_rate: int = FilterConfig.min_orig_sample_rate
-    near_duplicate_similarity: float = FilterConfig.near_duplicate_similarity
+    # The filter stage's own section (same keys, same defaults): its quality rules are reused.
+    filter: FilterConfig = field(default_factory=FilterConfig)
     align: AlignConfig = field(default_factory=AlignConfig)  # used where MFA is installed
-
-    def filter_config(self) -> FilterConfig:
-        """The filter stage's rules with these thresholds (reused, not re-implemented)."""
-        names = ("min_seconds", "max_seconds", "max_clipped_fraction", "min_snr_db",
-                 "max_silence_ratio", "min_orig_sample_rate", "near_duplicate_similarity")
-        return FilterConfig(**{n: getattr(self, n) for n in names})
+    RENAMED: ClassVar[dict] = {k: f"filter.{k}" for k in (
+        "min_seconds", "max_seconds", "max_clipped_fraction", "min_snr_db", "max_silence_ratio",
+        "min_orig_sample_rate", "near_duplicate_similarity")}
 
 
 def check(cfg: ContributeConfig) -> ContributeConfig:

@@ -88,9 +88,9 @@ def validate(root: Path, cfg: ContributeConfig, progress: bool = False) -> Valid
     problems += found + layout.duplicate_ids(clips) + checks.transcript_problems(clips)
     measured = [measure_clip(c) for c in _progress(clips, progress)]
     problems += checks.audio_problems(measured)
-    problems += checks.quality_problems(measured, cfg.filter_config(), cfg.max_bad_clip_fraction)
+    problems += checks.quality_problems(measured, cfg.filter, cfg.max_bad_clip_fraction)
     align_result, found = alignment(measured, cfg.align, cfg.max_bad_clip_fraction)
-    problems += found + checks.duplicate_problems(measured, cfg.near_duplicate_similarity)
+    problems += found + checks.duplicate_problems(measured, cfg.filter.near_duplicate_similarity)
     problems += checks.split_problems(clips)
     hours = {}
     if card is not None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kani_adapt.defaults import MAX_CLIP_SECONDS
 from kani_adapt.cli.commands import Formatter
 from kani_adapt.cli.common import Parser
 
@@ -43,7 +44,8 @@ def _add_check(sub) -> None:
     p.add_argument("--compare", metavar="PATH_OR_ID", help="second codec scored side by side")
     p.add_argument("--out", type=Path, default=Path("codec-check"), help="output folder")
     p.add_argument("--max-clips", type=int, default=50, help="clips to round-trip")
-    p.add_argument("--max-seconds", type=float, default=10.0, help="seconds used per clip")
+    p.add_argument("--max-seconds", type=float, default=MAX_CLIP_SECONDS,
+                   help="seconds used per clip")
     p.add_argument("--mel-max", type=float, default=0.35, help="poor clip above this mel distance")
     p.add_argument("--stoi-min", type=float, default=0.80, help="poor clip below this STOI")
     p.add_argument("--si-sdr-min", type=float, default=None, help="poor clip below this SI-SDR (dB)")

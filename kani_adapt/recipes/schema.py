@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from kani_adapt.defaults import NANOCODEC_HUB_ID
+from kani_adapt.defaults import MAX_CLIP_SECONDS, NANOCODEC_HUB_ID
 from data_tools.config import DataConfig, normalise_raw, resolve_paths, validate
 from kani_adapt.codec.train_config import CodecTrainConfig
 from kani_adapt.config import from_dict, read_yaml
@@ -42,7 +42,7 @@ class SynthConfig:
 class CodecCheckStage:
     enabled: bool = True
     max_clips: int = 50
-    max_seconds: float = 20.0
+    max_seconds: float = MAX_CLIP_SECONDS
 
 
 @dataclass

@@ -2,6 +2,8 @@ import json
 import shutil
 
 import pytest
+
+from data_tools.config import FilterConfig
 import yaml
 
 from data_tools.cli import main
@@ -181,12 +183,12 @@ def test_card_speaker_counts_must_match_the_audio(tmp_path):
 
 
 def test_too_many_poor_clips_reject_but_a_few_only_warn(good):
-    cfg = ContributeConfig(**CFG, min_snr_db=200.0)  # every clip now "noisy"
+    cfg = ContributeConfig(**CFG, filter=FilterConfig(min_snr_db=200.0))  # every clip now "noisy"
     result = validate(good, cfg)
     found = reasons(result)
     assert len(found["low_snr"]) == 12 and "too_many_poor_clips" in found
     assert not result.accepted
-    result = validate(good, ContributeConfig(**CFG, min_snr_db=200.0, max_bad_clip_fraction=1))
+    result = validate(good, ContributeConfig(**CFG, filter=FilterConfig(min_snr_db=200.0), max_bad_clip_fraction=1))
     assert result.accepted and all(p.severity == "warning" for p in result.problems)
 
 
