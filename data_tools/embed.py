@@ -14,7 +14,8 @@ import numpy as np
 
 from data_tools.audio import read_clip
 from data_tools.batching import make_batches
-from data_tools.records import Utterance, write_text_atomic
+from data_tools.records import Utterance
+from kani_adapt import atomic
 from data_tools.registry import Kept
 from data_tools.runner import BaseStage, read_stage_results, stage_dir
 
@@ -82,7 +83,7 @@ class Embed(BaseStage):
         means = speaker_means(embs, {u.id: u.speaker for u in accepted})
         summary = {s: {"clips": m["clips"], "min_cosine_to_mean": round(m["min_cosine"], 4)}
                    for s, m in means.items()}
-        write_text_atomic(stage_dir(ctx.work, NAME) / "speakers.json",
+        atomic.write_text(stage_dir(ctx.work, NAME) / "speakers.json",
                           json.dumps(summary, indent=1))
         return accepted, rejected
 

@@ -17,7 +17,8 @@ from data_tools import consistency
 from data_tools.audio import read_clip
 from data_tools.config import FilterConfig
 from data_tools.quality import Features, measure
-from data_tools.records import Utterance, reject_utt, write_text_atomic
+from kani_adapt import atomic
+from data_tools.records import Utterance, reject_utt
 from data_tools.registry import Kept
 from data_tools.runner import BaseStage, stage_dir
 
@@ -143,7 +144,7 @@ class Filter(BaseStage):
             tokenizer = textnorm.load_tokenizer(cfg.tokenizer)
         if tokenizer is not None:
             report = textnorm.coverage([u.text for u in accepted], tokenizer)
-            write_text_atomic(stage_dir(ctx.work, NAME) / "coverage.json",
+            atomic.write_text(stage_dir(ctx.work, NAME) / "coverage.json",
                               json.dumps(report, ensure_ascii=False, indent=1))
         return accepted, rejected
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from kani_adapt import atomic
 
 @dataclass
 class Utterance:
@@ -114,12 +113,6 @@ def read_results(paths: Iterable[Path]) -> dict[str, tuple[dict, dict]]:
             for utt_id, result in row["results"].items():
                 out.setdefault(utt_id, (result, row.get("batch", {})))
     return out
-
-
-# The stages' names for the project's atomic writers (temporaries carry the pid, so
-# concurrent shards never share one).
-write_jsonl_atomic = atomic.write_jsonl
-write_text_atomic = atomic.write_text
 
 
 def read_utterances(path: Path) -> list[Utterance]:

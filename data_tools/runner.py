@@ -19,9 +19,9 @@ from data_tools import locks, registry
 from data_tools.config import check_folders
 from data_tools.records import (
     LogEntry, StageLog, Utterance, read_jsonl, read_manifest, read_results, rejection,
-    write_jsonl_atomic, write_text_atomic,
 )
 from data_tools.registry import Context, Kept, Rejected, Stage
+from kani_adapt import atomic
 from kani_adapt.console import progress
 from kani_adapt.errors import ConfigError, DataError
 
@@ -214,7 +214,7 @@ def _run_items(ctx: Context, stage: Stage, items: list) -> Outcome:
     if todo:
         stage.open(ctx)
         if not (folder / "settings.json").exists():
-            write_text_atomic(folder / "settings.json", json.dumps(
+            atomic.write_text(folder / "settings.json", json.dumps(
                 {"key": settings_key(settings), "settings": settings}, indent=1, default=str))
         log = StageLog(folder / log_name(stage, ctx.shard))
         for batch in progress(stage.batches(ctx, todo), stage.name, stage.unit, size=len):
@@ -232,8 +232,8 @@ def _finish(ctx: Context, stage: Stage, kept: list, rejected: list[dict], n_inpu
     """Write the stage's manifest and rejections; fail only past the rejected budget."""
     folder = stage_dir(ctx.work, stage.name)
     if stage.resumable:
-        write_jsonl_atomic(folder / "manifest.jsonl", (u.to_dict() for u in kept))
-    write_jsonl_atomic(folder / "rejected.jsonl", rejected)
+        atomic.write_jsonl(folder / "manifest.jsonl", (u.to_dict() for u in kept))
+    atomic.write_jsonl(folder / "rejected.jsonl", rejected)
     rebuild_rejected(ctx.work)
     budget = ctx.cfg.max_rejected_fraction
     if n_inputs and len(rejected) / n_inputs > budget:
@@ -247,4 +247,4 @@ def rebuild_rejected(work: Path) -> None:
     rows = []
     for name in registry.names():
         rows.extend(read_jsonl(stage_dir(work, name) / "rejected.jsonl"))
-    write_jsonl_atomic(Path(work) / "rejected.jsonl", rows)
+    atomic.write_jsonl(Path(work) / "rejected.jsonl", rows)

@@ -15,7 +15,8 @@ import numpy as np
 
 from data_tools.audio import read_clip, resample
 from data_tools.batching import make_batches
-from data_tools.records import Utterance, write_text_atomic
+from kani_adapt import atomic
+from data_tools.records import Utterance
 from data_tools.registry import Kept, Rejected
 from data_tools.runner import BaseStage, read_stage_results, stage_dir
 from kani_adapt.atomic import write_file
@@ -69,7 +70,7 @@ class Tokenize(BaseStage):
             from data_tools.codecs import load_codec
             codec = load_codec(ctx.cfg.tokenize.codec, ctx.cfg.tokenize.device)
         ctx.state["codec"] = codec
-        write_text_atomic(stage_dir(ctx.work, NAME) / "codec.json", json.dumps(
+        atomic.write_text(stage_dir(ctx.work, NAME) / "codec.json", json.dumps(
             {"codec": ctx.cfg.tokenize.codec, "codec_class": type(codec).__name__,
              "sample_rate": codec.sample_rate}, indent=1))
 

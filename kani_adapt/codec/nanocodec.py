@@ -232,11 +232,6 @@ def _read_nemo(path: Path, workdir: Path) -> tuple[DictConfig, dict]:
     return cfg, state
 
 
-def resolve_source(source: str) -> Path:
-    """A local `.nemo` file, or the `.nemo` file of a hub repository (downloaded once, cached)."""
-    return resolve_file(source, ".nemo")
-
-
 def load_model(source: str, discriminators: tuple[str, ...] = (), slm_dir: str | None = None,
                seed: int = 0):
     """An `AudioCodecModel` from a size name (random weights), a `.nemo` file or a hub id.
@@ -249,7 +244,7 @@ def load_model(source: str, discriminators: tuple[str, ...] = (), slm_dir: str |
 
     if source in SIZES:
         return build_model(source, seed=seed, discriminators=tuple(discriminators))
-    path = resolve_source(source)
+    path = resolve_file(source, ".nemo")  # local file, or the hub repository's .nemo
     with tempfile.TemporaryDirectory() as tmp:
         stored_cfg, state = _read_nemo(path, Path(tmp))
     keep = bool(discriminators)

@@ -8,7 +8,8 @@ from data_tools import registry, runner
 from kani_adapt.console import progress
 from data_tools.cli import build_parser
 from data_tools.config import DataConfig
-from data_tools.records import Utterance, read_jsonl, write_jsonl_atomic
+from data_tools.records import Utterance, read_jsonl
+from kani_adapt import atomic
 from data_tools.registry import Kept, Rejected
 from kani_adapt.errors import ConfigError, DataError
 
@@ -47,7 +48,7 @@ def shout(monkeypatch):
 def plant_inputs(work, n=20, bad=(3, 11)):
     rows = [Utterance(f"src/s/c{i:02d}", f"x{i}.wav", "bad one" if i in bad else f"text {i}",
                       "s").to_dict() for i in range(n)]
-    write_jsonl_atomic(work / "ingest" / "manifest.jsonl", rows)
+    atomic.write_jsonl(work / "ingest" / "manifest.jsonl", rows)
     return [r["id"] for r in rows]
 
 
