@@ -1,6 +1,6 @@
 """CPU/GPU cost of ONE full-size (0.6 kbps shape) codec fine-tuning step, NeMo's GAN step included.
 
-Run: python benchmarks/codec_step.py [--mode decoder] [--batch-size 8] [--seconds 1.0] [--accelerator cpu]
+Run: python benchmarks/codec_step.py [--mode decoder] [--batch-size 8] [--seconds 1.0] [--device cpu]
 Prints the wall time of the training step (discriminator + generator update, excluding model
 build and data loading of the first batch) and the process's peak RSS. Random weights: the cost
 does not depend on them.
@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--mode", default="decoder", choices=["decoder", "full", "lora"])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=1.0, help="segment length per item")
-    parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     args = parser.parse_args()
 
     import soundfile as sf
@@ -33,6 +33,7 @@ def main() -> None:
     from kani_adapt.codec.manifest import read_manifest
     from kani_adapt.codec.train import n_optimizers, prepare_model
     from kani_adapt.codec.train_config import CodecTrainConfig
+    from kani_adapt.devices import for_lightning, resolve
 
     class Timer(Callback):
         def on_train_batch_start(self, *a):
@@ -58,20 +59,21 @@ def main() -> None:
         segment = -(-int(args.seconds * 22050) // 1764) * 1764
         loader = train_loader(read_manifest(manifest), Position(), 22050, segment, args.batch_size, 0)
         timer = Timer()
-        trainer = Trainer(max_steps=n_optimizers(model), accelerator=args.accelerator, devices=1,
+        accelerator, gpus = for_lightning(args.device)
+        trainer = Trainer(max_steps=n_optimizers(model), accelerator=accelerator, devices=gpus or 1,
                           logger=False, enable_checkpointing=False, callbacks=[timer],
                           limit_val_batches=0, num_sanity_val_steps=0, enable_progress_bar=False,
                           enable_model_summary=False)
         trainer.fit(model, train_dataloaders=loader)
     rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6
-    device = torch.cuda.get_device_name() if args.accelerator != "cpu" and torch.cuda.is_available() \
-        else f"CPU ({torch.get_num_threads()} threads)"
+    on_gpu = resolve(args.device).startswith("cuda")
+    device = torch.cuda.get_device_name() if on_gpu else f"CPU ({torch.get_num_threads()} threads)"
     print(f"mode={args.mode} batch={args.batch_size}x{segment / 22050:.2f}s device={device}")
     print(f"model build: {build:.1f} s, trainable parameters: {trainable:.1f} M")
     print(f"one training step (discriminator + generator): {timer.seconds:.1f} s")
     print(f"peak RSS: {rss_gib:.2f} GiB")
-    if torch.cuda.is_available() and args.accelerator != "cpu":
+    if on_gpu:
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
 
 

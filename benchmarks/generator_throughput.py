@@ -43,7 +43,7 @@ def ours(data: Path, run_dir: Path, size: str, steps: int, budget: int,
                  f"trainer.max_steps={steps}", "trainer.precision=32-true",
                  f"trainer.val_every={steps}", f"trainer.ckpt_every={steps}",
                  "trainer.sample_prompts=0", "data.val_speakers=0", f"data.token_budget={budget}",
-                 f"trainer.accelerator={'gpu' if torch.cuda.is_available() else 'cpu'}",
+                 "trainer.device=auto",
                  f"trainer.compile={str(compile).lower()}", "data.num_workers=0"]
     cfg = load_config(TrainConfig, None, overrides)
     _, tokenizer = build_model(cfg)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kani_adapt.cli.common import Parser, add_verbose, run_cli
+from kani_adapt.cli.common import Parser, add_device, add_verbose, run_cli
 
 DESCRIPTION = """\
 Turn community recordings into KaniTTS2 training data, one resumable stage at a time:
@@ -159,8 +159,8 @@ def _add_stages(sub) -> None:
                            help="I/N: handle only shard I of N (independent processes or GPUs)")
             section = dict(config.sections()).get(stage.section)
             if section and "device" in {f.name for f in dataclasses.fields(section)}:
-                p.add_argument("--device", help=f"where the model runs (sets {stage.section}"
-                               ".device), e.g. cuda:1")
+                add_device(p, "the model", default=None,
+                           note=f"sets {stage.section}.device; default: the config's")
         p.set_defaults(func=cmd_stage)
 
 

@@ -21,8 +21,15 @@ reported at once, in one :class:`ConfigError` line):
 - Required fields have no default (``field: str = required("data.train=data/hessian")``):
   every one left out is named, with its example, in the one error line.
 
+- ``RANGES`` and ``RENAMED`` are inherited: a section built on a shared base (such as
+  :class:`kani_adapt.common_config.LoraCommon`) adds its own entries to the base's.
+
 - ``RENAMED``: a class attribute mapping a former key name to its current one, so that an old
   config gets "unknown key 'rank'; it is now called 'r'" instead of a guess.
+
+- ``Annotated[T, check, ...]`` field types: each ``check(value) -> str | None`` returns why a
+  value of type ``T`` is refused (a shared type such as :data:`kani_adapt.devices.Device` is
+  checked the same way in every schema that uses it).
 
 - ``validate(self) -> list[str]``: a method for checks across fields; it returns the problems
   found (empty when the config is fine) and runs only when every field is of the right type
@@ -45,7 +52,7 @@ import re
 import reprlib
 import types
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -62,6 +69,25 @@ MAX_SHOWN = 12  # problems listed in one error line
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] = ()) -> T:
     """Build ``cls`` from a YAML file (optional) and dotted ``key=value`` overrides."""
     return from_dict(cls, read_yaml(path, overrides), where=str(path) if path else "config")
+
+
+def load_saved_config(cls: type[T], path: str | Path, overrides: list[str] = ()) -> T:
+    """A config this tool wrote itself (a run folder's ``config.yaml``): keys renamed since
+    (``RENAMED``) are read under their new names, so a run made by an older version resumes."""
+    return from_dict(cls, migrate(cls, read_yaml(path, overrides)), where=str(path))
+
+
+def migrate(cls, data):
+    """``data`` with every former key name of ``cls`` and its sections replaced by the current one."""
+    if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
+        return data
+    renamed, hints = _inherited(cls, "RENAMED"), get_type_hints(cls)
+    out = {}
+    for key, value in data.items():
+        new = renamed.get(key)
+        key = new if new in hints and new not in data else key
+        out[key] = migrate(hints[key], value) if key in hints else value
+    return out
 
 
 def read_yaml(path: str | Path | None, overrides: list[str] = ()) -> dict:
@@ -199,10 +225,9 @@ def _build(cls, data, where: str, problems: list[str]):
     if not isinstance(data, dict):
         problems.append(f"{where}: expected a mapping, got {_show(data)}")
         return None
-    hints = get_type_hints(cls)
+    hints = get_type_hints(cls, include_extras=True)
     names = [f.name for f in dataclasses.fields(cls)]
-    ranges = getattr(cls, "RANGES", {})
-    renamed = getattr(cls, "RENAMED", {})
+    ranges, renamed = _inherited(cls, "RANGES"), _inherited(cls, "RENAMED")
     kwargs, before = {}, len(problems)
     for key, value in data.items():
         if key not in names:
@@ -234,6 +259,14 @@ def _build(cls, data, where: str, problems: list[str]):
     if hasattr(obj, "validate"):
         problems.extend(f"{where}: {p}" for p in obj.validate())
     return obj
+
+
+def _inherited(cls, name: str) -> dict:
+    """A class attribute mapping merged over the class's bases (the subclass wins)."""
+    merged: dict = {}
+    for klass in reversed(cls.__mro__):
+        merged.update(vars(klass).get(name, {}))
+    return merged
 
 
 def required(example: str):
@@ -319,6 +352,14 @@ def _set_dotted(data: dict, key: str, value: Any) -> None:
 def _coerce(tp, value, where: str, problems: list[str] | None = None):
     """``value`` as type ``tp``; a wrong value raises, nested dataclasses add to ``problems``."""
     origin = get_origin(tp)
+    if origin is Annotated:
+        base, *checks = get_args(tp)
+        value = _coerce(base, value, where, problems)
+        for check in checks:
+            why = check(value) if callable(check) else None
+            if why:
+                raise ConfigError(f"{where}: {why}")
+        return value
     if origin in (Union, types.UnionType):
         options = get_args(tp)
         if value is None and type(None) in options:

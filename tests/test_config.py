@@ -1,5 +1,5 @@
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import pytest
 
@@ -60,3 +60,44 @@ def test_bad_yaml_names_the_file(tmp_path):
     path.write_text("- a list\n")
     with pytest.raises(ConfigError, match="bad.yaml"):
         load_config(Cfg, path)
+
+
+def _even(value: int) -> str | None:
+    return None if value % 2 == 0 else f"{value} is odd; give an even number"
+
+
+@dataclass
+class Base:
+    width: int = 2
+    RANGES = {"width": ">= 2"}
+    RENAMED = {"size": "width"}
+
+
+@dataclass
+class Derived(Base):
+    pairs: Annotated[int, _even] = 4
+    depth: int = 1
+    RANGES = {"depth": "> 0"}
+
+
+def test_an_annotated_check_and_inherited_ranges_are_reported_with_the_others():
+    assert load_config(Derived, None, ["pairs=6"]).pairs == 6
+    with pytest.raises(ConfigError) as err:
+        load_config(Derived, None, ["pairs=3", "width=1", "depth=0"])
+    message = str(err.value)
+    assert message.startswith("3 problems"), message
+    assert "config.pairs: 3 is odd; give an even number" in message
+    assert "config.width: 1 is outside >= 2" in message  # the base's range still applies
+    assert "config.depth: 0 is outside > 0" in message
+    with pytest.raises(ConfigError, match="config.pairs: expected int"):
+        load_config(Derived, None, ["pairs=many"])  # the type is checked before the check runs
+
+
+def test_a_saved_config_with_former_key_names_loads_under_the_new_names(tmp_path):
+    from kani_adapt.config import load_saved_config
+
+    saved = tmp_path / "config.yaml"
+    saved.write_text("size: 8\npairs: 2\n")
+    with pytest.raises(ConfigError, match="it is now called 'width'"):
+        load_config(Derived, saved)  # a user's config: told to rename
+    assert load_saved_config(Derived, saved) == Derived(width=8, pairs=2)  # a run folder: read

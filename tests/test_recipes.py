@@ -42,6 +42,35 @@ def test_unknown_recipe_keys_get_a_hint(tmp_path):
         load_recipe(bad, ["dataset=", "generator.trainer={}"])
 
 
+def _recipe(tmp_path, text: str):
+    path = tmp_path / "r.yaml"
+    path.write_text("name: r\ndataset: d\ngenerator: {model: {init: tiny}}\n" + text)
+    return path
+
+
+def test_the_recipes_device_and_seed_reach_every_stage_that_does_not_name_its_own(tmp_path):
+    path = _recipe(tmp_path, "device: cuda:1\nseed: 7\ncodec_finetune: {seed: 3}\n"
+                             "data: {ingest: {sources: [{path: rec}]}, embed: {device: cpu}}\n")
+    r = load_recipe(path)
+    assert (r.generator.trainer.device, r.eval.device, r.codec_finetune.device) == ("cuda:1",) * 3
+    assert (r.data.transcribe.device, r.data.tokenize.device) == ("cuda:1", "cuda:1")
+    assert r.data.embed.device == "cpu"  # the stage's own choice wins
+    assert r.data.segment.device == "cpu"  # VAD keeps its own default
+    assert (r.generator.trainer.seed, r.eval.seed, r.sample.seed) == (7, 7, 7)
+    assert r.codec_finetune.seed == 3
+    plain = load_recipe(_recipe(tmp_path, ""))  # without them every stage keeps its defaults
+    assert (plain.generator.trainer.device, plain.generator.trainer.seed) == ("auto", 1234)
+    assert plain.codec_finetune is None  # an optional stage is not switched on by sharing
+
+
+def test_a_bad_recipe_device_is_reported_once_at_the_recipes_key(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_recipe(_recipe(tmp_path, "device: gpu\nseed: -2\n"))
+    message = str(err.value)
+    assert message.startswith("2 problems") and message.count("is not a device") == 1, message
+    assert "r.yaml.device: 'gpu' is not a device" in message and "r.yaml.seed: -2" in message
+
+
 NOISE = ("NeMo", "GPU available", "OneLogger", "exporters", "Warning", "warn(", "Traceback",
          "Scheduler", "it/s]")
 

@@ -102,3 +102,37 @@ def test_clip_length_defaults_come_from_one_constant():
     assert FilterConfig().max_seconds == CodecCheckStage().max_seconds == MAX_CLIP_SECONDS
     args = build_parser().parse_args(["codec", "check", "--codec", "tiny", "--manifest", "m"])
     assert args.max_seconds == MAX_CLIP_SECONDS  # the CLI and the recipe agree
+
+
+def test_codec_and_generator_lora_and_optimiser_keys_are_declared_once():
+    from kani_adapt.codec import train_config as codec
+    from kani_adapt.common_config import LoraCommon, OptimCommon
+    from kani_adapt.training import config as gen
+
+    assert issubclass(codec.LoraConfig, LoraCommon) and issubclass(gen.LoraConfig, LoraCommon)
+    assert issubclass(codec.OptimConfig, OptimCommon) and issubclass(gen.OptimConfig, OptimCommon)
+    for cls, base in ((CodecTrainConfig, ["train_manifest=m.json"]),
+                      (TrainConfig, ["data.train=d", "model.init=tiny"])):
+        with pytest.raises(ConfigError) as err:
+            load_config(cls, None, [*base, "lora.r=0", "optim.lr=0", "optim.betas=[0.9, 1.0]"])
+        message = str(err.value)
+        assert message.startswith("3 problems") and "config.lora.r: 0 is outside >= 1" in message
+        assert "config.optim.lr: 0.0 is outside > 0" in message and "optim.betas[1]" in message
+        assert load_config(cls, None, [*base, "optim.grad_clip=0"]).optim.grad_clip == 0.0  # off
+
+
+def test_a_run_folder_written_with_a_former_key_name_is_reopened(tmp_path):
+    from kani_adapt.config import dump_yaml
+    from kani_adapt.training.run import prepare_run_dir
+
+    cfg = load_config(TrainConfig, None, ["data.train=d", "model.init=tiny", "trainer.device=cpu",
+                                           f"run_dir={tmp_path / 'run'}"])
+    saved = tmp_path / "run" / "config.yaml"
+    dump_yaml(cfg, saved)
+    text = saved.read_text()
+    saved.write_text(text.replace("  device: cpu\n", "  accelerator: cpu\n"))  # an older version's
+    assert "accelerator: cpu" in saved.read_text()
+    assert prepare_run_dir(cfg) == tmp_path / "run"  # same run: reopened, not refused
+    cfg.trainer.device = "cuda"
+    with pytest.raises(ConfigError, match="another config"):
+        prepare_run_dir(cfg)  # and a real change is still caught

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kani_adapt.cli.common import add_device
 from kani_adapt.errors import ConfigError, DataError
 
 
@@ -91,7 +92,7 @@ def add_generate(sub) -> None:
     p.add_argument("--no-constrain", action="store_true",
                    help="sample over the whole vocabulary instead of the expected codebook")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    add_device(p, "the generator (and the codec)")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
                    help="compute dtype (bf16 for GPUs)")
     p.add_argument("--codec", metavar="CODEC",
@@ -106,6 +107,7 @@ def run_generate(args) -> int:
 
     from kani_adapt import tokens
     from kani_adapt.atomic import write_audio, write_npy
+    from kani_adapt.devices import resolve
     from kani_adapt.models.generator.checkpoint import load_checkpoint
     from kani_adapt.models.generator.generate import SamplingConfig
     from kani_adapt.models.generator.synthesize import synthesize
@@ -113,14 +115,14 @@ def run_generate(args) -> int:
     if args.out.suffix != ".npy":
         raise ConfigError(f"--out {args.out}: use a .npy file name")
     speaker = None if args.speaker_emb is None else load_speaker_embedding(args.speaker_emb)
-    codec = None
+    device, codec = resolve(args.device), None
     if args.codec:
         from kani_adapt.codec.registry import load_codec
 
-        codec = load_codec(args.codec, args.device)
+        codec = load_codec(args.codec, device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     model, tokenizer = load_checkpoint(args.checkpoint, dtype=dtype)
-    model.to(args.device)
+    model.to(device)
     values = sampling_values(args, model.sampling_defaults)
     sampling = SamplingConfig(**values, constrain_audio=not args.no_constrain, seed=args.seed)
     rows = synthesize(model, tokenizer, codec, args.text, args.tag, speaker, sampling)

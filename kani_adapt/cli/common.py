@@ -10,6 +10,7 @@ import argparse
 import sys
 import traceback
 
+from kani_adapt import devices
 from kani_adapt.errors import KaniAdaptError, describe_os_error
 
 USAGE_ERROR = 2
@@ -29,6 +30,13 @@ class Parser(argparse.ArgumentParser):
 def add_verbose(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true",
                         help="print the full traceback of an error")
+
+
+def add_device(parser: argparse.ArgumentParser, what: str, default: str | None = "auto",
+               note: str = "auto: a GPU when there is one, else the CPU") -> None:
+    """The ``--device`` of every command, with the values every config's ``device`` takes."""
+    parser.add_argument("--device", type=devices.check, default=default, metavar="DEVICE",
+                        help=f"where {what} runs: {devices.CHOICES} ({note})")
 
 
 def one_line(err: BaseException) -> str | None:

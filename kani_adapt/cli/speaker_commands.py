@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kani_adapt.atomic import write_npy
+from kani_adapt.cli.common import add_device
 from kani_adapt.errors import ConfigError, DataError
 
 DEFAULT_MODEL = "nineninesix/speaker-emb-tbr"  # kept here too: --help must not import torch
@@ -33,19 +34,20 @@ def add_speaker_emb(sub, formatter) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, metavar="PATH_OR_ID",
                    help="speaker-embedder folder or hub id")
     p.add_argument("--out", type=Path, required=True, help="output .npy file (128 float32)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    add_device(p, "the speaker embedder")
     p.set_defaults(func=run_speaker_emb)
 
 
 def run_speaker_emb(args) -> int:
     import numpy as np
 
+    from kani_adapt.devices import resolve
     from kani_adapt.models.speaker import embedder
 
     if args.out.suffix != ".npy":
         raise ConfigError(f"--out {args.out}: use a .npy file name")
     clips = [read_reference(path) for path in args.refs]  # all files checked before the model
-    model = embedder.load(args.model, args.device)
+    model = embedder.load(args.model, resolve(args.device))
     vectors = np.concatenate([model.embed([audio], rate) for audio, rate in clips])
     voice = mean_voice(vectors)
     write_npy(args.out, voice)

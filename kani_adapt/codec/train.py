@@ -20,7 +20,8 @@ from kani_adapt.codec.callbacks import Checkpointer, RunState, Validator
 from kani_adapt.codec.data import Position, train_loader
 from kani_adapt.codec.manifest import load_audio, read_manifest
 from kani_adapt.codec.train_config import RESUMABLE_KEYS, CodecTrainConfig
-from kani_adapt.config import dump_yaml, from_dict, load_config
+from kani_adapt.config import dump_yaml, from_dict, load_config, load_saved_config
+from kani_adapt.devices import for_lightning
 from kani_adapt.errors import CheckpointError, ConfigError
 from kani_adapt.model_files import torch_load
 
@@ -57,7 +58,7 @@ def prepare_model(cfg: CodecTrainConfig):
     model._cfg.optim = {"_target_": "torch.optim.Adam", "lr": cfg.optim.lr, "betas": list(cfg.optim.betas),
                         **({"sched": sched} if sched else {})}
     model._cfg.max_steps = cfg.max_steps * n_optimizers(model)
-    model.clip_grad_norm = cfg.optim.grad_clip
+    model.clip_grad_norm = cfg.optim.grad_clip or None  # 0 and null both mean no clipping
     return model
 
 
@@ -99,9 +100,10 @@ def _trainer(cfg: CodecTrainConfig, model, run: Path, position: Position, val_cl
                  Checkpointer(run / "checkpoints", position, cfg.ckpt_every, cfg.max_steps),
                  ProgressLog(max(1, cfg.max_steps // 20), loss_key="g_loss_mel_l1", rate_key=None,
                              steps_per_update=n_optimizers(model))]
+    accelerator, gpus = for_lightning(cfg.device)
     return Trainer(
         max_steps=cfg.max_steps * n_optimizers(model),  # Lightning counts optimizer steps
-        max_epochs=-1, accelerator=cfg.accelerator, devices=1, precision=cfg.precision,
+        max_epochs=-1, accelerator=accelerator, devices=gpus or 1, precision=cfg.precision,
         logger=TensorBoardLogger(str(run), name="tb", version=""), callbacks=callbacks,
         enable_checkpointing=False, limit_val_batches=0, num_sanity_val_steps=0,
         log_every_n_steps=1, enable_model_summary=False, default_root_dir=str(run),
@@ -165,7 +167,7 @@ def load_run_config(run: Path) -> CodecTrainConfig:
     path = Path(run) / "config.yaml"
     if not path.is_file():
         raise ConfigError(f"{run}: not a codec run directory (no config.yaml)")
-    return load_config(CodecTrainConfig, path)
+    return load_saved_config(CodecTrainConfig, path)
 
 
 def resume_run(run: Path, overrides: list[str], extra_callbacks=()) -> dict:
@@ -175,7 +177,7 @@ def resume_run(run: Path, overrides: list[str], extra_callbacks=()) -> dict:
         if item.partition("=")[0].strip() not in RESUMABLE_KEYS:
             raise ConfigError(f"override {item!r}: a resumed run may only change {', '.join(RESUMABLE_KEYS)}")
     if overrides:
-        cfg = load_config(CodecTrainConfig, Path(run) / "config.yaml", overrides)
+        cfg = load_saved_config(CodecTrainConfig, Path(run) / "config.yaml", overrides)
         dump_yaml(cfg, Path(run) / "config.yaml")
     from kani_adapt.resume import pick_checkpoint
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from kani_adapt.common_config import Device, Seed
 from kani_adapt.defaults import NANOCODEC_HUB_ID
 from kani_adapt.scorers.failures import FailureConfig
 
@@ -39,13 +40,13 @@ class DatasetSetConfig:
 class EvalConfig:
     codec: str = NANOCODEC_HUB_ID  # size name, .nemo file or hub id
     samples: int = 1  # generations per item (different seeds)
-    seed: int = 0  # sample k of every item uses seed + k: runs and checkpoints are comparable
+    seed: Seed = 0  # sample k of every item uses seed + k: runs and checkpoints are comparable
     batch_size: int = 8  # items generated together
     temperature: float = 0.7  # sampling of the generator (0 = greedy)
     top_p: float = 0.95
     repetition_penalty: float = 1.1
     max_frames: int = 500  # the length cap (12.5 frames per second)
-    device: str = "auto"  # torch device for generator, codec and scorers ('auto': CUDA if present)
+    device: Device = "auto"  # generator, codec and scorers (auto: a GPU when there is one)
     dtype: Literal["fp32", "bf16"] = "fp32"  # generator compute dtype
     resamples: int = 2000  # bootstrap resamples for the intervals
     write_wavs: bool = True
@@ -60,7 +61,7 @@ class TrainingEvalConfig:
     prompts: int = 0  # validation items generated and scored each validation (0 = off)
     max_frames: int = 250  # length cap of those generations
     temperature: float = 0.7
-    seed: int = 0  # the same seed every validation: changes come from the weights alone
+    seed: Seed = 0  # the same seed every validation: changes come from the weights alone
     audio_clips: int = 2  # clips logged as TensorBoard audio
     monitor: str = ""  # also keep the best checkpoints by this eval metric (e.g. cer, dnsmos_p808)
     keep_best: int = 1  # how many of those (checkpoints/best-*.ckpt)

@@ -37,11 +37,11 @@ def run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
 
     from kani_adapt.atomic import write_audio, write_file
     from kani_adapt.codec.registry import load_codec
-    from kani_adapt.scorers.audio import pick_device
+    from kani_adapt.devices import resolve
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device)
+    device = resolve(cfg.device)
     codec = load_codec(cfg.codec, device)
     scorers = Scorers(cfg.scorers, device)
     refs = load_references(items, codec, scorers)

@@ -13,7 +13,9 @@ from typing import Optional
 
 from kani_adapt.defaults import MAX_CLIP_SECONDS, NANOCODEC_HUB_ID
 from data_tools.config import DataConfig, normalise_raw, resolve_paths, validate
+from kani_adapt import devices
 from kani_adapt.codec.train_config import CodecTrainConfig
+from kani_adapt.common_config import Device, Seed
 from kani_adapt.config import from_dict, read_yaml
 from kani_adapt.errors import ConfigError
 from kani_adapt.eval.config import EvalConfig
@@ -58,7 +60,7 @@ class SampleStage:
     tag: Optional[str] = None
     speaker: Optional[str] = None  # a speaker of the dataset (mean embedding); default: first
     max_frames: int = 500
-    seed: int = 0
+    seed: Seed = 0
 
 
 @dataclass
@@ -78,6 +80,11 @@ class Recipe:
     work_dir: str = ""  # default: runs/<name> next to the shell's working directory
     codec: str = NANOCODEC  # tokenizes the data and decodes samples (.nemo, hub id, size)
     speaker_embedder: str = "nineninesix/speaker-emb-tbr"  # or "tiny" (random, for demos)
+    # Where every stage that runs a model runs (transcribe, embed, tokenize, codec fine-tuning,
+    # training, eval), unless the stage names its own device. VAD (data.segment) keeps its own.
+    device: Device = "auto"
+    # One seed for training (codec and generator), samples and eval, unless a stage sets its own.
+    seed: Optional[Seed] = None
     synth: Optional[SynthConfig] = None
     data: Optional[DataConfig] = None  # preparation from recordings
     dataset: Optional[str] = None  # or an already tokenized dataset (skips preparation)
@@ -106,6 +113,7 @@ def resolve(raw: dict, base: Path, where: str) -> Recipe:
     work = Path(raw.get("work_dir") or Path("runs") / name).resolve()
     raw["name"], raw["work_dir"] = name, str(work)
     codec = raw.get("codec", NANOCODEC)
+    _share_device_and_seed(raw)
     if isinstance(raw.get("data"), dict):
         data = normalise_raw(raw["data"])
         data.setdefault("work", str(work / "data"))
@@ -155,6 +163,34 @@ def resolve(raw: dict, base: Path, where: str) -> Recipe:
     if recipe.synth is not None and recipe.data is None:
         raise ConfigError(f"{where}: `synth` makes recordings; `data` must prepare them")
     return recipe
+
+
+# (section path, key) that take the recipe's device / seed unless the recipe sets them there
+DEVICE_KEYS = (("data", "transcribe"), ("data", "embed"), ("data", "tokenize"),
+               ("codec_finetune",), ("generator", "trainer"), ("eval",))
+SEED_KEYS = (("codec_finetune",), ("generator", "trainer"), ("sample",), ("eval",))
+
+
+def _share_device_and_seed(raw: dict) -> None:
+    """Copy the recipe's device and seed into each stage that did not name its own. A wrong
+    value is left to the loader, which reports it once, at the recipe's own key."""
+    device, seed = raw.get("device"), raw.get("seed")
+    shared = [("device", DEVICE_KEYS)] if isinstance(device, str) and not devices.problem(device) else []
+    if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0:
+        shared.append(("seed", SEED_KEYS))
+    for key, paths in shared:
+        for path in paths:
+            if path[0] in ("data", "codec_finetune") and not isinstance(raw.get(path[0]), dict):
+                continue  # an optional stage this recipe does not run
+            node = raw
+            for part in path:
+                if node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
+                if not isinstance(node, dict):
+                    break  # a section of the wrong type: the loader reports it
+            else:
+                node.setdefault(key, raw[key])
 
 
 def _relative_to(base: Path, raw: dict, *keys: list[str]) -> None:

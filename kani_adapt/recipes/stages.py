@@ -39,9 +39,11 @@ def codec_check(recipe: Recipe) -> dict:
     from kani_adapt.codec.check import Thresholds, run_check, write_report
     from kani_adapt.codec.manifest import read_manifest
     from kani_adapt.codec.registry import load_codec
+    from kani_adapt.devices import resolve
 
     clips = read_manifest(manifest_of(recipe))
-    reports = run_check({"codec": (recipe.codec, load_codec(recipe.codec))}, clips, Thresholds(),
+    codec = load_codec(recipe.codec, resolve(recipe.device))
+    reports = run_check({"codec": (recipe.codec, codec)}, clips, Thresholds(),
                         recipe.codec_check.max_clips, recipe.codec_check.max_seconds, seed=0)
     md, js = write_report(reports, Thresholds(), Path(recipe.work_dir) / "codec_check")
     return {"report": str(md), "verdict": reports["codec"]["verdict"]}
@@ -101,9 +103,12 @@ def sample(recipe: Recipe, codec_path: str, merged: str) -> dict:
     from kani_adapt.models.generator.generate import SamplingConfig
     from kani_adapt.models.generator.synthesize import synthesize
 
-    s = recipe.sample
+    from kani_adapt.devices import resolve
+
+    s, device = recipe.sample, resolve(recipe.device)
     model, tokenizer = load_checkpoint(merged)
-    codec = load_codec(codec_path)
+    model.to(device)
+    codec = load_codec(codec_path, device)
     speaker = _speaker_embedding(recipe.generator.data.train, s.speaker)
     rows = synthesize(model, tokenizer, codec, s.texts, s.tag, speaker,
                       SamplingConfig(max_new_frames=s.max_frames, seed=s.seed))

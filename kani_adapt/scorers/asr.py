@@ -19,7 +19,8 @@ import numpy as np
 from kani_adapt.errors import CheckpointError, ConfigError
 from kani_adapt.scorers import textnorm
 from kani_adapt.batching import length_batches
-from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate, pick_device
+from kani_adapt.devices import resolve
+from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate
 
 DEFAULT_MODEL = "openai/whisper-large-v3"
 MAX_SECONDS = 30.0  # Whisper's window; longer clips are cut there (and flagged)
@@ -77,7 +78,7 @@ class WhisperASR:
         from kani_adapt.hub import resolve_folder
 
         folder = resolve_folder(spec, required=("config.json", "preprocessor_config.json"))
-        device = pick_device(device)
+        device = resolve(device)
         torch_dtype = {"auto": torch.float16 if device.startswith("cuda") else torch.float32,
                        "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
         try:

@@ -1,4 +1,4 @@
-"""Small audio plumbing the scorers share: mono float arrays, resampling, devices."""
+"""Small audio plumbing the scorers share: mono float arrays and resampling."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -19,11 +19,3 @@ def to_rate(audio: np.ndarray, rate: int, target: int = SCORER_RATE) -> np.ndarr
 def all_to_rate(audios: Sequence[np.ndarray], rate: int, target: int = SCORER_RATE) -> list[np.ndarray]:
     return [to_rate(a, rate, target) for a in audios]
 
-
-def pick_device(device: str = "auto") -> str:
-    """'auto' means the first CUDA device when there is one, else the CPU."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"

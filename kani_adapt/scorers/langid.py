@@ -14,7 +14,8 @@ import numpy as np
 
 from kani_adapt.errors import CheckpointError, ConfigError
 from kani_adapt.batching import length_batches
-from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate, pick_device
+from kani_adapt.devices import resolve
+from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate
 
 
 def whisper_language_prob(asr, audios: Sequence[np.ndarray], rate: int,
@@ -53,7 +54,7 @@ class AccentClassifier:
         from kani_adapt.hub import resolve_folder
 
         folder = resolve_folder(spec, required=("config.json", "preprocessor_config.json"))
-        device = pick_device(device)
+        device = resolve(device)
         try:
             extractor = AutoFeatureExtractor.from_pretrained(str(folder))
             model = AutoModelForAudioClassification.from_pretrained(str(folder), trust_remote_code=False)

@@ -16,7 +16,8 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 
 from kani_adapt.batching import length_batches
-from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate, pick_device
+from kani_adapt.devices import resolve
+from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate
 
 Embedder = Callable[[list[np.ndarray]], np.ndarray]  # 16 kHz clips -> [N, D] unit vectors
 Kind = Literal["kani", "wavlm-xvector"]
@@ -69,7 +70,7 @@ class SpeakerSimilarity:
     @classmethod
     def load(cls, spec: str, kind: Kind = "kani", device: str = "auto",
              batch_size: int = 8) -> "SpeakerSimilarity":
-        device = pick_device(device)
+        device = resolve(device)
         loader = load_kani_embedder if kind == "kani" else load_xvector
         return cls(loader(spec, device), batch_size, kind)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Optional, Union
 
+from kani_adapt.common_config import Device, LoraCommon, OptimCommon, Seed
 from kani_adapt.config import required
-from kani_adapt.errors import ConfigError
 from kani_adapt.eval.config import TrainingEvalConfig
 
 
@@ -35,7 +35,10 @@ class TrainDataConfig:
         "num_workers": ">= 0"}
 
     def validate(self) -> list[str]:
-        return [] if self.train.strip() else ["train is empty; give a dataset folder or parquet file"]
+        problems = [] if self.train.strip() else ["train is empty; give a dataset folder or parquet file"]
+        if self.replay_ratio > 0 and not self.replay:
+            problems.append("replay_ratio > 0 needs replay (a base-language dataset)")
+        return problems
 
 
 @dataclass
@@ -48,41 +51,37 @@ class ModelConfig:
     # Loss over this many positions at a time (LM head and cross-entropy checkpointed per
     # slice): peak memory stops growing with positions x vocabulary. 0: full logits at once.
     loss_chunk: int = 64
+    RANGES: ClassVar[dict] = {"loss_chunk": ">= 0"}
 
 
 @dataclass
-class LoraConfig:
+class LoraConfig(LoraCommon):  # r: 16, alpha: 32
     targets: Literal["attention", "attention_mlp", "all_linear"] = "attention_mlp"
-    r: int = 16
-    alpha: float = 32.0
     dropout: float = 0.05
     rslora: bool = False
     train_speaker_projection: bool = False
     train_rope_scales: bool = False
-    RANGES: ClassVar[dict] = {"r": ">= 1", "alpha": "> 0", "dropout": "[0, 1)"}
+    RANGES: ClassVar[dict] = {"dropout": "[0, 1)"}
 
 
 @dataclass
-class OptimConfig:
-    lr: float = 2e-4
+class OptimConfig(OptimCommon):  # lr: 2e-4, betas: [0.9, 0.95], grad_clip: 1.0
     weight_decay: float = 0.01
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
     rope_lr_ratio: float = 1.5  # official: RoPE scales at lr x 1.5, no weight decay
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1  # cosine decays to lr x this
-    grad_clip: float = 1.0
     freeze: list[str] = field(default_factory=list)  # parameter-name prefixes kept frozen
     RANGES: ClassVar[dict] = {
-        "lr": "> 0", "weight_decay": ">= 0", "betas": "[0, 1)", "rope_lr_ratio": ">= 0",
-        "warmup_steps": ">= 0", "min_lr_ratio": "[0, 1]", "grad_clip": ">= 0"}
+        "weight_decay": ">= 0", "rope_lr_ratio": ">= 0", "warmup_steps": ">= 0",
+        "min_lr_ratio": "[0, 1]"}
 
 
 @dataclass
 class TrainerConfig:
     max_steps: int = 1000
     precision: str = "bf16-mixed"  # "32-true" on CPU
-    accelerator: str = "auto"
-    devices: int = 1
+    device: Device = "auto"  # auto, cpu, cuda or cuda:N (one named GPU: devices must be 1)
+    devices: int = 1  # GPUs per node (with strategy ddp or fsdp)
     num_nodes: int = 1
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
     log_every: int = 10
@@ -92,12 +91,19 @@ class TrainerConfig:
     sample_every: int = 0  # generate validation samples every N steps (0: at validation)
     sample_prompts: int = 2
     sample_max_frames: int = 250
-    seed: int = 1234
+    seed: Seed = 1234
     compile: bool = False  # torch.compile the generator (first steps slower while it compiles)
     RANGES: ClassVar[dict] = {
         "max_steps": ">= 1", "num_nodes": ">= 1", "log_every": ">= 1", "val_every": ">= 1",
         "ckpt_every": ">= 1", "keep_checkpoints": ">= -1", "sample_every": ">= 0",
-        "sample_prompts": ">= 0", "sample_max_frames": ">= 1", "seed": ">= 0"}
+        "sample_prompts": ">= 0", "sample_max_frames": ">= 1", "devices": ">= 1"}
+    RENAMED: ClassVar[dict] = {"accelerator": "device"}  # one name in every schema
+
+    def validate(self) -> list[str]:
+        if ":" in self.device and self.devices != 1:
+            return [f"device {self.device} names one GPU but devices is {self.devices}; use "
+                    f"device: cuda with devices: {self.devices}, or devices: 1"]
+        return []
 
 
 @dataclass
@@ -112,15 +118,3 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: TrainingEvalConfig = field(default_factory=TrainingEvalConfig)  # scored speech at validation
-
-    def __post_init__(self):
-        if not 0 <= self.data.replay_ratio < 1:
-            raise ConfigError("data.replay_ratio must be in [0, 1)")
-        if self.data.replay_ratio > 0 and not self.data.replay:
-            raise ConfigError("data.replay_ratio > 0 needs data.replay (a base-language dataset)")
-        budget = self.data.token_budget
-        if self.trainer.max_steps < 1 or (budget != "auto" and budget < 1):
-            raise ConfigError("trainer.max_steps and data.token_budget must be positive "
-                              "(or token_budget: auto)")
-        if self.model.loss_chunk < 0 or self.data.num_workers < 0:
-            raise ConfigError("model.loss_chunk and data.num_workers must be >= 0")

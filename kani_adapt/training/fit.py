@@ -10,6 +10,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from kani_adapt import atomic, resume
+from kani_adapt.devices import for_lightning
 from kani_adapt.training import run as runs
 from kani_adapt.training.config import TrainConfig
 from kani_adapt.training.csvlog import StepCSVLogger
@@ -68,11 +69,12 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: tuple = (),
         every_n_train_steps=t.ckpt_every, save_top_k=t.keep_checkpoints, monitor="step",
         mode="max", save_last=True, auto_insert_metric_name=False,
     )
+    accelerator, gpus = for_lightning(t.device)
     trainer = L.Trainer(
         default_root_dir=run_dir,
         max_steps=t.max_steps,
-        accelerator=t.accelerator,
-        devices=t.devices,
+        accelerator=accelerator,
+        devices=gpus or t.devices,
         num_nodes=t.num_nodes,
         strategy=_strategy(cfg),
         precision=t.precision,

@@ -32,7 +32,7 @@ def prepare_run_dir(cfg: TrainConfig) -> Path:
     run_dir = Path(cfg.run_dir)
     saved = run_dir / "config.yaml"
     if saved.exists():
-        previous = config_io.load_config(TrainConfig, saved)
+        previous = config_io.load_saved_config(TrainConfig, saved)
         previous.trainer.max_steps = cfg.trainer.max_steps  # extending a run is allowed
         if previous != cfg:
             diff = _diff(config_io.to_dict(previous), config_io.to_dict(cfg))

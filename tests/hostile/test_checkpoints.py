@@ -93,7 +93,7 @@ def test_generator_train_refuses_a_planted_checkpoint_in_one_line(tmp_path, caps
     marker = tmp_path / "marker"
     run = tmp_path / "run"
     plant_payload(run / "checkpoints" / "last.ckpt", marker)
-    assert_refused(main, ["train", f"run_dir={run}", "trainer.accelerator=cpu", *REQUIRED], capsys,
+    assert_refused(main, ["train", f"run_dir={run}", "trainer.device=cpu", *REQUIRED], capsys,
                    "last.ckpt", "unpickling")
     assert not marker.exists()
     assert {p.name for p in files_under(tmp_path)} <= {"run", "checkpoints", "last.ckpt", "config.yaml"}

@@ -122,7 +122,7 @@ def test_read_only_disk_for_a_model_is_one_line(read_only_disk, capsys):
 
 
 def test_read_only_disk_for_a_run_folder_is_one_line(read_only_disk, capsys):
-    assert_refused(main, ["train", f"run_dir={read_only_disk / 'run'}", "trainer.accelerator=cpu", *REQUIRED],
+    assert_refused(main, ["train", f"run_dir={read_only_disk / 'run'}", "trainer.device=cpu", *REQUIRED],
                    capsys, "read-only file system: ", str(read_only_disk / "run"))
 
 

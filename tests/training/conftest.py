@@ -21,7 +21,7 @@ def base_ckpt(tmp_path_factory):
 def cpu_overrides(run_dir, data, **extra):
     """Fast, deterministic CPU settings for tiny runs."""
     values = {
-        "run_dir": run_dir, "data.train": data, "model.init": "tiny", "trainer.accelerator": "cpu",
+        "run_dir": run_dir, "data.train": data, "model.init": "tiny", "trainer.device": "cpu",
         "trainer.precision": "32-true", "trainer.max_steps": 4, "trainer.val_every": 4,
         "trainer.ckpt_every": 2, "trainer.log_every": 1, "trainer.sample_max_frames": 3,
         "data.token_budget": 600, "optim.warmup_steps": 1, "optim.lr": 0.01,

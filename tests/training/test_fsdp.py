@@ -13,11 +13,11 @@ from tests.training.conftest import cpu_overrides
 REPO = Path(__file__).resolve().parents[2]
 
 
-def fsdp_run(tmp_path, synth_data, base_ckpt, accelerator: str):
+def fsdp_run(tmp_path, synth_data, base_ckpt, device: str):
     run_dir = tmp_path / "fsdp"
     args = ["train", *cpu_overrides(run_dir, synth_data, **{
         "model.init": base_ckpt, "trainer.devices": 2, "trainer.strategy": "fsdp",
-        "trainer.accelerator": accelerator, "trainer.max_steps": 2, "trainer.val_every": 2,
+        "trainer.device": device, "trainer.max_steps": 2, "trainer.val_every": 2,
         "trainer.ckpt_every": 2, "data.num_workers": 0})]
     env = {**os.environ, "MASTER_PORT": str(28500 + os.getpid() % 1000)}
     proc = subprocess.run([sys.executable, "-m", "kani_adapt.cli.main", *args], cwd=REPO,
@@ -36,4 +36,4 @@ def test_two_process_fsdp_trains(tmp_path, synth_data, base_ckpt):
 
     if torch.cuda.device_count() < 2:
         pytest.skip("needs two CUDA devices")
-    fsdp_run(tmp_path, synth_data, base_ckpt, "gpu")
+    fsdp_run(tmp_path, synth_data, base_ckpt, "cuda")

@@ -123,7 +123,7 @@ def test_missing_columns_name_the_dataset(tmp_path):
 
 
 def test_config_checks_replay_and_unknown_keys():
-    with pytest.raises(ConfigError, match="data.replay"):
+    with pytest.raises(ConfigError, match=r"data: replay_ratio > 0 needs replay \("):
         cfg_with("data.replay_ratio=0.2")
     with pytest.raises(ConfigError, match="did you mean 'token_budget'"):
         cfg_with("data.token_buget=10")

@@ -9,12 +9,12 @@ from kani_adapt.cli.main import main
 from tests.training.conftest import cpu_overrides
 
 
-@pytest.mark.parametrize("accelerator", [
-    "cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
-def test_bf16_mixed_training_steps_give_finite_losses(tmp_path, synth_data, base_ckpt, accelerator):
+@pytest.mark.parametrize("device", [
+    "cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_bf16_mixed_training_steps_give_finite_losses(tmp_path, synth_data, base_ckpt, device):
     run_dir = tmp_path / "bf16"
     args = cpu_overrides(run_dir, synth_data, **{
-        "model.init": base_ckpt, "trainer.accelerator": accelerator,
+        "model.init": base_ckpt, "trainer.device": device,
         "trainer.precision": "bf16-mixed", "trainer.max_steps": 2, "trainer.val_every": 2,
         "model.gradient_checkpointing": "true"})
     assert main(["train", *args]) == 0
