@@ -1,30 +1,44 @@
 """The data config: typed dataclasses with defaults; YAML supplies values, unknown keys are errors.
 
-``data-tools prepare data.yaml`` reads this; each stage receives only its own section.
+``data-tools prepare data.yaml`` reads this; each stage receives only its own section. Checks
+live on the sections, in the loader's terms (kani_adapt/config.py): ``RANGES`` for every number
+(a threshold that may lie below zero - dB, log-probability, cosine - has none), ``Literal``
+choices, and ``validate`` for rules across keys; the loader reports every problem at once.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Literal
 
+from kani_adapt.common_config import Device
 from kani_adapt.defaults import MAX_CLIP_SECONDS, NANOCODEC_HUB_ID
 from kani_adapt.config import from_dict, read_yaml
 from kani_adapt.errors import ConfigError
 
-LAYOUTS = ("folder", "ljspeech", "commonvoice")
+Layout = Literal["folder", "ljspeech", "commonvoice"]  # readers in data_tools/layouts.py
+Switch = Literal["auto", "on", "off"]  # a stage that needs a tool: auto runs it where it is found
+
+
+def _ordered(cfg, low: str, high: str) -> list[str]:
+    """The problem when setting ``low`` is not below setting ``high`` (both of ``cfg``)."""
+    a, b = getattr(cfg, low), getattr(cfg, high)
+    return [] if a < b else [f"{low} ({a}) must be below {high} ({b})"]
 
 
 @dataclass
 class SourceConfig:
     path: str  # input folder
-    layout: str = "folder"  # folder (audio + .txt/.lab sidecars), ljspeech, commonvoice
+    layout: Layout = "folder"  # folder (audio + .txt/.lab sidecars), ljspeech, commonvoice
     name: str = ""  # id prefix of its utterances; default: the folder's name
     speaker: str = ""  # speaker of every clip; default: first subfolder (folder), name (ljspeech)
     tag: str = ""  # language/accent tag, stored lower-case
     tsv: str = "validated.tsv"  # Common Voice table inside the folder
+
+    def validate(self) -> list[str]:
+        return [] if self.path else ["path is empty: name the input folder"]
 
 
 @dataclass
@@ -35,6 +49,9 @@ class IngestConfig:
     max_transcript_bytes: int = 1_000_000  # larger transcripts (files, table lines) are
     #                                        rejected unread; 1 MB is ~18 hours of speech
 
+    RANGES: ClassVar[dict[str, str]] = {"sample_rate": "> 0", "max_file_seconds": "> 0",
+                                        "max_transcript_bytes": "> 0"}
+
 
 @dataclass
 class SegmentConfig:
@@ -43,7 +60,14 @@ class SegmentConfig:
     pad_seconds: float = 0.15  # silence kept around speech when trimming
     vad_threshold: float = 0.5  # silero-vad speech probability
     min_silence_seconds: float = 0.3  # pauses shorter than this do not end speech
-    device: str = "cpu"  # where silero-vad runs (512-sample windows: a GPU rarely pays)
+    device: Device = "cpu"  # where silero-vad runs (512-sample windows: a GPU rarely pays)
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "min_seconds": ">= 0", "max_seconds": "> 0", "pad_seconds": ">= 0",
+        "vad_threshold": "[0, 1]", "min_silence_seconds": ">= 0"}
+
+    def validate(self) -> list[str]:
+        return _ordered(self, "min_seconds", "max_seconds")
 
 
 @dataclass
@@ -51,9 +75,9 @@ class TranscribeConfig:
     # auto: run where the ASR model is on this machine (a folder, or already in the Hugging Face
     # cache), so nothing is fetched unasked and configs without a model behave as before (clips
     # without a transcript are rejected at ingest); on: required (a hub id is fetched); off: skip.
-    enabled: str = "auto"
+    enabled: Switch = "auto"
     model: str = "openai/whisper-large-v3"  # Whisper: local folder or hub id
-    device: str = "cpu"
+    device: Device = "auto"  # a GPU when there is one (see kani_adapt/devices.py)
     batch_size: int = 8  # clips per ASR batch (grouped by length and language)
     languages: dict[str, str] = field(default_factory=dict)  # tag -> Whisper language code;
     #                                     unmapped tags use their first part (de_hessian -> de)
@@ -73,10 +97,19 @@ class TranscribeConfig:
     min_words_per_second: float = 0.5  # absolute range for every speaker (read speech ~2-3.5)
     max_words_per_second: float = 6.0
 
+    RANGES: ClassVar[dict[str, str]] = {  # min_avg_logprob: a log-probability, below zero
+        "batch_size": "> 0", "min_language_prob": "[0, 1]", "max_transcript_cer": ">= 0",
+        "max_no_speech_prob": "[0, 1]", "max_compression_ratio": ">= 0",
+        "max_ngram_repeats": "> 0", "wps_outlier_mads": ">= 0", "min_words_per_second": ">= 0",
+        "max_words_per_second": ">= 0"}
+
+    def validate(self) -> list[str]:
+        return _ordered(self, "min_words_per_second", "max_words_per_second")
+
 
 @dataclass
 class AlignConfig:
-    enabled: str = "auto"  # auto: run where MFA is installed; on: require it; off: skip
+    enabled: Switch = "auto"  # auto: run where MFA is installed; on: require it; off: skip
     dictionary: str = ""  # pronunciation dictionary; "": a grapheme dictionary from the corpus
     acoustic_model: str = ""  # MFA acoustic model; "": train one on the corpus itself
     train_config: str = ""  # MFA training config (--config_path); "": MFA's defaults
@@ -85,6 +118,9 @@ class AlignConfig:
     min_word_match: float = 0.9  # fraction of transcript words the alignment must contain
     pad_seconds: float = 0.1  # kept before the first and after the last word
     max_seconds: float = MAX_CLIP_SECONDS  # long recordings are split at sentence ends below this
+
+    RANGES: ClassVar[dict[str, str]] = {"num_jobs": "> 0", "min_word_match": "[0, 1]",
+                                        "pad_seconds": ">= 0", "max_seconds": "> 0"}
 
 
 @dataclass
@@ -111,12 +147,23 @@ class FilterConfig:
     numbers_to_words: bool = True  # where num2words supports the language
     tokenizer: str = ""  # generator checkpoint (dir or hub id) for the coverage report
 
+    RANGES: ClassVar[dict[str, str]] = {  # min_snr_db: a level in dB, may lie below zero
+        "min_seconds": ">= 0", "max_seconds": "> 0", "max_clipped_fraction": "[0, 1]",
+        "max_silence_ratio": "[0, 1]", "min_orig_sample_rate": ">= 0",
+        "rate_outlier_mad": ">= 0", "max_chars_per_second": "> 0", "max_text_chars": "> 0",
+        "min_dnsmos": ">= 0", "near_duplicate_similarity": "[0, 1]"}
+
+    def validate(self) -> list[str]:
+        return _ordered(self, "min_seconds", "max_seconds")
+
 
 @dataclass
 class EmbedConfig:
     model: str = "nineninesix/speaker-emb-tbr"  # local directory or hub id
     batch_size: int = 8
-    device: str = "cpu"
+    device: Device = "auto"  # a GPU when there is one (see kani_adapt/devices.py)
+
+    RANGES: ClassVar[dict[str, str]] = {"batch_size": "> 0"}
 
 
 @dataclass
@@ -128,6 +175,9 @@ class OutliersConfig:
     min_cosine: float = -1.0  # absolute floor (-1: off; embedder-dependent, ~0.3-0.5 for ECAPA)
     min_clips: int = 5  # fewer clips: only the floor applies
 
+    RANGES: ClassVar[dict[str, str]] = {  # min_cosine: a cosine, -1 to 1
+        "outlier_mads": ">= 0", "min_spread": "[0, 1]", "min_clips": ">= 0"}
+
 
 @dataclass
 class TokenizeConfig:
@@ -136,7 +186,9 @@ class TokenizeConfig:
     # batching does not pay (benchmarks/README.md): use about 30 s and 4 clips there.
     batch_seconds: float = 160.0
     max_batch_size: int = 32
-    device: str = "cpu"
+    device: Device = "auto"  # a GPU when there is one (see kani_adapt/devices.py)
+
+    RANGES: ClassVar[dict[str, str]] = {"batch_seconds": "> 0", "max_batch_size": "> 0"}
 
 
 @dataclass
@@ -159,66 +211,7 @@ class DataConfig:
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     write: WriteConfig = field(default_factory=WriteConfig)
 
-
-# Range rules of the numeric settings; every other number must be finite and 0 or more.
-POSITIVE = {"ingest.sample_rate", "ingest.max_file_seconds", "ingest.max_transcript_bytes",
-            "segment.max_seconds", "align.num_jobs", "align.max_seconds", "filter.max_seconds",
-            "filter.max_chars_per_second", "filter.max_text_chars", "embed.batch_size",
-            "tokenize.batch_seconds", "tokenize.max_batch_size", "transcribe.batch_size",
-            "transcribe.max_ngram_repeats"}
-FRACTIONS = {"max_rejected_fraction", "segment.vad_threshold", "align.min_word_match",
-             "filter.max_clipped_fraction", "filter.max_silence_ratio",
-             "filter.near_duplicate_similarity", "transcribe.min_language_prob",
-             "transcribe.max_no_speech_prob", "outliers.min_spread"}
-# thresholds that may lie below zero: dB, log-probabilities, cosines
-SIGNED = {"filter.min_snr_db", "transcribe.min_avg_logprob", "outliers.min_cosine"}
-ORDERED = (("segment.min_seconds", "segment.max_seconds"),
-           ("filter.min_seconds", "filter.max_seconds"),
-           ("transcribe.min_words_per_second", "transcribe.max_words_per_second"))
-
-
-def _numbers(obj, prefix: str = ""):
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if dataclasses.is_dataclass(value):
-            yield from _numbers(value, f"{prefix}{f.name}.")
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            yield f"{prefix}{f.name}", value
-
-
-def range_problems(cfg: DataConfig) -> list[str]:
-    """Every numeric setting out of its range (NaN and infinity refused), all at once."""
-    problems, values = [], dict(_numbers(cfg))
-    for key, value in values.items():
-        if not math.isfinite(value):
-            problems.append(f"{key} must be a finite number, got {value}")
-        elif key in FRACTIONS and not 0 <= value <= 1:
-            problems.append(f"{key} must be between 0 and 1, got {value}")
-        elif key in POSITIVE and not value > 0:
-            problems.append(f"{key} must be above 0, got {value}")
-        elif key not in SIGNED and value < 0:
-            problems.append(f"{key} must be 0 or more, got {value}")
-    for low, high in ORDERED:
-        if values[low] >= values[high]:  # False for NaN, reported above
-            problems.append(f"{low} ({values[low]}) must be below {high} ({values[high]})")
-    return problems
-
-
-def validate(cfg: DataConfig) -> DataConfig:
-    """All problems of the config in one error (``data-tools check`` shows them)."""
-    problems = []
-    for i, src in enumerate(cfg.ingest.sources):
-        if src.layout not in LAYOUTS:
-            problems.append(f"ingest.sources[{i}].layout must be one of {', '.join(LAYOUTS)}")
-        if not src.path:
-            problems.append(f"ingest.sources[{i}].path is empty: name the input folder")
-    for section in ("align", "transcribe"):
-        if getattr(cfg, section).enabled not in ("auto", "on", "off"):
-            problems.append(f"{section}.enabled must be auto, on or off")
-    problems += range_problems(cfg)
-    if problems:
-        raise ConfigError("; ".join(problems))
-    return cfg
+    RANGES: ClassVar[dict[str, str]] = {"max_rejected_fraction": "[0, 1]"}
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> DataConfig:
@@ -227,7 +220,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> DataConfig:
     if not path.is_file():
         raise ConfigError(f"no such data config: {path}")
     data = read_yaml(path, list(overrides))  # size, depth, duplicate keys and alias bombs guarded
-    cfg = validate(from_dict(DataConfig, normalise_raw(data), where=str(path)))
+    cfg = from_dict(DataConfig, normalise_raw(data), where=str(path))
     cfg = resolve_paths(cfg, path.parent)
     check_folders(cfg)
     return cfg

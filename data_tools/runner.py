@@ -190,6 +190,7 @@ def run_stage(stage: Stage | str, cfg, shard: tuple[int, int] = (0, 1), given: d
     if shard[1] > 1 and not stage.model:
         raise ConfigError(f"{stage.name} runs whole; --shard is for the stages that run a model")
     check_folders(cfg)
+    cfg = _device_resolved(cfg, stage)
     ctx = Context(cfg, Path(cfg.work), shard, dict(given or {}))
     with locks.hold(ctx.work, stage.name, shard):
         items = _unique(list(inputs) if inputs is not None else stage.items(ctx))
@@ -197,6 +198,18 @@ def run_stage(stage: Stage | str, cfg, shard: tuple[int, int] = (0, 1), given: d
             kept, rejected = stage.decide(ctx, items, {})
             return _finish(ctx, stage, kept, rejected, len(items))
         return _run_items(ctx, stage, items)
+
+
+def _device_resolved(cfg, stage: Stage):
+    """A copy of ``cfg`` whose stage section names the torch device it runs on: ``auto`` becomes
+    this process's GPU (its local rank's under torchrun/srun) or the CPU."""
+    section = getattr(cfg, stage.section, None) if stage.section else None
+    if not stage.model or not hasattr(section, "device"):
+        return cfg
+    from kani_adapt.devices import resolve
+
+    section = dataclasses.replace(section, device=resolve(section.device))
+    return dataclasses.replace(cfg, **{stage.section: section})
 
 
 def _unique(items: list) -> list:

@@ -384,7 +384,7 @@ def _coerce(tp, value, where: str, problems: list[str] | None = None):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {_show(value)}")
         (item_tp, *_) = get_args(tp) or (Any,)
-        return [_coerce(item_tp, v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+        return _coerce_items(item_tp, value, where, problems)
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {_show(value)}")
@@ -416,6 +416,23 @@ def _coerce(tp, value, where: str, problems: list[str] | None = None):
     if tp is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
     raise ConfigError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {_show(value)}")
+
+
+def _coerce_items(item_tp, value: list, where: str, problems: list[str] | None) -> list:
+    """Every item of a list, with every bad item reported (not only the first)."""
+    if problems is None:
+        return [_coerce(item_tp, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    items, before = [], len(problems)
+    for i, v in enumerate(value):
+        try:
+            items.append(_coerce(item_tp, v, f"{where}[{i}]", problems))
+        except _Reported:
+            pass
+        except ConfigError as err:
+            problems.append(str(err))
+    if len(problems) > before:
+        raise _Reported()
+    return items
 
 
 class _Reported(ConfigError):

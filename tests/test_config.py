@@ -101,3 +101,24 @@ def test_a_saved_config_with_former_key_names_loads_under_the_new_names(tmp_path
     with pytest.raises(ConfigError, match="it is now called 'width'"):
         load_config(Derived, saved)  # a user's config: told to rename
     assert load_saved_config(Derived, saved) == Derived(width=8, pairs=2)  # a run folder: read
+
+
+@dataclass
+class Item:
+    kind: Literal["a", "b"] = "a"
+
+
+@dataclass
+class Items:
+    items: list[Item] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+
+
+def test_every_bad_item_of_a_list_is_reported_not_only_the_first():
+    with pytest.raises(ConfigError) as err:
+        load_config(Items, None, ["items=[{kind: x}, {kind: a}, {kind: y}]", "counts=[1, z, w]"])
+    message = str(err.value)
+    assert message.startswith("4 problems"), message
+    for where in ("items[0].kind", "items[2].kind", "counts[1]", "counts[2]"):
+        assert f"config.{where}:" in message, message
+    assert load_config(Items, None, ["items=[{kind: b}]"]).items == [Item("b")]

@@ -71,6 +71,25 @@ def test_a_bad_recipe_device_is_reported_once_at_the_recipes_key(tmp_path):
     assert "r.yaml.device: 'gpu' is not a device" in message and "r.yaml.seed: -2" in message
 
 
+def test_a_recipes_data_section_is_checked_with_the_rest_of_the_recipe(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ngenerator:\n  model: {init: tiny}\n  trainer:\n    max_steps: 0\n"
+                   "data:\n  ingest: {sources: [{path: rec, layout: zip}]}\n"
+                   "  segment: {min_seconds: 30}\n  align: {enabled: maybe}\n")
+    with pytest.raises(ConfigError) as err:
+        load_recipe(bad)
+    msg = str(err.value)
+    assert msg.startswith("4 problems: ") and "\n" not in msg
+    for fragment in (f"{bad}.generator.trainer.max_steps: 0 is outside",
+                     f"{bad}.data.ingest.sources[0].layout: 'zip' is not one of",
+                     f"{bad}.data.segment: min_seconds (30.0) must be below max_seconds (20.0)",
+                     f"{bad}.data.align.enabled: 'maybe' is not one of 'auto', 'on', 'off'"):
+        assert fragment in msg
+    recipe = load_recipe(bad, ["generator.trainer.max_steps=3", "data.ingest.sources=[{path: rec}]",
+                               "data.segment.min_seconds=2", "data.align.enabled=off"])
+    assert recipe.data.align.enabled == "off"  # YAML's boolean off, read as the switch
+
+
 NOISE = ("NeMo", "GPU available", "OneLogger", "exporters", "Warning", "warn(", "Traceback",
          "Scheduler", "it/s]")
 

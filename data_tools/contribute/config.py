@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 from pathlib import Path
 
-from data_tools.config import AlignConfig, FilterConfig
-from kani_adapt.config import load_config
+from data_tools.config import AlignConfig, FilterConfig, normalise_raw
+from kani_adapt.config import from_dict, read_yaml
 from kani_adapt.errors import ConfigError
 
 SPLITS = ("train", "validation", "test")
@@ -28,24 +28,14 @@ class ContributeConfig:
     RENAMED: ClassVar[dict] = {k: f"filter.{k}" for k in (
         "min_seconds", "max_seconds", "max_clipped_fraction", "min_snr_db", "max_silence_ratio",
         "min_orig_sample_rate", "near_duplicate_similarity")}
-
-
-def check(cfg: ContributeConfig) -> ContributeConfig:
-    problems = []
-    if cfg.min_hours < 0:
-        problems.append("min_hours must be 0 or more")
-    if cfg.min_speakers < 1:
-        problems.append("min_speakers must be 1 or more")
-    if not 0 <= cfg.max_bad_clip_fraction <= 1:
-        problems.append("max_bad_clip_fraction must be between 0 and 1")
-    if cfg.align.enabled not in ("auto", "on", "off"):
-        problems.append("align.enabled must be auto, on or off")
-    if problems:
-        raise ConfigError("contribute config: " + "; ".join(problems))
-    return cfg
+    RANGES: ClassVar[dict[str, str]] = {"min_hours": ">= 0", "min_speakers": ">= 1",
+                                        "max_speaker_share": "[0, 1]",
+                                        "max_bad_clip_fraction": "[0, 1]"}
 
 
 def load(path: str | Path | None, overrides: list[str] = ()) -> ContributeConfig:
     if path is not None and not Path(path).is_file():
         raise ConfigError(f"no such contribute config: {path}")
-    return check(load_config(ContributeConfig, path, list(overrides)))
+    # as kani_adapt.config.load_config, with YAML's on/off read as the align switch
+    where = str(path) if path is not None else "config"
+    return from_dict(ContributeConfig, normalise_raw(read_yaml(path, list(overrides))), where)

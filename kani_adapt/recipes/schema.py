@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from kani_adapt.defaults import MAX_CLIP_SECONDS, NANOCODEC_HUB_ID
-from data_tools.config import DataConfig, normalise_raw, resolve_paths, validate
+from data_tools.config import DataConfig, normalise_raw, resolve_paths
 from kani_adapt import devices
 from kani_adapt.codec.train_config import CodecTrainConfig
 from kani_adapt.common_config import Device, Seed
@@ -151,7 +151,6 @@ def resolve(raw: dict, base: Path, where: str) -> Recipe:
                  ["codec_finetune", "codec"])
     recipe = from_dict(Recipe, raw, where=where)
     if recipe.data is not None:
-        validate(recipe.data)
         resolve_paths(recipe.data, base)
     if recipe.data is None and not recipe.dataset:
         raise ConfigError(f"{where}: give `data` (recordings to prepare) or `dataset` "

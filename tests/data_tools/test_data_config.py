@@ -1,7 +1,15 @@
+import dataclasses
+import re
+import types
+import typing
+
 import pytest
 
+from data_tools import config as data_config
 from data_tools.cli import main
 from data_tools.config import DataConfig, load_config
+from data_tools.contribute.config import ContributeConfig
+from data_tools.contribute.config import load as load_contribute
 from kani_adapt.errors import ConfigError
 
 
@@ -26,13 +34,121 @@ def test_yaml_values_and_relative_paths(tmp_path):
     ("filtr:\n  min_snr_db: 3\n", "did you mean 'filter'"),
     ("filter:\n  min_snr: 3\n", "did you mean 'min_snr_db'"),
     ("filter:\n  min_snr_db: loud\n", "expected float"),
-    ("ingest:\n  sources:\n    - path: x\n      layout: zip\n", "layout must be one of"),
-    ("align:\n  enabled: maybe\n", "align.enabled"),
+    ("ingest:\n  sources:\n    - path: x\n      layout: zip\n",
+     "data.yaml.ingest.sources[0].layout: 'zip' is not one of 'folder', 'ljspeech', 'commonvoice'"),
+    ("align:\n  enabled: maybe\n",
+     "data.yaml.align.enabled: 'maybe' is not one of 'auto', 'on', 'off'"),
+    ("transcribe:\n  enabled: maybe\n",
+     "data.yaml.transcribe.enabled: 'maybe' is not one of 'auto', 'on', 'off'"),
+    ("ingest:\n  sources:\n    - path: ''\n",
+     "data.yaml.ingest.sources[0]: path is empty: name the input folder"),
+    ("ingest:\n  sources:\n    - tag: de\n", "data.yaml.ingest.sources[0].path: required, missing"),
     ("ingest:\n  sources:\n    - path: x\n      tag: no\n", "quote the text"),
 ])
 def test_config_mistakes_are_named(tmp_path, text, fragment):
-    with pytest.raises(ConfigError, match=fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
         load_config(write_yaml(tmp_path, text))
+
+
+def test_bad_values_in_several_sections_are_reported_in_one_line(tmp_path, capsys):
+    path = write_yaml(tmp_path, "max_rejected_fraction: 2\n"
+                                "ingest:\n  sources:\n    - path: rec\n      layout: zip\n"
+                                "segment:\n  pad_seconds: -1\n"
+                                "transcribe:\n  enabled: maybe\n  max_no_speech_prob: 1.5\n"
+                                "filter:\n  max_text_chars: 0\n"
+                                "tokenize:\n  max_batch_size: 0\n")
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: 7 problems: ") and err.count("\n") == 1, err
+    for fragment in (f"{path}.max_rejected_fraction: 2.0 is outside [0, 1]",
+                     f"{path}.ingest.sources[0].layout: 'zip' is not one of",
+                     f"{path}.segment.pad_seconds: -1.0 is outside >= 0",
+                     f"{path}.transcribe.enabled: 'maybe' is not one of 'auto', 'on', 'off'",
+                     f"{path}.transcribe.max_no_speech_prob: 1.5 is outside [0, 1]",
+                     f"{path}.filter.max_text_chars: 0 is outside > 0",
+                     f"{path}.tokenize.max_batch_size: 0 is outside > 0"):
+        assert fragment in err
+
+
+@pytest.mark.parametrize("section, low, high", [
+    ("segment", "min_seconds", "max_seconds"), ("filter", "min_seconds", "max_seconds"),
+    ("transcribe", "min_words_per_second", "max_words_per_second")])
+def test_a_minimum_must_lie_below_its_maximum(tmp_path, section, low, high):
+    path = write_yaml(tmp_path, f"{section}:\n  {low}: 4\n  {high}: 4\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == f"{path}.{section}: {low} (4.0) must be below {high} (4.0)"
+    cfg = load_config(path, [f"{section}.{low}=3"])  # just below is fine
+    assert getattr(getattr(cfg, section), low) == 3.0
+
+
+# Thresholds that lie below zero by nature: a level in dB, a log-probability, a cosine.
+SIGNED = {(data_config.FilterConfig, "min_snr_db"),
+          (data_config.TranscribeConfig, "min_avg_logprob"),
+          (data_config.OutliersConfig, "min_cosine")}
+
+
+def _is_number(tp) -> bool:
+    """int or float, also inside Optional[...] or list[...]."""
+    args = set(typing.get_args(tp)) - {type(None)}
+    return tp in (int, float) or (bool(args) and args <= {int, float} and
+                                  typing.get_origin(tp) in (typing.Union, types.UnionType, list))
+
+
+def _numbers(cls, prefix=""):
+    """(dotted key, section class, field name) of every number in ``cls`` and its sections."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp, args = hints[f.name], typing.get_args(hints[f.name])
+        if dataclasses.is_dataclass(tp):
+            yield from _numbers(tp, f"{prefix}{f.name}.")
+        elif typing.get_origin(tp) is list and args and dataclasses.is_dataclass(args[0]):
+            yield from _numbers(args[0], f"{prefix}{f.name}[].")
+        elif _is_number(tp):
+            yield f"{prefix}{f.name}", cls, f.name
+
+
+@pytest.mark.parametrize("schema", [DataConfig, ContributeConfig])
+def test_every_number_has_a_range_unless_it_is_signed_by_nature(schema):
+    numbers = list(_numbers(schema))
+    assert len(numbers) > 10  # the walk reaches into the sections
+    unranged = {key for key, cls, name in numbers
+                if name not in getattr(cls, "RANGES", {}) and (cls, name) not in SIGNED}
+    assert not unranged, f"add these to their section's RANGES (or to SIGNED): {sorted(unranged)}"
+    signed_ranged = {key for key, cls, name in numbers
+                     if (cls, name) in SIGNED and name in getattr(cls, "RANGES", {})}
+    assert not signed_ranged
+    for _, cls, _ in numbers:  # no range names a field that is gone or is not a number
+        fields = {name for _, c, name in numbers if c is cls}
+        assert set(getattr(cls, "RANGES", {})) <= fields, cls.__name__
+
+
+def test_every_signed_setting_is_a_number_of_the_data_config():
+    assert SIGNED <= {(cls, name) for _, cls, name in _numbers(DataConfig)}
+
+
+def test_layout_choices_are_the_layouts_ingest_reads():
+    from data_tools.layouts import DISCOVER
+
+    layout = typing.get_type_hints(data_config.SourceConfig)["layout"]
+    assert set(typing.get_args(layout)) == set(DISCOVER)
+
+
+def test_contribute_thresholds_are_checked_by_the_loader(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_contribute(None, ["min_hours=-1", "min_speakers=0", "max_bad_clip_fraction=2",
+                               "filter.min_seconds=30", "align.enabled=maybe"])
+    msg = str(err.value)
+    assert msg.startswith("5 problems: ") and "\n" not in msg
+    for fragment in ("config.min_hours: -1.0 is outside >= 0",
+                     "config.min_speakers: 0 is outside >= 1",
+                     "config.max_bad_clip_fraction: 2.0 is outside [0, 1]",
+                     "config.filter: min_seconds (30.0) must be below max_seconds (20.0)",
+                     "config.align.enabled: 'maybe' is not one of 'auto', 'on', 'off'"):
+        assert fragment in msg
+    path = tmp_path / "c.yaml"
+    path.write_text("align:\n  enabled: off\nmin_speakers: 1\n")
+    assert load_contribute(path).align.enabled == "off"  # YAML's boolean off means the switch
 
 
 def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):

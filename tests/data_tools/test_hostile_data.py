@@ -375,21 +375,22 @@ def test_out_of_range_settings_are_reported_all_at_once_by_check(tmp_path, capsy
     assert "max_rejected_fraction: nan is not a finite number" in err
     assert "filter.max_chars_per_second: inf is not a finite number" in err
     path.write_text("ingest:\n  sample_rate: 0\n  max_file_seconds: -5\n"
-                    "segment:\n  vad_threshold: 7\n  min_seconds: 30\n"
-                    "filter:\n  min_snr_db: -3\n"
+                    "segment:\n  vad_threshold: 7\n"
+                    "filter:\n  min_snr_db: -3\n  min_seconds: 30\n"
                     "embed:\n  batch_size: 0\n")
     assert main(["check", str(path)]) == 2
     err = one_line_error(capsys)
-    for fragment in ("ingest.sample_rate must be above 0, got 0",
-                     "ingest.max_file_seconds must be above 0",
-                     "segment.vad_threshold must be between 0 and 1, got 7",
-                     "segment.min_seconds (30.0) must be below segment.max_seconds (20.0)",
-                     "embed.batch_size must be above 0"):
+    assert err.startswith("error: 5 problems: ")
+    for fragment in (f"{path}.ingest.sample_rate: 0 is outside > 0",
+                     f"{path}.ingest.max_file_seconds: -5.0 is outside > 0",
+                     f"{path}.segment.vad_threshold: 7.0 is outside [0, 1]",
+                     f"{path}.filter: min_seconds (30.0) must be below max_seconds (20.0)",
+                     f"{path}.embed.batch_size: 0 is outside > 0"):
         assert fragment in err
     assert "min_snr_db" not in err  # a negative dB threshold is a legal choice
     assert main(["check", str(path), "max_rejected_fraction=0.5", "ingest.sample_rate=16000",
                  "ingest.max_file_seconds=60", "segment.vad_threshold=0.5",
-                 "segment.min_seconds=2", "filter.max_chars_per_second=30",
+                 "filter.min_seconds=2", "filter.max_chars_per_second=30",
                  "embed.batch_size=4"]) == 0
 
 

@@ -215,9 +215,14 @@ def test_transcribe_settings_are_checked_at_load(tmp_path):
     path.write_text("ingest: {sources: [{path: rec}]}\ntranscribe: {enabled: off}\n")
     assert load_config(path).transcribe.enabled == "off"  # YAML's boolean off means the switch
     path.write_text("ingest: {sources: [{path: rec}]}\n"
-                    "transcribe: {max_transcript_cer: -1, min_words_per_second: 9}\n")
-    with pytest.raises(ConfigError, match="max_transcript_cer.*min_words_per_second|"
-                                          "min_words_per_second.*max_transcript_cer"):
+                    "transcribe: {max_transcript_cer: -1, max_no_speech_prob: 2}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (f"2 problems: {path}.transcribe.max_transcript_cer: -1.0 is outside "
+                              f">= 0; {path}.transcribe.max_no_speech_prob: 2.0 is outside [0, 1]")
+    path.write_text("ingest: {sources: [{path: rec}]}\ntranscribe: {min_words_per_second: 9}\n")
+    with pytest.raises(ConfigError, match="transcribe: min_words_per_second .9.0. must be below "
+                                          "max_words_per_second .6.0."):
         load_config(path)
 
 
