@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from data_tools.config import DataConfig
 from kani_adapt import devices
 from kani_adapt.codec.train_config import CodecTrainConfig
 from kani_adapt.config import load_config
@@ -30,7 +31,7 @@ def test_a_value_that_is_not_a_device_is_refused(value):
 
 @pytest.mark.parametrize("cls, base, key", [
     (TrainConfig, GEN, "trainer.device"), (CodecTrainConfig, CODEC, "device"),
-    (EvalConfig, [], "device")])
+    (EvalConfig, [], "device"), (DataConfig, [], "embed.device"), (DataConfig, [], "segment.device")])
 def test_every_schema_refuses_a_bad_device_with_the_same_message(cls, base, key):
     with pytest.raises(ConfigError) as err:
         load_config(cls, None, [*base, f"{key}=gpu"])
@@ -104,3 +105,8 @@ def test_a_bad_device_option_is_one_usage_line(capsys):
     assert main(["speaker-emb", "ref.wav", "--out", "v.npy", "--device", "gpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and BAD in err, err
+    from data_tools.cli import main as data_main
+
+    assert data_main(["embed", "data.yaml", "--device", "cuda:x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "'cuda:x' is not a device" in err, err

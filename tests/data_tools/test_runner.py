@@ -189,3 +189,24 @@ def test_a_stage_that_writes_transcripts_lets_ingest_keep_clips_without_one(tmp_
     assert sorted(u.text for u in kept) == ["", "given words"]
     assert registry.inputs_of(registry.get("filter")) == ("align", "transcribe", "asr", "segment",
                                                           "ingest")
+
+
+def test_a_model_stage_sees_the_device_auto_resolves_to_for_its_process(tmp_path, shout, monkeypatch):
+    import torch
+
+    class OnDevice(Shout):
+        section = "embed"
+
+        def open(self, ctx):
+            self.device = ctx.cfg.embed.device
+
+    stage = OnDevice()
+    plant_inputs(tmp_path, n=2, bad=())
+    cfg = DataConfig(work=str(tmp_path))
+    assert cfg.embed.device == "auto"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "1")  # the second process of a torchrun on this node
+    runner.run_stage(stage, cfg)
+    assert stage.device == "cuda:1"
+    assert cfg.embed.device == "auto"  # the caller's config is left as it was
