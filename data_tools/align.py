@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from data_tools import ids, mfa
+from kani_adapt import atomic
 from data_tools.audio import read_clip, write_clip
 from data_tools.config import AlignConfig
 from data_tools.mfa import Word
@@ -103,7 +104,7 @@ def align_corpus(utts: list[Utterance], work: Path, cfg: AlignConfig,
     names = mfa.write_corpus(utts, work, folder / "corpus")
     dictionary = Path(cfg.dictionary) if cfg.dictionary else folder / "grapheme_dict.txt"
     if not cfg.dictionary:
-        dictionary.write_text(mfa.grapheme_dictionary([u.text for u in utts]), encoding="utf-8")
+        atomic.write_text(dictionary, mfa.grapheme_dictionary([u.text for u in utts]))
     model = Path(cfg.acoustic_model) if cfg.acoustic_model else folder / "acoustic_model.zip"
     shutil.rmtree(folder / "textgrids", ignore_errors=True)  # no TextGrid from an earlier run
     steps = mfa.commands(exe, folder / "corpus", dictionary, model, folder / "textgrids",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from data_tools.audio import read_clip, resample, write_clip
 from data_tools.records import Utterance
+from kani_adapt import atomic
 from kani_adapt.errors import DataError
 
 MFA_RATE = 16000
@@ -57,9 +58,9 @@ def write_corpus(utts: list[Utterance], work: Path, corpus: Path) -> dict[str, s
         audio, rate = read_clip(work / utt.audio)
         folder = corpus / re.sub(r"[^\w.-]", "_", utt.speaker)
         write_clip(folder / f"{name}.wav", resample(audio, rate, MFA_RATE), MFA_RATE)
-        (folder / f"{name}.lab").write_text(" ".join(words_of(utt.text)) + "\n", encoding="utf-8")
+        atomic.write_text(folder / f"{name}.lab", " ".join(words_of(utt.text)) + "\n")
         names[name] = utt.id
-    (corpus.parent / "names.json").write_text(json.dumps(names, indent=1))
+    atomic.write_json(corpus.parent / "names.json", names, indent=1)
     return names
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from kani_adapt import atomic
 from kani_adapt.errors import ConfigError
 from kani_adapt.recipes.schema import Recipe
 
@@ -59,7 +60,8 @@ def run(recipe: Recipe, codec: str, merged: str) -> dict:
     if random_init(recipe):
         note = RANDOM_NOTE.format(init=recipe.eval.base or recipe.generator.model.init)
         md = out / "eval.md"
-        md.write_text(md.read_text().replace("# Evaluation\n", f"# Evaluation\n\n**{note}**\n", 1))
+        atomic.write_text(md, md.read_text(encoding="utf-8").replace(
+            "# Evaluation\n", f"# Evaluation\n\n**{note}**\n", 1))
     return {"report": str(out / "eval.md"), "json": str(out / "eval.json"),
             "verdict": result["verdicts"][0]}
 

@@ -11,6 +11,7 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
+from kani_adapt import atomic
 from kani_adapt.errors import ConfigError
 from kani_adapt.recipes.schema import README_BEGIN, README_END
 
@@ -73,6 +74,4 @@ def write_row(readme: Path, name: str, line: str) -> None:
             break
     else:
         lines.append(line)
-    tmp = readme.with_name(readme.name + ".tmp")
-    tmp.write_text(head + README_BEGIN + "\n" + "\n".join(lines) + "\n" + README_END + tail, encoding="utf-8")
-    tmp.replace(readme)
+    atomic.write_text(readme, head + README_BEGIN + "\n" + "\n".join(lines) + "\n" + README_END + tail)

@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from kani_adapt import atomic
 from kani_adapt.training.data import AUTO_FALLBACK_BUDGET
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,7 @@ def resolve_auto_budget(module, datamodule) -> int:
         value = torch.tensor(budget, device=module.device)
         budget = int(module.trainer.strategy.reduce(value, reduce_op="min"))
     if module.trainer is None or module.trainer.is_global_zero:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps({"token_budget": budget}) + "\n")
+        atomic.write_json(saved, {"token_budget": budget}, indent=None)
     datamodule.token_budget = budget
     return budget
 

@@ -51,5 +51,8 @@ def synthetic_dataset(path, **kwargs):
     """Write a synthetic dataset with ``save_to_disk`` and return its folder."""
     import datasets
 
-    datasets.Dataset.from_list(synthetic_rows(**kwargs)).save_to_disk(str(path))
+    from kani_adapt.atomic import write_folder
+
+    dataset = datasets.Dataset.from_list(synthetic_rows(**kwargs))
+    write_folder(path, lambda tmp: dataset.save_to_disk(str(tmp)))
     return path

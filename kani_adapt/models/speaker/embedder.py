@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from kani_adapt import atomic
+
 SAMPLE_RATE = 16000
 MAX_SECONDS = 30.0  # the official runtime truncates longer references
 DEFAULT_MODEL = "nineninesix/speaker-emb-tbr"
@@ -146,14 +148,15 @@ def save(model: SpeakerEmbedder, folder: Path) -> Path:
     """The publisher's layout: WavLM config + head sizes, one safetensors file."""
     from safetensors.torch import save_file
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     config = model.config.to_dict()
     config["architectures"] = ["EmbeddingsModel"]
-    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS), metadata={"format": "pt"})
-    return folder
+
+    def write(tmp: Path) -> None:
+        atomic.write_text(tmp / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
+
+    return atomic.write_folder(Path(folder), write)
 
 
 def load(path_or_id: str = DEFAULT_MODEL, device: str = "cpu") -> SpeakerEmbedder:
