@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from kani_adapt.common_config import Device, Seed
 from kani_adapt.defaults import NANOCODEC_HUB_ID
@@ -65,4 +65,22 @@ class TrainingEvalConfig:
     audio_clips: int = 2  # clips logged as TensorBoard audio
     monitor: str = ""  # also keep the best checkpoints by this eval metric (e.g. cer, dnsmos_p808)
     keep_best: int = 1  # how many of those (checkpoints/best-*.ckpt)
+    # The forgetting line: held-out rows of data.replay (the base language) generated and scored
+    # too, logged as eval/base_<metric>.
+    base_prompts: int = 0
+    # Stop training when the base language gets worse: this metric of the base rows (e.g. cer;
+    # "" = never stop) measured before the first step, then at each validation; worse by more
+    # than forgetting_tolerance (in the metric's own units) at forgetting_patience validations
+    # in a row ends the run, with the reason in stopped.json.
+    stop_on_forgetting: str = ""
+    forgetting_tolerance: float = 0.05
+    forgetting_patience: int = 1
     scorers: ScorerConfig = field(default_factory=ScorerConfig)  # DNSMOS + failures by default
+    RANGES: ClassVar[dict] = {"prompts": ">= 0", "max_frames": ">= 1", "audio_clips": ">= 0",
+                              "keep_best": ">= 1", "base_prompts": ">= 0",
+                              "forgetting_tolerance": ">= 0", "forgetting_patience": ">= 1"}
+
+    def validate(self) -> list[str]:
+        if self.stop_on_forgetting and self.base_prompts < 1:
+            return ["stop_on_forgetting needs base_prompts >= 1 (base-language rows to score)"]
+        return []

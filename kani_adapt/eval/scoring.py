@@ -32,6 +32,22 @@ class Clip:
     reference_xvector: np.ndarray | None = None
 
 
+def metric_names(cfg: ScorerConfig) -> list[str]:
+    """The summary metrics a scorer config produces (known before any model is loaded)."""
+    out = ["failure"]
+    if cfg.dnsmos:
+        out += ["dnsmos_p808", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"]
+    if cfg.asr:
+        out += ["cer", "wer", "lang_prob"]
+    if cfg.speaker_embedder:
+        out.append("similarity")
+    if cfg.xvector:
+        out.append("similarity_xvector")
+    if cfg.accent_model:
+        out.append("accent_correct")
+    return out
+
+
 class Scorers:
     def __init__(self, cfg: ScorerConfig, device: str):
         self.cfg = cfg
@@ -55,18 +71,7 @@ class Scorers:
 
     def names(self) -> list[str]:
         """The summary metrics these scorers produce."""
-        out = ["failure"]
-        if self.dnsmos:
-            out += ["dnsmos_p808", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"]
-        if self.asr:
-            out += ["cer", "wer", "lang_prob"]
-        if self.similarity:
-            out.append("similarity")
-        if self.xvector:
-            out.append("similarity_xvector")
-        if self.accent:
-            out.append("accent_correct")
-        return out
+        return metric_names(self.cfg)
 
     def score(self, clips: Sequence[Clip], rate: int) -> list[dict]:
         rows = [{"duration_s": len(c.audio) / rate} for c in clips]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -19,9 +20,20 @@ from kani_adapt.training.module import GeneratorModule
 from kani_adapt.training.progress import ProgressLog
 from kani_adapt.training.samples import make_sample_hook
 
+log = logging.getLogger("kani_adapt.train")
+
 
 def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
+    from kani_adapt.eval.callback import eval_callbacks, stopped_early
+
     run_dir = runs.prepare_run_dir(cfg)
+    stopped = stopped_early(run_dir)
+    if stopped and (run_dir / "metrics.json").is_file():
+        # a rerun does not undo the stop; it reports it (remove stopped.json to train on anyway)
+        log.warning("%s stopped at step %d (%s: %s %.4f -> %.4f); remove %s to train on anyway",
+                    run_dir, stopped["step"], stopped["reason"], stopped["metric"],
+                    stopped["before"], stopped["now"], run_dir / "stopped.json")
+        return json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     # Checked (and loaded) here with weights_only=True; Lightning gets the state, not the file.
     resume_from, state = resume.pick_checkpoint(run_dir / "checkpoints")
     resume_step = int(state["global_step"]) if state else 0
@@ -34,10 +46,8 @@ def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
     module = GeneratorModule(cfg, model)
     codec = _codec(cfg)
     module.sample_hook = make_sample_hook(cfg, data.val_set, codec=codec)
-    from kani_adapt.eval.callback import eval_callbacks
-
-    callbacks = (*callbacks,
-                 *eval_callbacks(cfg.eval, data.val_set, codec, run_dir / "checkpoints"))
+    callbacks = (*callbacks, *eval_callbacks(cfg.eval, data.val_set, codec, run_dir / "checkpoints",
+                                             base_set=data.replay_val, run_dir=run_dir))
     trainer = build_trainer(cfg, run_dir, callbacks, preloaded, resume_step)
     if trainer.is_global_zero:
         runs.save_base(model, tokenizer, run_dir)
@@ -46,6 +56,8 @@ def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
     trainer.save_checkpoint(run_dir / "checkpoints" / runs.LAST)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     summary = {"steps": trainer.global_step, "metrics": metrics, "run_dir": str(run_dir)}
+    if stopped_early(run_dir):
+        summary["stopped_early"] = stopped_early(run_dir)
     if trainer.is_global_zero:
         atomic.write_text(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     return summary
