@@ -22,6 +22,7 @@ class ScorerConfig:
     accent_labels: dict[str, str] = field(default_factory=dict)  # tag -> expected label
     batch_size: int = 8  # clips per batch for the embedders and the classifier
     failures: FailureConfig = field(default_factory=FailureConfig)
+    RANGES: ClassVar[dict] = {"dnsmos_threads": ">= 0", "asr_batch_size": ">= 1", "batch_size": ">= 1"}
 
 
 @dataclass
@@ -34,6 +35,7 @@ class DatasetSetConfig:
     replay: str = ""  # base-language dataset: its items are marked base (the forgetting line)
     replay_speakers: int = 2  # speakers taken from the replay dataset
     replay_per_speaker: int = 2
+    RANGES: ClassVar[dict] = {"per_speaker": ">= 1", "replay_speakers": ">= 0", "replay_per_speaker": ">= 1"}
 
 
 @dataclass
@@ -52,6 +54,9 @@ class EvalConfig:
     write_wavs: bool = True
     scorers: ScorerConfig = field(default_factory=ScorerConfig)
     dataset: DatasetSetConfig = field(default_factory=DatasetSetConfig)
+    RANGES: ClassVar[dict] = {"samples": ">= 1", "batch_size": ">= 1", "temperature": ">= 0",
+                              "top_p": "(0, 1]", "repetition_penalty": "> 0", "max_frames": ">= 1",
+                              "resamples": ">= 1"}
 
 
 @dataclass
@@ -77,7 +82,7 @@ class TrainingEvalConfig:
     forgetting_patience: int = 1
     scorers: ScorerConfig = field(default_factory=ScorerConfig)  # DNSMOS + failures by default
     RANGES: ClassVar[dict] = {"prompts": ">= 0", "max_frames": ">= 1", "audio_clips": ">= 0",
-                              "keep_best": ">= 1", "base_prompts": ">= 0",
+                              "temperature": ">= 0", "keep_best": ">= 1", "base_prompts": ">= 0",
                               "forgetting_tolerance": ">= 0", "forgetting_patience": ">= 1"}
 
     def validate(self) -> list[str]:

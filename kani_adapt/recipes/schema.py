@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 from kani_adapt.defaults import MAX_CLIP_SECONDS, NANOCODEC_HUB_ID
 from data_tools.config import DataConfig, normalise_raw, resolve_paths
@@ -45,6 +45,7 @@ class CodecCheckStage:
     enabled: bool = True
     max_clips: int = 50
     max_seconds: float = MAX_CLIP_SECONDS
+    RANGES: ClassVar[dict] = {"max_clips": ">= 1", "max_seconds": "> 0"}
 
 
 @dataclass
@@ -61,6 +62,7 @@ class SampleStage:
     speaker: Optional[str] = None  # a speaker of the dataset (mean embedding); default: first
     max_frames: int = 500
     seed: Seed = 0
+    RANGES: ClassVar[dict] = {"max_frames": ">= 1"}
 
 
 @dataclass

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -24,6 +25,14 @@ class FailureConfig:
     max_repeat_share: float = 0.5  # share of repeated frame n-grams above this = looping codes
     silence_db: float = -45.0  # 20 ms windows quieter than this (dBFS RMS) are silence
     max_silence_share: float = 0.8  # more silent windows than this = mostly silence
+    RANGES: ClassVar[dict] = {"max_duration_ratio": "> 0", "min_duration_ratio": ">= 0", "ngram": ">= 1",
+                              "max_repeat_share": "[0, 1]", "max_silence_share": "[0, 1]"}
+
+    def validate(self) -> list[str]:
+        if self.min_duration_ratio >= self.max_duration_ratio:
+            return [f"min_duration_ratio ({self.min_duration_ratio}) must be below "
+                    f"max_duration_ratio ({self.max_duration_ratio})"]
+        return []
 
 
 @dataclass

@@ -1,6 +1,4 @@
-import dataclasses
 import re
-import types
 import typing
 
 import pytest
@@ -8,7 +6,6 @@ import pytest
 from data_tools import config as data_config
 from data_tools.cli import main
 from data_tools.config import DataConfig, load_config
-from data_tools.contribute.config import ContributeConfig
 from data_tools.contribute.config import load as load_contribute
 from kani_adapt.errors import ConfigError
 
@@ -80,51 +77,6 @@ def test_a_minimum_must_lie_below_its_maximum(tmp_path, section, low, high):
     assert str(err.value) == f"{path}.{section}: {low} (4.0) must be below {high} (4.0)"
     cfg = load_config(path, [f"{section}.{low}=3"])  # just below is fine
     assert getattr(getattr(cfg, section), low) == 3.0
-
-
-# Thresholds that lie below zero by nature: a level in dB, a log-probability, a cosine.
-SIGNED = {(data_config.FilterConfig, "min_snr_db"),
-          (data_config.TranscribeConfig, "min_avg_logprob"),
-          (data_config.OutliersConfig, "min_cosine")}
-
-
-def _is_number(tp) -> bool:
-    """int or float, also inside Optional[...] or list[...]."""
-    args = set(typing.get_args(tp)) - {type(None)}
-    return tp in (int, float) or (bool(args) and args <= {int, float} and
-                                  typing.get_origin(tp) in (typing.Union, types.UnionType, list))
-
-
-def _numbers(cls, prefix=""):
-    """(dotted key, section class, field name) of every number in ``cls`` and its sections."""
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        tp, args = hints[f.name], typing.get_args(hints[f.name])
-        if dataclasses.is_dataclass(tp):
-            yield from _numbers(tp, f"{prefix}{f.name}.")
-        elif typing.get_origin(tp) is list and args and dataclasses.is_dataclass(args[0]):
-            yield from _numbers(args[0], f"{prefix}{f.name}[].")
-        elif _is_number(tp):
-            yield f"{prefix}{f.name}", cls, f.name
-
-
-@pytest.mark.parametrize("schema", [DataConfig, ContributeConfig])
-def test_every_number_has_a_range_unless_it_is_signed_by_nature(schema):
-    numbers = list(_numbers(schema))
-    assert len(numbers) > 10  # the walk reaches into the sections
-    unranged = {key for key, cls, name in numbers
-                if name not in getattr(cls, "RANGES", {}) and (cls, name) not in SIGNED}
-    assert not unranged, f"add these to their section's RANGES (or to SIGNED): {sorted(unranged)}"
-    signed_ranged = {key for key, cls, name in numbers
-                     if (cls, name) in SIGNED and name in getattr(cls, "RANGES", {})}
-    assert not signed_ranged
-    for _, cls, _ in numbers:  # no range names a field that is gone or is not a number
-        fields = {name for _, c, name in numbers if c is cls}
-        assert set(getattr(cls, "RANGES", {})) <= fields, cls.__name__
-
-
-def test_every_signed_setting_is_a_number_of_the_data_config():
-    assert SIGNED <= {(cls, name) for _, cls, name in _numbers(DataConfig)}
 
 
 def test_layout_choices_are_the_layouts_ingest_reads():
