@@ -61,10 +61,20 @@ class SegmentConfig:
     vad_threshold: float = 0.5  # silero-vad speech probability
     min_silence_seconds: float = 0.3  # pauses shorter than this do not end speech
     device: Device = "cpu"  # where silero-vad runs (512-sample windows: a GPU rarely pays)
+    # One voice per utterance in long recordings (interviews, podcasts): windows are embedded
+    # with embed.model, and pieces that span a voice change or lie where another voice speaks
+    # than the recording's main one are rejected (voice_change, other_voice). auto: when
+    # embed.model is on this machine; on: required; off: never.
+    voice_changes: Switch = "auto"
+    voice_window_seconds: float = 3.0  # speech per embedded window (embedders want a few s)
+    voice_hop_seconds: float = 1.0  # window step: how finely a change is placed
+    voice_min_drop: float = 0.25  # cosine drop below the recording's typical window-to-window
+    #                               similarity that counts as another voice (at least)
 
     RANGES: ClassVar[dict[str, str]] = {
         "min_seconds": ">= 0", "max_seconds": "> 0", "pad_seconds": ">= 0",
-        "vad_threshold": "[0, 1]", "min_silence_seconds": ">= 0"}
+        "vad_threshold": "[0, 1]", "min_silence_seconds": ">= 0", "voice_window_seconds": "> 0",
+        "voice_hop_seconds": "> 0", "voice_min_drop": "[0, 2]"}
 
     def validate(self) -> list[str]:
         return _ordered(self, "min_seconds", "max_seconds")
@@ -247,12 +257,15 @@ def sections() -> list[tuple[str, type]]:
 
 
 def normalise_raw(data):
-    """YAML 1.1 reads on/off as booleans; for the enabled switches that is what was meant."""
-    for name in ("align", "transcribe"):
+    """YAML 1.1 reads on/off as booleans; for the auto/on/off switches that is what was meant."""
+    for name, key in SWITCHES:
         section = data.get(name) if isinstance(data, dict) else None
-        if isinstance(section, dict) and isinstance(section.get("enabled"), bool):
-            section["enabled"] = "on" if section["enabled"] else "off"
+        if isinstance(section, dict) and isinstance(section.get(key), bool):
+            section[key] = "on" if section[key] else "off"
     return data
+
+
+SWITCHES = (("align", "enabled"), ("transcribe", "enabled"), ("segment", "voice_changes"))
 
 
 def resolve_paths(cfg: DataConfig, base: Path) -> DataConfig:

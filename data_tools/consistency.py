@@ -158,23 +158,3 @@ def sliding_windows(duration_s: float, length_s: float = 3.0,
     if starts[-1] + length_s < duration_s:
         starts.append(duration_s - length_s)
     return [(round(s, 6), round(s + length_s, 6)) for s in starts]
-
-
-def reject_across_changes(plan, changes: Sequence[ChangePoint]):
-    """Move the cuts of a ``longform.CutPlan`` that span a voice change to its rejections
-    (``voice_change``): one utterance, one voice."""
-    from data_tools.longform import CutPlan, CutRejection
-
-    out = CutPlan(rejections=list(plan.rejections))
-    for cut in plan.cuts:
-        inside = [c for c in changes if cut.start_s < c.time_s < cut.end_s]
-        if not inside:
-            out.cuts.append(cut)
-            continue
-        c = inside[0]
-        out.rejections.append(CutRejection(
-            cut.start_s, cut.end_s, "voice_change",
-            f"voice changes at ~{c.time_s:.1f} s (between {c.lo_s:.1f} and {c.hi_s:.1f} s): "
-            f"cosine {c.cosine:.3f} to the voice before, limit {c.threshold:.3f}", cut.text))
-    out.rejections.sort(key=lambda r: r.start_s)
-    return out

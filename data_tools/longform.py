@@ -60,6 +60,7 @@ class CutRejection:
     start_s: float
     end_s: float
     code: str  # no_pause_within_max | too_short | poor_alignment | no_words | too_long_to_align
+    #           | voice_change | other_voice (data_tools/voices.py)
     detail: str
     text: str = ""
 

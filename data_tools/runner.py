@@ -109,12 +109,16 @@ class BaseStage:
 
 def collect(items: list, results: dict, stage: str = "") -> tuple[list[Utterance], list[dict]]:
     """Kept utterances and rejection records in input order. An item whose output id another
-    item already produced is rejected (``duplicate_id``), never silently merged."""
+    item already produced is rejected (``duplicate_id``), never silently merged. Parts of an
+    item that a stage rejected while keeping the rest (``Kept.extra["dropped"]``: rejection
+    records, e.g. pieces of a long recording) are rejections too, marked ``part`` (they do not
+    count against max_rejected_fraction, which is about whole items)."""
     kept, rejected, seen = [], [], {}
     for item in items:
         result = results[item.id]
         if result["rejected"]:
             rejected.append(result["rejected"])
+        rejected += [{**r, "part": True} for r in (result.get("extra") or {}).get("dropped", [])]
         clash = next((d["id"] for d in result["out"] if seen.get(d["id"], item.id) != item.id), None)
         if clash is not None:
             rejected.append(rejection(item.id, stage, "duplicate_id",
@@ -249,9 +253,10 @@ def _finish(ctx: Context, stage: Stage, kept: list, rejected: list[dict], n_inpu
     atomic.write_jsonl(folder / "rejected.jsonl", rejected)
     rebuild_rejected(ctx.work)
     budget = ctx.cfg.max_rejected_fraction
-    if n_inputs and len(rejected) / n_inputs > budget:
+    whole = sum(1 for r in rejected if not r.get("part"))  # parts of a kept recording: not items
+    if n_inputs and whole / n_inputs > budget:
         raise DataError(
-            f"{stage.name}: rejected {len(rejected)} of {n_inputs} items, more than "
+            f"{stage.name}: rejected {whole} of {n_inputs} items, more than "
             f"max_rejected_fraction={budget}; reasons are in {Path(ctx.work) / 'rejected.jsonl'}")
     return Outcome(stage.name, kept, rejected, out=ctx.state.get("out"))
 

@@ -14,10 +14,10 @@ from typing import Callable
 
 import numpy as np
 
-from data_tools import ids
+from data_tools import ids, voices
 from data_tools.audio import read_clip, resample, write_clip
 from data_tools.config import SegmentConfig
-from data_tools.records import Utterance
+from data_tools.records import Utterance, rejection
 from data_tools.registry import Kept, Rejected
 from data_tools.runner import BaseStage
 
@@ -97,11 +97,23 @@ def plan(utt: Utterance, spans: list[Span], cfg: SegmentConfig) -> list[tuple[st
     return [(ids.child("", "seg", i), p) for i, p in enumerate(pieces)] or "no_piece_in_range"
 
 
-def process(utt: Utterance, work: Path, vad, cfg: SegmentConfig) -> Kept:
+def process(utt: Utterance, work: Path, vad, cfg: SegmentConfig, voices_of=None) -> Kept:
+    """``voices_of(audio, rate, speech)``: a recording's voices (``voices.Voices``) or None;
+    asked only when a long recording is cut into pieces, each of which must hold one voice."""
     audio, rate = read_clip(work / utt.audio)
-    decision = plan(utt, vad(resample(audio, rate, VAD_RATE)), cfg)
+    spans = vad(resample(audio, rate, VAD_RATE))
+    decision = plan(utt, spans, cfg)
     if isinstance(decision, str):
         raise Rejected(decision, f"{utt.duration:.1f} s clip")
+    dropped = []
+    if voices_of and any(suffix for suffix, _ in decision):  # a long recording cut at pauses
+        found = voices_of(audio, rate, spans)
+        if found is not None and found.changes:  # cut where the voice changes as well
+            decision = [(ids.child("", "seg", i), p)
+                        for i, p in enumerate(cut_by_voice(spans, utt.duration, cfg, found))]
+        decision, dropped = one_voice(utt, decision, found)
+        if not decision:
+            raise Rejected(dropped[0]["reason"], f"{dropped[0]['detail']} (every piece)")
     out = []
     for suffix, (start, end) in decision:
         piece = audio[int(start * rate): int(end * rate)]
@@ -111,7 +123,32 @@ def process(utt: Utterance, work: Path, vad, cfg: SegmentConfig) -> Kept:
         out.append(dataclasses.replace(
             utt, id=utt.id + suffix, audio=rel.as_posix(), duration=len(piece) / rate,
             start=utt.start + start, long=len(piece) / rate > cfg.max_seconds))
-    return Kept(out)
+    return Kept(out, extra={"dropped": dropped} if dropped else {})
+
+
+def cut_by_voice(spans: list[Span], duration: float, cfg: SegmentConfig, found) -> list[Span]:
+    """``cut_at_pauses`` inside each stretch of one voice: no piece spans a change, and the
+    second or two around a change, which may hold both voices, is left out."""
+    pieces = []
+    for s in found.stretches:
+        inside = [(max(a, s.start_s), min(b, s.end_s)) for a, b in spans if b > s.start_s and a < s.end_s]
+        pieces += [(max(a, s.start_s), min(b, s.end_s)) for a, b in cut_at_pauses(inside, duration, cfg)]
+    return [(a, b) for a, b in pieces if b - a >= cfg.min_seconds]
+
+
+def one_voice(utt: Utterance, decision: list, found) -> tuple[list, list[dict]]:
+    """The pieces in which one voice, the main one, speaks; rejection records for the others."""
+    if found is None:
+        return decision, []
+    keep, dropped = [], []
+    for suffix, (start, end) in decision:
+        why = found.judge(start, end)
+        if why is None:
+            keep.append((suffix, (start, end)))
+        else:
+            dropped.append({**rejection(utt.id + suffix, NAME, *why, utt.source),
+                            "seconds": round(end - start, 3)})
+    return keep, dropped
 
 
 class Segment(BaseStage):
@@ -123,7 +160,8 @@ class Segment(BaseStage):
         ctx.state["vad"] = ctx.given.get("vad") or silero_vad(ctx.cfg.segment)
 
     def process_item(self, ctx, utt: Utterance) -> Kept:
-        return process(utt, ctx.work, ctx.state["vad"], ctx.cfg.segment)
+        return process(utt, ctx.work, ctx.state["vad"], ctx.cfg.segment,
+                       lambda audio, rate, speech: voices.for_recording(ctx, audio, rate, speech))
 
 
 STAGE = Segment()

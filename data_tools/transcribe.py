@@ -19,11 +19,10 @@ were heard in (see ``span_words``): cuts only ever fall in those pauses.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 
-from data_tools import consistency, ids, longform
+from data_tools import consistency, ids, longform, voices
 from data_tools.audio import read_clip, resample, write_clip
 from data_tools.batching import make_batches
 from data_tools.config import TranscribeConfig
@@ -31,6 +30,7 @@ from data_tools.records import Utterance, reject_utt, rejection
 from data_tools.registry import Kept, Rejected
 from data_tools.runner import BaseStage, collect
 from data_tools.segment import split_long
+from kani_adapt import hub
 
 NAME = "transcribe"
 VAD_RATE = 16000
@@ -141,17 +141,6 @@ class WhisperRecogniser:
         self.detect_language = self.whisper.detect_language
 
 
-def model_on_machine(spec: str) -> bool:
-    """A local Whisper folder, or a hub id already in the Hugging Face cache (never fetched)."""
-    if Path(spec).expanduser().is_dir():
-        return True
-    if spec.count("/") != 1 or spec.startswith((".", "/", "~")):
-        return False
-    from huggingface_hub import try_to_load_from_cache
-
-    return isinstance(try_to_load_from_cache(spec, "config.json"), str)
-
-
 def _language(utt: Utterance, cfg: TranscribeConfig):
     from kani_adapt.scorers.asr import LanguageMap
 
@@ -208,6 +197,7 @@ def cut_long(ctx, utt: Utterance, asr, vad) -> Kept | Rejected:
     plan = longform.plan_cuts(words, spans, longform.CutConfig(
         seg.min_seconds, seg.max_seconds, seg.pad_seconds), transcript=utt.text or None,
         duration_s=len(audio) / rate)
+    plan = voices.one_voice_cuts(plan, voices.for_recording(ctx, audio, rate, spans))
     out, cuts = [], []
     for k, cut in enumerate(plan.cuts):
         cut_id = ids.child(utt.id, "cut", k)
@@ -236,7 +226,7 @@ class Transcribe(BaseStage):
 
     def enabled(self, cfg) -> bool:
         on = cfg.transcribe.enabled
-        return on == "on" or (on == "auto" and model_on_machine(cfg.transcribe.model))
+        return on == "on" or (on == "auto" and hub.on_machine(cfg.transcribe.model))
 
     def why_off(self, cfg) -> str:
         if cfg.transcribe.enabled == "off":
@@ -282,8 +272,6 @@ class Transcribe(BaseStage):
 
     def decide(self, ctx, items: list, results: dict) -> tuple[list, list[dict]]:
         kept, rejected = collect(items, results, NAME)
-        for item in items:
-            rejected += results[item.id]["extra"].get("dropped", [])
         rates = {}
         for item in items:
             wps = results[item.id]["extra"].get("wps")

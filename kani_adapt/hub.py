@@ -30,6 +30,18 @@ def is_hub_id(text: str) -> bool:
             and not text.startswith((".", "~")) and not Path(text).expanduser().exists())
 
 
+def on_machine(spec: str) -> bool:
+    """A local folder, or a hub id already in the Hugging Face cache: usable without fetching
+    (what ``auto`` switches test before they load a model; nothing is fetched here)."""
+    if Path(spec).expanduser().is_dir():
+        return True
+    if not is_hub_id(spec):
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(spec, "config.json"), str)
+
+
 def not_found(path_or_id: str, what: str) -> CheckpointError:
     """The one message for a path that does not exist and is not a hub id."""
     return CheckpointError(f"{path_or_id}: no such {what} (give a local {what} or a hub id like "

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_tools.consistency import (ChangePoint, ConsistencyConfig, reject_across_changes,
+from data_tools.consistency import (ChangePoint, ConsistencyConfig,
                                     robust_centroid, sliding_windows, speaker_outliers,
                                     unit_rows, voice_changes)
 
@@ -124,15 +124,17 @@ def test_sliding_windows_cover_the_whole_recording(duration):
 
 def test_cut_spanning_a_voice_change_is_rejected_others_kept():
     from data_tools.longform import Cut, CutPlan, CutRejection, texts_in_order
+    from data_tools.voices import Stretch, Voices, one_voice_cuts
 
     cuts = [Cut(0.0, 5.0, "one.", [], 0.0, ""), Cut(5.5, 11.0, "two.", [], 0.0, ""),
             Cut(12.0, 18.0, "four.", [], 0.0, "")]
     plan = CutPlan(cuts, [CutRejection(11.0, 12.0, "too_short", "", "three.")])
     change = ChangePoint(window=8, time_s=8.2, lo_s=8.0, hi_s=9.0, cosine=0.1, threshold=0.6)
-    out = reject_across_changes(plan, [change])
+    found = Voices([change], [Stretch(0.0, 8.2, True, 1.0), Stretch(8.2, 18.0, True, 0.9)], 0.6)
+    out = one_voice_cuts(plan, found)
     assert [c.text for c in out.cuts] == ["one.", "four."]
     assert [(r.code, r.text) for r in out.rejections] == [("voice_change", "two."),
                                                           ("too_short", "three.")]
     assert "8.2 s" in out.rejections[0].detail
     assert texts_in_order(out) == "one. two. three. four."
-    assert reject_across_changes(plan, []).cuts == cuts
+    assert one_voice_cuts(plan, None).cuts == cuts

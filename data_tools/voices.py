@@ -1,0 +1,139 @@
+"""One voice per utterance when a long recording is cut (segment: at pauses; transcribe: at
+sentence ends): windows of the recording are embedded with the speaker embedder,
+``consistency.voice_changes`` places the changes, and each piece is judged.
+
+- A piece that spans a change is rejected as ``voice_change``.
+- The stretches between changes are compared with the recording's main voice (the longest
+  stretch's centroid); a piece inside a stretch of another voice (an interviewer, a second host)
+  is rejected as ``other_voice``, so nothing is labelled with the wrong speaker. A voice that
+  comes back (A, B, A) is the main voice again.
+
+Runs where ``segment.voice_changes`` allows it (auto: when ``embed.model`` is on this machine);
+the embedder is loaded once per stage run, and only when a long recording is cut.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from data_tools.consistency import (ChangePoint, ConsistencyConfig, sliding_windows, unit_rows,
+                                    voice_changes)
+
+
+@dataclass
+class Stretch:
+    """Where one voice speaks: from the previous change to the next, less the stretch of
+    windows either side of a change that may hold both voices."""
+
+    start_s: float
+    end_s: float
+    main: bool  # the recording's main voice
+    cosine: float  # of its centroid to the main voice's
+
+
+@dataclass
+class Voices:
+    """Where the voice changes in one recording, and which stretches are its main voice."""
+
+    changes: list[ChangePoint] = field(default_factory=list)
+    stretches: list[Stretch] = field(default_factory=list)
+    threshold: float = math.nan  # cosine below which a stretch is another voice
+
+    def judge(self, start_s: float, end_s: float) -> tuple[str, str] | None:
+        """None when one voice, the main one, speaks in [start_s, end_s]; else (code, detail)."""
+        inside = [c for c in self.changes if start_s < c.time_s < end_s]
+        if inside:
+            c = inside[0]
+            return "voice_change", (f"voice changes at ~{c.time_s:.1f} s (between {c.lo_s:.1f} "
+                                    f"and {c.hi_s:.1f} s): cosine {c.cosine:.3f} to the voice "
+                                    f"before, limit {c.threshold:.3f}")
+        middle = (start_s + end_s) / 2
+        for s in self.stretches:
+            if s.start_s <= middle <= s.end_s and not s.main:
+                return "other_voice", (f"{s.start_s:.1f}-{s.end_s:.1f} s is another voice than "
+                                       f"the recording's main one: cosine {s.cosine:.3f}, limit "
+                                       f"{self.threshold:.3f}; give it its own speaker to keep it")
+        return None
+
+
+def find_voices(audio: np.ndarray, rate: int, embedder, speech=None, window_s: float = 3.0,
+                hop_s: float = 1.0, min_drop: float = 0.25) -> Voices:
+    """The voices of one mono recording; ``embedder.embed(clips, rate)`` gives one row per clip.
+    With ``speech`` (the VAD's spans, seconds) only windows that are at least half speech are
+    embedded: silence and noise say nothing about who speaks."""
+    duration = len(audio) / rate
+    windows = sliding_windows(duration, window_s, hop_s)
+    if speech is not None:
+        windows = [w for w in windows if _speech_in(w, speech) >= (w[1] - w[0]) / 2]
+    if len(windows) < 2:
+        return Voices(stretches=[Stretch(0.0, duration, True, 1.0)])
+    embs = embedder.embed([audio[int(s * rate): int(e * rate)] for s, e in windows], rate)
+    changes = voice_changes(embs, windows, ConsistencyConfig(min_drop=min_drop))
+    if not changes:
+        return Voices(stretches=[Stretch(0.0, duration, True, 1.0)])
+    unit = unit_rows(embs)
+    bounds = [0] + [c.window for c in changes] + [len(windows)]
+    starts = [0.0] + [c.hi_s for c in changes]
+    ends = [c.lo_s for c in changes] + [duration]
+    centroids = []
+    for a, b in zip(bounds, bounds[1:]):
+        mean = unit[a:b].mean(axis=0)
+        centroids.append(mean / max(np.linalg.norm(mean), 1e-12))
+    main = int(np.argmax([e - s for s, e in zip(starts, ends)]))
+    threshold = changes[0].threshold
+    stretches = []
+    for start, end, centroid in zip(starts, ends, centroids):
+        cosine = float(centroid @ centroids[main])
+        stretches.append(Stretch(start, end, cosine >= threshold, round(cosine, 4)))
+    return Voices(changes, stretches, threshold)
+
+
+def _speech_in(window: tuple[float, float], speech) -> float:
+    return sum(max(0.0, min(window[1], e) - max(window[0], s)) for s, e in speech)
+
+
+def one_voice_cuts(plan, found: Voices | None):
+    """A ``longform.CutPlan`` whose cuts that span a voice change or lie where another voice
+    speaks are moved to its rejections (their texts kept, so the transcript stays whole)."""
+    from data_tools.longform import CutPlan, CutRejection
+
+    if found is None:
+        return plan
+    out = CutPlan(rejections=list(plan.rejections))
+    for cut in plan.cuts:
+        why = found.judge(cut.start_s, cut.end_s)
+        if why is None:
+            out.cuts.append(cut)
+        else:
+            out.rejections.append(CutRejection(cut.start_s, cut.end_s, *why, cut.text))
+    out.rejections.sort(key=lambda r: r.start_s)
+    return out
+
+
+def wanted(cfg) -> bool:
+    """Whether long recordings are checked for voice changes with this data config."""
+    from kani_adapt import hub
+
+    on = cfg.segment.voice_changes
+    return on == "on" or (on == "auto" and hub.on_machine(cfg.embed.model))
+
+
+def for_recording(ctx, audio: np.ndarray, rate: int, speech=None) -> Voices | None:
+    """The voices of a long recording being cut (``speech``: its VAD spans), or None when the
+    config does not ask."""
+    if "voice_embedder" not in ctx.state:
+        embedder = ctx.given.get("embedder")
+        if embedder is None and wanted(ctx.cfg):
+            from kani_adapt.devices import resolve
+            from kani_adapt.models.speaker.embedder import load
+
+            embedder = load(ctx.cfg.embed.model, resolve(ctx.cfg.embed.device))
+        ctx.state["voice_embedder"] = embedder if ctx.cfg.segment.voice_changes != "off" else None
+    embedder = ctx.state["voice_embedder"]
+    if embedder is None:
+        return None
+    seg = ctx.cfg.segment
+    return find_voices(audio, rate, embedder, speech, seg.voice_window_seconds,
+                       seg.voice_hop_seconds, seg.voice_min_drop)
