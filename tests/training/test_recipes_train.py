@@ -24,7 +24,9 @@ def test_recipe_generator_section_runs_a_training_step(path, tmp_path, synth_dat
     cfg.run_dir = str(tmp_path / "run")
     cfg.model.init = "tiny"
     cfg.codec = None
-    cfg.eval.prompts = 0  # the eval callback decodes speech: it needs the codec set aside here
+    # the eval callback decodes and transcribes speech: it needs the codec and ASR set aside here
+    cfg.eval.prompts = cfg.eval.base_prompts = 0
+    cfg.eval.stop_on_forgetting = ""
     cfg.data.train = str(synth_data)
     if cfg.data.replay:
         cfg.data.replay = str(synth_data)
