@@ -138,12 +138,12 @@ class EvalCallback(L.Callback):
 
     def forgetting(self, value: float | None, step: int) -> bool:
         """Whether the run should stop now, given the watched base metric at ``step``."""
-        from kani_adapt.eval.scoring import HIGHER_IS_BETTER
+        from kani_adapt.eval.scoring import higher_is_better
 
         metric, tolerance = self.cfg.stop_on_forgetting, self.cfg.forgetting_tolerance
         if value is None or self.baseline is None:
             return False
-        worse = (self.baseline - value) if HIGHER_IS_BETTER[metric] else (value - self.baseline)
+        worse = (self.baseline - value) if higher_is_better()[metric] else (value - self.baseline)
         self.strikes = self.strikes + 1 if worse > tolerance else 0
         if not self.strikes:
             return False
@@ -179,7 +179,7 @@ def eval_callbacks(cfg: TrainingEvalConfig, val_set, codec, checkpoint_dir=None,
     """The callback when configured and possible (items to score and a codec to decode them),
     and with ``monitor`` a checkpoint keeper of the best runs by that eval metric."""
     from kani_adapt.errors import ConfigError
-    from kani_adapt.eval.scoring import HIGHER_IS_BETTER, metric_names
+    from kani_adapt.eval.scoring import higher_is_better, metric_names
 
     has_val = cfg.prompts > 0 and val_set is not None and len(val_set)
     has_base = cfg.base_prompts > 0 and base_set is not None and len(base_set)
@@ -198,14 +198,14 @@ def eval_callbacks(cfg: TrainingEvalConfig, val_set, codec, checkpoint_dir=None,
         raise ConfigError("eval.prompts > 0 needs codec=... (a NanoCodec to decode the speech it scores)")
     callbacks: list = [EvalCallback(cfg, val_set, codec, base_set, run_dir)]
     if cfg.monitor:
-        if cfg.monitor not in HIGHER_IS_BETTER:
+        if cfg.monitor not in higher_is_better():
             raise ConfigError(f"eval.monitor={cfg.monitor!r} is not an eval metric; choose from "
-                              f"{', '.join(sorted(HIGHER_IS_BETTER))}")
+                              f"{', '.join(sorted(higher_is_better()))}")
         from lightning.pytorch.callbacks import ModelCheckpoint
 
         callbacks.append(ModelCheckpoint(
             dirpath=checkpoint_dir, filename=f"best-{{step:07d}}-{cfg.monitor}{{eval/{cfg.monitor}:.4f}}",
-            monitor=f"eval/{cfg.monitor}", mode="max" if HIGHER_IS_BETTER[cfg.monitor] else "min",
+            monitor=f"eval/{cfg.monitor}", mode="max" if higher_is_better()[cfg.monitor] else "min",
             save_top_k=cfg.keep_best, auto_insert_metric_name=False, save_last=False))
     return callbacks
 

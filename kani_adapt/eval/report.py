@@ -10,7 +10,7 @@ import numpy as np
 
 from kani_adapt import atomic
 from kani_adapt.eval import stats
-from kani_adapt.eval.scoring import HIGHER_IS_BETTER
+from kani_adapt.eval.scoring import higher_is_better
 
 KEY_METRICS = ("cer", "similarity", "dnsmos_p808", "failure")  # the verdict reads these, in order
 
@@ -53,7 +53,7 @@ def compare(df, candidate: str, other: str, metrics: list[str], resamples: int) 
         for key, mask in (("all", np.ones(len(a), bool)), ("forgetting", a["base"].to_numpy(bool))):
             if mask.any():
                 p = stats.paired(a[metric].to_numpy(float)[mask], b[metric].to_numpy(float)[mask],
-                                 a["speaker"].to_numpy(str)[mask], HIGHER_IS_BETTER[metric], resamples)
+                                 a["speaker"].to_numpy(str)[mask], higher_is_better()[metric], resamples)
                 out[key][metric] = {"diff": p.diff.as_dict(), "win_rate": p.win_rate.as_dict()}
     return out
 
@@ -67,7 +67,7 @@ def _fmt(i: dict, digits: int = 3) -> str:
 def _direction(metric: str, diff: dict) -> str:
     if not stats.excludes_zero(stats.Interval(**diff)):
         return "same"
-    good = (diff["mean"] > 0) == HIGHER_IS_BETTER[metric]
+    good = (diff["mean"] > 0) == higher_is_better()[metric]
     return "better" if good else "worse"
 
 

@@ -64,8 +64,8 @@ def load_references(items: list[EvalItem], codec, scorers: Scorers) -> Reference
     refs.speaker_rate = {s: failures.speaking_rate(t, d) for s, (t, d) in by_speaker.items()}
     paths = sorted(firsts)
     speaker_of = {k: i.speaker for k, i in firsts.items()}
-    for name, model, store in (("similarity", scorers.similarity, refs.embedding),
-                               ("similarity_xvector", scorers.xvector, refs.xvector)):
+    for name, model, store in (("similarity", scorers.models.get("similarity"), refs.embedding),
+                               ("similarity_xvector", scorers.models.get("xvector"), refs.xvector)):
         if model and paths:
             emb = model.embed([refs.audio[p] for p in paths], rate)
             store.update(zip(paths, emb))

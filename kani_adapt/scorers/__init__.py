@@ -8,5 +8,6 @@
 - ``langid``: language identification (Whisper, optional audio classifier with expected labels)
 - ``failures``: length cap, runaway/truncation, repeated codes, silence, empty transcript
 
-Nothing heavy is imported here: models load inside ``load`` functions, never at import.
+Evaluation runs them through the one registry in ``kani_adapt/eval/scoring.py``. Nothing heavy
+is imported here: models load inside ``load`` functions, never at import.
 """
