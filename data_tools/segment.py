@@ -112,8 +112,11 @@ def process(utt: Utterance, work: Path, vad, cfg: SegmentConfig, voices_of=None)
             decision = [(ids.child("", "seg", i), p)
                         for i, p in enumerate(cut_by_voice(spans, utt.duration, cfg, found))]
         decision, dropped = one_voice(utt, decision, found)
-        if not decision:
+        if not decision and dropped:
             raise Rejected(dropped[0]["reason"], f"{dropped[0]['detail']} (every piece)")
+        if not decision:
+            raise Rejected("no_piece_in_range", "no stretch of one voice holds a piece of "
+                                                f"{cfg.min_seconds:g}-{cfg.max_seconds:g} s")
     out = []
     for suffix, (start, end) in decision:
         piece = audio[int(start * rate): int(end * rate)]
@@ -131,8 +134,10 @@ def cut_by_voice(spans: list[Span], duration: float, cfg: SegmentConfig, found) 
     second or two around a change, which may hold both voices, is left out."""
     pieces = []
     for s in found.stretches:
-        inside = [(max(a, s.start_s), min(b, s.end_s)) for a, b in spans if b > s.start_s and a < s.end_s]
-        pieces += [(max(a, s.start_s), min(b, s.end_s)) for a, b in cut_at_pauses(inside, duration, cfg)]
+        def clip(span: Span) -> Span:
+            return max(span[0], s.start_s), min(span[1], s.end_s)
+        inside = [clip(span) for span in spans if span[1] > s.start_s and span[0] < s.end_s]
+        pieces += [clip(piece) for piece in cut_at_pauses(inside, duration, cfg)]
     return [(a, b) for a, b in pieces if b - a >= cfg.min_seconds]
 
 

@@ -35,6 +35,7 @@ def check(value: str) -> str:
         raise argparse.ArgumentTypeError(why)
     return value
 
+
 # The type of every ``device`` field: the config loader runs ``problem`` on the value.
 Device = Annotated[str, problem]
 
@@ -48,13 +49,14 @@ def local_rank() -> int | None:
 
 
 def resolve(device: str = "auto") -> str:
-    """A torch device string: ``auto`` becomes ``cuda`` / ``cuda:<local rank>`` or ``cpu``."""
+    """A torch device string: ``auto`` becomes ``cuda`` / ``cuda:<local rank>``, else ``mps``
+    on Apple silicon, else ``cpu``."""
     if device != "auto":
         return device
     import torch
 
     if not torch.cuda.is_available():
-        return "cpu"
+        return "mps" if torch.backends.mps.is_available() else "cpu"
     rank = local_rank()
     return "cuda" if rank is None else f"cuda:{rank % torch.cuda.device_count()}"
 

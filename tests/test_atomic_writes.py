@@ -52,8 +52,8 @@ def _writer(call: ast.Call, from_atomic: set[str]) -> str | None:
     fn = call.func
     if isinstance(fn, ast.Name):
         if fn.id == "open":
-            modes = [a.value for a in call.args[1:2] if isinstance(a, ast.Constant)] + \
-                    [k.value.value for k in call.keywords if k.arg == "mode" and isinstance(k.value, ast.Constant)]
+            given = list(call.args[1:2]) + [k.value for k in call.keywords if k.arg == "mode"]
+            modes = [m.value for m in given if isinstance(m, ast.Constant)]
             return "open" if any(set(str(m)) & set("wax") for m in modes) else None
         return fn.id if fn.id in WRITERS and fn.id not in from_atomic else None
     if isinstance(fn, ast.Attribute):

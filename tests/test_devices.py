@@ -82,8 +82,11 @@ def test_auto_is_the_cpu_without_cuda(monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     monkeypatch.setenv("LOCAL_RANK", "2")
     assert devices.resolve("auto") == "cpu"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert devices.resolve("auto") == "mps"
 
 
 def test_auto_is_the_first_gpu_for_a_single_process(four_gpus):

@@ -34,7 +34,8 @@ def module_name(path: Path) -> str:
 
 def test_every_core_module_exists_and_is_listed():
     flat = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
-    assert flat == set(CORE), f"a new top-level module is core (add it to CORE) or belongs in a layer: {flat ^ set(CORE)}"
+    assert flat == set(CORE), (f"{sorted(flat ^ set(CORE))}: a top-level module is core (list it "
+                               "in CORE) or moves into the layer it belongs to")
 
 
 def upward(path: Path) -> list[str]:
