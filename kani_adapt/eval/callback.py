@@ -74,10 +74,9 @@ class EvalCallback(L.Callback):
 
     def evaluate(self, model, which: str = "") -> tuple[dict[str, float], list[np.ndarray]]:
         """Mean of every metric over the items of one set, and the decoded clips."""
-        from kani_adapt import tokens
-        from kani_adapt.eval.generation import decode
         from kani_adapt.eval.scoring import Clip
-        from kani_adapt.models.generator.generate import SamplingConfig, generate
+        from kani_adapt.models.generator.generate import SamplingConfig
+        from kani_adapt.models.generator.synthesize import synthesize_ids
 
         items = self.sets[which]
         sampling = SamplingConfig(temperature=self.cfg.temperature, max_new_frames=self.cfg.max_frames,
@@ -85,14 +84,13 @@ class EvalCallback(L.Callback):
         was_training = model.training
         model.eval()
         try:
-            rows = generate(model, [tokens.prompt_ids(p) for p in items.prompts], items.speakers, sampling)
+            rows = synthesize_ids(model, self.codec, items.prompts, items.speakers, sampling)
         finally:
             model.train(was_training)
-        codes = [np.asarray(r.codes).reshape(-1, 4) for r in rows]
-        audios = decode(self.codec, codes)
-        clips = [Clip(audio=a, text=t, speaker=s, tag=g, codes=c, hit_length_cap=r.hit_length_cap)
-                 for a, t, s, g, c, r in zip(audios, items.texts, items.speaker_names, items.tags,
-                                             codes, rows)]
+        audios = [r.audio for r in rows]
+        clips = [Clip(audio=r.audio, text=t, speaker=s, tag=g, codes=r.codes,
+                      hit_length_cap=r.hit_length_cap)
+                 for r, t, s, g in zip(rows, items.texts, items.speaker_names, items.tags)]
         scorers = self.scorers(str(next(model.parameters()).device))
         scored = scorers.score(clips, self.codec.sample_rate)
         means = {}
