@@ -16,8 +16,11 @@ def add_train(sub) -> None:
             "key=value overrides use the same dotted names, e.g. optim.lr=1e-4 mode=lora.\n"
             "Re-running the same command resumes exactly from run_dir/checkpoints/last.ckpt\n"
             "(model, optimizer, scheduler, data position, RNG); trainer.max_steps may grow.\n\n"
+            "Where: trainer.device=auto (default: a GPU when there is one), cpu, cuda or cuda:N.\n"
             "Several GPUs: trainer.devices=8 trainer.strategy=ddp (or fsdp).\n"
-            "Several nodes: trainer.num_nodes=N, launched once per node (torchrun, SLURM)."
+            "Several nodes: trainer.num_nodes=N, launched once per node (torchrun, SLURM).\n"
+            "Forgetting: eval.base_prompts=8 eval.stop_on_forgetting=cer scores held-out rows of\n"
+            "data.replay at each validation and stops once the base language gets worse."
         ),
     )
     p.add_argument("config", type=Path, nargs="?", help="YAML config (optional)")
@@ -38,6 +41,11 @@ def run_train(args) -> int:
     cfg = load_config(TrainConfig, config, overrides)
     summary = train(cfg)
     print(f"trained {summary['steps']} steps; run directory {summary['run_dir']}")
+    stop = summary.get("stopped_early")
+    if stop:
+        print(f"stopped early at step {stop['step']}: base-language {stop['metric']} "
+              f"{stop['before']:.4f} -> {stop['now']:.4f} (tolerance {stop['tolerance']:g}); "
+              "see stopped.json")
     return 0
 
 

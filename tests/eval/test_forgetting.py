@@ -70,7 +70,7 @@ def test_stop_on_forgetting_needs_base_rows_and_a_metric_the_scorers_give(tmp_pa
 
 @pytest.mark.slow
 def test_a_training_run_stops_when_the_base_language_gets_worse_and_a_rerun_keeps_the_stop(
-        tmp_path, synth_data, base_ckpt, monkeypatch, caplog):
+        tmp_path, synth_data, base_ckpt, monkeypatch, caplog, capsys):
     replay = synthetic_dataset(tmp_path / "replay", n_speakers=2, per_speaker=6, seed=3)
     calls = []
 
@@ -86,6 +86,7 @@ def test_a_training_run_stops_when_the_base_language_gets_worse_and_a_rerun_keep
         "trainer.max_steps": 8, "trainer.val_every": 2, "eval.prompts": 1, "eval.base_prompts": 1,
         "eval.stop_on_forgetting": "failure", "eval.forgetting_tolerance": 0.1})
     assert main(["train", *args]) == 0
+    assert "stopped early at step 2: base-language failure 0.1000 -> 0.4000" in capsys.readouterr().out
     assert calls[0] == "base_"  # measured before the first step
     summary = json.loads((run / "metrics.json").read_text())
     assert summary["steps"] == 2, summary  # the first validation stopped it, not max_steps
