@@ -197,7 +197,8 @@ def cut_long(ctx, utt: Utterance, asr, vad) -> Kept | Rejected:
     plan = longform.plan_cuts(words, spans, longform.CutConfig(
         seg.min_seconds, seg.max_seconds, seg.pad_seconds), transcript=utt.text or None,
         duration_s=len(audio) / rate)
-    plan = voices.one_voice_cuts(plan, voices.for_recording(ctx, audio, rate, spans))
+    plan = voices.one_voice_cuts(plan, voices.for_recording(ctx, audio, rate, spans),
+                                 seg.min_seconds, seg.pad_seconds)
     out, cuts = [], []
     for k, cut in enumerate(plan.cuts):
         cut_id = ids.child(utt.id, "cut", k)

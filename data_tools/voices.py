@@ -2,7 +2,9 @@
 sentence ends): windows of the recording are embedded with the speaker embedder,
 ``consistency.voice_changes`` places the changes, and each piece is judged.
 
-- A piece that spans a change is rejected as ``voice_change``.
+- Pieces are cut at the changes too (segment: pauses inside each stretch of one voice;
+  transcribe: a cut is split between the words either side), and what lies in the second or
+  two around a change, which may hold both voices, is left out (``voice_change``, with its text).
 - The stretches between changes are compared with the recording's main voice (the longest
   stretch's centroid); a piece inside a stretch of another voice (an interviewer, a second host)
   is rejected as ``other_voice``, so nothing is labelled with the wrong speaker. A voice that
@@ -94,22 +96,66 @@ def _speech_in(window: tuple[float, float], speech) -> float:
     return sum(max(0.0, min(window[1], e) - max(window[0], s)) for s, e in speech)
 
 
-def one_voice_cuts(plan, found: Voices | None):
-    """A ``longform.CutPlan`` whose cuts that span a voice change or lie where another voice
-    speaks are moved to its rejections (their texts kept, so the transcript stays whole)."""
+def one_voice_cuts(plan, found: Voices | None, min_seconds: float = 0.0, pad_seconds: float = 0.0):
+    """A ``longform.CutPlan`` whose cuts each hold one voice, the main one: a cut that spans a
+    change is split there (the words in the second or two around the change, which may hold
+    both voices, become a ``voice_change`` rejection; a part shorter than ``min_seconds`` is
+    ``too_short``), and a cut where another voice speaks becomes ``other_voice``. Every word ends
+    up in a cut or a rejection, so the transcript stays whole."""
     from data_tools.longform import CutPlan, CutRejection
 
     if found is None:
         return plan
     out = CutPlan(rejections=list(plan.rejections))
     for cut in plan.cuts:
-        why = found.judge(cut.start_s, cut.end_s)
-        if why is None:
-            out.cuts.append(cut)
-        else:
-            out.rejections.append(CutRejection(cut.start_s, cut.end_s, *why, cut.text))
+        for part in _split_at_changes(cut, found, min_seconds, pad_seconds):
+            if isinstance(part, CutRejection):
+                out.rejections.append(part)
+                continue
+            why = found.judge(part.start_s, part.end_s)
+            if why is None:
+                out.cuts.append(part)
+            else:
+                out.rejections.append(CutRejection(part.start_s, part.end_s, *why, part.text))
     out.rejections.sort(key=lambda r: r.start_s)
     return out
+
+
+def _split_at_changes(cut, found: Voices, min_seconds: float, pad_seconds: float) -> list:
+    """The parts of ``cut`` between the changes inside it, as cuts and rejections in order."""
+    from data_tools.longform import Cut, CutRejection
+
+    changes = [c for c in found.changes if cut.start_s < c.time_s < cut.end_s]
+    if not changes:
+        return [cut]
+    if not cut.words:  # nothing to split by: the whole cut goes, its text kept
+        return [CutRejection(cut.start_s, cut.end_s, *found.judge(cut.start_s, cut.end_s), cut.text)]
+    regions: dict[int, list] = {}  # region k lies after k changes; -k-1: the zone of change k
+    for w in cut.words:
+        zone = next((k for k, c in enumerate(changes) if w.start < c.hi_s and w.end > c.lo_s), None)
+        key = -zone - 1 if zone is not None else sum(c.hi_s <= w.start for c in changes)
+        regions.setdefault(key, []).append(w)
+    parts = []
+    for key in sorted(regions, key=lambda k: regions[k][0].start):
+        words = regions[key]
+        text = " ".join(w.text for w in words)
+        if key < 0:
+            c = changes[-key - 1]
+            parts.append(CutRejection(c.lo_s, c.hi_s, "voice_change",
+                                      f"words between {c.lo_s:.1f} and {c.hi_s:.1f} s, where the "
+                                      f"voice changes (~{c.time_s:.1f} s), may hold both voices", text))
+            continue
+        start = cut.start_s if key == 0 else max(words[0].start - pad_seconds, changes[key - 1].hi_s)
+        end = cut.end_s if key == len(changes) else min(words[-1].end + pad_seconds, changes[key].lo_s)
+        if end - start < min_seconds:
+            parts.append(CutRejection(start, end, "too_short",
+                                      f"{end - start:.2f} s left beside a voice change, limit "
+                                      f"{min_seconds:g} s", text))
+            continue
+        unmatched = sum(w.status != "match" for w in words) / len(words)
+        parts.append(Cut(start, end, text, words, cut.moved_s,
+                         f"{cut.moved_why}; split at a voice change", round(unmatched, 4)))
+    return parts
 
 
 def wanted(cfg) -> bool:

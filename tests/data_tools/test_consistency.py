@@ -138,3 +138,31 @@ def test_cut_spanning_a_voice_change_is_rejected_others_kept():
     assert "8.2 s" in out.rejections[0].detail
     assert texts_in_order(out) == "one. two. three. four."
     assert one_voice_cuts(plan, None).cuts == cuts
+
+
+def test_a_cut_spanning_a_voice_change_is_split_there_and_keeps_every_word():
+    from data_tools.longform import Cut, CutPlan, texts_in_order
+    from data_tools.textalign import TimedWord
+    from data_tools.voices import Stretch, Voices, one_voice_cuts
+
+    # one word a second from 0 to 12 s; the voice changes at ~6.5 s (somewhere in 6-7 s)
+    words = [TimedWord(f"w{i}", i + 0.1, i + 0.8) for i in range(12)]
+    cut = Cut(0.0, 12.0, " ".join(w.text for w in words), words, 0.0, "start: recording_start")
+    change = ChangePoint(window=6, time_s=6.5, lo_s=6.0, hi_s=7.0, cosine=0.1, threshold=0.6)
+    main = Voices([change], [Stretch(0.0, 6.0, True, 1.0), Stretch(7.0, 12.0, True, 0.95)], 0.6)
+    out = one_voice_cuts(CutPlan([cut]), main, min_seconds=2.0, pad_seconds=0.15)
+    assert [(c.start_s, round(c.end_s, 2), c.text) for c in out.cuts] == [
+        (0.0, 5.95, "w0 w1 w2 w3 w4 w5"), (7.0, 12.0, "w7 w8 w9 w10 w11")]
+    assert [(r.code, r.text) for r in out.rejections] == [("voice_change", "w6")]
+    assert texts_in_order(out) == cut.text  # nothing lost
+    assert all("split at a voice change" in c.moved_why for c in out.cuts)
+
+    other = Voices([change], [Stretch(0.0, 6.0, True, 1.0), Stretch(7.0, 12.0, False, 0.1)], 0.6)
+    out = one_voice_cuts(CutPlan([cut]), other, min_seconds=2.0, pad_seconds=0.15)
+    assert [c.text for c in out.cuts] == ["w0 w1 w2 w3 w4 w5"]
+    assert [r.code for r in out.rejections] == ["voice_change", "other_voice"]
+    assert texts_in_order(out) == cut.text
+
+    short = one_voice_cuts(CutPlan([cut]), main, min_seconds=5.5, pad_seconds=0.15)
+    assert [c.text for c in short.cuts] == ["w0 w1 w2 w3 w4 w5"]  # 5.95 s kept, 5 s too short
+    assert [r.code for r in short.rejections] == ["voice_change", "too_short"]
