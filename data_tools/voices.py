@@ -166,17 +166,26 @@ def wanted(cfg) -> bool:
     return on == "on" or (on == "auto" and hub.on_machine(cfg.embed.model))
 
 
+def _embedder(ctx):
+    """The speaker embedder voice checks use: the one handed to the stage, else embed.model
+    where the config asks for checks; None when they are off."""
+    if ctx.cfg.segment.voice_changes == "off":
+        return None
+    if ctx.given.get("embedder") is not None:
+        return ctx.given["embedder"]
+    if not wanted(ctx.cfg):
+        return None
+    from kani_adapt.devices import resolve
+    from kani_adapt.models.speaker.embedder import load
+
+    return load(ctx.cfg.embed.model, resolve(ctx.cfg.embed.device))
+
+
 def for_recording(ctx, audio: np.ndarray, rate: int, speech=None) -> Voices | None:
     """The voices of a long recording being cut (``speech``: its VAD spans), or None when the
-    config does not ask."""
+    config does not ask. The embedder loads once per stage run, at the first long recording."""
     if "voice_embedder" not in ctx.state:
-        embedder = ctx.given.get("embedder")
-        if embedder is None and wanted(ctx.cfg):
-            from kani_adapt.devices import resolve
-            from kani_adapt.models.speaker.embedder import load
-
-            embedder = load(ctx.cfg.embed.model, resolve(ctx.cfg.embed.device))
-        ctx.state["voice_embedder"] = embedder if ctx.cfg.segment.voice_changes != "off" else None
+        ctx.state["voice_embedder"] = _embedder(ctx)
     embedder = ctx.state["voice_embedder"]
     if embedder is None:
         return None

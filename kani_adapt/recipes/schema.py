@@ -181,17 +181,24 @@ def _share_device_and_seed(raw: dict) -> None:
         shared.append(("seed", SEED_KEYS))
     for key, paths in shared:
         for path in paths:
-            if path[0] in ("data", "codec_finetune") and not isinstance(raw.get(path[0]), dict):
-                continue  # an optional stage this recipe does not run
-            node = raw
-            for part in path:
-                if node.get(part) is None:
-                    node[part] = {}
-                node = node[part]
-                if not isinstance(node, dict):
-                    break  # a section of the wrong type: the loader reports it
-            else:
-                node.setdefault(key, raw[key])
+            section = _section(raw, path)
+            if section is not None:
+                section.setdefault(key, raw[key])
+
+
+def _section(raw: dict, path: tuple[str, ...]) -> dict | None:
+    """The section at ``path`` (made when missing); None for an optional stage the recipe does
+    not run, or a section of the wrong type (the loader reports that)."""
+    if path[0] in ("data", "codec_finetune") and not isinstance(raw.get(path[0]), dict):
+        return None
+    node = raw
+    for part in path:
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, dict):
+            return None
+    return node
 
 
 def _relative_to(base: Path, raw: dict, *keys: list[str]) -> None:
