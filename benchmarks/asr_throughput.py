@@ -63,7 +63,7 @@ def clips(n: int, seed: int = 0) -> list[np.ndarray]:
                 wav = Path(tmp) / f"{i}.wav"
                 subprocess.run(["espeak-ng", "-w", str(wav), text], check=True, capture_output=True)
                 import soundfile as sf
-                from data_tools.audio import resample
+                from kani_adapt.audio import resample
                 audio, rate = sf.read(wav, dtype="float32")
                 out.append(resample(audio, rate, RATE)[: int(20 * RATE)])
             else:

@@ -29,10 +29,10 @@ def main() -> None:
     import torch
     from lightning.pytorch import Callback, Trainer
 
-    from kani_adapt.codec.data import Position, train_loader
+    from kani_adapt.training.codec.data import Position, train_loader
     from kani_adapt.codec.manifest import read_manifest
-    from kani_adapt.codec.train import n_optimizers, prepare_model
-    from kani_adapt.codec.train_config import CodecTrainConfig
+    from kani_adapt.training.codec.train import n_optimizers, prepare_model
+    from kani_adapt.training.codec.config import CodecTrainConfig
     from kani_adapt.devices import for_lightning, resolve
 
     class Timer(Callback):

@@ -7,7 +7,7 @@ The codec is a stand-in implementing ``kani_adapt.codec.protocol.Codec``: a stri
 encoder with NanoCodec's frame layout (downsampling 2*3*6*7*7 = 1764, 4 codebooks of 4032) and
 random weights, so its cost grows with the padded length like the real encoder's. The figures
 for the real NanoCodec come from the same script once its loader plugs into
-``data_tools/codecs.py`` (``--codec nano``). Timings are printed, never asserted.
+``kani_adapt/codec/registry.py`` (``--codec nano``). Timings are printed, never asserted.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_tools.batching import make_batches  # noqa: E402
+from kani_adapt.batching import id_batches  # noqa: E402
 from data_tools.tokenize import encode_batch  # noqa: E402
 
 RATE = 22050
@@ -104,7 +104,7 @@ def bench_tokenize(codec, n_clips: int, batch_seconds: float, max_batch: int):
     for clip in clips.values():
         encode_batch(codec, [clip])
     single = time.perf_counter() - start
-    batches = make_batches({k: len(v) for k, v in clips.items()},
+    batches = id_batches({k: len(v) for k, v in clips.items()},
                            int(batch_seconds * RATE), max_batch)
     start = time.perf_counter()
     for ids in batches:
@@ -128,7 +128,7 @@ def main() -> None:
     print(f"VAD (silero-vad, 16 kHz): {seconds:.0f} s of audio in {wall:.2f} s = "
           f"{seconds / wall:.0f}x real time")
     if args.codec == "nano":
-        from data_tools.codecs import load_codec
+        from kani_adapt.codec.registry import load_codec
         # Full-size NanoCodec shape with random weights: the cost does not depend on the weights
         # (the released checkpoint loads the same way by hub id where the hub is reachable).
         codec = load_codec("0.6kbps")

@@ -64,14 +64,16 @@ def main() -> None:
     if args.quick:
         args.items, args.max_frames = 2, 6
 
-    from data_tools.codecs import load_codec
+    from kani_adapt.codec.registry import load_codec
     from kani_adapt.eval.config import EvalConfig, ScorerConfig
     from kani_adapt.eval.generation import decode, generate_items
     from kani_adapt.eval.scoring import Clip, Scorers
+    from kani_adapt.sampling import SeededSampling
 
     with tempfile.TemporaryDirectory() as tmp:
         gen, codec_spec, embedder = build(Path(tmp), args.shape)
-        cfg = EvalConfig(codec=codec_spec, max_frames=args.max_frames, batch_size=args.batch_size,
+        cfg = EvalConfig(codec=codec_spec, sampling=SeededSampling(max_frames=args.max_frames),
+                         batch_size=args.batch_size,
                          device=args.device,
                          scorers=ScorerConfig(asr=args.asr, speaker_embedder=embedder, dnsmos_threads=0))
         clock = Clock()

@@ -52,14 +52,14 @@ def prompts(tok, batch: int) -> list[list[int]]:
 
 def ours(path: Path, rows: list[list[int]], spk, new_tokens: int, device, dtype) -> tuple:
     from kani_adapt.models.generator.checkpoint import load_checkpoint
-    from kani_adapt.models.generator.generate import SamplingConfig, generate
+    from kani_adapt.models.generator.generate import generate
+    from kani_adapt.sampling import SamplingConfig
 
     model, _ = load_checkpoint(str(path))
     model = model.to(device, dtype).eval()
 
     def run(n):
-        cfg = SamplingConfig(temperature=0.7, top_p=0.95, repetition_penalty=1.1,
-                             max_new_frames=max(1, n // 4), seed=0)
+        cfg = SamplingConfig(max_frames=max(1, n // 4), seed=0)  # the official defaults
         _sync(device)
         start = time.perf_counter()
         out = generate(model, rows, spk, cfg)

@@ -75,7 +75,8 @@ def baseline(data: Path, out: Path, size: str, steps: int, batch_size: int) -> d
     from kani_adapt.config import load_config
     from kani_adapt.models.generator.batch import collate
     from kani_adapt.training.config import TrainConfig
-    from kani_adapt.training.data import load_table, tokenize_table
+    from kani_adapt.dataset import read as load_table
+    from kani_adapt.training.data import tokenize_table
     from kani_adapt.training.lora import PRESETS
     from kani_adapt.training.run import build_model
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from data_tools import ids, mfa
 from kani_adapt import atomic
-from data_tools.audio import read_clip, write_clip
+from kani_adapt.audio import read_clip, write_clip
 from data_tools.config import AlignConfig
 from data_tools.mfa import Word
 from data_tools.records import Utterance

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kani_adapt.cli.common import Parser, add_device, add_verbose, run_cli
+from kani_adapt.cli_kit import Parser, add_device, add_verbose, run_cli
 
 DESCRIPTION = """\
 Turn community recordings into KaniTTS2 training data, one resumable stage at a time:

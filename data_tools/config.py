@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from kani_adapt.common_config import Device
-from kani_adapt.defaults import MAX_CLIP_SECONDS, NANOCODEC_HUB_ID
+from kani_adapt.defaults import MAX_CLIP_SECONDS, NANOCODEC_HUB_ID, SPEAKER_EMBEDDER_HUB_ID
 from kani_adapt.config import from_dict, read_yaml
 from kani_adapt.errors import ConfigError
+from kani_adapt.wiring import LocalPath, ModelRef, resolve_paths
 
 Layout = Literal["folder", "ljspeech", "commonvoice"]  # readers in data_tools/layouts.py
 Switch = Literal["auto", "on", "off"]  # a stage that needs a tool: auto runs it where it is found
@@ -30,7 +31,7 @@ def _ordered(cfg, low: str, high: str) -> list[str]:
 
 @dataclass
 class SourceConfig:
-    path: str  # input folder
+    path: LocalPath  # input folder
     layout: Layout = "folder"  # folder (audio + .txt/.lab sidecars), ljspeech, commonvoice
     name: str = ""  # id prefix of its utterances; default: the folder's name
     speaker: str = ""  # speaker of every clip; default: first subfolder (folder), name (ljspeech)
@@ -86,7 +87,7 @@ class TranscribeConfig:
     # cache), so nothing is fetched unasked and configs without a model behave as before (clips
     # without a transcript are rejected at ingest); on: required (a hub id is fetched); off: skip.
     enabled: Switch = "auto"
-    model: str = "openai/whisper-large-v3"  # Whisper: local folder or hub id
+    model: ModelRef = "openai/whisper-large-v3"  # Whisper: local folder or hub id
     device: Device = "auto"  # a GPU when there is one (see kani_adapt/devices.py)
     batch_size: int = 8  # clips per ASR batch (grouped by length and language)
     languages: dict[str, str] = field(default_factory=dict)  # tag -> Whisper language code;
@@ -120,9 +121,9 @@ class TranscribeConfig:
 @dataclass
 class AlignConfig:
     enabled: Switch = "auto"  # auto: run where MFA is installed; on: require it; off: skip
-    dictionary: str = ""  # pronunciation dictionary; "": a grapheme dictionary from the corpus
-    acoustic_model: str = ""  # MFA acoustic model; "": train one on the corpus itself
-    train_config: str = ""  # MFA training config (--config_path); "": MFA's defaults
+    dictionary: ModelRef = ""  # pronunciation dictionary; "": a grapheme dictionary from the corpus
+    acoustic_model: ModelRef = ""  # MFA acoustic model; "": train one on the corpus itself
+    train_config: ModelRef = ""  # MFA training config (--config_path); "": MFA's defaults
     mfa_command: str = "mfa"
     num_jobs: int = 2
     min_word_match: float = 0.9  # fraction of transcript words the alignment must contain
@@ -155,7 +156,7 @@ class FilterConfig:
     near_duplicate_similarity: float = 0.995  # cosine of audio fingerprints (same length)
     language: str = ""  # text normalisation hooks: "" = use each utterance's tag
     numbers_to_words: bool = True  # where num2words supports the language
-    tokenizer: str = ""  # generator checkpoint (dir or hub id) for the coverage report
+    tokenizer: ModelRef = ""  # generator checkpoint (dir or hub id) for the coverage report
 
     RANGES: ClassVar[dict[str, str]] = {  # min_snr_db: a level in dB, may lie below zero
         "min_seconds": ">= 0", "max_seconds": "> 0", "max_clipped_fraction": "[0, 1]",
@@ -169,7 +170,7 @@ class FilterConfig:
 
 @dataclass
 class EmbedConfig:
-    model: str = "nineninesix/speaker-emb-tbr"  # local directory or hub id
+    model: ModelRef = SPEAKER_EMBEDDER_HUB_ID  # local directory or hub id
     batch_size: int = 8
     device: Device = "auto"  # a GPU when there is one (see kani_adapt/devices.py)
 
@@ -191,7 +192,7 @@ class OutliersConfig:
 
 @dataclass
 class TokenizeConfig:
-    codec: str = NANOCODEC_HUB_ID  # see data_tools/codecs.py
+    codec: ModelRef = NANOCODEC_HUB_ID  # .nemo, hub id or size; see kani_adapt/codec/registry.py
     # Padded audio per batch (clips of similar length share one). Sized for a GPU; on a CPU
     # batching does not pay (benchmarks/README.md): use about 30 s and 4 clips there.
     batch_seconds: float = 160.0
@@ -203,13 +204,13 @@ class TokenizeConfig:
 
 @dataclass
 class WriteConfig:
-    out: str = ""  # dataset folder; "": <work>/dataset
+    out: LocalPath = ""  # dataset folder; "": <work>/dataset
     drop_repeated_frames: bool = True  # as the official prep (released weights); changes timing
 
 
 @dataclass
 class DataConfig:
-    work: str = "data_work"  # where every stage writes
+    work: LocalPath = "data_work"  # where every stage writes
     max_rejected_fraction: float = 0.5  # a stage fails past this share of rejected items
     ingest: IngestConfig = field(default_factory=IngestConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
@@ -230,8 +231,8 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> DataConfig:
     if not path.is_file():
         raise ConfigError(f"no such data config: {path}")
     data = read_yaml(path, list(overrides))  # size, depth, duplicate keys and alias bombs guarded
-    cfg = from_dict(DataConfig, normalise_raw(data), where=str(path))
-    cfg = resolve_paths(cfg, path.parent)
+    # Relative paths are relative to the config file's folder, not the shell (kani_adapt.wiring).
+    cfg = resolve_paths(from_dict(DataConfig, normalise_raw(data), where=str(path)), path.parent)
     check_folders(cfg)
     return cfg
 
@@ -266,21 +267,3 @@ def normalise_raw(data):
 
 
 SWITCHES = (("align", "enabled"), ("transcribe", "enabled"), ("segment", "voice_changes"))
-
-
-def resolve_paths(cfg: DataConfig, base: Path) -> DataConfig:
-    """Relative paths in a config are relative to the config file's folder, not the shell."""
-    base = Path(base)
-    cfg.work = str((base / cfg.work).resolve())
-    for src in cfg.ingest.sources:
-        src.path = str((base / src.path).resolve())
-    if cfg.write.out:
-        cfg.write.out = str((base / cfg.write.out).resolve())
-    # Model paths may also be hub ids ("org/name"): resolved only where the local path exists.
-    for section, key in (("filter", "tokenizer"), ("embed", "model"), ("transcribe", "model"),
-                         ("align", "dictionary"),
-                         ("align", "acoustic_model"), ("align", "train_config")):
-        value = getattr(getattr(cfg, section), key)
-        if value and (base / value).exists():
-            setattr(getattr(cfg, section), key, str((base / value).resolve()))
-    return cfg

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_tools.audio import read_clip
-from data_tools.batching import make_batches
+from kani_adapt.audio import read_clip
+from kani_adapt.batching import id_batches
 from data_tools.records import Utterance
 from kani_adapt import atomic
 from data_tools.registry import Kept
@@ -71,7 +71,7 @@ class Embed(BaseStage):
         size = ctx.cfg.embed.batch_size
         by_id = {u.id: u for u in todo}
         lengths = {u.id: int(min(u.duration, 30.0) * 16000) for u in todo}
-        return [[by_id[i] for i in ids] for ids in make_batches(lengths, 16000 * 30 * size, size)]
+        return [[by_id[i] for i in ids] for ids in id_batches(lengths, 16000 * 30 * size, size)]
 
     def process(self, ctx, batch: list[Utterance]) -> dict:
         embs = _embed_batch(ctx.state["model"], batch, ctx.work, ctx.cfg.embed.device)

@@ -14,7 +14,7 @@ import numpy as np
 
 from kani_adapt.scorers import textnorm
 from data_tools import consistency
-from data_tools.audio import read_clip
+from kani_adapt.audio import read_clip
 from data_tools.config import FilterConfig
 from data_tools.quality import Features, measure
 from kani_adapt import atomic

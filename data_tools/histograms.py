@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from kani_adapt.atomic import write_file
+from kani_adapt.dataset import DURATION, TAG, TEXT
 
 
 def speaking_rate(row: dict) -> float | None:
     """Characters per second, spaces not counted (they are not spoken)."""
-    duration = row.get("duration") or 0.0
-    text = row.get("text") or ""
+    duration = row.get(DURATION) or 0.0
+    text = row.get(TEXT) or ""
     return len("".join(text.split())) / duration if duration > 0 and text else None
 
 
@@ -43,7 +44,7 @@ def values_by_tag(rows: Sequence[dict], metric: Metric) -> dict[str, list[float]
         value = metric.value(row)
         if value is None or not math.isfinite(float(value)):
             continue
-        out.setdefault(row.get("tag") or "(no tag)", []).append(float(value))
+        out.setdefault(row.get(TAG) or "(no tag)", []).append(float(value))
     return dict(sorted(out.items()))
 
 

@@ -9,7 +9,7 @@ import hashlib
 from pathlib import Path
 
 from data_tools import ids, registry
-from data_tools.audio import AudioError, read_mono, write_clip
+from kani_adapt.audio import AudioReadError, read, write_clip
 from data_tools.config import IngestConfig
 from data_tools.layouts import (  # noqa: F401  (the layouts' names, re-exported)
     AUDIO_SUFFIXES, Candidate, discover, inside, read_sidecar, unique_ids,
@@ -45,7 +45,7 @@ def load_candidate(c: Candidate, root: Path, cfg: IngestConfig, work: Path,
         raise Rejected("unreadable_audio", f"{c.audio}: {err}") from None
     if seconds > cfg.max_file_seconds:
         raise Rejected("too_long_file", f"{seconds:.0f} s > max_file_seconds={cfg.max_file_seconds}")
-    loaded = read_mono(c.audio, cfg.sample_rate)
+    loaded = read(c.audio, cfg.sample_rate)
     path = ids.clip_path(work, NAME, c.id)
     write_clip(path, loaded.audio, cfg.sample_rate)
     rel = path.relative_to(work)
@@ -88,8 +88,8 @@ class Ingest(BaseStage):
         try:
             return Kept([load_candidate(c, c.root, ctx.cfg.ingest, ctx.work,
                                         need_text=not text_later(ctx.cfg))])
-        except AudioError as err:
-            raise Rejected(err.code, err.detail) from None
+        except AudioReadError as err:
+            raise Rejected(err.reason, err.detail) from None
 
 
 STAGE = Ingest()

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_tools.audio import read_clip, resample, write_clip
+from kani_adapt.audio import read_clip, resample, write_clip
 from data_tools.records import Utterance
 from kani_adapt import atomic
 from kani_adapt.errors import DataError

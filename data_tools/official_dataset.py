@@ -7,9 +7,9 @@ text with the entry's single ``language_tag``: there is no tag column. So each t
 parquet folder, and ``dataset_config.yaml`` lists them with their tags.
 
 The frames are written as the codec produced them: the official prep drops repeated frames
-itself and filters on ``encoded_len / 12.5`` seconds, which must be the real length.
-The speaker column is the per-speaker mean (``grouped_sp_emb``, the name of the official
-example config); the per-clip vector is kept as ``clip_sp_emb``.
+itself and filters on the frames / 12.5 seconds, which must be the real length. The rows and
+their columns are :func:`kani_adapt.dataset.official_row`'s (the speaker column is the
+per-speaker mean, as in the official example config).
 """
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ import re
 from pathlib import Path
 
 import numpy as np
+
+from kani_adapt import dataset
 
 CONFIG = "dataset_config.yaml"
 UNTAGGED = "untagged"
@@ -34,36 +36,18 @@ def rows_by_tag(utts, codes: dict, embs: dict, means: dict) -> dict[str | None, 
     """Rows grouped by lower-cased tag (None: untagged), frames untouched."""
     groups: dict[str | None, list[dict]] = {}
     for u in utts:
-        frames = np.asarray(codes[u.id])  # (4, frames)
-        row = {"text": u.text, "encoded_len": int(frames.shape[1]),
-               "grouped_sp_emb": np.asarray(means[u.speaker], np.float32).tolist(),
-               "clip_sp_emb": np.asarray(embs[u.id], np.float32).tolist(),
-               "speaker": u.speaker, "duration": float(u.duration), "source": u.id}
-        row |= {f"nano_layer_{c + 1}": frames[c].astype(int).tolist() for c in range(4)}
+        frames = np.asarray(codes[u.id]).T  # (frames, 4)
+        row = dataset.official_row(u.text, frames, u.speaker, embs[u.id], means[u.speaker],
+                                   u.duration, u.id)
         tag = (u.tag or "").strip().lower() or None
         groups.setdefault(tag, []).append(row)
     return groups
 
 
-def features():
-    from datasets import Features, Sequence, Value
-
-    ints = Sequence(Value("int32"))
-    return Features({
-        "text": Value("string"), **{f"nano_layer_{c}": ints for c in range(1, 5)},
-        "encoded_len": Value("int32"), "grouped_sp_emb": Sequence(Value("float32")),
-        "clip_sp_emb": Sequence(Value("float32")), "speaker": Value("string"),
-        "duration": Value("float64"), "source": Value("string"),
-    })
-
-
 def entry(folder: Path, tag: str | None) -> dict:
     """One ``hf_datasets`` item of the official dataset_config.yaml."""
-    return {
-        "reponame": str(folder), "name": None, "split": "train", "text_col_name": "text",
-        **{f"nano_layer_{c}": f"nano_layer_{c}" for c in range(1, 5)},
-        "encoded_len": "encoded_len", "speaker_emb": "grouped_sp_emb", "language_tag": tag,
-    }
+    return {"reponame": str(folder), "name": None, "split": "train",
+            **dataset.official_columns(), "language_tag": tag}
 
 
 def write(folder: Path, final: Path, utts, codes: dict, embs: dict, means: dict) -> Path:
@@ -73,7 +57,6 @@ def write(folder: Path, final: Path, utts, codes: dict, embs: dict, means: dict)
     names the parquet folders there (edit ``reponame`` after copying them elsewhere).
     """
     import yaml
-    from datasets import Dataset
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -85,7 +68,7 @@ def write(folder: Path, final: Path, utts, codes: dict, embs: dict, means: dict)
     for tag, rows in sorted(groups.items(), key=lambda kv: folder_name(kv[0])):
         name = folder_name(tag)
         (folder / name).mkdir()
-        Dataset.from_list(rows, features=features()).to_parquet(
+        dataset.to_table(rows, official=True).to_parquet(
             str(folder / name / "train-00000-of-00001.parquet"))
         entries.append(entry(Path(final) / name, tag))
     config = {"max_duration_sec": MAX_DURATION_SEC, "lenght_statistics": False,

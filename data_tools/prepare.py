@@ -16,13 +16,12 @@ from data_tools.runner import run_stage
 log = logging.getLogger("data_tools")
 
 
-def run(cfg: DataConfig, codec=None, embedder=None, vad=None, tokenizer=None, asr=None,
-        dnsmos=None) -> Path:
-    """Run all stages; ``codec``/``embedder``/``vad``/``tokenizer``/``asr``/``dnsmos`` replace
-    the configured ones (tests and benchmarks pass small ones; by default they come from the
-    config)."""
-    given = {k: v for k, v in (("codec", codec), ("embedder", embedder), ("vad", vad),
-                               ("tokenizer", tokenizer), ("asr", asr), ("dnsmos", dnsmos))
+def run(cfg: DataConfig, embedder=None, vad=None, tokenizer=None, asr=None, dnsmos=None) -> Path:
+    """Run all stages; ``embedder``/``vad``/``tokenizer``/``asr``/``dnsmos`` replace the
+    configured ones (tests and benchmarks pass small ones; by default they come from the
+    config). The codec comes from its registry (kani_adapt.codec.registry), as everywhere."""
+    given = {k: v for k, v in (("embedder", embedder), ("vad", vad), ("tokenizer", tokenizer),
+                               ("asr", asr), ("dnsmos", dnsmos))
              if v is not None}
     out = None
     check_folders(cfg)

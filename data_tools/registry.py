@@ -76,7 +76,7 @@ class Context:
     cfg: Any  # DataConfig
     work: Any  # Path
     shard: tuple[int, int] = (0, 1)
-    given: dict = field(default_factory=dict)  # models passed in: vad, embedder, codec, tokenizer
+    given: dict = field(default_factory=dict)  # models passed in: vad, embedder, tokenizer, asr
     state: dict = field(default_factory=dict)  # what ``open`` loaded, and stage results
 
     def section(self, stage: Stage):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+from kani_adapt.dataset import DURATION, SPEAKER, TAG
+
 
 def rejected_seconds(rejected: list[dict], durations: dict[str, float]) -> list[float]:
     """Seconds of each rejection: its own ``seconds`` (a dropped stretch of a recording), else
@@ -23,17 +25,17 @@ def _rejected_hours(rejected: list[dict], seconds: list[float], tags: dict[str, 
 
 def summarise(rows: list[dict], rejected: list[dict], extras: dict,
               seconds: list[float] | None = None, owners: dict[str, tuple] | None = None) -> dict:
-    """``rows``: dicts with speaker, tag, duration; ``rejected``: rejection records;
+    """``rows``: dataset rows (kani_adapt.dataset); ``rejected``: rejection records;
     ``seconds``: each rejection's length; ``owners``: {id: (tag, speaker)} of rejected ids."""
     hours_speaker, hours_tag, speakers_tag = defaultdict(float), defaultdict(float), defaultdict(set)
     for row in rows:
-        hours_speaker[row["speaker"]] += row["duration"] / 3600
-        hours_tag[row["tag"]] += row["duration"] / 3600
-        speakers_tag[row["tag"]].add(row["speaker"])
+        hours_speaker[row[SPEAKER]] += row[DURATION] / 3600
+        hours_tag[row[TAG]] += row[DURATION] / 3600
+        speakers_tag[row[TAG]].add(row[SPEAKER])
     by_reason = Counter((r["stage"], r["reason"]) for r in rejected)
     return {
         "clips": len(rows),
-        "hours": round(sum(r["duration"] for r in rows) / 3600, 4),
+        "hours": round(sum(r[DURATION] for r in rows) / 3600, 4),
         "hours_per_speaker": {k: round(v, 4) for k, v in sorted(hours_speaker.items())},
         "hours_per_tag": {k: round(v, 4) for k, v in sorted(hours_tag.items())},
         "speakers_per_tag": {k: len(v) for k, v in sorted(speakers_tag.items())},

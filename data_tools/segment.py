@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from data_tools import ids, voices
-from data_tools.audio import read_clip, resample, write_clip
+from kani_adapt.audio import read_clip, resample, write_clip
 from data_tools.config import SegmentConfig
 from data_tools.records import Utterance, rejection
 from data_tools.registry import Kept, Rejected

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_tools.audio import read_clip, resample
-from data_tools.batching import make_batches
+from kani_adapt.audio import read_clip, resample
+from kani_adapt.batching import id_batches
 from kani_adapt import atomic
 from data_tools.records import Utterance
 from data_tools.registry import Kept, Rejected
@@ -60,15 +60,12 @@ class Tokenize(BaseStage):
     inputs, chain, model = ("filter",), False, True
 
     def settings(self, ctx) -> dict:
-        given = ctx.given.get("codec")
-        return {"codec": ctx.cfg.tokenize.codec,
-                "given": None if given is None else type(given).__name__}
+        return {"codec": ctx.cfg.tokenize.codec}
 
     def open(self, ctx) -> None:
-        codec = ctx.given.get("codec")
-        if codec is None:
-            from data_tools.codecs import load_codec
-            codec = load_codec(ctx.cfg.tokenize.codec, ctx.cfg.tokenize.device)
+        from kani_adapt.codec.registry import load_codec  # where every caller gets its codec
+
+        codec = load_codec(ctx.cfg.tokenize.codec, ctx.cfg.tokenize.device)
         ctx.state["codec"] = codec
         atomic.write_text(stage_dir(ctx.work, NAME) / "codec.json", json.dumps(
             {"codec": ctx.cfg.tokenize.codec, "codec_class": type(codec).__name__,
@@ -79,7 +76,7 @@ class Tokenize(BaseStage):
         by_id = {u.id: u for u in todo}
         lengths = {u.id: int(round(u.duration * rate)) for u in todo}
         return [[by_id[i] for i in ids] for ids in
-                make_batches(lengths, int(cfg.batch_seconds * rate), cfg.max_batch_size)]
+                id_batches(lengths, int(cfg.batch_seconds * rate), cfg.max_batch_size)]
 
     def process(self, ctx, batch: list[Utterance]) -> dict:
         codec = ctx.state["codec"]

@@ -23,8 +23,8 @@ import dataclasses
 import numpy as np
 
 from data_tools import consistency, ids, longform, voices
-from data_tools.audio import read_clip, resample, write_clip
-from data_tools.batching import make_batches
+from kani_adapt.audio import read_clip, resample, write_clip
+from kani_adapt.batching import id_batches
 from data_tools.config import TranscribeConfig
 from data_tools.records import Utterance, reject_utt, rejection
 from data_tools.registry import Kept, Rejected
@@ -254,7 +254,7 @@ class Transcribe(BaseStage):
         by_id = {u.id: u for u in todo}
         lengths = {u.id: int(min(u.duration, 30.0) * 100) for u in todo if not u.long}
         return [[u] for u in todo if u.long] + [
-            [by_id[i] for i in b] for b in make_batches(lengths, 3000 * size, size)]
+            [by_id[i] for i in b] for b in id_batches(lengths, 3000 * size, size)]
 
     def process(self, ctx, batch: list[Utterance]) -> dict:
         cfg, asr = ctx.cfg.transcribe, ctx.state["asr"]

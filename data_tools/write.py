@@ -1,10 +1,9 @@
-"""Stage write: the Hugging Face dataset (save_to_disk + parquet), a NeMo manifest of the
+"""Stage write: the tokenized dataset (:mod:`kani_adapt.dataset`: its columns, folder layout and
+writer; hf/ and parquet/, official/ for the official pretraining code), a NeMo manifest of the
 processed clips for codec training, and the Markdown + JSON report.
 
-Columns: text (no tag prefix), tag, nano_layer_1..4, encoded_len, speaker_emb (per clip),
-speaker_emb_mean (per speaker), speaker, duration, source, and the float columns stages declare
-(``Stage.columns``: cer and ASR confidence from transcribe, DNSMOS from filter), None where a
-clip has no value. The whole output folder is built
+The float columns stages declare (``Stage.columns``: cer and ASR confidence from transcribe,
+DNSMOS from filter) ride along, None where a clip has no value. The whole output folder is built
 under a temporary name and renamed, so a reader never sees half a dataset.
 """
 from __future__ import annotations
@@ -16,8 +15,10 @@ from data_tools import embed, histograms, official_dataset, registry, report, to
 from data_tools.config import WriteConfig
 from data_tools.records import Utterance, read_jsonl, read_manifest
 from data_tools.runner import BaseStage, manifest_path, read_stage_results, stage_dir
-from kani_adapt import tokens
+from kani_adapt import dataset, tokens
 from kani_adapt.atomic import write_folder
+from kani_adapt.codec.manifest import manifest_line
+from kani_adapt.dataset import DatasetLayout
 from kani_adapt.errors import DataError
 
 NAME = "write"
@@ -50,12 +51,9 @@ def rows_for(utts: list[Utterance], codes: dict, embs: dict, means: dict,
         frames = codes[u.id].T  # (frames, 4)
         if drop_repeats:
             frames = tokens.drop_repeated_frames(frames)
-        row = {"text": u.text, "tag": u.tag, "encoded_len": int(len(frames)),
-               "speaker_emb": embs[u.id].tolist(), "speaker_emb_mean": means[u.speaker].tolist(),
-               "speaker": u.speaker, "duration": float(u.duration), "source": u.id}
-        row |= {f"nano_layer_{c + 1}": frames[:, c].astype(int).tolist() for c in range(4)}
-        row |= {c: columns[1].get(u.id, {}).get(c) for c in columns[0]}
-        rows.append(row)
+        rows.append(dataset.make_row(u.text, u.tag, frames, u.speaker, embs[u.id], means[u.speaker],
+                                     u.duration, u.id,
+                                     {c: columns[1].get(u.id, {}).get(c) for c in columns[0]}))
     return rows
 
 
@@ -73,42 +71,14 @@ def expected(work: Path) -> list[Utterance]:
     return [u for u in read_manifest(path) if u.id not in dropped]
 
 
-def features(columns: list[str] = ()):
-    from datasets import Features, Sequence, Value
-
-    ints = Sequence(Value("int32"))
-    return Features({
-        "text": Value("string"), "tag": Value("string"),
-        **{f"nano_layer_{c}": ints for c in range(1, 5)},
-        "encoded_len": Value("int32"), "speaker_emb": Sequence(Value("float32")),
-        "speaker_emb_mean": Sequence(Value("float32")), "speaker": Value("string"),
-        "duration": Value("float64"), "source": Value("string"),
-        **{c: Value("float64") for c in columns},
-    })
-
-
-def _write_dataset(rows: list[dict], folder: Path, columns: list[str],
-                   shard_rows: int = 5000) -> None:
-    from datasets import Dataset
-
-    ds = Dataset.from_list(rows, features=features(columns))
-    ds.save_to_disk(str(folder / "hf"))
-    (folder / "parquet").mkdir()
-    n = max(1, -(-len(ds) // shard_rows))
-    for i in range(n):
-        ds.shard(n, i, contiguous=True).to_parquet(
-            str(folder / "parquet" / f"train-{i:05d}-of-{n:05d}.parquet"))
-
-
 def _nemo_manifest(utts: list[Utterance], work: Path) -> str:
-    return "".join(json.dumps({"audio_filepath": str((work / u.audio).resolve()),
-                               "duration": u.duration, "text": u.text, "speaker": u.speaker,
-                               "tag": u.tag}, ensure_ascii=False) + "\n" for u in utts)
+    return "".join(manifest_line((work / u.audio).resolve(), u.duration, u.text, u.speaker, u.tag)
+                   for u in utts)
 
 
 def build(cfg: WriteConfig, work: Path, inputs: list[Utterance], extras: dict) -> Path:
     work = Path(work)
-    out = Path(cfg.out) if cfg.out else work / "dataset"
+    out = Path(cfg.out) if cfg.out else DatasetLayout.in_work(work).root
     embs = embed.load_embeddings(work)
     means = {s: m["mean"] for s, m in
              embed.speaker_means({u.id: embs[u.id] for u in inputs if u.id in embs},
@@ -122,13 +92,14 @@ def build(cfg: WriteConfig, work: Path, inputs: list[Utterance], extras: dict) -
                                report.rejected_seconds(rejected, durations), owners)
 
     def write(tmp: Path) -> None:
-        _write_dataset(rows, tmp, columns[0])
-        official_dataset.write(tmp / "official", out.resolve() / "official", inputs, codes, embs,
-                               means)
-        (tmp / "nemo_manifest.jsonl").write_text(_nemo_manifest(inputs, work), encoding="utf-8")
-        (tmp / "report.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
-        pictures = histograms.write_histograms(rows, tmp / "report.md")
-        (tmp / "report.md").write_text(report.markdown(summary, pictures), encoding="utf-8")
+        layout = DatasetLayout(tmp)
+        dataset.write_tables(dataset.to_table(rows, columns[0]), layout)
+        official_dataset.write(layout.official, DatasetLayout(out.resolve()).official, inputs,
+                               codes, embs, means)
+        layout.nemo_manifest.write_text(_nemo_manifest(inputs, work), encoding="utf-8")
+        layout.report_json.write_text(json.dumps(summary, ensure_ascii=False, indent=1))
+        pictures = histograms.write_histograms(rows, layout.report)
+        layout.report.write_text(report.markdown(summary, pictures), encoding="utf-8")
 
     # replaced as a whole: rows from an earlier run must not linger
     return write_folder(out, write)
@@ -139,9 +110,9 @@ def known_items(work: Path) -> tuple[dict[str, float], dict[str, tuple]]:
     rejection can be weighed and attributed; a cut's drops belong to their recording."""
     seconds, owners = {}, {}
     for name in registry.names():
-        for row in read_jsonl(manifest_path(work, name)):
-            seconds.setdefault(row["id"], row.get("duration", 0.0))
-            owners.setdefault(row["id"], (row.get("tag", ""), row.get("speaker", "")))
+        for u in read_manifest(manifest_path(work, name)):
+            seconds.setdefault(u.id, u.duration)
+            owners.setdefault(u.id, (u.tag, u.speaker))
     for r in read_jsonl(work / "rejected.jsonl"):
         parent = r["id"].split("#")[0]
         if r["id"] not in owners:

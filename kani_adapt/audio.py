@@ -1,14 +1,16 @@
 """Audio I/O for the whole project: read any libsndfile format as mono float32, resample with soxr.
 
 The data tools, the codec trainer and checker, the scorers, the speaker embedder and evaluation
-all read and resample here (writes go through :func:`kani_adapt.atomic.write_audio`). A file
-that cannot be used raises :class:`AudioReadError`, a one-line :class:`DataError` whose
-``reason`` the data tools record as the rejection code.
+all read and resample here (writes go through :func:`kani_adapt.atomic.write_audio`;
+:func:`write_clip` is the data tools' 16-bit clip). A file that cannot be used raises
+:class:`AudioReadError`, a one-line :class:`DataError` whose ``reason`` the data tools record
+as the rejection code.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -91,3 +93,30 @@ def padded(audios):
     for row, audio in enumerate(audios):
         batch[row, :len(audio)] = torch.from_numpy(np.asarray(audio, dtype=np.float32))
     return batch, lengths
+
+
+def read_clip(path: str | Path) -> tuple[np.ndarray, int]:
+    """A clip the data tools wrote (mono, finite already) at its own rate."""
+    got = read(path, check_finite=False)
+    return got.audio, got.sample_rate
+
+
+def write_clip(path: Path, audio: np.ndarray, sample_rate: int) -> None:
+    """A 16-bit WAV clip of the data tools, written to a temporary name and renamed.
+
+    Samples are clipped to [-1, 1] first: resampling can overshoot a clipped original, and
+    16-bit conversion would wrap around instead of saturating.
+    """
+    from kani_adapt.atomic import write_audio
+
+    write_audio(path, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+
+
+def to_rate(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Mono float32 at ``target``; a (T, C) array is averaged over channels."""
+    audio = to_mono(audio)
+    return audio if rate == target else resample(audio, rate, target)
+
+
+def all_to_rate(audios: Sequence[np.ndarray], rate: int, target: int) -> list[np.ndarray]:
+    return [to_rate(a, rate, target) for a in audios]

@@ -25,3 +25,12 @@ def length_batches(lengths: Sequence[int], max_size: int, max_padded: int | None
         else:
             batches.append([i])
     return batches
+
+
+def id_batches(lengths: dict[str, int], max_padded: int, max_size: int) -> list[list[str]]:
+    """:func:`length_batches` of ids (the data tools' clips): (batch size x longest clip) within
+    ``max_padded`` samples; equal lengths are ordered by id, so the batches do not depend on the
+    dict's order."""
+    ids = sorted(lengths)
+    batches = length_batches([lengths[i] for i in ids], max_size, max_padded)
+    return [[ids[i] for i in batch] for batch in batches]

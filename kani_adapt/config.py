@@ -25,11 +25,19 @@ reported at once, in one :class:`ConfigError` line):
   :class:`kani_adapt.common_config.LoraCommon`) adds its own entries to the base's.
 
 - ``RENAMED``: a class attribute mapping a former key name to its current one, so that an old
-  config gets "unknown key 'rank'; it is now called 'r'" instead of a guess.
+  config gets "unknown key 'rank'; it is now called 'r'" instead of a guess. Both may be dotted
+  paths below the class: a key that moved into a section (``"max_frames":
+  "sampling.max_frames"``), or out of one (``"trainer.sample_max_frames":
+  "sampling.max_frames"``: "config.trainer: unknown key 'sample_max_frames'; it is now
+  config.sampling.max_frames").
 
 - ``Annotated[T, check, ...]`` field types: each ``check(value) -> str | None`` returns why a
   value of type ``T`` is refused (a shared type such as :data:`kani_adapt.devices.Device` is
   checked the same way in every schema that uses it).
+
+- ``WIRED`` and the path types ``LocalPath`` / ``ModelRef``: keys filled from other keys when a
+  config leaves them out (``"${work_dir}/generator"``), and strings that are paths relative to
+  the config's file; see :mod:`kani_adapt.wiring`.
 
 - ``validate(self) -> list[str]``: a method for checks across fields; it returns the problems
   found (empty when the config is fine) and runs only when every field is of the right type
@@ -45,6 +53,7 @@ shortened, never expanded.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -56,6 +65,7 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
+from kani_adapt import wiring
 from kani_adapt.errors import ConfigError, describe_os_error
 
 T = TypeVar("T")
@@ -78,16 +88,33 @@ def load_saved_config(cls: type[T], path: str | Path, overrides: list[str] = ())
 
 
 def migrate(cls, data):
-    """``data`` with every former key name of ``cls`` and its sections replaced by the current one."""
+    """``data`` with every former key of ``cls`` and its sections moved to its current place (a
+    value already there wins: a key renamed twice into one keeps the first)."""
     if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
         return data
-    renamed, hints = _inherited(cls, "RENAMED"), get_type_hints(cls)
-    out = {}
-    for key, value in data.items():
-        new = renamed.get(key)
-        key = new if new in hints and new not in data else key
-        out[key] = migrate(hints[key], value) if key in hints else value
-    return out
+    data, hints = copy.deepcopy(data), get_type_hints(cls)
+    for old, new in _inherited(cls, "RENAMED").items():
+        value = _pop_path(data, old)
+        if value is not _ABSENT and _get_path(data, new) is _ABSENT:
+            _set_dotted(data, new, value)
+    return {key: migrate(hints[key], value) if key in hints else value for key, value in data.items()}
+
+
+_ABSENT = object()
+
+
+def _get_path(data: dict, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return _ABSENT
+        data = data[part]
+    return data
+
+
+def _pop_path(data: dict, dotted: str):
+    *parents, last = dotted.split(".")
+    node = _get_path(data, ".".join(parents)) if parents else data
+    return node.pop(last) if isinstance(node, dict) and last in node else _ABSENT
 
 
 def read_yaml(path: str | Path | None, overrides: list[str] = ()) -> dict:
@@ -225,10 +252,17 @@ def _build(cls, data, where: str, problems: list[str]):
     if not isinstance(data, dict):
         problems.append(f"{where}: expected a mapping, got {_show(data)}")
         return None
+    if hasattr(cls, "WIRED"):
+        try:
+            data = wiring.wire(cls, data, where, _coerce)
+        except ConfigError as err:
+            problems.append(str(err))
+            return None
     hints = get_type_hints(cls, include_extras=True)
     names = [f.name for f in dataclasses.fields(cls)]
     ranges, renamed = _inherited(cls, "RANGES"), _inherited(cls, "RENAMED")
     kwargs, before = {}, len(problems)
+    data = _moved_out(data, renamed, where, problems)
     for key, value in data.items():
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
@@ -259,6 +293,18 @@ def _build(cls, data, where: str, problems: list[str]):
     if hasattr(obj, "validate"):
         problems.extend(f"{where}: {p}" for p in obj.validate())
     return obj
+
+
+def _moved_out(data: dict, renamed: dict, where: str, problems: list[str]) -> dict:
+    """``data`` without the keys of its sections that moved elsewhere (dotted former names),
+    each reported with its new place instead of by the section as unknown."""
+    for old, new in renamed.items():
+        if "." in old and _get_path(data, old) is not _ABSENT:
+            section, _, key = old.rpartition(".")
+            problems.append(f"{where}.{section}: unknown key {_show(key)}; it is now {where}.{new}")
+            data = copy.deepcopy(data)
+            _pop_path(data, old)
+    return data
 
 
 def _inherited(cls, name: str) -> dict:

@@ -3,6 +3,9 @@
 # The codec KaniTTS2 was trained with: tokenizes the data, decodes samples, is fine-tuned.
 NANOCODEC_HUB_ID = "nvidia/nemo-nano-codec-22khz-0.6kbps-12.5fps"
 
+# The speaker embedder KaniTTS2 was trained with: voice files, the data tools' embed stage, eval.
+SPEAKER_EMBEDDER_HUB_ID = "nineninesix/speaker-emb-tbr"
+
 # The longest utterance the data tools keep (segment, align and filter cut or drop longer ones)
 # and the seconds of each clip the codec readiness check round-trips. Generator training's
 # `data.max_duration` (40 s) is another concept: the longest clip pretraining kept.

@@ -1,12 +1,16 @@
 """Real offline recognisers standing in for the pipeline's models in tests.
 
 pocketsphinx 5 stands in for Whisper: the en-us acoustic model from its wheel and a language model
-built in-process from the sentences the test expects to hear (so it recognises them reliably
-without any download). silero-vad gives speech spans (its model ships inside the wheel)."""
+built in-process from the sentences the test expects to hear (``sentence_lm``, so it recognises
+them reliably without any download). A test double, not a fair intelligibility measure: its
+default model recognises almost nothing of espeak-ng speech. A fresh decoder per clip (a reused
+one carries adaptation state over) and a little dither (espeak-ng's exact digital silence
+otherwise upsets the feature normalisation). silero-vad gives speech spans (its model ships
+inside the wheel)."""
 from __future__ import annotations
 
-import io
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -15,16 +19,43 @@ FRAMES_PER_SECOND = 100  # pocketsphinx's frame rate: seg() times are frame numb
 _FILLERS = re.compile(r"^(<s>|</s>|<sil>|\[NOISE\]|\+\+.*\+\+)$")
 
 
-def sentence_lm(sentences: list[str]):
-    """An ARPA language model (as text) from the reference sentences."""
+def sentence_lm(sentences: list[str], folder: Path) -> Path:
+    """An ARPA trigram model of the sentences (``folder/sentences.arpa``), and beside it the
+    dictionary of their words only (``sentences.dict``: loading the whole 130k-word dictionary
+    for every fresh decoder costs seconds). Punctuation is dropped, text lower-cased."""
+    from pocketsphinx import get_model_path
     from pocketsphinx.lm import ArpaBoLM
 
-    text = "\n".join(re.sub(r"[^\w' ]", " ", s.lower()) for s in sentences) + "\n"
-    lm = ArpaBoLM(text=text, add_start=True)  # <s> and </s>: the decoder needs them
+    lines = [re.sub(r"[^\w' ]", " ", s.lower()) for s in sentences]
+    words = {w for line in lines for w in line.split()}
+    full = Path(get_model_path()) / "en-us" / "cmudict-en-us.dict"
+    entries = [line for line in full.read_text().splitlines()
+               if line.split(" ", 1)[0].split("(")[0] in words]
+    (Path(folder) / "sentences.dict").write_text("\n".join(entries) + "\n")
+    lm = ArpaBoLM(text="\n".join(lines) + "\n", add_start=True)  # <s> and </s>: the decoder needs them
     lm.compute()
-    out = io.StringIO()
-    lm.write(out)
-    return out.getvalue()
+    path = Path(folder) / "sentences.arpa"
+    with open(path, "w") as out:
+        lm.write(out)
+    return path
+
+
+def recognise(audio16k: np.ndarray, lm_path: Path) -> str:
+    """The transcript of 16 kHz float audio under the model ``sentence_lm`` wrote."""
+    from pocketsphinx import Config, Decoder, get_model_path, set_loglevel
+
+    set_loglevel("FATAL")
+    model = Path(get_model_path()) / "en-us"
+    config = Config(hmm=str(model / "en-us"), lm=str(lm_path), dict=str(lm_path.with_suffix(".dict")),
+                    samprate=RATE)
+    decoder = Decoder(config)
+    dither = 1e-3 * np.random.default_rng(0).standard_normal(len(audio16k))
+    pcm = (np.clip(audio16k + dither, -1, 1) * 32767).astype(np.int16).tobytes()
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    hyp = decoder.hyp()
+    return hyp.hypstr if hyp is not None else ""
 
 
 def pocketsphinx_words(audio16k: np.ndarray, sentences: list[str], tmp_dir,
@@ -33,12 +64,12 @@ def pocketsphinx_words(audio16k: np.ndarray, sentences: list[str], tmp_dir,
     (a reused one carries adaptation state from the previous file)."""
     from pocketsphinx import Decoder
 
-    lm_path = tmp_dir / "sentences.lm"
-    lm_path.write_text(sentence_lm(sentences), encoding="utf-8")
+    lm_path = sentence_lm(sentences, tmp_dir)
     rng = np.random.default_rng(0)
     noisy = audio16k + rng.standard_normal(len(audio16k)).astype(np.float32) * dither
     pcm = (np.clip(noisy, -1, 1) * 32767).astype("<i2").tobytes()
-    decoder = Decoder(lm=str(lm_path), samprate=RATE, loglevel="FATAL")
+    decoder = Decoder(lm=str(lm_path), dict=str(lm_path.with_suffix(".dict")), samprate=RATE,
+                      loglevel="FATAL")
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()

@@ -1,3 +1,5 @@
+"""Settings and session fixtures shared by several test folders (their helpers live in helper
+modules: ``tests/helpers.py``, ``tests/codec/corpus.py``, ``tests/scorers/speech.py``, ...)."""
 import os
 
 # Tests never reach a model hub: hub ids resolve through the local cache only (a lookup that
@@ -19,3 +21,48 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(no_gpu)
         if "mfa" in item.keywords and shutil.which("mfa") is None:
             item.add_marker(no_mfa)
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory):
+    """A synthetic tokenized dataset: 3 speakers, 4 clips each."""
+    from kani_adapt.training.synthetic import synthetic_dataset
+
+    return synthetic_dataset(tmp_path_factory.mktemp("data") / "synth", n_speakers=3,
+                             per_speaker=4)
+
+
+@pytest.fixture(scope="session")
+def base_ckpt(tmp_path_factory):
+    """A tiny random generator saved by `kani-adapt init` (fp32, official RoPE start)."""
+    from kani_adapt.cli.main import main
+
+    out = tmp_path_factory.mktemp("gen") / "tiny"
+    assert main(["init", "--size", "tiny", "--out", str(out), "--dtype", "fp32",
+                 "--alpha-init", "official"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_nemo(tmp_path_factory):
+    """The tiny codec saved as a .nemo file."""
+    from kani_adapt.codec.nanocodec import build_model, save_model
+
+    path = tmp_path_factory.mktemp("codec") / "tiny.nemo"
+    return save_model(build_model("tiny", seed=0, discriminators=()), path)
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """Speech-like tones of two speakers with a NeMo manifest (tests/codec/corpus.py)."""
+    from tests.codec.corpus import write_corpus
+
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper(tmp_path_factory):
+    """A tiny random Whisper in the transformers layout (tests/scorers/whisper_twin.py)."""
+    from tests.scorers.whisper_twin import build_tiny_whisper
+
+    return build_tiny_whisper(tmp_path_factory.mktemp("whisper") / "tiny-whisper")

@@ -16,7 +16,7 @@ SAFE = {
     ("kani_adapt/models/generator/checkpoint.py", "_write_generation_config"): "same",
     ("kani_adapt/training/export.py", "_write_adapter"): "a write_folder callback",
     ("kani_adapt/training/lora.py", "save_adapter"): "called by _write_adapter",
-    ("data_tools/write.py", "_write_dataset"): "into write()'s temporary folder",
+    ("kani_adapt/dataset.py", "write_tables"): "into a temporary folder its callers move into place",
     ("data_tools/contribute/package.py", "_write_shard"): "into write()'s temporary folder",
     ("kani_adapt/plots.py", "render"): "into a memory buffer",
     ("kani_adapt/resume.py", "save_checkpoint"): "into a memory buffer, then atomic.write_bytes",

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_tools.audio import AudioError, read_mono
 from kani_adapt import audio
 from kani_adapt.codec.manifest import load_audio
 
@@ -41,9 +40,6 @@ def test_bad_files_raise_one_line_with_their_reason(tmp_path, content, reason):
     with pytest.raises(audio.AudioReadError) as err:
         audio.read(path)
     assert err.value.reason == reason and str(path) in str(err.value) and "\n" not in str(err.value)
-    with pytest.raises(AudioError) as data_err:  # the data tools keep the reason as their code
-        read_mono(path)
-    assert data_err.value.code == reason
 
 
 def test_resampling_the_same_rate_is_a_float32_copy():

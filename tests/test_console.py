@@ -19,7 +19,7 @@ def test_third_party_warnings_and_logs_are_quiet_but_ours_are_not(quiet, capsys)
         console.setup(verbose=False)
         warnings.warn_explicit("library chatter", UserWarning, "x.py", 1, module="nemo.core")
         warnings.warn_explicit("drift is high", UserWarning, "t.py", 1,
-                              module="kani_adapt.codec.train")
+                              module="kani_adapt.training.codec.train")
     assert [str(w.message) for w in caught] == ["drift is high"]
     logging.getLogger("nemo_logger").warning("Vector quantizer does not support commit loss.")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").warning("GPU available: False")

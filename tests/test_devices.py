@@ -5,7 +5,7 @@ import pytest
 
 from data_tools.config import DataConfig
 from kani_adapt import devices
-from kani_adapt.codec.train_config import CodecTrainConfig
+from kani_adapt.training.codec.config import CodecTrainConfig
 from kani_adapt.config import load_config
 from kani_adapt.errors import ConfigError
 from kani_adapt.eval.config import EvalConfig
@@ -39,7 +39,7 @@ def test_every_schema_refuses_a_bad_device_with_the_same_message(cls, base, key)
 
 
 @pytest.mark.parametrize("cls, base, key", [
-    (TrainConfig, GEN, "trainer.seed"), (CodecTrainConfig, CODEC, "seed"), (EvalConfig, [], "seed")])
+    (TrainConfig, GEN, "trainer.seed"), (CodecTrainConfig, CODEC, "seed"), (EvalConfig, [], "sampling.seed")])
 def test_every_schema_refuses_a_negative_seed_with_the_same_message(cls, base, key):
     with pytest.raises(ConfigError) as err:
         load_config(cls, None, [*base, f"{key}=-1"])

@@ -1,5 +1,8 @@
-"""Dependencies point one way: the core stands alone, and only recipes (and CLIs) reach into the
-data tools. Read from the source, so a new upward import fails here before it tangles."""
+"""Dependencies point one way: each layer imports only the layers listed before it (and itself).
+
+Read from the source (every import, also those inside functions), so an upward import fails
+here before it tangles. docs/architecture.md says what each layer holds.
+"""
 from __future__ import annotations
 
 import ast
@@ -8,13 +11,30 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "kani_adapt"
-# The core: errors, config loading and the shared schema pieces, atomic writes, audio I/O, the
-# path-or-hub-id resolver, devices, seeds/RNG state, console, plots, safe checkpoint reading.
-CORE = ("atomic", "audio", "batching", "common_config", "config", "console", "defaults",
-        "devices", "errors", "hub", "model_files", "plots", "resume", "rng", "tokens")
-# Layers that may use the data tools: they wire stages together or are the command line.
-MAY_USE_DATA_TOOLS = ("kani_adapt.recipes", "kani_adapt.cli")
+PACKAGES = ("kani_adapt", "data_tools")
+# The core: the top-level modules of kani_adapt. Errors, the config loader and its shared
+# schema pieces, atomic writes, audio I/O, the path-or-hub-id resolver, devices, seeds/RNG
+# state, console, plots, safe checkpoint reading, the token and dataset contracts, sampling
+# settings, the CLI kit and the Lightning plumbing both trainers share.
+CORE = ("atomic", "audio", "batching", "cli_kit", "common_config", "config", "console", "dataset",
+        "defaults", "devices", "errors", "hub", "model_files", "plots", "resume", "rng", "sampling",
+        "tokens", "trainer", "wiring")
+# Bottom to top. A module belongs to the layer of the longest prefix it starts with.
+LAYERS = [
+    ("core", ["kani_adapt"] + [f"kani_adapt.{name}" for name in CORE]),
+    # one module per published model (generator, speaker embedder, codec behind its protocol)
+    ("models", ["kani_adapt.models", "kani_adapt.codec"]),
+    ("scorers", ["kani_adapt.scorers"]),
+    ("evaluation", ["kani_adapt.eval"]),
+    # generator and codec training; the eval callback scores speech during training
+    ("training", ["kani_adapt.training"]),
+    # stages use models and scorers, never training or evaluation
+    ("data tools", ["data_tools"]),
+    ("recipes", ["kani_adapt.recipes"]),
+    # thin commands over every layer, recipes included; their kit is in the core
+    ("cli", ["kani_adapt.cli", "data_tools.cli"]),
+]
+RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
 
 
 def imports(path: Path) -> set[str]:
@@ -32,38 +52,59 @@ def module_name(path: Path) -> str:
     return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
 
 
+def layer_of(module: str) -> str | None:
+    """The layer of a module of this project (None: not one of ours)."""
+    best, length = None, -1
+    for name, prefixes in LAYERS:
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > length:
+                best, length = name, len(prefix)
+    return best
+
+
+def upward(path: Path, name: str | None = None) -> list[str]:
+    """What the module at ``path`` imports from a layer above its own."""
+    own = RANK[layer_of(name or module_name(path))]
+    return sorted(m for m in imports(path)
+                  if (layer := layer_of(m)) is not None and RANK[layer] > own)
+
+
+def sources() -> list[Path]:
+    return sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py"))
+
+
 def test_every_core_module_exists_and_is_listed():
-    flat = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
+    flat = {p.stem for p in (ROOT / "kani_adapt").glob("*.py")} - {"__init__"}
     assert flat == set(CORE), (f"{sorted(flat ^ set(CORE))}: a top-level module is core (list it "
                                "in CORE) or moves into the layer it belongs to")
 
 
-def upward(path: Path) -> list[str]:
-    """What ``path`` imports from this project outside the core."""
-    found = []
-    for name in sorted(imports(path)):
-        top, _, rest = name.partition(".")
-        if top == "data_tools" or (top == "kani_adapt" and rest and rest.split(".")[0] not in CORE):
-            found.append(name)
-    return found
+def test_every_module_belongs_to_a_layer():
+    assert not [module_name(p) for p in sources() if layer_of(module_name(p)) is None]
 
 
-@pytest.mark.parametrize("name", CORE)
-def test_a_core_module_imports_only_the_core(name):
-    found = upward(PACKAGE / f"{name}.py")
-    assert not found, f"kani_adapt/{name}.py imports {found} from above the core"
+@pytest.mark.parametrize("path", sources(), ids=lambda p: module_name(p))
+def test_no_module_imports_from_a_layer_above_its_own(path):
+    found = upward(path)
+    assert not found, (f"{module_name(path)} ({layer_of(module_name(path))}) imports "
+                       f"{found} from above its layer; move the shared piece down")
 
 
-def test_only_recipes_and_the_cli_reach_into_the_data_tools():
-    offenders = [module_name(p) for p in PACKAGE.rglob("*.py")
-                 if any(m.split(".")[0] == "data_tools" for m in imports(p))
-                 and not module_name(p).startswith(MAY_USE_DATA_TOOLS)]
-    assert not offenders, f"these import data_tools (a layer above them): {offenders}"
+def test_the_check_sees_an_upward_import_and_lets_lower_and_own_layer_imports_pass(tmp_path):
+    src = tmp_path / "x.py"
+    src.write_text("from kani_adapt import atomic, errors\nfrom kani_adapt.config import load_config\n"
+                   "from kani_adapt.eval.config import EvalConfig\nimport kani_adapt.training.fit\n"
+                   "def f():\n    from kani_adapt.training.data import GeneratorData\n"
+                   "    import data_tools.runner\n    import numpy\n")
+    assert upward(src, "kani_adapt.eval.x") == [
+        "data_tools.runner", "kani_adapt.training.data", "kani_adapt.training.data.GeneratorData",
+        "kani_adapt.training.fit"]
+    assert upward(src, "kani_adapt.cli.x") == []  # the top layer may use everything
+    assert upward(src, "kani_adapt.tokens") != []  # and the core nothing above it
 
 
-def test_the_check_sees_an_upward_import_and_lets_core_imports_pass(tmp_path):
-    bad = tmp_path / "x.py"
-    bad.write_text("from kani_adapt import atomic, errors\nfrom kani_adapt.config import load_config\n"
-                   "from kani_adapt.training.config import TrainConfig\nimport data_tools.runner\n")
-    assert upward(bad) == ["data_tools.runner", "kani_adapt.training.config",
-                           "kani_adapt.training.config.TrainConfig"]
+def test_the_longest_prefix_decides_the_layer():
+    assert layer_of("data_tools.cli") == "cli" and layer_of("data_tools.write") == "data tools"
+    assert layer_of("kani_adapt.training.codec.train") == "training"
+    assert layer_of("kani_adapt.codec.registry") == "models"
+    assert layer_of("kani_adapt.dataset") == "core" and layer_of("numpy") is None

@@ -1,5 +1,5 @@
 """The one length batcher: size cap, padded-sample budget, groups kept apart, stable ties."""
-from data_tools.batching import make_batches
+from kani_adapt.batching import id_batches
 from kani_adapt.batching import length_batches
 
 
@@ -19,4 +19,4 @@ def test_groups_never_share_a_batch():
 
 def test_utterance_ids_of_equal_length_are_batched_by_id():
     lengths = {"c": 5, "a": 5, "b": 5, "z": 9}
-    assert make_batches(lengths, max_padded=100, max_size=2) == [["z", "a"], ["b", "c"]]
+    assert id_batches(lengths, max_padded=100, max_size=2) == [["z", "a"], ["b", "c"]]

@@ -10,6 +10,7 @@ import soundfile as sf
 from kani_adapt.cli.main import main
 from kani_adapt.errors import ConfigError
 from kani_adapt.recipes.schema import load_recipe
+from tests.helpers import tb_tags
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
@@ -56,7 +57,7 @@ def test_the_recipes_device_and_seed_reach_every_stage_that_does_not_name_its_ow
     assert (r.data.transcribe.device, r.data.tokenize.device) == ("cuda:1", "cuda:1")
     assert r.data.embed.device == "cpu"  # the stage's own choice wins
     assert r.data.segment.device == "cpu"  # VAD keeps its own default
-    assert (r.generator.trainer.seed, r.eval.seed, r.sample.seed) == (7, 7, 7)
+    assert (r.generator.trainer.seed, r.eval.sampling.seed, r.sample.sampling.seed) == (7, 7, 7)
     assert r.codec_finetune.seed == 3
     plain = load_recipe(_recipe(tmp_path, ""))  # without them every stage keeps its defaults
     assert (plain.generator.trainer.device, plain.generator.trainer.seed) == ("auto", 1234)
@@ -95,14 +96,17 @@ NOISE = ("NeMo", "GPU available", "OneLogger", "exporters", "Warning", "warn(", 
 
 
 def test_eval_stage_is_wired_to_held_out_speakers_replay_and_the_recipes_readme():
+    from kani_adapt.recipes.runner import codecs_in_effect
+
     recipe = load_recipe(RECIPES / "swahili" / "continue_pretrain.yaml")
-    assert recipe.eval.enabled and recipe.eval.codec == recipe.codec
+    assert recipe.eval.enabled and codecs_in_effect(recipe)["eval"] == recipe.codec
     assert recipe.eval.dataset.from_run == recipe.generator.run_dir  # its data_stats.json
     assert recipe.eval.dataset.replay == recipe.generator.data.replay  # the forgetting line
     assert Path(recipe.readme) == RECIPES / "README.md"
     demo = load_recipe(RECIPES / "demo" / "demo.yaml")
     assert demo.eval.dataset.replay == ""  # the demo trains without replay
-    assert demo.generator.eval.prompts > 0 and demo.generator.codec == demo.codec
+    fine_tuned = str(Path(demo.work_dir) / "codec" / "finetuned.nemo")  # the demo fine-tunes its codec
+    assert demo.generator.eval.prompts > 0 and codecs_in_effect(demo)["train"] == fine_tuned
     with pytest.raises(ConfigError, match="eval stage needs speakers training never saw"):
         load_recipe(RECIPES / "demo" / "demo.yaml", ["generator.data.val_speakers=0"])
     assert not load_recipe(RECIPES / "demo" / "demo.yaml",
@@ -193,18 +197,7 @@ def test_demo_runs_end_to_end_then_skips_and_redoes_only_what_changed(tmp_path, 
     committed = (RECIPES / "README.md").read_text().split("| demo |")[1].splitlines()[0]
     assert readme.read_text().split("| demo |")[1].splitlines()[0] == committed  # untouched
 
-    assert main(["demo", "--out", str(out), "sample.max_frames=8", *extra]) == 0
+    assert main(["demo", "--out", str(out), "sample.sampling.max_frames=8", *extra]) == 0
     log = capsys.readouterr().out
     assert log.count("skipped") == 8 and "[sample] config changed" in log
     assert json.loads((out / "samples" / "samples.json").read_text())[0]["frames"] <= 8
-
-
-def tb_tags(folder: Path, kind: str) -> list[str]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    tags = []
-    for events in folder.rglob("events.out.tfevents.*"):
-        acc = EventAccumulator(str(events), size_guidance={kind: 0})
-        acc.Reload()
-        tags += acc.Tags().get(kind, [])
-    return tags

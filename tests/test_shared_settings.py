@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kani_adapt.codec.train_config import CodecTrainConfig
+from kani_adapt.training.codec.config import CodecTrainConfig
 from kani_adapt.config import load_config
 from kani_adapt.errors import ConfigError
 from kani_adapt.training.config import TrainConfig
@@ -105,7 +105,7 @@ def test_clip_length_defaults_come_from_one_constant():
 
 
 def test_codec_and_generator_lora_and_optimiser_keys_are_declared_once():
-    from kani_adapt.codec import train_config as codec
+    from kani_adapt.training.codec import config as codec
     from kani_adapt.common_config import LoraCommon, OptimCommon
     from kani_adapt.training import config as gen
 

@@ -20,16 +20,15 @@ from kani_adapt.errors import ConfigError, DataError
 
 
 def measure_clip(clip: Clip) -> Measured:
-    from data_tools.audio import read_mono
     from data_tools.quality import measure
+    from kani_adapt.audio import AudioReadError, read
 
     if clip.path.stat().st_size == 0:
         return Measured(clip, audio_error="empty_audio: a zero-length file")
     try:
-        loaded = read_mono(clip.path)
-    except DataError as err:
-        reason, _, detail = str(err).partition(": ")
-        return Measured(clip, audio_error=f"{reason}: {detail.split(': ', 1)[-1]}")
+        loaded = read(clip.path)
+    except AudioReadError as err:
+        return Measured(clip, audio_error=f"{err.reason}: {err.detail.split(': ', 1)[-1]}")
     return Measured(clip, duration=len(loaded.audio) / loaded.sample_rate,
                     orig_sample_rate=loaded.orig_sample_rate,
                     sha256=hashlib.sha256(clip.path.read_bytes()).hexdigest(),

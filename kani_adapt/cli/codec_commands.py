@@ -4,8 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kani_adapt.defaults import MAX_CLIP_SECONDS
-from kani_adapt.cli.commands import Formatter
-from kani_adapt.cli.common import Parser
+from kani_adapt.cli_kit import Formatter, Parser
 
 
 def add_codec(sub) -> None:
@@ -96,7 +95,7 @@ def _add_train(sub) -> None:
 
 
 def run_train(args) -> int:
-    from kani_adapt.codec.train import resume_run, start_run
+    from kani_adapt.training.codec.train import resume_run, start_run
     from kani_adapt.errors import ConfigError
 
     overrides = list(args.overrides)
@@ -130,7 +129,7 @@ def _add_export(sub) -> None:
 
 
 def run_export(args) -> int:
-    from kani_adapt.codec.train import export_run
+    from kani_adapt.training.codec.train import export_run
 
     for key, value in export_run(args.run_dir, args.out, args.checkpoint).items():
         print(f"{key}: {value}")

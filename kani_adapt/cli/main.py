@@ -4,9 +4,10 @@ from __future__ import annotations
 import sys
 
 from kani_adapt.cli import (
-    codec_commands, commands, eval_command, recipe_commands, speaker_commands, train_commands,
+    codec_commands, eval_command, generate_command, init_command, recipe_commands,
+    speaker_commands, train_commands,
 )
-from kani_adapt.cli.common import Parser, add_verbose, run_cli
+from kani_adapt.cli_kit import Formatter, Parser, add_verbose, run_cli
 
 DESCRIPTION = """\
 kani-adapt adapts the KaniTTS2 text-to-speech model to new languages and accents.
@@ -34,12 +35,12 @@ examples:
 
 def build_parser() -> Parser:
     parser = Parser(prog="kani-adapt", description=DESCRIPTION, epilog=EPILOG,
-                    formatter_class=commands.Formatter)
+                    formatter_class=Formatter)
     add_verbose(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    commands.add_init(sub)
-    commands.add_generate(sub)
-    speaker_commands.add_speaker_emb(sub, commands.Formatter)
+    init_command.add_init(sub)
+    generate_command.add_generate(sub)
+    speaker_commands.add_speaker_emb(sub)
     train_commands.add_train(sub)
     train_commands.add_export(sub)
     codec_commands.add_codec(sub)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kani_adapt.cli.commands import Formatter
+from kani_adapt.cli_kit import Formatter
 from kani_adapt.errors import ConfigError
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -80,8 +80,13 @@ def run_check(args) -> int:
     import yaml
 
     from kani_adapt.config import to_dict
+    from kani_adapt.recipes.runner import codecs_in_effect
 
-    print(yaml.safe_dump(to_dict(_load(args.recipe, args.overrides)), sort_keys=False), end="")
+    recipe = _load(args.recipe, args.overrides)
+    print(yaml.safe_dump(to_dict(recipe), sort_keys=False), end="")
+    print("# the codec each stage uses (recorded in WORK_DIR/stages.json):")
+    for stage, codec in codecs_in_effect(recipe).items():
+        print(f"#   {stage}: {codec}")
     return 0
 
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from kani_adapt.atomic import write_npy
-from kani_adapt.cli.common import add_device
-from kani_adapt.errors import ConfigError, DataError
+from kani_adapt.cli_kit import Formatter, add_device
+from kani_adapt.defaults import SPEAKER_EMBEDDER_HUB_ID as DEFAULT_MODEL
+from kani_adapt.errors import ConfigError
 
-DEFAULT_MODEL = "nineninesix/speaker-emb-tbr"  # kept here too: --help must not import torch
 
-
-def add_speaker_emb(sub, formatter) -> None:
+def add_speaker_emb(sub) -> None:
     p = sub.add_parser(
-        "speaker-emb", formatter_class=formatter,
+        "speaker-emb", formatter_class=Formatter,
         help="make a voice file (.npy, 128 floats) from reference recordings",
         description=(
             "Embed one or more reference recordings of a speaker into the 128-d voice vector\n"
@@ -43,6 +42,7 @@ def run_speaker_emb(args) -> int:
 
     from kani_adapt.devices import resolve
     from kani_adapt.models.speaker import embedder
+    from kani_adapt.models.speaker.voice import mean_voice
 
     if args.out.suffix != ".npy":
         raise ConfigError(f"--out {args.out}: use a .npy file name")
@@ -55,17 +55,6 @@ def run_speaker_emb(args) -> int:
         if len(vectors) > 1 else ""
     print(f"wrote {args.out}: {voice.shape[0]} floats from {len(vectors)} reference(s){spread}")
     return 0
-
-
-def mean_voice(vectors):
-    """The mean of unit vectors, scaled back to unit length."""
-    import numpy as np
-
-    mean = vectors.mean(0)
-    norm = float(np.linalg.norm(mean))
-    if norm < 1e-6:
-        raise DataError("the references' embeddings cancel out; use recordings of one speaker")
-    return (mean / norm).astype(np.float32)
 
 
 def read_reference(path: Path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kani_adapt.cli.commands import Formatter
+from kani_adapt.cli_kit import Formatter
 
 
 def add_train(sub) -> None:

@@ -73,6 +73,12 @@ def read_nemo_manifest(path: Path) -> list[Clip]:
 read_manifest = read_nemo_manifest  # the name the codec trainer and checker use
 
 
+def manifest_line(audio: Path, duration: float, text: str = "", speaker: str = "", tag: str = "") -> str:
+    """One line of a NeMo manifest (what :func:`read_nemo_manifest` reads), newline included."""
+    return json.dumps({"audio_filepath": str(audio), "duration": duration, "text": text,
+                       "speaker": speaker, "tag": tag}, ensure_ascii=False) + "\n"
+
+
 def load_audio(path: Path, sample_rate: int, max_seconds: float | None = None,
                offset_seconds: float = 0.0) -> np.ndarray:
     """Mono float32 at ``sample_rate`` (resampled with soxr), optionally a window of the file."""

@@ -3,7 +3,9 @@
 ``CODEC_FACTORY`` turns a codec reference (a size such as ``tiny``, a ``.nemo`` file or a hub id)
 and a device into an object implementing :class:`kani_adapt.codec.protocol.Codec`; by default
 the NeMo NanoCodec of :mod:`kani_adapt.codec.nanocodec`. Another codec implementation is one
-factory assigned here (tests assign doubles). NeMo is imported only when a codec is loaded.
+factory assigned here, and so is a test's double (``tests/helpers.py: substitute_codec``): the
+data tools' tokenize stage, training, evaluation, the codec check and ``generate`` all load
+through :func:`load_codec`. NeMo is imported only when a codec is loaded.
 """
 from __future__ import annotations
 

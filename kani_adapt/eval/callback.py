@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from kani_adapt.eval.config import TrainingEvalConfig
+from kani_adapt.sampling import SamplingConfig
 
 log = logging.getLogger("kani_adapt.train")
 STOPPED = "stopped.json"  # in the run folder: why and when a run stopped early
@@ -31,10 +32,9 @@ class PromptSet:
 
     def __init__(self, dataset, n: int):
         n = min(n, len(dataset))
-        rows = [dataset.table[dataset.rows[i]] for i in range(n)]
         items = [dataset[i] for i in range(n)]
         self.prompts = [list(dataset.text_ids[i]) for i in range(n)]
-        self.texts = [str(r["text"]) for r in rows]
+        self.texts = list(dataset.texts[:n])
         self.tags = [it.tag for it in items]
         self.speaker_names = [it.speaker for it in items]
         embs = [it.speaker_emb for it in items]
@@ -45,8 +45,10 @@ class PromptSet:
 
 
 class EvalCallback(L.Callback):
-    def __init__(self, cfg: TrainingEvalConfig, val_set, codec, base_set=None, run_dir=None):
+    def __init__(self, cfg: TrainingEvalConfig, val_set, codec, base_set=None, run_dir=None, *,
+                 sampling: SamplingConfig):
         self.cfg, self.codec = cfg, codec
+        self.sampling = sampling  # the training run's (its validation samples use it too)
         self.sets: dict[str, PromptSet] = {}
         if cfg.prompts > 0 and val_set is not None and len(val_set):
             self.sets[""] = PromptSet(val_set, cfg.prompts)
@@ -75,16 +77,13 @@ class EvalCallback(L.Callback):
     def evaluate(self, model, which: str = "") -> tuple[dict[str, float], list[np.ndarray]]:
         """Mean of every metric over the items of one set, and the decoded clips."""
         from kani_adapt.eval.scoring import Clip
-        from kani_adapt.models.generator.generate import SamplingConfig
         from kani_adapt.models.generator.synthesize import synthesize_ids
 
         items = self.sets[which]
-        sampling = SamplingConfig(temperature=self.cfg.temperature, max_new_frames=self.cfg.max_frames,
-                                  seed=self.cfg.seed)
         was_training = model.training
         model.eval()
         try:
-            rows = synthesize_ids(model, self.codec, items.prompts, items.speakers, sampling)
+            rows = synthesize_ids(model, self.codec, items.prompts, items.speakers, self.sampling)
         finally:
             model.train(was_training)
         audios = [r.audio for r in rows]
@@ -161,9 +160,9 @@ class EvalCallback(L.Callback):
         return True
 
     def _log_audio(self, trainer, pl_module, prefix: str, audios: list[np.ndarray]) -> None:
-        from kani_adapt.training.samples import _tensorboard
+        from kani_adapt.trainer import tensorboard
 
-        writer = _tensorboard(pl_module)
+        writer = tensorboard(pl_module)
         if writer is None:
             return
         for i, audio in enumerate(audios[:self.cfg.audio_clips]):
@@ -173,7 +172,7 @@ class EvalCallback(L.Callback):
 
 
 def eval_callbacks(cfg: TrainingEvalConfig, val_set, codec, checkpoint_dir=None, base_set=None,
-                   run_dir=None) -> list:
+                   run_dir=None, *, sampling: SamplingConfig) -> list:
     """The callback when configured and possible (items to score and a codec to decode them),
     and with ``monitor`` a checkpoint keeper of the best runs by that eval metric."""
     from kani_adapt.errors import ConfigError
@@ -194,7 +193,7 @@ def eval_callbacks(cfg: TrainingEvalConfig, val_set, codec, checkpoint_dir=None,
         return []
     if codec is None:
         raise ConfigError("eval.prompts > 0 needs codec=... (a NanoCodec to decode the speech it scores)")
-    callbacks: list = [EvalCallback(cfg, val_set, codec, base_set, run_dir)]
+    callbacks: list = [EvalCallback(cfg, val_set, codec, base_set, run_dir, sampling=sampling)]
     if cfg.monitor:
         if cfg.monitor not in higher_is_better():
             raise ConfigError(f"eval.monitor={cfg.monitor!r} is not an eval metric; choose from "

@@ -4,9 +4,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from kani_adapt.common_config import Device, Seed
+from kani_adapt.common_config import Device
 from kani_adapt.defaults import NANOCODEC_HUB_ID
+from kani_adapt.sampling import SeededSampling
 from kani_adapt.scorers.failures import FailureConfig
+from kani_adapt.wiring import ModelRef
+
+# The sampling keys of the eval schemas before they had a `sampling` section.
+FORMER_SAMPLING_KEYS = {key: f"sampling.{key}" for key in
+                        ("temperature", "top_p", "repetition_penalty", "seed")} | {
+                            "max_frames": "sampling.max_frames"}
 
 
 @dataclass
@@ -32,7 +39,7 @@ class DatasetSetConfig:
     speakers: list[str] = field(default_factory=list)  # held-out speakers to evaluate
     from_run: str = ""  # or: the training run dir whose data_stats.json names them
     per_speaker: int = 4  # items per held-out speaker
-    replay: str = ""  # base-language dataset: its items are marked base (the forgetting line)
+    replay: ModelRef = ""  # base-language dataset: its items are marked base (the forgetting line)
     replay_speakers: int = 2  # speakers taken from the replay dataset
     replay_per_speaker: int = 2
     RANGES: ClassVar[dict] = {"per_speaker": ">= 1", "replay_speakers": ">= 0", "replay_per_speaker": ">= 1"}
@@ -40,23 +47,20 @@ class DatasetSetConfig:
 
 @dataclass
 class EvalConfig:
-    codec: str = NANOCODEC_HUB_ID  # size name, .nemo file or hub id
+    codec: ModelRef = NANOCODEC_HUB_ID  # size name, .nemo file or hub id
     samples: int = 1  # generations per item (different seeds)
-    seed: Seed = 0  # sample k of every item uses seed + k: runs and checkpoints are comparable
     batch_size: int = 8  # items generated together
-    temperature: float = 0.7  # sampling of the generator (0 = greedy)
-    top_p: float = 0.95
-    repetition_penalty: float = 1.1
-    max_frames: int = 500  # the length cap (12.5 frames per second)
+    # How the generator samples; sample k of every item uses sampling.seed + k, so runs and
+    # checkpoints are comparable.
+    sampling: SeededSampling = field(default_factory=SeededSampling)
     device: Device = "auto"  # generator, codec and scorers (auto: a GPU when there is one)
     dtype: Literal["fp32", "bf16"] = "fp32"  # generator compute dtype
     resamples: int = 2000  # bootstrap resamples for the intervals
     write_wavs: bool = True
     scorers: ScorerConfig = field(default_factory=ScorerConfig)
     dataset: DatasetSetConfig = field(default_factory=DatasetSetConfig)
-    RANGES: ClassVar[dict] = {"samples": ">= 1", "batch_size": ">= 1", "temperature": ">= 0",
-                              "top_p": "(0, 1]", "repetition_penalty": "> 0", "max_frames": ">= 1",
-                              "resamples": ">= 1"}
+    RANGES: ClassVar[dict] = {"samples": ">= 1", "batch_size": ">= 1", "resamples": ">= 1"}
+    RENAMED: ClassVar[dict] = FORMER_SAMPLING_KEYS
 
 
 @dataclass
@@ -64,9 +68,7 @@ class TrainingEvalConfig:
     """Scoring generated speech at every validation of a training run (needs ``codec``)."""
 
     prompts: int = 0  # validation items generated and scored each validation (0 = off)
-    max_frames: int = 250  # length cap of those generations
-    temperature: float = 0.7
-    seed: Seed = 0  # the same seed every validation: changes come from the weights alone
+    # (they are generated with the training schema's `sampling`, as the validation samples)
     audio_clips: int = 2  # clips logged as TensorBoard audio
     monitor: str = ""  # also keep the best checkpoints by this eval metric (e.g. cer, dnsmos_p808)
     keep_best: int = 1  # how many of those (checkpoints/best-*.ckpt)
@@ -81,9 +83,9 @@ class TrainingEvalConfig:
     forgetting_tolerance: float = 0.05
     forgetting_patience: int = 1
     scorers: ScorerConfig = field(default_factory=ScorerConfig)  # DNSMOS + failures by default
-    RANGES: ClassVar[dict] = {"prompts": ">= 0", "max_frames": ">= 1", "audio_clips": ">= 0",
-                              "temperature": ">= 0", "keep_best": ">= 1", "base_prompts": ">= 0",
-                              "forgetting_tolerance": ">= 0", "forgetting_patience": ">= 1"}
+    RANGES: ClassVar[dict] = {"prompts": ">= 0", "audio_clips": ">= 0", "keep_best": ">= 1",
+                              "base_prompts": ">= 0", "forgetting_tolerance": ">= 0",
+                              "forgetting_patience": ">= 1"}
 
     def validate(self) -> list[str]:
         if self.stop_on_forgetting and self.base_prompts < 1:

@@ -1,7 +1,7 @@
 """Generation and codec decoding for evaluation: the only module that calls the generator."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,16 +32,13 @@ def _load(checkpoint: str, cfg: EvalConfig, device: str):
 
 def generate_items(checkpoint: str, items, speakers: list, cfg: EvalConfig, device: str,
                    seed: int) -> list[Generated]:
-    """Codes for every item; batches never mix items with and without a speaker embedding."""
-    from kani_adapt.models.generator.generate import SamplingConfig
+    """Codes for every item (``cfg.sampling`` with ``seed``); batches never mix items with and
+    without a speaker embedding."""
     from kani_adapt.models.generator.synthesize import synthesize
 
     model, tokenizer = _load(checkpoint, cfg, device)
-    sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p,
-                              repetition_penalty=cfg.repetition_penalty,
-                              max_new_frames=cfg.max_frames, seed=seed)
     rows = synthesize(model, tokenizer, None, [it.text for it in items], [it.tag for it in items],
-                      list(speakers), sampling, batch_size=cfg.batch_size)
+                      list(speakers), replace(cfg.sampling, seed=seed), batch_size=cfg.batch_size)
     return [Generated(row.codes, row.hit_length_cap) for row in rows]
 
 

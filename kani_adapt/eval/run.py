@@ -84,7 +84,7 @@ def other_reference(item: EvalItem, items: list[EvalItem]) -> str | None:
 
 def conditioning(items: list[EvalItem], refs: References):
     """128-d speaker embedding per item: its .npy file, else its reference through the embedder."""
-    from kani_adapt.cli.commands import load_speaker_embedding
+    from kani_adapt.models.speaker.voice import load_speaker_embedding
 
     out = []
     for item in items:
@@ -134,7 +134,7 @@ def evaluate_checkpoint(name: str, checkpoint: str, items, refs, codec, scorers:
     speakers = conditioning(items, refs)
     rows = []
     for sample in range(cfg.samples):
-        generated = generate_items(checkpoint, items, speakers, cfg, device, seed=cfg.seed + sample)
+        generated = generate_items(checkpoint, items, speakers, cfg, device, seed=cfg.sampling.seed + sample)
         audios = decode(codec, [g.codes for g in generated])
         clips = [_clip(item, items, refs, audio, g.codes, g.hit_length_cap)
                  for item, g, audio in zip(items, generated, audios)]

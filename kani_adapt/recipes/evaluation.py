@@ -42,11 +42,11 @@ def base_checkpoint(recipe: Recipe, out: Path) -> str:
     return str(folder)
 
 
-def run(recipe: Recipe, codec: str, merged: str) -> dict:
+def run(recipe: Recipe, cfg, merged: str) -> dict:
+    """``cfg``: the recipe's eval section with the codec in effect."""
     from kani_adapt.eval.dataset_set import held_out_speakers, load_dataset_items
     from kani_adapt.eval.evaluate import run_eval
 
-    cfg = recipe.eval
     if not held_out_speakers(cfg.dataset):
         raise ConfigError(f"{cfg.dataset.from_run}/data_stats.json: training held out no speakers, so "
                           "nothing is left to evaluate on; set generator.data.val_speakers >= 1, "
@@ -54,9 +54,8 @@ def run(recipe: Recipe, codec: str, merged: str) -> dict:
     out = Path(recipe.work_dir) / "eval"
     spec = recipe.generator.data.train
     items = load_dataset_items(spec, cfg.dataset)
-    settings = dataclasses.replace(cfg, codec=codec)
     base = base_checkpoint(recipe, out)
-    result = run_eval(merged, items, settings, out, compare=[base], eval_set=spec)
+    result = run_eval(merged, items, cfg, out, compare=[base], eval_set=spec)
     if random_init(recipe):
         note = RANDOM_NOTE.format(init=recipe.eval.base or recipe.generator.model.init)
         md = out / "eval.md"

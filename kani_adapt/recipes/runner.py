@@ -2,7 +2,8 @@
 same inputs and config, resuming an interrupted one, and redoing those whose config changed.
 
 work_dir/stages.json records, per stage, a hash of its config chained with the hashes of the
-stages before it, its status (started/done), its outputs and its wall time.
+stages before it, its status (started/done), its outputs, its wall time and, for a stage that
+encodes or decodes audio, the codec it used (:func:`codecs_in_effect`, decided here once).
 """
 from __future__ import annotations
 
@@ -28,52 +29,78 @@ class Stage:
     run: Callable[[], dict]
     config: object  # what the stage's result depends on (hashed)
     outputs: list[Path]  # removed before a re-run with another config
+    codec: str | None = None  # the codec it encodes or decodes with (recorded in stages.json)
+
+
+def codecs_in_effect(recipe: Recipe) -> dict[str, str]:
+    """The codec of every stage that uses one: the recipe's ``codec`` tokenizes the data, is
+    checked and is what fine-tuning starts from; everything that decodes the generator's speech
+    (the training samples and scored speech, eval, samples) uses the fine-tuned codec when the
+    recipe trains one, else the recipe's. A stage's own codec key, where the recipe sets one,
+    wins (data.tokenize.codec, codec_finetune.codec, generator.codec, eval.codec)."""
+    decoded, out = recipe.codec, {}
+    if recipe.data is not None:
+        out["prepare"] = recipe.data.tokenize.codec
+    out["codec_check"] = recipe.codec
+    if recipe.codec_finetune is not None:
+        out["codec_finetune"] = recipe.codec_finetune.codec
+        decoded = str(stages.finetuned_codec(recipe))
+    return {**out, "train": recipe.generator.codec or decoded, "eval": recipe.eval.codec or decoded,
+            "sample": decoded}
 
 
 def plan(recipe: Recipe, done: dict) -> list[Stage]:
-    """The stages this recipe needs, in order (``done`` holds outputs of earlier stages)."""
-    work = Path(recipe.work_dir)
+    """The stages this recipe needs, in order (``done`` holds outputs of earlier stages), each
+    with the codec it uses."""
+    work, codec = Path(recipe.work_dir), codecs_in_effect(recipe)
+    generator = dataclasses.replace(recipe.generator, codec=codec["train"])
+    evaluation = dataclasses.replace(recipe.eval, codec=codec["eval"])
     out: list[Stage] = []
     if recipe.synth is not None:
         out.append(Stage("synthesize", lambda: stages.synthesize(recipe), recipe.synth, []))
     if recipe.data is not None:
         if recipe.speaker_embedder == "tiny":
             out.append(Stage("speaker_model", lambda: stages.speaker_model(recipe), "tiny", []))
-        out.append(Stage("prepare", lambda: stages.prepare(recipe), recipe.data, []))
+        out.append(Stage("prepare", lambda: stages.prepare(recipe), recipe.data, [],
+                         codec["prepare"]))
     if recipe.codec_check.enabled:
-        out.append(Stage("codec_check", lambda: stages.codec_check(recipe),
-                         (recipe.codec, recipe.codec_check), [work / "codec_check"]))
+        out.append(Stage("codec_check", lambda: stages.codec_check(recipe, codec["codec_check"]),
+                         (codec["codec_check"], recipe.codec_check), [work / "codec_check"],
+                         codec["codec_check"]))
     if recipe.codec_finetune is not None:
         out.append(Stage("codec_finetune", lambda: stages.codec_finetune(recipe),
                          recipe.codec_finetune,
-                         [Path(recipe.codec_finetune.run_dir), work / "codec"]))
-    out.append(Stage("train", lambda: stages.train(recipe), recipe.generator,
-                     [Path(recipe.generator.run_dir)]))
+                         [Path(recipe.codec_finetune.run_dir), work / "codec"], codec["codec_finetune"]))
+    out.append(Stage("train", lambda: stages.train(generator), generator,
+                     [Path(generator.run_dir)], codec["train"]))
     out.append(Stage("export", lambda: stages.export(recipe), recipe.export, [work / "export"]))
     if recipe.eval.enabled:
         # Before `sample`, so that changing the samples does not redo the eval.
-        out.append(Stage("eval", lambda: evaluate(recipe, done), recipe.eval, [work / "eval"]))
+        out.append(Stage("eval", lambda: evaluate(recipe, evaluation, done), evaluation,
+                         [work / "eval"], codec["eval"]))
     if recipe.sample.texts:
         def sample():
-            codec = done.get("codec_finetune", {}).get("codec", recipe.codec)
-            merged = done.get("export", {}).get("merged")
-            if merged is None:
-                raise ConfigError("the sample stage needs export.merged: true")
-            return stages.sample(recipe, codec, merged)
-        out.append(Stage("sample", sample, recipe.sample, [work / "samples"]))
+            return stages.sample(recipe, codec["sample"], _merged(done, "the sample stage"))
+        out.append(Stage("sample", sample, (recipe.sample, codec["sample"]), [work / "samples"],
+                         codec["sample"]))
     return out
 
 
-def evaluate(recipe: Recipe, done: dict) -> dict:
-    """The eval stage, then the recipe's row of the results table from its eval.json."""
-    from kani_adapt.recipes import evaluation, results
-
+def _merged(done: dict, stage: str) -> str:
     merged = done.get("export", {}).get("merged")
     if merged is None:
-        raise ConfigError("the eval stage needs export.merged: true (or eval.enabled: false)")
-    codec = done.get("codec_finetune", {}).get("codec", recipe.eval.codec)
+        raise ConfigError(f"{stage} needs export.merged: true")
+    return merged
+
+
+def evaluate(recipe: Recipe, settings, done: dict) -> dict:
+    """The eval stage (``settings``: the recipe's, with the codec in effect), then the recipe's
+    row of the results table from its eval.json."""
+    from kani_adapt.recipes import evaluation, results
+
+    merged = _merged(done, "the eval stage (or eval.enabled: false)")
     start = time.time()
-    produced = stages.evaluate(recipe, codec, merged)
+    produced = stages.evaluate(recipe, settings, merged)
     if recipe.readme:
         steps = f"{done.get('train', {}).get('steps', '?')} generator"
         if recipe.codec_finetune is not None:
@@ -109,12 +136,13 @@ def run_recipe(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
             log(f"[{stage.name}] resuming an interrupted run")
         else:
             log(f"[{stage.name}] running")
-        state[stage.name] = {"hash": chain, "status": "started"}
+        codec = {"codec": stage.codec} if stage.codec else {}
+        state[stage.name] = {"hash": chain, "status": "started", **codec}
         _write_state(work, state)
         start = time.time()
         outputs[stage.name] = stage.run()
         state[stage.name] = {"hash": chain, "status": "done", "outputs": outputs[stage.name],
-                             "seconds": round(time.time() - start, 1)}
+                             "seconds": round(time.time() - start, 1), **codec}
         _write_state(work, state)
     return outputs
 

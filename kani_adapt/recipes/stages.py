@@ -3,10 +3,11 @@ resumable on its own (the data tools and both trainers resume from their own rec
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
+from kani_adapt import dataset
+from kani_adapt.dataset import DatasetLayout
 from kani_adapt.recipes.schema import Recipe
 
 
@@ -31,26 +32,26 @@ def speaker_model(recipe: Recipe) -> dict:
 def prepare(recipe: Recipe) -> dict:
     from data_tools import prepare as pipeline
 
-    out = pipeline.run(recipe.data)
-    return {"dataset": str(Path(out) / "hf"), "manifest": str(Path(out) / "nemo_manifest.jsonl")}
+    layout = DatasetLayout(pipeline.run(recipe.data))
+    return {"dataset": str(layout.hf), "manifest": str(layout.nemo_manifest)}
 
 
-def codec_check(recipe: Recipe) -> dict:
+def codec_check(recipe: Recipe, codec_path: str) -> dict:
     from kani_adapt.codec.check import Thresholds, run_check, write_report
     from kani_adapt.codec.manifest import read_manifest
     from kani_adapt.codec.registry import load_codec
     from kani_adapt.devices import resolve
 
     clips = read_manifest(manifest_of(recipe))
-    codec = load_codec(recipe.codec, resolve(recipe.device))
-    reports = run_check({"codec": (recipe.codec, codec)}, clips, Thresholds(),
+    codec = load_codec(codec_path, resolve(recipe.device))
+    reports = run_check({"codec": (codec_path, codec)}, clips, Thresholds(),
                         recipe.codec_check.max_clips, recipe.codec_check.max_seconds, seed=0)
     md, js = write_report(reports, Thresholds(), Path(recipe.work_dir) / "codec_check")
     return {"report": str(md), "verdict": reports["codec"]["verdict"]}
 
 
 def codec_finetune(recipe: Recipe) -> dict:
-    from kani_adapt.codec import train as codec_train
+    from kani_adapt.training.codec import train as codec_train
     from kani_adapt.config import dump_yaml
 
     cfg = recipe.codec_finetune
@@ -64,15 +65,21 @@ def codec_finetune(recipe: Recipe) -> dict:
         config = Path(recipe.work_dir) / "codec_finetune.yaml"
         dump_yaml(cfg, config)
         codec_train.start_run(config, [])
-    out = Path(recipe.work_dir) / "codec" / "finetuned.nemo"
+    out = finetuned_codec(recipe)
     codec_train.export_run(run, out)
     return {"codec": str(out)}
 
 
-def train(recipe: Recipe) -> dict:
+def finetuned_codec(recipe: Recipe) -> Path:
+    """Where codec_finetune exports the codec it trained."""
+    return Path(recipe.work_dir) / "codec" / "finetuned.nemo"
+
+
+def train(cfg) -> dict:
+    """Generator training with ``cfg`` (the recipe's, with the codec in effect)."""
     from kani_adapt.training.fit import train as fit
 
-    summary = fit(recipe.generator)
+    summary = fit(cfg)
     return {"run_dir": summary["run_dir"], "steps": summary["steps"]}
 
 
@@ -88,11 +95,11 @@ def export(recipe: Recipe) -> dict:
     return result
 
 
-def evaluate(recipe: Recipe, codec_path: str, merged: str) -> dict:
+def evaluate(recipe: Recipe, settings, merged: str) -> dict:
     """Base vs adapted on held-out speakers (and the replay set): work_dir/eval/."""
     from kani_adapt.recipes import evaluation
 
-    return evaluation.run(recipe, codec_path, merged)
+    return evaluation.run(recipe, settings, merged)
 
 
 def sample(recipe: Recipe, codec_path: str, merged: str) -> dict:
@@ -100,7 +107,6 @@ def sample(recipe: Recipe, codec_path: str, merged: str) -> dict:
     from kani_adapt.atomic import write_audio, write_text
     from kani_adapt.codec.registry import load_codec
     from kani_adapt.models.generator.checkpoint import load_checkpoint
-    from kani_adapt.models.generator.generate import SamplingConfig
     from kani_adapt.models.generator.synthesize import synthesize
 
     from kani_adapt.devices import resolve
@@ -109,36 +115,30 @@ def sample(recipe: Recipe, codec_path: str, merged: str) -> dict:
     model, tokenizer = load_checkpoint(merged)
     model.to(device)
     codec = load_codec(codec_path, device)
-    speaker = _speaker_embedding(recipe.generator.data.train, s.speaker)
-    rows = synthesize(model, tokenizer, codec, s.texts, s.tag, speaker,
-                      SamplingConfig(max_new_frames=s.max_frames, seed=s.seed))
+    train = recipe.generator.data.train
+    speaker = dataset.voice(dataset.read(train), s.speaker, where=f"sample.speaker ({train})")
+    rows = synthesize(model, tokenizer, codec, s.texts, s.tag, speaker, s.sampling)
     out = Path(recipe.work_dir) / "samples"
     written = []
-    for i, row in enumerate(rows):
+    for i, (row, said) in enumerate(zip(rows, s.texts)):
         path = out / f"sample_{i}.wav"
         write_audio(path, row.audio, row.sample_rate)
-        written.append({"wav": str(path), "text": s.texts[i], "frames": len(row.codes),
-                        "hit_length_cap": row.hit_length_cap})
-    write_text(out / "samples.json", json.dumps(written, indent=2) + "\n")
-    return {"samples": [w["wav"] for w in written]}
+        written.append(Sample(str(path), said, len(row.codes), row.hit_length_cap))
+    write_text(out / "samples.json", json.dumps([asdict(w) for w in written], indent=2) + "\n")
+    return {"samples": [w.wav for w in written]}
+
+
+@dataclass
+class Sample:
+    """One line of samples/samples.json."""
+
+    wav: str
+    text: str
+    frames: int
+    hit_length_cap: bool
 
 
 def manifest_of(recipe: Recipe) -> str:
     if recipe.codec_finetune is not None:
         return recipe.codec_finetune.train_manifest
-    return str(Path(recipe.generator.data.train).parent / "nemo_manifest.jsonl")
-
-
-def _speaker_embedding(dataset: str, speaker: str | None):
-    from kani_adapt.errors import ConfigError
-    from kani_adapt.training.data import load_table
-
-    table = load_table(dataset)
-    if "speaker_emb_mean" not in table.column_names:
-        return None
-    names = [str(s) for s in table["speaker"]]
-    wanted = speaker or names[0]
-    if wanted not in names:
-        raise ConfigError(f"sample.speaker {wanted!r} is not in {dataset}; speakers: "
-                          f"{', '.join(sorted(set(names))[:10])}")
-    return np.asarray(table[names.index(wanted)]["speaker_emb_mean"], dtype=np.float32)
+    return str(DatasetLayout.of_table(recipe.generator.data.train).nemo_manifest)

@@ -11,3 +11,5 @@
 Evaluation runs them through the one registry in ``kani_adapt/eval/scoring.py``. Nothing heavy
 is imported here: models load inside ``load`` functions, never at import.
 """
+
+SCORER_RATE = 16000  # Whisper, DNSMOS and the speaker models all take 16 kHz

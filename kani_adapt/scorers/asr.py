@@ -20,7 +20,8 @@ from kani_adapt.errors import CheckpointError, ConfigError
 from kani_adapt.scorers import textnorm
 from kani_adapt.batching import length_batches
 from kani_adapt.devices import resolve
-from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate
+from kani_adapt.audio import all_to_rate
+from kani_adapt.scorers import SCORER_RATE
 
 DEFAULT_MODEL = "openai/whisper-large-v3"
 MAX_SECONDS = 30.0  # Whisper's window; longer clips are cut there (and flagged)
@@ -135,7 +136,7 @@ class WhisperASR:
                    languages: Sequence[str | None] | None = None) -> list[Transcript]:
         import torch
 
-        audios = all_to_rate(audios, rate)
+        audios = all_to_rate(audios, rate, SCORER_RATE)
         languages = list(languages) if languages is not None else [None] * len(audios)
         out: list[Transcript | None] = [None] * len(audios)
         for batch in length_batches([len(a) for a in audios], self.batch_size, groups=languages):
@@ -182,7 +183,7 @@ class WhisperASR:
         """Language-identification distribution per clip (one decoder step, batched)."""
         import torch
 
-        audios = all_to_rate(audios, rate)
+        audios = all_to_rate(audios, rate, SCORER_RATE)
         out: list[dict[str, float]] = [{}] * len(audios)
         for batch in length_batches([len(a) for a in audios], self.batch_size):
             with torch.no_grad():

@@ -15,7 +15,8 @@ import numpy as np
 from kani_adapt.errors import CheckpointError, ConfigError
 from kani_adapt.batching import length_batches
 from kani_adapt.devices import resolve
-from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate
+from kani_adapt.audio import all_to_rate
+from kani_adapt.scorers import SCORER_RATE
 
 
 def whisper_language_prob(asr, audios: Sequence[np.ndarray], rate: int,
@@ -66,7 +67,7 @@ class AccentClassifier:
                 tags: Sequence[str | None]) -> list[AccentPrediction]:
         import torch
 
-        clips = all_to_rate(audios, rate)
+        clips = all_to_rate(audios, rate, SCORER_RATE)
         out: list[AccentPrediction | None] = [None] * len(clips)
         for batch in length_batches([len(c) for c in clips], self.batch_size):
             inputs = self.extractor([clips[i] for i in batch], sampling_rate=SCORER_RATE,

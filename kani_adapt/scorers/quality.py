@@ -13,7 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from kani_adapt.scorers.audio import SCORER_RATE, to_rate
+from kani_adapt.audio import to_rate
+from kani_adapt.scorers import SCORER_RATE
 
 
 @dataclass(frozen=True)

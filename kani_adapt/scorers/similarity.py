@@ -17,7 +17,8 @@ import numpy as np
 
 from kani_adapt.batching import length_batches
 from kani_adapt.devices import resolve
-from kani_adapt.scorers.audio import SCORER_RATE, all_to_rate
+from kani_adapt.audio import all_to_rate
+from kani_adapt.scorers import SCORER_RATE
 
 Embedder = Callable[[list[np.ndarray]], np.ndarray]  # 16 kHz clips -> [N, D] unit vectors
 Kind = Literal["kani", "wavlm-xvector"]
@@ -75,7 +76,7 @@ class SpeakerSimilarity:
         return cls(loader(spec, device), batch_size, kind)
 
     def embed(self, audios: Sequence[np.ndarray], rate: int) -> np.ndarray:
-        clips = all_to_rate(audios, rate)
+        clips = all_to_rate(audios, rate, SCORER_RATE)
         out: list[np.ndarray | None] = [None] * len(clips)
         for batch in length_batches([len(c) for c in clips], self.batch_size):
             for i, vec in zip(batch, self.embedder([clips[i] for i in batch])):

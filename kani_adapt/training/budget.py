@@ -1,5 +1,8 @@
 """`data.token_budget: auto`: the largest token budget whose measured step fits the GPU.
 
+:func:`budget_for` is where ``auto`` is decided: a number goes to the data module as it is;
+``auto`` gives a :class:`TokenBudgetProbe`, a callback that measures at fit start (the model on
+its device, before the first batch is planned) and that the data module asks for the number.
 Probing steps (forward and backward of a batch, weights left unchanged) measure peak memory
 above what is already allocated at a probe budget and at half of it; the line through both
 gives an estimate, which is then measured itself and shrunk until it fits the free memory with
@@ -14,11 +17,14 @@ from typing import Callable
 
 import torch
 
+from lightning.pytorch.callbacks import Callback
+
 from kani_adapt import atomic
-from kani_adapt.training.data import AUTO_FALLBACK_BUDGET
+from kani_adapt.training.config import AUTO, TrainConfig
 
 log = logging.getLogger(__name__)
 
+AUTO_FALLBACK_BUDGET = 8192  # token_budget "auto" without CUDA (nothing to measure)
 CHOSEN_FILE = "token_budget.json"
 MARGIN = 0.15  # share of free memory left unused (allocator fragmentation, longer batches)
 ROUND_TO = 256
@@ -86,10 +92,32 @@ def optimizer_state_bytes(module: torch.nn.Module) -> int:
     return sum(8 * p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def resolve_auto_budget(module, datamodule) -> int:
-    """Choose (or reuse) the budget for ``data.token_budget: auto`` and set it on the data."""
-    run_dir = Path(module.cfg.run_dir)
-    saved = run_dir / CHOSEN_FILE
+def budget_for(cfg: TrainConfig) -> int | "TokenBudgetProbe":
+    """What the data module plans batches with: ``data.token_budget``, or for ``auto`` the
+    probe (which the run adds to its callbacks)."""
+    return TokenBudgetProbe(cfg.run_dir) if cfg.data.token_budget == AUTO else cfg.data.token_budget
+
+
+class TokenBudgetProbe(Callback):
+    """``data.token_budget: auto`` measured at fit start; calling it gives the number."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir, self.value = Path(run_dir), None
+
+    def __call__(self) -> int:
+        if self.value is None:
+            raise RuntimeError("token_budget auto is measured at fit start; batches were planned before")
+        return self.value
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        longest = max(trainer.datamodule.train_set.lengths)
+        self.value = resolve_auto_budget(pl_module, longest, self.run_dir)
+
+
+def resolve_auto_budget(module, longest: int, run_dir: Path) -> int:
+    """Choose (or reuse) the budget: measured steps on CUDA, the fallback elsewhere; the choice
+    is written to the run folder, so a resumed run plans the same batches."""
+    saved = Path(run_dir) / CHOSEN_FILE
     if saved.exists():
         budget = int(json.loads(saved.read_text())["token_budget"])
         log.info("token_budget auto: reusing %d from %s (resumed run)", budget, saved)
@@ -99,7 +127,6 @@ def resolve_auto_budget(module, datamodule) -> int:
     else:
         free, _ = torch.cuda.mem_get_info(module.device)
         fixed = optimizer_state_bytes(module.net)
-        longest = max(datamodule.train_set.lengths)
         budget, measured = pick_budget(lambda b: measure_step(module, b, longest), free, fixed)
         steps = ", ".join(f"{b} tokens: {m / 2**30:.2f} GiB" if m >= 0 else f"{b}: out of memory"
                           for b, m in measured)
@@ -112,7 +139,6 @@ def resolve_auto_budget(module, datamodule) -> int:
         budget = int(module.trainer.strategy.reduce(value, reduce_op="min"))
     if module.trainer is None or module.trainer.is_global_zero:
         atomic.write_json(saved, {"token_budget": budget}, indent=None)
-    datamodule.token_budget = budget
     return budget
 
 

@@ -4,31 +4,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Optional, Union
 
+from kani_adapt import dataset
 from kani_adapt.common_config import Device, LoraCommon, OptimCommon, Seed
 from kani_adapt.config import required
 from kani_adapt.eval.config import TrainingEvalConfig
+from kani_adapt.sampling import SeededSampling
+from kani_adapt.wiring import ModelRef
+
+AUTO = "auto"  # data.token_budget: measured at fit start (kani_adapt.training.budget)
 
 
 @dataclass
 class TrainDataConfig:
     # HF dataset folder (save_to_disk) or parquet file/folder. Required: an empty default once
     # searched the current folder (and crashed inside .venv).
-    train: str = required("data.train=runs/demo/data/dataset/hf")
-    replay: Optional[str] = None  # base-language dataset mixed in against forgetting
+    train: ModelRef = required("data.train=runs/demo/data/dataset/hf")
+    replay: Optional[ModelRef] = None  # base-language dataset mixed in against forgetting
     replay_ratio: float = 0.0  # share of training batches drawn from `replay`
     max_duration: float = 40.0  # seconds; pretraining filtered longer clips out
     min_duration: float = 0.0
     val_speakers: int = 1  # speakers held out entirely for validation
     val_max_items: int = 64
     # Padded tokens per batch (length-aware batching); "auto": the largest that a probing step
-    # at start shows to fit the GPU's free memory (CUDA only; elsewhere AUTO_FALLBACK_BUDGET).
+    # at start shows to fit the GPU's free memory (CUDA only; elsewhere 8192, the default).
     token_budget: Union[int, Literal["auto"]] = 8192
     num_workers: int = 2  # data loader worker processes (0: load in the training process)
     loss_on: Literal["all", "audio"] = "all"  # official: all non-pad tokens
     drop_repeated_frames: bool = True  # as the official data prep (and the released weights)
     use_speaker_emb: bool = True
-    speaker_emb_column: str = "speaker_emb"
-    tag_column: str = "tag"
+    speaker_emb_column: str = dataset.SPEAKER_EMB  # per clip; or the speaker's mean
+    tag_column: str = dataset.TAG
     RANGES: ClassVar[dict] = {
         "replay_ratio": "[0, 1)", "max_duration": "> 0", "min_duration": ">= 0",
         "val_speakers": ">= 0", "val_max_items": ">= 1", "token_budget": ">= 1",
@@ -45,7 +50,7 @@ class TrainDataConfig:
 class ModelConfig:
     # KaniTTS2 checkpoint (dir or hub id), or a size (tiny/350m) at random. Required: a default
     # of "tiny" trained a random toy model whenever it was forgotten.
-    init: str = required("model.init=nineninesix/kani-tts-2-en, or model.init=tiny for a random test model")
+    init: ModelRef = required("model.init=nineninesix/kani-tts-2-en, or model.init=tiny for a random test model")
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
     # Loss over this many positions at a time (LM head and cross-entropy checkpointed per
@@ -89,14 +94,13 @@ class TrainerConfig:
     ckpt_every: int = 200
     keep_checkpoints: int = 2
     sample_every: int = 0  # generate validation samples every N steps (0: at validation)
-    sample_prompts: int = 2
-    sample_max_frames: int = 250
+    sample_prompts: int = 2  # (generated with the schema's `sampling`)
     seed: Seed = 1234
     compile: bool = False  # torch.compile the generator (first steps slower while it compiles)
     RANGES: ClassVar[dict] = {
         "max_steps": ">= 1", "num_nodes": ">= 1", "log_every": ">= 1", "val_every": ">= 1",
         "ckpt_every": ">= 1", "keep_checkpoints": ">= -1", "sample_every": ">= 0",
-        "sample_prompts": ">= 0", "sample_max_frames": ">= 1", "devices": ">= 1"}
+        "sample_prompts": ">= 0", "devices": ">= 1"}
     RENAMED: ClassVar[dict] = {"accelerator": "device"}  # one name in every schema
 
     def validate(self) -> list[str]:
@@ -106,11 +110,16 @@ class TrainerConfig:
         return []
 
 
+@dataclass(frozen=True)
+class TrainingSampling(SeededSampling):
+    max_frames: int = 250  # shorter than a whole utterance: they are generated at every validation
+
+
 @dataclass
 class TrainConfig:
     run_dir: str = "runs/generator"
     mode: Literal["continue_pretrain", "lora"] = "lora"
-    codec: Optional[str] = None  # decode samples to audio with this codec (path or id)
+    codec: Optional[ModelRef] = None  # decode samples and scored speech to audio with it (path or id)
     licence: str = "unspecified"  # written to the adapter card
     data: TrainDataConfig = field(default_factory=TrainDataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -118,3 +127,10 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: TrainingEvalConfig = field(default_factory=TrainingEvalConfig)  # scored speech at validation
+    # How the validation samples and the scored speech are generated: the same seed at every
+    # validation, so changes come from the weights alone.
+    sampling: TrainingSampling = field(default_factory=TrainingSampling)
+    # Former places of the sampling keys (a run folder written before reopens with them).
+    RENAMED: ClassVar[dict] = {"eval.max_frames": "sampling.max_frames",
+                               "eval.temperature": "sampling.temperature", "eval.seed": "sampling.seed",
+                               "trainer.sample_max_frames": "sampling.max_frames"}

@@ -1,52 +1,23 @@
 """Tokenized datasets -> token-contract examples, speaker-held-out split, length-aware loader.
 
-Expected columns (as the data tools write them): ``text``, ``nano_layer_1..4``, ``encoded_len``,
-``speaker_emb``, ``speaker``, a tag column (``tag``) and optionally ``duration``.
+The dataset is read through :mod:`kani_adapt.dataset` (its columns, reader and accessors).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Callable
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from kani_adapt import tokens
+from kani_adapt import dataset, tokens
 from kani_adapt.errors import DataError
 from kani_adapt.models.generator.batch import collate
 from kani_adapt.models.generator.tokenizer import encode_text
 from kani_adapt.training import batching
 from kani_adapt.training.config import TrainDataConfig
-
-AUTO_FALLBACK_BUDGET = 8192  # token_budget "auto" without CUDA (nothing to measure)
-CODE_COLUMNS = [f"nano_layer_{i}" for i in range(1, 5)]
-REQUIRED = ["text", *CODE_COLUMNS, "encoded_len", "speaker"]
-
-
-def load_table(spec: str):
-    """A Hugging Face dataset from a save_to_disk folder, a parquet file or a parquet folder."""
-    import datasets
-
-    path = Path(spec)
-    if path.is_dir() and (path / "dataset_dict.json").exists():
-        table = datasets.load_from_disk(str(path))["train"]
-    elif path.is_dir() and (path / "state.json").exists():
-        table = datasets.load_from_disk(str(path))
-    elif path.is_dir() and any(path.rglob("*.parquet")):
-        files = sorted(str(p) for p in path.rglob("*.parquet"))
-        table = datasets.load_dataset("parquet", data_files=files, split="train")
-    elif path.is_file() and path.suffix == ".parquet":
-        table = datasets.load_dataset("parquet", data_files=str(path), split="train")
-    else:
-        raise DataError(f"{spec}: not a saved Hugging Face dataset or parquet file/folder "
-                        "(write one with `data-tools write`)")
-    missing = [c for c in REQUIRED if c not in table.column_names]
-    if missing:
-        raise DataError(f"{spec}: missing column(s) {', '.join(missing)}")
-    return table
-
 
 @dataclass
 class Item:
@@ -66,62 +37,56 @@ class TokenizedSet(Dataset):
     lengths: list[int]
     cfg: TrainDataConfig
     tags: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
 
     def __len__(self):
         return len(self.rows)
 
     def __getitem__(self, i: int) -> Item:
         row = self.table[self.rows[i]]
-        n = int(row["encoded_len"])
-        codes = np.stack([np.asarray(row[c][:n], dtype=np.int64) for c in CODE_COLUMNS], 1)
-        example = tokens.build_example(self.text_ids[i], codes, loss_on=self.cfg.loss_on,
+        example = tokens.build_example(self.text_ids[i], dataset.codes(row), loss_on=self.cfg.loss_on,
                                        drop_repeats=self.cfg.drop_repeated_frames)
         emb = None
         if self.cfg.use_speaker_emb:
-            emb = np.asarray(row[self.cfg.speaker_emb_column], dtype=np.float32)
-        return Item(example, emb, str(row["speaker"]), self.tags[i])
+            emb = dataset.speaker_embedding(row, self.cfg.speaker_emb_column)
+        return Item(example, emb, str(row[dataset.SPEAKER]), self.tags[i])
 
 
 def tokenize_table(table, rows, tokenizer, cfg: TrainDataConfig, source: str) -> TokenizedSet:
     """Text ids and exact example lengths for ``rows`` of ``table``."""
-    text_ids, lengths, tags = [], [], []
-    has_tag = cfg.tag_column in table.column_names
+    if cfg.use_speaker_emb and cfg.speaker_emb_column not in table.column_names:
+        raise DataError(f"{source}: no column {cfg.speaker_emb_column!r} of speaker embeddings; "
+                        "set data.speaker_emb_column, or data.use_speaker_emb=false")
+    text_ids, lengths, tags, texts = [], [], [], []
     for r in rows:
         row = table[r]
-        tag = (row[cfg.tag_column] or "").strip().lower() if has_tag else ""
+        tag = dataset.tag(row, cfg.tag_column) or ""
         try:
-            ids = encode_text(tokenizer, row["text"], tag or None)
+            ids = encode_text(tokenizer, dataset.text(row), tag or None)
         except DataError as err:
             raise DataError(f"{source} row {r}: {err}") from err
-        n = int(row["encoded_len"])
-        if cfg.drop_repeated_frames:
-            codes = np.stack([np.asarray(row[c][:n]) for c in CODE_COLUMNS], 1)
-            n = len(tokens.drop_repeated_frames(codes))
+        codes = dataset.codes(row)
+        n = len(tokens.drop_repeated_frames(codes)) if cfg.drop_repeated_frames else len(codes)
         text_ids.append(ids)
         tags.append(tag)
+        texts.append(dataset.text(row))
         lengths.append(len(ids) + 7 + 4 * n + int(cfg.use_speaker_emb))
-    return TokenizedSet(table, list(rows), text_ids, lengths, cfg, tags)
-
-
-def duration_of(row) -> float:
-    if row.get("duration") is not None:
-        return float(row["duration"])
-    return int(row["encoded_len"]) / tokens.FRAMES_PER_SECOND
+    return TokenizedSet(table, list(rows), text_ids, lengths, cfg, tags, texts)
 
 
 def split_rows(table, cfg: TrainDataConfig, seed: int) -> tuple[list[int], list[int], dict]:
     """Keep rows within the duration range; hold out ``val_speakers`` whole speakers."""
-    speakers = table["speaker"]
-    durations = [duration_of(table[i]) for i in range(len(table))]
+    speakers = dataset.speakers(table)
+    durations = [dataset.duration(table[i]) for i in range(len(table))]
     keep = [i for i, d in enumerate(durations) if cfg.min_duration <= d <= cfg.max_duration]
-    names = sorted({str(speakers[i]) for i in keep})
+    names = sorted({speakers[i] for i in keep})
     if cfg.val_speakers and len(names) <= cfg.val_speakers:
         raise DataError(f"{cfg.train}: {len(names)} speaker(s) cannot give {cfg.val_speakers} "
                         "held-out validation speaker(s) and still train; set data.val_speakers=0")
     rng = np.random.default_rng(seed)
     held = set(rng.permutation(names)[:cfg.val_speakers].tolist()) if cfg.val_speakers else set()
-    train = [i for i in keep if str(speakers[i]) not in held]
-    val = [i for i in keep if str(speakers[i]) in held][:cfg.val_max_items]
+    train = [i for i in keep if speakers[i] not in held]
+    val = [i for i in keep if speakers[i] in held][:cfg.val_max_items]
     stats = {
         "rows": len(table), "filtered_by_duration": len(table) - len(keep),
         "train_hours": sum(durations[i] for i in train) / 3600,
@@ -141,20 +106,27 @@ class GeneratorData(L.LightningDataModule):
     """Training set (plus optional replay set) in length-aware, step-indexed batches; a
     validation set of held-out speakers (plus held-out replay rows)."""
 
-    def __init__(self, cfg, tokenizer):
+    def __init__(self, cfg, tokenizer, token_budget: int | Callable[[], int] | None = None):
         super().__init__()
         self.cfg, self.tokenizer = cfg, tokenizer
         self.train_set = self.val_set = self.replay_train = self.replay_val = None
         self.stats: dict = {}
-        # Resolved token budget: the configured one, or what the probe at fit start chose.
-        budget = cfg.data.token_budget
-        self.token_budget: int = AUTO_FALLBACK_BUDGET if budget == "auto" else budget
+        # Padded tokens per batch: a number (by default data.token_budget), or for
+        # `token_budget: auto` the probe that measures it at fit start and answers when called
+        # (kani_adapt.training.budget.TokenBudgetProbe); asked when batches are planned.
+        self._budget = cfg.data.token_budget if token_budget is None else token_budget
+        if not (callable(self._budget) or isinstance(self._budget, int)):
+            raise TypeError(f"token budget {self._budget!r}: give a number or the budget probe")
+
+    @property
+    def token_budget(self) -> int:
+        return self._budget() if callable(self._budget) else self._budget
 
     def setup(self, stage=None):
         if self.train_set is not None:
             return
         d, seed = self.cfg.data, self.cfg.trainer.seed
-        table = load_table(d.train)
+        table = dataset.read(d.train)
         train_rows, val_rows, self.stats = split_rows(table, d, seed)
         if not train_rows:
             raise DataError(f"{d.train}: no training rows left after the duration filter")
@@ -162,16 +134,16 @@ class GeneratorData(L.LightningDataModule):
         self.val_set = tokenize_table(table, val_rows, self.tokenizer, d, d.train)
         self.stats["tags"] = sorted({t for t in self.train_set.tags if t})
         if d.replay:
-            replay = load_table(d.replay)
+            replay = dataset.read(d.replay)
             order = np.random.default_rng(seed).permutation(len(replay)).tolist()
             n_val = min(d.val_max_items, len(order) // 10)
             self.replay_val = tokenize_table(replay, order[:n_val], self.tokenizer, d, d.replay)
             self.replay_train = tokenize_table(replay, order[n_val:], self.tokenizer, d, d.replay)
 
-    def _plan(self, dataset, offset=0):
+    def _plan(self, part, offset=0):
         budget, seed = self.token_budget, self.cfg.trainer.seed
         return batching.EpochPlan(
-            lambda epoch: batching.plan_batches(dataset.lengths, budget, seed + epoch), offset)
+            lambda epoch: batching.plan_batches(part.lengths, budget, seed + epoch), offset)
 
     def train_dataloader(self):
         main = self._plan(self.train_set)
@@ -192,18 +164,18 @@ class GeneratorData(L.LightningDataModule):
 
     def val_dataloader(self):
         loaders = []
-        for dataset in (self.val_set, self.replay_val):
-            if dataset is not None and len(dataset):
-                batches = batching.plan_batches(dataset.lengths, self.token_budget, 0)
-                loaders.append(self._loader(dataset, batches))
+        for part in (self.val_set, self.replay_val):
+            if part is not None and len(part):
+                batches = batching.plan_batches(part.lengths, self.token_budget, 0)
+                loaders.append(self._loader(part, batches))
         return loaders
 
-    def _loader(self, dataset, batch_sampler):
+    def _loader(self, part, batch_sampler):
         # Own generator: creating an iterator must not draw from the global RNG (exact resume).
         # Workers only read rows by index (the batch order comes from the sampler in this
         # process), so they do not change which batches a step sees.
         gen = torch.Generator().manual_seed(self.cfg.trainer.seed)
         workers = self.cfg.data.num_workers
-        return DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=collate_items,
+        return DataLoader(part, batch_sampler=batch_sampler, collate_fn=collate_items,
                           generator=gen, num_workers=workers, persistent_workers=workers > 0,
                           pin_memory=torch.cuda.is_available())

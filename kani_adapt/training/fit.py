@@ -3,21 +3,18 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
 
-from kani_adapt import atomic, resume
-from kani_adapt.devices import for_lightning
+from kani_adapt import atomic, resume, trainer as trainers
 from kani_adapt.training import run as runs
+from kani_adapt.training.budget import TokenBudgetProbe, budget_for
 from kani_adapt.training.config import TrainConfig
 from kani_adapt.training.csvlog import StepCSVLogger
 from kani_adapt.training.data import GeneratorData
 from kani_adapt.training.module import GeneratorModule
-from kani_adapt.training.progress import ProgressLog
 from kani_adapt.training.samples import make_sample_hook
 
 log = logging.getLogger("kani_adapt.train")
@@ -41,13 +38,17 @@ def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
     del state  # held by the trainer's checkpoint I/O only, which lets go once restored
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     model, tokenizer = runs.build_model(cfg)
-    data = GeneratorData(cfg, tokenizer)
+    budget = budget_for(cfg)  # a number, or the probe that measures it at fit start
+    data = GeneratorData(cfg, tokenizer, budget)
     data.setup("fit")
     module = GeneratorModule(cfg, model)
     codec = _codec(cfg)
     module.sample_hook = make_sample_hook(cfg, data.val_set, codec=codec)
+    if isinstance(budget, TokenBudgetProbe):
+        callbacks = (*callbacks, budget)
     callbacks = (*callbacks, *eval_callbacks(cfg.eval, data.val_set, codec, run_dir / "checkpoints",
-                                             base_set=data.replay_val, run_dir=run_dir))
+                                             base_set=data.replay_val, run_dir=run_dir,
+                                             sampling=cfg.sampling))
     trainer = build_trainer(cfg, run_dir, callbacks, preloaded, resume_step)
     if trainer.is_global_zero:
         runs.save_base(model, tokenizer, run_dir)
@@ -74,6 +75,8 @@ def _codec(cfg: TrainConfig):
 
 def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: tuple = (),
                   preloaded: dict | None = None, resume_step: int = 0) -> L.Trainer:
+    """The generator's trainer (:func:`kani_adapt.trainer.build_trainer`): step checkpoints,
+    the CSV log, validation every ``val_every`` steps, the optimiser's gradient clip."""
     t = cfg.trainer
     csv_log = StepCSVLogger(run_dir / "csv" / "metrics.csv", resume_step=resume_step)
     checkpoints = ModelCheckpoint(
@@ -81,28 +84,19 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: tuple = (),
         every_n_train_steps=t.ckpt_every, save_top_k=t.keep_checkpoints, monitor="step",
         mode="max", save_last=True, auto_insert_metric_name=False,
     )
-    accelerator, gpus = for_lightning(t.device)
-    trainer = L.Trainer(
-        default_root_dir=run_dir,
-        max_steps=t.max_steps,
-        accelerator=accelerator,
-        devices=gpus or t.devices,
+    trainer = trainers.build_trainer(
+        run_dir, device=t.device, precision=t.precision, max_steps=t.max_steps,
+        devices=t.devices, preloaded=preloaded,
+        loggers=[csv_log],  # a resumed run appends TensorBoard events and continues the CSV log
+        callbacks=[checkpoints, LearningRateMonitor(logging_interval="step"),
+                   trainers.ProgressLog(t.log_every), *callbacks],
         num_nodes=t.num_nodes,
         strategy=_strategy(cfg),
-        precision=t.precision,
-        # A resumed run appends TensorBoard events and continues the one CSV log.
-        logger=[TensorBoardLogger(run_dir, name="tb", version=""), csv_log],
-        plugins=[resume.SafeCheckpointIO(preloaded)],
-        callbacks=[checkpoints, LearningRateMonitor(logging_interval="step"),
-                   ProgressLog(t.log_every), *callbacks],
-        enable_progress_bar=sys.stderr.isatty(),  # carriage-return bars garble logs and CI
         val_check_interval=min(t.val_every, t.max_steps),
         check_val_every_n_epoch=None,
-        num_sanity_val_steps=0,
         log_every_n_steps=t.log_every,
         gradient_clip_val=cfg.optim.grad_clip or None,
         use_distributed_sampler=False,
-        enable_model_summary=False,
     )
     csv_log.step_of = lambda: trainer.global_step
     return trainer

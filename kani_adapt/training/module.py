@@ -38,12 +38,6 @@ class GeneratorModule(L.LightningModule):
         self.sample_hook = None  # set by the run: callable(module) logging generated samples
         self._meter = StepMeter()
 
-    def on_fit_start(self):
-        if self.cfg.data.token_budget == "auto":
-            from kani_adapt.training.budget import resolve_auto_budget
-
-            resolve_auto_budget(self, self.trainer.datamodule)
-
     @property
     def kani(self):
         """The KaniTTS2 model itself (with LoRA layers injected in place, in LoRA mode)."""

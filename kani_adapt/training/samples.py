@@ -11,7 +11,7 @@ import torch
 
 from kani_adapt import tokens
 from kani_adapt.plots import render, spectrogram_image
-from kani_adapt.models.generator.generate import SamplingConfig
+from kani_adapt.trainer import tensorboard
 from kani_adapt.models.generator.synthesize import synthesize_ids
 
 
@@ -31,8 +31,6 @@ def make_sample_hook(cfg, val_set, codec=None):
     speakers = None
     if items[0].speaker_emb is not None:
         speakers = torch.from_numpy(np.stack([it.speaker_emb for it in items]))
-    sampling = SamplingConfig(temperature=0.7, max_new_frames=cfg.trainer.sample_max_frames,
-                              seed=cfg.trainer.seed)
 
     def hook(module) -> None:
         every = cfg.trainer.sample_every
@@ -41,10 +39,10 @@ def make_sample_hook(cfg, val_set, codec=None):
         model = module.kani
         was_training = model.training
         model.eval()
-        writer = _tensorboard(module)
+        writer = tensorboard(module)
         try:  # audio only where it can be logged
             rows = synthesize_ids(model, codec if writer is not None else None, text_ids, speakers,
-                                  sampling)
+                                  cfg.sampling)
         finally:
             model.train(was_training)
         step = module.global_step
@@ -58,15 +56,6 @@ def make_sample_hook(cfg, val_set, codec=None):
                 log_audio(writer, row.audio, row.sample_rate, f"samples/audio_{i}", step)
 
     return hook
-
-
-def _tensorboard(module):
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    for logger in module.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            return logger.experiment
-    return None
 
 
 def codes_image(codes: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Synthetic tokenized datasets with the official columns, for demos, tests and benchmarks.
+"""Synthetic tokenized datasets (:mod:`kani_adapt.dataset`'s rows), for demos, tests and benchmarks.
 
 Codes follow the text (one frame per UTF-8 byte, spread over the codebooks), so a model can learn
 something from them; speakers get fixed random unit embeddings.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kani_adapt import tokens
+from kani_adapt import dataset, tokens
 
 SENTENCES = {
     "de": ["Guten Morgen, wie geht es dir heute?", "Das Wetter in Frankfurt ist schön.",
@@ -29,12 +29,9 @@ def synthetic_rows(n_speakers: int = 3, per_speaker: int = 4, seed: int = 0,
         for u in range(per_speaker):
             text = SENTENCES[tag][u % len(SENTENCES[tag])]
             codes = text_codes(text, rng, frames_range)
-            rows.append({
-                "text": text, "tag": tag, "speaker": f"spk{s}", "source": f"synthetic/spk{s}/{u}",
-                **{f"nano_layer_{c + 1}": codes[:, c].tolist() for c in range(4)},
-                "encoded_len": len(codes), "duration": len(codes) / tokens.FRAMES_PER_SECOND,
-                "speaker_emb": emb.tolist(), "speaker_emb_mean": emb.tolist(),
-            })
+            rows.append(dataset.make_row(text, tag, codes, f"spk{s}", emb, emb,
+                                         len(codes) / tokens.FRAMES_PER_SECOND,
+                                         f"synthetic/spk{s}/{u}"))
     return rows
 
 
@@ -49,10 +46,8 @@ def text_codes(text: str, rng: np.random.Generator, frames_range=None) -> np.nda
 
 def synthetic_dataset(path, **kwargs):
     """Write a synthetic dataset with ``save_to_disk`` and return its folder."""
-    import datasets
-
     from kani_adapt.atomic import write_folder
 
-    dataset = datasets.Dataset.from_list(synthetic_rows(**kwargs))
-    write_folder(path, lambda tmp: dataset.save_to_disk(str(tmp)))
+    table = dataset.to_table(synthetic_rows(**kwargs))
+    write_folder(path, lambda tmp: table.save_to_disk(str(tmp)))
     return path

@@ -77,7 +77,7 @@ def test_manifest_problems_are_reported_together(tmp_path):
 
 @pytest.mark.slow
 def test_codec_check_cli_writes_reports_side_by_side(tiny_nemo, tmp_path, capsys):
-    from tests.codec.conftest import write_corpus
+    from tests.codec.corpus import write_corpus
 
     manifest = write_corpus(tmp_path / "corpus", rate=16000)  # resampled to 22050 on load
     out = tmp_path / "report"

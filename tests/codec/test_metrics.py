@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kani_adapt.codec import metrics
-from tests.codec.conftest import SR, tone
+from tests.codec.corpus import SR, tone
 
 
 @pytest.fixture(scope="module")

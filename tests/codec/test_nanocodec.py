@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 from kani_adapt.codec import nanocodec
 from kani_adapt.codec.protocol import Codec
 from kani_adapt.errors import CheckpointError, DataError
-from tests.codec.conftest import tone
+from tests.codec.corpus import tone
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from kani_adapt.cli.commands import load_speaker_embedding
+from kani_adapt.models.speaker.voice import load_speaker_embedding
 from kani_adapt.cli.main import main
 from tests.conformance.twins import official_speaker_embedder
 

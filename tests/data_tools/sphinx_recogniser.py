@@ -6,7 +6,7 @@ import math
 import re
 from pathlib import Path
 
-from data_tools.audio import resample
+from kani_adapt.audio import resample
 from kani_adapt.scorers.asr import Transcript, compression_ratio
 
 
@@ -14,7 +14,7 @@ class SphinxRecogniser:
     name = "pocketsphinx-sentence-lm"
 
     def __init__(self, sentences: list[str], folder: Path):
-        from tests.scorers.sphinx_asr import sentence_lm
+        from tests.asr_doubles import sentence_lm
 
         self.sentences = [re.sub(r"[^\w' ]", " ", s.lower()) for s in sentences]
         self.folder = Path(folder)
@@ -23,7 +23,7 @@ class SphinxRecogniser:
         self.heard: list[str] = []  # every transcript, in call order
 
     def transcribe(self, audios, rate, languages=None) -> list[Transcript]:
-        from tests.scorers.sphinx_asr import recognise
+        from tests.asr_doubles import recognise
 
         out = []
         for audio in audios:

@@ -12,6 +12,7 @@ from data_tools import ids
 from data_tools.config import IngestConfig, SourceConfig
 from data_tools.records import read_jsonl
 from dt_helpers import needs_espeak, run_stage
+from tests.helpers import substitute_codec
 
 RATE = 22050
 
@@ -151,7 +152,7 @@ SLOW_RUN = """
 import sys, time
 sys.path.insert(0, {helpers!r})
 from dt_helpers import EnergyCodec
-from data_tools import codecs
+from kani_adapt.codec import registry
 from data_tools.cli import main
 
 class SlowCodec(EnergyCodec):
@@ -160,7 +161,7 @@ class SlowCodec(EnergyCodec):
         time.sleep({sleep})
         return super().encode(audio, lengths)
 
-codecs.CODEC_FACTORY = lambda spec, device: SlowCodec()
+registry.CODEC_FACTORY = lambda spec, device: SlowCodec()
 sys.exit(main({argv!r}))
 """
 
@@ -217,7 +218,6 @@ def dataset_sources(tmp_path):
 @pytest.mark.slow
 @needs_espeak
 def test_two_prepare_runs_on_one_work_folder(tmp_path, capsys, monkeypatch):
-    from data_tools import codecs
     from data_tools.cli import main
     from dt_helpers import EnergyCodec
 
@@ -237,7 +237,7 @@ def test_two_prepare_runs_on_one_work_folder(tmp_path, capsys, monkeypatch):
     # read: the rerun neither rejects clips as duplicates of themselves nor writes them twice.
     for log in (tmp_path / "work").glob("*/log*.jsonl"):
         log.write_text(log.read_text() * 2)
-    monkeypatch.setattr(codecs, "CODEC_FACTORY", lambda spec, device: EnergyCodec())
+    substitute_codec(monkeypatch, EnergyCodec())
     assert main(["prepare", str(config)]) == 0
     assert dataset_sources(tmp_path) == clips
     assert not list(read_jsonl(tmp_path / "work" / "rejected.jsonl"))
@@ -246,7 +246,6 @@ def test_two_prepare_runs_on_one_work_folder(tmp_path, capsys, monkeypatch):
 @pytest.mark.slow
 @needs_espeak
 def test_the_same_tokenize_shard_twice(tmp_path, capsys, monkeypatch):
-    from data_tools import codecs
     from data_tools.cli import main
     from dt_helpers import EnergyCodec
 
@@ -254,7 +253,7 @@ def test_the_same_tokenize_shard_twice(tmp_path, capsys, monkeypatch):
     for stage in ("ingest", "segment", "filter", "embed"):
         assert main([stage, str(config)]) == 0
     capsys.readouterr()  # the earlier stages' progress lines
-    monkeypatch.setattr(codecs, "CODEC_FACTORY", lambda spec, device: EnergyCodec())
+    substitute_codec(monkeypatch, EnergyCodec())
     first = start_slow(tmp_path, ["tokenize", str(config), "--shard", "0/2"])
     try:
         assert main(["tokenize", str(config), "--shard", "0/2"]) == 2
@@ -405,6 +404,7 @@ from dt_helpers import EnergyCodec, good_clip
 from pathlib import Path
 from data_tools import prepare
 from data_tools.config import load_config
+from kani_adapt.codec import registry
 
 seen = {{"embed": [], "tokenize": []}}
 
@@ -422,7 +422,8 @@ for i in range(2):
     good_clip(root / "rec" / "s" / f"c{{i}}.wav", i)
 (root / "data.yaml").write_text("work: work\\ningest:\\n  sources:\\n    - path: rec\\n"
                                 "align:\\n  enabled: off\\n")
-prepare.run(load_config(root / "data.yaml"), codec=Codec(), embedder=embedder)
+registry.CODEC_FACTORY = lambda spec, device: Codec()
+prepare.run(load_config(root / "data.yaml"), embedder=embedder)
 print(json.dumps(seen))
 """
 

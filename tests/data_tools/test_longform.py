@@ -258,7 +258,7 @@ def espeak_reading(sentences, seed=0):
     import numpy as np
     import soundfile as sf
 
-    from data_tools.audio import resample
+    from kani_adapt.audio import resample
 
     rng = random.Random(seed)
     parts, spoken, t = [], [], 0.0

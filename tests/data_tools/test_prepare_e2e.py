@@ -5,8 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from data_tools import codecs
-from tests.helpers import REQUIRED
+from tests.helpers import REQUIRED, substitute_codec
 from kani_adapt.models.speaker import embedder as speaker_embedder
 from data_tools.cli import main
 from data_tools.records import read_jsonl
@@ -44,7 +43,7 @@ def test_prepare_turns_recordings_into_the_dataset_and_resumes(tmp_path, monkeyp
     add_kani_tokens(tok)
     tok.save_pretrained(tmp_path / "tokenizer")
     codec = EnergyCodec()
-    monkeypatch.setattr(codecs, "CODEC_FACTORY", lambda spec, device: codec)
+    substitute_codec(monkeypatch, codec)
     config = tmp_path / "data.yaml"
     config.write_text(
         "work: work\nmax_rejected_fraction: 0.6\n"
@@ -105,7 +104,7 @@ def test_stages_run_one_by_one_with_tokenize_shards(tmp_path, monkeypatch, capsy
         good_clip(tmp_path / "recordings" / speaker / f"c{i}.wav", i)
     speaker_embedder.save(speaker_embedder.build(seed=2), tmp_path / "embedder")
     codec = EnergyCodec()
-    monkeypatch.setattr(codecs, "CODEC_FACTORY", lambda spec, device: codec)
+    substitute_codec(monkeypatch, codec)
     config = tmp_path / "data.yaml"
     config.write_text("work: work\ningest:\n  sources:\n    - path: recordings\n"
                       "embed:\n  model: embedder\n")

@@ -25,7 +25,7 @@ def _utt(work, name, audio, rate, text="", speaker="anna"):
 @pytest.mark.slow
 @needs_espeak
 def test_dnsmos_rejects_the_noisy_copy_and_keeps_the_clean_clip(tmp_path):
-    from tests.scorers.conftest import with_noise
+    from tests.scorers.speech import with_noise
 
     work = tmp_path / "work"
     audio, rate = espeak(SENTENCES[0])

@@ -7,18 +7,19 @@ import torch
 
 from data_tools import embed, runner, tokenize
 from kani_adapt.models.speaker import embedder as speaker_embedder
-from data_tools.batching import make_batches
+from kani_adapt.batching import id_batches
 from data_tools.config import EmbedConfig, IngestConfig, SourceConfig, TokenizeConfig, WriteConfig
 from data_tools.records import read_jsonl
 from dt_helpers import EnergyCodec, good_clip, needs_espeak, run_stage
 from kani_adapt.codec.protocol import Codec
 from kani_adapt.errors import DataError
+from tests.helpers import substitute_codec
 
 
 def test_batches_cover_every_id_once_within_budget():
     rng = np.random.default_rng(0)
     lengths = {f"u{i}": int(x) for i, x in enumerate(rng.integers(1000, 50000, 40))}
-    batches = make_batches(lengths, max_padded=120000, max_size=8)
+    batches = id_batches(lengths, max_padded=120000, max_size=8)
     flat = [i for b in batches for i in b]
     assert sorted(flat) == sorted(lengths) and len(flat) == len(set(flat))
     for b in batches:
@@ -68,7 +69,7 @@ def test_speaker_means_are_unit_vectors_per_speaker():
 
 
 @needs_espeak
-def test_tokenize_in_shards_then_write_the_dataset(tmp_path):
+def test_tokenize_in_shards_then_write_the_dataset(tmp_path, monkeypatch):
     root, work = tmp_path / "in", tmp_path / "work"
     for i, spk in enumerate(["ann", "ann", "bob", "bob", "bob"]):
         good_clip(root / spk / f"c{i}.wav", i, voice="en" if spk == "ann" else "en-us")
@@ -77,8 +78,9 @@ def test_tokenize_in_shards_then_write_the_dataset(tmp_path):
     run_stage("embed", work, utts, embed=EmbedConfig(batch_size=2),
               given={"embedder": speaker_embedder.build()})
     codec = EnergyCodec()
+    substitute_codec(monkeypatch, codec)
     cfg = TokenizeConfig(batch_seconds=8.0)
-    tok = dict(budget=1.0, tokenize=cfg, given={"codec": codec})
+    tok = dict(budget=1.0, tokenize=cfg)
     assert run_stage("tokenize", work, utts, shard=(0, 2), **tok) == []  # shard 1 still owes
     with pytest.raises(DataError, match="lack codes"):  # shard 1 of 2 has not run yet
         run_stage("write", work, utts)
@@ -131,13 +133,15 @@ def test_tokenize_interrupted_after_writing_a_batch_loses_and_duplicates_nothing
             raise KeyboardInterrupt  # killed between the batch file and its record
         real_append(self, entry)
     monkeypatch.setattr(StageLog, "append", crash_on_second)
+    substitute_codec(monkeypatch, EnergyCodec())
     with pytest.raises(KeyboardInterrupt):
-        run_stage("tokenize", work, utts, tokenize=cfg, given={"codec": EnergyCodec()})
+        run_stage("tokenize", work, utts, tokenize=cfg)
     monkeypatch.setattr(StageLog, "append", real_append)
     done_before = set(runner.read_stage_results(work, "tokenize"))
     assert 0 < len(done_before) < 4
     codec = EnergyCodec()
-    kept = run_stage("tokenize", work, utts, tokenize=cfg, given={"codec": codec})
+    substitute_codec(monkeypatch, codec)
+    kept = run_stage("tokenize", work, utts, tokenize=cfg)
     assert sum(b for b, _ in codec.calls) == 4 - len(done_before)  # finished work is skipped
     codes = tokenize.load_codes(work)
     assert sorted(codes) == sorted(u.id for u in utts) == sorted(u.id for u in kept)
@@ -150,7 +154,7 @@ def test_tokenize_interrupted_after_writing_a_batch_loses_and_duplicates_nothing
 def test_default_codec_factory_gives_the_nanocodec():
     import torch
 
-    from data_tools.codecs import load_codec
+    from kani_adapt.codec.registry import load_codec
 
     codec = load_codec("tiny")
     audio = torch.sin(torch.arange(22050) / 22050 * 2 * torch.pi * 220)[None]

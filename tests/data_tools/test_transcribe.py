@@ -153,7 +153,7 @@ def test_interrupted_transcribe_resumes_without_loss_or_duplicates(tmp_path):
 @pytest.mark.slow
 def test_tiny_whisper_writes_transcripts_through_the_real_loading_code(tmp_path):
     from tests.scorers.whisper_twin import build_tiny_whisper
-    from data_tools.audio import read_clip
+    from kani_adapt.audio import read_clip
     from data_tools.config import DataConfig
     from kani_adapt.scorers.asr import WhisperASR
 

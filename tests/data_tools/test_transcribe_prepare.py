@@ -9,10 +9,11 @@ import json
 import numpy as np
 import pytest
 
-from data_tools import codecs, transcribe
+from data_tools import transcribe
 from data_tools.cli import main
 from data_tools.records import read_jsonl
 from data_tools.runner import read_stage_results
+from tests.helpers import substitute_codec
 from dt_helpers import EnergyCodec, SENTENCES, good_clip, needs_espeak, write
 from kani_adapt.models.speaker import embedder as speaker_embedder
 from kani_adapt.scorers.text import error_rates
@@ -41,7 +42,7 @@ def test_prepare_turns_long_recordings_into_a_dataset_in_one_command(tmp_path, m
 
     asr = SphinxRecogniser(READING + SENTENCES, tmp_path / "lm")
     monkeypatch.setattr(transcribe, "WhisperRecogniser", lambda cfg: asr)
-    monkeypatch.setattr(codecs, "CODEC_FACTORY", lambda spec, device: EnergyCodec())
+    substitute_codec(monkeypatch, EnergyCodec())
     speaker_embedder.save(speaker_embedder.build(seed=1), tmp_path / "embedder")
     config = tmp_path / "data.yaml"
     config.write_text(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from data_tools import voices
-from data_tools.audio import write_clip
+from kani_adapt.audio import write_clip
 from data_tools.config import SegmentConfig
 from data_tools.records import Utterance, read_jsonl
 from dt_helpers import run_stage

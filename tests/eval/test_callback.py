@@ -4,7 +4,7 @@ import json
 import pytest
 
 from kani_adapt.cli.main import main
-from tests.training.conftest import base_ckpt, cpu_overrides, synth_data  # noqa: F401  (fixtures)
+from tests.helpers import cpu_overrides
 
 
 def _scalars(run_dir):
@@ -24,7 +24,7 @@ def _scalars(run_dir):
 def test_training_logs_eval_metrics_and_audio_at_validation(tmp_path, synth_data, base_ckpt):
     run = tmp_path / "run"
     args = cpu_overrides(run, synth_data, **{"model.init": base_ckpt, "codec": "tiny",
-                                             "eval.prompts": 2, "eval.max_frames": 4,
+                                             "eval.prompts": 2, "sampling.max_frames": 4,
                                              "eval.scorers.dnsmos_threads": 1,
                                              "eval.monitor": "dnsmos_p808"})
     assert main(["train", *args]) == 0

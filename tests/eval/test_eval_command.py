@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 
 from kani_adapt.cli.main import main
-from tests.scorers.conftest import speak
-from tests.scorers.conftest import tiny_whisper  # noqa: F401  (fixture)
+from tests.scorers.speech import speak
 
 SENTENCES = ["the bus leaves at nine", "it is a lovely day", "we are going to the shops"]
 
@@ -43,7 +42,7 @@ def test_eval_compares_two_checkpoints_and_writes_every_output(models, tiny_whis
 
     eval_set = _eval_set(tmp_path)
     out = tmp_path / "out"
-    code = main(["eval", str(models / "adapted"), "codec=tiny", "max_frames=6", "batch_size=2", "resamples=200",
+    code = main(["eval", str(models / "adapted"), "codec=tiny", "sampling.max_frames=6", "batch_size=2", "resamples=200",
                  "device=cpu", f"scorers.speaker_embedder={models / 'embedder'}",
                  f"scorers.asr={tiny_whisper}", "scorers.dnsmos_threads=1",
                  "--compare", str(models / "base"), "--set", str(eval_set), "--out", str(out)])
@@ -99,12 +98,12 @@ def test_eval_on_dataset_held_out_speakers_and_replay_marks_base_items(models, t
     replay = synthetic_dataset(tmp_path / "replay", n_speakers=2, per_speaker=2, seed=5)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    from kani_adapt.training.data import load_table
+    from kani_adapt import dataset
 
-    held = sorted(set(load_table(str(data))["speaker"]))[:1]
+    held = sorted(set(dataset.speakers(dataset.read(data))))[:1]
     (run_dir / "data_stats.json").write_text(json.dumps({"val_speakers": held}))
     out = tmp_path / "out"
-    assert main(["eval", str(models / "adapted"), "codec=tiny", "max_frames=4", "resamples=100",
+    assert main(["eval", str(models / "adapted"), "codec=tiny", "sampling.max_frames=4", "resamples=100",
                  "device=cpu", "scorers.dnsmos=false", f"dataset.from_run={run_dir}",
                  "dataset.per_speaker=2", f"dataset.replay={replay}", "dataset.replay_speakers=1",
                  "dataset.replay_per_speaker=2", "--set", str(data), "--out", str(out)]) == 0

@@ -6,16 +6,17 @@ import pytest
 from kani_adapt.cli.main import main
 from kani_adapt.config import load_config
 from kani_adapt.errors import ConfigError
+from kani_adapt.sampling import SamplingConfig
 from kani_adapt.eval.callback import EvalCallback
 from kani_adapt.eval.config import TrainingEvalConfig
 from kani_adapt.training.synthetic import synthetic_dataset
-from tests.training.conftest import base_ckpt, cpu_overrides, synth_data  # noqa: F401  (fixtures)
+from tests.helpers import cpu_overrides
 
 
 def watcher(tmp_path, metric="cer", tolerance=0.05, patience=2, baseline=0.10):
     cfg = TrainingEvalConfig(base_prompts=1, stop_on_forgetting=metric,
                              forgetting_tolerance=tolerance, forgetting_patience=patience)
-    cb = EvalCallback(cfg, None, codec=None, run_dir=tmp_path)
+    cb = EvalCallback(cfg, None, codec=None, run_dir=tmp_path, sampling=SamplingConfig(seed=0))
     cb.baseline = baseline
     return cb
 

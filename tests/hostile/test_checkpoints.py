@@ -10,10 +10,10 @@ import torch
 from tests.helpers import REQUIRED
 from kani_adapt.cli.main import main
 from kani_adapt.config import dump_yaml, load_config
-from kani_adapt.codec.train_config import CodecTrainConfig
+from kani_adapt.training.codec.config import CodecTrainConfig
 from kani_adapt.errors import CheckpointError
 from kani_adapt.resume import SafeCheckpointIO, load_state, pick_checkpoint
-from tests.hostile.conftest import assert_refused, files_under, plant_payload
+from tests.hostile.refusals import assert_refused, files_under, plant_payload
 
 
 def _intact(path, step):
@@ -113,7 +113,7 @@ def test_codec_resume_refuses_a_planted_checkpoint_in_one_line(tmp_path, capsys)
 @pytest.mark.slow
 def test_generator_resumes_from_the_intact_step_checkpoint_beside_a_payload(tmp_path, capsys):
     from kani_adapt.training.synthetic import synthetic_dataset
-    from tests.training.conftest import cpu_overrides
+    from tests.helpers import cpu_overrides
 
     data = synthetic_dataset(tmp_path / "data", n_speakers=3, per_speaker=4)
     run, marker = tmp_path / "run", tmp_path / "marker"
@@ -133,9 +133,9 @@ def test_generator_resumes_from_the_intact_step_checkpoint_beside_a_payload(tmp_
 
 @pytest.mark.slow
 def test_codec_resumes_from_the_step_checkpoint_when_last_is_truncated(tmp_path, capsys):
-    from kani_adapt.codec.train import resume_run, start_run
-    from tests.codec.conftest import write_corpus
-    from tests.codec.test_train import overrides
+    from kani_adapt.training.codec.train import resume_run, start_run
+    from tests.codec.corpus import write_corpus
+    from tests.training.codec.test_train import overrides
 
     corpus = write_corpus(tmp_path / "corpus")
     run = tmp_path / "run"

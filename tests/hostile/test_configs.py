@@ -13,11 +13,11 @@ import pytest
 from data_tools.cli import main as data_tools_main
 from tests.helpers import REQUIRED
 from kani_adapt.cli.main import main
-from kani_adapt.codec.train_config import CodecTrainConfig
+from kani_adapt.training.codec.config import CodecTrainConfig
 from kani_adapt.config import MAX_BYTES, MAX_DEPTH, load_config
 from kani_adapt.errors import ConfigError
 from kani_adapt.training.config import TrainConfig
-from tests.hostile.conftest import assert_refused
+from tests.hostile.refusals import assert_refused
 
 BOMB = "\n".join(
     ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]

@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from kani_adapt.cli.main import main
-from tests.hostile.conftest import assert_refused, plant_payload
+from tests.hostile.refusals import assert_refused, plant_payload
 
 
 def _copy(src, dst):
@@ -58,7 +58,7 @@ def tiny_nemo(tmp_path_factory):
 
 
 def _codec_check(codec, tmp_path):
-    from tests.codec.conftest import write_corpus
+    from tests.codec.corpus import write_corpus
 
     manifest = write_corpus(tmp_path / "corpus", clips_per_speaker=1, seconds=0.5)
     return ["codec", "check", "--codec", str(codec), "--manifest", str(manifest),

@@ -2,7 +2,8 @@
 import torch
 
 from kani_adapt import tokens
-from kani_adapt.models.generator.generate import SamplingConfig, _choose, generate
+from kani_adapt.models.generator.generate import _choose, generate
+from kani_adapt.sampling import SamplingConfig
 from kani_adapt.models.generator.tokenizer import encode_text
 from tests.helpers import tiny_generator
 
@@ -24,7 +25,7 @@ def test_sampled_batches_follow_the_codebook_order_and_are_reproducible():
     model, tok = tiny_generator()
     prompts = [tokens.prompt_ids(encode_text(tok, text)) for text in ("one", "two words", "x")]
     sampling = SamplingConfig(temperature=1.5, top_p=0.9, repetition_penalty=1.3,
-                              max_new_frames=4, seed=3)
+                              max_frames=4, seed=3)
     rows = generate(model, prompts, None, sampling)
     again = generate(model, prompts, None, sampling)
     assert [r.token_ids for r in rows] == [r.token_ids for r in again]

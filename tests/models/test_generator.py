@@ -11,11 +11,12 @@ from kani_adapt import tokens
 from kani_adapt.errors import CheckpointError
 from kani_adapt.models.generator import checkpoint
 from kani_adapt.models.generator.batch import collate
-from kani_adapt.models.generator.generate import SamplingConfig, generate
+from kani_adapt.models.generator.generate import generate
+from kani_adapt.sampling import SamplingConfig
 from kani_adapt.models.generator.tokenizer import encode_text
 from tests.helpers import copy_dir, example_batch, tiny_generator
 
-GREEDY = SamplingConfig(temperature=0, repetition_penalty=1.0, max_new_frames=5)
+GREEDY = SamplingConfig(temperature=0, repetition_penalty=1.0, max_frames=5)
 OFFICIAL_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
                   "special_tokens_map.json", "generation_config.json"}
 
@@ -71,7 +72,7 @@ def test_batched_generation_equals_one_row_at_a_time(tiny):
 def test_generation_stops_at_end_of_speech_or_flags_the_cap(tiny):
     model, tok = tiny
     rows = generate(model, prompts_for(tok), None,
-                    SamplingConfig(temperature=1.0, max_new_frames=3, seed=1))
+                    SamplingConfig(temperature=1.0, max_frames=3, seed=1))
     for row in rows:
         assert len(row.codes) <= 3
         generated = row.token_ids[len(row.token_ids) - 4 * len(row.codes) - 1:]

@@ -7,8 +7,8 @@ from transformers import GenerationConfig
 
 from kani_adapt.cli.main import main
 from kani_adapt.errors import CheckpointError
-from kani_adapt.models.generator import checkpoint, generate as generate_module
-from tests.helpers import copy_dir, tiny_generator
+from kani_adapt.models.generator import checkpoint
+from tests.helpers import copy_dir, sampling_handed_on, tiny_generator
 
 
 @pytest.fixture(scope="module")
@@ -17,23 +17,13 @@ def saved(tmp_path_factory):
     return checkpoint.save_checkpoint(model, tok, tmp_path_factory.mktemp("s") / "kani",
                                       dtype="fp32", sampling={"temperature": 0.4, "top_p": 0.8,
                                                               "repetition_penalty": 1.3,
-                                                              "max_new_frames": 3})
+                                                              "max_frames": 3})
 
 
 @pytest.fixture
 def used(monkeypatch):
-    """The SamplingConfig the generate command passes on (generation itself still runs)."""
-    seen = []
-    real = generate_module.generate
-
-    def spy(model, prompts, speakers, sampling, **kw):
-        seen.append(sampling)
-        return real(model, prompts, speakers, sampling, **kw)
-
-    from kani_adapt.models.generator import synthesize
-
-    monkeypatch.setattr(synthesize, "generate", spy)  # what `kani-adapt generate` calls
-    return seen
+    """The SamplingConfig the generate command passes on."""
+    return sampling_handed_on(monkeypatch)
 
 
 def run(folder, tmp_path, *extra):
@@ -44,13 +34,13 @@ def run(folder, tmp_path, *extra):
 def test_checkpoint_values_are_the_defaults(saved, tmp_path, used):
     assert run(saved, tmp_path) == 0
     s = used[0]
-    assert (s.temperature, s.top_p, s.repetition_penalty, s.max_new_frames) == (0.4, 0.8, 1.3, 3)
+    assert (s.temperature, s.top_p, s.repetition_penalty, s.max_frames) == (0.4, 0.8, 1.3, 3)
 
 
 def test_values_the_user_sets_win_over_the_checkpoint(saved, tmp_path, used):
     assert run(saved, tmp_path, "--temperature", "0", "--max-frames", "2") == 0
     s = used[0]
-    assert (s.temperature, s.top_p, s.repetition_penalty, s.max_new_frames) == (0.0, 0.8, 1.3, 2)
+    assert (s.temperature, s.top_p, s.repetition_penalty, s.max_frames) == (0.0, 0.8, 1.3, 2)
 
 
 def test_without_values_in_the_file_the_fallbacks_apply(saved, tmp_path, used):
@@ -65,7 +55,7 @@ def test_do_sample_false_means_greedy(saved, tmp_path):
     greedy = copy_dir(saved, tmp_path / "greedy")
     (greedy / "generation_config.json").write_text(json.dumps(
         {"do_sample": False, "temperature": 0.9, "max_new_tokens": 43}))
-    assert checkpoint.read_sampling(greedy) == {"temperature": 0.0, "max_new_frames": 10}
+    assert checkpoint.read_sampling(greedy) == {"temperature": 0.0, "max_frames": 10}
 
 
 def test_written_values_read_back_in_transformers_and_survive_a_re_save(saved, tmp_path):
@@ -75,7 +65,7 @@ def test_written_values_read_back_in_transformers_and_survive_a_re_save(saved, t
     model, tok = checkpoint.load_checkpoint(str(saved))
     again = checkpoint.save_checkpoint(model, tok, tmp_path / "again", dtype="fp32")
     assert checkpoint.read_sampling(again) == checkpoint.read_sampling(saved) == {
-        "temperature": 0.4, "top_p": 0.8, "repetition_penalty": 1.3, "max_new_frames": 3}
+        "temperature": 0.4, "top_p": 0.8, "repetition_penalty": 1.3, "max_frames": 3}
 
 
 def test_unreadable_generation_config_is_a_checkpoint_error(saved, tmp_path):

@@ -5,12 +5,13 @@ import soundfile as sf
 import torch
 
 from kani_adapt import tokens
-from kani_adapt.models.generator.generate import SamplingConfig, generate
+from kani_adapt.models.generator.generate import generate
+from kani_adapt.sampling import SamplingConfig
 from kani_adapt.models.generator.synthesize import synthesize
 from kani_adapt.models.generator.tokenizer import encode_text
-from tests.helpers import tiny_generator
+from tests.helpers import substitute_codec, tiny_generator
 
-GREEDY = SamplingConfig(temperature=0.0, max_new_frames=3, constrain_audio=True, seed=0)
+GREEDY = SamplingConfig(temperature=0.0, max_frames=3, constrain_audio=True, seed=0)
 
 
 class FrameCodec:
@@ -61,9 +62,8 @@ def test_each_row_is_decoded_to_its_own_waveform(tiny):
 
 def test_generate_with_a_codec_writes_a_wav_beside_the_codes(tmp_path, monkeypatch):
     from kani_adapt.cli.main import main
-    from kani_adapt.codec import registry
 
-    monkeypatch.setattr(registry, "CODEC_FACTORY", lambda spec, device: FrameCodecProtocol())
+    asked = substitute_codec(monkeypatch, FrameCodecProtocol())
     model_dir = tmp_path / "tiny"
     assert main(["init", "--size", "tiny", "--out", str(model_dir)]) == 0
     out = tmp_path / "codes.npy"
@@ -72,6 +72,7 @@ def test_generate_with_a_codec_writes_a_wav_beside_the_codes(tmp_path, monkeypat
     codes = np.load(out)
     audio, rate = sf.read(tmp_path / "codes.wav", dtype="float32")
     assert rate == 100 and len(audio) == 2 * len(codes) > 0
+    assert asked == ["double"]  # the --codec value, through the registry
 
 
 class FrameCodecProtocol(FrameCodec):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tests.scorers.conftest import with_noise
+from tests.scorers.speech import with_noise
 from kani_adapt.scorers.quality import DNSMOS
 
 

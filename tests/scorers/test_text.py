@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from tests.scorers.conftest import ENGLISH, with_noise
-from kani_adapt.scorers.audio import to_rate
+from tests.scorers.speech import ENGLISH, with_noise
+from kani_adapt.audio import to_rate
+from kani_adapt.scorers import SCORER_RATE
 from kani_adapt.scorers.text import error_rates, scoring_text
 
 
@@ -28,13 +29,13 @@ def test_languages_without_spaces_get_wer_equal_to_cer():
 @pytest.mark.slow
 def test_cer_pipeline_on_real_recogniser_is_low_on_clean_speech_and_higher_under_noise(
         english_clips, tmp_path):
-    from tests.scorers import sphinx_asr as sphinx
+    from tests import asr_doubles as sphinx
 
     clips, rate = english_clips
     lm = sphinx.sentence_lm(ENGLISH, tmp_path)
     clean, noisy = [], []
     for i, (audio, text) in enumerate(zip(clips, ENGLISH)):
-        audio = to_rate(audio, rate)
+        audio = to_rate(audio, rate, SCORER_RATE)
         clean.append(error_rates(text, sphinx.recognise(audio, lm), "en").cer)
         noisy.append(error_rates(text, sphinx.recognise(with_noise(audio, 5.0, i), lm), "en").cer)
     print(f"pocketsphinx CER clean {np.mean(clean):.3f} {clean}, 5 dB {np.mean(noisy):.3f} {noisy}")

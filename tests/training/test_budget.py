@@ -7,7 +7,7 @@ from tests.helpers import REQUIRED
 from kani_adapt.config import load_config
 from kani_adapt.training import budget as auto
 from kani_adapt.training.config import TrainConfig
-from kani_adapt.training.data import AUTO_FALLBACK_BUDGET
+from kani_adapt.training.budget import AUTO_FALLBACK_BUDGET
 
 GiB = 2**30
 
@@ -61,11 +61,6 @@ def test_nothing_fits_is_a_clear_error():
         auto.pick_budget(measure, free_bytes=4 * GiB)
 
 
-class FakeData:
-    token_budget = None
-    train_set = None
-
-
 class FakeModule:
     trainer = None
 
@@ -77,12 +72,48 @@ class FakeModule:
 
 
 def test_without_cuda_auto_falls_back_and_a_resumed_run_reuses_the_choice(tmp_path):
-    data = FakeData()
-    assert auto.resolve_auto_budget(FakeModule(tmp_path), data) == AUTO_FALLBACK_BUDGET
-    assert data.token_budget == AUTO_FALLBACK_BUDGET
+    assert auto.resolve_auto_budget(FakeModule(tmp_path), 100, tmp_path) == AUTO_FALLBACK_BUDGET
+    assert json.loads((tmp_path / auto.CHOSEN_FILE).read_text()) == {"token_budget": AUTO_FALLBACK_BUDGET}
     (tmp_path / auto.CHOSEN_FILE).write_text(json.dumps({"token_budget": 12288}))
-    assert auto.resolve_auto_budget(FakeModule(tmp_path), data) == 12288
-    assert data.token_budget == 12288
+    assert auto.resolve_auto_budget(FakeModule(tmp_path), 100, tmp_path) == 12288
+
+
+def test_a_number_reaches_the_data_module_as_it_is_and_auto_becomes_the_probe(tmp_path):
+    fixed = load_config(TrainConfig, None, [*REQUIRED, f"run_dir={tmp_path}", "data.token_budget=600"])
+    assert auto.budget_for(fixed) == 600
+    probe = auto.budget_for(FakeModule(tmp_path).cfg)
+    assert isinstance(probe, auto.TokenBudgetProbe)
+    with pytest.raises(RuntimeError, match="measured at fit start"):
+        probe()  # nothing is planned with a budget that was not measured yet
+    (tmp_path / auto.CHOSEN_FILE).write_text(json.dumps({"token_budget": 2048}))
+
+    class Trainer:
+        class datamodule:
+            class train_set:
+                lengths = [10, 300, 40]
+
+    probe.on_fit_start(Trainer, FakeModule(tmp_path))
+    assert probe() == 2048
+
+
+def test_the_data_module_plans_its_batches_with_what_the_probe_measured(tmp_path, synth_data):
+    from kani_adapt.training.data import GeneratorData
+    from tests.helpers import tiny_generator
+
+    cfg = load_config(TrainConfig, None, [f"data.train={synth_data}", "model.init=tiny",
+                                          f"run_dir={tmp_path}", "data.token_budget=auto",
+                                          "data.num_workers=0", "data.val_speakers=0"])
+    chosen = []
+    data = GeneratorData(cfg, tiny_generator()[1], lambda: chosen[-1])  # asked, not stored
+    data.setup("fit")
+    lengths = data.train_set.lengths
+    plans = {}
+    for budget in (max(lengths), 4 * max(lengths)):
+        chosen.append(budget)
+        plans[budget] = data._plan(data.train_set).plan(0)
+        for batch in plans[budget]:
+            assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= budget
+    assert len(plans[max(lengths)]) > len(plans[4 * max(lengths)])
 
 
 def test_auto_is_accepted_and_other_words_are_refused():

@@ -60,7 +60,7 @@ def test_a_rewound_and_resumed_run_logs_what_an_uninterrupted_run_logs(tmp_path,
     import shutil
 
     from kani_adapt.cli.main import main
-    from tests.training.conftest import cpu_overrides
+    from tests.helpers import cpu_overrides
 
     common = {"model.init": base_ckpt, "trainer.max_steps": 4, "trainer.ckpt_every": 2,
               "trainer.val_every": 2, "trainer.keep_checkpoints": -1}

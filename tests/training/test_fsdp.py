@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.conftest import cpu_overrides
+from tests.helpers import cpu_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,8 @@ import torch
 from kani_adapt import tokens
 from kani_adapt.config import load_config
 from kani_adapt.models.generator.batch import collate
-from kani_adapt.models.generator.generate import STOP_CHECK_EVERY, SamplingConfig, generate
+from kani_adapt.models.generator.generate import STOP_CHECK_EVERY, generate
+from kani_adapt.sampling import SamplingConfig
 from kani_adapt.training.config import TrainConfig
 from kani_adapt.training.module import GeneratorModule
 from tests.helpers import REQUIRED, example_batch, tiny_generator
@@ -41,7 +42,7 @@ def test_generation_reads_the_device_only_every_few_steps():
     prompts = [tokens.prompt_ids(tok("hello there").input_ids[:4]) for _ in range(2)]
     frames = 6
     with HostSyncCounter() as syncs:
-        rows = generate(model, prompts, None, SamplingConfig(max_new_frames=frames, seed=0))
+        rows = generate(model, prompts, None, SamplingConfig(max_frames=frames, seed=0))
     ours = sum(n for site, n in syncs.sites.items() if "/kani_adapt/" in site)
     steps = frames * tokens.TOKENS_PER_FRAME
     assert len(rows) == 2

@@ -8,7 +8,8 @@ from kani_adapt.errors import ConfigError, DataError
 from kani_adapt.models.generator.batch import collate
 from kani_adapt.training import lora
 from kani_adapt.training.config import TrainConfig
-from kani_adapt.training.data import GeneratorData, load_table
+from kani_adapt.dataset import read as load_table
+from kani_adapt.training.data import GeneratorData
 from kani_adapt.training.module import GeneratorModule, lr_factor
 from kani_adapt.training.samples import make_sample_hook, sample_stats
 from kani_adapt.training.synthetic import synthetic_dataset
@@ -156,7 +157,7 @@ def run_sample_hook(tmp_path, monkeypatch, codec, prompts: int, frames: int) -> 
     path = synthetic_dataset(tmp_path / "d", n_speakers=3, per_speaker=prompts)
     model, tok = tiny_generator()
     cfg = cfg_with(f"data.train={path}", f"trainer.sample_prompts={prompts}",
-                   f"trainer.sample_max_frames={frames}")
+                   f"sampling.max_frames={frames}")
     data = GeneratorData(cfg, tok)
     data.setup()
     hook = make_sample_hook(cfg, data.val_set, codec=codec)
@@ -164,7 +165,7 @@ def run_sample_hook(tmp_path, monkeypatch, codec, prompts: int, frames: int) -> 
     module = GeneratorModule(cfg_with("mode=continue_pretrain"), model)
     monkeypatch.setattr(type(module), "global_step", property(lambda self: 0))
     monkeypatch.setattr(module, "log", lambda k, v, **kw: rec.scalars.__setitem__(k, v))
-    monkeypatch.setattr("kani_adapt.training.samples._tensorboard", lambda m: rec)
+    monkeypatch.setattr("kani_adapt.training.samples.tensorboard", lambda m: rec)
     hook(module)
     return rec
 

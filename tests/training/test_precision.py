@@ -6,7 +6,7 @@ import pytest
 
 from tests.helpers import REQUIRED
 from kani_adapt.cli.main import main
-from tests.training.conftest import cpu_overrides
+from tests.helpers import cpu_overrides
 
 
 @pytest.mark.parametrize("device", [

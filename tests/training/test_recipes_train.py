@@ -1,4 +1,5 @@
 """Every recipe's generator section trains: one real step of it on the tiny model (CPU, fp32)."""
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ def test_recipe_generator_section_runs_a_training_step(path, tmp_path, synth_dat
     t = cfg.trainer
     t.device, t.precision, t.devices, t.num_nodes, t.strategy = "cpu", "32-true", 1, 1, "auto"
     t.max_steps = t.val_every = t.ckpt_every = t.log_every = 1
-    t.sample_max_frames = 2
+    cfg.sampling = replace(cfg.sampling, max_frames=2)
     summary = train(cfg)
     assert summary["steps"] == 1
     assert summary["metrics"]["train/loss"] > 0

@@ -15,11 +15,12 @@ from kani_adapt.cli.main import main
 from kani_adapt.errors import ConfigError
 from kani_adapt.models.generator.batch import collate
 from kani_adapt.models.generator.checkpoint import load_checkpoint, read_sampling
-from kani_adapt.models.generator.generate import SamplingConfig, generate
+from kani_adapt.models.generator.generate import generate
+from kani_adapt.sampling import SamplingConfig
 from kani_adapt.models.generator.tokenizer import encode_text
 from kani_adapt.training.lora import load_adapter
 from tests.helpers import example_batch
-from tests.training.conftest import cpu_overrides
+from tests.helpers import cpu_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,7 +69,7 @@ def test_lora_run_exports_merged_and_unmerged_that_agree(tmp_path, synth_data, b
     assert (logits_of(merged, tok) - logits_of(base, tok)).abs().max() > 1e-3
     assert merged.alphas() != base.alphas()  # RoPE scales trained beside the adapter
     prompt = tokens.prompt_ids(encode_text(tok, "Guten Morgen", "de"))
-    row = generate(merged, [prompt], torch.randn(1, 128), SamplingConfig(max_new_frames=3, seed=0))[0]
+    row = generate(merged, [prompt], torch.randn(1, 128), SamplingConfig(max_frames=3, seed=0))[0]
     assert row.codes.shape[1] == 4 and len(row.codes) > 0
 
 

@@ -15,7 +15,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import AutoTokenizer, Lfm2Config, Lfm2ForCausalLM
 
-from kani_adapt import tokens
+from kani_adapt import sampling as sampling_settings, tokens
 from kani_adapt.atomic import write_folder
 from kani_adapt.errors import CheckpointError
 from kani_adapt.hub import resolve_folder as resolve  # noqa: F401 (callers say checkpoint.resolve)
@@ -29,9 +29,6 @@ WEIGHTS = "model.safetensors"
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
 TIED_KEYS = {"lm_head.weight"}
 GENERATION_CONFIG = "generation_config.json"
-# What `generate` falls back to where neither the user nor the checkpoint sets a value.
-SAMPLING_FALLBACK = {"temperature": 0.7, "top_p": 0.95, "repetition_penalty": 1.1,
-                     "max_new_frames": 500}
 # A second copy of the 16138 added tokens (tokenizer.json has them); not in the official layout.
 DROPPED_TOKENIZER_FILES = {"added_tokens.json"}
 
@@ -210,7 +207,7 @@ def load_checkpoint(
 
 def read_sampling(folder: Path) -> dict:
     """The sampling values a checkpoint's generation_config.json sets (only those), in
-    `SamplingConfig` names. ``do_sample: false`` means greedy (temperature 0)."""
+    :class:`kani_adapt.sampling.SamplingConfig` names. ``do_sample: false`` means greedy (temperature 0)."""
     path = Path(folder) / GENERATION_CONFIG
     if not path.is_file():
         return {}
@@ -225,7 +222,7 @@ def read_sampling(folder: Path) -> dict:
             if data.get(key) is not None:
                 out[key] = float(data[key])
         if data.get("max_new_tokens") is not None:  # SOA, SOS and EOS besides 4 per frame
-            out["max_new_frames"] = max(1, (int(data["max_new_tokens"]) - 3) // 4)
+            out["max_frames"] = max(1, (int(data["max_new_tokens"]) - 3) // 4)
     except (ValueError, TypeError, AttributeError) as err:
         raise CheckpointError(f"{path}: unreadable sampling values ({err}); fix or delete it"
                               ) from None
@@ -237,11 +234,11 @@ def _write_generation_config(path: Path, sampling: dict) -> None:
     which would read back as 'not set')."""
     import transformers
 
-    s = {**SAMPLING_FALLBACK, **sampling}
+    s = {**sampling_settings.defaults(), **sampling}
     data = {"bos_token_id": tokens.BOS, "eos_token_id": tokens.END_OF_SPEECH,
             "pad_token_id": tokens.PAD, "do_sample": s["temperature"] > 0,
             "top_p": s["top_p"], "repetition_penalty": s["repetition_penalty"],
-            "max_new_tokens": 4 * int(s["max_new_frames"]) + 3,
+            "max_new_tokens": 4 * int(s["max_frames"]) + 3,
             "transformers_version": transformers.__version__}
     if s["temperature"] > 0:
         data["temperature"] = s["temperature"]

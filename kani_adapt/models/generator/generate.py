@@ -15,22 +15,7 @@ import torch
 from kani_adapt import tokens
 from kani_adapt.errors import ConfigError
 from kani_adapt.models.generator.model import KaniTTS2ForCausalLM, insert_at_one
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    temperature: float = 0.7  # 0 = greedy
-    top_p: float = 0.95  # nucleus sampling mass
-    repetition_penalty: float = 1.1  # >1 discourages tokens already in the row
-    max_new_frames: int = 500  # 40 s at 12.5 frames/s, the pretraining length limit
-    constrain_audio: bool = True  # only the expected codebook's tokens (and EOS at frame ends)
-    seed: int | None = None
-
-    def __post_init__(self):
-        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.repetition_penalty <= 0:
-            raise ConfigError("need temperature >= 0, 0 < top_p <= 1, repetition_penalty > 0")
-        if self.max_new_frames < 1:
-            raise ConfigError("max_new_frames must be at least 1")
+from kani_adapt.sampling import SamplingConfig  # the one sampling section (kani_adapt/sampling.py)
 
 
 @dataclass
@@ -38,7 +23,7 @@ class GeneratedRow:
     codes: np.ndarray  # (frames, 4)
     token_ids: list[int]  # prompt + generated tokens
     positions: list[float]  # position of every fed element, speaker slot included
-    hit_length_cap: bool  # stopped by max_new_frames, not by end of speech
+    hit_length_cap: bool  # stopped by max_frames, not by end of speech
     step_logits: list[torch.Tensor] = field(default_factory=list)  # raw logits, if kept
 
 
@@ -70,7 +55,7 @@ def generate(
     embeds, mask, prompt_pos = _prefill_inputs(model, prompts, speaker_embs, device)
     state = _State(model, prompts, has_spk, sampling, device)
     width, rows = embeds.shape[1], len(prompts)
-    cap = sampling.max_new_frames * tokens.TOKENS_PER_FRAME
+    cap = sampling.max_frames * tokens.TOKENS_PER_FRAME
     full_mask = torch.cat([mask, torch.ones(rows, cap, dtype=mask.dtype, device=device)], 1)
     cache_pos = torch.arange(width, width + cap, device=device)
     out = model(inputs_embeds=embeds, attention_mask=mask, position_ids=prompt_pos,

@@ -22,7 +22,7 @@ from kani_adapt.models.generator.tokenizer import encode_text
 @dataclass
 class Synthesized:
     codes: np.ndarray  # (frames, 4)
-    hit_length_cap: bool  # stopped by max_new_frames, not by end of speech
+    hit_length_cap: bool  # stopped by max_frames, not by end of speech
     audio: np.ndarray | None = None  # float32 waveform at the codec's rate (None: no codec)
     sample_rate: int | None = None
 

@@ -21,10 +21,11 @@ import torch
 from torch import nn
 
 from kani_adapt import atomic
+from kani_adapt.defaults import SPEAKER_EMBEDDER_HUB_ID
 
 SAMPLE_RATE = 16000
 MAX_SECONDS = 30.0  # the official runtime truncates longer references
-DEFAULT_MODEL = "nineninesix/speaker-emb-tbr"
+DEFAULT_MODEL = SPEAKER_EMBEDDER_HUB_ID
 WEIGHTS = "model.safetensors"
 BN_EPS = 1e-3  # the publisher's BatchNorm eps (not torch's 1e-5 default)
 

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal, Optional
 from kani_adapt.common_config import Device, LoraCommon, OptimCommon, Seed
 from kani_adapt.config import required
 from kani_adapt.defaults import NANOCODEC_HUB_ID
+from kani_adapt.wiring import ModelRef
 
 # Keys that may change when a run is resumed: they do not alter what a step computes.
 RESUMABLE_KEYS = ("max_steps", "val_every", "ckpt_every")
@@ -30,10 +31,10 @@ class OptimConfig(OptimCommon):
 
 @dataclass
 class CodecTrainConfig:
-    train_manifest: str = required("train_manifest=data_work/codec/train.json")  # NeMo manifest (JSON lines)
-    val_manifest: Optional[str] = None  # fixed validation clips; default: train_manifest
+    train_manifest: ModelRef = required("train_manifest=data_work/codec/train.json")  # NeMo manifest (JSON lines)
+    val_manifest: Optional[ModelRef] = None  # fixed validation clips; default: train_manifest
     run_dir: str = "runs/codec"  # receives config.yaml, checkpoints/, tb/, metrics.jsonl
-    codec: str = NANOCODEC_HUB_ID  # .nemo, hub id or size name
+    codec: ModelRef = NANOCODEC_HUB_ID  # .nemo, hub id or size name
     mode: Literal["decoder", "full", "lora"] = "decoder"
     discriminators: list[Literal["mpd", "mrd"]] = field(default_factory=lambda: ["mpd", "mrd"])  # [] = none
     slm_dir: Optional[str] = None  # local WavLM folder to keep an SLM discriminator

@@ -7,9 +7,9 @@ from lightning.pytorch.callbacks import Callback
 
 from kani_adapt.cli.main import main
 from kani_adapt.codec import nanocodec
-from kani_adapt.codec.train import export_run, load_trained, resume_run, start_run, token_drift
+from kani_adapt.training.codec.train import export_run, load_trained, resume_run, start_run, token_drift
 from kani_adapt.errors import ConfigError
-from tests.codec.conftest import tone
+from tests.codec.corpus import tone
 
 
 def overrides(corpus, run, **extra):

@@ -15,15 +15,15 @@ import torch
 from omegaconf import OmegaConf
 
 from kani_adapt import atomic
-from kani_adapt.codec import lora, nanocodec
-from kani_adapt.codec.callbacks import Checkpointer, RunState, Validator
-from kani_adapt.codec.data import Position, train_loader
+from kani_adapt.codec import nanocodec
 from kani_adapt.codec.manifest import load_audio, read_manifest
-from kani_adapt.codec.train_config import RESUMABLE_KEYS, CodecTrainConfig
-from kani_adapt.config import dump_yaml, from_dict, load_config, load_saved_config
-from kani_adapt.devices import for_lightning
+from kani_adapt.config import dump_yaml, load_config, load_saved_config
 from kani_adapt.errors import CheckpointError, ConfigError
 from kani_adapt.model_files import torch_load
+from kani_adapt.training.codec import lora
+from kani_adapt.training.codec.callbacks import Checkpointer, RunState, Validator
+from kani_adapt.training.codec.config import RESUMABLE_KEYS, CodecTrainConfig
+from kani_adapt.training.codec.data import Position, train_loader
 
 DRIFT_WARNING = ("mode=full changed the encoder: tokens now mean something else. Re-tokenize the "
                  "data with the exported codec and re-train the generator on the new tokens.")
@@ -87,29 +87,20 @@ def token_drift(before: list[torch.Tensor], after: list[torch.Tensor]) -> float:
 
 def _trainer(cfg: CodecTrainConfig, model, run: Path, position: Position, val_clips: list,
              preloaded: dict | None = None):
-    import sys
-
-    from lightning.pytorch import Trainer
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    from kani_adapt.resume import SafeCheckpointIO
-    from kani_adapt.training.progress import ProgressLog
+    """The codec's trainer (:func:`kani_adapt.trainer.build_trainer`): batches counted by
+    ``position``, validation and checkpoints by the run's own callbacks."""
+    from kani_adapt import trainer
 
     callbacks = [RunState(position),
                  Validator(val_clips, cfg.val_every, position, run / "metrics.jsonl", cfg.max_steps),
                  Checkpointer(run / "checkpoints", position, cfg.ckpt_every, cfg.max_steps),
-                 ProgressLog(max(1, cfg.max_steps // 20), loss_key="g_loss_mel_l1", rate_key=None,
-                             steps_per_update=n_optimizers(model))]
-    accelerator, gpus = for_lightning(cfg.device)
-    return Trainer(
+                 trainer.ProgressLog(max(1, cfg.max_steps // 20), loss_key="g_loss_mel_l1",
+                                     rate_key=None, steps_per_update=n_optimizers(model))]
+    return trainer.build_trainer(
+        run, device=cfg.device, precision=cfg.precision, preloaded=preloaded,
         max_steps=cfg.max_steps * n_optimizers(model),  # Lightning counts optimizer steps
-        max_epochs=-1, accelerator=accelerator, devices=gpus or 1, precision=cfg.precision,
-        logger=TensorBoardLogger(str(run), name="tb", version=""), callbacks=callbacks,
-        enable_checkpointing=False, limit_val_batches=0, num_sanity_val_steps=0,
-        log_every_n_steps=1, enable_model_summary=False, default_root_dir=str(run),
-        enable_progress_bar=sys.stderr.isatty(),
-        plugins=[SafeCheckpointIO(preloaded)],  # resume never unpickles
-    )
+        callbacks=callbacks, max_epochs=-1, enable_checkpointing=False, limit_val_batches=0,
+        log_every_n_steps=1)
 
 
 def _fit(cfg: CodecTrainConfig, ckpt: Path | None, extra_callbacks=(), preloaded: dict | None = None) -> dict:

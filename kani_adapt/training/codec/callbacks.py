@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import Callback
 from kani_adapt.atomic import write_bytes
 from kani_adapt import rng
 from kani_adapt.codec import metrics
-from kani_adapt.codec.data import Position
+from kani_adapt.training.codec.data import Position
 from kani_adapt.plots import spectrogram_image
 
 

@@ -1,11 +1,10 @@
-"""Fixtures for codec tests: synthetic audio, manifests and one tiny saved codec per session."""
+"""Synthetic speech-like audio and NeMo manifests of it, for the codec tests and codec training."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 SR = 22050
 
@@ -39,16 +38,3 @@ def write_corpus(folder: Path, speakers=("anna", "ben"), clips_per_speaker=2, se
     manifest = folder / "manifest.json"
     manifest.write_text("\n".join(lines) + "\n")
     return manifest
-
-
-@pytest.fixture(scope="session")
-def tiny_nemo(tmp_path_factory) -> Path:
-    from kani_adapt.codec.nanocodec import build_model, save_model
-
-    path = tmp_path_factory.mktemp("codec") / "tiny.nemo"
-    return save_model(build_model("tiny", seed=0, discriminators=()), path)
-
-
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory) -> Path:
-    return write_corpus(tmp_path_factory.mktemp("corpus"))

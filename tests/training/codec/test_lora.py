@@ -3,7 +3,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from kani_adapt.codec import lora
+from kani_adapt.training.codec import lora
 from kani_adapt.codec.nanocodec import build_model
 from kani_adapt.errors import CheckpointError
 

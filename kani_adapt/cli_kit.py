@@ -1,4 +1,6 @@
-"""Shared CLI plumbing: one-line errors with exit code 2, and the project exception boundary.
+"""The CLI kit both command lines share (``kani-adapt`` and ``data-tools``): a parser whose
+errors are one line, the help formatter, ``--verbose`` and ``--device``, and the project's
+exception boundary.
 
 Expected failures (a project error, or the operating system refusing a file: no space left,
 read-only file system, permission denied, symlink loop, file not found...) print one line on
@@ -18,6 +20,18 @@ USAGE_ERROR = 2
 
 class UsageError(Exception):
     pass
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps descriptions as written; shows a default only where there is one worth reading
+    (not on required arguments, flags, or options whose help already states it)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.default in (None, False, argparse.SUPPRESS) or action.required
+                or "default" in text or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
 
 
 class Parser(argparse.ArgumentParser):

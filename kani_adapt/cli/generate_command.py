@@ -1,0 +1,91 @@
+"""`kani-adapt generate`: codes (and, with a codec, audio) for text with a KaniTTS2 checkpoint."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from kani_adapt import sampling
+from kani_adapt.cli_kit import Formatter, add_device
+from kani_adapt.errors import ConfigError
+
+
+def add_generate(sub) -> None:
+    p = sub.add_parser(
+        "generate", formatter_class=Formatter,
+        help="generate NanoCodec codes for text with a KaniTTS2 checkpoint",
+        description=(
+            "Generate NanoCodec codes (frames x 4, saved with numpy) for each --text.\n"
+            "One --text writes --out; several write OUT_0.npy, OUT_1.npy, ... (one batch).\n"
+            "With --codec, each is also decoded to a .wav beside its .npy.\n\n"
+            "Sampling values you do not set come from the checkpoint's generation_config.json,\n"
+            f"else from the built-in fallbacks: {sampling.help_line()}."
+        ),
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="KaniTTS2 directory or hub id")
+    p.add_argument("--text", action="append", required=True, help="text to speak (repeatable)")
+    p.add_argument("--tag", help="language/accent tag, e.g. de_hessian (stored lower-case)")
+    p.add_argument("--speaker-emb", type=Path, metavar="FILE",
+                   help=".npy file with a 128-d speaker embedding")
+    p.add_argument("--out", type=Path, required=True, help="output .npy file")
+    # None = not set by the user: the checkpoint's generation_config.json decides
+    p.add_argument("--temperature", type=float, default=None, help="0 = greedy")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass")
+    p.add_argument("--repetition-penalty", type=float, default=None)
+    p.add_argument("--max-frames", type=int, default=None, help="cap (12.5 frames per second)")
+    p.add_argument("--no-constrain", action="store_true",
+                   help="sample over the whole vocabulary instead of the expected codebook")
+    p.add_argument("--seed", type=int, default=None)
+    add_device(p, "the generator (and the codec)")
+    p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
+                   help="compute dtype (bf16 for GPUs)")
+    p.add_argument("--codec", metavar="CODEC",
+                   help="also decode to a .wav beside each .npy with this codec (a size such as "
+                        "tiny, a .nemo file or a hub id)")
+    p.set_defaults(func=run_generate)
+
+
+def run_generate(args) -> int:
+    import numpy as np
+    import torch
+
+    from kani_adapt import tokens
+    from kani_adapt.atomic import write_audio, write_npy
+    from kani_adapt.devices import resolve
+    from kani_adapt.models.generator.checkpoint import load_checkpoint
+    from kani_adapt.models.generator.synthesize import synthesize
+
+    from kani_adapt.models.speaker.voice import load_speaker_embedding
+
+    if args.out.suffix != ".npy":
+        raise ConfigError(f"--out {args.out}: use a .npy file name")
+    speaker = None if args.speaker_emb is None else load_speaker_embedding(args.speaker_emb)
+    device, codec = resolve(args.device), None
+    if args.codec:
+        from kani_adapt.codec.registry import load_codec
+
+        codec = load_codec(args.codec, device)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
+    model, tokenizer = load_checkpoint(args.checkpoint, dtype=dtype)
+    model.to(device)
+    rows = synthesize(model, tokenizer, codec, args.text, args.tag, speaker,
+                      sampling_of(args, model.sampling_defaults))
+    outs = [args.out] if len(rows) == 1 else [
+        args.out.with_name(f"{args.out.stem}_{i}.npy") for i in range(len(rows))
+    ]
+    for row, out in zip(rows, outs):
+        codes = row.codes.astype(np.int32)
+        write_npy(out, codes)
+        cap = " (hit --max-frames: no end of speech)" if row.hit_length_cap else ""
+        secs = len(row.codes) / tokens.FRAMES_PER_SECOND
+        print(f"wrote {out}: {len(row.codes)} frames, {secs:.2f} s{cap}")
+        if row.audio is not None:
+            wav = write_audio(out.with_suffix(".wav"), row.audio, row.sample_rate)
+            print(f"wrote {wav}: {len(row.audio) / row.sample_rate:.2f} s at {row.sample_rate} Hz")
+    return 0
+
+
+def sampling_of(args, from_checkpoint: dict) -> sampling.SamplingConfig:
+    """The user's values, else the checkpoint's generation_config.json, else the defaults."""
+    given = {"temperature": args.temperature, "top_p": args.top_p, "max_frames": args.max_frames,
+             "repetition_penalty": args.repetition_penalty, "seed": args.seed,
+             "constrain_audio": False if args.no_constrain else None}
+    return sampling.layered(given, from_checkpoint, where="generate")

@@ -1,0 +1,96 @@
+"""The Lightning plumbing both trainers share (generator: ``kani_adapt.training.fit``, codec:
+``kani_adapt.training.codec.train``): one Trainer builder, the progress line, and the lookup of
+the TensorBoard writer that samples and evaluation clips are logged to.
+
+:func:`build_trainer` is the one place a ``lightning.Trainer`` is made: the device resolved as
+every config spells it, TensorBoard events in ``run_dir/tb`` (a resumed run appends to them),
+checkpoints read without unpickling (:class:`kani_adapt.resume.SafeCheckpointIO`), the
+progress bar on a terminal only, no sanity validation, no model summary. What differs between
+the trainers (checkpointing, validation cadence, gradient clipping) comes in as callbacks and
+Lightning options.
+
+:class:`ProgressLog` writes one console line per log interval, because Lightning's progress bar
+joins its updates with carriage returns, which turns a log file or a CI page into one
+unreadable line; on a terminal the bar is fine. So runs show the bar only on a TTY and the
+callback logs ``step 120/4000  loss 3.412  2,310 tok/s  ETA 1:02:13`` otherwise (and on a TTY
+too when the bar is off). Values are read at the log interval only: no host sync per step.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from kani_adapt.console import hms
+from kani_adapt.devices import for_lightning
+from kani_adapt.resume import SafeCheckpointIO
+
+log = logging.getLogger("kani_adapt.train")
+
+
+class ProgressLog(Callback):
+    def __init__(self, every: int, loss_key: str = "train/loss",
+                 rate_key: str | None = "train/real_tokens_per_s", rate_unit: str = "tok/s",
+                 steps_per_update: int = 1):
+        self.every = max(1, every) * steps_per_update
+        self.steps_per_update = steps_per_update  # GAN runs count two optimizer steps a batch
+        self.loss_key, self.rate_key, self.rate_unit = loss_key, rate_key, rate_unit
+        self._start: float | None = None
+        self._start_step = 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._start, self._start_step = time.monotonic(), trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if not trainer.is_global_zero or step == self._start_step or (
+                step % self.every and step != trainer.max_steps):
+            return
+        log.info(self.line(trainer))
+
+    def line(self, trainer) -> str:
+        k = self.steps_per_update
+        step, total = trainer.global_step // k, trainer.max_steps // k
+        metrics = trainer.callback_metrics
+        parts = [f"step {step}/{total}" if total and total > 0 else f"step {step}"]
+        if self.loss_key in metrics:
+            parts.append(f"loss {float(metrics[self.loss_key]):.4f}")
+        if self.rate_key and self.rate_key in metrics:
+            parts.append(f"{float(metrics[self.rate_key]):,.0f} {self.rate_unit}")
+        if self._start is not None and total and total > 0:
+            done = step - self._start_step // k
+            per_step = (time.monotonic() - self._start) / max(done, 1)
+            parts.append(f"ETA {hms(per_step * (total - step))}")
+        return "  ".join(parts)
+
+
+def build_trainer(run_dir: Path, *, device: str, precision: str, max_steps: int,
+                  callbacks: Sequence[Callback] = (), loggers: Sequence = (),
+                  preloaded: dict | None = None, devices: int = 1, **options) -> L.Trainer:
+    """The Lightning trainer of a run in ``run_dir``. ``device`` is a config's device (auto,
+    cpu, cuda, cuda:N, mps); ``devices`` GPUs per node when it names none; ``preloaded`` the
+    checkpoint state already read with weights_only (``{path: state}``); ``options`` the
+    Lightning arguments that differ between the trainers."""
+    accelerator, gpus = for_lightning(device)
+    return L.Trainer(
+        default_root_dir=run_dir, max_steps=max_steps, accelerator=accelerator,
+        devices=gpus or devices, precision=precision,
+        logger=[TensorBoardLogger(run_dir, name="tb", version=""), *loggers],
+        plugins=[SafeCheckpointIO(preloaded)],  # resume never unpickles
+        callbacks=list(callbacks),
+        enable_progress_bar=sys.stderr.isatty(),  # carriage-return bars garble logs and CI
+        num_sanity_val_steps=0, enable_model_summary=False, **options)
+
+
+def tensorboard(module):
+    """The TensorBoard writer (``SummaryWriter``) of a LightningModule's trainer, or None."""
+    for logger in module.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            return logger.experiment
+    return None
