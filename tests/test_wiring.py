@@ -93,14 +93,16 @@ def test_a_run_folder_written_before_the_sampling_section_reopens(tmp_path):
     from kani_adapt.training.config import TrainConfig
     from kani_adapt.training.run import prepare_run_dir
 
-    cfg = load_config(TrainConfig, None, ["data.train=d", "model.init=tiny", f"run_dir={tmp_path / 'run'}"])
+    cfg = load_config(TrainConfig, None, ["data.train=d", "model.init=tiny", f"run_dir={tmp_path / 'run'}",
+                                           "sampling.max_frames=17", "sampling.temperature=0.4",
+                                           "sampling.seed=3"])
     saved = tmp_path / "run" / "config.yaml"
     dump_yaml(cfg, saved)
     old = saved.read_text()
     sampling = old[old.index("sampling:"):]
     old = old.replace(sampling, "")  # an older version: the values lived in trainer and eval
-    old = old.replace("  sample_prompts: 2\n", "  sample_prompts: 2\n  sample_max_frames: 250\n")
-    old = old.replace("eval:\n", "eval:\n  max_frames: 250\n  temperature: 0.7\n  seed: 0\n")
+    old = old.replace("  sample_prompts: 2\n", "  sample_prompts: 2\n  sample_max_frames: 17\n")
+    old = old.replace("eval:\n", "eval:\n  max_frames: 17\n  temperature: 0.4\n  seed: 3\n")
     saved.write_text(old)
     assert "sampling" not in saved.read_text()
     assert load_saved_config(TrainConfig, saved) == cfg
