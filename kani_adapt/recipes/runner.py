@@ -86,10 +86,10 @@ def plan(recipe: Recipe, done: dict) -> list[Stage]:
     return out
 
 
-def _merged(done: dict, stage: str) -> str:
+def _merged(done: dict, stage: str, other: str = "") -> str:
     merged = done.get("export", {}).get("merged")
     if merged is None:
-        raise ConfigError(f"{stage} needs export.merged: true")
+        raise ConfigError(f"{stage} needs export.merged: true{other}")
     return merged
 
 
@@ -98,7 +98,7 @@ def evaluate(recipe: Recipe, settings, done: dict) -> dict:
     row of the results table from its eval.json."""
     from kani_adapt.recipes import evaluation, results
 
-    merged = _merged(done, "the eval stage (or eval.enabled: false)")
+    merged = _merged(done, "the eval stage", " (or eval.enabled: false)")
     start = time.time()
     produced = stages.evaluate(recipe, settings, merged)
     if recipe.readme:
