@@ -1,20 +1,18 @@
 """A small multi-speaker corpus spoken by espeak-ng: audio + .txt sidecars per speaker folder."""
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
+from kani_adapt import espeak
 from kani_adapt.atomic import write_file, write_text
 from kani_adapt.console import progress
-from kani_adapt.errors import ConfigError, DataError
+from kani_adapt.errors import ConfigError
 
 
 def synthesize(cfg, out: Path) -> Path:
     """Write ``out/<tag>/<speaker>/<speaker>_<i>.wav`` and ``.txt`` for every voice and sentence of its
     tag. Existing files are kept (a re-run only fills gaps)."""
-    if shutil.which("espeak-ng") is None:
-        raise ConfigError("espeak-ng is not installed (apt-get install espeak-ng)")
+    espeak.require()
     jobs = []
     for voice in cfg.voices:
         sentences = cfg.sentences.get(voice.tag) or []
@@ -28,13 +26,7 @@ def synthesize(cfg, out: Path) -> Path:
         wav = folder / f"{voice.speaker}_{i:03d}.wav"
         if wav.exists() and (folder / f"{wav.stem}.txt").exists():
             continue
-        write_file(wav, lambda tmp: _espeak(voice.voice, text, tmp))
+        write_file(wav, lambda tmp: espeak.write(text, voice.voice, tmp))
         write_text(folder / f"{wav.stem}.txt", text + "\n")
     return out
 
-
-def _espeak(voice: str, text: str, wav: Path) -> None:
-    result = subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(wav), text],
-                            capture_output=True, text=True)
-    if result.returncode != 0 or not wav.stat().st_size:
-        raise DataError(f"espeak-ng -v {voice} failed: {result.stderr.strip()[:200]}")
