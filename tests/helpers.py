@@ -96,3 +96,10 @@ def sampling_handed_on(monkeypatch) -> list:
 
     monkeypatch.setattr(synthesize, "generate", spy)
     return seen
+
+
+def tiny_embedder_folder(dest: Path) -> Path:
+    """A copy of the tiny speaker embedder (publisher's layout, fitted so that voices differ)."""
+    from kani_adapt.models.speaker.tiny import cached_folder
+
+    return copy_dir(cached_folder(), dest)

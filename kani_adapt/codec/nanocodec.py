@@ -39,11 +39,15 @@ class CodecShape:
     decoder_channels: int
     kernel_sizes: tuple[int, ...]
     dilations: tuple[int, ...]
+    in_kernel_size: int = 7  # the encoder's first convolution
+    loss_resolutions: int = 7  # NeMo's recipe: 7 STFT sizes from 32 to 2048 (the largest N kept)
 
 
 SIZES = {
-    # Real quantizer and 1764 samples per frame, only thin: fast enough for CPU tests.
-    "tiny": CodecShape(encoder_channels=2, decoder_channels=64, kernel_sizes=(3,), dilations=(1, 3)),
+    # Real quantizer and 1764 samples per frame, only thin: fast enough for CPU tests. The encoder's
+    # widths and first kernel are those codec/tiny.py designs its weights for (a filterbank).
+    "tiny": CodecShape(encoder_channels=16, decoder_channels=64, kernel_sizes=(3,), dilations=(1,),
+                       in_kernel_size=127, loss_resolutions=3),
     "0.6kbps": CodecShape(encoder_channels=24, decoder_channels=864, kernel_sizes=(3, 7, 11),
                           dilations=(1, 3, 5)),
 }
@@ -66,6 +70,11 @@ def discriminator_config(kinds: tuple[str, ...]) -> dict | None:
     return {"_target_": f"{_MODULES}.Discriminator", "discriminators": parts}
 
 
+LOSS_RESOLUTIONS = [[32, 8, 32], [64, 16, 64], [128, 32, 128], [256, 64, 256], [512, 128, 512],
+                    [1024, 256, 1024], [2048, 512, 2048]]
+MEL_LOSS_DIMS = [5, 10, 20, 40, 80, 160, 320]
+
+
 def model_config(size: str, discriminators: tuple[str, ...] = ("mpd", "mrd")) -> DictConfig:
     """A NanoCodec-shaped `AudioCodecModel` config (losses as in NeMo's 22 kHz low-frame-rate recipe)."""
     if size not in SIZES:
@@ -78,6 +87,7 @@ def model_config(size: str, discriminators: tuple[str, ...] = ("mpd", "mrd")) ->
         "samples_per_frame": SAMPLES_PER_FRAME,
         "audio_encoder": {"_target_": f"{_MODULES}.HiFiGANEncoder", "encoded_dim": LATENT_DIM,
                           "down_sample_rates": [2, 3, 6, 7, 7], "base_channels": shape.encoder_channels,
+                          "in_kernel_size": shape.in_kernel_size,
                           "activation": "lrelu", "pad_mode": "replicate", **res},
         "vector_quantizer": {"_target_": f"{_MODULES}.GroupFiniteScalarQuantizer",
                              "num_groups": NUM_GROUPS, "num_levels_per_group": LEVELS},
@@ -88,9 +98,8 @@ def model_config(size: str, discriminators: tuple[str, ...] = ("mpd", "mrd")) ->
         "discriminator": discriminator_config(discriminators),
         "generator_loss": {"_target_": f"{_LOSSES}.GeneratorSquaredLoss"},
         "discriminator_loss": {"_target_": f"{_LOSSES}.DiscriminatorSquaredLoss"},
-        "loss_resolutions": [[32, 8, 32], [64, 16, 64], [128, 32, 128], [256, 64, 256],
-                             [512, 128, 512], [1024, 256, 1024], [2048, 512, 2048]],
-        "mel_loss_dims": [5, 10, 20, 40, 80, 160, 320],
+        "loss_resolutions": LOSS_RESOLUTIONS[-shape.loss_resolutions:],
+        "mel_loss_dims": MEL_LOSS_DIMS[-shape.loss_resolutions:],
         "mel_loss_log_guard": 1.0, "stft_loss_log_guard": 1.0,
         "mel_loss_l1_scale": 1.0, "mel_loss_l2_scale": 0.0, "stft_loss_scale": 20.0,
         "time_domain_loss_scale": 0.0, "commit_loss_scale": 0.0, "gen_loss_scale": 1.0, "feature_loss_scale": 1.0,
@@ -100,7 +109,9 @@ def model_config(size: str, discriminators: tuple[str, ...] = ("mpd", "mrd")) ->
 
 
 def build_model(size: str, seed: int = 0, discriminators: tuple[str, ...] = ("mpd", "mrd")):
-    """A NanoCodec-shaped `AudioCodecModel` with random weights (deterministic for a seed)."""
+    """A NanoCodec-shaped `AudioCodecModel` with random weights (deterministic for a seed): the
+    architecture only. The codec ``tiny`` names everywhere else is :mod:`kani_adapt.codec.tiny`'s,
+    whose weights make codes follow the audio."""
     from nemo.collections.tts.models import AudioCodecModel
 
     torch.manual_seed(seed)
@@ -234,7 +245,9 @@ def _read_nemo(path: Path, workdir: Path) -> tuple[DictConfig, dict]:
 
 def load_model(source: str, discriminators: tuple[str, ...] = (), slm_dir: str | None = None,
                seed: int = 0):
-    """An `AudioCodecModel` from a size name (random weights), a `.nemo` file or a hub id.
+    """An `AudioCodecModel` from a `.nemo` file, a hub id or a size name: ``tiny`` is the tiny
+    codec built on this machine (:mod:`kani_adapt.codec.tiny`, read back from its `.nemo` like any
+    other), ``0.6kbps`` the full-size shape with random weights.
 
     With ``discriminators`` (for training) the stored discriminators are kept (SLM only with
     ``slm_dir``); a file without any gets fresh ones of those kinds. Keys are checked strictly
@@ -242,7 +255,11 @@ def load_model(source: str, discriminators: tuple[str, ...] = (), slm_dir: str |
     """
     from nemo.collections.tts.models import AudioCodecModel
 
-    if source in SIZES:
+    if source == "tiny":
+        from kani_adapt.codec.tiny import cached_file
+
+        source = str(cached_file())
+    elif source in SIZES:
         return build_model(source, seed=seed, discriminators=tuple(discriminators))
     path = resolve_file(source, ".nemo")  # local file, or the hub repository's .nemo
     with tempfile.TemporaryDirectory() as tmp:

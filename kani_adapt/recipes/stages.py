@@ -20,12 +20,12 @@ def synthesize(recipe: Recipe) -> dict:
 
 
 def speaker_model(recipe: Recipe) -> dict:
-    """A tiny random speaker embedder for demos (speaker_embedder: tiny)."""
+    """The tiny speaker embedder for demos (speaker_embedder: tiny), copied into the run folder."""
     from kani_adapt.models.speaker import embedder as speaker_embedder
 
     folder = Path(recipe.data.embed.model)
     if not (folder / "model.safetensors").exists():
-        speaker_embedder.save(speaker_embedder.build(seed=0), folder)
+        speaker_embedder.save(speaker_embedder.load(speaker_embedder.TINY), folder)
     return {"speaker_embedder": str(folder)}
 
 

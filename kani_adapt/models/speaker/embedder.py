@@ -135,7 +135,8 @@ def make_config(wavlm: dict | None = None, embd_size: int = 128, top_interm_size
 
 
 def build(seed: int = 0, wavlm: dict | None = None) -> SpeakerEmbedder:
-    """A random embedder of the given WavLM sizes (default tiny), with non-trivial statistics."""
+    """A random embedder of the given WavLM sizes (default tiny), with non-trivial statistics: the
+    architecture, for format tests. Voices differ only in the fitted one, ``load("tiny")``."""
     torch.manual_seed(seed)
     model = SpeakerEmbedder(make_config(wavlm))
     with torch.no_grad():
@@ -145,29 +146,39 @@ def build(seed: int = 0, wavlm: dict | None = None) -> SpeakerEmbedder:
     return model.eval()
 
 
-def save(model: SpeakerEmbedder, folder: Path) -> Path:
-    """The publisher's layout: WavLM config + head sizes, one safetensors file."""
+def write_files(model: SpeakerEmbedder, folder: Path) -> None:
+    """The publisher's layout into an existing ``folder``: WavLM config + head sizes, one
+    safetensors file."""
     from safetensors.torch import save_file
 
     config = model.config.to_dict()
     config["architectures"] = ["EmbeddingsModel"]
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    atomic.write_text(Path(folder) / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+    save_file(state, str(Path(folder) / WEIGHTS), metadata={"format": "pt"})
 
-    def write(tmp: Path) -> None:
-        atomic.write_text(tmp / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
-        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
 
-    return atomic.write_folder(Path(folder), write)
+def save(model: SpeakerEmbedder, folder: Path) -> Path:
+    """The publisher's layout, written as a whole folder (replaced atomically)."""
+    return atomic.write_folder(Path(folder), lambda tmp: write_files(model, tmp))
+
+
+TINY = "tiny"  # the tiny embedder built on this machine (kani_adapt/models/speaker/tiny.py)
 
 
 def load(path_or_id: str = DEFAULT_MODEL, device: str = "cpu") -> SpeakerEmbedder:
-    """From a local folder or a hub id; every weight must be present (no silent random init)."""
+    """From a local folder, a hub id or ``tiny``; every weight must be present (no silent random
+    init)."""
     from safetensors.torch import load_file
     from transformers import WavLMConfig
 
     from kani_adapt.errors import CheckpointError
     from kani_adapt.hub import resolve_folder
 
+    if path_or_id == TINY:
+        from kani_adapt.models.speaker.tiny import cached_folder
+
+        path_or_id = str(cached_folder())
     folder = resolve_folder(path_or_id, required=("config.json", WEIGHTS))
     raw = json.loads((folder / "config.json").read_text())
     absent = [k for k in ("embd_size", "top_interm_size") if k not in raw]
