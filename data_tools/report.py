@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from kani_adapt.dataset import DURATION, SPEAKER, TAG
+from kani_adapt.dataset import DURATION, ENCODED_LEN, SPEAKER, TAG
+
+# Below this many frames per second of audio after repeat-dropping (NanoCodec's rate is 12.5),
+# most frames repeat the one before: a broken or collapsing codec, or silence, not speech.
+MIN_FRAMES_PER_SECOND = 8.0
 
 
 def rejected_seconds(rejected: list[dict], durations: dict[str, float]) -> list[float]:
@@ -23,10 +27,29 @@ def _rejected_hours(rejected: list[dict], seconds: list[float], tags: dict[str, 
     return {k: {n: round(h, 4) for n, h in sorted(v.items())} for k, v in by.items()}
 
 
+def frame_rates(rows: list[dict], kept_frames: list[int]) -> dict:
+    """Frames kept per second of audio after repeat-dropping, overall, per tag and per speaker,
+    and the groups below MIN_FRAMES_PER_SECOND."""
+    frames, seconds = defaultdict(float), defaultdict(float)
+    for row, n in zip(rows, kept_frames):
+        for key in ("all", f"tag:{row[TAG]}", f"speaker:{row[SPEAKER]}"):
+            frames[key] += n
+            seconds[key] += row[DURATION]
+    rate = {k: round(frames[k] / seconds[k], 2) if seconds[k] else 0.0 for k in frames}
+    return {
+        "overall": rate.get("all", 0.0),
+        "per_tag": {k[4:]: v for k, v in sorted(rate.items()) if k.startswith("tag:")},
+        "per_speaker": {k[8:]: v for k, v in sorted(rate.items()) if k.startswith("speaker:")},
+        "low": sorted(k for k, v in rate.items() if k != "all" and v < MIN_FRAMES_PER_SECOND),
+    }
+
+
 def summarise(rows: list[dict], rejected: list[dict], extras: dict,
-              seconds: list[float] | None = None, owners: dict[str, tuple] | None = None) -> dict:
+              seconds: list[float] | None = None, owners: dict[str, tuple] | None = None,
+              kept_frames: list[int] | None = None) -> dict:
     """``rows``: dataset rows (kani_adapt.dataset); ``rejected``: rejection records;
-    ``seconds``: each rejection's length; ``owners``: {id: (tag, speaker)} of rejected ids."""
+    ``seconds``: each rejection's length; ``owners``: {id: (tag, speaker)} of rejected ids;
+    ``kept_frames``: each row's codec frames after repeat-dropping."""
     hours_speaker, hours_tag, speakers_tag = defaultdict(float), defaultdict(float), defaultdict(set)
     for row in rows:
         hours_speaker[row[SPEAKER]] += row[DURATION] / 3600
@@ -44,6 +67,8 @@ def summarise(rows: list[dict], rejected: list[dict], extras: dict,
                                for (s, r), n in sorted(by_reason.items())],
         "rejected_hours": _rejected_hours(rejected, seconds or [0.0] * len(rejected),
                                           owners or {}),
+        "frames_per_second": frame_rates(rows, kept_frames if kept_frames is not None
+                                         else [r[ENCODED_LEN] for r in rows]),
         **extras,
     }
 
@@ -51,6 +76,31 @@ def summarise(rows: list[dict], rejected: list[dict], extras: dict,
 def _table(header: list[str], rows: list[list]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def rate_of(fps: dict, group: str) -> float:
+    """The rate of a group named in ``fps["low"]`` (``tag:de``, ``speaker:anna``)."""
+    kind, _, name = group.partition(":")
+    return fps[f"per_{kind}"][name]
+
+
+def _frames_section(fps: dict | None) -> list[str]:
+    if not fps:
+        return []
+    lines = ["", "## Codec frames per second (after repeat-dropping)", "",
+             f"{fps['overall']:.2f} frames/s overall (NanoCodec encodes 12.5; speech keeps "
+             "nearly all of them)."]
+    for group in fps["low"]:
+        kind, _, name = group.partition(":")
+        lines += ["", f"**Warning:** {kind} {name or '(none)'} keeps only "
+                      f"{rate_of(fps, group):.2f} frames/s (< {MIN_FRAMES_PER_SECOND:g}): "
+                      "most frames repeat the one before, from a broken or collapsing codec or "
+                      "silent audio; listen to a few clips and check the codec."]
+    lines += [""] + _table(["tag", "frames/s"], [[k or "(none)", f"{v:.2f}"]
+                                                 for k, v in fps["per_tag"].items()])
+    lines += [""] + _table(["speaker", "frames/s"], [[k, f"{v:.2f}"]
+                                                     for k, v in fps["per_speaker"].items()])
+    return lines
 
 
 def markdown(summary: dict, pictures: list[str] = ()) -> str:
@@ -64,6 +114,7 @@ def markdown(summary: dict, pictures: list[str] = ()) -> str:
     lines += _table(["tag", "hours", "speakers"],
                     [[k or "(none)", f"{v:.4f}", summary["speakers_per_tag"][k]]
                      for k, v in summary["hours_per_tag"].items()])
+    lines += _frames_section(summary.get("frames_per_second"))
     lines += ["", "## Rejections by reason", ""]
     lines += _table(["stage", "reason", "count"],
                     [[r["stage"], r["reason"], r["count"]] for r in summary["rejected_by_reason"]])

@@ -9,6 +9,7 @@ under a temporary name and renamed, so a reader never sees half a dataset.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from data_tools import embed, histograms, official_dataset, registry, report, tokenize
@@ -22,6 +23,7 @@ from kani_adapt.dataset import DatasetLayout
 from kani_adapt.errors import DataError
 
 NAME = "write"
+log = logging.getLogger("data_tools.write")
 
 
 def stage_columns(work: Path) -> tuple[list[str], dict[str, dict]]:
@@ -88,8 +90,14 @@ def build(cfg: WriteConfig, work: Path, inputs: list[Utterance], extras: dict) -
     rows = rows_for(inputs, codes, embs, means, cfg.drop_repeated_frames, columns)
     rejected = list(read_jsonl(work / "rejected.jsonl"))
     durations, owners = known_items(work)
+    kept = [len(tokens.drop_repeated_frames(codes[u.id].T)) for u in inputs]
     summary = report.summarise(rows, rejected, _extras(work, cfg, extras),
-                               report.rejected_seconds(rejected, durations), owners)
+                               report.rejected_seconds(rejected, durations), owners, kept)
+    for group in summary["frames_per_second"]["low"]:
+        log.warning("write: %s keeps only %.2f codec frames per second after repeat-dropping "
+                    "(< %g): a broken codec or silent audio? See %s", group.replace(":", " "),
+                    report.rate_of(summary["frames_per_second"], group), report.MIN_FRAMES_PER_SECOND,
+                    out / "report.md")
 
     def write(tmp: Path) -> None:
         layout = DatasetLayout(tmp)

@@ -4,9 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import soundfile as sf
 
+from kani_adapt import dataset
 from kani_adapt.cli.main import main
 from kani_adapt.errors import ConfigError
 from kani_adapt.recipes.schema import load_recipe
@@ -188,6 +190,13 @@ def test_demo_runs_end_to_end_then_skips_and_redoes_only_what_changed(tmp_path, 
     assert result["verdicts"][0].split(": ", 1)[1] in row
     state = json.loads((out / "stages.json").read_text())
     assert all(s["status"] == "done" for s in state.values()) and len(state) == 9
+    # The tiny world has real lengths: a clip's frames after repeat-dropping are 80-105 % of what
+    # NanoCodec's 12.5 frames/s give its duration, and the eval speaks more than one frame.
+    table = dataset.read(dataset.DatasetLayout.in_work(out / "data").hf)
+    ratios = [r[dataset.ENCODED_LEN] / (r[dataset.DURATION] * 12.5) for r in table]
+    assert len(ratios) >= 30 and 0.8 <= min(ratios) and max(ratios) <= 1.05, sorted(ratios)[:3]
+    utterances = pd.read_parquet(out / "eval" / "utterances.parquet")
+    assert (utterances["frames"] > 1).all(), utterances[["checkpoint", "frames"]]
     capsys.readouterr()
 
     readme.write_text((RECIPES / "README.md").read_text())

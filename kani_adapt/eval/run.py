@@ -116,7 +116,8 @@ def codec_ceiling(items, refs, codec, scorers: Scorers) -> list[dict]:
         clip.text = text
         clips.append(clip)
         meta.append(dict(checkpoint=CODEC_CEILING, item=Path(key).stem if item.reference else item.id,
-                         sample=0, speaker=item.speaker, tag=item.tag or "", base=item.base, text=text))
+                         sample=0, speaker=item.speaker, tag=item.tag or "", base=item.base, text=text,
+                         frames=len(refs.roundtrip[key]) // codec.samples_per_frame))
     rows = scorers.score(clips, codec.sample_rate) if clips else []
     for m, row, clip in zip(meta, rows, clips):
         row.update(m)
@@ -139,9 +140,10 @@ def evaluate_checkpoint(name: str, checkpoint: str, items, refs, codec, scorers:
         clips = [_clip(item, items, refs, audio, g.codes, g.hit_length_cap)
                  for item, g, audio in zip(items, generated, audios)]
         scored = scorers.score(clips, codec.sample_rate)
-        for item, spk, row, audio in zip(items, speakers, scored, audios):
+        for item, spk, row, audio, g in zip(items, speakers, scored, audios, generated):
             row.update(checkpoint=name, item=item.id, sample=sample, speaker=item.speaker,
-                       tag=item.tag or "", base=item.base, text=item.text, conditioned=spk is not None)
+                       tag=item.tag or "", base=item.base, text=item.text, conditioned=spk is not None,
+                       frames=len(g.codes))
             if on_audio:
                 on_audio(f"{name}/{item.id}_s{sample}", audio)
         rows += scored

@@ -190,12 +190,12 @@ def start_slow(tmp_path, argv, sleep=1.0):
 
 
 def locking_corpus(tmp_path):
-    from kani_adapt.models.speaker import embedder as speaker_embedder
+    from tests.helpers import tiny_embedder_folder
     from dt_helpers import good_clip
 
     for i, speaker in enumerate(["anna", "anna", "ben", "ben"]):
         good_clip(tmp_path / "rec" / speaker / f"c{i}.wav", i)
-    speaker_embedder.save(speaker_embedder.build(seed=1), tmp_path / "embedder")
+    tiny_embedder_folder(tmp_path / "embedder")
     config = tmp_path / "data.yaml"
     config.write_text("work: work\ningest:\n  sources:\n    - path: rec\n"
                       "align:\n  enabled: off\nembed:\n  model: embedder\n"

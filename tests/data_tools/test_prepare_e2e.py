@@ -5,8 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.helpers import REQUIRED, substitute_codec
-from kani_adapt.models.speaker import embedder as speaker_embedder
+from tests.helpers import REQUIRED, substitute_codec, tiny_embedder_folder
 from data_tools.cli import main
 from data_tools.records import read_jsonl
 from dt_helpers import SENTENCES, EnergyCodec, espeak, good_clip, needs_espeak, write
@@ -38,7 +37,7 @@ def build_corpus(root):
 @needs_espeak
 def test_prepare_turns_recordings_into_the_dataset_and_resumes(tmp_path, monkeypatch, capsys):
     expected = build_corpus(tmp_path / "recordings")
-    speaker_embedder.save(speaker_embedder.build(seed=1), tmp_path / "embedder")
+    tiny_embedder_folder(tmp_path / "embedder")
     tok = build_offline_text_tokenizer()
     add_kani_tokens(tok)
     tok.save_pretrained(tmp_path / "tokenizer")
@@ -102,7 +101,7 @@ def test_prepare_turns_recordings_into_the_dataset_and_resumes(tmp_path, monkeyp
 def test_stages_run_one_by_one_with_tokenize_shards(tmp_path, monkeypatch, capsys):
     for i, speaker in ((0, "anna"), (1, "ben"), (3, "ben")):  # ids hash to shards 0, 0 and 1
         good_clip(tmp_path / "recordings" / speaker / f"c{i}.wav", i)
-    speaker_embedder.save(speaker_embedder.build(seed=2), tmp_path / "embedder")
+    tiny_embedder_folder(tmp_path / "embedder")
     codec = EnergyCodec()
     substitute_codec(monkeypatch, codec)
     config = tmp_path / "data.yaml"

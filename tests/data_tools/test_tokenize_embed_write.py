@@ -76,7 +76,7 @@ def test_tokenize_in_shards_then_write_the_dataset(tmp_path, monkeypatch):
     utts = run_stage("ingest", work,
                      ingest=IngestConfig(sources=[SourceConfig(path=str(root), tag="EN")]))
     run_stage("embed", work, utts, embed=EmbedConfig(batch_size=2),
-              given={"embedder": speaker_embedder.build()})
+              given={"embedder": speaker_embedder.load(speaker_embedder.TINY)})
     codec = EnergyCodec()
     substitute_codec(monkeypatch, codec)
     cfg = TokenizeConfig(batch_seconds=8.0)
@@ -161,3 +161,42 @@ def test_default_codec_factory_gives_the_nanocodec():
     codes, frames = codec.encode(audio, torch.tensor([22050]))
     assert codes.shape == (1, 4, int(frames[0])) and int(frames[0]) == 13
     assert int(codes.min()) >= 0 and int(codes.max()) < 4032
+
+
+class CollapsingCodec(EnergyCodec):
+    """A codec that gives every frame the same codes, as a broken or collapsed codec does."""
+
+    def encode(self, audio, lengths):
+        codes, frames = super().encode(audio, lengths)
+        return torch.full_like(codes, 7), frames
+
+
+def _prepared(tmp_path, monkeypatch, codec):
+    root, work = tmp_path / "in", tmp_path / "work"
+    for i, spk in enumerate(["ann", "ann", "bob"]):
+        good_clip(root / spk / f"c{i}.wav", i, voice="en" if spk == "ann" else "en-us")
+    utts = run_stage("ingest", work,
+                     ingest=IngestConfig(sources=[SourceConfig(path=str(root), tag="EN")]))
+    run_stage("embed", work, utts, given={"embedder": speaker_embedder.load(speaker_embedder.TINY)})
+    if codec is not None:
+        substitute_codec(monkeypatch, codec)
+    run_stage("tokenize", work, utts, tokenize=TokenizeConfig(codec="tiny", device="cpu"))
+    out = run_stage("write", work, utts, write=WriteConfig())
+    return json.loads((out / "report.json").read_text()), (out / "report.md").read_text()
+
+
+@needs_espeak
+def test_the_report_gives_frames_per_second_after_repeat_dropping(tmp_path, monkeypatch):
+    report, md = _prepared(tmp_path, monkeypatch, None)  # the tiny NanoCodec
+    fps = report["frames_per_second"]
+    assert 11.0 <= fps["overall"] <= 12.6 and set(fps["per_speaker"]) == {"ann", "bob"}
+    assert fps["low"] == [] and "Warning" not in md and "frames/s" in md
+
+
+@needs_espeak
+def test_a_codec_that_collapses_codes_is_flagged_in_the_report(tmp_path, monkeypatch, caplog):
+    report, md = _prepared(tmp_path, monkeypatch, CollapsingCodec())
+    fps = report["frames_per_second"]
+    assert fps["overall"] < 1 and fps["low"] == ["speaker:ann", "speaker:bob", "tag:en"]
+    assert md.count("**Warning:**") == 3 and "broken or collapsing codec" in md
+    assert "keeps only" in caplog.text

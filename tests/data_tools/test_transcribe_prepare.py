@@ -15,7 +15,7 @@ from data_tools.records import read_jsonl
 from data_tools.runner import read_stage_results
 from tests.helpers import substitute_codec
 from dt_helpers import EnergyCodec, SENTENCES, good_clip, needs_espeak, write
-from kani_adapt.models.speaker import embedder as speaker_embedder
+from tests.helpers import tiny_embedder_folder
 from kani_adapt.scorers.text import error_rates
 from test_longform import READING, espeak_reading
 
@@ -43,7 +43,7 @@ def test_prepare_turns_long_recordings_into_a_dataset_in_one_command(tmp_path, m
     asr = SphinxRecogniser(READING + SENTENCES, tmp_path / "lm")
     monkeypatch.setattr(transcribe, "WhisperRecogniser", lambda cfg: asr)
     substitute_codec(monkeypatch, EnergyCodec())
-    speaker_embedder.save(speaker_embedder.build(seed=1), tmp_path / "embedder")
+    tiny_embedder_folder(tmp_path / "embedder")
     config = tmp_path / "data.yaml"
     config.write_text(
         "work: work\ningest:\n  sources:\n    - path: recordings\n      tag: en\n"

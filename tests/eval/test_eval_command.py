@@ -12,13 +12,13 @@ SENTENCES = ["the bus leaves at nine", "it is a lovely day", "we are going to th
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from kani_adapt.models.speaker import embedder as speaker_embedder
+    from tests.helpers import tiny_embedder_folder
 
     root = tmp_path_factory.mktemp("models")
     for name, seed in (("adapted", 0), ("base", 1)):
         assert main(["init", "--size", "tiny", "--out", str(root / name), "--seed", str(seed),
                      "--dtype", "fp32"]) == 0
-    speaker_embedder.save(speaker_embedder.build(seed=0), root / "embedder")
+    tiny_embedder_folder(root / "embedder")
     return root
 
 
