@@ -12,7 +12,8 @@ PACKAGE = ROOT / "kani_adapt"
 # The core: errors, config loading and the shared schema pieces, atomic writes, audio I/O, the
 # path-or-hub-id resolver, devices, seeds/RNG state, console, plots, safe checkpoint reading.
 CORE = ("atomic", "audio", "batching", "common_config", "config", "console", "defaults",
-        "devices", "errors", "hub", "model_files", "plots", "resume", "rng", "tokens")
+        "devices", "errors", "hub", "locks", "model_files", "plots", "resume", "rng", "stopping",
+        "tokens")
 # Layers that may use the data tools: they wire stages together or are the command line.
 MAY_USE_DATA_TOOLS = ("kani_adapt.recipes", "kani_adapt.cli")
 

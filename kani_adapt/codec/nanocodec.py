@@ -16,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from kani_adapt.atomic import write_file
 from kani_adapt.defaults import NANOCODEC_HUB_ID
-from kani_adapt.errors import CheckpointError, DataError
+from kani_adapt.config import read_yaml_file
+from kani_adapt.errors import CheckpointError, ConfigError, DataError
 from kani_adapt.hub import resolve_file
 from kani_adapt.model_files import torch_load
 
@@ -224,9 +225,11 @@ def _read_nemo(path: Path, workdir: Path) -> tuple[DictConfig, dict]:
     if len(configs) != 1 or len(weights) != 1:
         raise CheckpointError(f"{path}: a .nemo archive holds one model_config.yaml and one "
                               f"model_weights.ckpt; found {len(configs)} and {len(weights)}")
-    try:
-        cfg = OmegaConf.load(configs[0])
-    except Exception as err:  # OmegaConf and YAML errors have many types; all mean a bad file
+    try:  # the project's guarded YAML reader: size, depth, alias expansion and duplicate keys
+        cfg = OmegaConf.create(read_yaml_file(configs[0], yaml12_floats=True))
+    except ConfigError as err:
+        raise CheckpointError(f"{path} (model_config.yaml): {str(err).split(': ', 1)[-1]}") from None
+    except Exception as err:  # OmegaConf's errors have many types; all mean a bad file
         raise CheckpointError(f"{path}: model_config.yaml is unreadable ({type(err).__name__})") from None
     state = torch_load(weights[0], shown=f"{path} (model_weights.ckpt)")
     return cfg, state

@@ -10,7 +10,7 @@ import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from kani_adapt import atomic, resume
+from kani_adapt import atomic, locks, resume
 from kani_adapt.devices import for_lightning
 from kani_adapt.training import run as runs
 from kani_adapt.training.config import TrainConfig
@@ -19,11 +19,18 @@ from kani_adapt.training.data import GeneratorData
 from kani_adapt.training.module import GeneratorModule
 from kani_adapt.training.progress import ProgressLog
 from kani_adapt.training.samples import make_sample_hook
+from kani_adapt.training.signals import StopOnSignal
 
 log = logging.getLogger("kani_adapt.train")
 
 
 def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
+    """Train (or resume) the run in ``cfg.run_dir``, which one process at a time may hold."""
+    with locks.hold_run(Path(cfg.run_dir), "kani-adapt train run"):
+        return _train(cfg, callbacks)
+
+
+def _train(cfg: TrainConfig, callbacks: tuple) -> dict:
     from kani_adapt.eval.callback import eval_callbacks, stopped_early
 
     run_dir = runs.prepare_run_dir(cfg)
@@ -46,7 +53,8 @@ def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
     module = GeneratorModule(cfg, model)
     codec = _codec(cfg)
     module.sample_hook = make_sample_hook(cfg, data.val_set, codec=codec)
-    callbacks = (*callbacks, *eval_callbacks(cfg.eval, data.val_set, codec, run_dir / "checkpoints",
+    stopper = StopOnSignal()
+    callbacks = (*callbacks, stopper, *eval_callbacks(cfg.eval, data.val_set, codec, run_dir / "checkpoints",
                                              base_set=data.replay_val, run_dir=run_dir))
     trainer = build_trainer(cfg, run_dir, callbacks, preloaded, resume_step)
     if trainer.is_global_zero:
@@ -54,6 +62,7 @@ def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
         atomic.write_text(run_dir / "data_stats.json", json.dumps(data.stats, indent=2) + "\n")
     trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
     trainer.save_checkpoint(run_dir / "checkpoints" / runs.LAST)
+    stopper.raise_if_stopped(trainer.global_step, trainer.is_global_zero)  # at the saved step
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     summary = {"steps": trainer.global_step, "metrics": metrics, "run_dir": str(run_dir)}
     if stopped_early(run_dir):
