@@ -38,19 +38,43 @@ def _raise(signum, frame):
     raise Stopped(signum)
 
 
+_ours: set = set()  # handlers installed through this module
+
+
+def install(handler) -> dict:
+    """``handler`` for every stop signal (main thread only); returns what to ``restore``."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    _ours.add(handler)
+    return {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+
+
+def restore(old: dict) -> None:
+    for s, handler in old.items():
+        signal.signal(s, handler)
+
+
+def _in_forked_child() -> None:
+    """A forked helper (a data-loader worker) leaves stopping to the process that forked it:
+    Ctrl-C and SIGUSR1 reach the whole group and are ignored there, SIGTERM (how its parent
+    ends it) kills it as usual."""
+    for s in STOP_SIGNALS:
+        if signal.getsignal(s) in _ours:
+            signal.signal(s, signal.SIG_DFL if s == signal.SIGTERM else signal.SIG_IGN)
+
+
+os.register_at_fork(after_in_child=_in_forked_child)
+
+
 @contextmanager
 def raise_on_signals():
     """While inside, a stop signal raises :class:`Stopped` in the main thread; the previous
     handlers come back afterwards. Outside the main thread, nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {s: signal.signal(s, _raise) for s in STOP_SIGNALS}
+    old = install(_raise)
     try:
         yield
     finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
+        restore(old)
 
 
 def slurm_job_id() -> str | None:

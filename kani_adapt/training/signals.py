@@ -9,30 +9,25 @@ raises :class:`kani_adapt.stopping.Stopped` ("stopped by SIGTERM at step N; reru
 """
 from __future__ import annotations
 
-import os
 import signal
-import threading
 
 from lightning.pytorch.callbacks import Callback
 
-from kani_adapt.stopping import STOP_SIGNALS, Stopped, requeue_slurm_job
+from kani_adapt import stopping
+from kani_adapt.stopping import Stopped, requeue_slurm_job
 
 
 class StopOnSignal(Callback):
     def __init__(self):
         self.signum: int | None = None
-        self._pid = os.getpid()
         self._old: dict = {}
 
     def _note(self, signum, frame) -> None:
-        if os.getpid() != self._pid:
-            return  # a forked data-loader worker: the training process decides
         if self.signum is None:
             self.signum = signum
 
     def on_train_start(self, trainer, pl_module) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self._old = {s: signal.signal(s, self._note) for s in STOP_SIGNALS}
+        self._old = stopping.install(self._note)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         asked = self.signum is not None
@@ -42,8 +37,7 @@ class StopOnSignal(Callback):
             trainer.should_stop = True
 
     def on_train_end(self, trainer, pl_module) -> None:
-        for s, handler in self._old.items():
-            signal.signal(s, handler)
+        stopping.restore(self._old)
         self._old = {}
 
     def raise_if_stopped(self, step: int, is_global_zero: bool = True) -> None:
