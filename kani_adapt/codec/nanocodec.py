@@ -180,12 +180,16 @@ def harmonise_weight_norm(state: dict, expected: set[str]) -> dict:
     return out
 
 
-def remap_state_dict(state: dict, index_map: dict[int, int | None], keep_discriminator: bool) -> dict:
+def remap_state_dict(state: dict, index_map: dict[int, int | None], keep_discriminator: bool,
+                     keep_slm: bool = False) -> dict:
     """Rename discriminator keys after parts were dropped; drop keys of dropped parts, of the
-    frozen pretrained models NeMo never stores (WavLM inside the SLM parts) and of the switched
-    off speaker-consistency loss."""
+    frozen pretrained models NeMo never stores (WavLM inside the SLM parts), of the switched
+    off speaker-consistency loss and, unless ``keep_slm``, of the SLM loss's predictor (NeMo
+    stores ``slm_predictor.*`` when ``use_slm_loss`` is on; only training uses them)."""
     out = {}
     for key, value in state.items():
+        if key.startswith("slm_predictor.") and not keep_slm:
+            continue
         # speaker_encoder_resampler: a buffer of the (switched off) speaker-consistency loss
         if key.startswith(("slm_encoder.", "speaker_encoder")) or ".slm_model.slm_model." in key:
             continue
@@ -252,7 +256,7 @@ def load_model(source: str, discriminators: tuple[str, ...] = (), slm_dir: str |
         stored_cfg, state = _read_nemo(path, Path(tmp))
     keep = bool(discriminators)
     cfg, index_map = sanitize_config(stored_cfg, keep, slm_dir)
-    state = remap_state_dict(state, index_map, keep)
+    state = remap_state_dict(state, index_map, keep, keep_slm=bool(cfg.get("use_slm_loss")))
     fresh_discriminator = keep and cfg.get("discriminator") is None
     if fresh_discriminator:
         cfg.discriminator = discriminator_config(tuple(discriminators))
