@@ -41,6 +41,14 @@ def read_mono(path: Path, sample_rate: int | None = None) -> Loaded:
 resample = audio_io.resample
 
 
+def probe(path: Path) -> audio_io.Probe:
+    """Length and rate without decoding; raises AudioError (header_mismatch, ...)."""
+    try:
+        return audio_io.probe(path)
+    except audio_io.AudioReadError as err:
+        raise AudioError(err.reason, err.detail) from None
+
+
 def write_clip(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     """16-bit WAV written to a temporary name and renamed, so a clip is never half-written.
 

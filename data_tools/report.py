@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+from data_tools import inventory
+
 
 def rejected_seconds(rejected: list[dict], durations: dict[str, float]) -> list[float]:
     """Seconds of each rejection: its own ``seconds`` (a dropped stretch of a recording), else
@@ -84,5 +86,6 @@ def markdown(summary: dict, pictures: list[str] = ()) -> str:
         lines += ["", "## Speaker embeddings", ""]
         lines += _table(["speaker", "clips", "min cosine to speaker mean"],
                         [[k, v["clips"], v["min_cosine_to_mean"]] for k, v in spk.items()])
+    lines += inventory.markdown(summary.get("inputs") or {})
     lines += ["", "## Options", ""] + [f"- {k}: {v}" for k, v in summary.get("options", {}).items()]
     return "\n".join(lines) + "\n"
