@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from data_tools import ids, registry
-from data_tools import inventory
+from data_tools import inventory, longaudio
 from data_tools.audio import AudioError, probe, read_mono, write_clip
 from data_tools.config import IngestConfig
 from data_tools.layouts import (  # noqa: F401  (the layouts' names, re-exported)
@@ -41,19 +41,30 @@ def load_candidate(c: Candidate, root: Path, cfg: IngestConfig, work: Path,
         raise Rejected("missing_audio", str(c.audio))
     if c.audio.stat().st_size == 0:
         raise Rejected("empty_audio", f"{c.audio} is a zero-length file")
-    seconds = probe(c.audio).seconds  # a header that lies is rejected here, unread
+    probed = probe(c.audio)  # a header that lies is rejected here, unread
+    seconds = probed.seconds
     if seconds > cfg.max_file_seconds:
         raise Rejected("too_long_file", f"{seconds:.0f} s > max_file_seconds={cfg.max_file_seconds}")
-    loaded = read_mono(c.audio, cfg.sample_rate)
     path = ids.clip_path(work, NAME, c.id)
-    write_clip(path, loaded.audio, cfg.sample_rate)
+    frames, orig_rate, channels = _copy_clip(c.audio, path, cfg.sample_rate, probed)
     rel = path.relative_to(work)
     return Utterance(
         id=c.id, audio=rel.as_posix(), text=c.text, speaker=c.speaker, tag=c.tag.lower(),
-        duration=len(loaded.audio) / cfg.sample_rate, source=str(c.audio.resolve()),
-        orig_sample_rate=loaded.orig_sample_rate, channels=loaded.channels,
-        sha256=_sha256(c.audio),
+        duration=frames / cfg.sample_rate, source=str(c.audio.resolve()),
+        orig_sample_rate=orig_rate, channels=channels, sha256=_sha256(c.audio),
     )
+
+
+def _copy_clip(src: Path, dest: Path, rate: int, probed) -> tuple[int, int, int]:
+    """The clip as mono 16-bit WAV at ``rate``; hours-long files stream in bounded memory."""
+    if probed.decoder == "libsndfile" and probed.seconds > longaudio.STREAM_SECONDS:
+        try:
+            return longaudio.stream_clip(src, dest, rate)
+        except ValueError as err:
+            raise Rejected("nan_samples", str(err)) from None
+    loaded = read_mono(src, rate)
+    write_clip(dest, loaded.audio, rate)
+    return len(loaded.audio), loaded.orig_sample_rate, loaded.channels
 
 
 def _sha256(path: Path) -> str:
