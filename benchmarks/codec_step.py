@@ -20,6 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", default="decoder", choices=["decoder", "full", "lora"])
+    parser.add_argument("--size", default="0.6kbps", choices=["0.6kbps", "tiny"],
+                        help="codec shape (tiny: a check that the script runs)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=1.0, help="segment length per item")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
@@ -51,7 +53,7 @@ def main() -> None:
         sf.write(wav, torch.randn(int(22050 * (args.seconds + 1))).mul(0.1).numpy(), 22050)
         manifest = Path(tmp) / "m.json"
         manifest.write_text(f'{{"audio_filepath": "{wav}", "duration": {args.seconds + 1}}}\n')
-        cfg = CodecTrainConfig(train_manifest=str(manifest), codec="0.6kbps", mode=args.mode,
+        cfg = CodecTrainConfig(train_manifest=str(manifest), codec=args.size, mode=args.mode,
                                batch_size=args.batch_size, segment_seconds=args.seconds, max_steps=1)
         t0 = time.perf_counter()
         model = prepare_model(cfg)

@@ -33,7 +33,7 @@ class Clock:
 
 
 def build(folder: Path, shape: str):
-    from data_tools import speaker_embedder
+    from kani_adapt.models.speaker import embedder as speaker_embedder
     from kani_adapt.cli.main import main
 
     gen_size, codec, _ = SHAPES[shape]
@@ -92,7 +92,7 @@ def main() -> None:
         scorers.score(clips[:1], rate)  # warm-up: numba compilation inside librosa, lazy inits
         per_scorer = {}
         for name in ("dnsmos", "asr", "similarity"):
-            model = getattr(scorers, name)
+            model = scorers.models.get(name)
             if model is None:
                 continue
             run = {"dnsmos": lambda cs: model.score([c.audio for c in cs], rate),

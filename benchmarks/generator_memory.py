@@ -96,7 +96,8 @@ def one(spec: dict) -> dict:
     del base
     cfg = load_config(TrainConfig, None, [
         f"mode={spec['mode']}", f"model.gradient_checkpointing={spec['checkpointing']}",
-        f"model.loss_chunk={spec['chunk']}", "lora.dropout=0.0"])
+        f"model.loss_chunk={spec['chunk']}", "lora.dropout=0.0",
+        f"model.init={spec['size']}", "data.train=unused"])  # the model is built above, no data read
     module = GeneratorModule(cfg, model).to(device).train()
     optimizer = module.configure_optimizers()["optimizer"]
     n = clip_tokens(spec["seconds"])
@@ -172,7 +173,7 @@ def main(argv=None) -> int:
         return 0
     if args.quick:
         args.size, args.seconds, args.modes = "tiny", [10.0], ["lora"]
-    rows = []
+    rows, failures = [], 0
     print(f"{'mode':18s} {'clip':>5s} {'tokens':>6s} {'ckpt':>4s} {'loss':>9s} "
           f"{'peak above weights':>18s} {'RSS rise':>9s} {'step':>7s}", flush=True)
     for spec in grid(args):
@@ -180,6 +181,7 @@ def main(argv=None) -> int:
                               capture_output=True, text=True)
         if proc.returncode:
             print(f"{spec}: failed\n{proc.stderr[-1500:]}", flush=True)
+            failures += 1
             continue
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         rows.append(row)
@@ -201,7 +203,7 @@ def main(argv=None) -> int:
                       f"24 GB {allowed_tokens(row, 24):7d}   80 GB {allowed_tokens(row, 80):7d}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
-    return 0
+    return 1 if failures else 0  # a configuration that no longer runs is a failed run
 
 
 if __name__ == "__main__":

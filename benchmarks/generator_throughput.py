@@ -31,7 +31,7 @@ def corpus(path: Path, n: int, seed: int) -> Path:
     return path
 
 
-def ours(data: Path, run_dir: Path, size: str, steps: int, budget: int,
+def ours(data: Path, run_dir: Path, size: str, steps: int, budget: int | str,
          compile: bool = False) -> dict:
     from kani_adapt.config import load_config
     from kani_adapt.training.config import TrainConfig
@@ -80,7 +80,8 @@ def baseline(data: Path, out: Path, size: str, steps: int, batch_size: int) -> d
     from kani_adapt.training.lora import PRESETS
     from kani_adapt.training.run import build_model
 
-    cfg = load_config(TrainConfig, None, [f"model.init={size}", "data.use_speaker_emb=true"])
+    cfg = load_config(TrainConfig, None, [f"model.init={size}", f"data.train={data}",
+                                          "data.use_speaker_emb=true"])
     model, tokenizer = build_model(cfg)
     table = load_table(str(data))
     dataset = tokenize_table(table, range(len(table)), tokenizer, cfg.data, str(data))
@@ -115,12 +116,17 @@ def baseline(data: Path, out: Path, size: str, steps: int, batch_size: int) -> d
             "padding": sum(real[:steps_done]) / max(1, sum(padded[:steps_done]))}
 
 
+def _budget(text: str) -> int | str:
+    return text if text == "auto" else int(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="tiny", help="generator size preset")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--budget", type=int, default=4096, help="our padded tokens per batch")
+    parser.add_argument("--budget", type=_budget, default=4096,
+                        help="our padded tokens per batch, or auto (probed on the GPU)")
     parser.add_argument("--utterances", type=int, default=200)
     parser.add_argument("--compile", action="store_true",
                         help="also run ours with trainer.compile (torch.compile), same data")

@@ -6,27 +6,28 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from pathlib import Path
 
-from data_tools import ids, registry
-from kani_adapt.audio import AudioReadError, read, write_clip
+from data_tools import ids, inventory, longaudio, registry
 from data_tools.config import IngestConfig
 from data_tools.layouts import (  # noqa: F401  (the layouts' names, re-exported)
     AUDIO_SUFFIXES, Candidate, discover, inside, read_sidecar, unique_ids,
 )
 from data_tools.records import Utterance
 from data_tools.registry import Kept, Rejected
-from data_tools.runner import BaseStage
+from data_tools.runner import BaseStage, collect, stage_dir
+from kani_adapt import atomic
+from kani_adapt.audio import AudioReadError, probe, read, write_clip
 from kani_adapt.errors import ConfigError
 
 NAME = "ingest"
+log = logging.getLogger("data_tools")
 
 
 def load_candidate(c: Candidate, root: Path, cfg: IngestConfig, work: Path,
                    need_text: bool = True) -> Utterance:
     """Load, downmix and resample one clip; raises Rejected when it is unusable."""
-    import soundfile as sf
-
     if not need_text and c.error in ("missing_transcript", "empty_transcript"):
         c = dataclasses.replace(c, text="", error="")  # a later stage writes the text
     if c.error:  # found at discovery: duplicate or empty id, symlink, transcript problems
@@ -39,22 +40,30 @@ def load_candidate(c: Candidate, root: Path, cfg: IngestConfig, work: Path,
         raise Rejected("missing_audio", str(c.audio))
     if c.audio.stat().st_size == 0:
         raise Rejected("empty_audio", f"{c.audio} is a zero-length file")
-    try:
-        seconds = sf.info(str(c.audio)).duration
-    except Exception as err:
-        raise Rejected("unreadable_audio", f"{c.audio}: {err}") from None
+    probed = probe(c.audio)  # a header that lies is rejected here, unread
+    seconds = probed.seconds
     if seconds > cfg.max_file_seconds:
         raise Rejected("too_long_file", f"{seconds:.0f} s > max_file_seconds={cfg.max_file_seconds}")
-    loaded = read(c.audio, cfg.sample_rate)
     path = ids.clip_path(work, NAME, c.id)
-    write_clip(path, loaded.audio, cfg.sample_rate)
+    frames, orig_rate, channels = _copy_clip(c.audio, path, cfg.sample_rate, probed)
     rel = path.relative_to(work)
     return Utterance(
         id=c.id, audio=rel.as_posix(), text=c.text, speaker=c.speaker, tag=c.tag.lower(),
-        duration=len(loaded.audio) / cfg.sample_rate, source=str(c.audio.resolve()),
-        orig_sample_rate=loaded.orig_sample_rate, channels=loaded.channels,
-        sha256=_sha256(c.audio),
+        duration=frames / cfg.sample_rate, source=str(c.audio.resolve()),
+        orig_sample_rate=orig_rate, channels=channels, sha256=_sha256(c.audio),
     )
+
+
+def _copy_clip(src: Path, dest: Path, rate: int, probed) -> tuple[int, int, int]:
+    """The clip as mono 16-bit WAV at ``rate``; hours-long files stream in bounded memory."""
+    if probed.decoder == "libsndfile" and probed.seconds > longaudio.STREAM_SECONDS:
+        try:
+            return longaudio.stream_clip(src, dest, rate)
+        except ValueError as err:
+            raise Rejected("nan_samples", str(err)) from None
+    loaded = read(src, rate)
+    write_clip(dest, loaded.audio, rate)
+    return len(loaded.audio), loaded.orig_sample_rate, loaded.channels
 
 
 def _sha256(path: Path) -> str:
@@ -83,6 +92,25 @@ class Ingest(BaseStage):
 
     def settings(self, ctx) -> dict:
         return {**super().settings(ctx), "text_later": text_later(ctx.cfg)}
+
+    def decide(self, ctx, items: list, results: dict) -> tuple[list, list[dict]]:
+        """Kept and rejected items, and ``inputs.json``: the input files no item uses and the
+        transcripts that hide characters (both shown in the report)."""
+        sources = ctx.cfg.ingest.sources
+        tables = {Path(s.path) / ("metadata.csv" if s.layout == "ljspeech" else s.tsv)
+                  for s in sources if s.layout != "folder"}
+        inputs = {"unused_files": inventory.unused_files([Path(s.path) for s in sources], items,
+                                                         tables),
+                  "text_warnings": inventory.text_warnings(items)}
+        atomic.write_json(stage_dir(ctx.work, NAME) / "inputs.json", inputs)
+        if inputs["unused_files"]:
+            log.warning("ingest: %d file(s) in the input folders are not used (transcripts "
+                        "without audio, other files); listed in the report",
+                        len(inputs["unused_files"]))
+        if inputs["text_warnings"]:
+            log.warning("ingest: %d transcript(s) hold invisible or control characters; "
+                        "listed in the report", len(inputs["text_warnings"]))
+        return collect(items, results, self.name)
 
     def process_item(self, ctx, c: Candidate) -> Kept:
         try:

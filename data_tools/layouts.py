@@ -21,9 +21,9 @@ from typing import Iterator
 
 from data_tools import ids
 from data_tools.config import SourceConfig
+from kani_adapt.audio import AUDIO_SUFFIXES  # noqa: F401 (libsndfile's formats and FFmpeg's)
 from kani_adapt.errors import ConfigError
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 MAX_TRANSCRIPT_BYTES = 1_000_000
 
 

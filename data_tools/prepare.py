@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from data_tools import locks, registry
+from data_tools import registry
+from kani_adapt import locks
 from data_tools.config import DataConfig, check_folders
 from data_tools.runner import run_stage
 

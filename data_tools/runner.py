@@ -15,7 +15,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_tools import locks, registry
+from data_tools import registry
+from kani_adapt import locks
 from data_tools.config import check_folders
 from data_tools.records import (
     LogEntry, StageLog, Utterance, read_jsonl, read_manifest, read_results, rejection,

@@ -15,7 +15,8 @@ from typing import Callable
 import numpy as np
 
 from data_tools import ids, voices
-from kani_adapt.audio import read_clip, resample, write_clip
+from data_tools.longaudio import ClipFile, speech_spans
+from kani_adapt.audio import write_clip
 from data_tools.config import SegmentConfig
 from data_tools.records import Utterance, rejection
 from data_tools.registry import Kept, Rejected
@@ -100,8 +101,9 @@ def plan(utt: Utterance, spans: list[Span], cfg: SegmentConfig) -> list[tuple[st
 def process(utt: Utterance, work: Path, vad, cfg: SegmentConfig, voices_of=None) -> Kept:
     """``voices_of(audio, rate, speech)``: a recording's voices (``voices.Voices``) or None;
     asked only when a long recording is cut into pieces, each of which must hold one voice."""
-    audio, rate = read_clip(work / utt.audio)
-    spans = vad(resample(audio, rate, VAD_RATE))
+    audio = ClipFile(work / utt.audio)  # read a slice at a time: recordings can be hours
+    rate = audio.rate
+    spans = speech_spans(audio, rate, vad)
     decision = plan(utt, spans, cfg)
     if isinstance(decision, str):
         raise Rejected(decision, f"{utt.duration:.1f} s clip")

@@ -135,6 +135,7 @@ def _extras(work: Path, cfg: WriteConfig, extras: dict) -> dict:
     codec = load(stage_dir(work, "tokenize") / "codec.json") or {}
     return {"coverage": load(stage_dir(work, "filter") / "coverage.json"),
             "speaker_embeddings": load(stage_dir(work, "embed") / "speakers.json") or {},
+            "inputs": load(stage_dir(work, "ingest") / "inputs.json") or {},
             "options": {"drop_repeated_frames": cfg.drop_repeated_frames,
                         "codec": codec.get("codec"), "codec_class": codec.get("codec_class"),
                         **extras}}

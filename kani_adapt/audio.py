@@ -1,5 +1,9 @@
 """Audio I/O for the whole project: read any libsndfile format as mono float32, resample with soxr.
 
+What libsndfile cannot read (m4a/aac from phones, opus/webm from browsers, wma...) is decoded
+with PyAV, whose wheels ship their own FFmpeg; a file neither can decode is ``unsupported_format``
+(with its suffix) when no decoder knows it, ``unreadable_audio`` when it is damaged.
+
 The data tools, the codec trainer and checker, the scorers, the speaker embedder and evaluation
 all read and resample here (writes go through :func:`kani_adapt.atomic.write_audio`;
 :func:`write_clip` is the data tools' 16-bit clip). A file that cannot be used raises
@@ -8,6 +12,7 @@ as the rejection code.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -17,6 +22,14 @@ import numpy as np
 from kani_adapt.errors import DataError
 
 UNREADABLE, EMPTY, NOT_FINITE = "unreadable_audio", "empty_audio", "nan_samples"
+UNSUPPORTED, HEADER_MISMATCH = "unsupported_format", "header_mismatch"
+SNDFILE_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".w64",
+                    ".caf", ".oga")
+FFMPEG_SUFFIXES = (".m4a", ".aac", ".opus", ".webm", ".weba", ".wma", ".mp4", ".mka", ".amr",
+                   ".3gp", ".ac3", ".alac", ".ape", ".wv", ".mpc", ".ra", ".spx", ".mov")
+AUDIO_SUFFIXES = SNDFILE_SUFFIXES + FFMPEG_SUFFIXES
+# libsndfile's own note when a chunk's declared size disagrees with the file ("(should be N)")
+_DECLARED = re.compile(r"^\s*(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
 
 class AudioReadError(DataError):
@@ -54,10 +67,36 @@ def to_mono(audio: np.ndarray) -> np.ndarray:
     return audio
 
 
+@dataclass
+class Probe:
+    seconds: float
+    sample_rate: int
+    decoder: str  # "libsndfile" or "ffmpeg"
+
+
+def probe(path: str | Path) -> Probe:
+    """Length and rate of an audio file without decoding it; a header whose declared data
+    length disagrees with the file (a lie, or a cut download) is ``header_mismatch``."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception:  # libsndfile does not know it: FFmpeg's view of the container
+        seconds, rate = _av_probe(Path(path))
+        return Probe(seconds, rate, "ffmpeg")
+    for chunk, declared, actual in _DECLARED.findall(info.extra_info or ""):
+        declared, actual = int(declared), int(actual)
+        if declared not in (0, 0xFFFFFFFF) and declared > actual * 1.01 + 64:
+            raise AudioReadError(HEADER_MISMATCH, f"{path}: the header declares {declared} bytes "
+                                 f"of audio, the file holds {actual}; re-export or re-download it")
+    return Probe(info.frames / info.samplerate, info.samplerate, "libsndfile")
+
+
 def read(path: str | Path, sample_rate: int | None = None, *, offset_seconds: float = 0.0,
          max_seconds: float | None = None, check_finite: bool = True) -> Audio:
-    """``path`` (wav/flac/ogg/mp3 via libsndfile) as mono float32, resampled to ``sample_rate``
-    (``None``: the file's own), optionally the window ``offset_seconds`` .. ``+max_seconds``."""
+    """``path`` (libsndfile formats, else FFmpeg's through PyAV) as mono float32, resampled to
+    ``sample_rate`` (``None``: the file's own), optionally the window ``offset_seconds`` ..
+    ``+max_seconds``."""
     import soundfile as sf
 
     try:
@@ -68,9 +107,8 @@ def read(path: str | Path, sample_rate: int | None = None, *, offset_seconds: fl
             frames = -1 if max_seconds is None else int(np.ceil(max_seconds * rate))
         data, rate = sf.read(str(path), start=start, frames=frames, dtype="float32",
                              always_2d=True)
-    except Exception as err:  # libsndfile raises several types for unreadable files
-        raise AudioReadError(UNREADABLE, f"{path}: cannot read audio ({err}); give a wav, flac "
-                                         "or ogg file") from None
+    except Exception:  # libsndfile raises several types for files it cannot read
+        data, rate = _av_read(Path(path), offset_seconds, max_seconds)
     if data.shape[0] == 0:
         raise AudioReadError(EMPTY, f"{path}: no audio samples")
     if check_finite and not np.isfinite(data).all():
@@ -82,6 +120,71 @@ def read(path: str | Path, sample_rate: int | None = None, *, offset_seconds: fl
         if len(audio) == 0:
             raise AudioReadError(EMPTY, f"{path}: no audio samples")
     return Audio(audio, target, rate, data.shape[1])
+
+
+def _av_open(path: Path):
+    """The container and its first audio stream, or the reason it cannot be decoded."""
+    import av
+
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as err:
+        if isinstance(err, (av.error.InvalidDataError, av.error.EOFError)):
+            raise AudioReadError(UNREADABLE, f"{path}: cannot read audio ({err.strerror or err}); "
+                                 "is the file complete?") from None
+        raise _unsupported(path) from None
+    streams = [s for s in container.streams if s.type == "audio"]
+    if not streams or streams[0].codec_context is None:
+        container.close()
+        raise _unsupported(path, "no audio stream")
+    return container, streams[0]
+
+
+def _unsupported(path: Path, why: str = "no decoder for it") -> AudioReadError:
+    suffix = path.suffix.lower() or "(no suffix)"
+    return AudioReadError(UNSUPPORTED, f"{path}: unsupported format {suffix} ({why}); convert it "
+                                       "to wav or flac")
+
+
+def _av_probe(path: Path) -> tuple[float, int]:
+    container, stream = _av_open(path)
+    with container:
+        if stream.duration is not None and stream.time_base is not None:
+            seconds = float(stream.duration * stream.time_base)
+        else:
+            seconds = (container.duration or 0) / 1_000_000
+        return seconds, int(stream.codec_context.sample_rate or stream.rate)
+
+
+def _av_read(path: Path, offset_seconds: float, max_seconds: float | None):
+    """(samples [frames, channels] float32, rate) through FFmpeg, decoded frame by frame."""
+    import av
+
+    container, stream = _av_open(path)
+    rate = int(stream.codec_context.sample_rate or stream.rate)
+    start = int(offset_seconds * rate)
+    stop = None if max_seconds is None else start + int(np.ceil(max_seconds * rate))
+    resampler = av.AudioResampler(format="fltp")  # planar float32, layout and rate kept
+    pieces, seen = [], 0
+    try:
+        with container:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    block = out.to_ndarray()
+                    lo, hi = max(0, start - seen), block.shape[1]
+                    if stop is not None:
+                        hi = min(hi, stop - seen)
+                    if hi > lo:
+                        pieces.append(block[:, lo:hi])
+                    seen += block.shape[1]
+                if stop is not None and seen >= stop:
+                    break
+    except av.error.FFmpegError as err:
+        raise AudioReadError(UNREADABLE, f"{path}: cannot decode audio ({err.strerror or err})"
+                             ) from None
+    if not pieces:
+        return np.zeros((0, 1), np.float32), rate
+    return np.concatenate(pieces, axis=1).T.astype(np.float32, copy=False), rate
 
 
 def padded(audios):

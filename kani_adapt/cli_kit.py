@@ -2,20 +2,28 @@
 errors are one line, the help formatter, ``--verbose`` and ``--device``, and the project's
 exception boundary.
 
-Expected failures (a project error, or the operating system refusing a file: no space left,
-read-only file system, permission denied, symlink loop, file not found...) print one line on
-stderr and exit with code 2. ``--verbose`` (a global flag of both CLIs) adds the traceback.
+Expected failures (a project error, the operating system refusing a file: no space left,
+read-only file system, permission denied, symlink loop, file not found..., or memory running
+out, in Python or in torch's CPU and CUDA allocators) print one line on stderr and exit with
+code 2. ``--verbose`` (a global flag of both CLIs) adds the traceback. A stop signal (SIGTERM,
+SIGINT, SIGUSR1) ends a command with one line and exit code 128 + the signal number
+(``kani_adapt.stopping``).
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import traceback
 
 from kani_adapt import devices
 from kani_adapt.errors import KaniAdaptError, describe_os_error
+from kani_adapt.stopping import Stopped, raise_on_signals
 
 USAGE_ERROR = 2
+# How torch says that an allocation failed (CPU allocator, CUDA caching allocator, MPS).
+_OUT_OF_MEMORY = re.compile(r"can't allocate memory|out of memory|OutOfMemory|"
+                            r"not enough memory|failed to allocate", re.IGNORECASE)
 
 
 class UsageError(Exception):
@@ -60,15 +68,27 @@ def one_line(err: BaseException) -> str | None:
     if isinstance(err, OSError) and err.errno is not None:
         return describe_os_error(err)
     if isinstance(err, MemoryError):
-        return "out of memory"
+        return "out of memory" + (f": {_first_line(err)}" if str(err) else "")
+    if isinstance(err, RuntimeError) and _OUT_OF_MEMORY.search(str(err)):
+        return f"out of memory: {_first_line(err)}; use smaller batches or sizes, or a machine " \
+               "with more memory"
     return None
+
+
+def _first_line(err: BaseException) -> str:
+    text = " ".join((str(err).strip().splitlines() or [""])[0].split())
+    return text[:200] + ("..." if len(text) > 200 else "")
 
 
 def run_guarded(func, args) -> int:
     """Run a command; an expected error becomes one line on stderr and exit code 2."""
     try:
-        return int(func(args) or 0)
-    except (KaniAdaptError, OSError, MemoryError) as err:
+        with raise_on_signals():
+            return int(func(args) or 0)
+    except Stopped as stop:
+        print(str(stop), file=sys.stderr)
+        return stop.exit_code
+    except (KaniAdaptError, OSError, MemoryError, RuntimeError) as err:
         message = one_line(err)
         if message is None:
             raise

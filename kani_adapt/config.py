@@ -151,9 +151,15 @@ def _read_text(path: Path) -> str:
                           f"{err.start}); save it as UTF-8") from None
 
 
-def parse_yaml(text: str, where: str):
-    """Plain data from YAML text, with the guards of this module; errors are one line."""
-    loader = _GuardedLoader(text)
+def read_yaml_file(path: str | Path, yaml12_floats: bool = False):
+    """Plain data of any YAML file (not only a config), through every guard of this module."""
+    return parse_yaml(_read_text(Path(path)), str(path), yaml12_floats)
+
+
+def parse_yaml(text: str, where: str, yaml12_floats: bool = False):
+    """Plain data from YAML text, with the guards of this module; errors are one line.
+    ``yaml12_floats``: ``1e-4`` is a number, as OmegaConf (and so NeMo) reads it."""
+    loader = (_Yaml12FloatsLoader if yaml12_floats else _GuardedLoader)(text)
     try:
         return loader.get_single_data()
     except ConfigError as err:
@@ -204,6 +210,17 @@ class _GuardedLoader(yaml.SafeLoader):
                                       f"(first at line {seen[key]}); keep one")
                 seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
+
+
+class _Yaml12FloatsLoader(_GuardedLoader):
+    """The guarded loader, reading exponents without a dot or sign (``2e-4``, ``1e5``) as floats
+    the way YAML 1.2 and OmegaConf do (YAML 1.1 leaves them strings)."""
+
+
+_Yaml12FloatsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
 
 
 def _expanded_size(node, memo: dict) -> int:

@@ -9,6 +9,13 @@ progress bar on a terminal only, no sanity validation, no model summary. What di
 the trainers (checkpointing, validation cadence, gradient clipping) comes in as callbacks and
 Lightning options.
 
+Every trainer it builds carries a :class:`StopOnSignal`: SIGTERM, SIGINT or SIGUSR1 during the
+fit ends it at a step boundary instead of killing it (Lightning's own SIGTERM handling ends the
+fit quietly, so the command would exit 0, and its SLURM handler checkpoints in the middle of a
+step). After ``fit`` the caller saves a checkpoint at that step and calls
+``stop_signal(trainer).raise_if_stopped(step)``, which requeues a SLURM job on SIGUSR1 and
+raises :class:`kani_adapt.stopping.Stopped` ("stopped by SIGTERM at step N; rerun to resume").
+
 :class:`ProgressLog` writes one console line per log interval, because Lightning's progress bar
 joins its updates with carriage returns, which turns a log file or a CI page into one
 unreadable line; on a terminal the bar is fine. So runs show the bar only on a TTY and the
@@ -18,6 +25,7 @@ too when the bar is off). Values are read at the log interval only: no host sync
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -27,6 +35,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from kani_adapt import stopping
 from kani_adapt.console import hms
 from kani_adapt.devices import for_lightning
 from kani_adapt.resume import SafeCheckpointIO
@@ -70,20 +79,59 @@ class ProgressLog(Callback):
         return "  ".join(parts)
 
 
+class StopOnSignal(Callback):
+    """Notes a stop signal during the fit; every rank stops at the end of the same batch."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old: dict = {}
+
+    def _note(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._old = stopping.install(self._note)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        asked = self.signum is not None
+        if trainer.world_size > 1:  # all ranks stop at the same step, or DDP would hang
+            asked = trainer.strategy.reduce_boolean_decision(asked, all=False)
+        if asked:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        stopping.restore(self._old)
+        self._old = {}
+
+    def raise_if_stopped(self, step: int, is_global_zero: bool = True) -> None:
+        """After the checkpoint of ``step`` is saved: the stop, as an exception."""
+        if self.signum is None:
+            return
+        note = (stopping.requeue_slurm_job() if self.signum == signal.SIGUSR1 and is_global_zero
+                else "")
+        raise stopping.Stopped(self.signum, step, note)
+
+
+def stop_signal(trainer: L.Trainer) -> StopOnSignal:
+    """The :class:`StopOnSignal` of a trainer :func:`build_trainer` made."""
+    return next(c for c in trainer.callbacks if isinstance(c, StopOnSignal))
+
+
 def build_trainer(run_dir: Path, *, device: str, precision: str, max_steps: int,
                   callbacks: Sequence[Callback] = (), loggers: Sequence = (),
                   preloaded: dict | None = None, devices: int = 1, **options) -> L.Trainer:
     """The Lightning trainer of a run in ``run_dir``. ``device`` is a config's device (auto,
     cpu, cuda, cuda:N, mps); ``devices`` GPUs per node when it names none; ``preloaded`` the
     checkpoint state already read with weights_only (``{path: state}``); ``options`` the
-    Lightning arguments that differ between the trainers."""
+    Lightning arguments that differ between the trainers. A :class:`StopOnSignal` is added."""
     accelerator, gpus = for_lightning(device)
     return L.Trainer(
         default_root_dir=run_dir, max_steps=max_steps, accelerator=accelerator,
         devices=gpus or devices, precision=precision,
         logger=[TensorBoardLogger(run_dir, name="tb", version=""), *loggers],
         plugins=[SafeCheckpointIO(preloaded)],  # resume never unpickles
-        callbacks=list(callbacks),
+        callbacks=[*callbacks, StopOnSignal()],
         enable_progress_bar=sys.stderr.isatty(),  # carriage-return bars garble logs and CI
         num_sanity_val_steps=0, enable_model_summary=False, **options)
 

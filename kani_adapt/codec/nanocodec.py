@@ -16,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from kani_adapt.atomic import write_file
 from kani_adapt.defaults import NANOCODEC_HUB_ID
-from kani_adapt.errors import CheckpointError, DataError
+from kani_adapt.config import read_yaml_file
+from kani_adapt.errors import CheckpointError, ConfigError, DataError
 from kani_adapt.hub import resolve_file
 from kani_adapt.model_files import torch_load
 
@@ -190,12 +191,16 @@ def harmonise_weight_norm(state: dict, expected: set[str]) -> dict:
     return out
 
 
-def remap_state_dict(state: dict, index_map: dict[int, int | None], keep_discriminator: bool) -> dict:
+def remap_state_dict(state: dict, index_map: dict[int, int | None], keep_discriminator: bool,
+                     keep_slm: bool = False) -> dict:
     """Rename discriminator keys after parts were dropped; drop keys of dropped parts, of the
-    frozen pretrained models NeMo never stores (WavLM inside the SLM parts) and of the switched
-    off speaker-consistency loss."""
+    frozen pretrained models NeMo never stores (WavLM inside the SLM parts), of the switched
+    off speaker-consistency loss and, unless ``keep_slm``, of the SLM loss's predictor (NeMo
+    stores ``slm_predictor.*`` when ``use_slm_loss`` is on; only training uses them)."""
     out = {}
     for key, value in state.items():
+        if key.startswith("slm_predictor.") and not keep_slm:
+            continue
         # speaker_encoder_resampler: a buffer of the (switched off) speaker-consistency loss
         if key.startswith(("slm_encoder.", "speaker_encoder")) or ".slm_model.slm_model." in key:
             continue
@@ -235,9 +240,11 @@ def _read_nemo(path: Path, workdir: Path) -> tuple[DictConfig, dict]:
     if len(configs) != 1 or len(weights) != 1:
         raise CheckpointError(f"{path}: a .nemo archive holds one model_config.yaml and one "
                               f"model_weights.ckpt; found {len(configs)} and {len(weights)}")
-    try:
-        cfg = OmegaConf.load(configs[0])
-    except Exception as err:  # OmegaConf and YAML errors have many types; all mean a bad file
+    try:  # the project's guarded YAML reader: size, depth, alias expansion and duplicate keys
+        cfg = OmegaConf.create(read_yaml_file(configs[0], yaml12_floats=True))
+    except ConfigError as err:
+        raise CheckpointError(f"{path} (model_config.yaml): {str(err).split(': ', 1)[-1]}") from None
+    except Exception as err:  # OmegaConf's errors have many types; all mean a bad file
         raise CheckpointError(f"{path}: model_config.yaml is unreadable ({type(err).__name__})") from None
     state = torch_load(weights[0], shown=f"{path} (model_weights.ckpt)")
     return cfg, state
@@ -266,7 +273,7 @@ def load_model(source: str, discriminators: tuple[str, ...] = (), slm_dir: str |
         stored_cfg, state = _read_nemo(path, Path(tmp))
     keep = bool(discriminators)
     cfg, index_map = sanitize_config(stored_cfg, keep, slm_dir)
-    state = remap_state_dict(state, index_map, keep)
+    state = remap_state_dict(state, index_map, keep, keep_slm=bool(cfg.get("use_slm_loss")))
     fresh_discriminator = keep and cfg.get("discriminator") is None
     if fresh_discriminator:
         cfg.discriminator = discriminator_config(tuple(discriminators))

@@ -33,6 +33,15 @@ def checkpoint_names(checkpoints: list[str]) -> list[str]:
 
 def run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
              compare: list[str] = (), eval_set: str = "") -> dict:
+    """Generate, decode and score ``items``; one eval at a time writes ``out``."""
+    from kani_adapt.locks import hold_output
+
+    with hold_output(Path(out), "kani-adapt eval"):
+        return _run_eval(checkpoint, items, cfg, out, compare, eval_set)
+
+
+def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
+              compare: list[str], eval_set: str) -> dict:
     import pandas as pd
 
     from kani_adapt.atomic import write_audio, write_file

@@ -7,6 +7,7 @@ from pathlib import Path
 from kani_adapt import config as config_io
 from kani_adapt.atomic import write_folder
 from kani_adapt.errors import CheckpointError
+from kani_adapt.locks import hold_output
 from kani_adapt.models.generator.checkpoint import read_sampling, save_checkpoint
 from kani_adapt.resume import pick_checkpoint
 from kani_adapt.training import lora
@@ -28,7 +29,12 @@ def load_run(run_dir: Path):
 
 
 def export_run(run_dir: Path, out: Path, *, merge: bool = False, dtype: str = "bf16"):
-    run_dir = Path(run_dir)
+    """Write the run's adapter (or merged checkpoint) to ``out``; one export per output folder."""
+    with hold_output(Path(out), "kani-adapt export"):
+        return _export_run(Path(run_dir), Path(out), merge, dtype)
+
+
+def _export_run(run_dir: Path, out: Path, merge: bool, dtype: str):
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml)")
     net, tokenizer, cfg = load_run(run_dir)

@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
-from kani_adapt import atomic, resume, trainer as trainers
+from kani_adapt import atomic, locks, resume, trainer as trainers
 from kani_adapt.training import run as runs
 from kani_adapt.training.budget import TokenBudgetProbe, budget_for
 from kani_adapt.training.config import TrainConfig
@@ -21,6 +21,12 @@ log = logging.getLogger("kani_adapt.train")
 
 
 def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
+    """Train (or resume) the run in ``cfg.run_dir``, which one process at a time may hold."""
+    with locks.hold_run(Path(cfg.run_dir), "kani-adapt train run"):
+        return _train(cfg, callbacks)
+
+
+def _train(cfg: TrainConfig, callbacks: tuple) -> dict:
     from kani_adapt.eval.callback import eval_callbacks, stopped_early
 
     run_dir = runs.prepare_run_dir(cfg)
@@ -55,6 +61,8 @@ def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
         atomic.write_text(run_dir / "data_stats.json", json.dumps(data.stats, indent=2) + "\n")
     trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
     trainer.save_checkpoint(run_dir / "checkpoints" / runs.LAST)
+    # a stop signal ends the fit at a step boundary: the checkpoint above is that step
+    trainers.stop_signal(trainer).raise_if_stopped(trainer.global_step, trainer.is_global_zero)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     summary = {"steps": trainer.global_step, "metrics": metrics, "run_dir": str(run_dir)}
     if stopped_early(run_dir):

@@ -12,14 +12,13 @@ run_dir/
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from kani_adapt import config as config_io
 from kani_adapt.errors import ConfigError
-from kani_adapt.model_files import check_model_folder
+from kani_adapt.model_files import check_model_folder, read_json_object
 from kani_adapt.models.generator import checkpoint, sizes
 from kani_adapt.training.config import TrainConfig
 
@@ -51,7 +50,7 @@ def build_model(cfg: TrainConfig):
         model = checkpoint.convert_base(base, tokenizer, seed=cfg.trainer.seed)
     else:
         path = checkpoint.resolve(init)
-        if json.loads((path / "config.json").read_text()).get("use_learnable_rope"):
+        if read_json_object(path / "config.json").get("use_learnable_rope"):
             model, tokenizer = checkpoint.load_checkpoint(str(path))
         else:
             model, tokenizer = checkpoint.init_from_base(str(path))
@@ -68,12 +67,11 @@ def save_base(model, tokenizer, run_dir: Path) -> None:
 
 def rebuild_model(run_dir: Path):
     """An untrained model of the run's shape, and its tokenizer, from run_dir/base."""
-    from transformers import AutoTokenizer, Lfm2Config
-
     from kani_adapt.models.generator.model import KaniTTS2ForCausalLM
 
-    config = Lfm2Config.from_pretrained(check_model_folder(run_dir / "base"))
-    return KaniTTS2ForCausalLM(config), AutoTokenizer.from_pretrained(run_dir / "base")
+    base = check_model_folder(run_dir / "base")
+    config = checkpoint.read_config(base)
+    return KaniTTS2ForCausalLM(config), checkpoint.load_tokenizer(base)
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:

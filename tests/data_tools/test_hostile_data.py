@@ -275,11 +275,11 @@ def test_a_killed_holder_releases_the_work_folder(tmp_path):
     import subprocess
     import sys
 
-    from data_tools import locks
+    from kani_adapt import locks
     from kani_adapt.errors import DataError
 
     work = tmp_path / "work"
-    code = ("import sys, time; from data_tools import locks\n"
+    code = ("import sys, time; from kani_adapt import locks\n"
             f"with locks.hold({str(work)!r}):\n    print('held', flush=True); time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": os.getcwd()})

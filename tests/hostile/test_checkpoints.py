@@ -96,7 +96,8 @@ def test_generator_train_refuses_a_planted_checkpoint_in_one_line(tmp_path, caps
     assert_refused(main, ["train", f"run_dir={run}", "trainer.device=cpu", *REQUIRED], capsys,
                    "last.ckpt", "unpickling")
     assert not marker.exists()
-    assert {p.name for p in files_under(tmp_path)} <= {"run", "checkpoints", "last.ckpt", "config.yaml"}
+    assert {p.name for p in files_under(tmp_path)} <= {"run", "checkpoints", "last.ckpt", "config.yaml",
+                                                       ".locks", "run.lock"}
 
 
 def test_codec_resume_refuses_a_planted_checkpoint_in_one_line(tmp_path, capsys):

@@ -18,6 +18,7 @@ from transformers import AutoTokenizer, Lfm2Config, Lfm2ForCausalLM
 from kani_adapt import sampling as sampling_settings, tokens
 from kani_adapt.atomic import write_folder
 from kani_adapt.errors import CheckpointError
+from kani_adapt.model_files import check_fits, check_values, read_json_object
 from kani_adapt.hub import resolve_folder as resolve  # noqa: F401 (callers say checkpoint.resolve)
 from kani_adapt.models.generator import sizes
 from kani_adapt.models.generator.model import KaniTTS2ForCausalLM
@@ -94,10 +95,28 @@ def convert_base(
     return model
 
 
+def read_config(folder: Path, copies: int = 1) -> Lfm2Config:
+    """A model folder's config.json, checked before anything is built from it: every size of
+    the right type and range, sizes that fit together, and the memory the model implies
+    (``copies`` fp32 models plus the weights file) within what this process can get."""
+    path = Path(folder) / "config.json"
+    data = read_json_object(path)
+    check_values(path, data, sizes.CONFIG_SPEC, "an LFM2 / KaniTTS2 config")
+    problems = sizes.shape_problems(data)
+    if problems:
+        raise CheckpointError(f"{path}: {'; '.join(problems)}; fix it or download it again")
+    config = Lfm2Config.from_dict(data)
+    params = sizes.parameter_count(config)
+    weights = Path(folder) / WEIGHTS
+    on_disk = weights.stat().st_size if weights.is_file() else 0
+    check_fits(path, params, copies * 4 * params + on_disk, "generator")
+    return config
+
+
 def init_from_base(path_or_id: str, **options) -> tuple[KaniTTS2ForCausalLM, object]:
     """Load a plain LFM2 checkpoint (directory or hub id) and convert it (see convert_base)."""
     path = resolve(path_or_id, ("config.json", "tokenizer.json"))
-    config = json.loads((path / "config.json").read_text())
+    config = read_config(path, copies=2).to_dict()  # the base, then the converted model
     if config.get("use_learnable_rope"):
         raise CheckpointError(
             f"{path_or_id} is already a KaniTTS2 checkpoint; load it instead of --base"
@@ -108,18 +127,40 @@ def init_from_base(path_or_id: str, **options) -> tuple[KaniTTS2ForCausalLM, obj
 
 
 def load_tokenizer(path: Path):
-    """The tokenizer of a model folder; a class this transformers does not know is one line."""
+    """The tokenizer of a model folder; a damaged file or a class this transformers does not
+    know is one line naming the file."""
+    import transformers
+
+    path = Path(path)
+    config = path / "tokenizer_config.json"
     try:
         return AutoTokenizer.from_pretrained(path)
-    except (ValueError, OSError, KeyError, AttributeError) as err:
-        import transformers
-
-        config = path / "tokenizer_config.json"
-        name = json.loads(config.read_text()).get("tokenizer_class") if config.is_file() else None
+    except (ValueError, OSError, KeyError, AttributeError, TypeError) as err:
+        name = _tokenizer_class(config)
+        if name is None or "does not exist" not in str(err) and "not supported" not in str(err):
+            raise _damaged_tokenizer(path, err) from None
         raise CheckpointError(
             f"{config}: transformers {transformers.__version__} cannot load tokenizer class "
             f"{name!r} ({type(err).__name__}); install a transformers version that knows it"
         ) from None
+    except Exception as err:  # the tokenizers library raises plain Exception for a bad file
+        raise _damaged_tokenizer(path, err) from None
+
+
+def _tokenizer_class(config: Path) -> str | None:
+    try:
+        return read_json_object(config).get("tokenizer_class") if config.is_file() else None
+    except CheckpointError:
+        return None
+
+
+def _damaged_tokenizer(path: Path, err: Exception) -> CheckpointError:
+    files = [f for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+             if (path / f).is_file()]
+    where = path / files[0] if files else path
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+    return CheckpointError(f"{where}: the tokenizer does not load ({first}); copy the model's "
+                           "tokenizer files again")
 
 
 def _refuse_untied_head(base: Lfm2ForCausalLM) -> None:
@@ -176,7 +217,7 @@ def load_checkpoint(
 ) -> tuple[KaniTTS2ForCausalLM, object]:
     """Load a KaniTTS2 checkpoint with its full state dict; refuse any key mismatch."""
     path = resolve(path_or_id, ("config.json", WEIGHTS))
-    config = Lfm2Config.from_pretrained(path)
+    config = read_config(path)
     config._attn_implementation = attn_implementation
     model = KaniTTS2ForCausalLM(config)  # raises CheckpointError for non-KaniTTS2 configs
     state = {}

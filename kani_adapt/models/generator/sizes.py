@@ -84,3 +84,54 @@ def language_settings(tags: list[str] | None) -> dict:
     if not tags:
         return {"status": "no_language_tags", "language_tags_list": []}
     return {"status": "available_language_tags", "language_tags_list": tags}
+
+
+# What a config.json may set, checked (type, lowest, highest) before a model is built from it.
+_BIG = 1 << 24
+CONFIG_SPEC = {
+    "hidden_size": (int, 1, 1 << 16), "intermediate_size": (int, 1, 1 << 20),
+    "num_hidden_layers": (int, 1, 1024), "num_attention_heads": (int, 1, 1024),
+    "num_key_value_heads": (int, 1, 1024), "vocab_size": (int, 1, _BIG),
+    "max_position_embeddings": (int, 1, _BIG), "conv_L_cache": (int, 1, 64),
+    "block_multiple_of": (int, 1, 1 << 16), "block_ffn_dim_multiplier": (float, 0.01, 100.0),
+    "rope_theta": (float, 1e-6, 1e12), "norm_eps": (float, 0.0, 1.0),
+    "initializer_range": (float, 0.0, 10.0), "speaker_emb_dim": (int, 1, 1 << 16),
+    "alpha_min": (float, 0.0, 1e6), "alpha_max": (float, 0.0, 1e6),
+    "audio_step": (float, 1e-6, 1e6), "tokens_per_frame": (int, 1, 64),
+    "audio_tokens_start": (int, 0, _BIG), "text_vocab_size": (int, 1, _BIG),
+}
+
+
+def shape_problems(data: dict) -> list[str]:
+    """Sizes that do not fit together (each alone passed CONFIG_SPEC)."""
+    problems = []
+    h, heads = data.get("hidden_size", 1024), data.get("num_attention_heads", 16)
+    kv, layers = data.get("num_key_value_heads", heads), data.get("num_hidden_layers", 16)
+    if h % heads:
+        problems.append(f"hidden_size {h} is not a multiple of num_attention_heads {heads}")
+    if heads % kv:
+        problems.append(f"num_attention_heads {heads} is not a multiple of num_key_value_heads {kv}")
+    types = data.get("layer_types")
+    if types is not None and (not isinstance(types, list) or len(types) != layers
+                              or not set(types) <= {"conv", "full_attention"}):
+        problems.append(f"layer_types must list {layers} of 'conv' / 'full_attention'")
+    return problems
+
+
+def parameter_count(config) -> int:
+    """Parameters of an LFM2 / KaniTTS2 model of this config (an ``Lfm2Config``), computed
+    from its sizes without building it (LFM2's feed-forward width adjustment included)."""
+    h, layers = config.hidden_size, config.num_hidden_layers
+    ff = config.intermediate_size
+    if config.block_auto_adjust_ff_dim:
+        ff = int(2 * ff / 3)
+        if config.block_ffn_dim_multiplier is not None:
+            ff = int(config.block_ffn_dim_multiplier * ff)
+        ff = config.block_multiple_of * -(-ff // config.block_multiple_of)
+    head_dim = h // config.num_attention_heads
+    attention = 2 * h * h + 2 * h * config.num_key_value_heads * head_dim + 2 * head_dim
+    conv = 3 * h * h + h * config.conv_L_cache + h * h
+    types = config.layer_types or ["conv"] * layers
+    per_layer = sum(attention if t == "full_attention" else conv for t in types)
+    return config.vocab_size * h + per_layer + layers * (3 * h * ff + 2 * h) + h \
+        + getattr(config, "speaker_emb_dim", 128) * h

@@ -46,6 +46,11 @@ class Checkpointer(Callback):
         done = self.position.batches
         if done % self.every and done < self.last_batch:
             return
+        self.save(trainer)
+
+    def save(self, trainer) -> None:
+        """step-NNNNNN.ckpt of the batches done so far, copied to last.ckpt."""
+        done = self.position.batches
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"step-{done:06d}.ckpt"
         trainer.save_checkpoint(path)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from kani_adapt import atomic
+from kani_adapt import atomic, locks
 from kani_adapt.codec import nanocodec
 from kani_adapt.codec.manifest import load_audio, read_manifest
 from kani_adapt.config import dump_yaml, load_config, load_saved_config
@@ -124,6 +124,12 @@ def _fit(cfg: CodecTrainConfig, ckpt: Path | None, extra_callbacks=(), preloaded
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch.*")
         trainer.fit(model, train_dataloaders=loader, ckpt_path=str(ckpt) if ckpt else None)
+    from kani_adapt.trainer import stop_signal
+
+    stopper = stop_signal(trainer)
+    if stopper.signum is not None:  # checkpoint the batch it stopped at, then say so
+        next(c for c in trainer.callbacks if isinstance(c, Checkpointer)).save(trainer)
+        stopper.raise_if_stopped(position.batches)
     return _finish(cfg, model, run, position, val_clips)
 
 
@@ -146,12 +152,12 @@ def start_run(config_path: Path | None, overrides: list[str], extra_callbacks=()
     """Start a new run in ``run_dir`` (which must be empty or absent)."""
     cfg = _absolute(load_config(CodecTrainConfig, config_path, overrides))
     run = Path(cfg.run_dir)
-    if run.exists() and any(run.iterdir()):
-        raise ConfigError(f"run_dir {run} is not empty: resume it with --resume {run}, "
-                          f"or choose another run_dir")
-    run.mkdir(parents=True, exist_ok=True)
-    dump_yaml(cfg, run / "config.yaml")
-    return _fit(cfg, None, extra_callbacks)
+    with locks.hold_run(run, "kani-adapt codec train run"):
+        if any(p.name != locks.lock_dir(run).name for p in run.iterdir()):
+            raise ConfigError(f"run_dir {run} is not empty: resume it with --resume {run}, "
+                              f"or choose another run_dir")
+        dump_yaml(cfg, run / "config.yaml")
+        return _fit(cfg, None, extra_callbacks)
 
 
 def load_run_config(run: Path) -> CodecTrainConfig:
@@ -163,6 +169,12 @@ def load_run_config(run: Path) -> CodecTrainConfig:
 
 def resume_run(run: Path, overrides: list[str], extra_callbacks=()) -> dict:
     """Continue from checkpoints/last.ckpt; only cadence keys and max_steps may change."""
+    load_run_config(run)  # a codec run folder, before a lock is put into it
+    with locks.hold_run(Path(run), "kani-adapt codec train run"):
+        return _resume(Path(run), overrides, extra_callbacks)
+
+
+def _resume(run: Path, overrides: list[str], extra_callbacks) -> dict:
     cfg = load_run_config(run)
     for item in overrides:
         if item.partition("=")[0].strip() not in RESUMABLE_KEYS:
@@ -199,6 +211,11 @@ def load_trained(run: Path, checkpoint: Path | None = None):
 
 def export_run(run: Path, out: Path, checkpoint: Path | None = None) -> dict:
     """A plain .nemo codec (LoRA merged) from a run directory; LoRA runs also get their adapter."""
+    with locks.hold_output(Path(out), "kani-adapt codec export"):
+        return _export(Path(run), Path(out), checkpoint)
+
+
+def _export(run: Path, out: Path, checkpoint: Path | None) -> dict:
     model, cfg = load_trained(run, checkpoint)
     result = {}
     if cfg.mode == "lora":

@@ -170,3 +170,37 @@ def test_resume_refuses_changes_that_alter_the_computation(corpus, tmp_path):
         resume_run(tmp_path / "run", ["optim.lr=1"])
     with pytest.raises(ConfigError, match="not empty"):
         start_run(None, overrides(corpus, tmp_path / "run"))
+
+
+class Signal(Callback):
+    """Sends this process ``signum`` once batch ``at`` has ended, as ``kill`` would."""
+
+    def __init__(self, at, signum):
+        self.at, self.signum = at, signum
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.at:
+            import os
+
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_the_batch_it_stopped_at_and_the_run_resumes(corpus, tmp_path):
+    import signal
+
+    from kani_adapt.stopping import Stopped
+
+    run = tmp_path / "run"
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Stopped, match=r"stopped by SIGTERM at step \d+; rerun to resume") as stop:
+        start_run(None, overrides(corpus, run, max_steps=4, ckpt_every=100, val_every=100),
+                  extra_callbacks=[Signal(1, signal.SIGTERM)])
+    assert signal.getsignal(signal.SIGTERM) is before  # the fit's handler is gone again
+    step = stop.value.step
+    assert 1 <= step < 4 and stop.value.exit_code == 128 + signal.SIGTERM
+    assert (run / "checkpoints" / f"step-{step:06d}.ckpt").exists()  # not the cadence's: 100
+    assert not (run / "summary.json").exists()  # an unfinished run does not say it finished
+    counter = Counter()
+    assert resume_run(run, [], extra_callbacks=[counter])["batches"] == 4
+    assert counter.batches == 4 - step
