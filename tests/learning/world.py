@@ -1,0 +1,135 @@
+"""The learning tests' world: espeak-ng speech turned into real tiny-codec codes and tiny-embedder
+voices, small datasets of it, and the real commands (train, export, generate) run on them."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from kani_adapt import dataset, espeak, tokens
+from kani_adapt.cli.main import main
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+    tag: str
+    voice: str  # espeak-ng voice that speaks it
+    speaker: str  # whose speaker embedding conditions it
+
+
+@lru_cache(maxsize=None)
+def codec():
+    from kani_adapt.codec.registry import load_codec
+
+    return load_codec("tiny")
+
+
+@lru_cache(maxsize=None)
+def embedder():
+    from kani_adapt.models.speaker import embedder as speaker_embedder
+
+    return speaker_embedder.load(speaker_embedder.TINY)
+
+
+@lru_cache(maxsize=None)
+def spoken(text: str, voice: str) -> np.ndarray:
+    return espeak.speak(text, voice)
+
+
+def encode(audio: np.ndarray) -> np.ndarray:
+    """(frames, 4) codes of one clip, as the tokenize stage computes them."""
+    import torch
+
+    x = torch.from_numpy(audio)[None]
+    codes, frames = codec().encode(x, torch.tensor([len(audio)]))
+    return codes[0, :, : int(frames[0])].T.numpy()
+
+
+def decode(codes: np.ndarray) -> np.ndarray:
+    """The tiny codec's waveform of (frames, 4) codes, as `generate --codec` writes it."""
+    from kani_adapt.models.generator.synthesize import decode_one
+
+    return decode_one(codec(), codes)
+
+
+def voices(lines: list[Line]) -> dict[str, np.ndarray]:
+    """Each speaker's embedding: the tiny embedder's mean over that speaker's clips, re-normalised."""
+    out = {}
+    for speaker in sorted({line.speaker for line in lines}):
+        clips = [spoken(line.text, line.voice) for line in lines if line.speaker == speaker]
+        mean = embedder().embed(clips, espeak.SAMPLE_RATE).mean(0)
+        out[speaker] = (mean / np.linalg.norm(mean)).astype(np.float32)
+    return out
+
+
+def rows(lines: list[Line], voice: dict[str, np.ndarray]) -> list[dict]:
+    """Dataset rows (the data tools' columns); codes as encoded (no frames dropped)."""
+    out = []
+    for i, line in enumerate(lines):
+        audio = spoken(line.text, line.voice)
+        out.append(dataset.make_row(line.text, line.tag, encode(audio), line.speaker,
+                                    voice[line.speaker], voice[line.speaker],
+                                    len(audio) / espeak.SAMPLE_RATE, f"espeak/{line.voice}/{i}"))
+    return out
+
+
+def codes_of(row: dict, drop_repeats: bool = True) -> np.ndarray:
+    codes = dataset.codes(row)
+    return tokens.drop_repeated_frames(codes) if drop_repeats else codes
+
+
+def write_dataset(table: list[dict], folder: Path) -> Path:
+    dataset.to_table(table).save_to_disk(str(folder))
+    return folder
+
+
+def train(run_dir: Path, data: Path, init: str, mode: str, steps: int, lr: float, **extra) -> dict:
+    """``kani-adapt train`` with CPU settings that memorise a handful of rows."""
+    values = {
+        "run_dir": run_dir, "data.train": data, "model.init": init, "mode": mode,
+        "trainer.device": "cpu", "trainer.precision": "32-true", "trainer.max_steps": steps,
+        "trainer.val_every": steps, "trainer.ckpt_every": steps, "trainer.log_every": steps,
+        "trainer.sample_prompts": 0, "data.val_speakers": 0, "data.num_workers": 0,
+        "data.token_budget": 4096, "optim.lr": lr, "optim.warmup_steps": 10,
+        "optim.weight_decay": 0.0, "optim.min_lr_ratio": 0.05, "trainer.seed": 0,
+        **extra,
+    }
+    assert main(["train", *[f"{k}={v}" for k, v in values.items()]]) == 0
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def export(run_dir: Path, out: Path) -> Path:
+    assert main(["export", str(run_dir), "--out", str(out), "--merge", "--dtype", "fp32"]) == 0
+    return out
+
+
+def speaker_file(row: dict, folder: Path) -> Path:
+    path = folder / f"{row['speaker']}.npy"
+    np.save(path, dataset.speaker_embedding(row))
+    return path
+
+
+def generate(checkpoint: Path, row: dict, folder: Path, tag: str | None = None,
+             speaker: dict | None = None, codec: str | None = None) -> np.ndarray:
+    """Greedy ``kani-adapt generate`` of a row's text (its own tag and speaker unless given)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"gen_{len(list(folder.glob('gen_*.npy'))):03d}.npy"
+    args = ["generate", str(checkpoint), "--text", row["text"], "--tag", tag or row["tag"],
+            "--speaker-emb", str(speaker_file(speaker or row, folder)), "--out", str(out),
+            "--temperature", "0", "--repetition-penalty", "1", "--max-frames", "80",
+            "--device", "cpu"]
+    if codec:
+        args += ["--codec", codec]
+    assert main(args) == 0
+    return np.load(out)
+
+
+def frame_accuracy(generated: np.ndarray, reference: np.ndarray) -> float:
+    """Share of the reference's frames generated exactly, at the same index (missing = wrong)."""
+    n = min(len(generated), len(reference))
+    same = int(np.all(generated[:n] == reference[:n], axis=1).sum()) if n else 0
+    return same / len(reference)
