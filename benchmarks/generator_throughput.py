@@ -25,6 +25,7 @@ def corpus(path: Path, n: int, seed: int, max_seconds: float = 20.0) -> Path:
 
     import datasets
 
+    datasets.disable_progress_bars()  # their carriage-return lines would pass for figures
     rows = synthetic_rows(n_speakers=max(2, n // 20), per_speaker=20, seed=seed,
                           frames_range=(int(1 * 12.5), int(max_seconds * 12.5) + 1))[:n]
     datasets.Dataset.from_list(rows).save_to_disk(str(path))
