@@ -25,6 +25,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=1.0, help="segment length per item")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--discriminators", nargs="*", default=["mpd", "mrd"],
+                        choices=["mpd", "mrd"], help="the GAN's discriminators (none: no GAN)")
     args = parser.parse_args()
 
     import soundfile as sf
@@ -54,7 +56,8 @@ def main() -> None:
         manifest = Path(tmp) / "m.json"
         manifest.write_text(f'{{"audio_filepath": "{wav}", "duration": {args.seconds + 1}}}\n')
         cfg = CodecTrainConfig(train_manifest=str(manifest), codec=args.size, mode=args.mode,
-                               batch_size=args.batch_size, segment_seconds=args.seconds, max_steps=1)
+                               batch_size=args.batch_size, segment_seconds=args.seconds, max_steps=1,
+                               discriminators=list(args.discriminators))
         t0 = time.perf_counter()
         model = prepare_model(cfg)
         build = time.perf_counter() - t0
@@ -73,7 +76,9 @@ def main() -> None:
     device = torch.cuda.get_device_name() if on_gpu else f"CPU ({torch.get_num_threads()} threads)"
     print(f"mode={args.mode} batch={args.batch_size}x{segment / 22050:.2f}s device={device}")
     print(f"model build: {build:.1f} s, trainable parameters: {trainable:.1f} M")
-    print(f"one training step (discriminator + generator): {timer.seconds:.1f} s")
+    parts = "discriminator + generator" if model.discriminator is not None else "generator"
+    print(f"one training step ({parts}; discriminators: {' '.join(args.discriminators) or 'none'}): "
+          f"{timer.seconds:.1f} s")
     print(f"peak RSS: {rss_gib:.2f} GiB")
     if on_gpu:
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")

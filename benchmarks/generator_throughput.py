@@ -1,9 +1,9 @@
 """Real-token throughput and padding efficiency: kani-adapt's training loop vs HF Trainer + PEFT.
 
 Both train the same LoRA on the same generator size and the same synthetic corpus (durations
-uniform in 1-20 s). kani-adapt uses length-aware batches under a token budget; the baseline is
-what the upstream LoRA pipeline does: HF Trainer with fixed-size batches in random order,
-sized so that a batch holds on average as many real tokens as ours.
+uniform in 1-20 s; --max-seconds shortens them). kani-adapt uses length-aware batches under a
+token budget; the baseline is what the upstream LoRA pipeline does: HF Trainer with fixed-size
+batches in random order, sized so that a batch holds on average as many real tokens as ours.
 
     python benchmarks/generator_throughput.py [--size tiny] [--steps 20] [--budget 4096] [--compile]
 
@@ -20,13 +20,14 @@ import numpy as np
 import torch
 
 
-def corpus(path: Path, n: int, seed: int) -> Path:
+def corpus(path: Path, n: int, seed: int, max_seconds: float = 20.0) -> Path:
     from kani_adapt.training.synthetic import synthetic_rows
 
     import datasets
 
+    datasets.disable_progress_bars()  # their carriage-return lines would pass for figures
     rows = synthetic_rows(n_speakers=max(2, n // 20), per_speaker=20, seed=seed,
-                          frames_range=(int(1 * 12.5), int(20 * 12.5) + 1))[:n]
+                          frames_range=(int(1 * 12.5), int(max_seconds * 12.5) + 1))[:n]
     datasets.Dataset.from_list(rows).save_to_disk(str(path))
     return path
 
@@ -35,9 +36,7 @@ def ours(data: Path, run_dir: Path, size: str, steps: int, budget: int | str,
          compile: bool = False) -> dict:
     from kani_adapt.config import load_config
     from kani_adapt.training.config import TrainConfig
-    from kani_adapt.training.data import GeneratorData
     from kani_adapt.training.fit import train
-    from kani_adapt.training.run import build_model
 
     overrides = [f"run_dir={run_dir}", f"data.train={data}", f"model.init={size}",
                  f"trainer.max_steps={steps}", "trainer.precision=32-true",
@@ -46,20 +45,23 @@ def ours(data: Path, run_dir: Path, size: str, steps: int, budget: int | str,
                  "trainer.device=auto",
                  f"trainer.compile={str(compile).lower()}", "data.num_workers=0"]
     cfg = load_config(TrainConfig, None, overrides)
-    _, tokenizer = build_model(cfg)
-    dm = GeneratorData(cfg, tokenizer)
-    dm.setup()
-    lengths = dm.train_set.lengths
-    batches = list(dm.train_dataloader().batch_sampler)
     import lightning as L
 
     ends: list[float] = []
+    plan: dict = {}
 
     class Clock(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            # the batches the fit runs: with token_budget auto they are planned at fit start
+            data = trainer.datamodule
+            plan["lengths"] = data.train_set.lengths
+            plan["batches"] = list(data.train_dataloader().batch_sampler)
+
         def on_train_batch_end(self, *args):
             ends.append(time.perf_counter())
 
     train(cfg, callbacks=(Clock(),))
+    lengths, batches = plan["lengths"], plan["batches"]
     real = [sum(lengths[i] for i in b) for b in batches]
     padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
     # Steady state: from the end of the first step to the end of the last.
@@ -128,13 +130,17 @@ def main() -> None:
     parser.add_argument("--budget", type=_budget, default=4096,
                         help="our padded tokens per batch, or auto (probed on the GPU)")
     parser.add_argument("--utterances", type=int, default=200)
+    parser.add_argument("--max-seconds", type=float, default=20.0,
+                        help="longest clip of the corpus (durations uniform from 1 s)")
     parser.add_argument("--compile", action="store_true",
                         help="also run ours with trainer.compile (torch.compile), same data")
     args = parser.parse_args()
+    if args.steps < 2:
+        parser.error("--steps must be at least 2: the first step is warm-up, the rest are timed")
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data = corpus(tmp / "data", args.utterances, seed=0)
+        data = corpus(tmp / "data", args.utterances, seed=0, max_seconds=args.max_seconds)
         a = ours(data, tmp / "ours", args.size, args.steps, args.budget)
         batch_size = max(1, round(a["mean_real_per_batch"] / float(np.mean(a["lengths"]))))
         b = baseline(data, tmp / "hf", args.size, args.steps, batch_size)
