@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+from data_tools import throughput
 from kani_adapt.dataset import DURATION, SPEAKER, TAG
 
 
@@ -86,5 +87,6 @@ def markdown(summary: dict, pictures: list[str] = ()) -> str:
         lines += ["", "## Speaker embeddings", ""]
         lines += _table(["speaker", "clips", "min cosine to speaker mean"],
                         [[k, v["clips"], v["min_cosine_to_mean"]] for k, v in spk.items()])
+    lines += throughput.section(summary.get("throughput", []))
     lines += ["", "## Options", ""] + [f"- {k}: {v}" for k, v in summary.get("options", {}).items()]
     return "\n".join(lines) + "\n"
