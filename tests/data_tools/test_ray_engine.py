@@ -45,7 +45,7 @@ def speak(path: Path, i: int, voice: str = "en") -> Path:
     return write(path, with_silence(audio, rate, 0.3, 0.3, seed=i), rate, text)
 
 
-def build_corpus(root: Path, per_speaker: int = 6) -> dict[str, str]:
+def build_corpus(root: Path, per_speaker: int = 5) -> dict[str, str]:
     """The end-to-end test's corpus (three voices, planted bad files), ``per_speaker`` clips
     per voice; the rejections expected."""
     expected = plant_corpus(root)
@@ -98,14 +98,17 @@ def test_ray_makes_the_local_dataset_rows_codes_embeddings_and_rejections(
     local, ray = tmp_path / "local", tmp_path / "ray"
 
     got, want = rows(ray), rows(local)
-    assert len(want) >= 15  # 18 clips (the copy is anna0's duplicate), outliers aside
+    assert len(want) >= 12  # 15 clips (the copy is anna0's duplicate), outliers aside
     assert [r["source"] for r in got] == [r["source"] for r in want]
     for a, b in zip(got, want):
         assert a == b  # text, codes, encoded_len, speaker_emb(_mean), duration, columns
     rejected = list(read_jsonl(ray / "rejected.jsonl"))
     assert rejected == list(read_jsonl(local / "rejected.jsonl"))
-    assert {r["id"].rsplit("/", 1)[1]: r["reason"] for r in rejected
-            if r["stage"] != "outliers"} == expected
+    found = {r["id"].rsplit("/", 1)[1]: r["reason"] for r in rejected}
+    assert {k: v for k, v in found.items() if k in expected} == expected  # the planted files
+    # besides them, only what is decided over a speaker's clips (a rate or an embedding apart)
+    assert set(found.values()) - set(expected.values()) <= {"speaking_rate_outlier",
+                                                             "speaker_outlier"}
     for stage in STAGES:  # every stage's manifest and rejections, in input order
         for name in ("manifest.jsonl", "rejected.jsonl"):
             assert (ray / stage / name).read_text() == (local / stage / name).read_text()
@@ -141,7 +144,7 @@ def _ingested(tmp_path: Path, n: int) -> tuple[DataConfig, Path]:
 
 def test_a_task_worker_killed_mid_block_is_run_again_without_redoing_its_logged_batches(
         tmp_path, ray_cluster):
-    cfg, _ = _ingested(tmp_path, 12)
+    cfg, _ = _ingested(tmp_path, 8)
     run_stage("ingest", cfg)
     shutil.copytree(tmp_path / "one", tmp_path / "two")
     local = DyingVAD(tmp_path / "local-vad", at=0)
@@ -150,20 +153,21 @@ def test_a_task_worker_killed_mid_block_is_run_again_without_redoing_its_logged_
 
     vad_dir = tmp_path / "ray-vad"
     vad_dir.mkdir()
-    cfg.work, cfg.engine, cfg.ray.workers = str(tmp_path / "two"), "ray", 1  # 4 blocks of 3
+    cfg.work, cfg.engine, cfg.ray.workers = str(tmp_path / "two"), "ray", 1  # 4 blocks of 2
     got = run_stage("segment", cfg, given={"vad": DyingVAD(vad_dir, at=2)})
 
     assert DyingVAD(vad_dir, 0).died  # the worker died on the second clip of the first block
     assert [u.to_dict() for u in got.kept] == [u.to_dict() for u in want.kept]
-    # 12 clips, plus the one it died on; its block's first clip, logged before, not redone
-    assert len(calls(vad_dir)) == 12 + 1 and len(calls(tmp_path / "local-vad")) == 12
+    # 8 clips, plus the one it died on; its block's first clip, logged before, not redone
+    assert len(calls(vad_dir)) == 8 + 1 and len(calls(tmp_path / "local-vad")) == 8
     ids = logged_ids(tmp_path / "two" / "segment")
-    assert sorted(ids) == sorted(set(ids)) and len(ids) == 12
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 8
 
 
 def test_an_actor_killed_mid_block_is_restarted_and_skips_the_batches_it_logged(
         tmp_path, monkeypatch, ray_cluster):
     cfg, _ = _ingested(tmp_path, 8)
+    cfg.tokenize.max_batch_size = 1  # blocks of two batches: it dies inside its first block
     for stage in ("ingest", "segment", "filter"):
         run_stage(stage, cfg)
     shutil.copytree(tmp_path / "one", tmp_path / "two")
@@ -177,8 +181,9 @@ def test_an_actor_killed_mid_block_is_restarted_and_skips_the_batches_it_logged(
     cfg.work, cfg.engine, cfg.ray.workers = str(tmp_path / "two"), "ray", 1
     run_stage("tokenize", cfg)
 
-    assert DyingCodec(tmp_path / "ray-codec").died and batches >= 4
-    assert len(calls(tmp_path / "ray-codec")) == batches + 1  # the batch it died in, once more
+    assert DyingCodec(tmp_path / "ray-codec").died and batches == 8
+    # the batch it died in, once more; the one it had logged before, not again
+    assert len(calls(tmp_path / "ray-codec")) == batches + 1
     from data_tools.tokenize import load_codes
 
     got, want = load_codes(tmp_path / "two"), load_codes(tmp_path / "one")
@@ -203,7 +208,7 @@ sys.exit(main(sys.argv[1:]))
 
 def test_a_killed_driver_is_continued_without_redoing_finished_blocks_and_holds_the_lock(
         tmp_path, monkeypatch, ray_cluster):
-    cfg, config = _ingested(tmp_path, 12)
+    cfg, config = _ingested(tmp_path, 10)
     for stage in ("ingest", "segment", "filter"):
         run_stage(stage, cfg)
     codec_dir = tmp_path / "codec"
@@ -228,7 +233,7 @@ def test_a_killed_driver_is_continued_without_redoing_finished_blocks_and_holds_
     finally:
         _end_group(proc)
     done = _settled(folder)
-    n = len(read_jsonl_lines(tmp_path / "one" / "filter" / "manifest.jsonl"))
+    n = len(list(read_jsonl(tmp_path / "one" / "filter" / "manifest.jsonl")))
     assert 2 <= len(done) < n, "killed while blocks were left"
     before = len(calls(codec_dir))
 
@@ -240,10 +245,6 @@ def test_a_killed_driver_is_continued_without_redoing_finished_blocks_and_holds_
     ids = logged_ids(folder)
     assert sorted(ids) == sorted(set(ids)) and len(ids) == n  # nothing twice, nothing lost
     assert (folder / "manifest.jsonl").exists()
-
-
-def read_jsonl_lines(path: Path) -> list[dict]:
-    return list(read_jsonl(path))
 
 
 def _wait(condition, proc, timeout: float = 240.0) -> None:
