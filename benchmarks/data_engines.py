@@ -91,6 +91,24 @@ def engines(root: Path, cpus: int) -> None:
     total = [sum(r[s]["wall_s"] for s in CPU_STAGES) for r in (local, one, two)]
     print(f"| all three | | | {total[0]:.1f} | {total[1]:.1f} | {total[2]:.1f} | "
           f"{total[1] / total[0]:.2f}x | {total[1] / total[2]:.2f}x faster | |")
+    breakdown({"local": local, "Ray 1 worker": one, "Ray 2 workers": two})
+
+
+def breakdown(runs: dict[str, dict]) -> None:
+    """Where each run's wall clock went: loading the stage in its workers, processing (summed
+    over workers, and the busiest worker's share), and the rest (scheduling, shipping, waiting
+    for a worker process to start)."""
+    print("\n| stage | engine | workers | wall s | load s (all workers) | processing s "
+          "(all workers) | busiest worker s | rest s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for stage in CPU_STAGES:
+        for name, recs in runs.items():
+            r = recs[stage]
+            load = sum(w["open_s"] for w in r["per_worker"])
+            busy = [w["busy_s"] for w in r["per_worker"]]
+            rest = r["wall_s"] - max(busy) - max(w["open_s"] for w in r["per_worker"])
+            print(f"| {stage} | {name} | {r['workers']} | {r['wall_s']:.1f} | {load:.1f} | "
+                  f"{sum(busy):.1f} | {max(busy):.1f} | {max(rest, 0.0):.1f} |")
 
 
 def model_stages(root: Path) -> None:

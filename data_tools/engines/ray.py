@@ -31,6 +31,7 @@ from kani_adapt.console import progress
 from kani_adapt.errors import ConfigError, DataError, KaniAdaptError
 
 MB = 2 ** 20
+START_ATTEMPTS = 3  # a local Ray that timed out starting (a busy machine) is started again
 _session = {"depth": 0, "started": False}
 
 
@@ -65,15 +66,31 @@ def connect(cfg):
         if cfg.address:
             ray.init(address=cfg.address, **quiet)
         else:
-            with _driver_path():  # "local": a new Ray of its own, never a `ray start` one
-                ray.init(address="local", num_cpus=cfg.num_cpus or None,
-                         object_store_memory=cfg.object_store_mb * MB, **quiet)
+            _start_local(ray, cfg, quiet)
     except (ConnectionError, TimeoutError, RuntimeError) as err:
         where = f"ray.address {cfg.address!r}" if cfg.address else "a local Ray"
         raise ConfigError(f"{where}: could not start or reach Ray ({err}); start a cluster "
                           "with `ray start --head`, or leave ray.address empty") from None
     _session["started"] = True
     return ray
+
+
+def _start_local(ray, cfg, quiet: dict, attempts: int = START_ATTEMPTS) -> None:
+    """A new local Ray of its own (``address="local"``, never a `ray start` one). Ray gives its
+    node 30 s to come up, which a busy machine can miss: it is tried again from scratch."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with _driver_path():
+                ray.init(address="local", num_cpus=cfg.num_cpus or None,
+                         object_store_memory=cfg.object_store_mb * MB, **quiet)
+            return
+        except Exception as err:  # Ray raises a bare Exception when its node times out
+            ray.shutdown()  # what this attempt started
+            if "timed out during startup" not in str(err):
+                raise
+            if attempt == attempts:
+                raise TimeoutError(f"its node did not come up in 30 s, {attempts} times; "
+                                   "the machine is too busy") from None
 
 
 @contextlib.contextmanager
@@ -110,8 +127,6 @@ def worker_count(asked: int, cpus: float, gpus: float, cluster: dict) -> int:
     fit = cluster.get("GPU", 0) / gpus if gpus else cluster.get("CPU", 1) / cpus
     fit = max(1, int(fit + 1e-9))
     return min(asked, fit) if asked else fit
-
-
 
 
 def run(job: work.Job) -> list[work.Unit]:

@@ -164,3 +164,34 @@ def test_a_recipe_that_changes_only_the_engine_redoes_nothing(tmp_path):
     assert "engine" not in local and "ray" not in local
     assert results_part(DataConfig()) == results_part(DataConfig(engine="ray",
                                                                  ray=RayConfig(workers=8)))
+
+
+class _SlowRay:
+    """A stand-in for the ``ray`` module whose local node misses Ray's start-up wait
+    ``fails`` times (as on a busy machine)."""
+
+    def __init__(self, fails: int, error: str = "The current node timed out during startup."):
+        self.fails, self.error, self.inits, self.shutdowns = fails, error, 0, 0
+
+    def init(self, **kwargs):
+        self.inits += 1
+        if self.inits <= self.fails:
+            raise Exception(self.error)
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+
+def test_a_local_ray_that_times_out_starting_is_started_again_then_given_up_clearly():
+    quiet = {}
+    slow = _SlowRay(fails=2)
+    on_ray._start_local(slow, RayConfig(), quiet)
+    assert (slow.inits, slow.shutdowns) == (3, 2)  # each failed start cleaned up, then it came up
+    never = _SlowRay(fails=99)
+    with pytest.raises(TimeoutError, match="did not come up in 30 s, 3 times"):
+        on_ray._start_local(never, RayConfig(), quiet)
+    assert never.inits == on_ray.START_ATTEMPTS
+    other = _SlowRay(fails=1, error="bad object_store_memory")
+    with pytest.raises(Exception, match="bad object_store_memory"):
+        on_ray._start_local(other, RayConfig(), quiet)
+    assert other.inits == 1  # only a start-up timeout is tried again
