@@ -17,6 +17,8 @@ Turn community recordings into KaniTTS2 training data, one resumable stage at a 
 resolved config. Every command takes key=value overrides after the config path
 (e.g. `filter.min_snr_db=10`). Rejected items and their reasons land in <work>/rejected.jsonl.
 `data-tools contribute validate|package DIR` checks and packages a contributed accent dataset.
+Every stage runs in this process by default; `--engine ray` spreads it over a Ray cluster (a
+local one started for the run, or `--ray-address auto` / an address) with the same results.
 """
 CONTRIBUTE = """\
 Check a contributed accent dataset, or package it for the Hugging Face Hub.
@@ -33,7 +35,12 @@ validate exit codes: 0 accepted, 1 rejected (reasons in the report), 2 usage err
 def _config(args):
     from data_tools.config import load_config
 
-    return load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides)
+    if getattr(args, "engine", None):
+        cfg.engine = args.engine
+    if getattr(args, "ray_address", None) is not None:
+        cfg.ray.address = args.ray_address
+    return cfg
 
 
 def cmd_stage(args) -> int:
@@ -154,6 +161,7 @@ def _add_stages(sub) -> None:
     for stage in registry.stages():
         p = sub.add_parser(stage.name, help=stage.help, description=stage.help)
         _config_args(p)
+        _engine_args(p)
         if stage.model:
             p.add_argument("--shard", default="0/1",
                            help="I/N: handle only shard I of N (independent processes or GPUs)")
@@ -162,6 +170,18 @@ def _add_stages(sub) -> None:
                 add_device(p, "the model", default=None,
                            note=f"sets {stage.section}.device; default: the config's")
         p.set_defaults(func=cmd_stage)
+
+
+def _engine_args(p) -> None:
+    p.add_argument("--engine", choices=("local", "ray"), default=None,
+                   help="where the work runs: local (this process) or ray (tasks and model "
+                        "actor pools on a Ray cluster; same results); default: the config's "
+                        "engine (local)")
+    p.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="with --engine ray: auto (the cluster this machine joined with `ray "
+                        "start`) or a cluster address (host:6379, ray://host:10001); default "
+                        "(ray.address, empty): a local Ray started for the run and stopped "
+                        "after it. The work folder must be on a file system every node sees")
 
 
 def _config_args(p) -> None:
@@ -181,6 +201,7 @@ def build_parser() -> Parser:
     _add_stages(sub)
     p = sub.add_parser("prepare", help=f"run every stage in order ({order})")
     _config_args(p)
+    _engine_args(p)
     p.set_defaults(func=cmd_prepare)
     p = sub.add_parser("check", help="print the fully resolved data config")
     _config_args(p)

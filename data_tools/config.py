@@ -209,9 +209,31 @@ class WriteConfig:
 
 
 @dataclass
+class RayConfig:
+    """Where and how the Ray engine runs (``engine: ray``; data_tools/engines/ray.py)."""
+    # "": a local Ray started for the run and stopped after it; "auto": the cluster this machine
+    # belongs to (`ray start`); or a cluster address (host:6379, ray://host:10001). On a
+    # cluster the work folder must be on a file system every node sees.
+    address: str = ""
+    num_cpus: int = 0  # local Ray: CPU cores it may use (0: all of this machine's)
+    object_store_mb: int = 512  # local Ray: its shared-memory object store (blocks are small)
+    workers: int = 0  # workers per stage at most (0: as many as the cluster's CPUs/GPUs allow)
+    gpus_per_worker: float = 1.0  # a model stage on a GPU device; 0.25: four workers per GPU
+    block_items: int = 256  # items per block at most (a block: one log file, one retry unit)
+    max_retries: int = 3  # a block whose worker died is run again this many times
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "num_cpus": ">= 0", "object_store_mb": ">= 64", "workers": ">= 0",
+        "gpus_per_worker": "(0, 8]", "block_items": "> 0", "max_retries": ">= 0"}
+
+
+@dataclass
 class DataConfig:
     work: LocalPath = "data_work"  # where every stage writes
     max_rejected_fraction: float = 0.5  # a stage fails past this share of rejected items
+    # Where the stages' work runs: local (this process, the default) or ray (tasks and actor
+    # pools on a Ray cluster, see the ray section); the results are the same.
+    engine: Literal["local", "ray"] = "local"
     ingest: IngestConfig = field(default_factory=IngestConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
@@ -221,8 +243,18 @@ class DataConfig:
     outliers: OutliersConfig = field(default_factory=OutliersConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     write: WriteConfig = field(default_factory=WriteConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
 
     RANGES: ClassVar[dict[str, str]] = {"max_rejected_fraction": "[0, 1]"}
+
+
+ENGINE_KEYS = ("engine", "ray")  # where the work runs: never what it gives
+
+
+def results_part(cfg: DataConfig) -> dict:
+    """The config without where it runs: what the prepared dataset depends on (a recipe that
+    switches engines does not redo its later stages)."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ENGINE_KEYS}
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> DataConfig:

@@ -16,7 +16,7 @@ from kani_adapt.audio import read_clip
 from kani_adapt.batching import id_batches
 from data_tools.records import Utterance
 from kani_adapt import atomic
-from data_tools.registry import Kept
+from data_tools.registry import Kept, Resources
 from data_tools.runner import BaseStage, read_stage_results, stage_dir
 
 NAME = "embed"
@@ -53,6 +53,9 @@ class Embed(BaseStage):
     name = section = NAME
     help = "128-d speaker embeddings per clip and per-speaker means"
     inputs, chain, model = ("filter",), False, True
+
+    def resources(self, cfg) -> Resources:
+        return Resources(pool=True, device=cfg.embed.device)
 
     def settings(self, ctx) -> dict:
         # an injected model decides the results, not embed.model

@@ -19,7 +19,7 @@ from data_tools.config import FilterConfig
 from data_tools.quality import Features, measure
 from kani_adapt import atomic
 from data_tools.records import Utterance, reject_utt
-from data_tools.registry import Kept
+from data_tools.registry import Kept, Resources
 from data_tools.runner import BaseStage, stage_dir
 
 NAME = "filter"
@@ -124,6 +124,9 @@ class Filter(BaseStage):
     name = section = NAME
     help = "duration, clipping, SNR, silence, speaking rate, sample rate, duplicates, DNSMOS; text"
     columns = DNSMOS_COLUMNS
+
+    def resources(self, cfg) -> Resources:
+        return Resources(pool=cfg.filter.dnsmos)  # DNSMOS: its ONNX models load once per worker
 
     def settings(self, ctx) -> dict:
         return {"cfg": dataclasses.asdict(ctx.cfg.filter)}

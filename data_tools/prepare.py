@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from data_tools import registry
+from data_tools import engines, registry
 from kani_adapt import locks
 from data_tools.config import DataConfig, check_folders
 from data_tools.runner import run_stage
@@ -26,7 +26,9 @@ def run(cfg: DataConfig, embedder=None, vad=None, tokenizer=None, asr=None, dnsm
              if v is not None}
     out = None
     check_folders(cfg)
-    with locks.hold(Path(cfg.work)):  # one prepare per work folder, for all its stages
+    # One prepare per work folder, for all its stages; one engine session (a local Ray started
+    # once, when a stage first has work for it).
+    with locks.hold(Path(cfg.work)), engines.session(cfg):
         for stage in registry.stages():
             if not stage.enabled(cfg):
                 log.warning("%s off: %s", stage.name, stage.why_off(cfg))

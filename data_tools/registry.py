@@ -24,6 +24,17 @@ class Rejected(Exception):
         self.code, self.detail = code, detail
 
 
+@dataclass(frozen=True)
+class Resources:
+    """What one worker of a stage asks for where an engine places work on a cluster (Ray); the
+    local runner does everything in its own process and reads none of it."""
+
+    pool: bool = False  # True: long-lived workers that load the model once each (an actor pool);
+    #                     False: independent tasks, each opening the stage for its block of work
+    device: str = "cpu"  # the stage's device: cuda (or auto, on a cluster with GPUs) asks a GPU
+    cpus: float = 1.0  # CPU cores one worker uses
+
+
 @dataclass
 class Kept:
     """What one input item became: zero or more output utterances, and stage data to log."""
@@ -50,6 +61,9 @@ class Stage(Protocol):
     def why_off(self, cfg) -> str:
         """Said when ``prepare`` skips it."""
 
+    def resources(self, cfg) -> Resources:
+        """What one of its workers needs on a cluster: model stages load once per worker."""
+
     def settings(self, ctx) -> dict:
         """What its results depend on; a change restarts the stage from scratch."""
 
@@ -60,7 +74,8 @@ class Stage(Protocol):
         """Load models (called only when there is work to do)."""
 
     def batches(self, ctx, todo: list) -> list[list]:
-        """Units of work; one log line each. Item stages: one item per batch."""
+        """Units of work; one log line each. Item stages: one item per batch. Called after
+        ``open`` in the process that opened the stage (on Ray: one of its workers)."""
 
     def process(self, ctx, batch: list) -> dict[str, Kept | Rejected]:
         """The outcome of every item of ``batch``, by id."""

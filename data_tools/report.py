@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from data_tools import inventory
+from data_tools import inventory, throughput
 from kani_adapt.dataset import DURATION, ENCODED_LEN, SPEAKER, TAG
 
 # Below this many frames per second of audio after repeat-dropping (NanoCodec's rate is 12.5),
@@ -139,5 +139,6 @@ def markdown(summary: dict, pictures: list[str] = ()) -> str:
         lines += _table(["speaker", "clips", "min cosine to speaker mean"],
                         [[k, v["clips"], v["min_cosine_to_mean"]] for k, v in spk.items()])
     lines += inventory.markdown(summary.get("inputs") or {})
+    lines += throughput.section(summary.get("throughput", []))
     lines += ["", "## Options", ""] + [f"- {k}: {v}" for k, v in summary.get("options", {}).items()]
     return "\n".join(lines) + "\n"

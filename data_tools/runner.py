@@ -2,9 +2,11 @@
 
 Work folder layout: ``<work>/<stage>/settings.json`` (what its results depend on),
 ``log*.jsonl`` (one line per finished unit, the result of each input by id; one log per shard for
-model stages), ``manifest.jsonl`` (kept utterances, written once every input has a result),
-``rejected.jsonl``; ``<work>/rejected.jsonl`` is the union over stages in pipeline order. A stage
-whose settings changed starts over, so a resumed run never mixes two configurations.
+model stages, one per block on Ray), ``manifest.jsonl`` (kept utterances, written once every
+input has a result), ``rejected.jsonl``, ``throughput.json``; ``<work>/rejected.jsonl`` is the
+union over stages in pipeline order. A stage whose settings changed starts over, so a resumed
+run never mixes two configurations. Where the work runs is the engine's (data_tools/engines/:
+this process by default, or Ray); the logs are the same, so either engine resumes the other.
 """
 from __future__ import annotations
 
@@ -15,15 +17,13 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_tools import registry
+from data_tools import engines, registry
 from kani_adapt import locks
 from data_tools.config import check_folders
-from data_tools.records import (
-    LogEntry, StageLog, Utterance, read_jsonl, read_manifest, read_results, rejection,
-)
-from data_tools.registry import Context, Kept, Rejected, Stage
+from data_tools.engines.work import Job
+from data_tools.records import Utterance, read_jsonl, read_manifest, read_results, rejection
+from data_tools.registry import Context, Kept, Rejected, Resources, Stage
 from kani_adapt import atomic
-from kani_adapt.console import progress
 from kani_adapt.errors import ConfigError, DataError
 
 LOG_FORMAT = 2  # part of every settings key: logs of an older format are redone, not misread
@@ -75,6 +75,11 @@ class BaseStage:
 
     def why_off(self, cfg) -> str:
         return "turned off in the config"
+
+    def resources(self, cfg) -> Resources:
+        """A task per block on the stage's device; stages that load a model say ``pool``."""
+        section = getattr(cfg, self.section, None) if self.section else None
+        return Resources(device=getattr(section, "device", "cpu"))
 
     def settings(self, ctx: Context) -> dict:
         section = ctx.section(self)
@@ -164,20 +169,6 @@ def _check_settings(ctx: Context, stage: Stage, folder: Path) -> dict:
     return settings
 
 
-def _entry(stage: Stage, batch: list, outcomes: dict) -> LogEntry:
-    results = {}
-    for item in batch:
-        outcome = outcomes[item.id]
-        if isinstance(outcome, Rejected):
-            record = rejection(item.id, stage.name, outcome.code, outcome.detail,
-                               getattr(item, "source", ""))
-            results[item.id] = {"out": [], "rejected": record, "extra": {}}
-        else:
-            results[item.id] = {"out": [u.to_dict() for u in outcome.items], "rejected": None,
-                                "extra": outcome.extra}
-    return LogEntry(results)
-
-
 def log_name(stage: Stage, shard: tuple[int, int]) -> str:
     return f"log-{shard[0]:05d}-of-{shard[1]:05d}.jsonl" if stage.model else "log.jsonl"
 
@@ -194,10 +185,14 @@ def run_stage(stage: Stage | str, cfg, shard: tuple[int, int] = (0, 1), given: d
     stage = registry.get(stage) if isinstance(stage, str) else stage
     if shard[1] > 1 and not stage.model:
         raise ConfigError(f"{stage.name} runs whole; --shard is for the stages that run a model")
+    if shard[1] > 1 and cfg.engine != "local":
+        raise ConfigError(f"--shard with engine {cfg.engine}: it spreads {stage.name} over its "
+                          "workers itself; run without --shard")
     check_folders(cfg)
-    cfg = _device_resolved(cfg, stage)
+    if cfg.engine == "local":  # elsewhere each worker resolves the device it was given
+        cfg = device_resolved(cfg, stage)
     ctx = Context(cfg, Path(cfg.work), shard, dict(given or {}))
-    with locks.hold(ctx.work, stage.name, shard):
+    with locks.hold(ctx.work, stage.name, shard), engines.session(cfg):
         items = _unique(list(inputs) if inputs is not None else stage.items(ctx))
         if not stage.resumable:
             kept, rejected = stage.decide(ctx, items, {})
@@ -205,13 +200,15 @@ def run_stage(stage: Stage | str, cfg, shard: tuple[int, int] = (0, 1), given: d
         return _run_items(ctx, stage, items)
 
 
-def _device_resolved(cfg, stage: Stage):
+def device_resolved(cfg, stage: Stage, resolve=None):
     """A copy of ``cfg`` whose stage section names the torch device it runs on: ``auto`` becomes
-    this process's GPU (its local rank's under torchrun/srun) or the CPU."""
+    this process's GPU (its local rank's under torchrun/srun) or the CPU. ``resolve``: how a
+    device is resolved where the default does not fit (a Ray worker and the GPU it was given)."""
     section = getattr(cfg, stage.section, None) if stage.section else None
     if not stage.model or not hasattr(section, "device"):
         return cfg
-    from kani_adapt.devices import resolve
+    if resolve is None:
+        from kani_adapt.devices import resolve
 
     section = dataclasses.replace(section, device=resolve(section.device))
     return dataclasses.replace(cfg, **{stage.section: section})
@@ -230,13 +227,12 @@ def _run_items(ctx: Context, stage: Stage, items: list) -> Outcome:
     i, n = ctx.shard
     todo = [it for it in items if it.id not in results and shard_of(it.id, n) == i]
     if todo:
-        stage.open(ctx)
-        if not (folder / "settings.json").exists():
-            atomic.write_text(folder / "settings.json", json.dumps(
-                {"key": settings_key(settings), "settings": settings}, indent=1, default=str))
-        log = StageLog(folder / log_name(stage, ctx.shard))
-        for batch in progress(stage.batches(ctx, todo), stage.name, stage.unit, size=len):
-            log.append(_entry(stage, batch, stage.process(ctx, batch)))
+        def begin() -> None:
+            if not (folder / "settings.json").exists():
+                atomic.write_text(folder / "settings.json", json.dumps(
+                    {"key": settings_key(settings), "settings": settings}, indent=1, default=str))
+
+        engines.run(Job(ctx, stage, todo, folder, log_name(stage, ctx.shard), begin))
         results = read_stage_results(ctx.work, stage.name)
     left = sum(1 for it in items if it.id not in results)
     if left:  # other shards still owe results: no manifest, so no later stage starts early

@@ -17,7 +17,7 @@ from kani_adapt.audio import read_clip, resample
 from kani_adapt.batching import id_batches
 from kani_adapt import atomic
 from data_tools.records import Utterance
-from data_tools.registry import Kept, Rejected
+from data_tools.registry import Kept, Rejected, Resources
 from data_tools.runner import BaseStage, read_stage_results, stage_dir
 from kani_adapt.atomic import write_file
 from kani_adapt.audio import padded
@@ -58,6 +58,9 @@ class Tokenize(BaseStage):
     name = section = NAME
     help = "codec codes in length-bucketed batches (--shard I/N for parallel runs)"
     inputs, chain, model = ("filter",), False, True
+
+    def resources(self, cfg) -> Resources:
+        return Resources(pool=True, device=cfg.tokenize.device)
 
     def settings(self, ctx) -> dict:
         return {"codec": ctx.cfg.tokenize.codec}

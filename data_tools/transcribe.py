@@ -27,7 +27,7 @@ from kani_adapt.audio import read_clip, resample, write_clip
 from kani_adapt.batching import id_batches
 from data_tools.config import TranscribeConfig
 from data_tools.records import Utterance, reject_utt, rejection
-from data_tools.registry import Kept, Rejected
+from data_tools.registry import Kept, Rejected, Resources
 from data_tools.runner import BaseStage, collect
 from data_tools.segment import split_long
 from kani_adapt import hub
@@ -234,6 +234,9 @@ class Transcribe(BaseStage):
             return "transcribe.enabled is off"
         return (f"ASR model {cfg.transcribe.model} is not on this machine; set transcribe.model "
                 "to a Whisper folder, or transcribe.enabled: on to fetch it")
+
+    def resources(self, cfg) -> Resources:
+        return Resources(pool=True, device=cfg.transcribe.device)
 
     def settings(self, ctx) -> dict:
         given = ctx.given.get("asr")

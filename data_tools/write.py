@@ -12,7 +12,9 @@ import json
 import logging
 from pathlib import Path
 
-from data_tools import embed, histograms, official_dataset, registry, report, tokenize
+from data_tools import (
+    embed, histograms, official_dataset, registry, report, throughput, tokenize,
+)
 from data_tools.config import WriteConfig
 from data_tools.records import Utterance, read_jsonl, read_manifest
 from data_tools.runner import BaseStage, manifest_path, read_stage_results, stage_dir
@@ -136,6 +138,7 @@ def _extras(work: Path, cfg: WriteConfig, extras: dict) -> dict:
     return {"coverage": load(stage_dir(work, "filter") / "coverage.json"),
             "speaker_embeddings": load(stage_dir(work, "embed") / "speakers.json") or {},
             "inputs": load(stage_dir(work, "ingest") / "inputs.json") or {},
+            "throughput": throughput.collect(work, registry.names()),
             "options": {"drop_repeated_frames": cfg.drop_repeated_frames,
                         "codec": codec.get("codec"), "codec_class": codec.get("codec_class"),
                         **extras}}

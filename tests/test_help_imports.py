@@ -1,11 +1,12 @@
-"""`--help` of every command stays light: no torch, transformers, NeMo, Lightning or datasets."""
+"""`--help` of every command stays light: no torch, transformers, NeMo, Lightning, datasets, Ray or Curator."""
 import argparse
 import subprocess
 import sys
 
 import pytest
 
-HEAVY = ("torch", "transformers", "nemo", "lightning", "pytorch_lightning", "datasets")
+HEAVY = ("torch", "transformers", "nemo", "lightning", "pytorch_lightning", "datasets", "ray",
+         "nemo_curator")
 
 # Runs one CLI's main(argv) in a fresh interpreter and prints the heavy modules it imported.
 PROBE = """

@@ -107,6 +107,10 @@ def test_the_check_sees_an_upward_import_and_lets_lower_and_own_layer_imports_pa
 
 def test_the_longest_prefix_decides_the_layer():
     assert layer_of("data_tools.cli") == "cli" and layer_of("data_tools.write") == "data tools"
+    # the engines and the Curator adapter run stages: data tools, below recipes and the CLIs
+    assert {layer_of(m) for m in ("data_tools.engines", "data_tools.engines.ray",
+                                  "data_tools.engines.work", "data_tools.curator",
+                                  "data_tools.throughput")} == {"data tools"}
     assert layer_of("kani_adapt.training.codec.train") == "training"
     assert layer_of("kani_adapt.codec.registry") == "models"
     assert layer_of("kani_adapt.dataset") == "core" and layer_of("numpy") is None

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from data_tools.config import results_part
 from kani_adapt.atomic import write_text
 from kani_adapt.errors import ConfigError
 from kani_adapt.recipes import stages
@@ -61,8 +62,8 @@ def plan(recipe: Recipe, done: dict) -> list[Stage]:
     if recipe.data is not None:
         if recipe.speaker_embedder == "tiny":
             out.append(Stage("speaker_model", lambda: stages.speaker_model(recipe), "tiny", []))
-        out.append(Stage("prepare", lambda: stages.prepare(recipe), recipe.data, [],
-                         codec["prepare"]))
+        out.append(Stage("prepare", lambda: stages.prepare(recipe), results_part(recipe.data),
+                         [], codec["prepare"]))
     if recipe.codec_check.enabled:
         out.append(Stage("codec_check", lambda: stages.codec_check(recipe, codec["codec_check"]),
                          (codec["codec_check"], recipe.codec_check), [work / "codec_check"],
