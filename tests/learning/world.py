@@ -133,3 +133,28 @@ def frame_accuracy(generated: np.ndarray, reference: np.ndarray) -> float:
     n = min(len(generated), len(reference))
     same = int(np.all(generated[:n] == reference[:n], axis=1).sum()) if n else 0
     return same / len(reference)
+
+
+def least_likely(checkpoint: Path, row: dict, speaker: dict | None = None) -> float:
+    """The smallest probability the exported model gives any of ``row``'s audio and end tokens,
+    read teacher-forced under the row's text and tag and ``speaker``'s embedding (its own unless
+    given). A row memorised through its conditioning is near 1 everywhere; two rows that the
+    model cannot tell apart share probability at the frame where they part."""
+    import torch
+
+    from kani_adapt.models.generator.checkpoint import load_checkpoint
+    from kani_adapt.models.generator.tokenizer import encode_text
+    from kani_adapt.training.losses import shift_labels, token_losses
+
+    model, tokenizer = load_checkpoint(str(checkpoint))
+    ex = tokens.build_example(encode_text(tokenizer, row["text"], row["tag"]), codes_of(row))
+    ids = torch.tensor([ex.input_ids])
+    labels = torch.tensor([ex.labels])
+    labels[0, : ex.input_ids.index(tokens.START_OF_SPEECH) + 1] = tokens.IGNORE_INDEX
+    emb = torch.from_numpy(dataset.speaker_embedding(speaker or row)).float()[None]
+    with torch.no_grad():
+        logits = model(input_ids=ids, speaker_emb=emb, use_cache=False).logits
+    slot = torch.full_like(labels[:, :1], tokens.IGNORE_INDEX)
+    labels = torch.cat([labels[:, :1], slot, labels[:, 1:]], dim=1)  # the speaker slot
+    losses = token_losses(logits, labels)
+    return float(torch.exp(-losses[shift_labels(labels) != tokens.IGNORE_INDEX]).min())
