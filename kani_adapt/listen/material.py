@@ -92,8 +92,8 @@ def load_material(folders: list[Path], sample: int = 0, tags: dict[str, str] | N
         for r in rows:
             item = _item(mat, r, ceiling.get(str(r.get("reference") or "")), folder)
             wav = wav_path(folder, r["checkpoint"], item.id, sample)
-            if wav.is_file():
-                mat.clips[(names[r["checkpoint"]], item.id)] = wav
+            if wav.is_file():  # a checkpoint evaluated in two folders: the first folder's clip
+                mat.clips.setdefault((names[r["checkpoint"]], item.id), wav)
     mat.tags.update(tags or {})
     extra = [s for s in (CODEC_CEILING, RECORDING) if any(k[0] == s for k in mat.clips)]
     mat.systems = generated + extra
