@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -15,6 +16,7 @@ TARGET_LUFS = -26.0  # leaves headroom: few clips need their gain capped to avoi
 PEAK = 0.98
 ANCHOR_HZ = 3500.0
 MIN_SECONDS = 0.4  # one BS.1770 gating block; shorter clips are measured tiled
+CACHED = 512  # stimuli kept in memory (the most recently served)
 
 
 def loudness(audio: np.ndarray, rate: int) -> float:
@@ -52,11 +54,11 @@ def low_anchor(audio: np.ndarray, rate: int, cutoff: float = ANCHOR_HZ) -> np.nd
 
 
 class Playback:
-    """WAV bytes of (system, item) stimuli, loudness-matched, cached after the first request."""
+    """WAV bytes of (system, item) stimuli, loudness-matched, the last ``CACHED`` kept."""
 
     def __init__(self, material: Material, target: float = TARGET_LUFS):
         self.material, self.target = material, target
-        self._cache: dict[tuple[str, str], bytes] = {}
+        self._cache: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self._lock = threading.Lock()
 
     def _audio(self, system: str, item: str) -> tuple[np.ndarray, int]:
@@ -74,6 +76,7 @@ class Playback:
         key = (system, item)
         with self._lock:
             if key in self._cache:
+                self._cache.move_to_end(key)
                 return self._cache[key]
         import soundfile as sf
 
@@ -81,6 +84,9 @@ class Playback:
         buf = io.BytesIO()
         sf.write(buf, np.clip(matched(audio, rate, self.target), -1, 1), rate, format="WAV",
                  subtype="PCM_16")
+        data = buf.getvalue()
         with self._lock:
-            self._cache[key] = buf.getvalue()
-        return self._cache[key]
+            self._cache[key] = data
+            while len(self._cache) > CACHED:
+                self._cache.popitem(last=False)
+        return data

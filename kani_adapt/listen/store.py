@@ -131,6 +131,9 @@ class Store:
     def ensure_plan(self, listener: Listener, make) -> list[StoredTrial]:
         """The listener's trials; ``make(counts)`` draws them the first time (``counts``: how
         often each trial was given to the other listeners)."""
+        drawn = self.trials(listener)
+        if drawn:  # the usual case: a read, no write lock
+            return drawn
         with self.write() as db:
             if not db.execute("SELECT 1 FROM trials WHERE listener=?", (listener.id,)).fetchone():
                 counts = Counter(_trial(r).key() for r in db.execute(

@@ -90,3 +90,16 @@ def test_ties_count_half_a_win_each_way():
     assert bt["x"]["mean"] == pytest.approx(bt["y"]["mean"], abs=1e-6)
     one_sided = bradley_terry([_row("l1", f"i{k}", "ab", "x", "y", "a") for k in range(4)], ["x", "y"], 50)
     assert one_sided["ratings"]["x"]["mean"] > one_sided["ratings"]["y"]["mean"]
+
+
+def test_an_ab_check_passes_only_when_the_hidden_reference_wins():
+    from kani_adapt.listen.analysis import check_passed
+
+    def ab(a, b, answer):
+        return _row("l1", "i1", "ab", a, b, answer, check=True)
+
+    assert check_passed(ab(REFERENCE, ANCHOR, "a")) and check_passed(ab(ANCHOR, REFERENCE, "b"))
+    assert not check_passed(ab(ANCHOR, REFERENCE, "a")) and not check_passed(ab(REFERENCE, ANCHOR, "none"))
+    assert check_passed(_row("l1", "i1", "mushra", REFERENCE, None, "90"))
+    assert not check_passed(_row("l1", "i1", "mushra", REFERENCE, None, "89"))
+    assert check_passed(_row("l1", "i1", "ab", "x", "y", "a")) is None  # not a check
