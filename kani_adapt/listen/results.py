@@ -30,6 +30,9 @@ def markdown(res: dict, level: int = 2) -> str:
     lines = [f"{h} Listening test", "",
              f"{res['listeners']} listeners, {res['judgements']} judgements used; left out after "
              f"the attention checks: {excluded}. Intervals: 95 % bootstrap over listeners and items.", ""]
+    if res["excluded"] and not res["judgements"]:
+        lines += ["Every listener failed the attention checks, so no figures; `--keep-all` shows "
+                  "their answers anyway.", ""]
     bt = res.get("bradley_terry") or {}
     if bt:
         lines += [f"{h}# Bradley-Terry strengths (AB)", "", f"{bt['model']}; {bt['comparisons']} comparisons.", ""]

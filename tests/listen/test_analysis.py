@@ -4,6 +4,7 @@ import pytest
 
 from kani_adapt.listen.analysis import analyse, bradley_terry, clustered_mean, screening
 from kani_adapt.listen.material import ANCHOR, REFERENCE
+from kani_adapt.listen.results import markdown
 from tests.listen.panel import MUSHRA, STRENGTH, _row, panel_material, simulate
 
 
@@ -66,6 +67,9 @@ def test_listeners_who_fail_the_attention_checks_are_left_out():
     assert res["judgements"] == len([r for r in rows if r["listener_name"] != "listener-6"])
     kept = analyse(rows, panel_material(6), resamples=200, keep_all=True)
     assert kept["excluded"] == [] and kept["judgements"] == len(rows)
+    assert "--keep-all" not in markdown(res)
+    everyone = analyse(simulate(listeners=2, items=6, seed=1, sleepy=2), panel_material(6), resamples=50)
+    assert everyone["judgements"] == 0 and "`--keep-all` shows their answers" in markdown(everyone)
 
 
 def test_a_simulated_panel_recovers_the_systems_order_and_strengths():
