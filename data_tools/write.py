@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from data_tools import (
-    embed, histograms, official_dataset, registry, report, throughput, tokenize,
+    embed, histograms, official_dataset, registry, report, report_page, throughput, tokenize,
 )
 from data_tools.config import WriteConfig
 from data_tools.records import Utterance, read_jsonl, read_manifest
@@ -109,7 +109,9 @@ def build(cfg: WriteConfig, work: Path, inputs: list[Utterance], extras: dict) -
         layout.nemo_manifest.write_text(_nemo_manifest(inputs, work), encoding="utf-8")
         layout.report_json.write_text(json.dumps(summary, ensure_ascii=False, indent=1))
         pictures = histograms.write_histograms(rows, layout.report)
-        layout.report.write_text(report.markdown(summary, pictures), encoding="utf-8")
+        text = report.markdown(summary, pictures)
+        layout.report.write_text(text, encoding="utf-8")
+        report_page.write_page(layout.report.parent, text, inputs, rejected, work)  # players
 
     # replaced as a whole: rows from an earlier run must not linger
     return write_folder(out, write)

@@ -13,6 +13,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 need_apt=()
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need_apt+=(sox)
+# the browser the listening-page tests drive (Playwright pointed at /usr/bin/chromium)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 "$PY" -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "[bootstrap] installing Debian packages: ${need_apt[*]}"
@@ -33,7 +35,7 @@ if [ "$TORCH_SPEC" != skip ] && ! .venv/bin/python -c "import torch" >/dev/null 
 fi
 echo "[bootstrap] installing kani-adapt and its pinned dependencies (a few minutes the first time)"
 "${pip[@]}" -e '.[test,ray,curator]' 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import kani_adapt, transformers, peft, lightning, datasets, soundfile, ray, nemo_curator" \
+.venv/bin/python -c "import kani_adapt, transformers, peft, lightning, datasets, soundfile, ray, nemo_curator, pyloudnorm, choix, markdown, playwright" \
   || { echo "[bootstrap] install failed: see the pip output above" >&2; exit 1; }
 .venv/bin/python -m pip check
 # The official runtime, for conformance tests only: its model.py and speaker_embedder.py import

@@ -19,9 +19,12 @@ SAFE = {
     ("kani_adapt/dataset.py", "write_tables"): "into a temporary folder its callers move into place",
     ("data_tools/contribute/package.py", "_write_shard"): "into write()'s temporary folder",
     ("kani_adapt/plots.py", "render"): "into a memory buffer",
+    ("kani_adapt/listen/playback.py", "wav"): "into a memory buffer: a stimulus served, never saved",
     ("kani_adapt/resume.py", "save_checkpoint"): "into a memory buffer, then atomic.write_bytes",
     ("data_tools/records.py", "append"): "an append-only stage log, fsynced; a torn last line is repaired",
     ("data_tools/mfa.py", "run_commands"): "an append-only log of MFA's output",
+    ("kani_adapt/built.py", "cached"): "an empty lock file, held with flock while one process builds",
+    ("kani_adapt/models/speaker/embedder.py", "write_files"): "into a write_folder temporary folder (save, the tiny build)",
 }
 
 

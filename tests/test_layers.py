@@ -14,13 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("kani_adapt", "data_tools")
 # The core: the top-level modules of kani_adapt. Errors, the config loader and its shared
 # schema pieces, atomic writes, audio I/O, the path-or-hub-id resolver, devices, seeds/RNG
-# state, console, plots, safe checkpoint reading, the token and dataset contracts, sampling
-# settings, the CLI kit, the Lightning plumbing both trainers share, the one-writer folder
-# locks and the stop signals, espeak-ng speech and the per-machine cache of what is built from it
-# (the tiny models).
+# state, console, plots, HTML pages with players, safe checkpoint reading, the token and
+# dataset contracts, sampling settings, the CLI kit, the Lightning plumbing both trainers share,
+# the one-writer folder locks and the stop signals, espeak-ng speech and the per-machine cache of
+# what is built from it (the tiny models).
 CORE = ("atomic", "audio", "batching", "built", "cli_kit", "common_config", "config", "console",
         "dataset", "defaults", "devices", "errors", "espeak", "hub", "locks", "model_files",
-        "plots", "resume", "rng", "sampling", "stopping", "tokens", "trainer", "wiring")
+        "pages", "plots", "resume", "rng", "sampling", "stopping", "tokens", "trainer", "wiring")
 # Bottom to top. A module belongs to the layer of the longest prefix it starts with.
 LAYERS = [
     ("core", ["kani_adapt"] + [f"kani_adapt.{name}" for name in CORE]),
@@ -28,6 +28,8 @@ LAYERS = [
     ("models", ["kani_adapt.models", "kani_adapt.codec"]),
     ("scorers", ["kani_adapt.scorers"]),
     ("evaluation", ["kani_adapt.eval"]),
+    # listening tests over eval folders; training's export puts their results in the card
+    ("listening", ["kani_adapt.listen"]),
     # generator and codec training; the eval callback scores speech during training
     ("training", ["kani_adapt.training"]),
     # stages use models and scorers, never training or evaluation
@@ -114,3 +116,4 @@ def test_the_longest_prefix_decides_the_layer():
     assert layer_of("kani_adapt.training.codec.train") == "training"
     assert layer_of("kani_adapt.codec.registry") == "models"
     assert layer_of("kani_adapt.dataset") == "core" and layer_of("numpy") is None
+    assert layer_of("kani_adapt.listen.server") == "listening" and RANK["listening"] == RANK["evaluation"] + 1

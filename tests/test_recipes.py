@@ -185,6 +185,11 @@ def test_demo_runs_end_to_end_then_skips_and_redoes_only_what_changed(tmp_path, 
     assert list(result["checkpoints"]) == ["merged", "base"] and result["items"] > 0
     assert "dnsmos_p808" in result["summary"]["merged"] and result["comparisons"]
     assert "meaningless" in (out / "eval" / "eval.md").read_text()
+    # reports with players, and the listening test over the demo's eval
+    assert "meaningless" in (out / "eval" / "index.html").read_text()
+    assert (out / "codec_check" / "index.html").is_file() and (out / "data" / "dataset" / "report.html").is_file()
+    assert f"kani-adapt listen {out / 'eval'} --listeners 6" in console
+    _serves_the_demo_eval(out / "eval")
     row = next(line for line in readme.read_text().splitlines() if line.startswith("| demo |"))
     assert "not run yet" not in row and "meaningless" in row and "dnsmos_p808" in row
     assert result["verdicts"][0].split(": ", 1)[1] in row
@@ -210,3 +215,18 @@ def test_demo_runs_end_to_end_then_skips_and_redoes_only_what_changed(tmp_path, 
     log = capsys.readouterr().out
     assert log.count("skipped") == 8 and "[sample] config changed" in log
     assert json.loads((out / "samples" / "samples.json").read_text())[0]["frames"] <= 8
+
+
+def _serves_the_demo_eval(eval_dir):
+    """`kani-adapt listen` over the demo's eval: a listener's first trial plays; --results runs."""
+    from tests.listen.served import request, serving, token
+
+    with serving(eval_dir, listeners=("anna",)) as (app, port):
+        status, state = request(port, "GET", f"/l/{token(app, 'anna')}/state")
+        assert status == 200 and state["total"] > 0
+        trial = state["trial"]
+        status, wav = request(port, "GET", f"/l/{token(app, 'anna')}/audio/{trial['id']}/{trial['slots'][0]}")
+        assert status == 200 and wav[:4] == b"RIFF"
+        assert {"merged", "base", "codec_roundtrip"} <= set(app.material.systems)
+    assert main(["listen", str(eval_dir), "--results", "--resamples", "50"]) == 0
+    assert (eval_dir / "listening.json").is_file()

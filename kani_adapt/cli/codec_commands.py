@@ -32,7 +32,8 @@ def _add_check(sub) -> None:
             "Round-trips a sample of the corpus through the codec and reports, per speaker and\n"
             "per tag, mel distance, multi-resolution STFT distance, SI-SDR and STOI, and the share\n"
             "of clips beyond the thresholds. --compare scores a second (fine-tuned) codec on the\n"
-            "same clips, side by side. Writes codec_check.md and codec_check.json into --out and\n"
+            "same clips, side by side. Writes codec_check.md, codec_check.json, index.html (players\n"
+            "for every clip and its round trips) and wavs/ into --out and\n"
             "prints the verdict line."
         ),
     )
@@ -68,11 +69,12 @@ def run_check(args) -> int:
     codecs = {"base": (args.codec, load_codec(args.codec))}
     if args.compare:
         codecs["compare"] = (args.compare, load_codec(args.compare))
-    reports = check(codecs, clips, limits, args.max_clips, args.max_seconds, args.seed)
+    reports = check(codecs, clips, limits, args.max_clips, args.max_seconds, args.seed,
+                    audio_dir=args.out / "wavs")
     md, js = write_report(reports, limits, args.out)
     for name, report in reports.items():
         print(f"{name} ({report['source']}): {report['verdict']}")
-    print(f"wrote {md} and {js}")
+    print(f"wrote {md}, {js} and {args.out / 'index.html'} (players)")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from kani_adapt.cli import (
-    codec_commands, eval_command, generate_command, init_command, recipe_commands,
+    codec_commands, eval_command, generate_command, init_command, listen_command, recipe_commands,
     speaker_commands, train_commands,
 )
 from kani_adapt.cli_kit import Formatter, Parser, add_verbose, run_cli
@@ -29,6 +29,7 @@ examples:
   kani-adapt train recipe.yaml data.train=data/hessian mode=lora
   kani-adapt export runs/generator --out exports/hessian --merge
   kani-adapt eval runs/hessian/export --compare nineninesix/kani-tts-2-en --set eval.jsonl
+  kani-adapt listen runs/hessian/eval --listeners 6
   kani-adapt codec check --codec codec.nemo --manifest data/manifest.json --out reports/codec
 """
 
@@ -45,6 +46,7 @@ def build_parser() -> Parser:
     train_commands.add_export(sub)
     codec_commands.add_codec(sub)
     eval_command.add_eval(sub)
+    listen_command.add_listen(sub)
     recipe_commands.add_recipe_commands(sub)
     return parser
 

@@ -73,7 +73,16 @@ def run_run(args) -> int:
     for stage, produced in outputs.items():
         for key, value in produced.items():
             print(f"  {stage}.{key}: {value}")
+    if "eval" in outputs:
+        print(f"listening test for a panel: {outputs['eval'].get('listen') or listen_hint(outputs)}")
     return 0
+
+
+def listen_hint(outputs: dict) -> str:
+    """The listening command of an eval stage recorded before it named one."""
+    from kani_adapt.recipes.evaluation import listen_command
+
+    return listen_command(Path(outputs["eval"]["report"]).parent)
 
 
 def run_check(args) -> int:
@@ -113,6 +122,7 @@ def run_demo(args) -> int:
     print(f"  LoRA adapter:  {outputs['export']['adapter']}")
     print(f"  codec report:  {outputs['codec_check']['report']}")
     if "eval" in outputs:
-        print(f"  eval report:   {outputs['eval']['report']}")
+        print(f"  eval report:   {outputs['eval']['report']} (with players: index.html beside it)")
+        print(f"  listening test for a panel: {outputs['eval'].get('listen') or listen_hint(outputs)}")
     print(f"  TensorBoard:   tensorboard --logdir {args.out}")
     return 0

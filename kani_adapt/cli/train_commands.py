@@ -58,19 +58,24 @@ def add_export(sub) -> None:
             "LoRA runs: without --merge, a PEFT adapter folder with an adapter card\n"
             "(README.md); with --merge, a full checkpoint in the official KaniTTS2 layout\n"
             "that the official runtime loads unchanged. Continue-pretraining runs always\n"
-            "export a full checkpoint."
+            "export a full checkpoint.\n\n"
+            "--listening EVAL_DIR/listening.json (written by `kani-adapt listen EVAL_DIR\n"
+            "--results`) adds the listening test's results to the adapter card."
         ),
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p.add_argument("--out", type=Path, required=True, help="output folder (replaced)")
     p.add_argument("--merge", action="store_true", help="fold LoRA into the weights")
     p.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16")
+    p.add_argument("--listening", type=Path, metavar="LISTENING_JSON",
+                   help="listening-test results for the adapter card")
     p.set_defaults(func=run_export)
 
 
 def run_export(args) -> int:
     from kani_adapt.training.export import export_run
 
-    out, kind = export_run(args.run_dir, args.out, merge=args.merge, dtype=args.dtype)
+    out, kind = export_run(args.run_dir, args.out, merge=args.merge, dtype=args.dtype,
+                           listening=args.listening)
     print(f"wrote {kind} to {out}")
     return 0

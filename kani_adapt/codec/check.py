@@ -42,6 +42,7 @@ class ClipScore:
     tag: str
     seconds: float
     scores: dict[str, float] = field(default_factory=dict)
+    wav: str = ""  # file name of the clip under the report's wavs/original/ and wavs/<codec>/
 
 
 def sample_clips(clips: list[Clip], max_clips: int, seed: int) -> list[Clip]:
@@ -99,17 +100,24 @@ def verdict(summary: dict, limits: Thresholds) -> str:
     return "verdict: fine-tune recommended: " + ", ".join(bad[:5])
 
 
-def score_clips(codec, clips: list[Clip], max_seconds: float, desc: str = "round trip") -> list[ClipScore]:
-    """Round-trip each clip through ``codec`` (a `Codec`) and score it."""
+def score_clips(codec, clips: list[Clip], max_seconds: float, desc: str = "round trip",
+                save: tuple[Path, str] | None = None) -> list[ClipScore]:
+    """Round-trip each clip through ``codec`` (a `Codec`) and score it; ``save`` = (folder,
+    name) keeps the clips as folder/original/<wav> and folder/<name>/<wav> for the players."""
     out = []
-    for clip in progress(clips, desc=desc, unit="clip"):
+    for k, clip in enumerate(progress(clips, desc=desc, unit="clip")):
         audio = load_audio(clip.audio_filepath, codec.sample_rate, max_seconds=max_seconds)
         batch = torch.from_numpy(audio)[None]
         codes, frames = codec.encode(batch, torch.tensor([len(audio)]))
         recon, _ = codec.decode(codes, frames)
-        scores = all_metrics(audio, recon[0, : len(audio)].numpy(), codec.sample_rate)
+        trip = recon[0, : len(audio)].numpy()
+        scores = all_metrics(audio, trip, codec.sample_rate)
+        wav = f"{k:03d}_{clip.audio_filepath.stem}.wav" if save else ""
+        if save:
+            for sub, x in (("original", audio), (save[1], trip)):
+                atomic.write_audio(save[0] / sub / wav, np.clip(x, -1, 1), codec.sample_rate)
         out.append(ClipScore(clip.audio_filepath.name, clip.speaker, clip.tag,
-                             len(audio) / codec.sample_rate, scores))
+                             len(audio) / codec.sample_rate, scores, wav))
     return out
 
 
@@ -143,10 +151,15 @@ def render_markdown(reports: dict[str, dict], limits: Thresholds) -> str:
 
 
 def write_report(reports: dict[str, dict], limits: Thresholds, out_dir: Path) -> tuple[Path, Path]:
+    """codec_check.md, codec_check.json and, where run_check kept the clips (``audio_dir``),
+    index.html with players for each clip and its round trips."""
+    from kani_adapt.codec.page import write_page
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     md, js = out_dir / "codec_check.md", out_dir / "codec_check.json"
     atomic.write_text(md, render_markdown(reports, limits))
+    write_page(out_dir, reports, render_markdown(reports, limits), limits)
     payload = {"thresholds": asdict(limits), "codecs": reports}
     # NaN is not JSON: STOI of a too-short clip is written as null.
     atomic.write_text(js, json.dumps(_nan_to_none(payload), indent=2))
@@ -164,12 +177,14 @@ def _nan_to_none(value):
 
 
 def run_check(codecs: dict[str, tuple[str, object]], clips: list[Clip], limits: Thresholds,
-              max_clips: int, max_seconds: float, seed: int) -> dict[str, dict]:
-    """Score the same sample with each codec (name -> (source, codec)); returns the reports."""
+              max_clips: int, max_seconds: float, seed: int, audio_dir: Path | None = None) -> dict[str, dict]:
+    """Score the same sample with each codec (name -> (source, codec)); returns the reports.
+    ``audio_dir`` (the report's wavs/): keep every clip and round trip there for the players."""
     chosen = sample_clips(clips, max_clips, seed)
     reports = {}
     for name, (source, codec) in codecs.items():
-        scores = score_clips(codec, chosen, max_seconds, desc=f"round trip ({name})")
+        scores = score_clips(codec, chosen, max_seconds, desc=f"round trip ({name})",
+                             save=(Path(audio_dir), name) if audio_dir is not None else None)
         summary = summarize(scores, limits)
         reports[name] = {"source": source, "summary": summary, "verdict": verdict(summary, limits),
                          "clips": [asdict(s) for s in scores]}

@@ -1,7 +1,9 @@
 """``run_eval``: the whole evaluation of one or more checkpoints into an output folder.
 
 out/eval.json, out/eval.md, out/utterances.parquet, out/wavs/<checkpoint>/<item>_s<k>.wav,
-out/tensorboard (scalars per checkpoint and metric, audio of the first samples).
+out/wavs/recording/<reference>.wav (reference files, at the codec's rate), out/index.html (every
+utterance with players; ``kani_adapt.eval.page``), out/tensorboard (scalars per checkpoint and
+metric, audio of the first samples).
 """
 from __future__ import annotations
 
@@ -9,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kani_adapt.eval import report
+from kani_adapt.eval import page, report
 from kani_adapt.eval.config import EvalConfig
 from kani_adapt.eval.evalset import EvalItem
-from kani_adapt.eval.run import (CODEC_CEILING, codec_ceiling, evaluate_checkpoint,
+from kani_adapt.eval.run import (CODEC_CEILING, RECORDING, codec_ceiling, evaluate_checkpoint,
                                  first_by_reference, load_references)
 from kani_adapt.eval.scoring import Scorers
 
@@ -25,23 +27,25 @@ def checkpoint_names(checkpoints: list[str]) -> list[str]:
     for c in checkpoints:
         base = Path(c.rstrip("/")).name or c
         name, k = base, 2
-        while name in names or name == CODEC_CEILING:
+        while name in names or name in (CODEC_CEILING, RECORDING):
             name, k = f"{base}_{k}", k + 1
         names.append(name)
     return names
 
 
 def run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
-             compare: list[str] = (), eval_set: str = "") -> dict:
-    """Generate, decode and score ``items``; one eval at a time writes ``out``."""
+             compare: list[str] = (), eval_set: str = "", tag_descriptions: dict | None = None) -> dict:
+    """Generate, decode and score ``items``; one eval at a time writes ``out``.
+    ``tag_descriptions``: tag -> what it stands for (e.g. "German with a Hessian accent"), kept in
+    eval.json for the listening test's accent question."""
     from kani_adapt.locks import hold_output
 
     with hold_output(Path(out), "kani-adapt eval"):
-        return _run_eval(checkpoint, items, cfg, out, compare, eval_set)
+        return _run_eval(checkpoint, items, cfg, out, compare, eval_set, tag_descriptions)
 
 
 def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
-              compare: list[str], eval_set: str) -> dict:
+              compare: list[str], eval_set: str, tag_descriptions: dict | None) -> dict:
     import pandas as pd
 
     from kani_adapt.atomic import write_audio, write_file
@@ -66,8 +70,11 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
             bucket.append((key, audio))
 
     rows = codec_ceiling(items, refs, codec, scorers)
-    for row, key in zip(rows, first_by_reference(items)):
+    for row, (key, item) in zip(rows, first_by_reference(items).items()):
         keep(f"{CODEC_CEILING}/{row['item']}", refs.roundtrip[key])
+        if item.reference is not None and cfg.write_wavs:  # a dataset's recording is its codes
+            write_audio(out / "wavs" / RECORDING / f"{row['item']}.wav",
+                        np.clip(refs.audio[key], -1, 1), codec.sample_rate)
     for name, ckpt in zip(names, checkpoints):
         rows += evaluate_checkpoint(name, ckpt, items, refs, codec, scorers, cfg, device, keep)
     df = pd.DataFrame(rows)
@@ -80,10 +87,11 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
     result = {"eval_set": eval_set, "items": len(items), "samples": cfg.samples,
               "checkpoints": dict(zip(names, checkpoints)), "codec": cfg.codec, "metrics": metrics,
               "anchors": refs.anchors, "summary": summary, "comparisons": comparisons,
-              "verdicts": verdicts}
+              "verdicts": verdicts, "tag_descriptions": dict(tag_descriptions or {})}
     write_file(out / "utterances.parquet", lambda tmp: df.to_parquet(tmp, index=False))
     report.write_json(out / "eval.json", result)
     report.write_markdown(out / "eval.md", result)
+    page.write_index(out)
     _tensorboard(out / "tensorboard", summary, audio_log, codec.sample_rate)
     return result
 

@@ -14,6 +14,7 @@ from kani_adapt.eval.scoring import Clip, Scorers
 from kani_adapt.scorers import failures
 
 CODEC_CEILING = "codec_roundtrip"
+RECORDING = "recording"  # wavs/recording/: the reference files, as the listeners hear them
 
 
 @dataclass
@@ -74,6 +75,14 @@ def load_references(items: list[EvalItem], codec, scorers: Scorers) -> Reference
     return refs
 
 
+def reference_name(item: EvalItem) -> str:
+    """The name the item's recording goes by in the report (its file's stem, or the dataset item's
+    id: its recording exists as codes only); "" without one."""
+    if item.reference is not None:
+        return Path(item.reference).stem
+    return item.id if item.codes is not None else ""
+
+
 def other_reference(item: EvalItem, items: list[EvalItem]) -> str | None:
     """A reference clip of the same speaker other than the item's own (the fair comparison);
     the item's own when the speaker has only one."""
@@ -115,7 +124,7 @@ def codec_ceiling(items, refs, codec, scorers: Scorers) -> list[dict]:
         clip = _clip(item, items, refs, refs.roundtrip[key])
         clip.text = text
         clips.append(clip)
-        meta.append(dict(checkpoint=CODEC_CEILING, item=Path(key).stem if item.reference else item.id,
+        meta.append(dict(checkpoint=CODEC_CEILING, item=reference_name(item), reference=reference_name(item),
                          sample=0, speaker=item.speaker, tag=item.tag or "", base=item.base, text=text,
                          frames=len(refs.roundtrip[key]) // codec.samples_per_frame))
     rows = scorers.score(clips, codec.sample_rate) if clips else []
@@ -143,7 +152,7 @@ def evaluate_checkpoint(name: str, checkpoint: str, items, refs, codec, scorers:
         for item, spk, row, audio, g in zip(items, speakers, scored, audios, generated):
             row.update(checkpoint=name, item=item.id, sample=sample, speaker=item.speaker,
                        tag=item.tag or "", base=item.base, text=item.text, conditioned=spk is not None,
-                       frames=len(g.codes))
+                       frames=len(g.codes), reference=reference_name(item))
             if on_audio:
                 on_audio(f"{name}/{item.id}_s{sample}", audio)
         rows += scored

@@ -55,14 +55,23 @@ def run(recipe: Recipe, cfg, merged: str) -> dict:
     spec = recipe.generator.data.train
     items = load_dataset_items(spec, cfg.dataset)
     base = base_checkpoint(recipe, out)
-    result = run_eval(merged, items, cfg, out, compare=[base], eval_set=spec)
+    result = run_eval(merged, items, cfg, out, compare=[base], eval_set=spec,
+                      tag_descriptions=recipe.tags)
     if random_init(recipe):
         note = RANDOM_NOTE.format(init=recipe.eval.base or recipe.generator.model.init)
         md = out / "eval.md"
         atomic.write_text(md, md.read_text(encoding="utf-8").replace(
             "# Evaluation\n", f"# Evaluation\n\n**{note}**\n", 1))
+        from kani_adapt.eval.page import write_index
+
+        write_index(out)  # its summary is eval.md's
     return {"report": str(out / "eval.md"), "json": str(out / "eval.json"),
-            "verdict": result["verdicts"][0]}
+            "verdict": result["verdicts"][0], "listen": listen_command(out)}
+
+
+def listen_command(eval_dir: Path) -> str:
+    """The command that serves this eval to a panel of listeners."""
+    return f"kani-adapt listen {eval_dir} --listeners 6"
 
 
 def data_stats(recipe: Recipe) -> dict:

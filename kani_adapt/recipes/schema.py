@@ -90,6 +90,10 @@ SHARE_SEED = ("codec_finetune", "generator.trainer", "sample.sampling", "eval.sa
 class Recipe:
     name: str = ""  # default: the file's name
     description: str = ""
+    # What each language/accent tag stands for, in words a listener understands (e.g.
+    # de_hessian: German with a Hessian accent); the listening test's accent question asks
+    # "how much does this sound like <description>". Kept in eval/eval.json.
+    tags: dict[str, str] = field(default_factory=dict)
     work_dir: str = ""  # default: runs/<name> next to the shell's working directory
     # Tokenizes the data, is checked and fine-tuned, and decodes generated speech unless the
     # recipe fine-tunes it: then the fine-tuned codec decodes (.nemo, hub id, size).

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from kani_adapt import config as config_io
 from kani_adapt.atomic import write_folder
-from kani_adapt.errors import CheckpointError
+from kani_adapt.errors import CheckpointError, DataError
 from kani_adapt.locks import hold_output
 from kani_adapt.models.generator.checkpoint import read_sampling, save_checkpoint
 from kani_adapt.resume import pick_checkpoint
@@ -28,19 +28,24 @@ def load_run(run_dir: Path):
     return net.eval(), tokenizer, cfg
 
 
-def export_run(run_dir: Path, out: Path, *, merge: bool = False, dtype: str = "bf16"):
-    """Write the run's adapter (or merged checkpoint) to ``out``; one export per output folder."""
+def export_run(run_dir: Path, out: Path, *, merge: bool = False, dtype: str = "bf16",
+               listening: Path | None = None):
+    """Write the run's adapter (or merged checkpoint) to ``out``; one export per output folder.
+    ``listening``: a listening.json (``kani-adapt listen --results``) for the adapter card."""
     with hold_output(Path(out), "kani-adapt export"):
-        return _export_run(Path(run_dir), Path(out), merge, dtype)
+        return _export_run(Path(run_dir), Path(out), merge, dtype, listening)
 
 
-def _export_run(run_dir: Path, out: Path, merge: bool, dtype: str):
+def _export_run(run_dir: Path, out: Path, merge: bool, dtype: str, listening: Path | None):
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"{run_dir}: not a run directory (no config.yaml)")
+    if listening is not None and not Path(listening).is_file():
+        raise DataError(f"{listening}: no such listening results; write them with "
+                        "`kani-adapt listen EVAL_DIR --results`")
     net, tokenizer, cfg = load_run(run_dir)
     stats = _read_json(run_dir / "data_stats.json")
     if cfg.mode == "lora" and not merge:
-        write_folder(out, lambda tmp: _write_adapter(net, cfg, stats, run_dir, tmp))
+        write_folder(out, lambda tmp: _write_adapter(net, cfg, stats, run_dir, tmp, listening))
         return out, "PEFT adapter"
     final = lora.merge(net) if cfg.mode == "lora" else net
     # the sampling values of the checkpoint training started from (run_dir/base keeps them)
@@ -49,14 +54,25 @@ def _export_run(run_dir: Path, out: Path, merge: bool, dtype: str):
     return out, "full checkpoint in the official layout"
 
 
-def _write_adapter(net, cfg: TrainConfig, stats: dict, run_dir: Path, out: Path) -> None:
+def _write_adapter(net, cfg: TrainConfig, stats: dict, run_dir: Path, out: Path,
+                   listening: Path | None = None) -> None:
+    from kani_adapt.listen.results import card_section
+
     net.peft_config["default"].base_model_name_or_path = cfg.model.init
     lora.save_adapter(net, cfg.lora, out)
     metrics = _read_json(run_dir / "metrics.json")
-    (out / "README.md").write_text(adapter_card(cfg, stats, metrics))
+    (out / "README.md").write_text(adapter_card(cfg, stats, metrics,
+                                                card_section(listening) if listening else ""))
 
 
-def adapter_card(cfg: TrainConfig, stats: dict, metrics: dict) -> str:
+NO_LISTENING = """## Listening test
+
+None yet: serve the eval to listeners with `kani-adapt listen EVAL_DIR`, then
+`kani-adapt listen EVAL_DIR --results`, and export again with `--listening EVAL_DIR/listening.json`.
+"""
+
+
+def adapter_card(cfg: TrainConfig, stats: dict, metrics: dict, listening: str = "") -> str:
     tags = stats.get("tags", [])
     m = metrics.get("metrics", {})
     val = {k: v for k, v in m.items() if k.startswith("val")}
@@ -89,6 +105,7 @@ LoRA adapter for the KaniTTS2 generator `{cfg.model.init}`, trained with kani-ad
 |---|---|
 {rows}
 
+{listening or NO_LISTENING}
 ## Use
 
 The official KaniTTS2 runtime reads full checkpoints only: merge first with

@@ -1,5 +1,6 @@
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -57,7 +58,8 @@ def test_nan_stoi_does_not_make_a_clip_poor():
 def test_clean_codec_passes_and_noisy_codec_fails(corpus, tmp_path):
     clips = read_manifest(corpus)
     codecs = {"clean": ("clean", FakeCodec(0.0)), "noisy": ("noisy", FakeCodec(0.3))}
-    reports = check.run_check(codecs, clips, check.Thresholds(), max_clips=4, max_seconds=5, seed=0)
+    reports = check.run_check(codecs, clips, check.Thresholds(), max_clips=4, max_seconds=5, seed=0,
+                              audio_dir=tmp_path / "wavs")
     assert reports["clean"]["verdict"] == "verdict: codec fine as is"
     assert reports["noisy"]["verdict"].startswith("verdict: fine-tune recommended")
     assert set(reports["noisy"]["summary"]["speaker"]) == {"anna", "ben"}
@@ -65,6 +67,12 @@ def test_clean_codec_passes_and_noisy_codec_fails(corpus, tmp_path):
     text = md.read_text()
     assert "| speaker anna |" in text and "noisy stoi" in text and "| tag en |" in text
     assert json.loads(js.read_text())["codecs"]["clean"]["summary"]["overall"]["clips"] == 4
+    # players: each clip's original and both round trips, the noisy ones flagged poor
+    page = (tmp_path / "index.html").read_text()
+    sources = re.findall(r'<audio controls preload="metadata" src="([^"]+)"', page)
+    assert len(sources) == 4 * 3 and all((tmp_path / s).is_file() for s in sources)
+    assert {s.split("/")[1] for s in sources} == {"original", "clean", "noisy"}
+    assert page.count('class="flag">poor') == 4 and "| speaker anna |" not in page  # tables rendered
 
 
 def test_manifest_problems_are_reported_together(tmp_path):
@@ -88,6 +96,7 @@ def test_codec_check_cli_writes_reports_side_by_side(tiny_nemo, tmp_path, capsys
     assert printed.count("verdict: ") == 2
     report = json.loads((out / "codec_check.json").read_text())
     assert set(report["codecs"]) == {"base", "compare"}
+    assert (out / "index.html").is_file() and len(list((out / "wavs" / "compare").glob("*.wav"))) == 3
     assert report["codecs"]["base"]["summary"]["overall"]["clips"] == 3
     # A random codec garbles audio: the report must say so.
     assert "fine-tune recommended" in report["codecs"]["base"]["verdict"]

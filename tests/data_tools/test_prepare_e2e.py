@@ -88,6 +88,7 @@ def test_prepare_turns_recordings_into_the_dataset_and_resumes(tmp_path, monkeyp
     assert {r["reason"] for r in report["rejected_by_reason"]} == set(expected.values())
     encoded = sum(b for b, _ in codec.calls)
     assert encoded == len(ds)
+    _check_report_page(out, expected)
 
     # A second run finds everything done: nothing is encoded again, the dataset is the same.
     assert main(["prepare", str(config)]) == 0
@@ -118,3 +119,20 @@ def test_stages_run_one_by_one_with_tokenize_shards(tmp_path, monkeypatch, capsy
     assert sorted(ds["source"]) == ["recordings/anna/c0", "recordings/ben/c1", "recordings/ben/c3"]
     assert sum(b for b, _ in codec.calls) == 3
     assert len(list((tmp_path / "work" / "tokenize").glob("codes-00001-of-00002-*.npz"))) == 1
+
+
+def _check_report_page(out, expected):
+    """report.html: the report's tables, then players for kept clips of every speaker and a
+    sample of every rejection reason; every player's file is in the dataset folder."""
+    import re
+    from urllib.parse import unquote
+
+    import soundfile as sf
+
+    page = (out / "report.html").read_text()
+    assert "Hours per speaker" in page and all(reason in page for reason in expected.values())
+    sources = [unquote(s) for s in re.findall(r'<audio controls preload="metadata" src="([^"]+)"', page)]
+    kept = [s for s in sources if "/kept_" in s]
+    assert len(kept) == 6 and all(sf.info(str(out / s)).frames > 0 for s in sources)
+    # rejected clips that were cut before their rejection get a player (silence, low sample rate)
+    assert len(sources) > len(kept)

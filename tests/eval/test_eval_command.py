@@ -1,5 +1,6 @@
 """`kani-adapt eval` end to end on tiny models: generator, codec, speaker embedder, Whisper."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,13 @@ def test_eval_compares_two_checkpoints_and_writes_every_output(models, tiny_whis
     assert "## Verdict" in md and "forgetting" in md
     assert len(list((out / "wavs" / "adapted").glob("*.wav"))) == 3
     assert list((out / "wavs" / "codec_roundtrip").glob("*.wav"))
+    # the reference files as listeners hear them, every row naming its reference, and the page
+    assert sorted(p.stem for p in (out / "wavs" / "recording").glob("*.wav")) == ["anna0", "anna1", "ben0"]
+    assert set(df[df.checkpoint == "adapted"].reference) == {"anna0", "anna1", "ben0"}
+    page = (out / "index.html").read_text()
+    sources = re.findall(r'<audio controls preload="metadata" src="([^"]+)"', page)
+    assert len(sources) == 3 * 4 and all((out / s).is_file() for s in sources)
+    assert "## Verdict" not in page and "<h2>Verdict</h2>" in page  # eval.md rendered on top
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
 
 

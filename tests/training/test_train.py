@@ -57,6 +57,15 @@ def test_lora_run_exports_merged_and_unmerged_that_agree(tmp_path, synth_data, b
                  "--dtype", "fp32"]) == 0
     card = (tmp_path / "adapter" / "README.md").read_text()
     assert "license: unspecified" in card and "de, en_glasgow" in card
+    # the listening results of an eval reach the card at export
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "carded"), "--listening",
+                 str(tmp_path / "missing.json")]) == 2
+    (tmp_path / "listening.json").write_text(json.dumps({
+        "listeners": 2, "judgements": 0, "excluded": [], "ab": {}, "cmos": {}, "mushra": {},
+        "accent": {}, "intelligibility": {}, "bradley_terry": {}, "tags": {}}))
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "carded"), "--listening",
+                 str(tmp_path / "listening.json")]) == 0
+    assert "## Listening test\n\n2 listeners" in (tmp_path / "carded" / "README.md").read_text()
 
     merged, tok = load_checkpoint(str(tmp_path / "merged"))
     config = json.loads((tmp_path / "merged" / "config.json").read_text())

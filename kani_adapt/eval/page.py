@@ -1,0 +1,106 @@
+"""``index.html`` of an eval folder: the summary tables of eval.md on top, then one row per
+utterance with players for the recording, the codec round trip and every checkpoint, the texts
+(what was asked for, what ASR heard), the metrics, failure flags and spectrograms, filtered by
+tag, speaker and failure. Built from the folder alone (eval.md, utterances.parquet, wavs/), so it
+is rebuilt whenever eval.md changes (``kani-adapt listen --results`` adds its section)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from kani_adapt import pages
+from kani_adapt.eval.run import CODEC_CEILING, RECORDING
+
+INDEX = "index.html"
+SPECTROGRAMS = "spectrograms"
+SHOWN = ("cer", "wer", "similarity", "dnsmos_p808", "dnsmos_ovrl", "lang_prob", "accent_prob")
+
+
+def wav_path(folder: Path, system: str, item: str, sample: int | None = None) -> Path:
+    """Where run_eval wrote a clip: wavs/<checkpoint>/<item>_s<k>.wav, wavs/<ceiling or
+    recording>/<reference>.wav."""
+    name = f"{item}_s{sample}.wav" if sample is not None else f"{item}.wav"
+    return Path(folder) / "wavs" / system / name
+
+
+def _spectrogram(folder: Path, wav: Path) -> Path:
+    from kani_adapt.audio import read
+    from kani_adapt.plots import spectrogram_png
+
+    png = folder / SPECTROGRAMS / wav.relative_to(folder / "wavs").with_suffix(".png")
+    if not png.is_file() or png.stat().st_mtime < wav.stat().st_mtime:
+        clip = read(wav, check_finite=False)
+        spectrogram_png(clip.audio, clip.sample_rate, png)
+    return png
+
+
+def clip_cell(folder: Path, wav: Path, lines: list[str] = ()) -> str:
+    """A player, its spectrogram and some lines of text; a note where no audio was written."""
+    if not wav.is_file():
+        return '<span class="muted">no audio</span>'
+    src = pages.link(wav, folder)
+    parts = [pages.player(src), pages.picture(pages.link(_spectrogram(folder, wav), folder), wav.stem)]
+    return "".join(parts) + "".join(f"<div>{line}</div>" for line in lines if line)
+
+
+def _metrics(row) -> str:
+    shown = [f"{m} {row[m]:.3f}" for m in SHOWN
+             if m in row and isinstance(row[m], float) and not math.isnan(row[m])]
+    return pages.esc(", ".join(shown))
+
+
+def _flags(row) -> str:
+    reasons = str(row.get("failure_reasons") or "")
+    return f'<span class="flag">{pages.esc(reasons)}</span>' if reasons else ""
+
+
+def _heard(row) -> str:
+    text = row.get("asr_text")
+    return f"heard: <i>{pages.esc(text)}</i>" if isinstance(text, str) and text else ""
+
+
+def utterance_table(folder: Path, df) -> pages.ClipTable:
+    systems = [c for c in dict.fromkeys(df["checkpoint"]) if c != CODEC_CEILING]
+    table = pages.ClipTable(["item", "text", "recording", CODEC_CEILING, *systems],
+                            filters=["tag", "speaker", "failure"])
+    ceiling = {str(r["item"]): r for r in df[df.checkpoint == CODEC_CEILING].to_dict("records")}
+    generated = df[df.checkpoint != CODEC_CEILING].to_dict("records")
+    keys = list(dict.fromkeys((str(r["item"]), int(r["sample"])) for r in generated))
+    by_key = {(str(r["item"]), int(r["sample"]), r["checkpoint"]): r for r in generated}
+    for item, sample in keys:
+        rows = {s: by_key.get((item, sample, s)) for s in systems}
+        first = next(r for r in rows.values() if r is not None)
+        ref = str(first.get("reference") or "")
+        ceil = ceiling.get(ref)
+        failed = [s for s, r in rows.items() if r is not None and r.get("failure") == 1.0]
+        cells = {"item": pages.esc(f"{item} (sample {sample})") + f"<div class='muted'>"
+                 f"{pages.esc(first['speaker'])}, {pages.esc(first.get('tag') or 'no tag')}</div>",
+                 "text": pages.esc(first["text"]),
+                 "recording": clip_cell(folder, wav_path(folder, RECORDING, ref)) if ref else "",
+                 CODEC_CEILING: clip_cell(folder, wav_path(folder, CODEC_CEILING, ref),
+                                          [pages.esc(ceil.get("text")) if ceil else "",
+                                           _heard(ceil) if ceil else "", _metrics(ceil) if ceil else ""])
+                 if ref else ""}
+        for s, r in rows.items():
+            cells[s] = (clip_cell(folder, wav_path(folder, s, item, sample), [_heard(r), _metrics(r), _flags(r)])
+                        if r is not None else "")
+        table.add({"tag": first.get("tag") or "", "speaker": first["speaker"],
+                   "failure": ", ".join(failed) or "none"}, cells)
+    return table
+
+
+def write_index(folder: Path) -> Path:
+    """folder/index.html from the eval folder's own files."""
+    import pandas as pd
+
+    folder = Path(folder)
+    df = pd.read_parquet(folder / "utterances.parquet")
+    summary = (folder / "eval.md").read_text(encoding="utf-8")
+    meta = json.loads((folder / "eval.json").read_text(encoding="utf-8"))
+    table = utterance_table(folder, df)
+    title = f"Evaluation: {', '.join(meta.get('checkpoints', {}))}"
+    sections = [f'<div class="summary">{pages.markdown_html(summary)}</div>',
+                "<h2>Utterances</h2><p>Every utterance with its players (recording, codec round trip, "
+                "each checkpoint), what ASR heard, the metrics and failure flags.</p>", table.html()]
+    return pages.write_page(folder / INDEX, title, sections)
