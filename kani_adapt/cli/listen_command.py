@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kani_adapt.cli_kit import Formatter
 from kani_adapt.errors import ConfigError
+from kani_adapt.stopping import Stopped
 
 DESCRIPTION = """\
 A listening test for a panel of listeners, built from one or more eval folders (what
@@ -128,7 +129,7 @@ def serve(args, material, store) -> int:
           flush=True)
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stopped):  # the way a listening session ends: nothing is unfinished
         print("stopped; every answer given so far is saved")
     finally:
         server.server_close()
