@@ -18,7 +18,8 @@ PACKAGES = ("kani_adapt", "data_tools")
 # settings, the CLI kit, the Lightning plumbing both trainers share, the one-writer folder
 # locks and the stop signals.
 CORE = ("atomic", "audio", "batching", "cli_kit", "common_config", "config", "console", "dataset",
-        "defaults", "devices", "errors", "hub", "locks", "model_files", "plots", "resume", "rng",
+        "defaults", "devices", "errors", "hub", "locks", "model_files", "plots", "preflight",
+        "resume", "rng",
         "sampling", "stopping", "tokens", "trainer", "wiring")
 # Bottom to top. A module belongs to the layer of the longest prefix it starts with.
 LAYERS = [

@@ -55,8 +55,14 @@ def run_generate(args) -> int:
 
     from kani_adapt.models.speaker.voice import load_speaker_embedding
 
+    from kani_adapt import preflight
+    from kani_adapt.codec.registry import check_reference
+    from kani_adapt.eval.preflight import checkpoint
+
     if args.out.suffix != ".npy":
         raise ConfigError(f"--out {args.out}: use a .npy file name")
+    preflight.refuse(preflight.device("--device", args.device) + checkpoint(
+        "CHECKPOINT", args.checkpoint) + (check_reference("--codec", args.codec) if args.codec else []))
     speaker = None if args.speaker_emb is None else load_speaker_embedding(args.speaker_emb)
     device, codec = resolve(args.device), None
     if args.codec:

@@ -39,6 +39,10 @@ def run_train(args) -> int:
         overrides.insert(0, str(config))  # only overrides were given
         config = None
     cfg = load_config(TrainConfig, config, overrides)
+    from kani_adapt import preflight
+    from kani_adapt.training.preflight import train_findings
+
+    preflight.refuse(train_findings(cfg))  # device, base, datasets, codec: before any work
     summary = train(cfg)
     print(f"trained {summary['steps']} steps; run directory {summary['run_dir']}")
     stop = summary.get("stopped_early")

@@ -49,7 +49,7 @@ def codecs_in_effect(recipe: Recipe) -> dict[str, str]:
             "sample": decoded}
 
 
-def plan(recipe: Recipe, done: dict) -> list[Stage]:
+def plan(recipe: Recipe, done: dict, strict: bool = False) -> list[Stage]:
     """The stages this recipe needs, in order (``done`` holds outputs of earlier stages), each
     with the codec it uses."""
     work, codec = Path(recipe.work_dir), codecs_in_effect(recipe)
@@ -61,7 +61,7 @@ def plan(recipe: Recipe, done: dict) -> list[Stage]:
     if recipe.data is not None:
         if recipe.speaker_embedder == "tiny":
             out.append(Stage("speaker_model", lambda: stages.speaker_model(recipe), "tiny", []))
-        out.append(Stage("prepare", lambda: stages.prepare(recipe), recipe.data, [],
+        out.append(Stage("prepare", lambda: stages.prepare(recipe, strict), recipe.data, [],
                          codec["prepare"]))
     if recipe.codec_check.enabled:
         out.append(Stage("codec_check", lambda: stages.codec_check(recipe, codec["codec_check"]),
@@ -116,13 +116,19 @@ def evaluate(recipe: Recipe, settings, done: dict) -> dict:
     return produced
 
 
-def run_recipe(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
+def run_recipe(recipe: Recipe, log: Callable[[str], None] = print, strict: bool = False) -> dict:
+    """Every stage of ``recipe`` after the preflight (``kani_adapt/recipes/preflight.py``:
+    one line per problem, exit 2, before any work)."""
+    from kani_adapt import preflight
+    from kani_adapt.recipes.preflight import findings
+
+    preflight.refuse(findings(recipe, strict))
     work = Path(recipe.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     state = _read_state(work)
     outputs: dict[str, dict] = {}
     chain = ""
-    for stage in plan(recipe, outputs):
+    for stage in plan(recipe, outputs, strict):
         chain = _hash(stage.config, chain)
         previous = state.get(stage.name, {})
         if previous.get("hash") == chain and previous.get("status") == "done":
