@@ -177,7 +177,8 @@ def check_models(t: Target) -> list[Finding]:
     if cfg.segment.voice_changes == "on" and "embedder" not in t.given:
         out += preflight.model("embed.model", cfg.embed.model, "speaker embedder")
     if "tokenizer" not in t.given and cfg.filter.tokenizer:
-        out += preflight.model("filter.tokenizer", cfg.filter.tokenizer, "generator checkpoint")
+        out += preflight.model("filter.tokenizer", cfg.filter.tokenizer, "tokenizer",
+                               ("tokenizer_config.json",))
     out += check_reference("tokenize.codec", cfg.tokenize.codec)
     return out
 

@@ -19,10 +19,10 @@ def scorers(key: str, cfg: ScorerConfig) -> list[Finding]:
     return out
 
 
-def checkpoint(key: str, ref: str) -> list[Finding]:
-    """A KaniTTS2 checkpoint (folder or hub id), or a size built at random."""
+def checkpoint(key: str, ref: str, sizes: bool = False) -> list[Finding]:
+    """A KaniTTS2 checkpoint (folder or hub id), or (``sizes``) a size built at random."""
     return preflight.model(key, ref, "generator checkpoint", ("config.json",),
-                           tuple(GENERATOR_SIZES))
+                           tuple(GENERATOR_SIZES) if sizes else ())
 
 
 def eval_findings(cfg: EvalConfig, key: str = "", codec: bool = True) -> list[Finding]:

@@ -70,7 +70,7 @@ def check_eval(t: Target) -> list[Finding]:
         return []
     out = eval_findings(r.eval, "eval", codec=False)
     if r.eval.base:
-        out += checkpoint("eval.base", r.eval.base)
+        out += checkpoint("eval.base", r.eval.base, sizes=True)
     return out
 
 

@@ -15,7 +15,7 @@ def train_findings(cfg: TrainConfig, key: str = "", data_made_later: bool = Fals
     """``data_made_later``: the training set is written by an earlier stage (a recipe's prepare)."""
     pre = f"{key}." if key else ""
     out = preflight.device(f"{pre}trainer.device", cfg.trainer.device)
-    out += checkpoint(f"{pre}model.init", cfg.model.init)
+    out += checkpoint(f"{pre}model.init", cfg.model.init, sizes=True)
     if not data_made_later:
         out += preflight.dataset_table(f"{pre}data.train", cfg.data.train)
     if cfg.data.replay:
