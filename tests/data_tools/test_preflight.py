@@ -134,3 +134,29 @@ def test_a_stage_switched_off_ends_the_run_with_the_hours_it_rejected(tmp_path, 
     assert any("filter: too_long: 1" in line for line in loud)
     reasons = {r["reason"] for r in read_jsonl(tmp_path / "work" / "rejected.jsonl")}
     assert {"missing_transcript", "too_long"} <= reasons
+    # The report tells the truth about it: input and kept hours with the share kept, hours of
+    # every rejection with whose they were (ingest's too), a zero row for a speaker who lost all,
+    # the checks that did not run with why, and the SNR spread.
+    dataset = tmp_path / "work" / "dataset"
+    summary = json.loads((dataset / "report.json").read_text())
+    md = (dataset / "report.md").read_text()
+    assert summary["input_hours"] == pytest.approx(summary["input_totals"]["hours"])
+    assert summary["input_hours"] > summary["hours"] > 0
+    assert summary["kept_share"] == pytest.approx(summary["hours"] / summary["input_hours"],
+                                                  rel=0.05)  # hours are rounded to 4 places
+    assert f"{summary['input_hours']:.3f} hours in the input; {summary['hours']:.3f} hours kept " \
+           f"({summary['kept_share']:.0%}" in md.splitlines()[2]
+    untold = next(r for r in read_jsonl(tmp_path / "work" / "rejected.jsonl")
+                  if r["reason"] == "missing_transcript")
+    assert (untold["speaker"], untold["tag"]) == ("ben", "en") and untold["seconds"] > 1
+    per = summary["rejected_hours"]
+    assert per["reason"]["ingest: missing_transcript"] == pytest.approx(untold["seconds"] / 3600,
+                                                                          abs=1e-4)
+    assert "?" not in per["speaker"] and per["speaker"]["ben"] > 0 and per["speaker"]["cara"] > 0
+    assert summary["hours_per_speaker"]["ben"] == 0 == summary["hours_per_speaker"]["cara"]
+    assert "| ben | " in md and "| cara | " in md
+    not_run = {n["check"]: n["why"] for n in summary["not_run"]}
+    assert not_run["transcribe"] == "transcribe.enabled is off"
+    assert "align" in not_run and "DNSMOS quality" in not_run
+    assert "## Checks that did not run" in md and "- transcribe: transcribe.enabled is off" in md
+    assert "Estimated SNR, en: 10 % of clips below" in md and (dataset / "hist_snr.png").is_file()
