@@ -158,8 +158,18 @@ def umask() -> int:
 
 def _usual_mode(tmp: Path, folder: bool) -> None:
     """A temporary is made private (mkstemp: 600, mkdtemp: 700); the final file or folder gets
-    the mode any ordinary tool would give it under the user's umask, so others can read it."""
-    os.chmod(tmp, (0o777 if folder else 0o666) & ~umask())
+    the mode any ordinary tool would give it under the user's umask, so others can read it. In a
+    folder, so does everything a library wrote there (safetensors writes its files 600)."""
+    mask = umask()
+    os.chmod(tmp, (0o777 if folder else 0o666) & ~mask)
+    if folder:
+        for root, dirs, files in os.walk(tmp):
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o777 & ~mask, follow_symlinks=False)
+            for name in files:
+                path = os.path.join(root, name)
+                if not os.path.islink(path):
+                    os.chmod(path, 0o666 & ~mask)
 
 
 def _temp_file(target: Path) -> Path:

@@ -77,4 +77,9 @@ def run_export(args) -> int:
 
     out, kind = export_run(args.run_dir, args.out, merge=args.merge, dtype=args.dtype)
     print(f"wrote {kind} to {out}")
+    if kind == "PEFT adapter":  # what the card says about serving it unmerged
+        from kani_adapt.training.export import serving_lines
+
+        for line in serving_lines(out):
+            print(f"  {line}")
     return 0
