@@ -68,11 +68,14 @@ def run_check(args) -> int:
     codecs = {"base": (args.codec, load_codec(args.codec))}
     if args.compare:
         codecs["compare"] = (args.compare, load_codec(args.compare))
-    reports = check(codecs, clips, limits, args.max_clips, args.max_seconds, args.seed)
+    from pathlib import Path
+
+    reports = check(codecs, clips, limits, args.max_clips, args.max_seconds, args.seed,
+                    wav_dir=Path(args.out) / "roundtrip")
     md, js = write_report(reports, limits, args.out)
     for name, report in reports.items():
         print(f"{name} ({report['source']}): {report['verdict']}")
-    print(f"wrote {md} and {js}")
+    print(f"wrote {md} and {js}; round-trip WAVs to listen to in {Path(args.out) / 'roundtrip'}")
     return 0
 
 

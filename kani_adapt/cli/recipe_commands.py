@@ -16,8 +16,9 @@ def add_recipe_commands(sub) -> None:
         description=(
             "Run the stages of a recipe in order: synthesize (demo), prepare data, codec\n"
             "check, codec fine-tuning, generator training, export, eval (base vs adapted on\n"
-            "held-out speakers and the replay set; fills the recipe's row of the results table\n"
-            "in recipes/README.md, or `readme=FILE`), samples. Stages done\n"
+            "held-out speakers and the replay set; writes the recipe's row of a results table\n"
+            "to WORK_DIR/results.md, and to a tracked table only on request:\n"
+            "`readme=recipes/README.md`), samples. Stages done\n"
             "before with the same inputs and config are skipped; an interrupted stage resumes;\n"
             "a stage whose config changed is redone. Progress: WORK_DIR/stages.json."
         ),
@@ -62,7 +63,8 @@ def add_recipe_commands(sub) -> None:
             "tiny generator (scored at each validation), exports it (adapter and merged),\n"
             "evaluates it against its base (meaningless numbers: the models are random) and\n"
             "writes a sample WAV.\n"
-            "Measured run time: recipes/README.md (demo row). Everything lands in --out."
+            "Measured run time: recipes/README.md (demo row). Everything lands in --out,\n"
+            "its results row in OUT/results.md (`readme=recipes/README.md` updates the table)."
         ),
     )
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="work directory")

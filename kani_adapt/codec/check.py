@@ -87,6 +87,9 @@ def summarize(scores: list[ClipScore], limits: Thresholds) -> dict:
     return result
 
 
+SHOWN_GROUPS = 5  # groups named in the verdict line; the rest are counted
+
+
 def verdict(summary: dict, limits: Thresholds) -> str:
     """One line: fine as is, or fine-tune recommended naming the worst groups."""
     groups = [("overall", "all", summary["overall"])]
@@ -96,18 +99,28 @@ def verdict(summary: dict, limits: Thresholds) -> str:
            if stats["poor_share"] > limits.poor_share_max]
     if not bad:
         return "verdict: codec fine as is"
-    return "verdict: fine-tune recommended: " + ", ".join(bad[:5])
+    more = f" and {len(bad) - SHOWN_GROUPS} more (tables below)" if len(bad) > SHOWN_GROUPS else ""
+    return "verdict: fine-tune recommended: " + ", ".join(bad[:SHOWN_GROUPS]) + more
 
 
-def score_clips(codec, clips: list[Clip], max_seconds: float, desc: str = "round trip") -> list[ClipScore]:
-    """Round-trip each clip through ``codec`` (a `Codec`) and score it."""
-    out = []
+def score_clips(codec, clips: list[Clip], max_seconds: float, desc: str = "round trip",
+                wav_dir: Path | None = None) -> list[ClipScore]:
+    """Round-trip each clip through ``codec`` (a `Codec`) and score it; with ``wav_dir``, the
+    first clip of each speaker is written there as ``<speaker>_original.wav`` and
+    ``<speaker>_roundtrip.wav``, to listen to."""
+    out, heard = [], set()
     for clip in progress(clips, desc=desc, unit="clip"):
         audio = load_audio(clip.audio_filepath, codec.sample_rate, max_seconds=max_seconds)
         batch = torch.from_numpy(audio)[None]
         codes, frames = codec.encode(batch, torch.tensor([len(audio)]))
         recon, _ = codec.decode(codes, frames)
-        scores = all_metrics(audio, recon[0, : len(audio)].numpy(), codec.sample_rate)
+        back = recon[0, : len(audio)].numpy()
+        if wav_dir is not None and clip.speaker not in heard:
+            heard.add(clip.speaker)
+            name = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(clip.speaker))
+            atomic.write_audio(Path(wav_dir) / f"{name}_original.wav", audio, codec.sample_rate)
+            atomic.write_audio(Path(wav_dir) / f"{name}_roundtrip.wav", back, codec.sample_rate)
+        scores = all_metrics(audio, back, codec.sample_rate)
         out.append(ClipScore(clip.audio_filepath.name, clip.speaker, clip.tag,
                              len(audio) / codec.sample_rate, scores))
     return out
@@ -139,6 +152,9 @@ def render_markdown(reports: dict[str, dict], limits: Thresholds) -> str:
         lines.append(f"| {label} | {first[key]['clips'] if key == 'overall' else first[key][group]['clips']} | "
                      + " | ".join(cells) + " |")
     lines += ["", reports[names[-1]]["verdict"], ""]
+    lines += ["Listen before trusting the numbers: `roundtrip/<codec>/<speaker>_original.wav` and "
+              "`_roundtrip.wav` beside this report (one clip per speaker), where the check wrote "
+              "them.", ""]
     return "\n".join(lines)
 
 
@@ -164,12 +180,15 @@ def _nan_to_none(value):
 
 
 def run_check(codecs: dict[str, tuple[str, object]], clips: list[Clip], limits: Thresholds,
-              max_clips: int, max_seconds: float, seed: int) -> dict[str, dict]:
-    """Score the same sample with each codec (name -> (source, codec)); returns the reports."""
+              max_clips: int, max_seconds: float, seed: int,
+              wav_dir: Path | None = None) -> dict[str, dict]:
+    """Score the same sample with each codec (name -> (source, codec)); returns the reports.
+    ``wav_dir``: round-trip WAVs per speaker, in a folder per codec."""
     chosen = sample_clips(clips, max_clips, seed)
     reports = {}
     for name, (source, codec) in codecs.items():
-        scores = score_clips(codec, chosen, max_seconds, desc=f"round trip ({name})")
+        where = None if wav_dir is None else Path(wav_dir) / name
+        scores = score_clips(codec, chosen, max_seconds, desc=f"round trip ({name})", wav_dir=where)
         summary = summarize(scores, limits)
         reports[name] = {"source": source, "summary": summary, "verdict": verdict(summary, limits),
                          "clips": [asdict(s) for s in scores]}

@@ -32,16 +32,16 @@ def checkpoint_names(checkpoints: list[str]) -> list[str]:
 
 
 def run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
-             compare: list[str] = (), eval_set: str = "") -> dict:
+             compare: list[str] = (), eval_set: str = "", known_tags: list[str] = ()) -> dict:
     """Generate, decode and score ``items``; one eval at a time writes ``out``."""
     from kani_adapt.locks import hold_output
 
     with hold_output(Path(out), "kani-adapt eval"):
-        return _run_eval(checkpoint, items, cfg, out, compare, eval_set)
+        return _run_eval(checkpoint, items, cfg, out, compare, eval_set, list(known_tags))
 
 
 def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
-              compare: list[str], eval_set: str) -> dict:
+              compare: list[str], eval_set: str, known_tags: list[str] = ()) -> dict:
     import pandas as pd
 
     from kani_adapt.atomic import write_audio, write_file
@@ -68,8 +68,16 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
     rows = codec_ceiling(items, refs, codec, scorers)
     for row, key in zip(rows, first_by_reference(items)):
         keep(f"{CODEC_CEILING}/{row['item']}", refs.roundtrip[key])
-    for name, ckpt in zip(names, checkpoints):
+    import logging
+    import time
+
+    say, begun = logging.getLogger("kani_adapt.progress").info, time.time()
+    for k, (name, ckpt) in enumerate(zip(names, checkpoints)):
+        say("eval: checkpoint %d/%d (%s): %d items x %d samples", k + 1, len(names), name,
+            len(items), cfg.samples)
         rows += evaluate_checkpoint(name, ckpt, items, refs, codec, scorers, cfg, device, keep)
+        left = (time.time() - begun) / (k + 1) * (len(names) - k - 1)
+        say("eval: checkpoint %d/%d (%s) done; ETA %.0f s", k + 1, len(names), name, left)
     df = pd.DataFrame(rows)
     metrics = [m for m in scorers.names() if m in df]
     summary = report.summarise(df, metrics, cfg.resamples)
@@ -80,7 +88,7 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
     result = {"eval_set": eval_set, "items": len(items), "samples": cfg.samples,
               "checkpoints": dict(zip(names, checkpoints)), "codec": cfg.codec, "metrics": metrics,
               "anchors": refs.anchors, "summary": summary, "comparisons": comparisons,
-              "verdicts": verdicts}
+              "verdicts": verdicts, "coverage": report.coverage(items, known_tags)}
     write_file(out / "utterances.parquet", lambda tmp: df.to_parquet(tmp, index=False))
     report.write_json(out / "eval.json", result)
     report.write_markdown(out / "eval.md", result)

@@ -101,16 +101,19 @@ def evaluate(recipe: Recipe, settings, done: dict) -> dict:
     merged = _merged(done, "the eval stage", " (or eval.enabled: false)")
     start = time.time()
     produced = stages.evaluate(recipe, settings, merged)
-    if recipe.readme:
-        steps = f"{done.get('train', {}).get('steps', '?')} generator"
-        if recipe.codec_finetune is not None:
-            steps += f", {recipe.codec_finetune.max_steps} codec"
-        note = "Tiny random models: meaningless numbers." if evaluation.random_init(recipe) else ""
-        result = json.loads(Path(produced["json"]).read_text())
-        # Wall time of the whole recipe: the stages recorded so far plus this one.
-        seconds = sum(s.get("seconds", 0) for s in _read_state(Path(recipe.work_dir)).values()
-                      if s.get("status") == "done") + time.time() - start
-        line = results.row(recipe.name, result, evaluation.data_stats(recipe), steps, seconds, note)
+    steps = f"{done.get('train', {}).get('steps', '?')} generator"
+    if recipe.codec_finetune is not None:
+        steps += f", {recipe.codec_finetune.max_steps} codec"
+    note = "Tiny random models: meaningless numbers." if evaluation.random_init(recipe) else ""
+    result = json.loads(Path(produced["json"]).read_text())
+    # Wall time of the whole recipe: the stages recorded so far plus this one.
+    seconds = sum(s.get("seconds", 0) for s in _read_state(Path(recipe.work_dir)).values()
+                  if s.get("status") == "done") + time.time() - start
+    line = results.row(recipe.name, result, evaluation.data_stats(recipe), steps, seconds, note)
+    own = results.run_table(Path(recipe.work_dir))
+    results.write_row(own, recipe.name, line)
+    produced["results"] = str(own)
+    if recipe.readme:  # a tracked table, only on request
         results.write_row(Path(recipe.readme), recipe.name, line)
         produced["readme"] = recipe.readme
     return produced

@@ -48,9 +48,11 @@ def codec_check(recipe: Recipe, codec_path: str) -> dict:
 
     clips = read_manifest(manifest_of(recipe))
     codec = load_codec(codec_path, resolve(recipe.device))
+    out = Path(recipe.work_dir) / "codec_check"
     reports = run_check({"codec": (codec_path, codec)}, clips, Thresholds(),
-                        recipe.codec_check.max_clips, recipe.codec_check.max_seconds, seed=0)
-    md, js = write_report(reports, Thresholds(), Path(recipe.work_dir) / "codec_check")
+                        recipe.codec_check.max_clips, recipe.codec_check.max_seconds, seed=0,
+                        wav_dir=out / "roundtrip")
+    md, js = write_report(reports, Thresholds(), out)
     return {"report": str(md), "verdict": reports["codec"]["verdict"]}
 
 
