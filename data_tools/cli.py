@@ -13,8 +13,9 @@ from kani_adapt.cli_kit import Parser, add_device, add_verbose, run_cli
 DESCRIPTION = """\
 Turn community recordings into KaniTTS2 training data, one resumable stage at a time:
   {order}
-`data-tools prepare DATA_CONFIG` runs them all; `data-tools check DATA_CONFIG` shows the
-resolved config. Every command takes key=value overrides after the config path
+`data-tools prepare DATA_CONFIG` runs them all; `data-tools check DATA_CONFIG` checks the
+config, the machine and the recordings first (models, devices, languages) and says what is
+wrong, one line each (`--show-config` adds the resolved YAML). Every command takes key=value overrides after the config path
 (e.g. `filter.min_snr_db=10`). Rejected items and their reasons land in <work>/rejected.jsonl.
 `data-tools contribute validate|package DIR` checks and packages a contributed accent dataset.
 Every stage runs in this process by default; `--engine ray` spreads it over a Ray cluster (a
@@ -49,10 +50,17 @@ def cmd_stage(args) -> int:
     from data_tools import registry
     from data_tools.runner import parse_shard, run_stage
 
+    from data_tools import preflight as data_preflight
+    from kani_adapt import preflight
+
     cfg = _config(args)
     stage = registry.get(args.command)
     if getattr(args, "device", None):
         getattr(cfg, stage.section).device = args.device
+    section = getattr(cfg, stage.section, None) if stage.section else None
+    if hasattr(section, "device"):
+        preflight.refuse(preflight.device(f"{stage.section}.device", section.device))
+    cfg = data_preflight.decided(cfg)  # transcribe.enabled: auto, from the recordings
     shard = parse_shard(args.shard) if stage.model else (0, 1)
     outcome = run_stage(stage, cfg, shard)
     if outcome.out is not None:
@@ -69,18 +77,26 @@ def cmd_stage(args) -> int:
 def cmd_prepare(args) -> int:
     from data_tools import prepare
 
-    out = prepare.run(_config(args))
-    print(f"dataset written to {out} (report: {out / 'report.md'})")
+    out = prepare.run(_config(args), strict=args.strict)
+    print(f"dataset written to {out}; read its report first: {out / 'report.md'}")
     return 0
 
 
 def cmd_check(args) -> int:
+    """The verdict of the preflight (exit 2 with a problem); --show-config: the resolved YAML."""
     import dataclasses
 
-    import yaml
+    from data_tools import preflight as data_preflight
+    from kani_adapt import preflight
 
-    print(yaml.safe_dump(dataclasses.asdict(_config(args)), sort_keys=False), end="")
-    return 0
+    cfg = _config(args)
+    if args.show_config:
+        import yaml
+
+        print(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False), end="")
+    found = data_preflight.findings(cfg, strict=args.strict)
+    print(preflight.verdict(f"data config {args.config}", found), end="")
+    return 2 if preflight.problems(found) else 0
 
 
 def _contribute_config(args):
@@ -184,6 +200,13 @@ def _engine_args(p) -> None:
                         "after it. The work folder must be on a file system every node sees")
 
 
+def _strict(p) -> None:
+    p.add_argument("--strict", action="store_true",
+                   help="a stage switched off that the recordings need (transcribe.enabled: off "
+                        "with untranscribed or long recordings) is an error (exit 2) instead of "
+                        "a summary of the hours it rejects")
+
+
 def _config_args(p) -> None:
     p.add_argument("config", help="data config (YAML)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
@@ -202,9 +225,14 @@ def build_parser() -> Parser:
     p = sub.add_parser("prepare", help=f"run every stage in order ({order})")
     _config_args(p)
     _engine_args(p)
+    _strict(p)
     p.set_defaults(func=cmd_prepare)
-    p = sub.add_parser("check", help="print the fully resolved data config")
+    p = sub.add_parser("check", help="check the config, the machine and the recordings before a "
+                                     "run: a verdict with one line per problem (exit 2 with one)")
     _config_args(p)
+    _strict(p)
+    p.add_argument("--show-config", action="store_true",
+                   help="also print the fully resolved config (YAML, defaults filled in)")
     p.set_defaults(func=cmd_check)
     _add_contribute(sub)
     return parser

@@ -90,12 +90,13 @@ def _measure(utt: Utterance, work: Path, cfg: FilterConfig, dnsmos=None) -> dict
     text = textnorm.normalise(utt.text, textnorm.language_of(utt.tag, cfg.language),
                               cfg.numbers_to_words)
     audio, rate = read_clip(work / utt.audio)
-    out = {"utt": {**utt.to_dict(), "text": text},
-           "features": dataclasses.asdict(measure(audio, rate, text))}
+    features = measure(audio, rate, text)
+    out = {"utt": {**utt.to_dict(), "text": text}, "features": dataclasses.asdict(features)}
+    columns = {"snr_db": round(float(features.snr_db), 2)}  # its spread is in the report
     if dnsmos is not None:
         q = dnsmos.score_one(audio, rate)
-        out["columns"] = {utt.id: {c: round(float(getattr(q, c.split("_")[1])), 4)
-                                   for c in DNSMOS_COLUMNS}}
+        columns |= {c: round(float(getattr(q, c.split("_")[1])), 4) for c in DNSMOS_COLUMNS}
+    out["columns"] = {utt.id: columns}
     return out
 
 
@@ -123,7 +124,7 @@ def decide(measured: list[dict], cfg: FilterConfig) -> tuple[list[Utterance], li
 class Filter(BaseStage):
     name = section = NAME
     help = "duration, clipping, SNR, silence, speaking rate, sample rate, duplicates, DNSMOS; text"
-    columns = DNSMOS_COLUMNS
+    columns = ("snr_db", *DNSMOS_COLUMNS)
 
     def resources(self, cfg) -> Resources:
         return Resources(pool=cfg.filter.dnsmos)  # DNSMOS: its ONNX models load once per worker

@@ -1,5 +1,5 @@
-"""Histograms for the data report: CER, DNSMOS and speaking rate per tag, as PNGs beside
-``report.md``, with the Markdown that shows them.
+"""Histograms for the data report: CER, DNSMOS, speaking rate and estimated SNR per tag, as PNGs
+beside ``report.md``, with the Markdown that shows them (and the SNR spread in numbers).
 
 Drawn on a bare matplotlib ``Figure`` with the Agg canvas: no pyplot global state, no display
 needed. matplotlib is imported only when a picture is drawn.
@@ -35,7 +35,20 @@ METRICS = (
     Metric("dnsmos", "DNSMOS overall", "OVRL (1-5)",
            lambda r: r.get("dnsmos_ovrl", r.get("dnsmos"))),
     Metric("speaking_rate", "Speaking rate", "characters per second", speaking_rate),
+    Metric("snr", "Estimated SNR", "dB", lambda r: r.get("snr_db")),
 )
+
+
+def spread_lines(rows: Sequence[dict], metric: Metric) -> list[str]:
+    """One line per tag: 10th percentile, median and 90th percentile of ``metric``."""
+    import numpy as np
+
+    out = []
+    for tag, values in values_by_tag(rows, metric).items():
+        p10, p50, p90 = np.percentile(values, [10, 50, 90])
+        out.append(f"- {metric.title}, {tag}: 10 % of clips below {p10:.1f} {metric.unit}, "
+                   f"median {p50:.1f}, 90 % below {p90:.1f} ({len(values)} clips)")
+    return out
 
 
 def values_by_tag(rows: Sequence[dict], metric: Metric) -> dict[str, list[float]]:
@@ -89,4 +102,6 @@ def write_histograms(rows: Sequence[dict], report_md: Path,
             continue
         draw_histogram(groups, path, metric.title, metric.unit)
         lines.append(f"![{metric.title}]({path.name})")
+        if metric.name == "snr":  # the spread in numbers, beside the picture
+            lines += spread_lines(rows, metric)
     return lines

@@ -117,7 +117,18 @@ class Ingest(BaseStage):
             return Kept([load_candidate(c, c.root, ctx.cfg.ingest, ctx.work,
                                         need_text=not text_later(ctx.cfg))])
         except AudioReadError as err:
-            raise Rejected(err.reason, err.detail) from None
+            raise Rejected(err.reason, err.detail, _seconds(c)) from None
+        except Rejected as rejected:  # weighed by its header, so the report counts its hours
+            rejected.seconds = _seconds(c) if rejected.seconds is None else rejected.seconds
+            raise
+
+
+def _seconds(c: Candidate) -> float | None:
+    """Length of a rejected file by its header (None: unreadable, or not a file)."""
+    try:
+        return probe(c.audio).seconds if c.audio.is_file() and inside(c.root, c.audio) else None
+    except (AudioReadError, OSError, RuntimeError, ValueError):
+        return None
 
 
 STAGE = Ingest()

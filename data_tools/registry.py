@@ -19,9 +19,10 @@ ORDER = ("ingest", "segment", "transcribe", "align", "filtering", "embed", "outl
 class Rejected(Exception):
     """An item a stage does not pass on; ``code`` is a short machine-readable reason."""
 
-    def __init__(self, code: str, detail: str = ""):
+    def __init__(self, code: str, detail: str = "", seconds: float | None = None):
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code, self.detail = code, detail
+        self.seconds = seconds  # length of the rejected audio where the item does not say it
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ def _rejected_hours(rejected: list[dict], seconds: list[float], tags: dict[str, 
     by = {"reason": defaultdict(float), "tag": defaultdict(float), "speaker": defaultdict(float)}
     for r, s in zip(rejected, seconds):
         tag, speaker = tags.get(r["id"], ("?", "?"))
+        if "speaker" in r:  # the record says whose it was (from its source and folder)
+            tag, speaker = r.get("tag", ""), r["speaker"]
         by["reason"][f"{r['stage']}: {r['reason']}"] += s / 3600
         by["tag"][tag] += s / 3600
         by["speaker"][speaker] += s / 3600
@@ -57,13 +59,23 @@ def summarise(rows: list[dict], rejected: list[dict], extras: dict,
         hours_tag[row[TAG]] += row[DURATION] / 3600
         speakers_tag[row[TAG]].add(row[SPEAKER])
     by_reason = Counter((r["stage"], r["reason"]) for r in rejected)
+    given = extras.get("input_totals") or {}
+    for speaker in given.get("hours_per_speaker", {}):  # a speaker who lost every clip: 0
+        hours_speaker[speaker] += 0.0
+    for tag in given.get("hours_per_tag", {}):
+        hours_tag[tag] += 0.0
+        speakers_tag[tag] |= set()
+    kept = sum(r[DURATION] for r in rows) / 3600
     return {
         "clips": len(rows),
-        "hours": round(sum(r[DURATION] for r in rows) / 3600, 4),
+        "hours": round(kept, 4),
+        "input_hours": given.get("hours"),
+        "kept_share": round(kept / given["hours"], 4) if given.get("hours") else None,
         "hours_per_speaker": {k: round(v, 4) for k, v in sorted(hours_speaker.items())},
         "hours_per_tag": {k: round(v, 4) for k, v in sorted(hours_tag.items())},
         "speakers_per_tag": {k: len(v) for k, v in sorted(speakers_tag.items())},
         "rejected": len(rejected),
+        "rejected_total_hours": round(sum(seconds or []) / 3600, 4),
         "rejected_by_reason": [{"stage": s, "reason": r, "count": n}
                                for (s, r), n in sorted(by_reason.items())],
         "rejected_hours": _rejected_hours(rejected, seconds or [0.0] * len(rejected),
@@ -72,6 +84,31 @@ def summarise(rows: list[dict], rejected: list[dict], extras: dict,
                                          else [r[ENCODED_LEN] for r in rows]),
         **extras,
     }
+
+
+def not_run_lines(not_run: list[dict]) -> list[str]:
+    """The checks and stages that did not run, each with why."""
+    if not not_run:
+        return []
+    return ["## Checks that did not run", ""] + \
+        [f"- {n['check']}: {n['why']}" for n in not_run] + [""]
+
+
+def input_inventory(kept: list, rejected: list[dict]) -> dict:
+    """Hours, speakers and tags of the input: what ingest read (``kept``: its utterances) and
+    the files it rejected (their records carry seconds, tag and speaker)."""
+    hours_speaker, hours_tag, speakers_tag = defaultdict(float), defaultdict(float), defaultdict(set)
+    entries = [(u.tag, u.speaker, u.duration) for u in kept] + \
+        [(r.get("tag", ""), r.get("speaker", "?"), float(r.get("seconds") or 0.0))
+         for r in rejected if not r.get("part")]
+    for tag, speaker, seconds in entries:
+        hours_speaker[speaker] += seconds / 3600
+        hours_tag[tag] += seconds / 3600
+        speakers_tag[tag].add(speaker)
+    return {"files": len(entries), "hours": round(sum(e[2] for e in entries) / 3600, 4),
+            "hours_per_speaker": {k: round(v, 4) for k, v in sorted(hours_speaker.items())},
+            "hours_per_tag": {k: round(v, 4) for k, v in sorted(hours_tag.items())},
+            "speakers_per_tag": {k: len(v) for k, v in sorted(speakers_tag.items())}}
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -104,16 +141,39 @@ def _frames_section(fps: dict | None) -> list[str]:
     return lines
 
 
+def headline(summary: dict) -> str:
+    """Input hours, kept hours and the share kept, then what was rejected."""
+    kept = f"{summary['clips']} clips, {summary['hours']:.3f} hours kept"
+    if summary.get("input_hours"):
+        kept = (f"{summary['input_hours']:.3f} hours in the input; {summary['hours']:.3f} hours "
+                f"kept ({summary['kept_share']:.0%}, {summary['clips']} clips; trimmed silence "
+                "is not kept)")
+    lost = summary.get("rejected_total_hours")
+    lost = f" ({lost:.3f} hours)" if lost is not None else ""
+    return f"{kept}; {summary['rejected']} items rejected{lost} (see rejected.jsonl)."
+
+
+def _share(kept: float, total: float | None) -> str:
+    return f"{kept / total:.0%}" if total else "-"
+
+
 def markdown(summary: dict, pictures: list[str] = ()) -> str:
-    lines = ["# Dataset report", "",
-             f"{summary['clips']} clips, {summary['hours']:.3f} hours; "
-             f"{summary['rejected']} items rejected (see rejected.jsonl).", "",
-             "## Hours per speaker", ""]
-    lines += _table(["speaker", "hours"], [[k, f"{v:.4f}"] for k, v in
-                                           summary["hours_per_speaker"].items()])
+    given = summary.get("input_totals") or {}
+    lines = ["# Dataset report", "", headline(summary), ""]
+    lines += not_run_lines(summary.get("not_run", []))
+    lines += ["## Hours per speaker", ""]
+    given_speaker = given.get("hours_per_speaker", {})
+    lines += _table(["speaker", "input hours", "kept hours", "kept"],
+                    [[k, f"{given_speaker.get(k, 0.0):.4f}", f"{v:.4f}",
+                      _share(v, given_speaker.get(k))]
+                     for k, v in summary["hours_per_speaker"].items()])
     lines += ["", "## Hours per tag", ""]
-    lines += _table(["tag", "hours", "speakers"],
-                    [[k or "(none)", f"{v:.4f}", summary["speakers_per_tag"][k]]
+    given_tag = given.get("hours_per_tag", {})
+    lines += _table(["tag", "input hours", "kept hours", "kept", "speakers in the input",
+                     "speakers kept"],
+                    [[k or "(none)", f"{given_tag.get(k, 0.0):.4f}", f"{v:.4f}",
+                      _share(v, given_tag.get(k)), given.get("speakers_per_tag", {}).get(k, "-"),
+                      summary["speakers_per_tag"][k]]
                      for k, v in summary["hours_per_tag"].items()])
     lines += _frames_section(summary.get("frames_per_second"))
     lines += ["", "## Rejections by reason", ""]

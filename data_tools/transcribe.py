@@ -226,6 +226,8 @@ class Transcribe(BaseStage):
     columns = ("cer", "asr_avg_logprob", "asr_no_speech_prob", "asr_compression_ratio")
 
     def enabled(self, cfg) -> bool:
+        """``auto`` is decided from the recordings before a run (data_tools/preflight.py);
+        undecided, it means: where the model is on this machine."""
         on = cfg.transcribe.enabled
         return on == "on" or (on == "auto" and hub.on_machine(cfg.transcribe.model))
 
@@ -240,7 +242,8 @@ class Transcribe(BaseStage):
 
     def settings(self, ctx) -> dict:
         given = ctx.given.get("asr")
-        return {**super().settings(ctx), "segment": dataclasses.asdict(ctx.cfg.segment),
+        own = {k: v for k, v in super().settings(ctx).items() if k != "enabled"}  # auto -> on
+        return {**own, "segment": dataclasses.asdict(ctx.cfg.segment),
                 "given": getattr(given, "name", type(given).__name__) if given else None}
 
     def open(self, ctx) -> None:

@@ -137,7 +137,10 @@ def _extras(work: Path, cfg: WriteConfig, extras: dict) -> dict:
         return json.loads(path.read_text()) if path.exists() else None
 
     codec = load(stage_dir(work, "tokenize") / "codec.json") or {}
+    ingested = report.input_inventory(read_manifest(manifest_path(work, "ingest")),
+                                      list(read_jsonl(stage_dir(work, "ingest") / "rejected.jsonl")))
     return {"coverage": load(stage_dir(work, "filter") / "coverage.json"),
+            "input_totals": ingested, "not_run": extras.pop("not_run", []),
             "speaker_embeddings": load(stage_dir(work, "embed") / "speakers.json") or {},
             "inputs": load(stage_dir(work, "ingest") / "inputs.json") or {},
             "throughput": throughput.collect(work, registry.names()),
@@ -157,8 +160,32 @@ class Write(BaseStage):
     def decide(self, ctx, items: list, results: dict) -> tuple[list, list[dict]]:
         ran = [st.name for st in registry.stages() if st.enabled(ctx.cfg) and st.resumable]
         ctx.state["out"] = build(ctx.cfg.write, ctx.work, items, {
-            "stages": " -> ".join(ran), "alignment": "on" if "align" in ran else "off"})
+            "stages": " -> ".join(ran), "alignment": "on" if "align" in ran else "off",
+            "not_run": not_run(ctx.cfg)})
         return items, []
+
+
+def not_run(cfg) -> list[dict]:
+    """The stages and checks this config left out, each with why (shown in the report)."""
+    out = [{"check": st.name, "why": st.why_off(cfg)} for st in registry.stages()
+           if not st.enabled(cfg)]
+    ran = {st.name for st in registry.stages() if st.enabled(cfg)}
+    if "transcribe" in ran and not cfg.transcribe.verify:
+        out.append({"check": "given transcripts against ASR", "why": "transcribe.verify is false"})
+    if "transcribe" not in ran:
+        out.append({"check": "given transcripts against ASR", "why": "transcribe did not run"})
+    if not cfg.filter.dnsmos:
+        out.append({"check": "DNSMOS quality", "why": "filter.dnsmos is false"})
+    if not cfg.filter.tokenizer:
+        out.append({"check": "tokenizer coverage",
+                    "why": "filter.tokenizer is empty (name the generator checkpoint)"})
+    from data_tools import voices
+
+    if not voices.wanted(cfg):
+        out.append({"check": "one voice per recording (voice changes)",
+                    "why": "segment.voice_changes is off" if cfg.segment.voice_changes == "off"
+                    else f"embed.model {cfg.embed.model} is not on this machine"})
+    return out
 
 
 STAGE = Write()

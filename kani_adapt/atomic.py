@@ -143,13 +143,48 @@ def _replace(target: Path, make: Callable[[Path], Path], write: Callable[[Path],
     return target
 
 
+def umask() -> int:
+    """This process's umask (read without changing it where Linux says it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _usual_mode(tmp: Path, folder: bool) -> None:
+    """A temporary is made private (mkstemp: 600, mkdtemp: 700); the final file or folder gets
+    the mode any ordinary tool would give it under the user's umask, so others can read it. In a
+    folder, so does everything a library wrote there (safetensors writes its files 600)."""
+    mask = umask()
+    os.chmod(tmp, (0o777 if folder else 0o666) & ~mask)
+    if folder:
+        for root, dirs, files in os.walk(tmp):
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o777 & ~mask, follow_symlinks=False)
+            for name in files:
+                path = os.path.join(root, name)
+                if not os.path.islink(path):
+                    os.chmod(path, 0o666 & ~mask)
+
+
 def _temp_file(target: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=_prefix(target), dir=target.parent)  # no .ckpt: no glob finds it
     os.close(fd)
     return Path(tmp)
 
 
+def _swap_file(tmp: Path, target: Path) -> None:
+    _usual_mode(tmp, folder=False)
+    os.replace(tmp, target)
+
+
 def _swap_folder(tmp: Path, out: Path) -> None:
+    _usual_mode(tmp, folder=True)
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
@@ -157,7 +192,7 @@ def _swap_folder(tmp: Path, out: Path) -> None:
 
 def write_file(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` with a temporary file path beside ``path``, then rename it over."""
-    return _replace(Path(path), _temp_file, write, os.replace,
+    return _replace(Path(path), _temp_file, write, _swap_file,
                     lambda tmp: tmp.unlink(missing_ok=True))
 
 

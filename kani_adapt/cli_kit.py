@@ -17,7 +17,7 @@ import sys
 import traceback
 
 from kani_adapt import devices
-from kani_adapt.errors import KaniAdaptError, describe_os_error
+from kani_adapt.errors import KaniAdaptError, PreflightError, describe_os_error
 from kani_adapt.stopping import Stopped, raise_on_signals
 
 USAGE_ERROR = 2
@@ -63,6 +63,8 @@ def add_device(parser: argparse.ArgumentParser, what: str, default: str | None =
 
 def one_line(err: BaseException) -> str | None:
     """The one-line message of an expected error; None for a bug (it keeps its traceback)."""
+    if isinstance(err, PreflightError):  # one line per problem
+        return "\nerror: ".join(" ".join(p.split()) for p in err.problems)
     if isinstance(err, KaniAdaptError):
         return " ".join(str(err).split())
     if isinstance(err, OSError) and err.errno is not None:

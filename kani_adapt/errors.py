@@ -41,3 +41,12 @@ def describe_os_error(err: OSError) -> str:
     reason = OS_REASONS.get(err.errno) or " ".join(str(err.strerror or err).split()).lower()
     paths = [str(p) for p in (err.filename, err.filename2) if p not in (None, "")]
     return f"{reason}: {' -> '.join(paths)}" if paths else reason
+
+
+class PreflightError(ConfigError):
+    """What a command found wrong before any work (:mod:`kani_adapt.preflight`): one line per
+    problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)

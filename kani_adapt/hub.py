@@ -96,3 +96,12 @@ def resolve_file(path_or_id: str, suffix: str) -> Path:
         raise CheckpointError(f"{path_or_id}: expected one {what} in the hub repository, "
                               f"found {len(found)}")
     return found[0]
+
+
+def cached(repo_id: str, suffix: str = "") -> bool:
+    """Whether the Hugging Face cache holds a snapshot of ``repo_id`` with a file ending in
+    ``suffix`` (nothing is fetched; a codec repository has a ``.nemo``, no ``config.json``)."""
+    from huggingface_hub import constants
+
+    folder = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "snapshots"
+    return any(p.name.endswith(suffix) for p in folder.glob("*/*")) if folder.is_dir() else False

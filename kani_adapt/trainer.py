@@ -58,18 +58,32 @@ class ProgressLog(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
+        first = step - self._start_step == self.steps_per_update  # said at once: it started
         if not trainer.is_global_zero or step == self._start_step or (
-                step % self.every and step != trainer.max_steps):
+                step % self.every and step != trainer.max_steps and not first):
             return
-        log.info(self.line(trainer))
+        log.info(self.line(trainer, outputs))
 
-    def line(self, trainer) -> str:
+    def on_validation_end(self, trainer, pl_module) -> None:
+        """The validation results, as they come (not only in TensorBoard)."""
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        found = {k: float(v) for k, v in trainer.callback_metrics.items()
+                 if k.startswith(("val", "eval")) and getattr(v, "numel", lambda: 1)() == 1}
+        if found:
+            log.info("validation at step %d: %s", trainer.global_step // self.steps_per_update,
+                     "  ".join(f"{k} {v:.4f}" for k, v in sorted(found.items())))
+
+    def line(self, trainer, outputs=None) -> str:
         k = self.steps_per_update
         step, total = trainer.global_step // k, trainer.max_steps // k
         metrics = trainer.callback_metrics
         parts = [f"step {step}/{total}" if total and total > 0 else f"step {step}"]
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if self.loss_key in metrics:
             parts.append(f"loss {float(metrics[self.loss_key]):.4f}")
+        elif loss is not None and getattr(loss, "numel", lambda: 0)() == 1:  # from the first step
+            parts.append(f"loss {float(loss):.4f}")
         if self.rate_key and self.rate_key in metrics:
             parts.append(f"{float(metrics[self.rate_key]):,.0f} {self.rate_unit}")
         if self._start is not None and total and total > 0:

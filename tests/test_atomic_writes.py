@@ -5,6 +5,8 @@ below with the reason it is safe."""
 from __future__ import annotations
 
 import ast
+
+import pytest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,3 +101,29 @@ def test_the_scan_finds_direct_writes_and_lets_atomic_ones_pass(tmp_path):
         "    with open(p) as f: pass\n")
     assert [(func, call) for _, func, call in direct_writes(src)] == [
         ("bad", "p.write_text"), ("bad", "df.to_parquet"), ("bad", "np.save"), ("bad", "open")]
+
+
+@pytest.mark.parametrize("mask,file_mode,dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700),
+                                                      (0o002, 0o664, 0o775)])
+def test_written_files_and_folders_follow_the_umask(tmp_path, mask, file_mode, dir_mode):
+    import os
+    import stat
+
+    from kani_adapt import atomic
+
+    old = os.umask(mask)
+    try:
+        assert atomic.umask() == mask
+        atomic.write_text(tmp_path / "a.txt", "x")
+        atomic.write_npy(tmp_path / "a.npy", __import__("numpy").zeros(3))
+
+        def fill(folder: Path) -> None:
+            atomic.write_text(folder / "inner.json", "{}")
+            (folder / "plain.txt").write_text("y")  # a library's own write inside the folder
+
+        atomic.write_folder(tmp_path / "out", fill)
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.rglob("*")}
+    assert modes == {"a.txt": file_mode, "a.npy": file_mode, "out": dir_mode,
+                     "inner.json": file_mode, "plain.txt": file_mode}

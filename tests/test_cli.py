@@ -69,7 +69,7 @@ def test_generate_several_texts_writes_one_file_each(tiny_dir, tmp_path):
 @pytest.mark.parametrize("argv, fragment", [
     (["init", "--out", "x"], "one of the arguments --size --base is required"),
     (["init", "--size", "huge", "--out", "x"], "invalid choice"),
-    (["generate", "missing-dir", "--text", "x", "--out", "c.npy"], "no such model directory"),
+    (["generate", "missing-dir", "--text", "x", "--out", "c.npy"], "no such generator checkpoint folder"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(argv, fragment, capsys):

@@ -62,11 +62,20 @@ def log_entry(stage: str, batch: list, outcomes: dict) -> LogEntry:
         if isinstance(outcome, Rejected):
             record = rejection(item.id, stage, outcome.code, outcome.detail,
                                getattr(item, "source", ""))
+            record |= owner_of(item)  # whose hours they were, also where nothing was read
+            if getattr(outcome, "seconds", None) is not None:
+                record["seconds"] = round(float(outcome.seconds), 3)
             results[item.id] = {"out": [], "rejected": record, "extra": {}}
         else:
             results[item.id] = {"out": [u.to_dict() for u in outcome.items], "rejected": None,
                                 "extra": outcome.extra}
     return LogEntry(results)
+
+
+def owner_of(item) -> dict:
+    """{"tag", "speaker"} of an item (from its source and folder at ingest)."""
+    return {"tag": (getattr(item, "tag", "") or "").lower(),
+            "speaker": getattr(item, "speaker", "") or ""}
 
 
 def audio_seconds(batch: list, outcomes: dict) -> float:

@@ -68,6 +68,13 @@ def run(args) -> int:
     from kani_adapt.eval.evaluate import run_eval
 
     cfg = load_config(EvalConfig, args.config, args.overrides)
+    from kani_adapt import preflight
+    from kani_adapt.eval.preflight import checkpoint, eval_findings
+
+    found = eval_findings(cfg) + checkpoint("CHECKPOINT", str(args.checkpoint))
+    for i, other in enumerate(args.compare or []):
+        found += checkpoint(f"--compare[{i}]", str(other))
+    preflight.refuse(found)  # device, codec, checkpoints, scorer models: before any work
     if args.eval_set.is_dir() or args.eval_set.suffix == ".parquet":
         from kani_adapt.eval.dataset_set import load_dataset_items
         items = load_dataset_items(str(args.eval_set), cfg.dataset)

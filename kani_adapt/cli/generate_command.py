@@ -22,7 +22,9 @@ def add_generate(sub) -> None:
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="KaniTTS2 directory or hub id")
     p.add_argument("--text", action="append", required=True, help="text to speak (repeatable)")
-    p.add_argument("--tag", help="language/accent tag, e.g. de_hessian (stored lower-case)")
+    p.add_argument("--tag", action="append", default=None,
+                   help="language/accent tag, e.g. de_hessian (stored lower-case); one for every "
+                        "--text, or repeated once per --text in the same order")
     p.add_argument("--speaker-emb", type=Path, metavar="FILE",
                    help=".npy file with a 128-d speaker embedding")
     p.add_argument("--out", type=Path, required=True, help="output .npy file")
@@ -55,8 +57,15 @@ def run_generate(args) -> int:
 
     from kani_adapt.models.speaker.voice import load_speaker_embedding
 
+    from kani_adapt import preflight
+    from kani_adapt.codec.registry import check_reference
+    from kani_adapt.eval.preflight import checkpoint
+
     if args.out.suffix != ".npy":
         raise ConfigError(f"--out {args.out}: use a .npy file name")
+    tags_of(args.tag, len(args.text))  # a count that does not fit: before any work
+    preflight.refuse(preflight.device("--device", args.device) + checkpoint(
+        "CHECKPOINT", args.checkpoint) + (check_reference("--codec", args.codec) if args.codec else []))
     speaker = None if args.speaker_emb is None else load_speaker_embedding(args.speaker_emb)
     device, codec = resolve(args.device), None
     if args.codec:
@@ -66,7 +75,7 @@ def run_generate(args) -> int:
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     model, tokenizer = load_checkpoint(args.checkpoint, dtype=dtype)
     model.to(device)
-    rows = synthesize(model, tokenizer, codec, args.text, args.tag, speaker,
+    rows = synthesize(model, tokenizer, codec, args.text, tags_of(args.tag, len(args.text)), speaker,
                       sampling_of(args, model.sampling_defaults))
     outs = [args.out] if len(rows) == 1 else [
         args.out.with_name(f"{args.out.stem}_{i}.npy") for i in range(len(rows))
@@ -81,6 +90,18 @@ def run_generate(args) -> int:
             wav = write_audio(out.with_suffix(".wav"), row.audio, row.sample_rate)
             print(f"wrote {wav}: {len(row.audio) / row.sample_rate:.2f} s at {row.sample_rate} Hz")
     return 0
+
+
+def tags_of(given: list[str] | None, texts: int) -> list[str | None]:
+    """One tag per text: none, one for all, or one per --text in order."""
+    if not given:
+        return [None] * texts
+    if len(given) == 1:
+        return given * texts
+    if len(given) != texts:
+        raise ConfigError(f"{len(given)} --tag for {texts} --text: give one --tag for all, or "
+                          "one per --text in the same order")
+    return list(given)
 
 
 def sampling_of(args, from_checkpoint: dict) -> sampling.SamplingConfig:

@@ -16,8 +16,9 @@ def add_recipe_commands(sub) -> None:
         description=(
             "Run the stages of a recipe in order: synthesize (demo), prepare data, codec\n"
             "check, codec fine-tuning, generator training, export, eval (base vs adapted on\n"
-            "held-out speakers and the replay set; fills the recipe's row of the results table\n"
-            "in recipes/README.md, or `readme=FILE`), samples. Stages done\n"
+            "held-out speakers and the replay set; writes the recipe's row of a results table\n"
+            "to WORK_DIR/results.md, and to a tracked table only on request:\n"
+            "`readme=recipes/README.md`), samples. Stages done\n"
             "before with the same inputs and config are skipped; an interrupted stage resumes;\n"
             "a stage whose config changed is redone. Progress: WORK_DIR/stages.json."
         ),
@@ -25,14 +26,28 @@ def add_recipe_commands(sub) -> None:
     p.add_argument("recipe", type=Path, metavar="RECIPE")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="dotted overrides, e.g. generator.trainer.max_steps=2000")
+    _strict(p)
     p.set_defaults(func=run_run)
 
-    p = sub.add_parser("check", formatter_class=Formatter,
-                       help="validate a recipe and print it fully resolved (defaults and "
-                            "wiring filled in); runs nothing")
+    p = sub.add_parser(
+        "check", formatter_class=Formatter,
+        help="check a recipe, this machine and the recordings before a run; runs nothing",
+        description=(
+            "Checks what `kani-adapt run` would check before its first stage, in seconds: every\n"
+            "model, codec and path the recipe names exists (or will be fetched, and from where),\n"
+            "every device can be used by this torch build, the replay and eval sets open with\n"
+            "the columns training reads, each source's language matches its tag's, and the\n"
+            "generator's tokenizer knows the characters of a sample of the transcripts.\n"
+            "Prints a verdict with one line per problem (exit 2 with a problem, else 0)."
+        ),
+    )
     p.add_argument("recipe", type=Path, metavar="RECIPE", help="recipe YAML")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="dotted overrides, e.g. generator.trainer.max_steps=2000")
+    p.add_argument("--show-config", action="store_true",
+                   help="also print the fully resolved recipe (defaults and wiring filled in) "
+                        "and the codec each stage uses")
+    _strict(p)
     p.set_defaults(func=run_check)
 
     p = sub.add_parser("recipes", formatter_class=Formatter, help="list the bundled recipes")
@@ -48,12 +63,20 @@ def add_recipe_commands(sub) -> None:
             "tiny generator (scored at each validation), exports it (adapter and merged),\n"
             "evaluates it against its base (meaningless numbers: the models are random) and\n"
             "writes a sample WAV.\n"
-            "Measured run time: recipes/README.md (demo row). Everything lands in --out."
+            "Measured run time: recipes/README.md (demo row). Everything lands in --out,\n"
+            "its results row in OUT/results.md (`readme=recipes/README.md` updates the table)."
         ),
     )
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="work directory")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.set_defaults(func=run_demo)
+
+
+def _strict(p) -> None:
+    p.add_argument("--strict", action="store_true",
+                   help="a stage switched off that the recordings need (data.transcribe.enabled: "
+                        "off with untranscribed or long recordings) is an error (exit 2) "
+                        "instead of a summary of the hours it rejects")
 
 
 def _load(recipe: Path, overrides: list[str]):
@@ -68,14 +91,31 @@ def run_run(args) -> int:
     from kani_adapt.recipes.runner import run_recipe
 
     recipe = _load(args.recipe, args.overrides)
-    outputs = run_recipe(recipe)
+    outputs = run_recipe(recipe, strict=args.strict)
     print(f"recipe {recipe.name} done; work directory {recipe.work_dir}")
+    for line in closing_summary(recipe, outputs):
+        print(line)
+    return 0
+
+
+def closing_summary(recipe, outputs: dict) -> list[str]:
+    """What a run produced, the data report first (read it before trusting the training), and
+    the hours a stage switched off rejected."""
+    from data_tools import preflight as data_preflight
+
+    lines = []
+    report = outputs.get("prepare", {}).get("report")
+    if report:
+        lines.append(f"  data report (read it first): {report}")
     for stage, produced in outputs.items():
         for key, value in produced.items():
-            print(f"  {stage}.{key}: {value}")
+            if (stage, key) not in (("prepare", "report"), ("prepare", "lost")):
+                lines.append(f"  {stage}.{key}: {value}")
     if "eval" in outputs:
-        print(f"listening test for a panel: {outputs['eval'].get('listen') or listen_hint(outputs)}")
-    return 0
+        lines.append("listening test for a panel: "
+                     f"{outputs['eval'].get('listen') or listen_hint(outputs)}")
+    lost = outputs.get("prepare", {}).get("lost") or {}
+    return lines + data_preflight.loss_lines(lost, lost.get("input_hours"))
 
 
 def listen_hint(outputs: dict) -> str:
@@ -86,17 +126,23 @@ def listen_hint(outputs: dict) -> str:
 
 
 def run_check(args) -> int:
-    import yaml
-
-    from kani_adapt.config import to_dict
-    from kani_adapt.recipes.runner import codecs_in_effect
+    from kani_adapt import preflight
+    from kani_adapt.recipes.preflight import findings
 
     recipe = _load(args.recipe, args.overrides)
-    print(yaml.safe_dump(to_dict(recipe), sort_keys=False), end="")
-    print("# the codec each stage uses (recorded in WORK_DIR/stages.json):")
-    for stage, codec in codecs_in_effect(recipe).items():
-        print(f"#   {stage}: {codec}")
-    return 0
+    if args.show_config:
+        import yaml
+
+        from kani_adapt.config import to_dict
+        from kani_adapt.recipes.runner import codecs_in_effect
+
+        print(yaml.safe_dump(to_dict(recipe), sort_keys=False), end="")
+        print("# the codec each stage uses (recorded in WORK_DIR/stages.json):")
+        for stage, codec in codecs_in_effect(recipe).items():
+            print(f"#   {stage}: {codec}")
+    found = findings(recipe, strict=args.strict)
+    print(preflight.verdict(f"recipe {args.recipe}", found), end="")
+    return 2 if preflight.problems(found) else 0
 
 
 def run_list(args) -> int:
@@ -117,6 +163,8 @@ def run_demo(args) -> int:
     recipe = _load(DEMO, [f"work_dir={args.out.resolve()}", *args.overrides])
     outputs = run_recipe(recipe)
     print(f"demo done in {args.out}")
+    if outputs.get("prepare", {}).get("report"):
+        print(f"  data report:   {outputs['prepare']['report']}")
     print(f"  sample WAV:    {outputs['sample']['samples'][0]}")
     print(f"  merged model:  {outputs['export']['merged']}")
     print(f"  LoRA adapter:  {outputs['export']['adapter']}")

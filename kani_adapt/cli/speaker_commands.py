@@ -31,7 +31,8 @@ def add_speaker_emb(sub) -> None:
     p.add_argument("refs", nargs="+", type=Path, metavar="REF",
                    help="reference recording(s) of one speaker (wav, flac, ogg, ...)")
     p.add_argument("--model", default=DEFAULT_MODEL, metavar="PATH_OR_ID",
-                   help="speaker-embedder folder or hub id")
+                   help="speaker-embedder folder or hub id; `tiny`: a random one (tests and "
+                        "demos, as `speaker_embedder: tiny` in a recipe)")
     p.add_argument("--out", type=Path, required=True, help="output .npy file (128 float32)")
     add_device(p, "the speaker embedder")
     p.set_defaults(func=run_speaker_emb)
@@ -47,7 +48,10 @@ def run_speaker_emb(args) -> int:
     if args.out.suffix != ".npy":
         raise ConfigError(f"--out {args.out}: use a .npy file name")
     clips = [read_reference(path) for path in args.refs]  # all files checked before the model
-    model = embedder.load(args.model, resolve(args.device))
+    if args.model == "tiny":  # random weights, seed 0: the recipes' tiny embedder
+        model = embedder.build(seed=0).to(resolve(args.device)).eval()
+    else:
+        model = embedder.load(args.model, resolve(args.device))
     vectors = np.concatenate([model.embed([audio], rate) for audio, rate in clips])
     voice = mean_voice(vectors)
     write_npy(args.out, voice)

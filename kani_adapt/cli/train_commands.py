@@ -39,6 +39,10 @@ def run_train(args) -> int:
         overrides.insert(0, str(config))  # only overrides were given
         config = None
     cfg = load_config(TrainConfig, config, overrides)
+    from kani_adapt import preflight
+    from kani_adapt.training.preflight import train_findings
+
+    preflight.refuse(train_findings(cfg))  # device, base, datasets, codec: before any work
     summary = train(cfg)
     print(f"trained {summary['steps']} steps; run directory {summary['run_dir']}")
     stop = summary.get("stopped_early")
@@ -78,4 +82,9 @@ def run_export(args) -> int:
     out, kind = export_run(args.run_dir, args.out, merge=args.merge, dtype=args.dtype,
                            listening=args.listening)
     print(f"wrote {kind} to {out}")
+    if kind == "PEFT adapter":  # what the card says about serving it unmerged
+        from kani_adapt.training.export import serving_lines
+
+        for line in serving_lines(out):
+            print(f"  {line}")
     return 0

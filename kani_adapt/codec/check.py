@@ -88,6 +88,9 @@ def summarize(scores: list[ClipScore], limits: Thresholds) -> dict:
     return result
 
 
+SHOWN_GROUPS = 5  # groups named in the verdict line; the rest are counted
+
+
 def verdict(summary: dict, limits: Thresholds) -> str:
     """One line: fine as is, or fine-tune recommended naming the worst groups."""
     groups = [("overall", "all", summary["overall"])]
@@ -97,7 +100,8 @@ def verdict(summary: dict, limits: Thresholds) -> str:
            if stats["poor_share"] > limits.poor_share_max]
     if not bad:
         return "verdict: codec fine as is"
-    return "verdict: fine-tune recommended: " + ", ".join(bad[:5])
+    more = f" and {len(bad) - SHOWN_GROUPS} more (tables below)" if len(bad) > SHOWN_GROUPS else ""
+    return "verdict: fine-tune recommended: " + ", ".join(bad[:SHOWN_GROUPS]) + more
 
 
 def score_clips(codec, clips: list[Clip], max_seconds: float, desc: str = "round trip",
@@ -147,6 +151,9 @@ def render_markdown(reports: dict[str, dict], limits: Thresholds) -> str:
         lines.append(f"| {label} | {first[key]['clips'] if key == 'overall' else first[key][group]['clips']} | "
                      + " | ".join(cells) + " |")
     lines += ["", reports[names[-1]]["verdict"], ""]
+    lines += ["Listen before trusting the numbers: `roundtrip/<codec>/<speaker>_original.wav` and "
+              "`_roundtrip.wav` beside this report (one clip per speaker), where the check wrote "
+              "them.", ""]
     return "\n".join(lines)
 
 

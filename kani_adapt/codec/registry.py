@@ -34,3 +34,15 @@ def load_codec(spec: str, device: str = "cpu", factory: Factory | None = None) -
     if not isinstance(codec, Codec):
         raise ConfigError(f"codec {spec!r} did not give an object with the Codec protocol")
     return codec
+
+
+def check_reference(key: str, spec: str) -> list:
+    """Preflight findings for the codec ``spec`` names (:func:`kani_adapt.preflight.codec`):
+    NanoCodec's rules apply where NanoCodec is the factory; another factory knows its own names."""
+    from kani_adapt import preflight
+
+    if CODEC_FACTORY is not nanocodec:
+        return []
+    from kani_adapt.codec.nanocodec import SIZES
+
+    return preflight.codec(key, spec, tuple(SIZES))

@@ -34,18 +34,22 @@ def checkpoint_names(checkpoints: list[str]) -> list[str]:
 
 
 def run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
-             compare: list[str] = (), eval_set: str = "", tag_descriptions: dict | None = None) -> dict:
+             compare: list[str] = (), eval_set: str = "", tag_descriptions: dict | None = None,
+             known_tags: list[str] = ()) -> dict:
     """Generate, decode and score ``items``; one eval at a time writes ``out``.
     ``tag_descriptions``: tag -> what it stands for (e.g. "German with a Hessian accent"), kept in
-    eval.json for the listening test's accent question."""
+    eval.json for the listening test's accent question; ``known_tags``: the tags training saw,
+    so the report says which were not evaluated."""
     from kani_adapt.locks import hold_output
 
     with hold_output(Path(out), "kani-adapt eval"):
-        return _run_eval(checkpoint, items, cfg, out, compare, eval_set, tag_descriptions)
+        return _run_eval(checkpoint, items, cfg, out, compare, eval_set, tag_descriptions,
+                         list(known_tags))
 
 
 def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
-              compare: list[str], eval_set: str, tag_descriptions: dict | None) -> dict:
+              compare: list[str], eval_set: str, tag_descriptions: dict | None,
+              known_tags: list[str]) -> dict:
     import pandas as pd
 
     from kani_adapt.atomic import write_audio, write_file
@@ -75,8 +79,16 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
         if item.reference is not None and cfg.write_wavs:  # a dataset's recording is its codes
             write_audio(out / "wavs" / RECORDING / f"{row['item']}.wav",
                         np.clip(refs.audio[key], -1, 1), codec.sample_rate)
-    for name, ckpt in zip(names, checkpoints):
+    import logging
+    import time
+
+    say, begun = logging.getLogger("kani_adapt.progress").info, time.time()
+    for k, (name, ckpt) in enumerate(zip(names, checkpoints)):
+        say("eval: checkpoint %d/%d (%s): %d items x %d samples", k + 1, len(names), name,
+            len(items), cfg.samples)
         rows += evaluate_checkpoint(name, ckpt, items, refs, codec, scorers, cfg, device, keep)
+        left = (time.time() - begun) / (k + 1) * (len(names) - k - 1)
+        say("eval: checkpoint %d/%d (%s) done; ETA %.0f s", k + 1, len(names), name, left)
     df = pd.DataFrame(rows)
     metrics = [m for m in scorers.names() if m in df]
     summary = report.summarise(df, metrics, cfg.resamples)
@@ -87,7 +99,8 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
     result = {"eval_set": eval_set, "items": len(items), "samples": cfg.samples,
               "checkpoints": dict(zip(names, checkpoints)), "codec": cfg.codec, "metrics": metrics,
               "anchors": refs.anchors, "summary": summary, "comparisons": comparisons,
-              "verdicts": verdicts, "tag_descriptions": dict(tag_descriptions or {})}
+              "verdicts": verdicts, "tag_descriptions": dict(tag_descriptions or {}),
+              "coverage": report.coverage(items, known_tags)}
     write_file(out / "utterances.parquet", lambda tmp: df.to_parquet(tmp, index=False))
     report.write_json(out / "eval.json", result)
     report.write_markdown(out / "eval.md", result)

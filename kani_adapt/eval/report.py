@@ -93,13 +93,51 @@ def verdict(name: str, summary: dict, comparisons: dict, anchors: dict | None = 
     return line
 
 
+def coverage(items, known_tags=()) -> dict:
+    """Which tags and speakers the items cover (items per each), and the training tags they miss."""
+    tags, speakers = {}, {}
+    for it in items:
+        tags[it.tag or ""] = tags.get(it.tag or "", 0) + 1
+        speakers[it.speaker or ""] = speakers.get(it.speaker or "", 0) + 1
+    return {"tags": dict(sorted(tags.items())), "speakers": dict(sorted(speakers.items())),
+            "tags_not_evaluated": sorted(set(known_tags) - set(tags))}
+
+
+def coverage_lines(cov: dict) -> list[str]:
+    if not cov:
+        return []
+    lines = ["## What was evaluated", "",
+             "- tags: " + ", ".join(f"{t or '(none)'} ({n} items)" for t, n in cov["tags"].items()),
+             "- speakers: " + ", ".join(f"{s or '(none)'} ({n} items)"
+                                        for s, n in cov["speakers"].items())]
+    if cov.get("tags_not_evaluated"):
+        lines.append("- **not evaluated** (trained, but no held-out speaker has them): "
+                     + ", ".join(cov["tags_not_evaluated"]) + "; hold out a speaker of each "
+                     "(generator.data.val_speakers) or name them in eval.dataset.speakers")
+    if len(cov["speakers"]) == 1:
+        lines.append("- one speaker only: every interval resamples that one speaker, so it is "
+                     "[x, x] and says nothing about other voices; evaluate two or more")
+    return lines + [""]
+
+
+def anchor_line(name: str, a: dict) -> str:
+    """The similarity anchors, with why one is missing (nan)."""
+    def part(value, label, why):
+        return f"{label} {value:.3f}" if isinstance(value, float) and math.isfinite(value) \
+            else f"{label} not measured ({why})"
+    return (f"- {name}: " + part(a.get("ceiling"), "same-speaker ceiling",
+                                 "needs two reference clips of one speaker") + ", " +
+            part(a.get("floor"), "different-speaker floor", "needs references of two speakers"))
+
+
 def write_markdown(path: Path, result: dict) -> None:
     lines = ["# Evaluation", "", f"Eval set: `{result['eval_set']}`, {result['items']} items x "
              f"{result['samples']} samples. Intervals: 95 % bootstrap over speakers.", ""]
+    lines += coverage_lines(result.get("coverage") or {})
     if result.get("anchors"):
         lines += ["## Similarity anchors (reference clips)", ""]
         for name, a in result["anchors"].items():
-            lines.append(f"- {name}: same-speaker ceiling {a['ceiling']:.3f}, different-speaker floor {a['floor']:.3f}")
+            lines.append(anchor_line(name, a))
         lines.append("")
     for name, summary in result["summary"].items():
         lines += [f"## {name}", "", "| metric | all | " + " | ".join(

@@ -141,14 +141,25 @@ def evaluate_checkpoint(name: str, checkpoint: str, items, refs, codec, scorers:
                         on_audio: Callable[[str, np.ndarray], None] | None = None) -> list[dict]:
     from kani_adapt.eval.generation import decode, generate_items
 
+    import logging
+    import time
+
+    say = logging.getLogger("kani_adapt.progress").info
     speakers = conditioning(items, refs)
     rows = []
+    start, n = time.time(), len(items)
     for sample in range(cfg.samples):
+        step = f"eval {name}: sample {sample + 1}/{cfg.samples}:"
         generated = generate_items(checkpoint, items, speakers, cfg, device, seed=cfg.sampling.seed + sample)
+        say("%s generated %d/%d items (%.0f s)", step, n, n, time.time() - start)
         audios = decode(codec, [g.codes for g in generated])
+        say("%s decoded %d/%d (%.0f s)", step, n, n, time.time() - start)
         clips = [_clip(item, items, refs, audio, g.codes, g.hit_length_cap)
                  for item, g, audio in zip(items, generated, audios)]
         scored = scorers.score(clips, codec.sample_rate)
+        per = (time.time() - start) / (sample + 1)
+        say("%s scored %d/%d; ETA for this checkpoint %.0f s", step, n, n,
+            per * (cfg.samples - sample - 1))
         for item, spk, row, audio, g in zip(items, speakers, scored, audios, generated):
             row.update(checkpoint=name, item=item.id, sample=sample, speaker=item.speaker,
                        tag=item.tag or "", base=item.base, text=item.text, conditioned=spk is not None,

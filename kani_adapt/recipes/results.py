@@ -75,3 +75,12 @@ def write_row(readme: Path, name: str, line: str) -> None:
     else:
         lines.append(line)
     atomic.write_text(readme, head + README_BEGIN + "\n" + "\n".join(lines) + "\n" + README_END + tail)
+
+
+def run_table(work_dir: Path) -> Path:
+    """``WORK_DIR/results.md``: the run's own results table (made with its markers when new), so
+    a run never rewrites a tracked file unless asked (``readme=FILE``)."""
+    path = Path(work_dir) / "results.md"
+    if not path.is_file():
+        atomic.write_text(path, f"# Results of this run\n\n{README_BEGIN}\n{README_END}\n")
+    return path

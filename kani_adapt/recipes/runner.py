@@ -50,7 +50,7 @@ def codecs_in_effect(recipe: Recipe) -> dict[str, str]:
             "sample": decoded}
 
 
-def plan(recipe: Recipe, done: dict) -> list[Stage]:
+def plan(recipe: Recipe, done: dict, strict: bool = False) -> list[Stage]:
     """The stages this recipe needs, in order (``done`` holds outputs of earlier stages), each
     with the codec it uses."""
     work, codec = Path(recipe.work_dir), codecs_in_effect(recipe)
@@ -62,7 +62,7 @@ def plan(recipe: Recipe, done: dict) -> list[Stage]:
     if recipe.data is not None:
         if recipe.speaker_embedder == "tiny":
             out.append(Stage("speaker_model", lambda: stages.speaker_model(recipe), "tiny", []))
-        out.append(Stage("prepare", lambda: stages.prepare(recipe), results_part(recipe.data),
+        out.append(Stage("prepare", lambda: stages.prepare(recipe, strict), results_part(recipe.data),
                          [], codec["prepare"]))
     if recipe.codec_check.enabled:
         out.append(Stage("codec_check", lambda: stages.codec_check(recipe, codec["codec_check"]),
@@ -102,28 +102,37 @@ def evaluate(recipe: Recipe, settings, done: dict) -> dict:
     merged = _merged(done, "the eval stage", " (or eval.enabled: false)")
     start = time.time()
     produced = stages.evaluate(recipe, settings, merged)
-    if recipe.readme:
-        steps = f"{done.get('train', {}).get('steps', '?')} generator"
-        if recipe.codec_finetune is not None:
-            steps += f", {recipe.codec_finetune.max_steps} codec"
-        note = "Tiny random models: meaningless numbers." if evaluation.random_init(recipe) else ""
-        result = json.loads(Path(produced["json"]).read_text())
-        # Wall time of the whole recipe: the stages recorded so far plus this one.
-        seconds = sum(s.get("seconds", 0) for s in _read_state(Path(recipe.work_dir)).values()
-                      if s.get("status") == "done") + time.time() - start
-        line = results.row(recipe.name, result, evaluation.data_stats(recipe), steps, seconds, note)
+    steps = f"{done.get('train', {}).get('steps', '?')} generator"
+    if recipe.codec_finetune is not None:
+        steps += f", {recipe.codec_finetune.max_steps} codec"
+    note = "Tiny random models: meaningless numbers." if evaluation.random_init(recipe) else ""
+    result = json.loads(Path(produced["json"]).read_text())
+    # Wall time of the whole recipe: the stages recorded so far plus this one.
+    seconds = sum(s.get("seconds", 0) for s in _read_state(Path(recipe.work_dir)).values()
+                  if s.get("status") == "done") + time.time() - start
+    line = results.row(recipe.name, result, evaluation.data_stats(recipe), steps, seconds, note)
+    own = results.run_table(Path(recipe.work_dir))
+    results.write_row(own, recipe.name, line)
+    produced["results"] = str(own)
+    if recipe.readme:  # a tracked table, only on request
         results.write_row(Path(recipe.readme), recipe.name, line)
         produced["readme"] = recipe.readme
     return produced
 
 
-def run_recipe(recipe: Recipe, log: Callable[[str], None] = print) -> dict:
+def run_recipe(recipe: Recipe, log: Callable[[str], None] = print, strict: bool = False) -> dict:
+    """Every stage of ``recipe`` after the preflight (``kani_adapt/recipes/preflight.py``:
+    one line per problem, exit 2, before any work)."""
+    from kani_adapt import preflight
+    from kani_adapt.recipes.preflight import findings
+
+    preflight.refuse(findings(recipe, strict))
     work = Path(recipe.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     state = _read_state(work)
     outputs: dict[str, dict] = {}
     chain = ""
-    for stage in plan(recipe, outputs):
+    for stage in plan(recipe, outputs, strict):
         chain = _hash(stage.config, chain)
         previous = state.get(stage.name, {})
         if previous.get("hash") == chain and previous.get("status") == "done":

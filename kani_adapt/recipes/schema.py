@@ -94,7 +94,7 @@ class Recipe:
     # de_hessian: German with a Hessian accent); the listening test's accent question asks
     # "how much does this sound like <description>". Kept in eval/eval.json.
     tags: dict[str, str] = field(default_factory=dict)
-    work_dir: str = ""  # default: runs/<name> next to the shell's working directory
+    work_dir: str = ""  # relative to the recipe's folder; default: runs/<name> in the shell's folder
     # Tokenizes the data, is checked and fine-tuned, and decodes generated speech unless the
     # recipe fine-tunes it: then the fine-tuned codec decodes (.nemo, hub id, size).
     codec: ModelRef = NANOCODEC
@@ -113,11 +113,11 @@ class Recipe:
     export: ExportStage = field(default_factory=ExportStage)
     sample: SampleStage = field(default_factory=SampleStage)
     eval: EvalStage = field(default_factory=EvalStage)
-    # Results table the eval stage writes this recipe's row into (between the markers
-    # `<!-- results:begin -->` / `<!-- results:end -->`); default: a README.md with those markers
-    # in the recipe's folder or the folder above (recipes/README.md for the bundled recipes);
-    # "": none.
-    readme: Optional[ModelRef] = None
+    # The eval stage writes this recipe's row into WORK_DIR/results.md, and also into this table
+    # (between the markers `<!-- results:begin -->` / `<!-- results:end -->`) when one is named:
+    # `readme=recipes/README.md` updates the bundled recipes' table. "": none (a run never
+    # rewrites a tracked file unasked).
+    readme: Optional[ModelRef] = ""
     # Where a key the recipe leaves out comes from (the first template whose keys have values).
     WIRED: ClassVar[dict] = {
         "data.work": "${work_dir}/data",
@@ -163,7 +163,8 @@ def resolve(raw: dict, base: Path, where: str) -> Recipe:
     """The typed recipe: its name and work folder, then the wiring (``Recipe.WIRED``) and every
     check by the loader, then paths relative to the recipe's folder ``base``."""
     name = raw.get("name") or Path(where).stem
-    work = Path(raw.get("work_dir") or Path("runs") / name).resolve()
+    given = raw.get("work_dir")  # relative to the recipe's folder, like its other paths
+    work = (base / given if given else Path("runs") / name).resolve()
     raw = {**raw, "name": name, "work_dir": str(work)}
     _refuse_former_work_references(raw, where)
     if isinstance(raw.get("data"), dict):
@@ -171,8 +172,6 @@ def resolve(raw: dict, base: Path, where: str) -> Recipe:
     recipe = resolve_paths(from_dict(Recipe, raw, where=where), base)
     if recipe.data is not None and recipe.speaker_embedder == "tiny" == recipe.data.embed.model:
         recipe.data.embed.model = str(work / TINY_EMBEDDER)
-    if recipe.readme is None:
-        recipe.readme = _default_readme(base)
     return recipe
 
 
@@ -189,11 +188,3 @@ def _refuse_former_work_references(node, where: str) -> None:
 
 
 README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
-
-
-def _default_readme(base: Path) -> str:
-    for folder in (base, base.parent):
-        readme = folder / "README.md"
-        if readme.is_file() and README_BEGIN in readme.read_text(encoding="utf-8"):
-            return str(readme)
-    return ""

@@ -29,11 +29,15 @@ def speaker_model(recipe: Recipe) -> dict:
     return {"speaker_embedder": str(folder)}
 
 
-def prepare(recipe: Recipe) -> dict:
+def prepare(recipe: Recipe, strict: bool = False) -> dict:
+    """The data tools' ``prepare``; ``lost``: the hours a stage switched off rejected."""
     from data_tools import prepare as pipeline
+    from data_tools.preflight import decided
 
-    layout = DatasetLayout(pipeline.run(recipe.data))
-    return {"dataset": str(layout.hf), "manifest": str(layout.nemo_manifest)}
+    layout = DatasetLayout(pipeline.run(recipe.data, strict=strict))
+    lost = pipeline.losses(Path(recipe.data.work), decided(recipe.data))
+    return {"dataset": str(layout.hf), "manifest": str(layout.nemo_manifest),
+            "report": str(layout.report), **({"lost": lost} if lost else {})}
 
 
 def codec_check(recipe: Recipe, codec_path: str) -> dict:

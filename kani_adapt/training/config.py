@@ -61,7 +61,8 @@ class ModelConfig:
 
 @dataclass
 class LoraConfig(LoraCommon):  # r: 16, alpha: 32
-    targets: Literal["attention", "attention_mlp", "all_linear"] = "attention_mlp"
+    # servable: q/k/v only, what vLLM, SGLang and llama.cpp serve unmerged (the export says)
+    targets: Literal["attention", "attention_mlp", "all_linear", "servable"] = "attention_mlp"
     dropout: float = 0.05
     rslora: bool = False
     train_speaker_projection: bool = False

@@ -45,7 +45,7 @@ def _export_run(run_dir: Path, out: Path, merge: bool, dtype: str, listening: Pa
     net, tokenizer, cfg = load_run(run_dir)
     stats = _read_json(run_dir / "data_stats.json")
     if cfg.mode == "lora" and not merge:
-        write_folder(out, lambda tmp: _write_adapter(net, cfg, stats, run_dir, tmp, listening))
+        write_folder(out, lambda tmp: _write_adapter(net, cfg, stats, run_dir, tmp, out, listening))
         return out, "PEFT adapter"
     final = lora.merge(net) if cfg.mode == "lora" else net
     # the sampling values of the checkpoint training started from (run_dir/base keeps them)
@@ -54,15 +54,51 @@ def _export_run(run_dir: Path, out: Path, merge: bool, dtype: str, listening: Pa
     return out, "full checkpoint in the official layout"
 
 
-def _write_adapter(net, cfg: TrainConfig, stats: dict, run_dir: Path, out: Path,
-                   listening: Path | None = None) -> None:
+def base_reference(init: str) -> str | None:
+    """The base as training resolved it: a hub id as given, a local KaniTTS2 checkpoint by its
+    absolute path; None where the base exists only inside the run (a size built at random, a
+    plain LFM2 converted at the start), which the export then writes beside the adapter."""
+    from kani_adapt.models.generator import sizes
+
+    if init in sizes.SIZES:
+        return None
+    from kani_adapt import hub
+    from kani_adapt.model_files import read_json_object
+    from kani_adapt.models.generator.checkpoint import resolve
+
+    folder = resolve(init)  # the cached or local folder training loaded
+    if not read_json_object(folder / "config.json").get("use_learnable_rope"):
+        return None
+    return init if hub.is_hub_id(init) else str(Path(init).expanduser().resolve())
+
+
+BASE_FOLDER = "base"  # inside an adapter folder, where the base exists only in the run
+
+
+def _write_adapter(net, cfg: TrainConfig, stats: dict, run_dir: Path, tmp: Path,
+                   final: Path, listening: Path | None = None) -> None:
     from kani_adapt.listen.results import card_section
 
-    net.peft_config["default"].base_model_name_or_path = cfg.model.init
-    lora.save_adapter(net, cfg.lora, out)
+    base = base_reference(cfg.model.init)
+    if base is None:  # the base training started from, rebuilt as it was (seeded)
+        model, tokenizer = runs.build_model(cfg)
+        save_checkpoint(model, tokenizer, tmp / BASE_FOLDER, dtype="fp32",
+                        sampling=read_sampling(run_dir / "base"))
+    where = base or str(Path(final).resolve() / BASE_FOLDER)
+    net.peft_config["default"].base_model_name_or_path = where
+    lora.save_adapter(net, cfg.lora, tmp)
     metrics = _read_json(run_dir / "metrics.json")
-    (out / "README.md").write_text(adapter_card(cfg, stats, metrics,
+    (tmp / "README.md").write_text(adapter_card(cfg, stats, metrics, where, serving(net, cfg),
                                                 card_section(listening) if listening else ""))
+
+
+def serving(net, cfg: TrainConfig) -> list:
+    """What vLLM, SGLang and llama.cpp make of the adapter (kani_adapt/training/servability.py)."""
+    from kani_adapt.training import servability
+
+    full = [n for n, _ in net.named_parameters() if "modules_to_save" in n]
+    extras = lora.extra_names_of(cfg.lora)
+    return servability.verdicts(lora.PRESETS[cfg.lora.targets], full, extras)
 
 
 NO_LISTENING = """## Listening test
@@ -72,13 +108,20 @@ None yet: serve the eval to listeners with `kani-adapt listen EVAL_DIR`, then
 """
 
 
-def adapter_card(cfg: TrainConfig, stats: dict, metrics: dict, listening: str = "") -> str:
+def adapter_card(cfg: TrainConfig, stats: dict, metrics: dict, base: str | None = None,
+                 served: list | None = None, listening: str = "") -> str:
+    from kani_adapt.defaults import NANOCODEC_HUB_ID
+    from kani_adapt.training import servability
+
+    base = base or cfg.model.init
+    codec = cfg.codec or NANOCODEC_HUB_ID
+    extras = lora.extra_names_of(cfg.lora)
     tags = stats.get("tags", [])
     m = metrics.get("metrics", {})
     val = {k: v for k, v in m.items() if k.startswith("val")}
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(val.items())) or "| (none) | |"
     front = "\n".join([
-        "---", f"base_model: {cfg.model.init}", "library_name: peft",
+        "---", f"base_model: {base}", "library_name: peft",
         "pipeline_tag: text-to-speech", f"license: {cfg.licence}",
         "tags: [kani-tts-2, lora, " + ", ".join(tags) + "]" if tags else "tags: [kani-tts-2, lora]",
         "---",
@@ -87,7 +130,9 @@ def adapter_card(cfg: TrainConfig, stats: dict, metrics: dict, listening: str = 
 
 # KaniTTS2 LoRA adapter{': ' + ', '.join(tags) if tags else ''}
 
-LoRA adapter for the KaniTTS2 generator `{cfg.model.init}`, trained with kani-adapt.
+LoRA adapter for the KaniTTS2 generator `{base}`, trained with kani-adapt (`model.init`:
+`{cfg.model.init}`). The generator writes NanoCodec codes; they are decoded to speech by the
+codec `{codec}`{' (fine-tuned with this run: use it, not the released codec)' if cfg.codec and cfg.codec != NANOCODEC_HUB_ID else ''}.
 
 | | |
 |---|---|
@@ -109,15 +154,37 @@ LoRA adapter for the KaniTTS2 generator `{cfg.model.init}`, trained with kani-ad
 ## Use
 
 The official KaniTTS2 runtime reads full checkpoints only: merge first with
-`kani-adapt export RUN_DIR --out DIR --merge`, or in Python:
+`kani-adapt export RUN_DIR --out DIR --merge`, or load the adapter onto the official class with
+PEFT (`pip install kani-tts-2 peft`; `adapter` is this folder):
 
 ```python
-from kani_adapt.models.generator.checkpoint import load_checkpoint
-from kani_adapt.training.lora import load_adapter
-model, tokenizer = load_checkpoint("{cfg.model.init}")
-model = load_adapter(model, "THIS_FOLDER")
+from pathlib import Path
+from peft import PeftModel
+from kani_tts.model import KaniTTS2ForCausalLM
+
+adapter = Path("THIS_FOLDER")
+base = KaniTTS2ForCausalLM.from_pretrained({_base_expr(base)})
+model = PeftModel.from_pretrained(base, str(adapter)).eval()
 ```
-"""
+{_extras_note(extras)}
+## Serving unmerged
+
+{servability.markdown(served) if served else 'Not assessed.'}"""
+
+
+def _base_expr(base: str) -> str:
+    """The snippet's base: a folder beside the card is found from the adapter folder."""
+    if Path(base).name == BASE_FOLDER and Path(base).is_absolute():
+        return f'adapter / "{BASE_FOLDER}"'
+    return repr(base)
+
+
+def _extras_note(extras: list[str]) -> str:
+    if not extras:
+        return ""
+    return (f"\nThis adapter also trained {', '.join(extras)} (`kani_extras.safetensors`): PEFT "
+            "does not apply them. kani-adapt does (`kani_adapt.training.lora.load_adapter`), and "
+            "a merged export holds them.\n")
 
 
 def _repeats(cfg: TrainConfig) -> str:
@@ -128,3 +195,11 @@ def _repeats(cfg: TrainConfig) -> str:
 
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def serving_lines(adapter: Path) -> list[str]:
+    """The card's serving table as console lines."""
+    card = (Path(adapter) / "README.md").read_text(encoding="utf-8")
+    rows = [line.strip("| ").split(" | ") for line in card.splitlines()
+            if line.startswith("| ") and line.count(" | ") == 2 and "engine" not in line]
+    return [f"{engine} serves it unmerged: {answer} ({why})" for engine, answer, why in rows]

@@ -18,7 +18,9 @@ ATTENTION = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_a
 MLP = ["feed_forward.w1", "feed_forward.w2", "feed_forward.w3"]
 CONV = ["conv.in_proj", "conv.out_proj"]
 PRESETS = {"attention": ATTENTION, "attention_mlp": ATTENTION + MLP,
-           "all_linear": ATTENTION + MLP + CONV}
+           "all_linear": ATTENTION + MLP + CONV,
+           # what vLLM, SGLang and llama.cpp take unmerged (kani_adapt/training/servability.py)
+           "servable": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"]}
 EXTRAS_FILE = "kani_extras.safetensors"
 
 
@@ -31,6 +33,12 @@ def extra_names(model, cfg: LoraConfig) -> list[str]:
         if cfg.train_rope_scales and name.endswith("alpha_weight"):
             names.append(name)
     return names
+
+
+def extra_names_of(cfg: LoraConfig) -> list[str]:
+    """What :func:`extra_names` trains, in words (for the card)."""
+    return (["the speaker projection"] if cfg.train_speaker_projection else []) + \
+        (["the RoPE scales"] if cfg.train_rope_scales else [])
 
 
 def apply_lora(model, cfg: LoraConfig):

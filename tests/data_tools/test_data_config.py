@@ -111,10 +111,14 @@ def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):
     assert "no such data config" in capsys.readouterr().err
 
 
-def test_check_prints_the_resolved_config(tmp_path, capsys):
-    assert main(["check", str(write_yaml(tmp_path, "tokenize:\n  batch_seconds: 60\n"))]) == 0
+def test_check_prints_the_resolved_config_on_request_beside_its_verdict(tmp_path, capsys):
+    path = write_yaml(tmp_path, "tokenize:\n  batch_seconds: 60\n  codec: tiny\n")
+    assert main(["check", str(path), "--show-config"]) == 2  # no sources: a problem
     out = capsys.readouterr().out
     assert "batch_seconds: 60.0" in out and "min_snr_db: 15.0" in out
+    assert "problem: ingest.sources is empty" in out
+    assert main(["check", str(path)]) == 2
+    assert "min_snr_db" not in capsys.readouterr().out
 
 
 def test_align_on_without_mfa_stops_with_the_install_command(tmp_path, capsys):
@@ -134,7 +138,7 @@ def test_stage_without_its_input_says_what_to_run_first(tmp_path, capsys):
 def test_every_command_takes_key_value_overrides(tmp_path, capsys):
     path = write_yaml(tmp_path, "work: out\nfilter:\n  min_snr_db: 10\n")
     assert main(["check", str(path), "filter.min_snr_db=3", "embed.batch_size=2",
-                 "ingest.sources=[{path: rec, tag: de}]"]) == 0
+                 "ingest.sources=[{path: rec, tag: de}]", "--show-config"]) == 2  # no rec/
     out = capsys.readouterr().out
     assert "min_snr_db: 3.0" in out and "batch_size: 2" in out
     assert str((tmp_path / "rec").resolve()) in out  # an overridden path is resolved too

@@ -47,7 +47,7 @@ def test_prepare_turns_recordings_into_the_dataset_and_resumes(tmp_path, monkeyp
     config.write_text(
         "work: work\nmax_rejected_fraction: 0.6\n"
         "ingest:\n  sources:\n    - path: recordings\n      name: synth\n      tag: EN_test\n"
-        "align:\n  enabled: off\n"
+        "align:\n  enabled: off\ntranscribe:\n  enabled: off\n"  # the orphan stays rejected
         "filter:\n  tokenizer: tokenizer\n"
         f"embed:\n  model: {tmp_path / 'embedder'}\n  batch_size: 4\n"
         "tokenize:\n  codec: test-energy\n  batch_seconds: 12\n")

@@ -42,13 +42,16 @@ def test_prepare_turns_long_recordings_into_a_dataset_in_one_command(tmp_path, m
 
     asr = SphinxRecogniser(READING + SENTENCES, tmp_path / "lm")
     monkeypatch.setattr(transcribe, "WhisperRecogniser", lambda cfg: asr)
+    whisper = tmp_path / "whisper"  # the preflight finds a model folder; the stage hears sphinx
+    whisper.mkdir()
+    (whisper / "config.json").write_text("{}")
     substitute_codec(monkeypatch, EnergyCodec())
     tiny_embedder_folder(tmp_path / "embedder")
     config = tmp_path / "data.yaml"
     config.write_text(
         "work: work\ningest:\n  sources:\n    - path: recordings\n      tag: en\n"
         "segment:\n  max_seconds: 12\n  min_silence_seconds: 0.2\n"
-        "transcribe:\n  enabled: on\n"
+        f"transcribe:\n  enabled: on\n  model: {whisper}\n"
         f"embed:\n  model: {tmp_path / 'embedder'}\n"
         "tokenize:\n  codec: test-energy\n  batch_seconds: 30\n")
     assert main(["prepare", str(config)]) == 0

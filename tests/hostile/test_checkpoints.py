@@ -89,11 +89,12 @@ def test_fsdp_resume_checks_before_lightning_unpickles(tmp_path):
     assert not marker.exists()
 
 
-def test_generator_train_refuses_a_planted_checkpoint_in_one_line(tmp_path, capsys):
+def test_generator_train_refuses_a_planted_checkpoint_in_one_line(tmp_path, capsys, synth_data):
     marker = tmp_path / "marker"
     run = tmp_path / "run"
     plant_payload(run / "checkpoints" / "last.ckpt", marker)
-    assert_refused(main, ["train", f"run_dir={run}", "trainer.device=cpu", *REQUIRED], capsys,
+    assert_refused(main, ["train", f"run_dir={run}", "trainer.device=cpu", *REQUIRED,
+                          f"data.train={synth_data}"], capsys,
                    "last.ckpt", "unpickling")
     assert not marker.exists()
     assert {p.name for p in files_under(tmp_path)} <= {"run", "checkpoints", "last.ckpt", "config.yaml",

@@ -121,8 +121,9 @@ def test_read_only_disk_for_a_model_is_one_line(read_only_disk, capsys):
                    "read-only file system: ", str(read_only_disk))
 
 
-def test_read_only_disk_for_a_run_folder_is_one_line(read_only_disk, capsys):
-    assert_refused(main, ["train", f"run_dir={read_only_disk / 'run'}", "trainer.device=cpu", *REQUIRED],
+def test_read_only_disk_for_a_run_folder_is_one_line(read_only_disk, capsys, synth_data):
+    assert_refused(main, ["train", f"run_dir={read_only_disk / 'run'}", "trainer.device=cpu", *REQUIRED,
+                          f"data.train={synth_data}"],
                    capsys, "read-only file system: ", str(read_only_disk / "run"))
 
 

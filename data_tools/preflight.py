@@ -1,0 +1,306 @@
+"""What ``prepare`` (and ``data-tools check``) checks before any work: the input folders, the
+models every stage that will run needs (on this machine, fetched from the hub, or refused in one
+line), the devices, each source's language against its tag, tokenizer coverage of a sample of
+the transcripts, and what the recordings need (:func:`inputs_need`).
+
+``transcribe.enabled: auto`` is decided here, once, from the recordings: it runs where the ASR
+model is on this machine, and also where the recordings need it (untranscribed recordings, long
+recordings with one transcript) and the model can be fetched; where they need it and it cannot
+be, the run stops before any work. A stage switched off that the recordings need is a note (the
+run ends with a summary of the hours rejected because of it, :func:`switched_off_losses`); with
+``strict`` it is a problem.
+
+A check is ``check(target: Target) -> list[Finding]``, listed in ``CHECKS``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from data_tools.config import DataConfig
+from kani_adapt import hub, preflight
+from kani_adapt.preflight import Finding, note, problem
+
+UNTRANSCRIBED = ("missing_transcript", "empty_transcript")
+COVERAGE_SAMPLE = 200  # transcripts whose characters the tokenizer is asked about
+
+
+@dataclass
+class Needs:
+    """What the recordings need of the stages: ids and seconds of the untranscribed recordings
+    and of the long ones with one transcript (longer than ``segment.max_seconds``)."""
+
+    untranscribed: dict[str, float] = field(default_factory=dict)
+    long: dict[str, float] = field(default_factory=dict)
+    owners: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (tag, speaker)
+    texts: list[str] = field(default_factory=list)
+    input_hours: float = 0.0  # every readable recording, by its header
+
+    def to_json(self) -> dict:
+        return {"untranscribed": self.untranscribed, "long": self.long,
+                "input_hours": round(self.input_hours, 4)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Needs":
+        return cls(dict(data.get("untranscribed", {})), dict(data.get("long", {})),
+                   input_hours=float(data.get("input_hours", 0.0)))
+
+    def describe(self) -> str:
+        parts = []
+        if self.untranscribed:
+            parts.append(f"{len(self.untranscribed)} untranscribed recording(s) "
+                         f"({duration_text(sum(self.untranscribed.values()))})")
+        if self.long:
+            parts.append(f"{len(self.long)} long recording(s) with one transcript "
+                         f"({duration_text(sum(self.long.values()))})")
+        return " and ".join(parts)
+
+
+def hours(seconds: dict[str, float]) -> float:
+    return sum(seconds.values()) / 3600
+
+
+def duration_text(seconds: float) -> str:
+    """``42 s``, ``12.5 min`` or ``3.20 h``: readable at every scale."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
+
+
+@dataclass
+class Target:
+    """What the data checks look at: the config, the models passed in instead of the configured
+    ones (tests, benchmarks: their checks are skipped), and ``strict``."""
+
+    cfg: DataConfig
+    given: frozenset = frozenset()
+    strict: bool = False
+
+    @functools.cached_property
+    def needs(self) -> Needs:
+        return inputs_need(self.cfg)
+
+
+def inputs_need(cfg: DataConfig) -> Needs:
+    """Discovery (no audio read) and each transcribed file's length from its header."""
+    from data_tools.layouts import discover
+    from kani_adapt.audio import AudioReadError, probe
+    from kani_adapt.errors import ConfigError
+
+    out = Needs()
+    for src in cfg.ingest.sources:
+        try:
+            found = discover(src, cfg.ingest.max_transcript_bytes)
+        except ConfigError:
+            continue  # check_sources says why
+        for c in found:
+            if c.error and c.error not in UNTRANSCRIBED:
+                continue
+            try:
+                seconds = probe(c.audio).seconds
+            except (AudioReadError, OSError, RuntimeError, ValueError):
+                continue  # ingest rejects it with its reason
+            out.owners[c.id] = (c.tag.lower(), c.speaker)
+            out.input_hours += seconds / 3600
+            if c.error or not c.text:
+                out.untranscribed[c.id] = seconds
+            else:
+                out.texts.append(c.text)
+                if seconds > cfg.segment.max_seconds:
+                    out.long[c.id] = seconds
+    return out
+
+
+def check_sources(t: Target) -> list[Finding]:
+    out = []
+    if not t.cfg.ingest.sources:
+        return [problem("ingest.sources is empty: name at least one input folder")]
+    for i, src in enumerate(t.cfg.ingest.sources):
+        path = Path(src.path)
+        key = f"ingest.sources[{i}].path"
+        if not path.is_dir():
+            out.append(problem(f"{key}: {src.path} is not a folder"))
+            continue
+        table = {"ljspeech": "metadata.csv", "commonvoice": src.tsv}.get(src.layout)
+        if table and not (path / table).is_file():
+            out.append(problem(f"{key}: {src.layout} source {src.path} has no {table}"))
+    return out
+
+
+def _transcribe_needed(t: Target) -> bool:
+    align_runs = _stage("align").enabled(t.cfg)
+    return bool(t.needs.untranscribed or (t.needs.long and not align_runs))
+
+
+def _stage(name: str):
+    from data_tools import registry
+
+    return registry.get(name)
+
+
+def transcribe_switch(t: Target) -> tuple[str, list[Finding]]:
+    """("on" or "off", findings): what ``transcribe.enabled`` means for these recordings."""
+    cfg, key = t.cfg.transcribe, "transcribe.model"
+    model = cfg.model
+    if "asr" in t.given:
+        return ("off" if cfg.enabled == "off" else "on"), []
+    available = hub.on_machine(model)
+    needed = _transcribe_needed(t)
+    if cfg.enabled == "off":
+        if not needed:
+            return "off", []
+        line = (f"transcribe.enabled is off, but the recordings hold {t.needs.describe()}: they "
+                "will be rejected; set transcribe.enabled: on (or auto) to transcribe them")
+        return "off", [problem(line) if t.strict else note(line)]
+    if cfg.enabled == "on" or available or needed:
+        found = preflight.model(key, model, "ASR model")
+        if needed and cfg.enabled == "auto":
+            found = [dataclasses.replace(f, line=f.line + f"; {t.needs.describe()} need it, or "
+                                         "set transcribe.enabled: off to reject them")
+                     if f.problem else f for f in found]
+        return "on", found
+    return "off", [note(f"transcribe stays off: ASR model {model} is not on this machine and "
+                        "every recording has its transcript (given transcripts are not checked)")]
+
+
+def check_models(t: Target) -> list[Finding]:
+    from kani_adapt.codec.registry import check_reference
+
+    cfg = t.cfg
+    out = transcribe_switch(t)[1]
+    if "embedder" not in t.given:
+        out += preflight.model("embed.model", cfg.embed.model, "speaker embedder")
+    if cfg.segment.voice_changes == "on" and "embedder" not in t.given:
+        out += preflight.model("embed.model", cfg.embed.model, "speaker embedder")
+    if "tokenizer" not in t.given and cfg.filter.tokenizer:
+        out += preflight.model("filter.tokenizer", cfg.filter.tokenizer, "tokenizer",
+                               ("tokenizer_config.json",))
+    out += check_reference("tokenize.codec", cfg.tokenize.codec)
+    return out
+
+
+def check_devices(t: Target) -> list[Finding]:
+    out = []
+    for section in ("segment", "transcribe", "embed", "tokenize"):
+        out += preflight.device(f"{section}.device", getattr(t.cfg, section).device)
+    return out
+
+
+def check_languages(t: Target) -> list[Finding]:
+    """Each source's language (its tag's) against the language-bound settings."""
+    from kani_adapt.scorers.asr import LanguageMap
+
+    cfg, out = t.cfg, []
+    for i, src in enumerate(cfg.ingest.sources):
+        tag = src.tag.lower()
+        lang = LanguageMap(cfg.transcribe.languages)(tag)
+        if not tag:
+            continue
+        if cfg.filter.language and lang and cfg.filter.language != lang:
+            out.append(problem(
+                f"filter.language: {cfg.filter.language}, but ingest.sources[{i}] ({src.path}) is "
+                f"tagged {tag} (language {lang}): its text would be normalised as "
+                f"{cfg.filter.language}; leave filter.language empty (each tag's own) or set {lang}"))
+    return out
+
+
+def check_coverage(t: Target) -> list[Finding]:
+    """Characters of a sample of the transcripts that the generator's tokenizer does not know."""
+    ref = t.cfg.filter.tokenizer
+    if not ref or "tokenizer" in t.given or not hub.on_machine(ref) or not t.needs.texts:
+        return []
+    from kani_adapt.scorers import textnorm
+
+    texts = random.Random(0).sample(t.needs.texts, min(COVERAGE_SAMPLE, len(t.needs.texts)))
+    try:
+        cov = textnorm.coverage(texts, textnorm.load_tokenizer(ref))
+    except Exception as err:  # the tokenizer's own error, in one line
+        return [problem(f"filter.tokenizer: {ref} does not load ({type(err).__name__})")]
+    unknown, spelled = "".join(cov["unknown"]), "".join(cov["byte_fallback"])
+    out = []
+    if unknown:
+        out.append(problem(f"filter.tokenizer: {len(cov['unknown'])} character(s) of the "
+                           f"transcripts are unknown to {ref}'s tokenizer ({unknown[:40]}; sample "
+                           f"of {len(texts)} transcripts): they would train as <unk>; normalise "
+                           "or transliterate them"))
+    if spelled:
+        out.append(note(f"filter.tokenizer: {len(cov['byte_fallback'])} character(s) are spelled "
+                        f"byte by byte ({spelled[:40]}; {cov['byte_fallback_share']:.1%} of the "
+                        f"characters of {len(texts)} transcripts)"))
+    return out
+
+
+CHECKS = [check_sources, check_models, check_devices, check_languages, check_coverage]
+
+
+def findings(cfg: DataConfig, given=(), strict: bool = False) -> list[Finding]:
+    return preflight.run_checks(CHECKS, Target(cfg, frozenset(given), strict))
+
+
+def ready(cfg: DataConfig, given=(), strict: bool = False) -> tuple[DataConfig, Needs]:
+    """(``cfg``, what its recordings need) once every check passed (else
+    :class:`PreflightError`), with ``transcribe.enabled`` decided and the models the run loads
+    fetched now rather than midway."""
+    target = Target(cfg, frozenset(given), strict)
+    preflight.refuse(preflight.run_checks(CHECKS, target))
+    cfg = decided(cfg, target)
+    fetch_models(cfg, target.given)
+    return cfg, target.needs
+
+
+def decided(cfg: DataConfig, target: Target | None = None) -> DataConfig:
+    """``cfg`` with ``transcribe.enabled`` decided (``on`` or ``off``) for its recordings."""
+    switch = transcribe_switch(target or Target(cfg))[0]
+    if switch == "off" and cfg.transcribe.enabled == "auto":
+        return cfg  # auto stays: off, and why_off says why
+    return dataclasses.replace(cfg, transcribe=dataclasses.replace(cfg.transcribe, enabled=switch))
+
+
+def fetch_models(cfg: DataConfig, given) -> None:
+    """Hub ids of the models the run will load, fetched before the first stage (one line when
+    that fails)."""
+    wanted = []
+    if cfg.transcribe.enabled == "on" and "asr" not in given:
+        wanted.append(cfg.transcribe.model)
+    if "embedder" not in given:
+        wanted.append(cfg.embed.model)
+    for ref in wanted:
+        if hub.is_hub_id(ref) and not hub.on_machine(ref):
+            hub.resolve_folder(ref)
+
+
+def switched_off_losses(cfg: DataConfig, needs: Needs, rejected: list[dict]) -> dict:
+    """The rejections a stage switched off caused: {reason: {"items", "hours"}} and the total,
+    for recordings the preflight found needing that stage."""
+    if cfg.transcribe.enabled != "off":
+        return {}
+    wanted = {**needs.untranscribed, **needs.long}
+    by: Counter = Counter()
+    seconds: dict[str, float] = {}
+    for r in rejected:
+        parent = r["id"].split("#")[0]
+        if parent in wanted and parent not in seconds:
+            seconds[parent] = wanted[parent]
+            by[f"{r['stage']}: {r['reason']}"] += 1
+    if not seconds:
+        return {}
+    return {"stage": "transcribe", "hours": round(hours(seconds), 6), "items": len(seconds),
+            "input_hours": round(needs.input_hours, 4),
+            "by_reason": dict(sorted(by.items())),
+            "fix": "set transcribe.enabled: on (Whisper: transcribe.model) and rerun"}
+
+
+def loss_lines(loss: dict, input_hours: float | None = None) -> list[str]:
+    """The loud summary at the end of a run that lost hours to a stage switched off."""
+    if not loss:
+        return []
+    share = f" of {duration_text(input_hours * 3600)} in the input" if input_hours else ""
+    bar = "!" * 72
+    return [bar, f"!! {duration_text(loss['hours'] * 3600)} ({loss['items']} recording(s))"
+                 f"{share} rejected because {loss['stage']} is off:"] + \
+        [f"!!   {reason}: {n}" for reason, n in loss["by_reason"].items()] + \
+        [f"!! {loss['fix']}; --strict makes this an error", bar]

@@ -1,0 +1,33 @@
+"""What ``kani-adapt eval`` (and the eval stage of a recipe) checks before any work: the device,
+the codec, the checkpoints and the scorer models (on this machine, fetched, or refused)."""
+from __future__ import annotations
+
+from kani_adapt import preflight
+from kani_adapt.codec.registry import check_reference
+from kani_adapt.eval.config import EvalConfig, ScorerConfig
+from kani_adapt.models.generator.sizes import SIZES as GENERATOR_SIZES
+from kani_adapt.preflight import Finding
+
+SCORER_MODELS = (("asr", "ASR model"), ("speaker_embedder", "speaker embedder"),
+                 ("xvector", "x-vector model"), ("accent_model", "accent classifier"))
+
+
+def scorers(key: str, cfg: ScorerConfig) -> list[Finding]:
+    out = []
+    for name, what in SCORER_MODELS:
+        out += preflight.model(f"{key}.{name}", getattr(cfg, name), what)
+    return out
+
+
+def checkpoint(key: str, ref: str, sizes: bool = False) -> list[Finding]:
+    """A KaniTTS2 checkpoint (folder or hub id), or (``sizes``) a size built at random."""
+    return preflight.model(key, ref, "generator checkpoint", ("config.json",),
+                           tuple(GENERATOR_SIZES) if sizes else ())
+
+
+def eval_findings(cfg: EvalConfig, key: str = "", codec: bool = True) -> list[Finding]:
+    pre = f"{key}." if key else ""
+    out = preflight.device(f"{pre}device", cfg.device)
+    if codec:
+        out += check_reference(f"{pre}codec", cfg.codec)
+    return out + scorers(f"{pre}scorers", cfg.scorers)

@@ -1,0 +1,81 @@
+"""An exported adapter loads as its card says (the card's own snippet, on the official class),
+names its base as training resolved it and the codec that decodes it, says whether vLLM, SGLang
+and llama.cpp serve it unmerged, and every exported file is readable by others under umask 022."""
+from __future__ import annotations
+
+import os
+import re
+import stat
+
+import pytest
+import torch
+
+from kani_adapt.cli.main import main
+from kani_adapt.training import lora, servability
+from tests.helpers import cpu_overrides, example_batch
+
+
+def test_servability_follows_targets_and_full_tensors():
+    def answers(targets, full=(), extras=()):
+        return {v.engine: v.answer for v in servability.verdicts(targets, list(full), list(extras))}
+
+    assert answers(lora.PRESETS["servable"]) == {"vLLM": "yes", "SGLang": "yes",
+                                                 "llama.cpp": "unverified"}
+    assert answers(lora.PRESETS["attention_mlp"])["SGLang"] == "no"
+    assert answers(lora.PRESETS["attention_mlp"])["vLLM"] == "no"  # out_proj, w2: not documented
+    assert set(answers(lora.PRESETS["servable"], full=["lm_head.weight"]).values()) == {"no"}
+    assert set(answers(lora.PRESETS["servable"], extras=["the RoPE scales"]).values()) == {"no"}
+
+
+@pytest.mark.slow
+def test_the_adapter_loads_as_its_card_says_and_everything_exported_is_readable(
+        tmp_path, synth_data, capsys):
+    old = os.umask(0o022)
+    try:
+        run = tmp_path / "run"
+        assert main(["train", *cpu_overrides(run, synth_data, **{
+            "trainer.max_steps": 2, "data.num_workers": 0, "lora.targets": "servable"})]) == 0
+        assert main(["export", str(run), "--out", str(tmp_path / "adapter")]) == 0
+        console = capsys.readouterr().out
+        assert main(["export", str(run), "--out", str(tmp_path / "merged"), "--merge",
+                     "--dtype", "fp32"]) == 0
+    finally:
+        os.umask(old)
+    assert "vLLM serves it unmerged: yes" in console and "SGLang serves it unmerged: yes" in console
+    for folder in ("adapter", "merged"):
+        for path in [tmp_path / folder, *(tmp_path / folder).rglob("*")]:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))
+
+    adapter = tmp_path / "adapter"
+    card = (adapter / "README.md").read_text()
+    assert f"base_model: {adapter.resolve() / 'base'}" in card  # tiny: the base is written here
+    assert "nvidia/nemo-nano-codec-22khz-0.6kbps-12.5fps" in card  # the codec that decodes it
+    assert "| vLLM | yes |" in card and "| llama.cpp | unverified |" in card
+    snippet = re.search(r"```python\n(.*?)```", card, re.S).group(1)
+    assert "AutoPeftModel" not in snippet and "PeftModel.from_pretrained" in snippet
+    scope: dict = {}
+    exec(snippet.replace("THIS_FOLDER", str(adapter)), scope)  # noqa: S102 (our own card)
+    theirs = scope["model"]
+
+    from kani_adapt.models.generator.batch import collate
+    from kani_adapt.models.generator.checkpoint import load_checkpoint
+
+    merged, tok = load_checkpoint(str(tmp_path / "merged"))
+    base, _ = load_checkpoint(str(adapter / "base"))
+    batch = collate(example_batch(tok), torch.zeros(2, 128))
+    batch.pop("labels")
+    batch.pop("speaker_emb", None)
+    with torch.no_grad():
+        a = theirs(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        b = merged.eval()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        c = base.eval()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    real = batch["attention_mask"].bool()  # padded positions are nobody's output
+    assert (b - c)[real].abs().max() > 1e-4  # training changed the model
+    torch.testing.assert_close(a[real], b[real], atol=2e-3, rtol=2e-3)
+    from kani_adapt.training.lora import load_adapter
+
+    ours = load_adapter(load_checkpoint(str(adapter / "base"))[0], adapter).eval()
+    with torch.no_grad():
+        d = ours(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    torch.testing.assert_close(d[real], b[real], atol=2e-3, rtol=2e-3)  # the base is the run's
