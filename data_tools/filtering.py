@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kani_adapt import frontend
 from kani_adapt.scorers import textnorm
 from data_tools import consistency
 from kani_adapt.audio import read_clip
@@ -86,9 +87,13 @@ def duplicates(items: list[tuple[str, str, float, list[float]]], similarity: flo
     return out
 
 
+def text_frontend(cfg: FilterConfig) -> frontend.Frontend:
+    """The frontend the data are normalised with; stored beside the dataset, read by training."""
+    return frontend.Frontend(language=cfg.language, numbers=cfg.numbers_to_words)
+
+
 def _measure(utt: Utterance, work: Path, cfg: FilterConfig, dnsmos=None) -> dict:
-    text = textnorm.normalise(utt.text, textnorm.language_of(utt.tag, cfg.language),
-                              cfg.numbers_to_words)
+    text = text_frontend(cfg).apply(utt.text, utt.tag, utt.text_override)
     audio, rate = read_clip(work / utt.audio)
     out = {"utt": {**utt.to_dict(), "text": text},
            "features": dataclasses.asdict(measure(audio, rate, text))}
@@ -139,6 +144,7 @@ class Filter(BaseStage):
     def decide(self, ctx, items: list, results: dict) -> tuple[list, list[dict]]:
         cfg = ctx.cfg.filter
         accepted, rejected = decide([results[u.id]["extra"] for u in items], cfg)
+        frontend.write(stage_dir(ctx.work, NAME), text_frontend(cfg), {u.tag for u in accepted})
         tokenizer = ctx.given.get("tokenizer")
         if tokenizer is None and cfg.tokenizer:
             tokenizer = textnorm.load_tokenizer(cfg.tokenizer)

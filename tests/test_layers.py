@@ -15,10 +15,11 @@ PACKAGES = ("kani_adapt", "data_tools")
 # The core: the top-level modules of kani_adapt. Errors, the config loader and its shared
 # schema pieces, atomic writes, audio I/O, the path-or-hub-id resolver, devices, seeds/RNG
 # state, console, plots, safe checkpoint reading, the token and dataset contracts, sampling
-# settings, the CLI kit, the Lightning plumbing both trainers share, the one-writer folder
-# locks and the stop signals.
+# settings, the text frontend, the CLI kit, the Lightning plumbing both trainers share, the
+# one-writer folder locks and the stop signals.
 CORE = ("atomic", "audio", "batching", "cli_kit", "common_config", "config", "console", "dataset",
-        "defaults", "devices", "errors", "hub", "locks", "model_files", "plots", "resume", "rng",
+        "defaults", "devices", "errors", "frontend", "frontend_langs", "frontend_rules", "hub",
+        "locks", "model_files", "plots", "resume", "rng",
         "sampling", "stopping", "tokens", "trainer", "wiring")
 # Bottom to top. A module belongs to the layer of the longest prefix it starts with.
 LAYERS = [

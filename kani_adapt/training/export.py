@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kani_adapt import config as config_io
+from kani_adapt import config as config_io, frontend
 from kani_adapt.atomic import write_folder
 from kani_adapt.errors import CheckpointError
 from kani_adapt.locks import hold_output
@@ -45,7 +45,7 @@ def _export_run(run_dir: Path, out: Path, merge: bool, dtype: str):
     final = lora.merge(net) if cfg.mode == "lora" else net
     # the sampling values of the checkpoint training started from (run_dir/base keeps them)
     save_checkpoint(final, tokenizer, out, dtype=dtype, language_tags=stats.get("tags", []),
-                    sampling=read_sampling(run_dir / "base"))
+                    sampling=read_sampling(run_dir / "base"), text_frontend=frontend.read(run_dir))
     return out, "full checkpoint in the official layout"
 
 
@@ -53,10 +53,14 @@ def _write_adapter(net, cfg: TrainConfig, stats: dict, run_dir: Path, out: Path)
     net.peft_config["default"].base_model_name_or_path = cfg.model.init
     lora.save_adapter(net, cfg.lora, out)
     metrics = _read_json(run_dir / "metrics.json")
-    (out / "README.md").write_text(adapter_card(cfg, stats, metrics))
+    front = frontend.read(run_dir)
+    if front is not None:
+        frontend.write(out, front, stats.get("tags", []))
+    (out / "README.md").write_text(adapter_card(cfg, stats, metrics, front))
 
 
-def adapter_card(cfg: TrainConfig, stats: dict, metrics: dict) -> str:
+def adapter_card(cfg: TrainConfig, stats: dict, metrics: dict,
+                 front: frontend.Frontend | None = None) -> str:
     tags = stats.get("tags", [])
     m = metrics.get("metrics", {})
     val = {k: v for k, v in m.items() if k.startswith("val")}
@@ -80,6 +84,7 @@ LoRA adapter for the KaniTTS2 generator `{cfg.model.init}`, trained with kani-ad
 | held-out validation speakers | {', '.join(stats.get('val_speakers', [])) or 'none'} |
 | steps | {metrics.get('steps', '?')} |
 | repeated frames | {_repeats(cfg)} |
+| text frontend | {frontend.describe(front) if front else 'not recorded (texts used as stored)'} |
 | LoRA | r={cfg.lora.r}, alpha={cfg.lora.alpha}, targets={cfg.lora.targets}, rsLoRA={cfg.lora.rslora} |
 | licence | {cfg.licence} |
 
@@ -99,6 +104,15 @@ from kani_adapt.models.generator.checkpoint import load_checkpoint
 from kani_adapt.training.lora import load_adapter
 model, tokenizer = load_checkpoint("{cfg.model.init}")
 model = load_adapter(model, "THIS_FOLDER")
+```
+
+Texts are read through the kani-adapt text frontend before tokenizing (numbers, dates and
+symbols spelled out; `text_frontend.json` in this folder). `kani-adapt generate` does it
+itself; with the official runtime, normalise first:
+
+```python
+from kani_adapt import normalize
+text = normalize("Am 3. Mai um 14:30", "de")  # "Am dritten Mai um vierzehn Uhr dreißig"
 ```
 """
 
