@@ -26,7 +26,8 @@ def _number(text: str, lang: Language) -> str:
 
 def _number_pattern(lang: Language) -> str:
     g, d = re.escape(lang.group), re.escape(lang.decimal)
-    return rf"\d{{1,3}}(?:{g}\d{{3}})+(?:{d}\d+)?|\d+{d}\d+|\d+"
+    # a digit run is never cut: "5.501990" is not "5.501" and "990"
+    return rf"\d{{1,3}}(?:{g}\d{{3}})+(?!\d)(?:{d}\d+)?|\d+{d}\d+|\d+"
 
 
 def abbreviations(text: str, lang: Language) -> str:
@@ -172,15 +173,17 @@ def numbers(text: str, lang: Language) -> str:
         if plain and len(value) == 4 and 1100 <= int(value) <= 1999:
             return lang.year(int(value))
         return _number(value, lang)
-    return re.sub(rf"(?<!\d)(?:{num})", say, text)
+    return re.sub(num, say, text)  # leftmost first: every digit run is read whole
 
 
-RULES = (abbreviations, currencies, dates, times, phones, ordinals, units_and_symbols, numbers)
+# abbreviations twice: a symbol said as a word can free one that touched it ("°Cz.B.")
+RULES = (abbreviations, currencies, dates, times, phones, ordinals, units_and_symbols, numbers,
+         abbreviations)
 
 
 def spell(text: str, lang: Language) -> str:
     for rule in RULES:
         text = rule(text, lang)
     for word in lang.extra.get("collapse", ()):  # "Tarehe 3 Mei": "tarehe" said once
-        text = re.sub(rf"(?i)\b({word})\s+{word}\b", r"\1", text)
+        text = re.sub(rf"(?i)\b({word})(?:\s+{word}\b)+", r"\1", text)
     return text

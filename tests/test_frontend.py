@@ -199,3 +199,23 @@ def test_a_spoken_sidecar_becomes_the_rows_reading_and_is_accounted_for(tmp_path
     assert front.apply(found["a.wav"].text, "de", found["a.wav"].spoken) == "Vorwahl von München"
     assert front.apply(found["b.wav"].text, "de", found["b.wav"].spoken) == "Vorwahl null acht neun"
     assert inventory.unused_files([tmp_path / "in"], list(found.values()), set()) == []
+
+
+ATOMS = ["3", "12", "2024", "1990", "0151 2345678", "+49 69 1234567", "5,50", "5.50", "1.000",
+         "1,000", "€", "$", "%", "°C", "km", "-", ":", "14:30", "3.", "Mai", "May", "3rd", "Nr.",
+         "z.B.", "Dr.", "&", "Der", "am", " ", "Katzen", ",", ".", "2024-05-03", "03.05.2024",
+         "KSh", "Tarehe", "saa", "x"]
+
+
+@pytest.mark.parametrize("language", ["de", "en", "sw"])
+def test_any_mix_of_numbers_and_symbols_is_read_without_digits_and_reading_again_changes_nothing(
+        language):
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.lists(st.sampled_from(ATOMS), min_size=1, max_size=8).map("".join))
+    def check(text):
+        said = normalize(text, language)
+        assert not any(c.isdigit() for c in said), said
+        assert normalize(said, language) == said
+    check()

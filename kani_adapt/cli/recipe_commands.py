@@ -87,6 +87,10 @@ def run_check(args) -> int:
     print("# the codec each stage uses (recorded in WORK_DIR/stages.json):")
     for stage, codec in codecs_in_effect(recipe).items():
         print(f"#   {stage}: {codec}")
+    from kani_adapt.recipes import fertility_gate
+
+    for line in fertility_gate.problems(recipe):  # Step 0: what the LoRA run would stop on
+        print(f"# problem: {line}")
     return 0
 
 

@@ -12,8 +12,9 @@ import numpy as np
 from kani_adapt.eval import report
 from kani_adapt.eval.config import EvalConfig
 from kani_adapt.eval.evalset import EvalItem
-from kani_adapt.eval.run import (CODEC_CEILING, codec_ceiling, evaluate_checkpoint,
-                                 first_by_reference, load_references)
+from kani_adapt.eval import protocol
+from kani_adapt.eval.run import (CODEC_CEILING, RECORDINGS, codec_ceiling, evaluate_checkpoint,
+                                 first_by_reference, load_references, recordings)
 from kani_adapt.eval.scoring import Scorers
 
 TB_AUDIO_CLIPS = 4  # clips per checkpoint written to TensorBoard (all go to wavs/)
@@ -25,7 +26,7 @@ def checkpoint_names(checkpoints: list[str]) -> list[str]:
     for c in checkpoints:
         base = Path(c.rstrip("/")).name or c
         name, k = base, 2
-        while name in names or name == CODEC_CEILING:
+        while name in names or name in (CODEC_CEILING, RECORDINGS):
             name, k = f"{base}_{k}", k + 1
         names.append(name)
     return names
@@ -65,21 +66,25 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
         if len(bucket) < TB_AUDIO_CLIPS:
             bucket.append((key, audio))
 
-    rows = codec_ceiling(items, refs, codec, scorers)
-    for row, key in zip(rows, first_by_reference(items)):
+    rows = recordings(items, refs, codec, scorers) + codec_ceiling(items, refs, codec, scorers)
+    for row, key in zip(rows[len(rows) // 2:], first_by_reference(items)):
         keep(f"{CODEC_CEILING}/{row['item']}", refs.roundtrip[key])
     for name, ckpt in zip(names, checkpoints):
         rows += evaluate_checkpoint(name, ckpt, items, refs, codec, scorers, cfg, device, keep)
-    df = pd.DataFrame(rows)
-    metrics = [m for m in scorers.names() if m in df]
+    df = protocol.add_derived(pd.DataFrame(rows), refs.anchors)
+    metrics = [m for m in [*scorers.names(), *protocol.DERIVED] if m in df]
     summary = report.summarise(df, metrics, cfg.resamples)
+    for name, rates in protocol.corpus_rates(df, cfg.resamples).items():
+        summary[name].update(rates)
     comparisons = {f"{names[0]} vs {other}": report.compare(df, names[0], other, metrics, cfg.resamples)
                    for other in names[1:]}
     verdicts = [report.verdict(n, summary[n], {o: comparisons[f"{names[0]} vs {o}"] for o in names[1:]}
-                               if n == names[0] else {}, refs.anchors) for n in names]
+                               if n == names[0] else {}, refs.anchors, summary.get(RECORDINGS))
+                for n in names]
     result = {"eval_set": eval_set, "items": len(items), "samples": cfg.samples,
               "checkpoints": dict(zip(names, checkpoints)), "codec": cfg.codec, "metrics": metrics,
               "anchors": refs.anchors, "summary": summary, "comparisons": comparisons,
+              "prompt_length": protocol.by_prompt_length(df),
               "verdicts": verdicts}
     write_file(out / "utterances.parquet", lambda tmp: df.to_parquet(tmp, index=False))
     report.write_json(out / "eval.json", result)

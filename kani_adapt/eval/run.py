@@ -14,6 +14,7 @@ from kani_adapt.eval.scoring import Clip, Scorers
 from kani_adapt.scorers import failures
 
 CODEC_CEILING = "codec_roundtrip"
+RECORDINGS = "recordings"  # the eval set's own recordings: the human anchor
 
 
 @dataclass
@@ -109,19 +110,31 @@ def _clip(item, items, refs, audio, codes=None, cap=False) -> Clip:
 
 def codec_ceiling(items, refs, codec, scorers: Scorers) -> list[dict]:
     """Each reference clip's codec round trip, scored against its own transcript."""
+    return reference_rows(CODEC_CEILING, refs.roundtrip, items, refs, codec.sample_rate, scorers)
+
+
+def recordings(items, refs, codec, scorers: Scorers) -> list[dict]:
+    """The human anchor: each reference recording itself (read at the codec's rate, then the
+    scorers' own 16 kHz preparation, as every generated clip) scored against its transcript.
+    A dataset eval set holds its recordings as codes only: then this row is their decoding."""
+    return reference_rows(RECORDINGS, refs.audio, items, refs, codec.sample_rate, scorers)
+
+
+def reference_rows(name: str, audio: dict, items, refs, rate: int, scorers: Scorers) -> list[dict]:
     clips, meta = [], []
     for key, item in first_by_reference(items).items():
         text = item.reference_text or ""
-        clip = _clip(item, items, refs, refs.roundtrip[key])
+        clip = _clip(item, items, refs, audio[key])
         clip.text = text
         clips.append(clip)
-        meta.append(dict(checkpoint=CODEC_CEILING, item=Path(key).stem if item.reference else item.id,
+        meta.append(dict(checkpoint=name, item=Path(key).stem if item.reference else item.id,
                          sample=0, speaker=item.speaker, tag=item.tag or "", base=item.base, text=text))
-    rows = scorers.score(clips, codec.sample_rate) if clips else []
+    rows = scorers.score(clips, rate) if clips else []
     for m, row, clip in zip(meta, rows, clips):
         row.update(m)
         if not clip.text:  # without a transcript there is nothing to compare the ASR with
-            for key in ("cer", "wer", "failure"):
+            for key in ("cer", "wer", "failure", "catastrophic", "char_edits", "ref_chars",
+                        "word_edits", "ref_words"):
                 row[key] = float("nan")
     return rows
 
@@ -139,9 +152,10 @@ def evaluate_checkpoint(name: str, checkpoint: str, items, refs, codec, scorers:
         clips = [_clip(item, items, refs, audio, g.codes, g.hit_length_cap)
                  for item, g, audio in zip(items, generated, audios)]
         scored = scorers.score(clips, codec.sample_rate)
-        for item, spk, row, audio in zip(items, speakers, scored, audios):
+        for item, spk, row, audio, g in zip(items, speakers, scored, audios, generated):
             row.update(checkpoint=name, item=item.id, sample=sample, speaker=item.speaker,
-                       tag=item.tag or "", base=item.base, text=item.text, conditioned=spk is not None)
+                       tag=item.tag or "", base=item.base, text=item.text, conditioned=spk is not None,
+                       prompt_tokens=g.prompt_tokens, onset_entropy=g.onset_entropy)
             if on_audio:
                 on_audio(f"{name}/{item.id}_s{sample}", audio)
         rows += scored

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from kani_adapt import dataset, frontend, tokens
+from kani_adapt import dataset, fertility, frontend, tokens
 from kani_adapt.errors import DataError
 from kani_adapt.models.generator.batch import collate
 from kani_adapt.models.generator.tokenizer import encode_text
@@ -96,6 +96,31 @@ def tokenize_table(table, rows, tokenizer, cfg: TrainDataConfig, source: str,
     return TokenizedSet(table, list(rows), text_ids, lengths, cfg, tags, texts)
 
 
+def check_fertility(part: TokenizedSet, tokenizer, cfg) -> dict:
+    """Fertility per tag of the training texts (kani_adapt.fertility); LoRA stops here when a
+    tag's script falls back to bytes."""
+    by_tag: dict[str, list[str]] = {}
+    for tag, text in zip(part.tags, part.texts):
+        by_tag.setdefault(tag or "(none)", []).append(text)
+    figures = fertility.report(by_tag, tokenizer, frontend.Frontend(enabled=False))
+    if cfg.mode == "lora":
+        problems = fertility.gate(figures, cfg.data.max_byte_fallback, cfg.data.max_fertility_ratio)
+        if problems:
+            raise DataError(f"{cfg.data.train}: " + " | ".join(problems))
+    return figures
+
+
+def drop_texts(part: TokenizedSet, share: float, seed: int) -> int:
+    """Train ``share`` of the rows without their text (the prompt keeps only BOS): the same
+    rows every run with this seed. Returns how many."""
+    count = int(round(share * len(part)))
+    for i in np.random.default_rng(seed + 7919).permutation(len(part))[:count].tolist():
+        removed = len(part.text_ids[i]) - 1
+        part.text_ids[i] = [tokens.BOS]
+        part.lengths[i] -= removed
+    return count
+
+
 def split_rows(table, cfg: TrainDataConfig, seed: int) -> tuple[list[int], list[int], dict]:
     """Keep rows within the duration range; hold out ``val_speakers`` whole speakers."""
     speakers = dataset.speakers(table)
@@ -158,6 +183,8 @@ class GeneratorData(L.LightningDataModule):
         self.val_set = tokenize_table(table, val_rows, self.tokenizer, d, d.train, main)
         self.stats["tags"] = sorted({t for t in self.train_set.tags if t})
         self.frontend = run_frontend(main, self.train_set.tags + self.val_set.tags)
+        self.stats["fertility"] = check_fertility(self.train_set, self.tokenizer, self.cfg)
+        self.stats["text_dropout_rows"] = drop_texts(self.train_set, d.text_dropout, seed)
         if d.replay:
             replay = dataset.read(d.replay)
             order = np.random.default_rng(seed).permutation(len(replay)).tolist()

@@ -25,6 +25,7 @@ class Synthesized:
     hit_length_cap: bool  # stopped by max_frames, not by end of speech
     audio: np.ndarray | None = None  # float32 waveform at the codec's rate (None: no codec)
     sample_rate: int | None = None
+    onset_entropy: float = float("nan")  # derailment score (generate.GeneratedRow)
 
 
 def synthesize(model, tokenizer, codec, texts: Sequence[str], tag: str | Sequence[str] | None,
@@ -69,7 +70,8 @@ def synthesize_ids(model, codec, text_ids: Sequence[list[int]], speaker=None,
             spk = (torch.from_numpy(np.stack([np.asarray(speakers[i], dtype=np.float32)
                                               for i in batch])) if conditioned else None)
             for i, row in zip(batch, generate(model, [prompts[i] for i in batch], spk, sampling)):
-                out[i] = Synthesized(np.asarray(row.codes).reshape(-1, 4), bool(row.hit_length_cap))
+                out[i] = Synthesized(np.asarray(row.codes).reshape(-1, 4), bool(row.hit_length_cap),
+                                     onset_entropy=row.onset_entropy)
     if codec is not None:
         for item in out:
             item.audio, item.sample_rate = decode_one(codec, item.codes), codec.sample_rate
