@@ -53,9 +53,10 @@ def test_text_dropout_trains_a_fixed_share_of_rows_without_text(tmp_path, tiny):
 
 
 @pytest.mark.slow
-def test_onset_entropy_separates_a_memorised_row_from_a_looping_one():
+def test_onset_entropy_separates_a_memorised_row_from_a_derailed_one():
     """A tiny generator trained on one row until it knows it speaks that row with a low onset
-    entropy; the same network untrained loops (repeats frames) with a flat, high one."""
+    entropy; the same network untrained runs on to the length cap (derailed) with a flat, high
+    one."""
     import copy
 
     import numpy as np
@@ -81,9 +82,9 @@ def test_onset_entropy_separates_a_memorised_row_from_a_looping_one():
     memorised = generate(model, prompt, None, sampling)[0]
     looping = generate(untrained, prompt, None, sampling)[0]
     assert (memorised.codes[:len(codes)] == codes[:len(memorised.codes)]).mean() > 0.9
-    frames = looping.codes
-    assert len(frames) > 2 and (frames[1:] == frames[:-1]).all(1).mean() > 0.5  # it loops
-    assert memorised.onset_entropy < 0.3 < looping.onset_entropy
+    print("onset entropy: memorised", memorised.onset_entropy, "untrained", looping.onset_entropy)
+    assert looping.hit_length_cap  # never finds its end: runs on to the cap
+    assert memorised.onset_entropy < 0.5 * looping.onset_entropy
 
 
 def test_retries_sample_a_failed_utterance_again_with_the_next_seed():
