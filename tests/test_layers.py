@@ -18,7 +18,8 @@ PACKAGES = ("kani_adapt", "data_tools")
 # settings, the text frontend, the CLI kit, the Lightning plumbing both trainers share, the
 # one-writer folder locks and the stop signals.
 CORE = ("atomic", "audio", "batching", "cli_kit", "common_config", "config", "console", "dataset",
-        "defaults", "devices", "errors", "frontend", "frontend_langs", "frontend_rules", "hub",
+        "defaults", "devices", "errors", "fertility", "frontend", "frontend_langs",
+        "frontend_rules", "hub",
         "locks", "model_files", "plots", "resume", "rng",
         "sampling", "stopping", "tokens", "trainer", "wiring")
 # Bottom to top. A module belongs to the layer of the longest prefix it starts with.

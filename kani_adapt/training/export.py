@@ -60,7 +60,7 @@ def _write_adapter(net, cfg: TrainConfig, stats: dict, run_dir: Path, out: Path)
 
 
 def adapter_card(cfg: TrainConfig, stats: dict, metrics: dict,
-                 front: frontend.Frontend | None = None) -> str:
+                 text_front: frontend.Frontend | None = None) -> str:
     tags = stats.get("tags", [])
     m = metrics.get("metrics", {})
     val = {k: v for k, v in m.items() if k.startswith("val")}
@@ -84,7 +84,7 @@ LoRA adapter for the KaniTTS2 generator `{cfg.model.init}`, trained with kani-ad
 | held-out validation speakers | {', '.join(stats.get('val_speakers', [])) or 'none'} |
 | steps | {metrics.get('steps', '?')} |
 | repeated frames | {_repeats(cfg)} |
-| text frontend | {frontend.describe(front) if front else 'not recorded (texts used as stored)'} |
+| text frontend | {frontend.describe(text_front) if text_front else 'not recorded (texts used as stored)'} |
 | LoRA | r={cfg.lora.r}, alpha={cfg.lora.alpha}, targets={cfg.lora.targets}, rsLoRA={cfg.lora.rslora} |
 | licence | {cfg.licence} |
 
