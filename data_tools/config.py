@@ -154,8 +154,10 @@ class FilterConfig:
     # Set 3.0 for Emilia's bar on real recordings.
     min_dnsmos: float = 2.4
     near_duplicate_similarity: float = 0.995  # cosine of audio fingerprints (same length)
-    language: str = ""  # text normalisation hooks: "" = use each utterance's tag
-    numbers_to_words: bool = True  # where num2words supports the language
+    # The text frontend (kani_adapt.frontend): the language whose readings of numbers, dates and
+    # symbols apply ("" = from each utterance's tag), and whether they are spelled out at all
+    language: str = ""
+    numbers_to_words: bool = True
     tokenizer: ModelRef = ""  # generator checkpoint (dir or hub id) for the coverage report
 
     RANGES: ClassVar[dict[str, str]] = {  # min_snr_db: a level in dB, may lie below zero

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kani_adapt import fertility, frontend
 from kani_adapt.scorers import textnorm
 from data_tools import consistency
 from kani_adapt.audio import read_clip
@@ -86,9 +87,26 @@ def duplicates(items: list[tuple[str, str, float, list[float]]], similarity: flo
     return out
 
 
+FERTILITY = "fertility.json"  # tokens per word/character, byte-fallback share per tag
+
+
+def fertility_figures(accepted: list[Utterance], tokenizer) -> dict:
+    """kani_adapt.fertility's figures for the kept (already normalised) texts, per tag, with
+    the gate's problems at its default thresholds (what a LoRA run would stop on)."""
+    by_tag: dict[str, list[str]] = {}
+    for u in accepted:
+        by_tag.setdefault(u.tag or "(none)", []).append(u.text)
+    figures = fertility.report(by_tag, tokenizer, frontend.Frontend(enabled=False))
+    return {**figures, "problems": fertility.gate(figures)}
+
+
+def text_frontend(cfg: FilterConfig) -> frontend.Frontend:
+    """The frontend the data are normalised with; stored beside the dataset, read by training."""
+    return frontend.Frontend(language=cfg.language, numbers=cfg.numbers_to_words)
+
+
 def _measure(utt: Utterance, work: Path, cfg: FilterConfig, dnsmos=None) -> dict:
-    text = textnorm.normalise(utt.text, textnorm.language_of(utt.tag, cfg.language),
-                              cfg.numbers_to_words)
+    text = text_frontend(cfg).apply(utt.text, utt.tag, utt.text_override)
     audio, rate = read_clip(work / utt.audio)
     features = measure(audio, rate, text)
     out = {"utt": {**utt.to_dict(), "text": text}, "features": dataclasses.asdict(features)}
@@ -143,6 +161,7 @@ class Filter(BaseStage):
     def decide(self, ctx, items: list, results: dict) -> tuple[list, list[dict]]:
         cfg = ctx.cfg.filter
         accepted, rejected = decide([results[u.id]["extra"] for u in items], cfg)
+        frontend.write(stage_dir(ctx.work, NAME), text_frontend(cfg), {u.tag for u in accepted})
         tokenizer = ctx.given.get("tokenizer")
         if tokenizer is None and cfg.tokenizer:
             tokenizer = textnorm.load_tokenizer(cfg.tokenizer)
@@ -150,6 +169,8 @@ class Filter(BaseStage):
             report = textnorm.coverage([u.text for u in accepted], tokenizer)
             atomic.write_text(stage_dir(ctx.work, NAME) / "coverage.json",
                               json.dumps(report, ensure_ascii=False, indent=1))
+            atomic.write_text(stage_dir(ctx.work, NAME) / FERTILITY,
+                              json.dumps(fertility_figures(accepted, tokenizer), indent=1))
         return accepted, rejected
 
 

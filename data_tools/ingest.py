@@ -51,6 +51,7 @@ def load_candidate(c: Candidate, root: Path, cfg: IngestConfig, work: Path,
         id=c.id, audio=rel.as_posix(), text=c.text, speaker=c.speaker, tag=c.tag.lower(),
         duration=frames / cfg.sample_rate, source=str(c.audio.resolve()),
         orig_sample_rate=orig_rate, channels=channels, sha256=_sha256(c.audio),
+        text_override=c.spoken,
     )
 
 

@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from kani_adapt.audio import AUDIO_SUFFIXES
+from data_tools.layouts import SPOKEN_SUFFIX
 
 TRANSCRIPT_SUFFIXES = (".txt", ".lab")
 SHOWN = 20  # paths listed per reason in the report
@@ -43,7 +44,8 @@ def text_warnings(candidates) -> list[dict]:
 def unused_files(roots: list[Path], candidates, tables: set[Path]) -> list[dict]:
     """Files under ``roots`` that no candidate uses, each with its reason."""
     used = {c.audio.absolute() for c in candidates}
-    used |= {c.audio.with_suffix(s).absolute() for c in candidates for s in TRANSCRIPT_SUFFIXES}
+    used |= {c.audio.with_suffix(s).absolute() for c in candidates
+             for s in (*TRANSCRIPT_SUFFIXES, SPOKEN_SUFFIX)}
     used |= {t.absolute() for t in tables}
     out = []
     for root in roots:

@@ -38,6 +38,12 @@ class Candidate:
     error: str = ""  # rejection reason found at discovery
     detail: str = ""
     root: Path | None = None  # the input folder it was found in
+    spoken: str = ""  # the reading to speak instead of the text frontend's (``.spoken.txt``)
+
+
+# Beside clip.wav and clip.txt: how the clip is read where no frontend rule gets it right
+# (``clip.spoken.txt``: "null acht neun" for "089"); it becomes the dataset's text_override.
+SPOKEN_SUFFIX = ".spoken.txt"
 
 
 def inside(root: Path, path: Path) -> bool:
@@ -127,8 +133,11 @@ def discover_folder(src: SourceConfig, name: str, limit: int) -> list[Candidate]
                     else read_sidecar(side, limit)
                 detail = f"{side}" if error else ""
                 break
+        spoken = path.with_suffix(SPOKEN_SUFFIX)
+        said = read_sidecar(spoken, limit)[0] if spoken.exists() and inside(root, spoken) else ""
         items.append(Candidate(ids.make_id(name, rel.as_posix()), path, text, speaker, src.tag,
-                               str(rel), error if text is None else "", detail))
+                               str(rel), error if text is None else "", detail,
+                               spoken=said or ""))
     return items
 
 

@@ -30,6 +30,7 @@ class Utterance:
     sha256: str = ""  # of the original file's bytes: exact duplicates
     start: float = 0.0  # offset of this clip inside the original recording, seconds
     long: bool = False  # longer than segment.max_seconds: only alignment can split it
+    text_override: str = ""  # the reading to speak instead of the frontend's ("" = none)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Utterance":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 from data_tools import (
@@ -18,7 +19,7 @@ from data_tools import (
 from data_tools.config import WriteConfig
 from data_tools.records import Utterance, read_jsonl, read_manifest
 from data_tools.runner import BaseStage, manifest_path, read_stage_results, stage_dir
-from kani_adapt import dataset, tokens
+from kani_adapt import dataset, frontend, tokens
 from kani_adapt.atomic import write_folder
 from kani_adapt.codec.manifest import manifest_line
 from kani_adapt.dataset import DatasetLayout
@@ -57,7 +58,8 @@ def rows_for(utts: list[Utterance], codes: dict, embs: dict, means: dict,
             frames = tokens.drop_repeated_frames(frames)
         rows.append(dataset.make_row(u.text, u.tag, frames, u.speaker, embs[u.id], means[u.speaker],
                                      u.duration, u.id,
-                                     {c: columns[1].get(u.id, {}).get(c) for c in columns[0]}))
+                                     {c: columns[1].get(u.id, {}).get(c) for c in columns[0]},
+                                     u.text_override))
     return rows
 
 
@@ -107,6 +109,9 @@ def build(cfg: WriteConfig, work: Path, inputs: list[Utterance], extras: dict) -
         official_dataset.write(layout.official, DatasetLayout(out.resolve()).official, inputs,
                                codes, embs, means)
         layout.nemo_manifest.write_text(_nemo_manifest(inputs, work), encoding="utf-8")
+        stored = stage_dir(work, "filter") / frontend.FILE  # the frontend the texts went through
+        if stored.is_file():
+            shutil.copyfile(stored, tmp / frontend.FILE)
         layout.report_json.write_text(json.dumps(summary, ensure_ascii=False, indent=1))
         pictures = histograms.write_histograms(rows, layout.report)
         text = report.markdown(summary, pictures)

@@ -32,10 +32,14 @@ from kani_adapt.errors import DataError
 TEXT, TAG, SPEAKER, DURATION, SOURCE = "text", "tag", "speaker", "duration", "source"
 CODES = tuple(f"nano_layer_{i}" for i in range(1, tokens.TOKENS_PER_FRAME + 1))
 ENCODED_LEN = "encoded_len"
+# The reading to speak instead of the text frontend's, for rows no rule gets right ("" = none);
+# the ``text`` column then holds it already (kani_adapt.frontend.Frontend.apply)
+TEXT_OVERRIDE = "text_override"
 SPEAKER_EMB, SPEAKER_EMB_MEAN = "speaker_emb", "speaker_emb_mean"
 REQUIRED = (TEXT, *CODES, ENCODED_LEN, SPEAKER)  # what training reads from every row
-OPTIONAL = (TAG, SPEAKER_EMB, SPEAKER_EMB_MEAN, DURATION, SOURCE)  # the data tools write them too
-COLUMNS = (TEXT, TAG, *CODES, ENCODED_LEN, SPEAKER_EMB, SPEAKER_EMB_MEAN, SPEAKER, DURATION, SOURCE)
+OPTIONAL = (TAG, SPEAKER_EMB, SPEAKER_EMB_MEAN, DURATION, SOURCE, TEXT_OVERRIDE)  # the data tools write them too
+COLUMNS = (TEXT, TAG, *CODES, ENCODED_LEN, SPEAKER_EMB, SPEAKER_EMB_MEAN, SPEAKER, DURATION, SOURCE,
+           TEXT_OVERRIDE)
 OFFICIAL_SPEAKER_EMB, OFFICIAL_CLIP_EMB = "grouped_sp_emb", "clip_sp_emb"
 
 
@@ -93,18 +97,20 @@ def features(extra: Sequence[str] = ()):
         TEXT: Value("string"), TAG: Value("string"), **{c: ints for c in CODES},
         ENCODED_LEN: Value("int32"), SPEAKER_EMB: floats, SPEAKER_EMB_MEAN: floats,
         SPEAKER: Value("string"), DURATION: Value("float64"), SOURCE: Value("string"),
-        **{c: Value("float64") for c in extra},
+        TEXT_OVERRIDE: Value("string"), **{c: Value("float64") for c in extra},
     })
 
 
 def make_row(text: str, tag: str, codes: np.ndarray, speaker: str, speaker_emb, speaker_emb_mean,
-             duration: float, source: str, extra: dict | None = None) -> dict:
+             duration: float, source: str, extra: dict | None = None,
+             text_override: str = "") -> dict:
     """One row; ``codes`` is (frames, 4), ``extra`` the stage columns' values (None: not measured)."""
     codes = np.asarray(codes)
     return {TEXT: text, TAG: tag, **{c: codes[:, i].astype(int).tolist() for i, c in enumerate(CODES)},
             ENCODED_LEN: int(len(codes)), SPEAKER_EMB: np.asarray(speaker_emb, np.float32).tolist(),
             SPEAKER_EMB_MEAN: np.asarray(speaker_emb_mean, np.float32).tolist(), SPEAKER: speaker,
-            DURATION: float(duration), SOURCE: source, **(extra or {})}
+            DURATION: float(duration), SOURCE: source, TEXT_OVERRIDE: text_override,
+            **(extra or {})}
 
 
 def official_features():
@@ -192,6 +198,11 @@ def duration(row: dict) -> float:
 
 def text(row: dict) -> str:
     return str(row[TEXT])
+
+
+def text_override(row: dict) -> str:
+    """The row's own reading ("" when it has none, or the dataset predates the column)."""
+    return str(row.get(TEXT_OVERRIDE) or "")
 
 
 def tag(row: dict, column: str = TAG) -> str | None:

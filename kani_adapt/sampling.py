@@ -24,14 +24,22 @@ class SamplingConfig:
     max_frames: int = 500  # the length cap: 40 s at 12.5 frames/s, the pretraining limit
     seed: Optional[Seed] = None  # None: a fresh seed every time
     constrain_audio: bool = True  # only the expected codebook's tokens (and EOS at frame ends)
+    # Onset-only classifier-free guidance: over the first cfg_frames frames, logits become
+    # cond + (cfg_scale - 1) * (cond - uncond); the unconditional branch is the same prompt
+    # without its text (kani_adapt.models.generator.generate). 0 frames: off.
+    cfg_scale: float = 1.0
+    cfg_frames: int = 0
     RANGES: ClassVar[dict] = {"temperature": ">= 0", "top_p": "(0, 1]",
-                              "repetition_penalty": "> 0", "max_frames": ">= 1"}
+                              "repetition_penalty": "> 0", "max_frames": ">= 1",
+                              "cfg_scale": ">= 0", "cfg_frames": ">= 0"}
 
     def __post_init__(self):  # built in code as well as by the loader (which checks RANGES)
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.repetition_penalty <= 0:
             raise ConfigError("need temperature >= 0, 0 < top_p <= 1, repetition_penalty > 0")
         if self.max_frames < 1:
             raise ConfigError("max_frames must be at least 1")
+        if self.cfg_scale < 0 or self.cfg_frames < 0:
+            raise ConfigError("need cfg_scale >= 0 and cfg_frames >= 0")
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,14 @@ PACKAGES = ("kani_adapt", "data_tools")
 # The core: the top-level modules of kani_adapt. Errors, the config loader and its shared
 # schema pieces, atomic writes, audio I/O, the path-or-hub-id resolver, devices, seeds/RNG
 # state, console, plots, HTML pages with players, safe checkpoint reading, the token and
-# dataset contracts, sampling settings, the CLI kit, the Lightning plumbing both trainers share,
-# the one-writer folder locks and the stop signals, the preflight checks' kit, espeak-ng speech
-# and the per-machine cache of what is built from it (the tiny models).
+# dataset contracts, sampling settings, the text frontend and tokenizer fertility, the CLI kit,
+# the Lightning plumbing both trainers share, the one-writer folder locks and the stop signals,
+# the preflight checks' kit, espeak-ng speech and the per-machine cache of what is built from it
+# (the tiny models).
 CORE = ("atomic", "audio", "batching", "built", "cli_kit", "common_config", "config", "console",
-        "dataset", "defaults", "devices", "errors", "espeak", "hub", "locks", "model_files",
-        "pages", "plots", "preflight", "resume", "rng", "sampling", "stopping", "tokens", "trainer",
-        "wiring")
+        "dataset", "defaults", "devices", "errors", "espeak", "fertility", "frontend",
+        "frontend_langs", "frontend_rules", "hub", "locks", "model_files", "pages", "plots",
+        "preflight", "resume", "rng", "sampling", "stopping", "tokens", "trainer", "wiring")
 # Bottom to top. A module belongs to the layer of the longest prefix it starts with.
 LAYERS = [
     ("core", ["kani_adapt"] + [f"kani_adapt.{name}" for name in CORE]),

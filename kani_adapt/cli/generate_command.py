@@ -8,6 +8,14 @@ from kani_adapt.cli_kit import Formatter, add_device
 from kani_adapt.errors import ConfigError
 
 
+DERAIL_THRESHOLD = 0.9
+
+
+def failed(row, threshold: float) -> bool:
+    """A generation to sample again: no end of speech, or a derailed onset."""
+    return bool(row.hit_length_cap) or row.onset_entropy > threshold
+
+
 def add_generate(sub) -> None:
     p = sub.add_parser(
         "generate", formatter_class=Formatter,
@@ -33,9 +41,19 @@ def add_generate(sub) -> None:
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass")
     p.add_argument("--repetition-penalty", type=float, default=None)
     p.add_argument("--max-frames", type=int, default=None, help="cap (12.5 frames per second)")
+    p.add_argument("--cfg-scale", type=float, default=None,
+                   help="onset-only classifier-free guidance strength (1 = none)")
+    p.add_argument("--cfg-frames", type=int, default=None,
+                   help="frames from the start that guidance covers (0 = off)")
     p.add_argument("--no-constrain", action="store_true",
                    help="sample over the whole vocabulary instead of the expected codebook")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--retries", type=int, default=0, metavar="N",
+                   help="re-sample (next seed) an utterance up to N times when it failed: it hit "
+                        "--max-frames, or its onset entropy is above --derail-threshold")
+    p.add_argument("--derail-threshold", type=float, default=DERAIL_THRESHOLD,
+                   help="onset entropy (mean over the first 50 frames, 1 = a uniform guess) above "
+                        "which an utterance counts as derailed; not calibrated on released models")
     add_device(p, "the generator (and the codec)")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
                    help="compute dtype (bf16 for GPUs)")
@@ -75,8 +93,12 @@ def run_generate(args) -> int:
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     model, tokenizer = load_checkpoint(args.checkpoint, dtype=dtype)
     model.to(device)
-    rows = synthesize(model, tokenizer, codec, args.text, tags_of(args.tag, len(args.text)), speaker,
-                      sampling_of(args, model.sampling_defaults))
+    tags = tags_of(args.tag, len(args.text))
+    chosen = sampling_of(args, model.sampling_defaults)
+    rows = synthesize(model, tokenizer, codec, args.text, tags, speaker, chosen)
+    rows = _retry(rows, args, chosen, lambda picked, s: synthesize(
+        model, tokenizer, codec, [args.text[i] for i in picked], [tags[i] for i in picked],
+        speaker, s))
     outs = [args.out] if len(rows) == 1 else [
         args.out.with_name(f"{args.out.stem}_{i}.npy") for i in range(len(rows))
     ]
@@ -104,9 +126,26 @@ def tags_of(given: list[str] | None, texts: int) -> list[str | None]:
     return list(given)
 
 
+def _retry(rows, args, chosen, again):
+    """Sample failed rows again with the next seeds, up to --retries times each."""
+    from dataclasses import replace
+
+    base = chosen.seed if chosen.seed is not None else 0
+    for attempt in range(1, args.retries + 1):
+        bad = [i for i, r in enumerate(rows) if failed(r, args.derail_threshold)]
+        if not bad:
+            break
+        print(f"retry {attempt}/{args.retries}: {len(bad)} utterance(s) failed, sampling again")
+        fresh = again(bad, replace(chosen, seed=base + attempt))
+        for i, row in zip(bad, fresh):
+            rows[i] = row
+    return rows
+
+
 def sampling_of(args, from_checkpoint: dict) -> sampling.SamplingConfig:
     """The user's values, else the checkpoint's generation_config.json, else the defaults."""
     given = {"temperature": args.temperature, "top_p": args.top_p, "max_frames": args.max_frames,
              "repetition_penalty": args.repetition_penalty, "seed": args.seed,
-             "constrain_audio": False if args.no_constrain else None}
+             "constrain_audio": False if args.no_constrain else None,
+             "cfg_scale": args.cfg_scale, "cfg_frames": args.cfg_frames}
     return sampling.layered(given, from_checkpoint, where="generate")

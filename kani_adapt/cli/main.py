@@ -4,8 +4,8 @@ from __future__ import annotations
 import sys
 
 from kani_adapt.cli import (
-    codec_commands, eval_command, generate_command, init_command, listen_command, recipe_commands,
-    speaker_commands, train_commands,
+    codec_commands, eval_command, generate_command, init_command, listen_command,
+    normalize_command, recipe_commands, speaker_commands, train_commands,
 )
 from kani_adapt.cli_kit import Formatter, Parser, add_verbose, run_cli
 
@@ -26,6 +26,7 @@ examples:
   kani-adapt init --base LiquidAI/LFM2-350M --out models/kani-from-lfm2
   kani-adapt speaker-emb anna.wav --out voices/anna.npy
   kani-adapt generate models/tiny --text "Guten Tag" --tag de --out codes.npy
+  kani-adapt normalize --language de "Am 3. Mai um 14:30"
   kani-adapt train recipe.yaml data.train=data/hessian mode=lora
   kani-adapt export runs/generator --out exports/hessian --merge
   kani-adapt eval runs/hessian/export --compare nineninesix/kani-tts-2-en --set eval.jsonl
@@ -41,6 +42,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     init_command.add_init(sub)
     generate_command.add_generate(sub)
+    normalize_command.add_normalize(sub)
     speaker_commands.add_speaker_emb(sub)
     train_commands.add_train(sub)
     train_commands.add_export(sub)

@@ -14,8 +14,10 @@ import numpy as np
 from kani_adapt.eval import page, report
 from kani_adapt.eval.config import EvalConfig
 from kani_adapt.eval.evalset import EvalItem
-from kani_adapt.eval.run import (CODEC_CEILING, RECORDING, codec_ceiling, evaluate_checkpoint,
-                                 first_by_reference, load_references)
+from kani_adapt.eval import protocol
+from kani_adapt.eval.run import (CODEC_CEILING, RECORDING, RECORDINGS, codec_ceiling,
+                                 evaluate_checkpoint, first_by_reference, load_references,
+                                 recordings)
 from kani_adapt.eval.scoring import Scorers
 
 TB_AUDIO_CLIPS = 4  # clips per checkpoint written to TensorBoard (all go to wavs/)
@@ -27,7 +29,7 @@ def checkpoint_names(checkpoints: list[str]) -> list[str]:
     for c in checkpoints:
         base = Path(c.rstrip("/")).name or c
         name, k = base, 2
-        while name in names or name in (CODEC_CEILING, RECORDING):
+        while name in names or name in (CODEC_CEILING, RECORDING, RECORDINGS):
             name, k = f"{base}_{k}", k + 1
         names.append(name)
     return names
@@ -73,8 +75,8 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
         if len(bucket) < TB_AUDIO_CLIPS:
             bucket.append((key, audio))
 
-    rows = codec_ceiling(items, refs, codec, scorers)
-    for row, (key, item) in zip(rows, first_by_reference(items).items()):
+    rows = recordings(items, refs, codec, scorers) + codec_ceiling(items, refs, codec, scorers)
+    for row, (key, item) in zip(rows[len(rows) // 2:], first_by_reference(items).items()):
         keep(f"{CODEC_CEILING}/{row['item']}", refs.roundtrip[key])
         if item.reference is not None and cfg.write_wavs:  # a dataset's recording is its codes
             write_audio(out / "wavs" / RECORDING / f"{row['item']}.wav",
@@ -89,16 +91,20 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
         rows += evaluate_checkpoint(name, ckpt, items, refs, codec, scorers, cfg, device, keep)
         left = (time.time() - begun) / (k + 1) * (len(names) - k - 1)
         say("eval: checkpoint %d/%d (%s) done; ETA %.0f s", k + 1, len(names), name, left)
-    df = pd.DataFrame(rows)
-    metrics = [m for m in scorers.names() if m in df]
+    df = protocol.add_derived(pd.DataFrame(rows), refs.anchors)
+    metrics = [m for m in [*scorers.names(), *protocol.DERIVED] if m in df]
     summary = report.summarise(df, metrics, cfg.resamples)
+    for name, rates in protocol.corpus_rates(df, cfg.resamples).items():
+        summary[name].update(rates)
     comparisons = {f"{names[0]} vs {other}": report.compare(df, names[0], other, metrics, cfg.resamples)
                    for other in names[1:]}
     verdicts = [report.verdict(n, summary[n], {o: comparisons[f"{names[0]} vs {o}"] for o in names[1:]}
-                               if n == names[0] else {}, refs.anchors) for n in names]
+                               if n == names[0] else {}, refs.anchors, summary.get(RECORDINGS))
+                for n in names]
     result = {"eval_set": eval_set, "items": len(items), "samples": cfg.samples,
               "checkpoints": dict(zip(names, checkpoints)), "codec": cfg.codec, "metrics": metrics,
               "anchors": refs.anchors, "summary": summary, "comparisons": comparisons,
+              "prompt_length": protocol.by_prompt_length(df),
               "verdicts": verdicts, "tag_descriptions": dict(tag_descriptions or {}),
               "coverage": report.coverage(items, known_tags)}
     write_file(out / "utterances.parquet", lambda tmp: df.to_parquet(tmp, index=False))

@@ -12,6 +12,8 @@ from kani_adapt.eval.config import EvalConfig
 class Generated:
     codes: np.ndarray  # (frames, 4)
     hit_length_cap: bool
+    prompt_tokens: int = 0  # text tokens of the normalised text (no tag, no BOS)
+    onset_entropy: float = float("nan")  # derailment score: flat and high when derailed
 
 
 _MODELS: dict = {}  # one loaded generator at a time (checkpoints are evaluated one after another)
@@ -36,10 +38,16 @@ def generate_items(checkpoint: str, items, speakers: list, cfg: EvalConfig, devi
     without a speaker embedding."""
     from kani_adapt.models.generator.synthesize import synthesize
 
+    from kani_adapt.models.generator.synthesize import model_frontend
+
     model, tokenizer = _load(checkpoint, cfg, device)
     rows = synthesize(model, tokenizer, None, [it.text for it in items], [it.tag for it in items],
                       list(speakers), replace(cfg.sampling, seed=seed), batch_size=cfg.batch_size)
-    return [Generated(row.codes, row.hit_length_cap) for row in rows]
+    front = model_frontend(model)
+    lengths = [len(tokenizer(front.apply(it.text, it.tag), add_special_tokens=False)["input_ids"])
+               for it in items]
+    return [Generated(row.codes, row.hit_length_cap, n, row.onset_entropy)
+            for row, n in zip(rows, lengths)]
 
 
 def encode(codec, audios: list[np.ndarray]) -> list[np.ndarray]:

@@ -12,7 +12,8 @@ from kani_adapt import atomic
 from kani_adapt.eval import stats
 from kani_adapt.eval.scoring import higher_is_better
 
-KEY_METRICS = ("cer", "similarity", "dnsmos_p808", "failure")  # the verdict reads these, in order
+# the verdict reads these, in order
+KEY_METRICS = ("cer", "corpus_cer", "catastrophic", "similarity", "dnsmos_p808", "failure")
 
 
 def _interval(df, metric, resamples, clusters="speaker") -> dict:
@@ -71,9 +72,11 @@ def _direction(metric: str, diff: dict) -> str:
     return "better" if good else "worse"
 
 
-def verdict(name: str, summary: dict, comparisons: dict, anchors: dict | None = None) -> str:
+def verdict(name: str, summary: dict, comparisons: dict, anchors: dict | None = None,
+            recordings: dict | None = None) -> str:
     """One line: the key metrics (similarity beside its ceiling and floor), then for each
-    comparison better/worse/same on the first key metric, and forgetting."""
+    comparison better/worse/same on the first key metric, forgetting, and the gap to the
+    ``recordings`` anchor (the eval set's own recordings through the same scorers)."""
     parts = [f"{m} {summary[m]['all']['mean']:.3f}" for m in KEY_METRICS
              if m in summary and summary[m]["all"]["n"]]
     anchor = (anchors or {}).get("similarity")
@@ -90,6 +93,11 @@ def verdict(name: str, summary: dict, comparisons: dict, anchors: dict | None = 
         f = comp["forgetting"].get(key)
         if f is not None:
             line += "; forgetting" if _direction(key, f["diff"]) == "worse" else "; no forgetting seen"
+    if recordings:
+        from kani_adapt.eval.protocol import anchor_line
+
+        gap = anchor_line(summary, recordings)
+        line += f"; {gap}" if gap else ""
     return line
 
 
@@ -156,6 +164,16 @@ def write_markdown(path: Path, result: dict) -> None:
             f = comp["forgetting"].get(metric)
             lines.append(f"| {metric} | {_fmt(c['diff'])} | {_fmt(c['win_rate'], 2)} | "
                          f"{_fmt(f['diff']) if f else 'no base items'} |")
+        lines.append("")
+    if result.get("prompt_length"):
+        lines += ["## By prompt length (text tokens)", "", "| checkpoint | tag | tokens | n | "
+                  "failure | cer |", "|---|---|---|---|---|---|"]
+        for name, tags in result["prompt_length"].items():
+            for tag, buckets in tags.items():
+                for bucket, v in buckets.items():
+                    cer = f"{v['cer']:.3f}" if "cer" in v else "n/a"
+                    lines.append(f"| {name} | {tag or '-'} | {bucket} | {v['n']} | "
+                                 f"{v.get('failure', float('nan')):.2f} | {cer} |")
         lines.append("")
     lines += ["## Verdict", ""] + [f"- {v}" for v in result["verdicts"]] + [""]
     atomic.write_text(path, "\n".join(lines))

@@ -15,6 +15,7 @@ from kani_adapt.scorers import failures
 
 CODEC_CEILING = "codec_roundtrip"
 RECORDING = "recording"  # wavs/recording/: the reference files, as the listeners hear them
+RECORDINGS = "recordings"  # the eval set's own recordings: the human anchor
 
 
 @dataclass
@@ -118,20 +119,32 @@ def _clip(item, items, refs, audio, codes=None, cap=False) -> Clip:
 
 def codec_ceiling(items, refs, codec, scorers: Scorers) -> list[dict]:
     """Each reference clip's codec round trip, scored against its own transcript."""
+    return reference_rows(CODEC_CEILING, refs.roundtrip, items, refs, codec.sample_rate, scorers)
+
+
+def recordings(items, refs, codec, scorers: Scorers) -> list[dict]:
+    """The human anchor: each reference recording itself (read at the codec's rate, then the
+    scorers' own 16 kHz preparation, as every generated clip) scored against its transcript.
+    A dataset eval set holds its recordings as codes only: then this row is their decoding."""
+    return reference_rows(RECORDINGS, refs.audio, items, refs, codec.sample_rate, scorers)
+
+
+def reference_rows(name: str, audio: dict, items, refs, rate: int, scorers: Scorers) -> list[dict]:
     clips, meta = [], []
     for key, item in first_by_reference(items).items():
         text = item.reference_text or ""
-        clip = _clip(item, items, refs, refs.roundtrip[key])
+        clip = _clip(item, items, refs, audio[key])
         clip.text = text
         clips.append(clip)
-        meta.append(dict(checkpoint=CODEC_CEILING, item=reference_name(item), reference=reference_name(item),
+        meta.append(dict(checkpoint=name, item=reference_name(item), reference=reference_name(item),
                          sample=0, speaker=item.speaker, tag=item.tag or "", base=item.base, text=text,
-                         frames=len(refs.roundtrip[key]) // codec.samples_per_frame))
-    rows = scorers.score(clips, codec.sample_rate) if clips else []
+                         frames=len(audio[key]) // round(rate / 12.5)))  # NanoCodec's frames
+    rows = scorers.score(clips, rate) if clips else []
     for m, row, clip in zip(meta, rows, clips):
         row.update(m)
         if not clip.text:  # without a transcript there is nothing to compare the ASR with
-            for key in ("cer", "wer", "failure"):
+            for key in ("cer", "wer", "failure", "catastrophic", "char_edits", "ref_chars",
+                        "word_edits", "ref_words"):
                 row[key] = float("nan")
     return rows
 
@@ -163,7 +176,8 @@ def evaluate_checkpoint(name: str, checkpoint: str, items, refs, codec, scorers:
         for item, spk, row, audio, g in zip(items, speakers, scored, audios, generated):
             row.update(checkpoint=name, item=item.id, sample=sample, speaker=item.speaker,
                        tag=item.tag or "", base=item.base, text=item.text, conditioned=spk is not None,
-                       frames=len(g.codes), reference=reference_name(item))
+                       frames=len(g.codes), reference=reference_name(item),
+                       prompt_tokens=g.prompt_tokens, onset_entropy=g.onset_entropy)
             if on_audio:
                 on_audio(f"{name}/{item.id}_s{sample}", audio)
         rows += scored

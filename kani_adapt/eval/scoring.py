@@ -52,6 +52,11 @@ def _score_dnsmos(model, cfg, clips, rate, rows) -> None:
         row.update(dnsmos_p808=q.p808, dnsmos_ovrl=q.ovrl, dnsmos_sig=q.sig, dnsmos_bak=q.bak)
 
 
+# An utterance above 50 % WER is "catastrophic": said wrong, not merely mis-heard
+# (make-speech-benchmark's definition); its rate is reported per tag.
+CATASTROPHIC_WER = 0.5
+
+
 def _load_asr(cfg: ScorerConfig, device: str):
     from kani_adapt.scorers.asr import WhisperASR
     return WhisperASR.load(cfg.asr, device, cfg.asr_batch_size)
@@ -66,6 +71,8 @@ def _score_asr(model, cfg, clips, rate, rows) -> None:
     for row, clip, lang, t in zip(rows, clips, langs, heard):
         rates = error_rates(clip.text, t.text, lang or "")
         row.update(asr_text=t.text, cer=rates.cer, wer=rates.wer, lang_prob=t.language_prob,
+                   catastrophic=float(rates.wer > CATASTROPHIC_WER), char_edits=rates.char_edits,
+                   ref_chars=rates.chars, word_edits=rates.word_edits, ref_words=rates.words,
                    asr_avg_logprob=t.avg_logprob, asr_no_speech_prob=t.no_speech_prob,
                    asr_compression_ratio=t.compression_ratio)
 
@@ -101,7 +108,7 @@ def _score_accent(model, cfg, clips, rate, rows) -> None:
 REGISTRY: tuple[Scorer, ...] = (
     Scorer("dnsmos", {"dnsmos_p808": True, "dnsmos_ovrl": True, "dnsmos_sig": True, "dnsmos_bak": True},
            lambda c: c.dnsmos, _load_dnsmos, _score_dnsmos),
-    Scorer("asr", {"cer": False, "wer": False, "lang_prob": True},
+    Scorer("asr", {"cer": False, "wer": False, "catastrophic": False, "lang_prob": True},
            lambda c: bool(c.asr), _load_asr, _score_asr),
     Scorer("similarity", {"similarity": True}, lambda c: bool(c.speaker_embedder),
            _similarity("kani", lambda c: c.speaker_embedder), _cosines("similarity", "reference")),
@@ -112,10 +119,19 @@ REGISTRY: tuple[Scorer, ...] = (
            _load_accent, _score_accent),
 )
 FAILURE = {"failure": False}  # the detectors in kani_adapt/scorers/failures.py, always on
+# Computed from other metrics once every row is in: similarity rescaled between the
+# different-speaker floor (0) and the same-speaker ceiling (1) of the eval set's recordings.
+DERIVED = {"similarity_norm": True,
+           # generation's onset-entropy derailment score (not for the anchor rows)
+           "onset_entropy": False}
+# Corpus rates: all edits over all reference units (make-speech-benchmark's WER; the mean of
+# per-utterance rates lets short utterances weigh as much as long ones). (edits, units) columns.
+CORPUS = {"corpus_cer": ("char_edits", "ref_chars"), "corpus_wer": ("word_edits", "ref_words")}
 
 def higher_is_better() -> dict[str, bool]:
     """Every summary metric a registered scorer gives, and whether higher is better."""
-    return {**{m: up for s in REGISTRY for m, up in s.metrics.items()}, **FAILURE}
+    return {**{m: up for s in REGISTRY for m, up in s.metrics.items()}, **FAILURE, **DERIVED,
+            **{m: False for m in CORPUS}}
 
 
 def metric_names(cfg: ScorerConfig) -> list[str]:

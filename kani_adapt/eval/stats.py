@@ -78,3 +78,22 @@ def paired(a: Sequence[float], b: Sequence[float], clusters: Sequence, higher_is
 
 def excludes_zero(interval: Interval) -> bool:
     return interval.low > 0 or interval.high < 0
+
+
+def clustered_ratio(numerator: Sequence[float], denominator: Sequence[float], clusters: Sequence,
+                    resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = 0.95) -> Interval:
+    """sum(numerator) / sum(denominator) (a corpus error rate: all edits over all reference
+    units) with a percentile interval from resampling whole clusters; NaN rows are left out."""
+    num, den = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
+    keep = ~(np.isnan(num) | np.isnan(den))
+    num, den, clusters = num[keep], den[keep], np.asarray(clusters, dtype=str)[keep]
+    if num.size == 0 or den.sum() <= 0:
+        return NAN_INTERVAL
+    sums, _ = _cluster_sums(num, clusters)
+    units, _ = _cluster_sums(den, clusters)
+    k = len(sums)
+    weights = np.random.default_rng(seed).multinomial(k, np.full(k, 1.0 / k), size=resamples)
+    ratios = (weights @ sums) / np.maximum(weights @ units, 1e-12)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(ratios, [tail, 100 - tail])
+    return Interval(float(num.sum() / den.sum()), float(low), float(high), int(num.size), k)

@@ -78,7 +78,15 @@ def check_device(t: Target) -> list[Finding]:
     return preflight.device("device", t.recipe.device)
 
 
-CHECKS = [check_device, check_data, check_codecs, check_generator, check_eval]
+def check_fertility(t: Target) -> list[Finding]:
+    """Step 0: the tags a LoRA recipe would stop on because their script falls back to bytes
+    (known once the filter stage has written its figures)."""
+    from kani_adapt.recipes import fertility_gate
+
+    return [preflight.problem(line, "fertility") for line in fertility_gate.problems(t.recipe)]
+
+
+CHECKS = [check_device, check_data, check_codecs, check_generator, check_eval, check_fertility]
 
 
 def findings(recipe: Recipe, strict: bool = False) -> list[Finding]:

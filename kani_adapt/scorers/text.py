@@ -21,6 +21,11 @@ class ErrorRates:
     wer: float  # word edits / reference words
     reference: str  # the normalised texts that were compared
     hypothesis: str
+    # Edit counts and reference lengths, for corpus rates (all edits over all reference units)
+    char_edits: int = 0
+    chars: int = 0
+    word_edits: int = 0
+    words: int = 0
 
 
 def scoring_text(text: str, language: str) -> str:
@@ -36,13 +41,28 @@ def _rate(measure, reference: str, hypothesis: str) -> float:
     return float(measure(reference, hypothesis))
 
 
+def _counts(process, reference: str, hypothesis: str, unit_count: int) -> tuple[int, int]:
+    """(edits, reference units); an empty reference: every hypothesis unit is an insertion."""
+    if not reference:
+        return unit_count, 0
+    out = process(reference, hypothesis)
+    return out.substitutions + out.deletions + out.insertions, \
+        out.hits + out.substitutions + out.deletions
+
+
 def error_rates(reference: str, hypothesis: str, language: str) -> ErrorRates:
     import jiwer
 
     ref, hyp = scoring_text(reference, language), scoring_text(hypothesis, language)
     cer = _rate(jiwer.cer, ref, hyp)
-    wer = cer if language in NO_SPACE_LANGUAGES else _rate(jiwer.wer, ref, hyp)
-    return ErrorRates(cer=cer, wer=wer, reference=ref, hypothesis=hyp)
+    char_edits, chars = _counts(jiwer.process_characters, ref, hyp, len(hyp))
+    if language in NO_SPACE_LANGUAGES:
+        wer, word_edits, words = cer, char_edits, chars
+    else:
+        wer = _rate(jiwer.wer, ref, hyp)
+        word_edits, words = _counts(jiwer.process_words, ref, hyp, len(hyp.split()))
+    return ErrorRates(cer=cer, wer=wer, reference=ref, hypothesis=hyp, char_edits=char_edits,
+                      chars=chars, word_edits=word_edits, words=words)
 
 
 def batch_error_rates(references: Sequence[str], hypotheses: Sequence[str],

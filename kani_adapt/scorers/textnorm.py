@@ -1,58 +1,22 @@
-"""Text normalisation hooks per language (shared by the data tools and the scorers), and the
-tokenizer coverage report.
-
-A hook is a function ``str -> str`` registered for a language code (``@register("de")``); hooks
-for "*" run for every language. Numbers become words where num2words supports the language.
+"""The scorers' view of the text frontend (:mod:`kani_adapt.frontend`, the one normaliser), and
+the tokenizer coverage report.
 """
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
-from typing import Callable
 
-HOOKS: dict[str, list[Callable[[str], str]]] = {}
-
-
-def register(language: str):
-    def add(func):
-        HOOKS.setdefault(language, []).append(func)
-        return func
-    return add
+from kani_adapt import frontend
 
 
 def language_of(tag: str, configured: str = "") -> str:
-    """'en' from 'en_glasgow' or 'en-GB'; the configured language wins when set."""
-    return (configured or re.split(r"[_\-]", tag or "")[0]).lower()
-
-
-@register("*")
-def unicode_nfc(text: str) -> str:
-    # Composed and decomposed accents look identical but tokenize differently.
-    return unicodedata.normalize("NFC", text)
-
-
-def numbers_to_words(text: str, language: str) -> str:
-    """Spell out digits where num2words knows the language; otherwise leave them unchanged."""
-    if not language or not re.search(r"\d", text):
-        return text
-    try:
-        from num2words import num2words
-        num2words(1, lang=language)
-    except (ImportError, NotImplementedError, KeyError):
-        return text
-
-    def spell(match: re.Match) -> str:
-        return num2words(int(match.group()), lang=language)
-    return re.sub(r"\d+", spell, text)
+    return frontend.language_of(tag, configured)
 
 
 def normalise(text: str, language: str, numbers: bool = True) -> str:
-    for hook in HOOKS.get("*", []) + HOOKS.get(language, []):
-        text = hook(text)
-    if numbers:
-        text = numbers_to_words(text, language)
-    return " ".join(text.split())
+    """The text frontend's reading (:func:`kani_adapt.frontend.normalize`): scoring compares
+    texts as the model was given them."""
+    return frontend.normalize(text, language, numbers=numbers)
 
 
 def _char_tokens(tokenizer, char: str) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Optional, Union
 
-from kani_adapt import dataset
+from kani_adapt import dataset, fertility
 from kani_adapt.common_config import Device, LoraCommon, OptimCommon, Seed
 from kani_adapt.config import required
 from kani_adapt.eval.config import TrainingEvalConfig
@@ -34,10 +34,19 @@ class TrainDataConfig:
     use_speaker_emb: bool = True
     speaker_emb_column: str = dataset.SPEAKER_EMB  # per clip; or the speaker's mean
     tag_column: str = dataset.TAG
+    # Step 0 for LoRA (kani_adapt.fertility): stop when a tag's texts are more than this share
+    # byte-fallback tokens, or cost more than this many times the tokens per word of English/
+    # German with the same tokenizer (the script is not in the vocabulary). 0: no check.
+    # Share of training rows (a fixed, seeded choice, so resume stays exact) trained without
+    # their text (prompt SOH BOS EOT EOH ...): the unconditional branch that onset-only
+    # guidance (sampling.cfg_scale, cfg_frames) subtracts then means something. 0: none.
+    text_dropout: float = 0.0
+    max_byte_fallback: float = fertility.MAX_BYTE_FALLBACK
+    max_fertility_ratio: float = fertility.MAX_FERTILITY_RATIO
     RANGES: ClassVar[dict] = {
         "replay_ratio": "[0, 1)", "max_duration": "> 0", "min_duration": ">= 0",
         "val_speakers": ">= 0", "val_max_items": ">= 1", "token_budget": ">= 1",
-        "num_workers": ">= 0"}
+        "num_workers": ">= 0", "max_byte_fallback": "[0, 1]", "text_dropout": "[0, 1)", "max_fertility_ratio": ">= 0"}
 
     def validate(self) -> list[str]:
         problems = [] if self.train.strip() else ["train is empty; give a dataset folder or parquet file"]

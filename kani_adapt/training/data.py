@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from kani_adapt import dataset, tokens
+from kani_adapt import dataset, fertility, frontend, tokens
 from kani_adapt.errors import DataError
 from kani_adapt.models.generator.batch import collate
 from kani_adapt.models.generator.tokenizer import encode_text
@@ -52,8 +52,29 @@ class TokenizedSet(Dataset):
         return Item(example, emb, str(row[dataset.SPEAKER]), self.tags[i])
 
 
-def tokenize_table(table, rows, tokenizer, cfg: TrainDataConfig, source: str) -> TokenizedSet:
-    """Text ids and exact example lengths for ``rows`` of ``table``."""
+def dataset_frontend(hf_folder: str) -> frontend.Frontend:
+    """The text frontend a dataset's texts went through (stored by the data tools beside it),
+    else the default one; training reads its rows through it again (a no-op on normalised text,
+    and the reading of rows written by other tools)."""
+    return frontend.read(dataset.DatasetLayout.of_table(hf_folder).root) or frontend.Frontend()
+
+
+def run_frontend(main: frontend.Frontend, tags_main, replay: frontend.Frontend | None = None,
+                 tags_replay=()) -> frontend.Frontend:
+    """One frontend for the run (stored with it and every export): each tag keeps the language
+    its own dataset's frontend gives it."""
+    languages = {t: main.language_for(t) for t in tags_main if t}
+    if replay is not None:
+        languages.update({t: replay.language_for(t) for t in tags_replay if t and t not in languages})
+    return frontend.Frontend(language=main.language, languages=languages, numbers=main.numbers,
+                             enabled=main.enabled)
+
+
+def tokenize_table(table, rows, tokenizer, cfg: TrainDataConfig, source: str,
+                   front: frontend.Frontend | None = None) -> TokenizedSet:
+    """Text ids and exact example lengths for ``rows`` of ``table``, each text read through
+    the text frontend ``front`` (the dataset's own by default)."""
+    front = front or dataset_frontend(source)
     if cfg.use_speaker_emb and cfg.speaker_emb_column not in table.column_names:
         raise DataError(f"{source}: no column {cfg.speaker_emb_column!r} of speaker embeddings; "
                         "set data.speaker_emb_column, or data.use_speaker_emb=false")
@@ -62,16 +83,42 @@ def tokenize_table(table, rows, tokenizer, cfg: TrainDataConfig, source: str) ->
         row = table[r]
         tag = dataset.tag(row, cfg.tag_column) or ""
         try:
-            ids = encode_text(tokenizer, dataset.text(row), tag or None)
+            text = front.apply(dataset.text(row), tag, dataset.text_override(row))
+            ids = encode_text(tokenizer, text, tag or None)
         except DataError as err:
             raise DataError(f"{source} row {r}: {err}") from err
         codes = dataset.codes(row)
         n = len(tokens.drop_repeated_frames(codes)) if cfg.drop_repeated_frames else len(codes)
         text_ids.append(ids)
         tags.append(tag)
-        texts.append(dataset.text(row))
+        texts.append(text)
         lengths.append(len(ids) + 7 + 4 * n + int(cfg.use_speaker_emb))
     return TokenizedSet(table, list(rows), text_ids, lengths, cfg, tags, texts)
+
+
+def check_fertility(part: TokenizedSet, tokenizer, cfg) -> dict:
+    """Fertility per tag of the training texts (kani_adapt.fertility); LoRA stops here when a
+    tag's script falls back to bytes."""
+    by_tag: dict[str, list[str]] = {}
+    for tag, text in zip(part.tags, part.texts):
+        by_tag.setdefault(tag or "(none)", []).append(text)
+    figures = fertility.report(by_tag, tokenizer, frontend.Frontend(enabled=False))
+    if cfg.mode == "lora":
+        problems = fertility.gate(figures, cfg.data.max_byte_fallback, cfg.data.max_fertility_ratio)
+        if problems:
+            raise DataError(f"{cfg.data.train}: " + " | ".join(problems))
+    return figures
+
+
+def drop_texts(part: TokenizedSet, share: float, seed: int) -> int:
+    """Train ``share`` of the rows without their text (the prompt keeps only BOS): the same
+    rows every run with this seed. Returns how many."""
+    count = int(round(share * len(part)))
+    for i in np.random.default_rng(seed + 7919).permutation(len(part))[:count].tolist():
+        removed = len(part.text_ids[i]) - 1
+        part.text_ids[i] = [tokens.BOS]
+        part.lengths[i] -= removed
+    return count
 
 
 def split_rows(table, cfg: TrainDataConfig, seed: int) -> tuple[list[int], list[int], dict]:
@@ -110,6 +157,7 @@ class GeneratorData(L.LightningDataModule):
         super().__init__()
         self.cfg, self.tokenizer = cfg, tokenizer
         self.train_set = self.val_set = self.replay_train = self.replay_val = None
+        self.frontend: frontend.Frontend | None = None  # the run's text frontend, after setup
         self.stats: dict = {}
         # Padded tokens per batch: a number (by default data.token_budget), or for
         # `token_budget: auto` the probe that measures it at fit start and answers when called
@@ -130,15 +178,23 @@ class GeneratorData(L.LightningDataModule):
         train_rows, val_rows, self.stats = split_rows(table, d, seed)
         if not train_rows:
             raise DataError(f"{d.train}: no training rows left after the duration filter")
-        self.train_set = tokenize_table(table, train_rows, self.tokenizer, d, d.train)
-        self.val_set = tokenize_table(table, val_rows, self.tokenizer, d, d.train)
+        main = dataset_frontend(d.train)
+        self.train_set = tokenize_table(table, train_rows, self.tokenizer, d, d.train, main)
+        self.val_set = tokenize_table(table, val_rows, self.tokenizer, d, d.train, main)
         self.stats["tags"] = sorted({t for t in self.train_set.tags if t})
+        self.frontend = run_frontend(main, self.train_set.tags + self.val_set.tags)
+        self.stats["fertility"] = check_fertility(self.train_set, self.tokenizer, self.cfg)
+        self.stats["text_dropout_rows"] = drop_texts(self.train_set, d.text_dropout, seed)
         if d.replay:
             replay = dataset.read(d.replay)
             order = np.random.default_rng(seed).permutation(len(replay)).tolist()
             n_val = min(d.val_max_items, len(order) // 10)
-            self.replay_val = tokenize_table(replay, order[:n_val], self.tokenizer, d, d.replay)
-            self.replay_train = tokenize_table(replay, order[n_val:], self.tokenizer, d, d.replay)
+            other = dataset_frontend(d.replay)
+            self.replay_val = tokenize_table(replay, order[:n_val], self.tokenizer, d, d.replay, other)
+            self.replay_train = tokenize_table(replay, order[n_val:], self.tokenizer, d, d.replay,
+                                               other)
+            self.frontend = run_frontend(main, self.train_set.tags + self.val_set.tags, other,
+                                         self.replay_train.tags + self.replay_val.tags)
 
     def _plan(self, part, offset=0):
         budget, seed = self.token_budget, self.cfg.trainer.seed

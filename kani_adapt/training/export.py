@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kani_adapt import config as config_io
+from kani_adapt import config as config_io, frontend
 from kani_adapt.atomic import write_folder
 from kani_adapt.errors import CheckpointError, DataError
 from kani_adapt.locks import hold_output
@@ -50,7 +50,7 @@ def _export_run(run_dir: Path, out: Path, merge: bool, dtype: str, listening: Pa
     final = lora.merge(net) if cfg.mode == "lora" else net
     # the sampling values of the checkpoint training started from (run_dir/base keeps them)
     save_checkpoint(final, tokenizer, out, dtype=dtype, language_tags=stats.get("tags", []),
-                    sampling=read_sampling(run_dir / "base"))
+                    sampling=read_sampling(run_dir / "base"), text_frontend=frontend.read(run_dir))
     return out, "full checkpoint in the official layout"
 
 
@@ -88,8 +88,11 @@ def _write_adapter(net, cfg: TrainConfig, stats: dict, run_dir: Path, tmp: Path,
     net.peft_config["default"].base_model_name_or_path = where
     lora.save_adapter(net, cfg.lora, tmp)
     metrics = _read_json(run_dir / "metrics.json")
+    front = frontend.read(run_dir)
+    if front is not None:
+        frontend.write(tmp, front, stats.get("tags", []))
     (tmp / "README.md").write_text(adapter_card(cfg, stats, metrics, where, serving(net, cfg),
-                                                card_section(listening) if listening else ""))
+                                                card_section(listening) if listening else "", front))
 
 
 def serving(net, cfg: TrainConfig) -> list:
@@ -109,7 +112,8 @@ None yet: serve the eval to listeners with `kani-adapt listen EVAL_DIR`, then
 
 
 def adapter_card(cfg: TrainConfig, stats: dict, metrics: dict, base: str | None = None,
-                 served: list | None = None, listening: str = "") -> str:
+                 served: list | None = None, listening: str = "",
+                 text_front: frontend.Frontend | None = None) -> str:
     from kani_adapt.defaults import NANOCODEC_HUB_ID
     from kani_adapt.training import servability
 
@@ -141,6 +145,7 @@ codec `{codec}`{' (fine-tuned with this run: use it, not the released codec)' if
 | held-out validation speakers | {', '.join(stats.get('val_speakers', [])) or 'none'} |
 | steps | {metrics.get('steps', '?')} |
 | repeated frames | {_repeats(cfg)} |
+| text frontend | {frontend.describe(text_front) if text_front else 'not recorded (texts used as stored)'} |
 | LoRA | r={cfg.lora.r}, alpha={cfg.lora.alpha}, targets={cfg.lora.targets}, rsLoRA={cfg.lora.rslora} |
 | licence | {cfg.licence} |
 
@@ -167,6 +172,15 @@ base = KaniTTS2ForCausalLM.from_pretrained({_base_expr(base)})
 model = PeftModel.from_pretrained(base, str(adapter)).eval()
 ```
 {_extras_note(extras)}
+Texts are read through the kani-adapt text frontend before tokenizing (numbers, dates and
+symbols spelled out; `text_frontend.json` in this folder). `kani-adapt generate` does it
+itself; with the official runtime, normalise first:
+
+```python
+from kani_adapt import normalize
+text = normalize("Am 3. Mai um 14:30", "de")  # "Am dritten Mai um vierzehn Uhr dreißig"
+```
+
 ## Serving unmerged
 
 {servability.markdown(served) if served else 'Not assessed.'}"""

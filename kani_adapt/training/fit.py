@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
-from kani_adapt import atomic, locks, resume, trainer as trainers
+from kani_adapt import atomic, frontend, locks, resume, trainer as trainers
 from kani_adapt.training import run as runs
 from kani_adapt.training.budget import TokenBudgetProbe, budget_for
 from kani_adapt.training.config import TrainConfig
@@ -59,6 +59,7 @@ def _train(cfg: TrainConfig, callbacks: tuple) -> dict:
     if trainer.is_global_zero:
         runs.save_base(model, tokenizer, run_dir)
         atomic.write_text(run_dir / "data_stats.json", json.dumps(data.stats, indent=2) + "\n")
+        frontend.write(run_dir, data.frontend)
     trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
     trainer.save_checkpoint(run_dir / "checkpoints" / runs.LAST)
     # a stop signal ends the fit at a step boundary: the checkpoint above is that step

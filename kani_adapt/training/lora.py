@@ -90,6 +90,11 @@ def load_adapter(base_model, adapter_dir: str | Path):
         with torch.no_grad():
             for name, value in extras.items():
                 params[name].copy_(value)
+    from kani_adapt import frontend
+
+    front = frontend.read(adapter_dir)
+    if front is not None:  # the adapter's texts were read this way: generation does the same
+        base_model.text_frontend = front
     return PeftModel.from_pretrained(base_model, str(adapter_dir))
 
 

@@ -4,6 +4,7 @@ run_dir/
   config.yaml        resolved config (a re-run with a different config is refused)
   base/              model config and tokenizer: with a checkpoint, enough to rebuild the model
   data_stats.json    hours, speakers, tags seen
+  text_frontend.json the text frontend the texts were read through (kani_adapt.frontend)
   checkpoints/       step-*.ckpt and last.ckpt (model, optimizer, scheduler, step, RNG), plain
                      tensors only: resume reads them with weights_only=True (kani_adapt.resume)
   tb/                TensorBoard events

@@ -53,12 +53,20 @@ def test_eval_compares_two_checkpoints_and_writes_every_output(models, tiny_whis
     assert len(verdicts) == 2 and "vs base" in verdicts[0]
 
     df = pd.read_parquet(out / "utterances.parquet")
-    assert set(df.checkpoint) == {"adapted", "base", "codec_roundtrip"}
+    assert set(df.checkpoint) == {"adapted", "base", "codec_roundtrip", "recordings"}
     assert len(df[df.checkpoint == "adapted"]) == 3 and len(df[df.checkpoint == "codec_roundtrip"]) == 3  # distinct references
+    # the human anchor: the recordings themselves, scored against their own transcripts
+    rec = df[df.checkpoint == "recordings"].sort_values("item")
+    assert len(rec) == 3 and rec["cer"].notna().all() and rec["similarity"].notna().all()
+    assert not (rec["duration_s"].to_numpy() == df[df.checkpoint == "codec_roundtrip"]
+                .sort_values("item")["duration_s"].to_numpy()).all() or \
+        not (rec["dnsmos_p808"].to_numpy() == df[df.checkpoint == "codec_roundtrip"]
+             .sort_values("item")["dnsmos_p808"].to_numpy()).all()  # not the round trip again
+    assert df["similarity_norm"].notna().any()
     for column in ("cer", "wer", "similarity", "dnsmos_p808", "failure", "asr_avg_logprob", "lang_prob"):
         assert df[df.checkpoint == "adapted"][column].notna().all(), column
     # 6 frames at most: every generation either ended or hit the cap, which is flagged
-    gen = df[df.checkpoint != "codec_roundtrip"]
+    gen = df[~df.checkpoint.isin(["codec_roundtrip", "recordings"])]
     assert (gen.duration_s <= 6 * 1764 / 22050 + 1e-6).all()
 
     result = json.loads((out / "eval.json").read_text())
@@ -69,7 +77,11 @@ def test_eval_compares_two_checkpoints_and_writes_every_output(models, tiny_whis
     a = df[df.checkpoint == "adapted"].set_index("item")["dnsmos_p808"]
     b = df[df.checkpoint == "base"].set_index("item")["dnsmos_p808"]
     assert comp["all"]["dnsmos_p808"]["diff"]["mean"] == pytest.approx(float((a - b.loc[a.index]).mean()))
-    assert len(result["verdicts"]) == 2
+    assert len(result["verdicts"]) == 2 and "vs recordings" in result["verdicts"][0]
+    adapted = df[df.checkpoint == "adapted"]
+    assert result["summary"]["adapted"]["corpus_cer"]["all"]["mean"] == pytest.approx(
+        adapted["char_edits"].sum() / adapted["ref_chars"].sum())
+    assert "recordings" in result["summary"] and "catastrophic" in result["summary"]["adapted"]
     md = (out / "eval.md").read_text()
     print(md)
     assert "## Verdict" in md and "forgetting" in md

@@ -33,6 +33,8 @@ def test_the_built_in_registry_gives_the_metrics_each_switch_promises():
     every = ScorerConfig(asr="a", speaker_embedder="b", xvector="c", accent_model="d")
     assert scoring.metric_names(every) == [
         "failure", "dnsmos_p808", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "cer", "wer",
-        "lang_prob", "similarity", "similarity_xvector", "accent_correct"]
-    assert set(scoring.higher_is_better()) == set(scoring.metric_names(every))
-    assert [m for m, up in scoring.higher_is_better().items() if not up] == ["cer", "wer", "failure"]
+        "catastrophic", "lang_prob", "similarity", "similarity_xvector", "accent_correct"]
+    assert set(scoring.higher_is_better()) == \
+        set(scoring.metric_names(every)) | set(scoring.DERIVED) | set(scoring.CORPUS)
+    assert [m for m, up in scoring.higher_is_better().items() if not up] == [
+        "cer", "wer", "catastrophic", "failure", "onset_entropy", "corpus_cer", "corpus_wer"]

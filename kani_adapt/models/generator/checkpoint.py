@@ -15,7 +15,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import AutoTokenizer, Lfm2Config, Lfm2ForCausalLM
 
-from kani_adapt import sampling as sampling_settings, tokens
+from kani_adapt import frontend, sampling as sampling_settings, tokens
 from kani_adapt.atomic import write_folder
 from kani_adapt.errors import CheckpointError
 from kani_adapt.model_files import check_fits, check_values, read_json_object
@@ -183,12 +183,14 @@ def save_checkpoint(
     dtype: str = "bf16",
     language_tags: list[str] | None = None,
     sampling: dict | None = None,
+    text_frontend=None,
 ) -> Path:
     """Write the official layout: config.json, one model.safetensors, tokenizer files,
     generation_config.json. Written to a temporary folder first and then moved into place.
 
     generation_config.json carries the sampling values: ``sampling``, else those the model was
-    loaded with (``load_checkpoint``), else the built-in fallbacks."""
+    loaded with (``load_checkpoint``), else the built-in fallbacks. text_frontend.json (when
+    known: ``text_frontend``, else the loaded model's) says how texts are read."""
     if dtype not in DTYPES:
         raise CheckpointError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     check_kani_tokenizer(tokenizer)
@@ -205,6 +207,9 @@ def save_checkpoint(
             (tmp / extra).unlink()
         chosen = sampling if sampling is not None else getattr(model, "sampling_defaults", {})
         _write_generation_config(tmp / GENERATION_CONFIG, chosen)
+        front = text_frontend if text_frontend is not None else getattr(model, "text_frontend", None)
+        if front is not None:
+            frontend.write(tmp, front, language_tags or ())
 
     return write_folder(out_dir, write)
 
@@ -241,6 +246,7 @@ def load_checkpoint(
     model.tie_weights()
     model.to(dtype)
     model.sampling_defaults = read_sampling(path)  # kept when the model is saved again
+    model.text_frontend = frontend.read(path)  # the texts it was trained on; kept likewise
     tokenizer = load_tokenizer(path)
     check_kani_tokenizer(tokenizer)
     return model.eval(), tokenizer

@@ -4,6 +4,14 @@ Each row is prompted with ``SOH BOS text EOT EOH SOA SOS`` (optionally with a sp
 index 1) and left-padded; padded positions are masked and zeroed inside the model. Every fed
 token gets the position it would have in training (``tokens.PositionTracker``), so cached
 generation sees exactly the positions the model was trained on.
+
+Onset-only classifier-free guidance (``sampling.cfg_scale``, ``sampling.cfg_frames``): a second,
+unconditional branch runs beside the batch for the first ``cfg_frames`` frames. Its prompt is
+the row's prompt without the text, ``SOH BOS EOT EOH SOA SOS`` (no tag either), with the same
+speaker embedding, and it is fed the tokens the guided rows pick, at its own positions. The
+logits sampled from are ``cond + (cfg_scale - 1) * (cond - uncond)``: exactly the plain logits at
+scale 1. The unconditional branch means something only for a model that saw text-less rows in
+training (``data.text_dropout``); after ``cfg_frames`` the branch stops and costs nothing.
 """
 from __future__ import annotations
 
@@ -25,9 +33,14 @@ class GeneratedRow:
     positions: list[float]  # position of every fed element, speaker slot included
     hit_length_cap: bool  # stopped by max_frames, not by end of speech
     step_logits: list[torch.Tensor] = field(default_factory=list)  # raw logits, if kept
+    # Mean entropy of the next audio token over the first ONSET_FRAMES frames, divided by the
+    # entropy of a uniform choice (1.0): a derailed generation stays flat and high, a clean one
+    # drops as the model locks on (gepard-train MODEL_GUIDE 5.1). NaN: no audio step.
+    onset_entropy: float = float("nan")
 
 
 STOP_CHECK_EVERY = 8  # steps between reads of the device-side "all rows done" flag
+ONSET_FRAMES = 50
 
 
 @torch.no_grad()
@@ -60,14 +73,20 @@ def generate(
     cache_pos = torch.arange(width, width + cap, device=device)
     out = model(inputs_embeds=embeds, attention_mask=mask, position_ids=prompt_pos,
                 use_cache=True, logits_to_keep=1)
+    guide = _Unconditional(model, prompts, speaker_embs, sampling, device) \
+        if sampling.cfg_frames > 0 else None
     kept, picked, fed_pos = [], [], []
     for step in range(cap):
         logits = out.logits[:, -1, :].float()
+        if guide is not None and step < guide.steps:
+            logits = logits + (sampling.cfg_scale - 1) * (logits - guide.logits())
         if keep_logits:
             kept.append((logits.clone(), state.done.clone()))
         next_ids, positions = state.step(logits)
         picked.append(next_ids)
         fed_pos.append(positions)
+        if guide is not None and step + 1 < guide.steps:
+            guide.feed(next_ids, step)
         if step % STOP_CHECK_EVERY == STOP_CHECK_EVERY - 1 and bool(state.done.all()):
             break
         if step == cap - 1:
@@ -81,7 +100,36 @@ def generate(
                     position_ids=fed_pos[-1][:, None].float(), past_key_values=out.past_key_values,
                     use_cache=True, cache_position=cache_pos[cap - 1:cap])
         kept.append((out.logits[:, -1, :].float(), state.done.clone()))
-    return _results(prompts, model.audio_step, has_spk, picked, fed_pos, kept)
+    return _results(prompts, model.audio_step, has_spk, picked, fed_pos, kept, state.entropy)
+
+
+class _Unconditional:
+    """The text-less branch of onset-only guidance: its own cache and positions, fed the tokens
+    the guided rows pick (see the module docstring)."""
+
+    def __init__(self, model, prompts, speaker_embs, sampling: SamplingConfig, device):
+        self.model = model
+        self.steps = sampling.cfg_frames * tokens.TOKENS_PER_FRAME
+        bare = [tokens.prompt_ids([tokens.BOS]) for _ in prompts]
+        embeds, mask, pos = _prefill_inputs(model, bare, speaker_embs, device)
+        self.state = _State(model, bare, speaker_embs is not None, sampling, device)
+        self.width = embeds.shape[1]
+        self.mask = torch.cat([mask, torch.ones(len(bare), self.steps, dtype=mask.dtype,
+                                                device=device)], 1)
+        self.cache_pos = torch.arange(self.width, self.width + self.steps, device=device)
+        self.out = model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos,
+                         use_cache=True, logits_to_keep=1)
+
+    def logits(self) -> torch.Tensor:
+        return self.out.logits[:, -1, :].float()
+
+    def feed(self, picked: torch.Tensor, step: int) -> None:
+        positions = self.state.advance(picked)
+        self.out = self.model(input_ids=picked[:, None],
+                              attention_mask=self.mask[:, :self.width + step + 1],
+                              position_ids=positions[:, None].float(),
+                              past_key_values=self.out.past_key_values, use_cache=True,
+                              cache_position=self.cache_pos[step:step + 1])
 
 
 class _State:
@@ -100,6 +148,7 @@ class _State:
         self.done = torch.zeros(rows, dtype=torch.bool, device=device)
         self.offsets = torch.arange(tokens.CODEBOOK_SIZE, device=device)
         self.gen = None
+        self.entropy: list[torch.Tensor] = []  # per step: each row's normalised entropy
 
     def step(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Next token of every row (PAD for finished rows) and its position."""
@@ -117,9 +166,16 @@ class _State:
         if s.constrain_audio:
             may_stop = self.audio % tokens.TOKENS_PER_FRAME == 0
             scores[:, 0] = scores[:, 0].masked_fill(~may_stop, float("-inf"))
+        if len(self.entropy) < ONSET_FRAMES * tokens.TOKENS_PER_FRAME:
+            self.entropy.append(_entropy(scores[:, 1:] if s.constrain_audio else
+                                         scores[:, tokens.AUDIO_TOKENS_START:]))
         choice = _choose(scores, s, self._generator(logits.device))
         picked = choice if candidates is None else candidates.gather(1, choice[:, None])[:, 0]
         picked = picked.masked_fill(self.done, tokens.PAD)
+        return picked, self.advance(picked)
+
+    def advance(self, picked: torch.Tensor) -> torch.Tensor:
+        """Take ``picked`` as every row's next token; the positions it is fed at."""
         positions = self._positions()
         live = ~self.done
         is_audio = picked >= tokens.AUDIO_TOKENS_START
@@ -127,7 +183,7 @@ class _State:
         self.text += (live & ~is_audio).long()
         self.seen.scatter_(1, picked[:, None], True)
         self.done |= picked == tokens.END_OF_SPEECH
-        return picked, positions.masked_fill(~live, 0.0)  # float64, as the tracker's
+        return positions.masked_fill(~live, 0.0)  # float64, as the tracker's
 
     def _candidates(self) -> torch.Tensor:
         """End of speech, then the ids of the codebook each row expects next. End of speech
@@ -148,6 +204,13 @@ class _State:
             seed = self.sampling.seed
             self.gen.manual_seed(seed if seed is not None else torch.seed())
         return self.gen
+
+
+def _entropy(scores: torch.Tensor) -> torch.Tensor:
+    """Entropy of softmax(scores) per row over the audio ids, over log(count): 1 = uniform."""
+    logp = torch.log_softmax(scores.float(), -1)
+    ent = -(logp.exp() * logp).nan_to_num().sum(-1)
+    return ent / float(np.log(scores.shape[-1]))
 
 
 def _choose(scores: torch.Tensor, sampling: SamplingConfig, gen) -> torch.Tensor:
@@ -187,9 +250,10 @@ def _prefill_inputs(model, prompts, speaker_embs, device):
     return embeds, mask, pos
 
 
-def _results(prompts, audio_step, has_spk, picked, fed_pos, kept) -> list[GeneratedRow]:
+def _results(prompts, audio_step, has_spk, picked, fed_pos, kept, entropy=()) -> list[GeneratedRow]:
     """Rows from the per-step device tensors, read back once."""
     ids = torch.stack(picked, 1).cpu().tolist() if picked else [[] for _ in prompts]
+    ent = torch.stack(list(entropy), 1).cpu().numpy() if len(entropy) else None
     pos = torch.stack(fed_pos, 1).cpu().tolist() if fed_pos else [[] for _ in prompts]
     out = []
     for i, prompt in enumerate(prompts):
@@ -200,7 +264,10 @@ def _results(prompts, audio_step, has_spk, picked, fed_pos, kept) -> list[Genera
         positions += pos[i][:len(generated)]
         logits = [step[i].cpu() for step, done in kept if not bool(done[i])]
         codes = tokens.parse_codes([tokens.START_OF_SPEECH, *generated], strict=False)
+        audio_steps = [k for k, t in enumerate(generated) if t >= tokens.AUDIO_TOKENS_START]
+        onset = [float(ent[i, k]) for k in audio_steps if ent is not None and k < ent.shape[1]]
         out.append(GeneratedRow(
             codes=codes, token_ids=[*prompt, *generated], positions=positions,
-            hit_length_cap=tokens.END_OF_SPEECH not in generated, step_logits=logits))
+            hit_length_cap=tokens.END_OF_SPEECH not in generated, step_logits=logits,
+            onset_entropy=float(np.mean(onset)) if onset else float("nan")))
     return out

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from kani_adapt import tokens
+from kani_adapt import frontend, tokens
 from kani_adapt.models.generator.generate import SamplingConfig, generate
 from kani_adapt.models.generator.tokenizer import encode_text
 
@@ -25,17 +25,34 @@ class Synthesized:
     hit_length_cap: bool  # stopped by max_frames, not by end of speech
     audio: np.ndarray | None = None  # float32 waveform at the codec's rate (None: no codec)
     sample_rate: int | None = None
+    onset_entropy: float = float("nan")  # derailment score (generate.GeneratedRow)
 
 
 def synthesize(model, tokenizer, codec, texts: Sequence[str], tag: str | Sequence[str] | None,
                speaker=None, sampling: SamplingConfig = SamplingConfig(),
-               batch_size: int | None = None) -> list[Synthesized]:
+               batch_size: int | None = None,
+               front: frontend.Frontend | None = None) -> list[Synthesized]:
     """Speak ``texts`` (one ``tag`` for all, or one per text) with an optional ``speaker``:
     one 128-d vector for all texts, or one per text (``None`` entries: unconditioned).
-    ``codec=None`` returns codes only."""
+    ``codec=None`` returns codes only. Each text is read through the text frontend ``front``,
+    by default the one stored with the model (:func:`model_frontend`)."""
     tags = [tag] * len(texts) if tag is None or isinstance(tag, str) else list(tag)
-    prompts = [encode_text(tokenizer, text, t) for text, t in zip(texts, tags)]
+    prompts = text_prompts(model, tokenizer, texts, tags, front)
     return synthesize_ids(model, codec, prompts, speaker, sampling, batch_size)
+
+
+def model_frontend(model) -> frontend.Frontend:
+    """The text frontend a loaded model was trained with (its folder's ``text_frontend.json``,
+    read by ``load_checkpoint`` and ``load_adapter``), else the default one."""
+    return getattr(model, "text_frontend", None) or frontend.Frontend()
+
+
+def text_prompts(model, tokenizer, texts: Sequence[str], tags: Sequence[str | None],
+                 front: frontend.Frontend | None = None) -> list[list[int]]:
+    """The text ids ``synthesize`` feeds the model: each text through the frontend, then the
+    tokenizer (the ids training builds for the same row)."""
+    front = front or model_frontend(model)
+    return [encode_text(tokenizer, front.apply(text, t), t) for text, t in zip(texts, tags)]
 
 
 def synthesize_ids(model, codec, text_ids: Sequence[list[int]], speaker=None,
@@ -53,7 +70,8 @@ def synthesize_ids(model, codec, text_ids: Sequence[list[int]], speaker=None,
             spk = (torch.from_numpy(np.stack([np.asarray(speakers[i], dtype=np.float32)
                                               for i in batch])) if conditioned else None)
             for i, row in zip(batch, generate(model, [prompts[i] for i in batch], spk, sampling)):
-                out[i] = Synthesized(np.asarray(row.codes).reshape(-1, 4), bool(row.hit_length_cap))
+                out[i] = Synthesized(np.asarray(row.codes).reshape(-1, 4), bool(row.hit_length_cap),
+                                     onset_entropy=row.onset_entropy)
     if codec is not None:
         for item in out:
             item.audio, item.sample_rate = decode_one(codec, item.codes), codec.sample_rate
