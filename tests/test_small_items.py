@@ -52,20 +52,21 @@ def test_the_codec_verdict_counts_the_groups_it_does_not_name():
     assert line.count("poor)") == SHOWN_GROUPS and line.endswith("and 3 more (tables below)")
 
 
-def test_the_codec_check_writes_round_trip_wavs_per_speaker(corpus, tmp_path):
+def test_the_codec_check_keeps_every_clip_and_its_round_trip_to_listen_to(corpus, tmp_path):
     from kani_adapt.codec import check
     from kani_adapt.codec.manifest import read_manifest
     from tests.codec.test_check import FakeCodec
 
     clips = read_manifest(corpus)
-    check.run_check({"noisy": ("noisy", FakeCodec(0.3))}, clips, check.Thresholds(), max_clips=4,
-                    max_seconds=5, seed=0, wav_dir=tmp_path / "roundtrip")
-    written = sorted(p.name for p in (tmp_path / "roundtrip" / "noisy").iterdir())
-    assert written == ["anna_original.wav", "anna_roundtrip.wav", "ben_original.wav",
-                       "ben_roundtrip.wav"]
-    original, rate = sf.read(tmp_path / "roundtrip" / "noisy" / "anna_original.wav")
-    back, _ = sf.read(tmp_path / "roundtrip" / "noisy" / "anna_roundtrip.wav")
-    assert len(original) == len(back) > rate // 2 and np.abs(original - back).max() > 0.01
+    reports = check.run_check({"noisy": ("noisy", FakeCodec(0.3))}, clips, check.Thresholds(),
+                              max_clips=4, max_seconds=5, seed=0, audio_dir=tmp_path / "wavs")
+    kept = [c["wav"] for c in reports["noisy"]["clips"]]
+    assert len(kept) == 4 and len(set(kept)) == 4
+    assert sorted(p.name for p in (tmp_path / "wavs" / "noisy").iterdir()) == sorted(kept)
+    for name in kept:
+        original, rate = sf.read(tmp_path / "wavs" / "original" / name)
+        back, _ = sf.read(tmp_path / "wavs" / "noisy" / name)
+        assert len(original) == len(back) > rate // 2 and np.abs(original - back).max() > 0.01
 
 
 def test_the_eval_report_says_what_was_and_was_not_evaluated():

@@ -127,7 +127,8 @@ def tags_of(given: list[str] | None, texts: int) -> list[str | None]:
 
 
 def _retry(rows, args, chosen, again):
-    """Sample failed rows again with the next seeds, up to --retries times each."""
+    """Sample failed rows again with the next seeds, up to --retries times each;
+    ``again(indices, sampling)`` generates the utterances at those indices."""
     from dataclasses import replace
 
     base = chosen.seed if chosen.seed is not None else 0

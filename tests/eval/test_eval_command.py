@@ -97,14 +97,16 @@ def test_eval_compares_two_checkpoints_and_writes_every_output(models, tiny_whis
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
 
 
-def test_eval_rejects_a_bad_eval_set_with_one_line(models, tmp_path, capsys):
+def test_eval_rejects_a_bad_eval_set_with_one_line(models, tiny_whisper, tmp_path, capsys):
+    ready = ["codec=tiny", "device=cpu", f"scorers.speaker_embedder={models / 'embedder'}",
+             f"scorers.asr={tiny_whisper}"]  # models the preflight finds, so the set is read
     bad = tmp_path / "set.jsonl"
     bad.write_text(json.dumps({"text": "hi", "speaker": "a", "reference": "missing.wav"}) + "\n")
-    assert main(["eval", str(models / "adapted"), "--set", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert main(["eval", str(models / "adapted"), *ready, "--set", str(bad), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "missing.wav does not exist" in err and len(err.strip().splitlines()) == 1
     bad.write_text(json.dumps({"text": "hi", "speakr": "a"}) + "\n")
-    assert main(["eval", str(models / "adapted"), "--set", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert main(["eval", str(models / "adapted"), *ready, "--set", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "unknown keys ['speakr']" in capsys.readouterr().err
 
 

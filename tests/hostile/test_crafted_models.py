@@ -59,10 +59,11 @@ def test_a_generator_config_implying_terabytes_is_refused_before_building(tiny_g
     assert not (tmp_path / "codes.npy").exists(), line
 
 
-def test_train_from_a_base_implying_terabytes_is_refused(tiny_generator, tmp_path, capsys):
+def test_train_from_a_base_implying_terabytes_is_refused(tiny_generator, tmp_path, capsys,
+                                                         synth_data):
     model = _edit_config(_copy(tiny_generator, tmp_path / "model"), **HUGE)
     _refused_without_allocating(
-        ["train", f"run_dir={tmp_path / 'run'}", f"model.init={model}", "data.train=unused",
+        ["train", f"run_dir={tmp_path / 'run'}", f"model.init={model}", f"data.train={synth_data}",
          "trainer.device=cpu"], capsys, "config.json", "GiB")
 
 

@@ -31,6 +31,6 @@ def test_card_carries_the_listening_results(tmp_path):
 
     write_json(tmp_path / "listening.json", analyse(simulate(listeners=3, items=3), panel_material(3), resamples=50))
     text = adapter_card(load_config(TrainConfig, None, REQUIRED), {"tags": ["de"]}, {},
-                        card_section(tmp_path / "listening.json"))
+                        listening=card_section(tmp_path / "listening.json"))
     assert "## Listening test\n\n3 listeners" in text and "None yet" not in text
     assert "Bradley-Terry" in text and "| recording |" in text and "MUSHRA" in text

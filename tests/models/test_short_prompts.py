@@ -98,9 +98,9 @@ def test_retries_sample_a_failed_utterance_again_with_the_next_seed():
     assert not failed(ok, 0.9) and failed(derailed, 0.9) and failed(capped, 0.9)
     seeds = []
 
-    def again(texts, sampling):
-        seeds.append((texts, sampling.seed))
-        return [ok if sampling.seed == 9 else derailed for _ in texts]
+    def again(picked, sampling):  # the indices of the utterances to sample again
+        seeds.append((picked, sampling.seed))
+        return [ok if sampling.seed == 9 else derailed for _ in picked]
     args = SimpleNamespace(retries=3, derail_threshold=0.9, text=["a", "b", "c"])
     rows = _retry([ok, derailed, capped], args, SamplingConfig(seed=7), again)
-    assert rows == [ok, ok, ok] and seeds == [(["b", "c"], 8), (["b", "c"], 9)]
+    assert rows == [ok, ok, ok] and seeds == [([1, 2], 8), ([1, 2], 9)]
