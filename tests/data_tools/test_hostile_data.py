@@ -222,6 +222,7 @@ def test_two_prepare_runs_on_one_work_folder(tmp_path, capsys, monkeypatch):
     from dt_helpers import EnergyCodec
 
     config, clips = locking_corpus(tmp_path)
+    substitute_codec(monkeypatch, EnergyCodec())  # "slow" names the second process's codec
     first = start_slow(tmp_path, ["prepare", str(config)])
     try:
         assert main(["prepare", str(config)]) == 2  # while the first one holds the folder
@@ -250,10 +251,10 @@ def test_the_same_tokenize_shard_twice(tmp_path, capsys, monkeypatch):
     from dt_helpers import EnergyCodec
 
     config, clips = locking_corpus(tmp_path)
+    substitute_codec(monkeypatch, EnergyCodec())  # "slow" names the second process's codec
     for stage in ("ingest", "segment", "filter", "embed"):
         assert main([stage, str(config)]) == 0
     capsys.readouterr()  # the earlier stages' progress lines
-    substitute_codec(monkeypatch, EnergyCodec())
     first = start_slow(tmp_path, ["tokenize", str(config), "--shard", "0/2"])
     try:
         assert main(["tokenize", str(config), "--shard", "0/2"]) == 2
