@@ -39,7 +39,8 @@ def test_dnsmos_rejects_the_noisy_copy_and_keeps_the_clean_clip(tmp_path):
     [record] = list(read_jsonl(work / "rejected.jsonl"))
     assert record["id"] == "rec/noisy" and record["reason"] == "low_dnsmos"
     scores = {k: r["extra"]["columns"][k] for k, r in read_stage_results(work, "filter").items()}
-    assert set(scores["rec/clean"]) == {"dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"}
+    assert set(scores["rec/clean"]) == {"dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808",
+                                         "snr_db"}  # the estimated SNR is a column too
     assert scores["rec/clean"]["dnsmos_ovrl"] > cfg.min_dnsmos > scores["rec/noisy"]["dnsmos_ovrl"]
 
 

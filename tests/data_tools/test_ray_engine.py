@@ -59,7 +59,9 @@ def data_config(tmp_path: Path, work: str, **extra: str) -> Path:
     path = tmp_path / f"{work}.yaml"
     lines = [f"work: {work}", "max_rejected_fraction: 0.6",
              "ingest:\n  sources:\n    - path: recordings\n      name: synth\n      tag: en_test",
-             "align:\n  enabled: off", f"embed:\n  model: {tmp_path / 'embedder'}\n  batch_size: 3",
+             "align:\n  enabled: off",
+             "transcribe:\n  enabled: off",  # the planted untranscribed file stays a rejection
+             f"embed:\n  model: {tmp_path / 'embedder'}\n  batch_size: 3",
              "tokenize:\n  codec: test-energy\n  batch_seconds: 8\n  max_batch_size: 3",
              "ray:\n  num_cpus: 2\n  object_store_mb: 128"]
     path.write_text("\n".join(lines) + "\n")
