@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from kani_adapt import pages
-from kani_adapt.eval.run import CODEC_CEILING, RECORDING
+from kani_adapt.eval.run import CODEC_CEILING, RECORDING, RECORDINGS
 
 INDEX = "index.html"
 SPECTROGRAMS = "spectrograms"
@@ -61,11 +61,12 @@ def _heard(row) -> str:
 
 
 def utterance_table(folder: Path, df) -> pages.ClipTable:
-    systems = [c for c in dict.fromkeys(df["checkpoint"]) if c != CODEC_CEILING]
+    # the reference rows (codec ceiling, the recordings' own scores) have their own columns
+    systems = [c for c in dict.fromkeys(df["checkpoint"]) if c not in (CODEC_CEILING, RECORDINGS)]
     table = pages.ClipTable(["item", "text", "recording", CODEC_CEILING, *systems],
                             filters=["tag", "speaker", "failure"])
     ceiling = {str(r["item"]): r for r in df[df.checkpoint == CODEC_CEILING].to_dict("records")}
-    generated = df[df.checkpoint != CODEC_CEILING].to_dict("records")
+    generated = df[~df.checkpoint.isin([CODEC_CEILING, RECORDINGS])].to_dict("records")
     keys = list(dict.fromkeys((str(r["item"]), int(r["sample"])) for r in generated))
     by_key = {(str(r["item"]), int(r["sample"]), r["checkpoint"]): r for r in generated}
     for item, sample in keys:

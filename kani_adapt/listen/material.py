@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kani_adapt.errors import DataError
 from kani_adapt.eval.page import wav_path
-from kani_adapt.eval.run import CODEC_CEILING, RECORDING
+from kani_adapt.eval.run import CODEC_CEILING, RECORDING, RECORDINGS
 
 REFERENCE, ANCHOR = "reference", "anchor"  # the hidden reference and the low anchor (MUSHRA)
 
@@ -86,7 +86,8 @@ def load_material(folders: list[Path], sample: int = 0, tags: dict[str, str] | N
         names = {n: _system_name(n, p, folder, mat.checkpoints) for n, p in meta["checkpoints"].items()}
         mat.checkpoints.update({names[n]: p for n, p in meta["checkpoints"].items()})
         generated += [s for s in names.values() if s not in generated]
-        rows = df[(df.checkpoint != CODEC_CEILING) & (df["sample"] == sample)].to_dict("records")
+        rows = df[~df.checkpoint.isin([CODEC_CEILING, RECORDINGS])  # scored references, no clips
+                  & (df["sample"] == sample)].to_dict("records")
         if not rows:
             raise DataError(f"{folder}: no generated clips of sample {sample} (see --sample)")
         for r in rows:
