@@ -1,8 +1,8 @@
 """Data engines: the CPU stages (ingest, segment, filter) on the local engine and on a local Ray
-with 1 and 2 workers, same corpus, same machine, one run; and what each stage costs per hour
-of audio (worker seconds), the figure a plan for a larger run starts from.
+with 1 and 2 workers (``--workers``), same corpus, same machine, one run; and what each stage
+costs per hour of audio (worker seconds), the figure a plan for a larger run starts from.
 
-    python benchmarks/data_engines.py [--clips 48] [--cpus 2] [--model-stages]
+    python benchmarks/data_engines.py [--clips 48] [--cpus 2] [--workers 1 2] [--model-stages]
 
 The corpus is espeak-ng speech (three voices, 2-4 s clips). Each engine runs the stages into a
 work folder of its own; the figures are the stages' own throughput records (wall clock of the
@@ -70,28 +70,37 @@ def cost(rec: dict) -> str:
     return f"{value:.0f}" if value else "-"
 
 
-def engines(root: Path, cpus: int) -> None:
+def engines(root: Path, cpus: int, workers: list[int]) -> None:
     from data_tools.engines import ray as on_ray
 
     local = run(config(root, "local"), CPU_STAGES)
+    on = {}
     with on_ray.session():
         start = time.monotonic()
         on_ray.connect(RayConfig(num_cpus=cpus, object_store_mb=128))
         print(f"local Ray started in {time.monotonic() - start:.1f} s ({cpus} CPUs)")
-        one = run(config(root, "ray1", "ray", 1), CPU_STAGES)
-        two = run(config(root, "ray2", "ray", 2), CPU_STAGES)
-    print("\n| stage | items | audio h | local s | Ray 1 worker s | Ray 2 workers s | "
-          "Ray 1 / local | 2 workers vs 1 | worker s per audio h (local) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+        for n in workers:
+            on[n] = run(config(root, f"ray{n}", "ray", n), CPU_STAGES)
+    first = workers[0]
+    heads = " | ".join(f"Ray {n} worker{'s' * (n > 1)} s" for n in workers)
+    speedups = " | ".join(f"{n} vs {first}" for n in workers[1:])
+    print(f"\n| stage | items | audio h | local s | {heads} | Ray {first} / local | "
+          f"{speedups}{' | ' if speedups else ''}worker s per audio h (local) |")
+    print("|---" * (6 + 2 * len(workers) - 1) + "|")
     for stage in CPU_STAGES:
-        a, b, c = local[stage], one[stage], two[stage]
-        print(f"| {stage} | {a['items']} | {a['audio_h']:.3f} | {a['wall_s']:.1f} | "
-              f"{b['wall_s']:.1f} | {c['wall_s']:.1f} | {b['wall_s'] / a['wall_s']:.2f}x | "
-              f"{b['wall_s'] / c['wall_s']:.2f}x faster | {cost(a)} |")
-    total = [sum(r[s]["wall_s"] for s in CPU_STAGES) for r in (local, one, two)]
-    print(f"| all three | | | {total[0]:.1f} | {total[1]:.1f} | {total[2]:.1f} | "
-          f"{total[1] / total[0]:.2f}x | {total[1] / total[2]:.2f}x faster | |")
-    breakdown({"local": local, "Ray 1 worker": one, "Ray 2 workers": two})
+        a, ref = local[stage], on[first][stage]
+        walls = " | ".join(f"{on[n][stage]['wall_s']:.1f}" for n in workers)
+        faster = "".join(f"{ref['wall_s'] / on[n][stage]['wall_s']:.2f}x faster | "
+                         for n in workers[1:])
+        print(f"| {stage} | {a['items']} | {a['audio_h']:.3f} | {a['wall_s']:.1f} | {walls} | "
+              f"{ref['wall_s'] / a['wall_s']:.2f}x | {faster}{cost(a)} |")
+    total = {name: sum(r[s]["wall_s"] for s in CPU_STAGES)
+             for name, r in [("local", local), *on.items()]}
+    walls = " | ".join(f"{total[n]:.1f}" for n in workers)
+    faster = "".join(f"{total[first] / total[n]:.2f}x faster | " for n in workers[1:])
+    print(f"| all three | | | {total['local']:.1f} | {walls} | "
+          f"{total[first] / total['local']:.2f}x | {faster}|")
+    breakdown({"local": local, **{f"Ray {n} worker{'s' * (n > 1)}": r for n, r in on.items()}})
 
 
 def breakdown(runs: dict[str, dict]) -> None:
@@ -135,8 +144,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=48)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="Ray worker counts to run, each in turn (the first is the reference)")
     parser.add_argument("--model-stages", action="store_true")
     args = parser.parse_args()
+    if min(args.workers) < 1:
+        parser.error("--workers: each count must be at least 1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from kani_adapt import console
 
@@ -146,7 +159,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="engines-"))
     try:
         corpus(root / "recordings", args.clips)
-        engines(root, args.cpus)
+        engines(root, args.cpus, args.workers)
         if args.model_stages:
             model_stages(root)
         print(f"\nload at the end {os.getloadavg()[0]:.1f}")

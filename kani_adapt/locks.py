@@ -26,6 +26,23 @@ _held: dict[str, list] = {}  # path -> [fd, shared]: re-entrant inside one proce
 RANK_VARIABLES = ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK", "LOCAL_RANK")
 
 
+def _let_go_in_forked_child() -> None:
+    """A forked child (a data-loader worker, a pool process) closes its copies of the held
+    descriptors: a lock belongs to the process that took it, so a killed run's workers, which
+    linger a few seconds, do not keep its folder locked. The entries stay, so the child still
+    counts the folders as held by its parent (re-entrant, never a second lock)."""
+    for entry in _held.values():
+        if entry[0] >= 0:
+            try:
+                os.close(entry[0])
+            except OSError:
+                pass
+            entry[0] = -1
+
+
+os.register_at_fork(after_in_child=_let_go_in_forked_child)
+
+
 def lock_dir(work: Path) -> Path:
     return Path(work) / ".locks"
 
@@ -69,8 +86,8 @@ def _flock(path: Path, shared: bool, what: str, label: str = "data-tools run",
     try:
         yield
     finally:
-        del _held[key]
-        os.close(fd)  # closing the last descriptor releases the lock
+        if _held.pop(key)[0] >= 0:  # -1: a forked child, whose copy is closed already
+            os.close(fd)  # closing the last descriptor releases the lock
 
 
 @contextmanager

@@ -7,6 +7,8 @@ metric, audio of the first samples).
 """
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from kani_adapt.eval import page, report
 from kani_adapt.eval.config import EvalConfig
 from kani_adapt.eval.evalset import EvalItem
 from kani_adapt.eval import protocol
-from kani_adapt.eval.run import (CODEC_CEILING, RECORDING, RECORDINGS, codec_ceiling,
+from kani_adapt.eval.run import (CODEC_CEILING, RECORDING_WAVS, RECORDINGS_ROW, codec_ceiling,
                                  evaluate_checkpoint, first_by_reference, load_references,
                                  recordings)
 from kani_adapt.eval.scoring import Scorers
@@ -29,7 +31,7 @@ def checkpoint_names(checkpoints: list[str]) -> list[str]:
     for c in checkpoints:
         base = Path(c.rstrip("/")).name or c
         name, k = base, 2
-        while name in names or name in (CODEC_CEILING, RECORDING, RECORDINGS):
+        while name in names or name in (CODEC_CEILING, RECORDING_WAVS, RECORDINGS_ROW):
             name, k = f"{base}_{k}", k + 1
         names.append(name)
     return names
@@ -79,11 +81,8 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
     for row, (key, item) in zip(rows[len(rows) // 2:], first_by_reference(items).items()):
         keep(f"{CODEC_CEILING}/{row['item']}", refs.roundtrip[key])
         if item.reference is not None and cfg.write_wavs:  # a dataset's recording is its codes
-            write_audio(out / "wavs" / RECORDING / f"{row['item']}.wav",
+            write_audio(out / "wavs" / RECORDING_WAVS / f"{row['item']}.wav",
                         np.clip(refs.audio[key], -1, 1), codec.sample_rate)
-    import logging
-    import time
-
     say, begun = logging.getLogger("kani_adapt.progress").info, time.time()
     for k, (name, ckpt) in enumerate(zip(names, checkpoints)):
         say("eval: checkpoint %d/%d (%s): %d items x %d samples", k + 1, len(names), name,
@@ -99,7 +98,7 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
     comparisons = {f"{names[0]} vs {other}": report.compare(df, names[0], other, metrics, cfg.resamples)
                    for other in names[1:]}
     verdicts = [report.verdict(n, summary[n], {o: comparisons[f"{names[0]} vs {o}"] for o in names[1:]}
-                               if n == names[0] else {}, refs.anchors, summary.get(RECORDINGS))
+                               if n == names[0] else {}, refs.anchors, summary.get(RECORDINGS_ROW))
                 for n in names]
     result = {"eval_set": eval_set, "items": len(items), "samples": cfg.samples,
               "checkpoints": dict(zip(names, checkpoints)), "codec": cfg.codec, "metrics": metrics,

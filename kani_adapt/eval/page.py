@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from kani_adapt import pages
-from kani_adapt.eval.run import CODEC_CEILING, RECORDING, RECORDINGS
+from kani_adapt.eval.run import CODEC_CEILING, RECORDING_WAVS, RECORDINGS_ROW
 
 INDEX = "index.html"
 SPECTROGRAMS = "spectrograms"
@@ -62,11 +62,11 @@ def _heard(row) -> str:
 
 def utterance_table(folder: Path, df) -> pages.ClipTable:
     # the reference rows (codec ceiling, the recordings' own scores) have their own columns
-    systems = [c for c in dict.fromkeys(df["checkpoint"]) if c not in (CODEC_CEILING, RECORDINGS)]
+    systems = [c for c in dict.fromkeys(df["checkpoint"]) if c not in (CODEC_CEILING, RECORDINGS_ROW)]
     table = pages.ClipTable(["item", "text", "recording", CODEC_CEILING, *systems],
                             filters=["tag", "speaker", "failure"])
     ceiling = {str(r["item"]): r for r in df[df.checkpoint == CODEC_CEILING].to_dict("records")}
-    generated = df[~df.checkpoint.isin([CODEC_CEILING, RECORDINGS])].to_dict("records")
+    generated = df[~df.checkpoint.isin([CODEC_CEILING, RECORDINGS_ROW])].to_dict("records")
     keys = list(dict.fromkeys((str(r["item"]), int(r["sample"])) for r in generated))
     by_key = {(str(r["item"]), int(r["sample"]), r["checkpoint"]): r for r in generated}
     for item, sample in keys:
@@ -78,7 +78,7 @@ def utterance_table(folder: Path, df) -> pages.ClipTable:
         cells = {"item": pages.esc(f"{item} (sample {sample})") + f"<div class='muted'>"
                  f"{pages.esc(first['speaker'])}, {pages.esc(first.get('tag') or 'no tag')}</div>",
                  "text": pages.esc(first["text"]),
-                 "recording": clip_cell(folder, wav_path(folder, RECORDING, ref)) if ref else "",
+                 "recording": clip_cell(folder, wav_path(folder, RECORDING_WAVS, ref)) if ref else "",
                  CODEC_CEILING: clip_cell(folder, wav_path(folder, CODEC_CEILING, ref),
                                           [pages.esc(ceil.get("text")) if ceil else "",
                                            _heard(ceil) if ceil else "", _metrics(ceil) if ceil else ""])

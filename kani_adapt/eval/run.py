@@ -14,8 +14,8 @@ from kani_adapt.eval.scoring import Clip, Scorers
 from kani_adapt.scorers import failures
 
 CODEC_CEILING = "codec_roundtrip"
-RECORDING = "recording"  # wavs/recording/: the reference files, as the listeners hear them
-RECORDINGS = "recordings"  # the eval set's own recordings: the human anchor
+RECORDING_WAVS = "recording"  # wavs/recording/: the reference files, as the listeners hear them
+RECORDINGS_ROW = "recordings"  # the eval set's own recordings: the human anchor
 
 
 @dataclass
@@ -126,7 +126,7 @@ def recordings(items, refs, codec, scorers: Scorers) -> list[dict]:
     """The human anchor: each reference recording itself (read at the codec's rate, then the
     scorers' own 16 kHz preparation, as every generated clip) scored against its transcript.
     A dataset eval set holds its recordings as codes only: then this row is their decoding."""
-    return reference_rows(RECORDINGS, refs.audio, items, refs, codec.sample_rate, scorers)
+    return reference_rows(RECORDINGS_ROW, refs.audio, items, refs, codec.sample_rate, scorers)
 
 
 def reference_rows(name: str, audio: dict, items, refs, rate: int, scorers: Scorers) -> list[dict]:

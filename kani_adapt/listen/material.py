@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kani_adapt.errors import DataError
 from kani_adapt.eval.page import wav_path
-from kani_adapt.eval.run import CODEC_CEILING, RECORDING, RECORDINGS
+from kani_adapt.eval.run import CODEC_CEILING, RECORDING_WAVS, RECORDINGS_ROW
 
 REFERENCE, ANCHOR = "reference", "anchor"  # the hidden reference and the low anchor (MUSHRA)
 
@@ -86,7 +86,7 @@ def load_material(folders: list[Path], sample: int = 0, tags: dict[str, str] | N
         names = {n: _system_name(n, p, folder, mat.checkpoints) for n, p in meta["checkpoints"].items()}
         mat.checkpoints.update({names[n]: p for n, p in meta["checkpoints"].items()})
         generated += [s for s in names.values() if s not in generated]
-        rows = df[~df.checkpoint.isin([CODEC_CEILING, RECORDINGS])  # scored references, no clips
+        rows = df[~df.checkpoint.isin([CODEC_CEILING, RECORDINGS_ROW])  # scored references, no clips
                   & (df["sample"] == sample)].to_dict("records")
         if not rows:
             raise DataError(f"{folder}: no generated clips of sample {sample} (see --sample)")
@@ -96,7 +96,7 @@ def load_material(folders: list[Path], sample: int = 0, tags: dict[str, str] | N
             if wav.is_file():  # a checkpoint evaluated in two folders: the first folder's clip
                 mat.clips.setdefault((names[r["checkpoint"]], item.id), wav)
     mat.tags.update(tags or {})
-    extra = [s for s in (CODEC_CEILING, RECORDING) if any(k[0] == s for k in mat.clips)]
+    extra = [s for s in (CODEC_CEILING, RECORDING_WAVS) if any(k[0] == s for k in mat.clips)]
     mat.systems = generated + extra
     return mat
 
@@ -113,7 +113,7 @@ def _item(mat: Material, row: dict, ceiling: dict | None, folder: Path) -> Item:
     item = mat.items[id_] = Item(id_, str(row["text"]), str(row.get("tag") or ""), str(row["speaker"]))
     ref = str(row.get("reference") or "")
     if ref and ceiling is not None and _same_words(ceiling.get("text", ""), item.text):
-        for system in (RECORDING, CODEC_CEILING):  # the recording wins when there is one
+        for system in (RECORDING_WAVS, CODEC_CEILING):  # the recording wins when there is one
             wav = wav_path(folder, system, ref)
             if wav.is_file():
                 mat.clips[(system, id_)] = wav

@@ -39,7 +39,10 @@ kept = run_stage("ingest", {work!r}, ingest=IngestConfig(sources=[SourceConfig(p
 import dataclasses
 untranscribed = [dataclasses.replace(u, text="") for u in kept]  # as transcribe would see it
 pieces = run_stage("segment", {work!r}, inputs=untranscribed, given={{"vad": energy_vad}})
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM: this image's own peak (ru_maxrss keeps the high-water mark of the forked test
+# process across exec, so it reports the size of pytest, not of this script)
+peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
+            if line.startswith("VmHWM:"))
 print(json.dumps({{"ingested": [u.duration for u in kept], "pieces": [[p.start, p.duration]
                   for p in pieces], "peak": peak}}))
 """

@@ -19,7 +19,7 @@ from tests.learning import world as W
 
 pytestmark = pytest.mark.slow
 
-RECORDINGS = {"anna": ("en-gb-scotland", "see you at the match"),
+RECORDINGS_ROW = {"anna": ("en-gb-scotland", "see you at the match"),
               "ben": ("en-gb-scotland+m4", "the bus leaves at nine")}
 
 
@@ -33,7 +33,7 @@ def record(folder, seed: int, voice: str, text: str) -> None:
 
 
 def test_recordings_to_generated_speech_equal_the_codec_round_trip(tmp_path):
-    for i, (speaker, (voice, text)) in enumerate(RECORDINGS.items()):
+    for i, (speaker, (voice, text)) in enumerate(RECORDINGS_ROW.items()):
         (tmp_path / "recordings" / speaker).mkdir(parents=True)
         record(tmp_path / "recordings" / speaker, i, voice, text)
     tiny_embedder_folder(tmp_path / "embedder")

@@ -54,6 +54,17 @@ def _saved_step(run) -> int:
     return int(torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"])
 
 
+def _stop_at(proc, run, step: int, send) -> str:
+    """Once the run has logged ``step``, ``send()`` a signal; wait for the run to end, return
+    its stderr (the process is killed whatever happens)."""
+    try:
+        _wait_for_step(proc, run, step)
+        send()
+        return proc.communicate(timeout=120)[1]
+    finally:
+        proc.kill()
+
+
 def _stop_line(err: str) -> str:
     lines = [line for line in err.splitlines() if line.startswith("stopped by")]
     assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
@@ -91,12 +102,7 @@ def test_sigterm_saves_the_current_step_and_a_second_run_is_refused(synth_data, 
 def test_ctrl_c_to_the_whole_process_group_stops_at_a_step(synth_data, tmp_path):
     run = tmp_path / "run"
     proc = _start(_long_run(run, synth_data))
-    try:
-        _wait_for_step(proc, run, 2)
-        os.killpg(proc.pid, signal.SIGINT)  # the data-loader worker gets it too
-        out, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    err = _stop_at(proc, run, 2, lambda: os.killpg(proc.pid, signal.SIGINT))  # workers too
     assert proc.returncode == 128 + signal.SIGINT, err[-3000:]
     step = int(_stop_line(err).split("at step ")[1].split(";")[0])
     assert _saved_step(run) == step
@@ -112,12 +118,7 @@ def test_sigusr1_under_slurm_checkpoints_and_requeues_the_job(synth_data, tmp_pa
              "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     run = tmp_path / "run"
     proc = _start(_long_run(run, synth_data), env=slurm)
-    try:
-        _wait_for_step(proc, run, 2)
-        proc.send_signal(signal.SIGUSR1)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    err = _stop_at(proc, run, 2, lambda: proc.send_signal(signal.SIGUSR1))
     assert proc.returncode == 128 + signal.SIGUSR1, err[-3000:]
     line = _stop_line(err)
     assert line.endswith("rerun to resume; SLURM job 4242 requeued"), line
