@@ -50,11 +50,12 @@ def test_prepare_turns_long_recordings_into_a_dataset_in_one_command(tmp_path, m
     config = tmp_path / "data.yaml"
     config.write_text(
         "work: work\ningest:\n  sources:\n    - path: recordings\n      tag: en\n"
-        "segment:\n  max_seconds: 12\n  min_silence_seconds: 0.2\n"
+        "segment:\n  max_seconds: 12\n  min_silence_seconds: 0.2\n  voice_changes: off\n"
         f"transcribe:\n  enabled: on\n  model: {whisper}\n"
         f"embed:\n  model: {tmp_path / 'embedder'}\n"
-        # this test is about transcription and cutting; the voice check has its own tests (the
-        # tiny embedder finds one cut of the long reading far from its speaker's centroid)
+        # this test is about transcription and cutting; the voice checks have their own tests
+        # (the random tiny embedder hears one cut of the long reading far from its speaker's
+        # centroid, and a voice change inside it)
         "outliers:\n  enabled: off\n"
         "tokenize:\n  codec: test-energy\n  batch_seconds: 30\n")
     assert main(["prepare", str(config)]) == 0

@@ -9,9 +9,9 @@ say all of them back. Everything goes through the commands a user runs (train, e
 and, for the memorised base, through the official runtime's own prompt path.
 
 The LoRA step adapts to a new accent tag, as users do: a real base has seen every codec code, so
-the tiny base is pretrained on set B's recordings under the tag they had before (``en_scotland``)
-besides set A, and the LoRA teaches the same recordings under ``en_glasgow``, which the base does
-not say. (A base that never saw a code cannot be taught it by LoRA: continued pretraining pushes
+the tiny base is pretrained on set B's recordings (under ``en_scotland`` and other texts) besides
+set A, and the LoRA teaches the same recordings with their own texts under ``en_glasgow``, which
+the base does not say. (A base that never saw a code cannot be taught it by LoRA: continued pretraining pushes
 the tied embedding rows of unseen codes together, so they cannot be told apart.)
 """
 from __future__ import annotations
@@ -33,7 +33,12 @@ SET_B = [  # taught by LoRA afterwards, with a tag the base never saw
     W.Line("mind the step", "en_glasgow", "en-gb-scotland+m4", "clara"),
     W.Line("a cup of tea", "en_glasgow", "en-gb-scotland", "anna"),
 ]
-BASE_LANGUAGE = [W.Line(line.text, "en_scotland", line.voice, line.speaker) for line in SET_B]
+# The base hears set B's recordings (so it has seen their codes) under other texts: a base that
+# had them under their own texts says them under any tag of the same language, "en_glasgow"
+# included (measured: one row word for word), and the LoRA would have nothing left to teach.
+OTHER_TEXTS = ("the hills are green", "bring an umbrella")
+BASE_LANGUAGE = [W.Line(other, "en_scotland", line.voice, line.speaker, said=line.text)
+                 for other, line in zip(OTHER_TEXTS, SET_B)]
 CPT_STEPS, CPT_LR = 200, 5e-3
 LORA_STEPS, LORA_LR = 150, 5e-3
 LORA = {"lora.targets": "all_linear", "lora.dropout": 0.0}
@@ -113,8 +118,8 @@ def _lora(world, name: str, **extra):
 
 def test_the_base_does_not_say_the_new_tag_rows(world):
     out = world["root"] / "base_on_b"
-    assert all(W.frame_accuracy(W.generate(world["base"], r, out), W.codes_of(r)) < 0.5
-               for r in world["b"])
+    said = [W.frame_accuracy(W.generate(world["base"], r, out), W.codes_of(r)) for r in world["b"]]
+    assert max(said) < 0.5, said
 
 
 def test_lora_teaches_new_rows_and_forgets_old_ones_without_replay(world):

@@ -19,6 +19,11 @@ class Line:
     tag: str
     voice: str  # espeak-ng voice that speaks it
     speaker: str  # whose speaker embedding conditions it
+    said: str = ""  # what the recording says, when it is not `text` (a mislabelled row)
+
+    @property
+    def audio(self) -> np.ndarray:
+        return spoken(self.said or self.text, self.voice)
 
 
 @lru_cache(maxsize=None)
@@ -60,7 +65,7 @@ def voices(lines: list[Line]) -> dict[str, np.ndarray]:
     """Each speaker's embedding: the tiny embedder's mean over that speaker's clips, re-normalised."""
     out = {}
     for speaker in sorted({line.speaker for line in lines}):
-        clips = [spoken(line.text, line.voice) for line in lines if line.speaker == speaker]
+        clips = [line.audio for line in lines if line.speaker == speaker]
         mean = embedder().embed(clips, espeak.SAMPLE_RATE).mean(0)
         out[speaker] = (mean / np.linalg.norm(mean)).astype(np.float32)
     return out
@@ -70,7 +75,7 @@ def rows(lines: list[Line], voice: dict[str, np.ndarray]) -> list[dict]:
     """Dataset rows (the data tools' columns); codes as encoded (no frames dropped)."""
     out = []
     for i, line in enumerate(lines):
-        audio = spoken(line.text, line.voice)
+        audio = line.audio
         out.append(dataset.make_row(line.text, line.tag, encode(audio), line.speaker,
                                     voice[line.speaker], voice[line.speaker],
                                     len(audio) / espeak.SAMPLE_RATE, f"espeak/{line.voice}/{i}"))
