@@ -73,12 +73,64 @@ def codes_to_tokens(codes: np.ndarray) -> list[int]:
     return (codes + offsets[None, :]).reshape(-1).tolist()
 
 
-def prompt_ids(text_ids: Sequence[int], prefill_speech: bool = True) -> list[int]:
-    """Inference prompt: ``SOH + text(BOS..) + EOT EOH`` and, like the official server, ``SOA SOS``."""
-    ids = [START_OF_HUMAN, *with_bos(text_ids), END_OF_TEXT, END_OF_HUMAN]
+def human_turn(text_ids: Sequence[int]) -> list[int]:
+    """``SOH BOS <text> EOT EOH``: the text as the model reads it."""
+    return [START_OF_HUMAN, *with_bos(text_ids), END_OF_TEXT, END_OF_HUMAN]
+
+
+def prompt_ids(text_ids: Sequence[int], prefill_speech: bool = True, repeats: int = 1) -> list[int]:
+    """Inference prompt: ``SOH + text(BOS..) + EOT EOH`` and, like the official server, ``SOA SOS``.
+
+    ``repeats`` R > 1 puts R - 1 copies of the human turn before it (:class:`TextLayout`)."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    ids = human_turn(text_ids) * repeats
     if prefill_speech:
         ids += [START_OF_AI, START_OF_SPEECH]
     return ids
+
+
+def text_tokens(text_ids: Sequence[int]) -> int:
+    """How many text tokens a prompt's text has (its tag included, BOS not)."""
+    return len(with_bos(text_ids)) - 1
+
+
+@dataclass(frozen=True)
+class TextLayout:
+    """Short texts repeated before the one that is spoken (upstream's short-prompt remedy,
+    nineninesix gepard-train MODEL_GUIDE section 5.2):
+
+        (SOH BOS text EOT EOH) x (R-1) | SOH BOS text EOT EOH SOA SOS | audio ...
+
+    A text of fewer than ``below`` text tokens (:func:`text_tokens`) gets R = ceil(``target`` /
+    its tokens) copies in all, at most ``most``; longer texts, and ``below`` 0, get R = 1 (the
+    plain layout, what the official runtime builds). The copies are context only: training
+    masks them from the loss. Training and generation must use the same layout; a run stores it
+    (``text_layout.json``) and every export and ``generate`` use the stored one."""
+
+    below: int = 0  # 0: off
+    target: int = 16
+    most: int = 8
+
+    @property
+    def enabled(self) -> bool:
+        return self.below > 0
+
+    def repeats(self, text_ids: Sequence[int]) -> int:
+        n = text_tokens(text_ids)
+        if not self.enabled or n == 0 or n >= self.below:
+            return 1
+        return max(1, min(self.most, -(-self.target // n)))
+
+    def identity(self) -> dict:
+        return {"below": self.below, "target": self.target, "most": self.most}
+
+    @classmethod
+    def from_identity(cls, data: dict) -> "TextLayout":
+        values = {k: int(data.get(k, getattr(cls, k))) for k in ("below", "target", "most")}
+        if min(values.values()) < 0 or values["most"] < 1 or values["target"] < 1:
+            raise DataError(f"text layout {data}: below >= 0, target >= 1 and most >= 1")
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -96,20 +148,23 @@ def build_example(
     *,
     drop_repeats: bool = True,
     loss_on: str = "all",
+    repeats: int = 1,
 ) -> Example:
     """Build one training example from tokenised text and (frames, 4) codec codes.
 
     ``loss_on="all"`` trains on every token (official); ``"audio"`` masks the prompt so only the
     audio tokens, end of speech and end of AI are learned. ``drop_repeats`` (default, as the
-    released weights were trained) drops a frame equal to the one before it.
+    released weights were trained) drops a frame equal to the one before it. ``repeats`` R > 1
+    puts R - 1 copies of the text before it (:class:`TextLayout`), masked from the loss always.
     """
     if loss_on not in ("all", "audio"):
         raise DataError(f"loss_on must be 'all' or 'audio', got {loss_on!r}")
     codes = drop_repeated_frames(codes) if drop_repeats else _check_codes(codes)
-    prompt = prompt_ids(text_ids, prefill_speech=True)
+    prompt = prompt_ids(text_ids, prefill_speech=True, repeats=repeats)
+    copies = len(human_turn(text_ids)) * (repeats - 1)
     ids = prompt + codes_to_tokens(codes) + [END_OF_SPEECH, END_OF_AI]
     if loss_on == "all":
-        labels = list(ids)
+        labels = [IGNORE_INDEX] * copies + ids[copies:]
     else:
         labels = [IGNORE_INDEX] * len(prompt) + ids[len(prompt):]
     return Example(input_ids=ids, labels=labels, num_frames=len(codes))

@@ -34,19 +34,40 @@ class TrainDataConfig:
     use_speaker_emb: bool = True
     speaker_emb_column: str = dataset.SPEAKER_EMB  # per clip; or the speaker's mean
     tag_column: str = dataset.TAG
-    # Step 0 for LoRA (kani_adapt.fertility): stop when a tag's texts are more than this share
-    # byte-fallback tokens, or cost more than this many times the tokens per word of English/
-    # German with the same tokenizer (the script is not in the vocabulary). 0: no check.
     # Share of training rows (a fixed, seeded choice, so resume stays exact) trained without
     # their text (prompt SOH BOS EOT EOH ...): the unconditional branch that onset-only
     # guidance (sampling.cfg_scale, cfg_frames) subtracts then means something. 0: none.
     text_dropout: float = 0.0
+    # Short texts repeated before the one spoken (kani_adapt.tokens.TextLayout, upstream's
+    # short-prompt remedy): a row of fewer than repeat_below text tokens gets
+    # ceil(repeat_target / its tokens) copies in all (at most repeat_max), the copies masked
+    # from the loss; a seeded share repeat_keep of those rows stays unrepeated, so the model
+    # also speaks without them. The run, every export and `generate` then lay short prompts
+    # out the same way (text_layout.json). Off by default.
+    repeat_short_texts: bool = False
+    repeat_below: int = 13
+    repeat_target: int = 16
+    repeat_max: int = 8
+    repeat_keep: float = 0.25
+    # Step 0 for LoRA (kani_adapt.fertility): stop when a tag's texts are more than this share
+    # byte-fallback tokens, or cost more than this many times the tokens per word of English/
+    # German with the same tokenizer (the script is not in the vocabulary). 0: no check.
     max_byte_fallback: float = fertility.MAX_BYTE_FALLBACK
     max_fertility_ratio: float = fertility.MAX_FERTILITY_RATIO
     RANGES: ClassVar[dict] = {
         "replay_ratio": "[0, 1)", "max_duration": "> 0", "min_duration": ">= 0",
         "val_speakers": ">= 0", "val_max_items": ">= 1", "token_budget": ">= 1",
-        "num_workers": ">= 0", "max_byte_fallback": "[0, 1]", "text_dropout": "[0, 1)", "max_fertility_ratio": ">= 0"}
+        "num_workers": ">= 0", "max_byte_fallback": "[0, 1]", "text_dropout": "[0, 1)",
+        "max_fertility_ratio": ">= 0", "repeat_below": ">= 1", "repeat_target": ">= 1",
+        "repeat_max": ">= 1", "repeat_keep": "[0, 1]"}
+
+    def text_layout(self):
+        """The prompt layout these settings train (kani_adapt.tokens.TextLayout)."""
+        from kani_adapt.tokens import TextLayout
+
+        if not self.repeat_short_texts:
+            return TextLayout()
+        return TextLayout(below=self.repeat_below, target=self.repeat_target, most=self.repeat_max)
 
     def validate(self) -> list[str]:
         problems = [] if self.train.strip() else ["train is empty; give a dataset folder or parquet file"]

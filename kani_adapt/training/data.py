@@ -38,6 +38,7 @@ class TokenizedSet(Dataset):
     cfg: TrainDataConfig
     tags: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    repeats: list[int] = field(default_factory=list)  # text copies per row (empty: 1 each)
 
     def __len__(self):
         return len(self.rows)
@@ -45,7 +46,8 @@ class TokenizedSet(Dataset):
     def __getitem__(self, i: int) -> Item:
         row = self.table[self.rows[i]]
         example = tokens.build_example(self.text_ids[i], dataset.codes(row), loss_on=self.cfg.loss_on,
-                                       drop_repeats=self.cfg.drop_repeated_frames)
+                                       drop_repeats=self.cfg.drop_repeated_frames,
+                                       repeats=self.repeats[i] if self.repeats else 1)
         emb = None
         if self.cfg.use_speaker_emb:
             emb = dataset.speaker_embedding(row, self.cfg.speaker_emb_column)
@@ -121,6 +123,19 @@ def drop_texts(part: TokenizedSet, share: float, seed: int) -> int:
     return count
 
 
+def repeat_texts(part: TokenizedSet, layout: tokens.TextLayout, keep: float, seed: int) -> int:
+    """Lay ``part``'s short rows out with their text copies (``layout``), except a share
+    ``keep`` of them (the same rows every run with this seed). Returns how many rows repeat."""
+    part.repeats = [layout.repeats(ids) for ids in part.text_ids]
+    short = [i for i, r in enumerate(part.repeats) if r > 1]
+    rng = np.random.default_rng(seed + 104729)
+    for i in rng.permutation(short)[:int(round(keep * len(short)))].tolist():
+        part.repeats[i] = 1
+    for i, r in enumerate(part.repeats):
+        part.lengths[i] += (r - 1) * len(tokens.human_turn(part.text_ids[i]))
+    return sum(r > 1 for r in part.repeats)
+
+
 def split_rows(table, cfg: TrainDataConfig, seed: int) -> tuple[list[int], list[int], dict]:
     """Keep rows within the duration range; hold out ``val_speakers`` whole speakers."""
     speakers = dataset.speakers(table)
@@ -158,6 +173,7 @@ class GeneratorData(L.LightningDataModule):
         self.cfg, self.tokenizer = cfg, tokenizer
         self.train_set = self.val_set = self.replay_train = self.replay_val = None
         self.frontend: frontend.Frontend | None = None  # the run's text frontend, after setup
+        self.text_layout = tokens.TextLayout()  # the run's prompt layout, after setup
         self.stats: dict = {}
         # Padded tokens per batch: a number (by default data.token_budget), or for
         # `token_budget: auto` the probe that measures it at fit start and answers when called
@@ -185,6 +201,10 @@ class GeneratorData(L.LightningDataModule):
         self.frontend = run_frontend(main, self.train_set.tags + self.val_set.tags)
         self.stats["fertility"] = check_fertility(self.train_set, self.tokenizer, self.cfg)
         self.stats["text_dropout_rows"] = drop_texts(self.train_set, d.text_dropout, seed)
+        # validation is laid out as generation lays prompts out: every short text repeated
+        self.text_layout = layout = d.text_layout()
+        self.stats["repeated_rows"] = repeat_texts(self.train_set, layout, d.repeat_keep, seed)
+        repeat_texts(self.val_set, layout, 0.0, seed)
         if d.replay:
             replay = dataset.read(d.replay)
             order = np.random.default_rng(seed).permutation(len(replay)).tolist()
@@ -193,6 +213,8 @@ class GeneratorData(L.LightningDataModule):
             self.replay_val = tokenize_table(replay, order[:n_val], self.tokenizer, d, d.replay, other)
             self.replay_train = tokenize_table(replay, order[n_val:], self.tokenizer, d, d.replay,
                                                other)
+            repeat_texts(self.replay_train, layout, d.repeat_keep, seed + 1)
+            repeat_texts(self.replay_val, layout, 0.0, seed)
             self.frontend = run_frontend(main, self.train_set.tags + self.val_set.tags, other,
                                          self.replay_train.tags + self.replay_val.tags)
 

@@ -8,7 +8,8 @@ from kani_adapt import config as config_io, frontend
 from kani_adapt.atomic import write_folder
 from kani_adapt.errors import CheckpointError, DataError
 from kani_adapt.locks import hold_output
-from kani_adapt.models.generator.checkpoint import read_sampling, save_checkpoint
+from kani_adapt.models.generator.checkpoint import (read_layout, read_sampling, save_checkpoint,
+                                                 write_layout)
 from kani_adapt.resume import pick_checkpoint
 from kani_adapt.training import lora
 from kani_adapt.training import run as runs
@@ -50,7 +51,8 @@ def _export_run(run_dir: Path, out: Path, merge: bool, dtype: str, listening: Pa
     final = lora.merge(net) if cfg.mode == "lora" else net
     # the sampling values of the checkpoint training started from (run_dir/base keeps them)
     save_checkpoint(final, tokenizer, out, dtype=dtype, language_tags=stats.get("tags", []),
-                    sampling=read_sampling(run_dir / "base"), text_frontend=frontend.read(run_dir))
+                    sampling=read_sampling(run_dir / "base"), text_frontend=frontend.read(run_dir),
+                    text_layout=read_layout(run_dir))
     return out, "full checkpoint in the official layout"
 
 
@@ -91,6 +93,7 @@ def _write_adapter(net, cfg: TrainConfig, stats: dict, run_dir: Path, tmp: Path,
     front = frontend.read(run_dir)
     if front is not None:
         frontend.write(tmp, front, stats.get("tags", []))
+    write_layout(tmp, read_layout(run_dir))
     (tmp / "README.md").write_text(adapter_card(cfg, stats, metrics, where, serving(net, cfg),
                                                 card_section(listening) if listening else "", front))
 
@@ -109,6 +112,16 @@ NO_LISTENING = """## Listening test
 None yet: serve the eval to listeners with `kani-adapt listen EVAL_DIR`, then
 `kani-adapt listen EVAL_DIR --results`, and export again with `--listening EVAL_DIR/listening.json`.
 """
+
+
+def _layout_line(cfg: TrainConfig) -> str:
+    layout = cfg.data.text_layout()
+    if not layout.enabled:
+        return "as written (no copies)"
+    return (f"repeated: a text of fewer than {layout.below} text tokens is preceded by copies of "
+            f"its human turn up to about {layout.target} tokens (at most {layout.most} in all; "
+            "`text_layout.json`). `kani-adapt generate` does it itself; the official runtime "
+            "does not (its prompts are plain)")
 
 
 def adapter_card(cfg: TrainConfig, stats: dict, metrics: dict, base: str | None = None,
@@ -146,6 +159,7 @@ codec `{codec}`{' (fine-tuned with this run: use it, not the released codec)' if
 | steps | {metrics.get('steps', '?')} |
 | repeated frames | {_repeats(cfg)} |
 | text frontend | {frontend.describe(text_front) if text_front else 'not recorded (texts used as stored)'} |
+| short texts | {_layout_line(cfg)} |
 | LoRA | r={cfg.lora.r}, alpha={cfg.lora.alpha}, targets={cfg.lora.targets}, rsLoRA={cfg.lora.rslora} |
 | licence | {cfg.licence} |
 

@@ -9,6 +9,7 @@ import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from kani_adapt import atomic, frontend, locks, resume, trainer as trainers
+from kani_adapt.models.generator.checkpoint import write_layout
 from kani_adapt.training import run as runs
 from kani_adapt.training.budget import TokenBudgetProbe, budget_for
 from kani_adapt.training.config import TrainConfig
@@ -60,6 +61,8 @@ def _train(cfg: TrainConfig, callbacks: tuple) -> dict:
         runs.save_base(model, tokenizer, run_dir)
         atomic.write_text(run_dir / "data_stats.json", json.dumps(data.stats, indent=2) + "\n")
         frontend.write(run_dir, data.frontend)
+        write_layout(run_dir, data.text_layout)
+    model.text_layout = data.text_layout  # validation samples and scored speech lay prompts out so
     trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
     trainer.save_checkpoint(run_dir / "checkpoints" / runs.LAST)
     # a stop signal ends the fit at a step boundary: the checkpoint above is that step

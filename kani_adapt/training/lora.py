@@ -95,6 +95,10 @@ def load_adapter(base_model, adapter_dir: str | Path):
     front = frontend.read(adapter_dir)
     if front is not None:  # the adapter's texts were read this way: generation does the same
         base_model.text_frontend = front
+    from kani_adapt.models.generator.checkpoint import TEXT_LAYOUT, read_layout
+
+    if (adapter_dir / TEXT_LAYOUT).is_file():  # and its prompts laid out this way
+        base_model.text_layout = read_layout(adapter_dir)
     return PeftModel.from_pretrained(base_model, str(adapter_dir))
 
 

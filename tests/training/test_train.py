@@ -14,7 +14,7 @@ from kani_adapt import tokens
 from kani_adapt.cli.main import main
 from kani_adapt.errors import ConfigError
 from kani_adapt.models.generator.batch import collate
-from kani_adapt.models.generator.checkpoint import load_checkpoint, read_sampling
+from kani_adapt.models.generator.checkpoint import load_checkpoint, read_layout, read_sampling
 from kani_adapt.models.generator.generate import generate
 from kani_adapt.sampling import SamplingConfig
 from kani_adapt.models.generator.tokenizer import encode_text
@@ -48,7 +48,10 @@ def logits_of(model, tok):
 def test_lora_run_exports_merged_and_unmerged_that_agree(tmp_path, synth_data, base_ckpt):
     run_dir = tmp_path / "run"
     args = cpu_overrides(run_dir, synth_data, **{"model.init": base_ckpt, "mode": "lora",
-                                                 "lora.train_rope_scales": "true"})
+                                                 "lora.train_rope_scales": "true",
+                                                 "data.repeat_short_texts": "true",
+                                                 "data.repeat_below": 200,
+                                                 "data.repeat_target": 200})
     assert main(["train", *args]) == 0
     assert (run_dir / "tb").is_dir() and any((run_dir / "tb").iterdir())
     assert json.loads((run_dir / "metrics.json").read_text())["steps"] == 4
@@ -56,6 +59,12 @@ def test_lora_run_exports_merged_and_unmerged_that_agree(tmp_path, synth_data, b
     assert main(["export", str(run_dir), "--out", str(tmp_path / "merged"), "--merge",
                  "--dtype", "fp32"]) == 0
     card = (tmp_path / "adapter" / "README.md").read_text()
+    # the prompt layout training used goes with the run and both exports, and the card says it
+    layouts = [read_layout(folder) for folder in (run_dir, tmp_path / "adapter", tmp_path / "merged")]
+    assert layouts == [tokens.TextLayout(below=200, target=200, most=8)] * 3
+    assert json.loads((run_dir / "data_stats.json").read_text())["repeated_rows"] > 0
+    assert "| short texts | repeated: a text of fewer than 200 text tokens" in card
+    assert load_adapter(load_checkpoint(str(base_ckpt))[0], tmp_path / "adapter").text_layout == layouts[0]
     assert "license: unspecified" in card and "de, en_glasgow" in card
     # the listening results of an eval reach the card at export
     assert main(["export", str(run_dir), "--out", str(tmp_path / "carded"), "--listening",
@@ -85,7 +94,10 @@ def test_lora_run_exports_merged_and_unmerged_that_agree(tmp_path, synth_data, b
 @pytest.mark.slow
 def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, synth_data, base_ckpt):
     common = {"model.init": base_ckpt, "trainer.max_steps": 8, "trainer.ckpt_every": 2,
-              "trainer.val_every": 4, "lora.dropout": 0.3}  # dropout: the RNG must be restored
+              "trainer.val_every": 4, "lora.dropout": 0.3,  # dropout: the RNG must be restored
+              # a seeded choice of rows repeated and of rows left bare: the same after resuming
+              "data.repeat_short_texts": "true", "data.repeat_below": 45, "data.repeat_target": 90,
+              "data.text_dropout": 0.2}  # (the tiny tokenizer gives 32-47 tokens per text)
     straight = tmp_path / "straight"
     assert main(["train", *cpu_overrides(straight, synth_data, **common)]) == 0
 

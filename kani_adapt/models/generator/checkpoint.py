@@ -30,6 +30,7 @@ WEIGHTS = "model.safetensors"
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
 TIED_KEYS = {"lm_head.weight"}
 GENERATION_CONFIG = "generation_config.json"
+TEXT_LAYOUT = "text_layout.json"  # short texts repeated (kani_adapt.tokens.TextLayout); absent: plain
 # A second copy of the 16138 added tokens (tokenizer.json has them); not in the official layout.
 DROPPED_TOKENIZER_FILES = {"added_tokens.json"}
 
@@ -184,13 +185,15 @@ def save_checkpoint(
     language_tags: list[str] | None = None,
     sampling: dict | None = None,
     text_frontend=None,
+    text_layout: tokens.TextLayout | None = None,
 ) -> Path:
     """Write the official layout: config.json, one model.safetensors, tokenizer files,
     generation_config.json. Written to a temporary folder first and then moved into place.
 
     generation_config.json carries the sampling values: ``sampling``, else those the model was
     loaded with (``load_checkpoint``), else the built-in fallbacks. text_frontend.json (when
-    known: ``text_frontend``, else the loaded model's) says how texts are read."""
+    known: ``text_frontend``, else the loaded model's) says how texts are read; text_layout.json
+    (``text_layout``, else the loaded model's, when it repeats short texts) how prompts are laid out."""
     if dtype not in DTYPES:
         raise CheckpointError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     check_kani_tokenizer(tokenizer)
@@ -210,6 +213,7 @@ def save_checkpoint(
         front = text_frontend if text_frontend is not None else getattr(model, "text_frontend", None)
         if front is not None:
             frontend.write(tmp, front, language_tags or ())
+        write_layout(tmp, text_layout if text_layout is not None else model_layout(model))
 
     return write_folder(out_dir, write)
 
@@ -247,9 +251,33 @@ def load_checkpoint(
     model.to(dtype)
     model.sampling_defaults = read_sampling(path)  # kept when the model is saved again
     model.text_frontend = frontend.read(path)  # the texts it was trained on; kept likewise
+    model.text_layout = read_layout(path)  # how its prompts were laid out; kept likewise
     tokenizer = load_tokenizer(path)
     check_kani_tokenizer(tokenizer)
     return model.eval(), tokenizer
+
+
+def model_layout(model) -> tokens.TextLayout:
+    """The prompt layout a model was trained with (``text_layout.json``), else the plain one."""
+    return getattr(model, "text_layout", None) or tokens.TextLayout()
+
+
+def write_layout(folder: Path, layout: tokens.TextLayout) -> None:
+    """``text_layout.json`` in ``folder`` when ``layout`` repeats short texts (none: plain)."""
+    if layout.enabled:
+        from kani_adapt import atomic
+
+        atomic.write_text(Path(folder) / TEXT_LAYOUT, json.dumps(layout.identity(), indent=1))
+
+
+def read_layout(folder: Path) -> tokens.TextLayout:
+    path = Path(folder) / TEXT_LAYOUT
+    if not path.is_file():
+        return tokens.TextLayout()
+    try:
+        return tokens.TextLayout.from_identity(read_json_object(path))
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{path}: unreadable text layout ({err}); fix or delete it") from None
 
 
 def read_sampling(folder: Path) -> dict:

@@ -58,8 +58,10 @@ def text_prompts(model, tokenizer, texts: Sequence[str], tags: Sequence[str | No
 def synthesize_ids(model, codec, text_ids: Sequence[list[int]], speaker=None,
                    sampling: SamplingConfig = SamplingConfig(),
                    batch_size: int | None = None) -> list[Synthesized]:
-    """:func:`synthesize` for texts already turned into token ids."""
-    prompts = [tokens.prompt_ids(ids) for ids in text_ids]
+    """:func:`synthesize` for texts already turned into token ids, laid out as the model was
+    trained (short texts repeated where its ``text_layout`` says so)."""
+    layout = getattr(model, "text_layout", None) or tokens.TextLayout()
+    prompts = [tokens.prompt_ids(ids, repeats=layout.repeats(ids)) for ids in text_ids]
     speakers = _per_text(speaker, len(prompts))
     out: list[Synthesized | None] = [None] * len(prompts)
     size = batch_size or max(len(prompts), 1)
