@@ -57,6 +57,9 @@ class EvalConfig:
     dtype: Literal["fp32", "bf16"] = "fp32"  # generator compute dtype
     resamples: int = 2000  # bootstrap resamples for the intervals
     write_wavs: bool = True
+    # the built-in 1-3 word prompts of each tag's language (kani_adapt.eval.probes), generated
+    # beside the eval set and reported apart: where codec-token TTS derails most
+    short_probes: bool = True
     scorers: ScorerConfig = field(default_factory=ScorerConfig)
     dataset: DatasetSetConfig = field(default_factory=DatasetSetConfig)
     RANGES: ClassVar[dict] = {"samples": ">= 1", "batch_size": ">= 1", "resamples": ">= 1"}

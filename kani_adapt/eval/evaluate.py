@@ -16,6 +16,7 @@ import numpy as np
 from kani_adapt.eval import page, report
 from kani_adapt.eval.config import EvalConfig
 from kani_adapt.eval.evalset import EvalItem
+from kani_adapt.eval.probes import is_probe, probe_items, summary as probe_summary
 from kani_adapt.eval import protocol
 from kani_adapt.eval.run import (CODEC_CEILING, RECORDING_WAVS, RECORDINGS_ROW, codec_ceiling,
                                  evaluate_checkpoint, first_by_reference, load_references,
@@ -83,14 +84,17 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
         if item.reference is not None and cfg.write_wavs:  # a dataset's recording is its codes
             write_audio(out / "wavs" / RECORDING_WAVS / f"{row['item']}.wav",
                         np.clip(refs.audio[key], -1, 1), codec.sample_rate)
+    probes, unprobed = probe_items(items, refs.embedding) if cfg.short_probes else ([], [])
     say, begun = logging.getLogger("kani_adapt.progress").info, time.time()
     for k, (name, ckpt) in enumerate(zip(names, checkpoints)):
-        say("eval: checkpoint %d/%d (%s): %d items x %d samples", k + 1, len(names), name,
-            len(items), cfg.samples)
-        rows += evaluate_checkpoint(name, ckpt, items, refs, codec, scorers, cfg, device, keep)
+        say("eval: checkpoint %d/%d (%s): %d items + %d short probes x %d samples", k + 1,
+            len(names), name, len(items), len(probes), cfg.samples)
+        rows += evaluate_checkpoint(name, ckpt, items + probes, refs, codec, scorers, cfg, device,
+                                    keep)
         left = (time.time() - begun) / (k + 1) * (len(names) - k - 1)
         say("eval: checkpoint %d/%d (%s) done; ETA %.0f s", k + 1, len(names), name, left)
-    df = protocol.add_derived(pd.DataFrame(rows), refs.anchors)
+    every = protocol.add_derived(pd.DataFrame(rows), refs.anchors)
+    df = every[~every["item"].astype(str).map(is_probe)]  # the probes are reported apart
     metrics = [m for m in [*scorers.names(), *protocol.DERIVED] if m in df]
     summary = report.summarise(df, metrics, cfg.resamples)
     for name, rates in protocol.corpus_rates(df, cfg.resamples).items():
@@ -103,10 +107,11 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
     result = {"eval_set": eval_set, "items": len(items), "samples": cfg.samples,
               "checkpoints": dict(zip(names, checkpoints)), "codec": cfg.codec, "metrics": metrics,
               "anchors": refs.anchors, "summary": summary, "comparisons": comparisons,
-              "prompt_length": protocol.by_prompt_length(df),
+              "prompt_length": protocol.by_prompt_length(every),
+              "short_probes": {"by_checkpoint": probe_summary(every), "without": unprobed},
               "verdicts": verdicts, "tag_descriptions": dict(tag_descriptions or {}),
               "coverage": report.coverage(items, known_tags)}
-    write_file(out / "utterances.parquet", lambda tmp: df.to_parquet(tmp, index=False))
+    write_file(out / "utterances.parquet", lambda tmp: every.to_parquet(tmp, index=False))
     report.write_json(out / "eval.json", result)
     report.write_markdown(out / "eval.md", result)
     page.write_index(out)

@@ -175,6 +175,19 @@ def write_markdown(path: Path, result: dict) -> None:
                     lines.append(f"| {name} | {tag or '-'} | {bucket} | {v['n']} | "
                                  f"{v.get('failure', float('nan')):.2f} | {cer} |")
         lines.append("")
+    probes = result.get("short_probes") or {}
+    if probes.get("by_checkpoint") or probes.get("without"):
+        lines += ["## Short probes (1-3 words, built in; apart from the figures above)", "",
+                  "| checkpoint | tag | n | failure | cer | onset entropy |", "|---|---|---|---|---|---|"]
+        for name, tags in probes.get("by_checkpoint", {}).items():
+            for tag, v in tags.items():
+                num = lambda m, d: "n/a" if v.get(m) is None or math.isnan(v[m]) else f"{v[m]:.{d}f}"  # noqa: E731
+                lines.append(f"| {name} | {tag or '-'} | {v['n']} | {num('failure', 2)} | "
+                             f"{num('cer', 3)} | {num('onset_entropy', 2)} |")
+        if probes.get("without"):
+            lines.append(f"\nNo probes for tag(s) {', '.join(t or '-' for t in probes['without'])}: "
+                         "no probe prompts for their language, or no voice to speak them in.")
+        lines.append("")
     lines += ["## Verdict", ""] + [f"- {v}" for v in result["verdicts"]] + [""]
     atomic.write_text(path, "\n".join(lines))
 

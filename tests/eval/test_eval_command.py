@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from kani_adapt.cli.main import main
+from kani_adapt.eval.probes import PROBES
 from tests.scorers.speech import speak
 
 SENTENCES = ["the bus leaves at nine", "it is a lovely day", "we are going to the shops"]
@@ -52,7 +53,13 @@ def test_eval_compares_two_checkpoints_and_writes_every_output(models, tiny_whis
     verdicts = [line for line in printed.splitlines() if line.startswith(("adapted:", "base:"))]
     assert len(verdicts) == 2 and "vs base" in verdicts[0]
 
-    df = pd.read_parquet(out / "utterances.parquet")
+    every = pd.read_parquet(out / "utterances.parquet")
+    # the built-in short probes of the set's language, in the first speaker's voice, kept apart
+    probes = every[every["item"].str.startswith("probe/")]
+    df = every.drop(probes.index)
+    assert sorted(probes[probes.checkpoint == "adapted"].text) == sorted(PROBES["en"])
+    assert set(probes.checkpoint) == {"adapted", "base"} and set(probes.speaker) == {"anna"}
+    assert probes["failure"].notna().all() and probes["cer"].notna().all()
     assert set(df.checkpoint) == {"adapted", "base", "codec_roundtrip", "recordings"}
     assert len(df[df.checkpoint == "adapted"]) == 3 and len(df[df.checkpoint == "codec_roundtrip"]) == 3  # distinct references
     # the human anchor: the recordings themselves, scored against their own transcripts
@@ -70,6 +77,11 @@ def test_eval_compares_two_checkpoints_and_writes_every_output(models, tiny_whis
     assert (gen.duration_s <= 6 * 1764 / 22050 + 1e-6).all()
 
     result = json.loads((out / "eval.json").read_text())
+    short = result["short_probes"]["by_checkpoint"]
+    assert short["adapted"]["en"]["n"] == len(PROBES["en"]) and not result["short_probes"]["without"]
+    assert short["adapted"]["en"]["failure"] == pytest.approx(
+        probes[probes.checkpoint == "adapted"]["failure"].mean())
+    assert sum(v["n"] for v in result["prompt_length"]["adapted"]["en"].values()) == 3 + len(PROBES["en"])
     assert set(result["anchors"]["similarity"]) == {"ceiling", "floor"}
     comp = result["comparisons"]["adapted vs base"]
     assert "dnsmos_p808" in comp["all"] and "cer" in comp["forgetting"]
@@ -84,15 +96,16 @@ def test_eval_compares_two_checkpoints_and_writes_every_output(models, tiny_whis
     assert "recordings" in result["summary"] and "catastrophic" in result["summary"]["adapted"]
     md = (out / "eval.md").read_text()
     print(md)
-    assert "## Verdict" in md and "forgetting" in md
-    assert len(list((out / "wavs" / "adapted").glob("*.wav"))) == 3
+    assert "## Verdict" in md and "forgetting" in md and "## Short probes" in md
+    assert len(list((out / "wavs" / "adapted").rglob("*.wav"))) == 3 + len(PROBES["en"])
     assert list((out / "wavs" / "codec_roundtrip").glob("*.wav"))
     # the reference files as listeners hear them, every row naming its reference, and the page
     assert sorted(p.stem for p in (out / "wavs" / "recording").glob("*.wav")) == ["anna0", "anna1", "ben0"]
     assert set(df[df.checkpoint == "adapted"].reference) == {"anna0", "anna1", "ben0"}
     page = (out / "index.html").read_text()
     sources = re.findall(r'<audio controls preload="metadata" src="([^"]+)"', page)
-    assert len(sources) == 3 * 4 and all((out / s).is_file() for s in sources)
+    # each item: adapted, base, its recording, its round trip; each probe: adapted, base
+    assert len(sources) == 3 * 4 + 2 * len(PROBES["en"]) and all((out / s).is_file() for s in sources)
     assert "## Verdict" not in page and "<h2>Verdict</h2>" in page  # eval.md rendered on top
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
 
@@ -130,7 +143,10 @@ def test_eval_on_dataset_held_out_speakers_and_replay_marks_base_items(models, t
                  "dataset.per_speaker=2", f"dataset.replay={replay}", "dataset.replay_speakers=1",
                  "dataset.replay_per_speaker=2", "--set", str(data), "--out", str(out)]) == 0
     df = pd.read_parquet(out / "utterances.parquet")
-    gen = df[df.checkpoint == "adapted"]
+    probe = df["item"].str.startswith("probe/")
+    gen = df[(df.checkpoint == "adapted") & ~probe]
+    # probes for the tag of the eval set's own rows (not for the replayed base rows)
+    assert len(df[probe]) == 6 and not df[probe].base.any() and df[probe].conditioned.all()
     assert len(gen) == 4 and set(gen[~gen.base].speaker) == set(held) and gen.base.sum() == 2
     assert gen.conditioned.all()  # dataset speaker embeddings condition the voice
     assert len(df[df.checkpoint == "codec_roundtrip"]) == 4  # the recordings, decoded
