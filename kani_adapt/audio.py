@@ -223,3 +223,51 @@ def to_rate(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 def all_to_rate(audios: Sequence[np.ndarray], rate: int, target: int) -> list[np.ndarray]:
     return [to_rate(a, rate, target) for a in audios]
+
+
+TARGET_LUFS = -26.0  # leaves headroom: few clips need their gain capped to avoid clipping
+PEAK = 0.98
+MIN_LOUDNESS_SECONDS = 0.4  # one BS.1770 gating block; shorter clips are measured tiled
+
+
+def loudness(audio: np.ndarray, rate: int) -> float:
+    """Integrated loudness in LUFS; -inf for silence."""
+    import pyloudnorm
+
+    audio = np.asarray(audio, dtype=np.float64)
+    if not audio.size or not np.any(audio):
+        return float("-inf")
+    need = int(np.ceil(MIN_LOUDNESS_SECONDS * rate)) + 1
+    if audio.size < need:
+        audio = np.tile(audio, int(np.ceil(need / audio.size)))
+    return float(pyloudnorm.Meter(rate).integrated_loudness(audio))
+
+
+def matched(audio: np.ndarray, rate: int, target: float = TARGET_LUFS) -> np.ndarray:
+    """``audio`` at ``target`` LUFS, its gain lowered where the peak would pass ``PEAK``."""
+    level = loudness(audio, rate)
+    if not np.isfinite(level):
+        return np.asarray(audio, dtype=np.float32)
+    gain = 10 ** ((target - level) / 20)
+    peak = float(np.abs(audio).max()) * gain
+    if peak > PEAK:
+        gain *= PEAK / peak
+    return (np.asarray(audio, dtype=np.float64) * gain).astype(np.float32)
+
+
+def trim_silence(audio: np.ndarray, rate: int, below_peak_db: float = 40.0,
+                 pad_seconds: float = 0.1) -> np.ndarray:
+    """``audio`` without its leading and trailing silence: 20 ms windows more than
+    ``below_peak_db`` under the loudest one, keeping ``pad_seconds`` either side. Silence
+    throughout comes back unchanged."""
+    audio = np.asarray(audio, dtype=np.float32)
+    hop = max(1, int(0.02 * rate))
+    n = len(audio) // hop
+    if n == 0:
+        return audio
+    rms = np.sqrt((audio[: n * hop].astype(np.float64).reshape(n, hop) ** 2).mean(1))
+    if not rms.max() > 0:
+        return audio
+    loud = np.flatnonzero(rms >= rms.max() * 10 ** (-below_peak_db / 20))
+    pad = int(pad_seconds * rate)
+    return audio[max(0, loud[0] * hop - pad): min(len(audio), (loud[-1] + 1) * hop + pad)]

@@ -46,3 +46,19 @@ def test_resampling_the_same_rate_is_a_float32_copy():
     samples = np.ones(4, dtype=np.float64)
     out = audio.resample(samples, 100, 100)
     assert out.dtype == np.float32 and out is not samples
+
+
+def test_trim_silence_keeps_the_speech_and_a_pad_and_matched_sets_the_loudness():
+    from kani_adapt.audio import loudness, matched, trim_silence
+
+    rate = 16000
+    t = np.arange(rate) / rate
+    tone = (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    quiet = np.full(rate // 2, 1e-4, dtype=np.float32)  # room noise, 66 dB under the tone
+    padded = np.concatenate([quiet, tone, quiet, quiet])
+    cut = trim_silence(padded, rate, pad_seconds=0.1)
+    assert abs(len(cut) - (rate + 2 * 0.1 * rate)) <= 2 * 0.02 * rate  # the tone and its pads
+    assert np.allclose(cut[int(0.1 * rate) + 400:int(0.1 * rate) + 800], tone[400:800], atol=0.05)
+    assert len(trim_silence(np.zeros(rate, np.float32), rate)) == rate  # silence: unchanged
+    assert abs(loudness(matched(tone, rate, -30.0), rate) - -30.0) < 0.1
+    assert abs(loudness(matched(tone * 0.01, rate, -30.0), rate) - -30.0) < 0.1

@@ -42,9 +42,21 @@ def first_by_reference(items: list[EvalItem]) -> dict[str, EvalItem]:
     return out
 
 
+def prepared(audio: np.ndarray, rate: int) -> np.ndarray:
+    """A reference recording as eval uses it: brought to one loudness and stripped of its
+    leading and trailing silence (a file's level and pauses are the microphone's, not the
+    speech's; the segment stage trims training clips alike). Everything scored against the
+    recordings (the anchor row, the codec round trip, voice similarity and its anchors,
+    speaking rates) then hears the speech alone. Generated clips are not trimmed: their
+    silence is a failure the scorers count."""
+    from kani_adapt.audio import matched, trim_silence
+
+    return trim_silence(matched(audio, rate), rate)
+
+
 def load_references(items: list[EvalItem], codec, scorers: Scorers) -> References:
-    """Reference audio (files, or dataset codes decoded), its codec round trip, speaking rates,
-    embeddings and similarity anchors."""
+    """Reference audio (files, levelled and trimmed by :func:`prepared`, or dataset codes
+    decoded), its codec round trip, speaking rates, embeddings and similarity anchors."""
     from kani_adapt.eval.generation import decode, encode
     from kani_adapt.scorers.similarity import anchors
 
@@ -52,7 +64,7 @@ def load_references(items: list[EvalItem], codec, scorers: Scorers) -> Reference
     firsts = first_by_reference(items)
     files = [k for k, i in firsts.items() if i.reference is not None]
     coded = [k for k, i in firsts.items() if i.reference is None]
-    refs = References({k: read_audio(firsts[k].reference, rate) for k in files}, {})
+    refs = References({k: prepared(read_audio(firsts[k].reference, rate), rate) for k in files}, {})
     refs.audio.update(zip(coded, decode(codec, [firsts[k].codes for k in coded])))
     # A dataset recording exists only as codes: decoding them is already the codec round trip.
     refs.roundtrip = dict(zip(files, decode(codec, encode(codec, [refs.audio[k] for k in files]))))
@@ -123,9 +135,10 @@ def codec_ceiling(items, refs, codec, scorers: Scorers) -> list[dict]:
 
 
 def recordings(items, refs, codec, scorers: Scorers) -> list[dict]:
-    """The human anchor: each reference recording itself (read at the codec's rate, then the
-    scorers' own 16 kHz preparation, as every generated clip) scored against its transcript.
-    A dataset eval set holds its recordings as codes only: then this row is their decoding."""
+    """The human anchor: each reference recording itself (read at the codec's rate, levelled
+    and trimmed as ``load_references`` prepares it, then the scorers' own 16 kHz preparation,
+    as every generated clip) scored against its transcript. A dataset eval set holds its
+    recordings as codes only: then this row is their decoding."""
     return reference_rows(RECORDINGS_ROW, refs.audio, items, refs, codec.sample_rate, scorers)
 
 

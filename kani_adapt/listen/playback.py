@@ -10,38 +10,11 @@ from collections import OrderedDict
 
 import numpy as np
 
+from kani_adapt.audio import TARGET_LUFS, loudness, matched  # noqa: F401 (playback's level)
 from kani_adapt.listen.material import ANCHOR, REFERENCE, Material
 
-TARGET_LUFS = -26.0  # leaves headroom: few clips need their gain capped to avoid clipping
-PEAK = 0.98
 ANCHOR_HZ = 3500.0
-MIN_SECONDS = 0.4  # one BS.1770 gating block; shorter clips are measured tiled
 CACHED = 512  # stimuli kept in memory (the most recently served)
-
-
-def loudness(audio: np.ndarray, rate: int) -> float:
-    """Integrated loudness in LUFS; -inf for silence."""
-    import pyloudnorm
-
-    audio = np.asarray(audio, dtype=np.float64)
-    if not audio.size or not np.any(audio):
-        return float("-inf")
-    need = int(np.ceil(MIN_SECONDS * rate)) + 1
-    if audio.size < need:
-        audio = np.tile(audio, int(np.ceil(need / audio.size)))
-    return float(pyloudnorm.Meter(rate).integrated_loudness(audio))
-
-
-def matched(audio: np.ndarray, rate: int, target: float = TARGET_LUFS) -> np.ndarray:
-    """``audio`` at ``target`` LUFS, its gain lowered where the peak would pass ``PEAK``."""
-    level = loudness(audio, rate)
-    if not np.isfinite(level):
-        return np.asarray(audio, dtype=np.float32)
-    gain = 10 ** ((target - level) / 20)
-    peak = float(np.abs(audio).max()) * gain
-    if peak > PEAK:
-        gain *= PEAK / peak
-    return (np.asarray(audio, dtype=np.float64) * gain).astype(np.float32)
 
 
 def low_anchor(audio: np.ndarray, rate: int, cutoff: float = ANCHOR_HZ) -> np.ndarray:

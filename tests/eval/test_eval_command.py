@@ -42,7 +42,13 @@ def _eval_set(folder: Path) -> Path:
 def test_eval_compares_two_checkpoints_and_writes_every_output(models, tiny_whisper, tmp_path, capsys):
     import pandas as pd
 
+    import numpy as np
+    import soundfile as sf
+
     eval_set = _eval_set(tmp_path)
+    speech, rate = sf.read(tmp_path / "anna0.wav", dtype="float32")  # a recording with long
+    silence = np.zeros(rate, np.float32)  # pauses either side, and quieter: the anchor row
+    sf.write(tmp_path / "anna0.wav", np.concatenate([silence, 0.3 * speech, silence]), rate)
     out = tmp_path / "out"
     code = main(["eval", str(models / "adapted"), "codec=tiny", "sampling.max_frames=6", "batch_size=2", "resamples=200",
                  "device=cpu", f"scorers.speaker_embedder={models / 'embedder'}",
@@ -65,6 +71,8 @@ def test_eval_compares_two_checkpoints_and_writes_every_output(models, tiny_whis
     # the human anchor: the recordings themselves, scored against their own transcripts
     rec = df[df.checkpoint == "recordings"].sort_values("item")
     assert len(rec) == 3 and rec["cer"].notna().all() and rec["similarity"].notna().all()
+    # scores the speech, trimmed of the recording's pauses (the file is 2 s longer)
+    assert float(rec.set_index("item").loc["anna0", "duration_s"]) < len(speech) / rate + 0.5
     assert not (rec["duration_s"].to_numpy() == df[df.checkpoint == "codec_roundtrip"]
                 .sort_values("item")["duration_s"].to_numpy()).all() or \
         not (rec["dnsmos_p808"].to_numpy() == df[df.checkpoint == "codec_roundtrip"]
