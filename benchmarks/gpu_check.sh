@@ -104,6 +104,7 @@ if [ "$dry" = 1 ]; then
   step codec_step 240 "$py" $b/codec_step.py --size tiny --batch-size 1 --seconds 0.5 \
     --discriminators mrd
   step data_engines 240 "$py" $b/data_engines.py --clips 3 --cpus 1 --workers 1
+  step short_prompts 240 "$py" $b/short_prompts.py --steps 2 --seeds 1 --texts 2
 else
   step gpu_tests 120 "$py" -m pytest -q -m gpu -p no:cacheprovider tests
   step generator_throughput 60 "$py" $b/generator_throughput.py --size 350m --steps 20 --utterances 200
@@ -118,6 +119,7 @@ else
   # CPU, not GPU: the card's host is the one many-core machine at hand, where Ray's scaling
   # with workers shows (last, so it is what a short budget drops)
   step data_engines 90 "$py" $b/data_engines.py --clips 64 --cpus 12 --workers 1 4 12
+  step short_prompts 120 "$py" $b/short_prompts.py --steps 300 --seeds 8  # the tiny world, CPU
   if [ "$gpus" -ge 2 ]; then  # FSDP over two cards (its test is among the gpu tests too)
     step fsdp_two_gpus 60 "$py" -m pytest -q -p no:cacheprovider tests/training/test_fsdp.py
   fi

@@ -4,7 +4,7 @@ classifier-free guidance. A mechanism check, not a measurement of KaniTTS2: the 
 rows are memorised, its tokenizer spends about one token per character, and its failures are
 sampling ones.
 
-    python benchmarks/short_prompts.py [--steps 200] [--seeds 8] [--temperature 1.0]
+    python benchmarks/short_prompts.py [--steps 200] [--seeds 8] [--temperature 1.0] [--texts N]
 
 Rows: espeak-ng German, one to seven words, two voices, real tiny-codec codes and tiny-embedder
 voices (the learning tests' world). Both runs train the same steps from the same tiny base with
@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-3)
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--texts", type=int, default=len(TEXTS),
+                        help="the first N texts only (a quick check that the script runs)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from kani_adapt import console
@@ -82,7 +84,7 @@ def main() -> None:
     print(f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     root = Path(tempfile.mkdtemp(prefix="short-prompts-"))
     try:
-        lines = [W.Line(t, "de", v, s) for t in TEXTS for v, s in VOICES]
+        lines = [W.Line(t, "de", v, s) for t in TEXTS[:args.texts] for v, s in VOICES]
         rows = W.rows(lines, W.voices(lines))
         data = W.write_dataset(rows, root / "data")
         runs = {}
