@@ -119,7 +119,7 @@ else
   # CPU, not GPU: the card's host is the one many-core machine at hand, where Ray's scaling
   # with workers shows (last, so it is what a short budget drops)
   step data_engines 90 "$py" $b/data_engines.py --clips 64 --cpus 12 --workers 1 4 12
-  step short_prompts 120 "$py" $b/short_prompts.py --steps 300 --seeds 8  # the tiny world, CPU
+  step short_prompts 300 "$py" $b/short_prompts.py --steps 200 --seeds 8  # the tiny world, CPU
   if [ "$gpus" -ge 2 ]; then  # FSDP over two cards (its test is among the gpu tests too)
     step fsdp_two_gpus 60 "$py" -m pytest -q -p no:cacheprovider tests/training/test_fsdp.py
   fi
