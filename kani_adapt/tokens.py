@@ -129,7 +129,7 @@ class TextLayout:
     def from_identity(cls, data: dict) -> "TextLayout":
         values = {k: int(data.get(k, getattr(cls, k))) for k in ("below", "target", "most")}
         if min(values.values()) < 0 or values["most"] < 1 or values["target"] < 1:
-            raise DataError(f"text layout {data}: below >= 0, target >= 1 and most >= 1")
+            raise DataError(f"{data}: needs below >= 0, target >= 1 and most >= 1")
         return cls(**values)
 
 

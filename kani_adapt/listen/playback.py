@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from kani_adapt.audio import TARGET_LUFS, loudness, matched  # noqa: F401 (playback's level)
+from kani_adapt.audio import TARGET_LUFS, matched
 from kani_adapt.listen.material import ANCHOR, REFERENCE, Material
 
 ANCHOR_HZ = 3500.0

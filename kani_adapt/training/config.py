@@ -73,6 +73,11 @@ class TrainDataConfig:
         problems = [] if self.train.strip() else ["train is empty; give a dataset folder or parquet file"]
         if self.replay_ratio > 0 and not self.replay:
             problems.append("replay_ratio > 0 needs replay (a base-language dataset)")
+        if self.repeat_short_texts and self.repeat_target < self.repeat_below:
+            problems.append(f"repeat_target {self.repeat_target} is under repeat_below "
+                            f"{self.repeat_below}: texts of {self.repeat_target}-"
+                            f"{self.repeat_below - 1} tokens would get no copies; set "
+                            "repeat_target at least repeat_below (upstream: 16 over 13)")
         return problems
 
 

@@ -11,7 +11,8 @@ import soundfile as sf
 
 from kani_adapt.errors import DataError
 from kani_adapt.listen.material import ANCHOR, REFERENCE, load_material
-from kani_adapt.listen.playback import Playback, loudness
+from kani_adapt.audio import loudness
+from kani_adapt.listen.playback import Playback
 
 
 def test_an_eval_folder_gives_systems_items_and_hidden_references(eval_dir):

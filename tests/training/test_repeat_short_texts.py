@@ -71,7 +71,7 @@ def _data(synth_data, tmp_path, *extra):
 
 
 def test_training_repeats_short_rows_but_a_seeded_share_the_same_every_run(synth_data, tmp_path):
-    on = ["data.repeat_short_texts=true", "data.repeat_below=1000", "data.repeat_target=60",
+    on = ["data.repeat_short_texts=true", "data.repeat_below=60", "data.repeat_target=120",
           "data.repeat_keep=0.25"]
     plain = _data(synth_data, tmp_path)
     a, b = _data(synth_data, tmp_path, *on), _data(synth_data, tmp_path, *on)
@@ -89,7 +89,7 @@ def test_training_repeats_short_rows_but_a_seeded_share_the_same_every_run(synth
         copies = (a.train_set.repeats[i] - 1) * len(tokens.human_turn(a.train_set.text_ids[i]))
         assert item.example.labels[:copies] == [tokens.IGNORE_INDEX] * copies
         assert item.example.labels[copies:] == plain.train_set[i].example.labels
-    assert a.text_layout == tokens.TextLayout(below=1000, target=60, most=8)
+    assert a.text_layout == tokens.TextLayout(below=60, target=120, most=8)
 
 
 def test_a_saved_layout_is_loaded_with_the_model_and_used_by_generation(tmp_path, monkeypatch):
@@ -108,3 +108,22 @@ def test_a_saved_layout_is_loaded_with_the_model_and_used_by_generation(tmp_path
         synthesize.synthesize_ids(loaded, None, [short, long])
     assert seen == [tokens.prompt_ids(short), tokens.prompt_ids(long),
                     tokens.prompt_ids(short, repeats=6), tokens.prompt_ids(long)]
+
+
+def test_a_target_under_the_threshold_is_refused_with_what_to_set():
+    from kani_adapt.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"repeat_target 10 is under repeat_below 13"):
+        load_config(TrainConfig, None, [*REQUIRED, "data.repeat_short_texts=true",
+                                        "data.repeat_target=10"])
+    load_config(TrainConfig, None, [*REQUIRED, "data.repeat_target=10"])  # off: no matter
+
+
+@pytest.mark.parametrize("content", ['{"below": -1}', '{"below": "many"}', "[1, 2]"])
+def test_a_bad_layout_file_is_one_error_naming_it(tmp_path, content):
+    from kani_adapt.errors import CheckpointError
+    from kani_adapt.models.generator.checkpoint import TEXT_LAYOUT, read_layout
+
+    (tmp_path / TEXT_LAYOUT).write_text(content)
+    with pytest.raises(CheckpointError, match=rf"{tmp_path / TEXT_LAYOUT}: .*fix or delete it"):
+        read_layout(tmp_path)

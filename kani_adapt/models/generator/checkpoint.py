@@ -17,7 +17,7 @@ from transformers import AutoTokenizer, Lfm2Config, Lfm2ForCausalLM
 
 from kani_adapt import frontend, sampling as sampling_settings, tokens
 from kani_adapt.atomic import write_folder
-from kani_adapt.errors import CheckpointError
+from kani_adapt.errors import CheckpointError, DataError
 from kani_adapt.model_files import check_fits, check_values, read_json_object
 from kani_adapt.hub import resolve_folder as resolve  # noqa: F401 (callers say checkpoint.resolve)
 from kani_adapt.models.generator import sizes
@@ -276,7 +276,7 @@ def read_layout(folder: Path) -> tokens.TextLayout:
         return tokens.TextLayout()
     try:
         return tokens.TextLayout.from_identity(read_json_object(path))
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, DataError) as err:
         raise CheckpointError(f"{path}: unreadable text layout ({err}); fix or delete it") from None
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from kani_adapt import frontend, tokens
+from kani_adapt.models.generator.checkpoint import model_layout
 from kani_adapt.models.generator.generate import SamplingConfig, generate
 from kani_adapt.models.generator.tokenizer import encode_text
 
@@ -60,7 +61,7 @@ def synthesize_ids(model, codec, text_ids: Sequence[list[int]], speaker=None,
                    batch_size: int | None = None) -> list[Synthesized]:
     """:func:`synthesize` for texts already turned into token ids, laid out as the model was
     trained (short texts repeated where its ``text_layout`` says so)."""
-    layout = getattr(model, "text_layout", None) or tokens.TextLayout()
+    layout = model_layout(model)
     prompts = [tokens.prompt_ids(ids, repeats=layout.repeats(ids)) for ids in text_ids]
     speakers = _per_text(speaker, len(prompts))
     out: list[Synthesized | None] = [None] * len(prompts)
