@@ -34,10 +34,11 @@ def _sync(device) -> None:
 
 def build(size: str, out: Path):
     from kani_adapt.models.generator import checkpoint
+    from kani_adapt.models.generator.bundle import Generator
 
     base, tok = checkpoint.build_base(size, seed=0)
     model = checkpoint.convert_base(base, tok, seed=0)
-    checkpoint.save_checkpoint(model, tok, out, dtype="fp32")
+    checkpoint.save_checkpoint(Generator(model, tok), out, dtype="fp32")
     return tok
 
 
@@ -55,8 +56,7 @@ def ours(path: Path, rows: list[list[int]], spk, new_tokens: int, device, dtype)
     from kani_adapt.models.generator.generate import generate
     from kani_adapt.config.sampling import SamplingConfig
 
-    model, _ = load_checkpoint(str(path))
-    model = model.to(device, dtype).eval()
+    model = load_checkpoint(str(path)).model.to(device, dtype).eval()
 
     def run(n):
         cfg = SamplingConfig(max_frames=max(1, n // 4), seed=0)  # the official defaults

@@ -50,8 +50,8 @@ def measure(checkpoint: Path, rows: list[dict], seeds: int, temperature: float, 
     from kani_adapt.models.generator.synthesize import text_prompts, synthesize_ids
     from kani_adapt.config.sampling import SamplingConfig
 
-    model, tok = load_checkpoint(str(checkpoint))
-    ids = text_prompts(model, tok, [r["text"] for r in rows], [r["tag"] for r in rows])
+    generator = load_checkpoint(str(checkpoint))
+    ids = text_prompts(generator, [r["text"] for r in rows], [r["tag"] for r in rows])
     refs = [W.codes_of(r) for r in rows]
     cap = 3 * max(len(c) for c in refs)
     speakers = [dataset.speaker_embedding(r) for r in rows]
@@ -60,7 +60,7 @@ def measure(checkpoint: Path, rows: list[dict], seeds: int, temperature: float, 
         sampling = SamplingConfig(temperature=temperature, top_p=1.0, repetition_penalty=1.0,
                                   max_frames=cap, seed=seed,
                                   **({"cfg_scale": 2.0, "cfg_frames": 4} if cfg else {}))
-        for row_ids, ref, got in zip(ids, refs, synthesize_ids(model, None, ids, speakers, sampling)):
+        for row_ids, ref, got in zip(ids, refs, synthesize_ids(generator, None, ids, speakers, sampling)):
             ratio = len(got.codes) / len(ref)
             failed = got.hit_length_cap or not 0.5 <= ratio <= 1.5
             out.setdefault(bucket(tokens.text_tokens(row_ids)), []).append(

@@ -26,8 +26,7 @@ def one_line_error(capsys):
 def test_init_tiny_writes_a_loadable_bf16_checkpoint(tiny_dir):
     config = json.loads((tiny_dir / "config.json").read_text())
     assert config["torch_dtype"] == "bfloat16" and config["vocab_size"] == 80538
-    model, tok = load_checkpoint(str(tiny_dir))
-    assert len(tok) == tokens.VOCAB_SIZE
+    assert len(load_checkpoint(str(tiny_dir)).tokenizer) == tokens.VOCAB_SIZE
 
 
 def test_init_from_base_via_cli(tmp_path):
@@ -39,7 +38,7 @@ def test_init_from_base_via_cli(tmp_path):
     out = tmp_path / "kani"
     assert main(["init", "--base", str(tmp_path / "base"), "--out", str(out),
                  "--dtype", "fp32", "--audio-step", "0.5"]) == 0
-    model, _ = load_checkpoint(str(out))
+    model = load_checkpoint(str(out)).model
     assert model.audio_step == 0.5
     assert all(abs(a - 1.0) < 1e-6 for a in model.alphas().values())
 

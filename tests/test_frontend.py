@@ -153,11 +153,13 @@ def test_same_text_gives_the_same_ids_in_the_dataset_and_in_generate(tmp_path):
     # the exported checkpoint carries the frontend; generate reads it back and agrees
     from kani_adapt.models.generator import checkpoint
 
-    out = checkpoint.save_checkpoint(model, tok, tmp_path / "export", dtype="fp32",
-                                     language_tags=["de_hessian"], text_frontend=frontend.Frontend())
-    loaded, tok2 = checkpoint.load_checkpoint(str(out))
+    from kani_adapt.models.generator.bundle import Generator
+
+    out = checkpoint.save_checkpoint(Generator(model, tok, text_frontend=frontend.Frontend()),
+                                     tmp_path / "export", dtype="fp32", language_tags=["de_hessian"])
+    loaded = checkpoint.load_checkpoint(str(out))
     assert loaded.text_frontend is not None
-    assert text_prompts(loaded, tok2, ["Ich habe 3 Katzen am 3. Mai."], ["de_hessian"])[0] == \
+    assert text_prompts(loaded, ["Ich habe 3 Katzen am 3. Mai."], ["de_hessian"])[0] == \
         part.text_ids[0]
 
 
@@ -170,12 +172,15 @@ def test_generate_uses_the_stored_frontend_not_the_tag(tmp_path):
     from kani_adapt.models.generator.tokenizer import encode_text
     from tests.helpers import tiny_generator
 
+    from kani_adapt.models.generator.bundle import Generator
+
     model, tok = tiny_generator()
-    out = checkpoint.save_checkpoint(model, tok, tmp_path / "ck", dtype="fp32",
-                                     text_frontend=frontend.Frontend(languages={"hessisch": "de"}))
-    loaded, tok2 = checkpoint.load_checkpoint(str(out))
-    assert text_prompts(loaded, tok2, ["3 Katzen"], ["hessisch"])[0] == \
-        encode_text(tok2, "drei Katzen", "hessisch")
+    front = frontend.Frontend(languages={"hessisch": "de"})
+    out = checkpoint.save_checkpoint(Generator(model, tok, text_frontend=front), tmp_path / "ck",
+                                     dtype="fp32")
+    loaded = checkpoint.load_checkpoint(str(out))
+    assert text_prompts(loaded, ["3 Katzen"], ["hessisch"])[0] == \
+        encode_text(loaded.tokenizer, "drei Katzen", "hessisch")
 
 
 def test_a_spoken_sidecar_becomes_the_rows_reading_and_is_accounted_for(tmp_path):

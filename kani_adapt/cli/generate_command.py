@@ -91,14 +91,13 @@ def run_generate(args) -> int:
 
         codec = load_codec(args.codec, device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
-    model, tokenizer = load_checkpoint(args.checkpoint, dtype=dtype)
-    model.to(device)
+    generator = load_checkpoint(args.checkpoint, dtype=dtype)
+    generator.model.to(device)
     tags = tags_of(args.tag, len(args.text))
-    chosen = sampling_of(args, model.sampling_defaults)
-    rows = synthesize(model, tokenizer, codec, args.text, tags, speaker, chosen)
+    chosen = sampling_of(args, generator.sampling)
+    rows = synthesize(generator, codec, args.text, tags, speaker, chosen)
     rows = _retry(rows, args, chosen, lambda picked, s: synthesize(
-        model, tokenizer, codec, [args.text[i] for i in picked], [tags[i] for i in picked],
-        speaker, s))
+        generator, codec, [args.text[i] for i in picked], [tags[i] for i in picked], speaker, s))
     outs = [args.out] if len(rows) == 1 else [
         args.out.with_name(f"{args.out.stem}_{i}.npy") for i in range(len(rows))
     ]

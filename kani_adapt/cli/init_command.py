@@ -37,6 +37,7 @@ def add_init(sub) -> None:
 
 def run_init(args) -> int:
     from kani_adapt.models.generator import checkpoint
+    from kani_adapt.models.generator.bundle import Generator
 
     options = dict(audio_step=args.audio_step, alpha_min=args.alpha_min,
                    alpha_max=args.alpha_max, alpha_init=args.alpha_init, seed=args.seed)
@@ -45,7 +46,7 @@ def run_init(args) -> int:
         model = checkpoint.convert_base(base, tokenizer, **options)
     else:
         model, tokenizer = checkpoint.init_from_base(args.base, **options)
-    out = checkpoint.save_checkpoint(model, tokenizer, args.out, dtype=args.dtype)
+    out = checkpoint.save_checkpoint(Generator(model, tokenizer), args.out, dtype=args.dtype)
     params = sum(p.numel() for p in model.parameters())
     print(f"wrote {out} ({params / 1e6:.1f} M parameters, {args.dtype})")
     return 0

@@ -21,6 +21,7 @@ import torch
 
 from kani_adapt.eval.config import TrainingEvalConfig
 from kani_adapt.config.sampling import SamplingConfig
+from kani_adapt.tokens import TextLayout
 
 log = logging.getLogger("kani_adapt.train")
 STOPPED = "stopped.json"  # in the run folder: why and when a run stopped early
@@ -46,9 +47,10 @@ class PromptSet:
 
 class EvalCallback(L.Callback):
     def __init__(self, cfg: TrainingEvalConfig, val_set, codec, base_set=None, run_dir=None, *,
-                 sampling: SamplingConfig):
+                 sampling: SamplingConfig, layout: TextLayout = TextLayout()):
         self.cfg, self.codec = cfg, codec
         self.sampling = sampling  # the training run's (its validation samples use it too)
+        self.layout = layout  # the run's prompt layout: scored speech is prompted as trained
         self.sets: dict[str, PromptSet] = {}
         if cfg.prompts > 0 and val_set is not None and len(val_set):
             self.sets[""] = PromptSet(val_set, cfg.prompts)
@@ -77,13 +79,15 @@ class EvalCallback(L.Callback):
     def evaluate(self, model, which: str = "") -> tuple[dict[str, float], list[np.ndarray]]:
         """Mean of every metric over the items of one set, and the decoded clips."""
         from kani_adapt.eval.scoring import Clip
+        from kani_adapt.models.generator.bundle import Generator
         from kani_adapt.models.generator.synthesize import synthesize_ids
 
         items = self.sets[which]
         was_training = model.training
         model.eval()
         try:
-            rows = synthesize_ids(model, self.codec, items.prompts, items.speakers, self.sampling)
+            rows = synthesize_ids(Generator(model, None, text_layout=self.layout), self.codec,
+                                  items.prompts, items.speakers, self.sampling)
         finally:
             model.train(was_training)
         audios = [r.audio for r in rows]
@@ -172,7 +176,8 @@ class EvalCallback(L.Callback):
 
 
 def eval_callbacks(cfg: TrainingEvalConfig, val_set, codec, checkpoint_dir=None, base_set=None,
-                   run_dir=None, *, sampling: SamplingConfig) -> list:
+                   run_dir=None, *, sampling: SamplingConfig,
+                   layout: TextLayout = TextLayout()) -> list:
     """The callback when configured and possible (items to score and a codec to decode them),
     and with ``monitor`` a checkpoint keeper of the best runs by that eval metric."""
     from kani_adapt.core.errors import ConfigError
@@ -193,7 +198,8 @@ def eval_callbacks(cfg: TrainingEvalConfig, val_set, codec, checkpoint_dir=None,
         return []
     if codec is None:
         raise ConfigError("eval.prompts > 0 needs codec=... (a NanoCodec to decode the speech it scores)")
-    callbacks: list = [EvalCallback(cfg, val_set, codec, base_set, run_dir, sampling=sampling)]
+    callbacks: list = [EvalCallback(cfg, val_set, codec, base_set, run_dir, sampling=sampling,
+                                    layout=layout)]
     if cfg.monitor:
         if cfg.monitor not in higher_is_better():
             raise ConfigError(f"eval.monitor={cfg.monitor!r} is not an eval metric; choose from "

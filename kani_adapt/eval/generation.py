@@ -27,8 +27,9 @@ def _load(checkpoint: str, cfg: EvalConfig, device: str):
     if checkpoint not in _MODELS:
         _MODELS.clear()
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[cfg.dtype]
-        model, tokenizer = load_checkpoint(checkpoint, dtype=dtype)
-        _MODELS[checkpoint] = (model.to(device).eval(), tokenizer)
+        generator = load_checkpoint(checkpoint, dtype=dtype)
+        generator.model.to(device).eval()
+        _MODELS[checkpoint] = generator
     return _MODELS[checkpoint]
 
 
@@ -38,12 +39,10 @@ def generate_items(checkpoint: str, items, speakers: list, cfg: EvalConfig, devi
     without a speaker embedding."""
     from kani_adapt.models.generator.synthesize import synthesize
 
-    from kani_adapt.models.generator.synthesize import model_frontend
-
-    model, tokenizer = _load(checkpoint, cfg, device)
-    rows = synthesize(model, tokenizer, None, [it.text for it in items], [it.tag for it in items],
+    generator = _load(checkpoint, cfg, device)
+    rows = synthesize(generator, None, [it.text for it in items], [it.tag for it in items],
                       list(speakers), replace(cfg.sampling, seed=seed), batch_size=cfg.batch_size)
-    front = model_frontend(model)
+    front, tokenizer = generator.reads_with, generator.tokenizer
     lengths = [len(tokenizer(front.apply(it.text, it.tag), add_special_tokens=False)["input_ids"])
                for it in items]
     return [Generated(row.codes, row.hit_length_cap, n, row.onset_entropy)

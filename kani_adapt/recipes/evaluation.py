@@ -37,8 +37,7 @@ def base_checkpoint(recipe: Recipe, out: Path) -> str:
 
         cfg = dataclasses.replace(recipe.generator, model=dataclasses.replace(
             recipe.generator.model, init=base))
-        model, tokenizer = build_model(cfg)
-        checkpoint.save_checkpoint(model, tokenizer, folder, dtype="fp32")
+        checkpoint.save_checkpoint(build_model(cfg), folder, dtype="fp32")
     return str(folder)
 
 

@@ -118,12 +118,12 @@ def sample(recipe: Recipe, codec_path: str, merged: str) -> dict:
     from kani_adapt.core.devices import resolve
 
     s, device = recipe.sample, resolve(recipe.device)
-    model, tokenizer = load_checkpoint(merged)
-    model.to(device)
+    generator = load_checkpoint(merged)
+    generator.model.to(device)
     codec = load_codec(codec_path, device)
     train = recipe.generator.data.train
     speaker = dataset.voice(dataset.read(train), s.speaker, where=f"sample.speaker ({train})")
-    rows = synthesize(model, tokenizer, codec, s.texts, s.tag, speaker, s.sampling)
+    rows = synthesize(generator, codec, s.texts, s.tag, speaker, s.sampling)
     out = Path(recipe.work_dir) / "samples"
     written = []
     for i, (row, said) in enumerate(zip(rows, s.texts)):

@@ -1,6 +1,7 @@
 """Export a training run (reads only the run directory): adapter + card, or merged checkpoint."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from kani_adapt.text import frontend
 from kani_adapt.core.atomic import write_folder
 from kani_adapt.core.errors import CheckpointError, DataError
 from kani_adapt.core.locks import hold_output
+from kani_adapt.models.generator.bundle import Generator
 from kani_adapt.models.generator.checkpoint import (read_layout, read_sampling, save_checkpoint,
                                                  write_layout)
 from kani_adapt.trainer.resume import pick_checkpoint
@@ -51,9 +53,9 @@ def _export_run(run_dir: Path, out: Path, merge: bool, dtype: str, listening: Pa
         return out, "PEFT adapter"
     final = lora.merge(net) if cfg.mode == "lora" else net
     # the sampling values of the checkpoint training started from (run_dir/base keeps them)
-    save_checkpoint(final, tokenizer, out, dtype=dtype, language_tags=stats.get("tags", []),
-                    sampling=read_sampling(run_dir / "base"), text_frontend=frontend.read(run_dir),
-                    text_layout=read_layout(run_dir))
+    generator = Generator(final, tokenizer, text_frontend=frontend.read(run_dir),
+                          text_layout=read_layout(run_dir), sampling=read_sampling(run_dir / "base"))
+    save_checkpoint(generator, out, dtype=dtype, language_tags=stats.get("tags", []))
     return out, "full checkpoint in the official layout"
 
 
@@ -84,9 +86,9 @@ def _write_adapter(net, cfg: TrainConfig, stats: dict, run_dir: Path, tmp: Path,
 
     base = base_reference(cfg.model.init)
     if base is None:  # the base training started from, rebuilt as it was (seeded)
-        model, tokenizer = runs.build_model(cfg)
-        save_checkpoint(model, tokenizer, tmp / BASE_FOLDER, dtype="fp32",
-                        sampling=read_sampling(run_dir / "base"))
+        rebuilt = runs.build_model(cfg)
+        save_checkpoint(dataclasses.replace(rebuilt, sampling=read_sampling(run_dir / "base")),
+                        tmp / BASE_FOLDER, dtype="fp32")
     where = base or str(Path(final).resolve() / BASE_FOLDER)
     net.peft_config["default"].base_model_name_or_path = where
     lora.save_adapter(net, cfg.lora, tmp)

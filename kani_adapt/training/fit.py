@@ -46,25 +46,25 @@ def _train(cfg: TrainConfig, callbacks: tuple) -> dict:
     preloaded = {str(resume_from): state} if state else {}
     del state  # held by the trainer's checkpoint I/O only, which lets go once restored
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    model, tokenizer = runs.build_model(cfg)
+    generator = runs.build_model(cfg)
     budget = budget_for(cfg)  # a number, or the probe that measures it at fit start
-    data = GeneratorData(cfg, tokenizer, budget)
+    data = GeneratorData(cfg, generator.tokenizer, budget)
     data.setup("fit")
-    module = GeneratorModule(cfg, model)
+    module = GeneratorModule(cfg, generator.model)
     codec = _codec(cfg)
-    module.sample_hook = make_sample_hook(cfg, data.val_set, codec=codec)
+    # validation samples and scored speech lay their prompts out as the run's rows
+    module.sample_hook = make_sample_hook(cfg, data.val_set, codec=codec, layout=data.text_layout)
     if isinstance(budget, TokenBudgetProbe):
         callbacks = (*callbacks, budget)
     callbacks = (*callbacks, *eval_callbacks(cfg.eval, data.val_set, codec, run_dir / "checkpoints",
                                              base_set=data.replay_val, run_dir=run_dir,
-                                             sampling=cfg.sampling))
+                                             sampling=cfg.sampling, layout=data.text_layout))
     trainer = build_trainer(cfg, run_dir, callbacks, preloaded, resume_step)
     if trainer.is_global_zero:
-        runs.save_base(model, tokenizer, run_dir)
+        runs.save_base(generator, run_dir)
         atomic.write_text(run_dir / "data_stats.json", json.dumps(data.stats, indent=2) + "\n")
         frontend.write(run_dir, data.frontend)
         write_layout(run_dir, data.text_layout)
-    model.text_layout = data.text_layout  # validation samples and scored speech lay prompts out so
     trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
     trainer.save_checkpoint(run_dir / "checkpoints" / runs.LAST)
     # a stop signal ends the fit at a step boundary: the checkpoint above is that step

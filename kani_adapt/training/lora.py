@@ -6,12 +6,15 @@ matches target names by suffix, so presets always name the parent (``self_attn.o
 """
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from kani_adapt.core.errors import CheckpointError, ConfigError
+from kani_adapt.models.generator.bundle import Generator
 from kani_adapt.training.config import LoraConfig
 
 ATTENTION = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj"]
@@ -73,8 +76,9 @@ def save_adapter(peft_model, cfg: LoraConfig, out: Path) -> None:
         save_file({n: state[n].detach().contiguous().cpu() for n in names}, out / EXTRAS_FILE)
 
 
-def load_adapter(base_model, adapter_dir: str | Path):
-    """Apply a saved adapter (and its extras) to a loaded KaniTTS2 model; returns a PeftModel."""
+def load_adapter(base: Generator, adapter_dir: str | Path) -> Generator:
+    """Apply a saved adapter (and its extras) to a loaded generator: the bundle around the
+    PeftModel, with the adapter's text frontend and prompt layout where it stored them."""
     from peft import PeftModel
 
     adapter_dir = Path(adapter_dir)
@@ -83,23 +87,21 @@ def load_adapter(base_model, adapter_dir: str | Path):
     extras_path = adapter_dir / EXTRAS_FILE
     if extras_path.is_file():
         extras = load_file(extras_path)
-        params = dict(base_model.named_parameters())
+        params = dict(base.model.named_parameters())
         unknown = sorted(set(extras) - set(params))
         if unknown:
             raise CheckpointError(f"{extras_path}: unknown tensors {unknown[:4]}")
         with torch.no_grad():
             for name, value in extras.items():
                 params[name].copy_(value)
+    from kani_adapt.models.generator.checkpoint import TEXT_LAYOUT, read_layout
     from kani_adapt.text import frontend
 
-    front = frontend.read(adapter_dir)
-    if front is not None:  # the adapter's texts were read this way: generation does the same
-        base_model.text_frontend = front
-    from kani_adapt.models.generator.checkpoint import TEXT_LAYOUT, read_layout
-
-    if (adapter_dir / TEXT_LAYOUT).is_file():  # and its prompts laid out this way
-        base_model.text_layout = read_layout(adapter_dir)
-    return PeftModel.from_pretrained(base_model, str(adapter_dir))
+    # the adapter's texts were read this way, and its prompts laid out so: generation does the same
+    adapted = base.with_frontend(frontend.read(adapter_dir))
+    if (adapter_dir / TEXT_LAYOUT).is_file():
+        adapted = dataclasses.replace(adapted, text_layout=read_layout(adapter_dir))
+    return adapted.with_model(PeftModel.from_pretrained(base.model, str(adapter_dir)))
 
 
 def merge(peft_model):

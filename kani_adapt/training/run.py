@@ -20,6 +20,7 @@ from kani_adapt.config import load as config_io
 from kani_adapt.core.errors import ConfigError
 from kani_adapt.core.model_files import check_model_folder, read_json_object
 from kani_adapt.models.generator import checkpoint, sizes
+from kani_adapt.models.generator.bundle import Generator
 from kani_adapt.training.config import TrainConfig
 
 LAST = "last.ckpt"
@@ -42,26 +43,30 @@ def prepare_run_dir(cfg: TrainConfig) -> Path:
     return run_dir
 
 
-def build_model(cfg: TrainConfig):
-    """The generator to train: random of a size, a KaniTTS2 checkpoint, or a converted base."""
+def build_model(cfg: TrainConfig) -> Generator:
+    """The generator to train: random of a size, a KaniTTS2 checkpoint (with what it was trained
+    with), or a converted base; its model in training mode."""
     init = cfg.model.init
     if init in sizes.SIZES:
         base, tokenizer = checkpoint.build_base(init, seed=cfg.trainer.seed)
-        model = checkpoint.convert_base(base, tokenizer, seed=cfg.trainer.seed)
+        generator = Generator(checkpoint.convert_base(base, tokenizer, seed=cfg.trainer.seed),
+                              tokenizer)
     else:
         path = checkpoint.resolve(init)
         if read_json_object(path / "config.json").get("use_learnable_rope"):
-            model, tokenizer = checkpoint.load_checkpoint(str(path))
+            generator = checkpoint.load_checkpoint(str(path))
         else:
-            model, tokenizer = checkpoint.init_from_base(str(path))
-    model.config._attn_implementation = cfg.model.attn_implementation
-    return model.train(), tokenizer
+            generator = Generator(*checkpoint.init_from_base(str(path)))
+    generator.model.config._attn_implementation = cfg.model.attn_implementation
+    generator.model.train()
+    return generator
 
 
-def save_base(model, tokenizer, run_dir: Path) -> None:
-    """Model config and tokenizer (no weights: those live in the checkpoints)."""
+def save_base(generator: Generator, run_dir: Path) -> None:
+    """Model config, tokenizer and what the base was trained with (no weights: those live in
+    the checkpoints)."""
     out = run_dir / "base"
-    checkpoint.save_checkpoint(model, tokenizer, out, dtype="fp32")
+    checkpoint.save_checkpoint(generator, out, dtype="fp32")
     (out / checkpoint.WEIGHTS).unlink()
 
 

@@ -12,6 +12,7 @@ import torch
 from kani_adapt import tokens
 from kani_adapt.pages.plots import render, spectrogram_image
 from kani_adapt.trainer.lightning import tensorboard
+from kani_adapt.models.generator.bundle import Generator
 from kani_adapt.models.generator.synthesize import synthesize_ids
 
 
@@ -22,8 +23,9 @@ def sample_stats(codes: np.ndarray, hit_cap: bool) -> dict[str, float]:
             "distinct_frame_ratio": distinct}
 
 
-def make_sample_hook(cfg, val_set, codec=None):
-    """A callable(module) that generates and logs samples; None when there is nothing to do."""
+def make_sample_hook(cfg, val_set, codec=None, layout: tokens.TextLayout = tokens.TextLayout()):
+    """A callable(module) that generates and logs samples (prompts laid out by the run's
+    ``layout``); None when there is nothing to do."""
     if val_set is None or not len(val_set) or cfg.trainer.sample_prompts < 1:
         return None
     items = [val_set[i] for i in range(min(cfg.trainer.sample_prompts, len(val_set)))]
@@ -41,7 +43,8 @@ def make_sample_hook(cfg, val_set, codec=None):
         model.eval()
         writer = tensorboard(module)
         try:  # audio only where it can be logged
-            rows = synthesize_ids(model, codec if writer is not None else None, text_ids, speakers,
+            rows = synthesize_ids(Generator(model, None, text_layout=layout),
+                                  codec if writer is not None else None, text_ids, speakers,
                                   cfg.sampling)
         finally:
             model.train(was_training)

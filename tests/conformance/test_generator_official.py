@@ -8,6 +8,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from kani_adapt import tokens
 from kani_adapt.models.generator import checkpoint
 from kani_adapt.models.generator.tokenizer import encode_text
+from kani_adapt.models.generator.bundle import Generator
 from tests.conformance import official
 from tests.helpers import tiny_generator
 
@@ -17,7 +18,7 @@ N_FRAMES = 4
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
     ours, tok = tiny_generator(seed=1)
-    folder = checkpoint.save_checkpoint(ours, tok, tmp_path_factory.mktemp("gen") / "kani",
+    folder = checkpoint.save_checkpoint(Generator(ours, tok), tmp_path_factory.mktemp("gen") / "kani",
                                         dtype="fp32")
     theirs = official.load("model").KaniTTS2ForCausalLM.from_pretrained(str(folder)).eval()
     return ours, theirs, tok

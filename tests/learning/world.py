@@ -152,7 +152,8 @@ def least_likely(checkpoint: Path, row: dict, speaker: dict | None = None) -> fl
     from kani_adapt.models.generator.tokenizer import encode_text
     from kani_adapt.training.losses import shift_labels, token_losses
 
-    model, tokenizer = load_checkpoint(str(checkpoint))
+    loaded = load_checkpoint(str(checkpoint))
+    model, tokenizer = loaded.model, loaded.tokenizer
     ex = tokens.build_example(encode_text(tokenizer, row["text"], row["tag"]), codes_of(row))
     ids = torch.tensor([ex.input_ids])
     labels = torch.tensor([ex.labels])

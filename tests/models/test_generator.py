@@ -14,6 +14,7 @@ from kani_adapt.models.generator.batch import collate
 from kani_adapt.models.generator.generate import generate
 from kani_adapt.config.sampling import SamplingConfig
 from kani_adapt.models.generator.tokenizer import encode_text
+from kani_adapt.models.generator.bundle import Generator
 from tests.helpers import copy_dir, example_batch, tiny_generator
 
 GREEDY = SamplingConfig(temperature=0, repetition_penalty=1.0, max_frames=5)
@@ -29,7 +30,7 @@ def tiny():
 @pytest.fixture(scope="module")
 def saved(tiny, tmp_path_factory):
     model, tok = tiny
-    return checkpoint.save_checkpoint(model, tok, tmp_path_factory.mktemp("ck") / "gen",
+    return checkpoint.save_checkpoint(Generator(model, tok), tmp_path_factory.mktemp("ck") / "gen",
                                       dtype="fp32")
 
 
@@ -159,7 +160,8 @@ def test_official_alpha_init_starts_near_1_05():
 
 def test_save_then_load_gives_identical_logits(tiny, saved):
     model, tok = tiny
-    loaded, loaded_tok = checkpoint.load_checkpoint(str(saved))
+    bundle = checkpoint.load_checkpoint(str(saved))
+    loaded, loaded_tok = bundle.model, bundle.tokenizer
     batch = collate(example_batch(tok), torch.randn(2, 128))
     batch.pop("labels")
     assert torch.equal(model(**batch).logits, loaded(**batch).logits)
@@ -169,7 +171,7 @@ def test_save_then_load_gives_identical_logits(tiny, saved):
 
 def test_export_matches_the_official_layout(tiny, tmp_path):
     model, tok = tiny
-    out = checkpoint.save_checkpoint(model, tok, tmp_path / "export", dtype="bf16",
+    out = checkpoint.save_checkpoint(Generator(model, tok), tmp_path / "export", dtype="bf16",
                                      language_tags=["DE", "en_glasgow"])
     assert {p.name for p in out.iterdir()} == OFFICIAL_FILES
     config = json.loads((out / "config.json").read_text())
@@ -239,8 +241,8 @@ def test_stock_lfm2_config_is_not_loaded_as_kanitts2(saved, tmp_path):
 
 def test_sdpa_and_eager_agree(saved, tiny):
     _, tok = tiny
-    sdpa, _ = checkpoint.load_checkpoint(str(saved), attn_implementation="sdpa")
-    eager, _ = checkpoint.load_checkpoint(str(saved), attn_implementation="eager")
+    sdpa = checkpoint.load_checkpoint(str(saved), attn_implementation="sdpa").model
+    eager = checkpoint.load_checkpoint(str(saved), attn_implementation="eager").model
     assert sdpa.config._attn_implementation == "sdpa"
     assert eager.config._attn_implementation == "eager"
     batch = collate(example_batch(tok), torch.randn(2, 128))
@@ -353,7 +355,6 @@ def test_hub_ids_load_through_the_hugging_face_cache(saved, tmp_path, monkeypatc
     copy_dir(saved, repo / "snapshots" / revision)
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
-    model, tok = checkpoint.load_checkpoint("someone/kani-tiny")
-    assert len(tok) == tokens.VOCAB_SIZE
+    assert len(checkpoint.load_checkpoint("someone/kani-tiny").tokenizer) == tokens.VOCAB_SIZE
     with pytest.raises(CheckpointError, match="could not fetch 'someone/absent'"):
         checkpoint.load_checkpoint("someone/absent")

@@ -11,6 +11,7 @@ from kani_adapt import tokens
 from kani_adapt.core.errors import CheckpointError
 from kani_adapt.models.generator import checkpoint
 from kani_adapt.models.generator.tokenizer import build_offline_text_tokenizer
+from kani_adapt.models.generator.bundle import Generator
 from tests.helpers import copy_dir
 
 CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
@@ -70,15 +71,15 @@ def test_converted_and_re_saved_checkpoints_keep_every_tokenizer_file(base, tmp_
     assert {"chat_template.jinja", "tokenizer_config.json", "special_tokens_map.json",
             "tokenizer.json"} <= shipped
     model, tok = checkpoint.init_from_base(str(folder))
-    converted = checkpoint.save_checkpoint(model, tok, tmp_path / "kani", dtype="fp32")
+    converted = checkpoint.save_checkpoint(Generator(model, tok), tmp_path / "kani", dtype="fp32")
     # export writes through the same function, from a reloaded checkpoint
-    again, tok2 = checkpoint.load_checkpoint(str(converted))
-    exported = checkpoint.save_checkpoint(again, tok2, tmp_path / "export", dtype="bf16")
+    reloaded = checkpoint.load_checkpoint(str(converted))
+    exported = checkpoint.save_checkpoint(reloaded, tmp_path / "export", dtype="bf16")
     for out in (converted, exported):
         assert shipped <= {p.name for p in out.iterdir()}, out
         assert (out / "chat_template.jinja").read_text() == CHAT_TEMPLATE
         assert not (out / "added_tokens.json").exists()
-    assert tok2.chat_template == CHAT_TEMPLATE
+    assert reloaded.tokenizer.chat_template == CHAT_TEMPLATE
 
 
 def test_unknown_tokenizer_class_is_one_line_naming_the_file_and_version(base, tmp_path):

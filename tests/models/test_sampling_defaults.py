@@ -8,16 +8,16 @@ from transformers import GenerationConfig
 from kani_adapt.cli.main import main
 from kani_adapt.core.errors import CheckpointError
 from kani_adapt.models.generator import checkpoint
+from kani_adapt.models.generator.bundle import Generator
 from tests.helpers import copy_dir, sampling_handed_on, tiny_generator
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    model, tok = tiny_generator(seed=2)
-    return checkpoint.save_checkpoint(model, tok, tmp_path_factory.mktemp("s") / "kani",
-                                      dtype="fp32", sampling={"temperature": 0.4, "top_p": 0.8,
-                                                              "repetition_penalty": 1.3,
-                                                              "max_frames": 3})
+    generator = Generator(*tiny_generator(seed=2), sampling={
+        "temperature": 0.4, "top_p": 0.8, "repetition_penalty": 1.3, "max_frames": 3})
+    return checkpoint.save_checkpoint(generator, tmp_path_factory.mktemp("s") / "kani",
+                                      dtype="fp32")
 
 
 @pytest.fixture
@@ -62,8 +62,8 @@ def test_written_values_read_back_in_transformers_and_survive_a_re_save(saved, t
     gen = GenerationConfig.from_pretrained(saved)
     assert gen.do_sample and gen.temperature == 0.4 and gen.top_p == 0.8
     assert gen.repetition_penalty == 1.3 and gen.eos_token_id == 64402
-    model, tok = checkpoint.load_checkpoint(str(saved))
-    again = checkpoint.save_checkpoint(model, tok, tmp_path / "again", dtype="fp32")
+    again = checkpoint.save_checkpoint(checkpoint.load_checkpoint(str(saved)), tmp_path / "again",
+                                       dtype="fp32")
     assert checkpoint.read_sampling(again) == checkpoint.read_sampling(saved) == {
         "temperature": 0.4, "top_p": 0.8, "repetition_penalty": 1.3, "max_frames": 3}
 
@@ -79,6 +79,5 @@ def test_training_run_keeps_the_starting_checkpoints_values_for_export(saved, tm
     """Export reads run_dir/base, which training writes from the loaded checkpoint."""
     from kani_adapt.training import run
 
-    model, tok = checkpoint.load_checkpoint(str(saved))
-    run.save_base(model, tok, tmp_path)
+    run.save_base(checkpoint.load_checkpoint(str(saved)), tmp_path)
     assert checkpoint.read_sampling(tmp_path / "base") == checkpoint.read_sampling(saved)

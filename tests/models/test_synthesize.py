@@ -9,6 +9,7 @@ from kani_adapt.models.generator.generate import generate
 from kani_adapt.config.sampling import SamplingConfig
 from kani_adapt.models.generator.synthesize import synthesize
 from kani_adapt.models.generator.tokenizer import encode_text
+from kani_adapt.models.generator.bundle import Generator
 from tests.helpers import substitute_codec, tiny_generator
 
 GREEDY = SamplingConfig(temperature=0.0, max_frames=3, constrain_audio=True, seed=0)
@@ -34,7 +35,7 @@ def test_greedy_codes_equal_the_hand_written_path(tiny):
     texts, tags = ["hallo welt", "guten tag", "eins"], ["de", None, "de_hessian"]
     voice = np.random.default_rng(1).standard_normal(128).astype(np.float32)
     speakers = [voice, None, voice]
-    rows = synthesize(model, tok, None, texts, tags, speakers, GREEDY, batch_size=1)
+    rows = synthesize(Generator(model, tok), None, texts, tags, speakers, GREEDY, batch_size=1)
     for i, text in enumerate(texts):
         spk = torch.from_numpy(voice[None]) if speakers[i] is not None else None
         [expected] = generate(model, [tokens.prompt_ids(encode_text(tok, text, tags[i]))], spk,
@@ -46,14 +47,14 @@ def test_greedy_codes_equal_the_hand_written_path(tiny):
 def test_one_speaker_vector_is_used_for_every_text(tiny):
     model, tok = tiny
     voice = np.random.default_rng(2).standard_normal(128).astype(np.float32)
-    one = synthesize(model, tok, None, ["a b", "c d"], "de", voice, GREEDY)
-    each = synthesize(model, tok, None, ["a b", "c d"], "de", [voice, voice], GREEDY)
+    one = synthesize(Generator(model, tok), None, ["a b", "c d"], "de", voice, GREEDY)
+    each = synthesize(Generator(model, tok), None, ["a b", "c d"], "de", [voice, voice], GREEDY)
     assert all(np.array_equal(x.codes, y.codes) for x, y in zip(one, each))
 
 
 def test_each_row_is_decoded_to_its_own_waveform(tiny):
     model, tok = tiny
-    rows = synthesize(model, tok, FrameCodec(), ["hallo", "welt"], "de", None, GREEDY)
+    rows = synthesize(Generator(model, tok), FrameCodec(), ["hallo", "welt"], "de", None, GREEDY)
     for row in rows:
         assert row.sample_rate == 100 and row.audio.dtype == np.float32
         expected = np.repeat(row.codes.sum(1).astype(np.float32), 2)

@@ -61,8 +61,9 @@ def test_the_adapter_loads_as_its_card_says_and_everything_exported_is_readable(
     from kani_adapt.models.generator.batch import collate
     from kani_adapt.models.generator.checkpoint import load_checkpoint
 
-    merged, tok = load_checkpoint(str(tmp_path / "merged"))
-    base, _ = load_checkpoint(str(adapter / "base"))
+    loaded = load_checkpoint(str(tmp_path / "merged"))
+    merged, tok = loaded.model, loaded.tokenizer
+    base = load_checkpoint(str(adapter / "base")).model
     batch = collate(example_batch(tok), torch.zeros(2, 128))
     batch.pop("labels")
     batch.pop("speaker_emb", None)
@@ -75,7 +76,7 @@ def test_the_adapter_loads_as_its_card_says_and_everything_exported_is_readable(
     torch.testing.assert_close(a[real], b[real], atol=2e-3, rtol=2e-3)
     from kani_adapt.training.lora import load_adapter
 
-    ours = load_adapter(load_checkpoint(str(adapter / "base"))[0], adapter).eval()
+    ours = load_adapter(load_checkpoint(str(adapter / "base")), adapter).model.eval()
     with torch.no_grad():
         d = ours(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     torch.testing.assert_close(d[real], b[real], atol=2e-3, rtol=2e-3)  # the base is the run's

@@ -3,6 +3,8 @@ masked from the loss, a seeded share left plain; the run, its exports and `gener
 prompts out the same way."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -94,18 +96,19 @@ def test_training_repeats_short_rows_but_a_seeded_share_the_same_every_run(synth
 
 def test_a_saved_layout_is_loaded_with_the_model_and_used_by_generation(tmp_path, monkeypatch):
     from kani_adapt.models.generator import synthesize
+    from kani_adapt.models.generator.bundle import Generator
     from kani_adapt.models.generator.checkpoint import load_checkpoint, save_checkpoint
 
-    model, tok = tiny_generator()
-    save_checkpoint(model, tok, tmp_path / "plain", dtype="fp32")
-    save_checkpoint(model, tok, tmp_path / "repeating", dtype="fp32", text_layout=LAYOUT)
+    plain = Generator(*tiny_generator())
+    save_checkpoint(plain, tmp_path / "plain", dtype="fp32")
+    save_checkpoint(dataclasses.replace(plain, text_layout=LAYOUT), tmp_path / "repeating",
+                    dtype="fp32")
     assert not (tmp_path / "plain" / "text_layout.json").exists()  # plain stays as it was
     seen = []
     monkeypatch.setattr(synthesize, "generate", lambda m, prompts, *a, **k: seen.extend(prompts) or [])
     short, long = [tokens.BOS, 40, 41, 42], [tokens.BOS, *range(40, 60)]
     for name in ("plain", "repeating"):
-        loaded, _ = load_checkpoint(str(tmp_path / name))
-        synthesize.synthesize_ids(loaded, None, [short, long])
+        synthesize.synthesize_ids(load_checkpoint(str(tmp_path / name)), None, [short, long])
     assert seen == [tokens.prompt_ids(short), tokens.prompt_ids(long),
                     tokens.prompt_ids(short, repeats=6), tokens.prompt_ids(long)]
 

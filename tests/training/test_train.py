@@ -63,7 +63,7 @@ def test_lora_run_exports_merged_and_unmerged_that_agree(tmp_path, synth_data, b
     assert layouts == [tokens.TextLayout(below=200, target=200, most=8)] * 3
     assert json.loads((run_dir / "data_stats.json").read_text())["repeated_rows"] > 0
     assert "| short texts | repeated: a text of fewer than 200 text tokens" in card
-    assert load_adapter(load_checkpoint(str(base_ckpt))[0], tmp_path / "adapter").text_layout == layouts[0]
+    assert load_adapter(load_checkpoint(str(base_ckpt)), tmp_path / "adapter").text_layout == layouts[0]
     assert "license: unspecified" in card and "de, en_glasgow" in card
     # the listening results of an eval reach the card at export
     assert main(["export", str(run_dir), "--out", str(tmp_path / "carded"), "--listening",
@@ -75,12 +75,13 @@ def test_lora_run_exports_merged_and_unmerged_that_agree(tmp_path, synth_data, b
                  str(tmp_path / "listening.json")]) == 0
     assert "## Listening test\n\n2 listeners" in (tmp_path / "carded" / "README.md").read_text()
 
-    merged, tok = load_checkpoint(str(tmp_path / "merged"))
+    loaded = load_checkpoint(str(tmp_path / "merged"))
+    merged, tok = loaded.model, loaded.tokenizer
     config = json.loads((tmp_path / "merged" / "config.json").read_text())
     assert read_sampling(tmp_path / "merged") == read_sampling(base_ckpt) != {}  # values used
     assert config["language_settings"]["language_tags_list"] == ["de", "en_glasgow"]
-    base, _ = load_checkpoint(str(base_ckpt))
-    unmerged = load_adapter(load_checkpoint(str(base_ckpt))[0], tmp_path / "adapter").eval()
+    base = load_checkpoint(str(base_ckpt)).model
+    unmerged = load_adapter(load_checkpoint(str(base_ckpt)), tmp_path / "adapter").model.eval()
     torch.testing.assert_close(logits_of(merged, tok), logits_of(unmerged, tok),
                                atol=1e-4, rtol=1e-4)
     assert (logits_of(merged, tok) - logits_of(base, tok)).abs().max() > 1e-3

@@ -23,6 +23,7 @@ from kani_adapt.core.errors import CheckpointError, DataError
 from kani_adapt.core.model_files import check_fits, check_values, read_json_object
 from kani_adapt.core.hub import resolve_folder as resolve  # noqa: F401 (callers say checkpoint.resolve)
 from kani_adapt.models.generator import sizes
+from kani_adapt.models.generator.bundle import Generator
 from kani_adapt.models.generator.model import KaniTTS2ForCausalLM
 from kani_adapt.models.generator.tokenizer import (
     add_kani_tokens, build_offline_text_tokenizer, check_kani_tokenizer,
@@ -179,25 +180,21 @@ def _refuse_untied_head(base: Lfm2ForCausalLM) -> None:
 
 
 def save_checkpoint(
-    model: KaniTTS2ForCausalLM,
-    tokenizer,
+    generator: Generator,
     out_dir: str | os.PathLike,
     *,
     dtype: str = "bf16",
     language_tags: list[str] | None = None,
-    sampling: dict | None = None,
-    text_frontend=None,
-    text_layout: tokens.TextLayout | None = None,
 ) -> Path:
     """Write the official layout: config.json, one model.safetensors, tokenizer files,
     generation_config.json. Written to a temporary folder first and then moved into place.
 
-    generation_config.json carries the sampling values: ``sampling``, else those the model was
-    loaded with (``load_checkpoint``), else the built-in fallbacks. text_frontend.json (when
-    known: ``text_frontend``, else the loaded model's) says how texts are read; text_layout.json
-    (``text_layout``, else the loaded model's, when it repeats short texts) how prompts are laid out."""
+    The bundle's other parts go beside them: generation_config.json carries its sampling values
+    (else the built-in fallbacks), text_frontend.json how its texts are read (when one is
+    known), text_layout.json how its prompts are laid out (when it repeats short texts)."""
     if dtype not in DTYPES:
         raise CheckpointError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    model, tokenizer = generator.model, generator.tokenizer
     check_kani_tokenizer(tokenizer)
 
     def write(tmp: Path) -> None:
@@ -210,12 +207,10 @@ def save_checkpoint(
         tokenizer.save_pretrained(tmp)  # every tokenizer file, chat_template.jinja included
         for extra in DROPPED_TOKENIZER_FILES & set(os.listdir(tmp)):
             (tmp / extra).unlink()
-        chosen = sampling if sampling is not None else getattr(model, "sampling_defaults", {})
-        _write_generation_config(tmp / GENERATION_CONFIG, chosen)
-        front = text_frontend if text_frontend is not None else getattr(model, "text_frontend", None)
-        if front is not None:
-            frontend.write(tmp, front, language_tags or ())
-        write_layout(tmp, text_layout if text_layout is not None else model_layout(model))
+        _write_generation_config(tmp / GENERATION_CONFIG, generator.sampling)
+        if generator.text_frontend is not None:
+            frontend.write(tmp, generator.text_frontend, language_tags or ())
+        write_layout(tmp, generator.text_layout)
 
     return write_folder(out_dir, write)
 
@@ -225,8 +220,9 @@ def load_checkpoint(
     *,
     dtype: torch.dtype = torch.float32,
     attn_implementation: str = "sdpa",
-) -> tuple[KaniTTS2ForCausalLM, object]:
-    """Load a KaniTTS2 checkpoint with its full state dict; refuse any key mismatch."""
+) -> Generator:
+    """Load a KaniTTS2 checkpoint with its full state dict (refusing any key mismatch), with the
+    tokenizer, text frontend, prompt layout and sampling values stored beside it."""
     path = resolve(path_or_id, ("config.json", WEIGHTS))
     config = read_config(path)
     config._attn_implementation = attn_implementation
@@ -251,17 +247,10 @@ def load_checkpoint(
     model.load_state_dict(state, strict=False)
     model.tie_weights()
     model.to(dtype)
-    model.sampling_defaults = read_sampling(path)  # kept when the model is saved again
-    model.text_frontend = frontend.read(path)  # the texts it was trained on; kept likewise
-    model.text_layout = read_layout(path)  # how its prompts were laid out; kept likewise
     tokenizer = load_tokenizer(path)
     check_kani_tokenizer(tokenizer)
-    return model.eval(), tokenizer
-
-
-def model_layout(model) -> tokens.TextLayout:
-    """The prompt layout a model was trained with (``text_layout.json``), else the plain one."""
-    return getattr(model, "text_layout", None) or tokens.TextLayout()
+    return Generator(model.eval(), tokenizer, text_frontend=frontend.read(path),
+                     text_layout=read_layout(path), sampling=read_sampling(path))
 
 
 def write_layout(folder: Path, layout: tokens.TextLayout) -> None:

@@ -2,7 +2,8 @@
 
 The only copy of that path: ``kani-adapt generate``, the recipe's ``sample`` stage, the samples
 logged during training and evaluation all call :func:`synthesize` (or :func:`synthesize_ids`
-where the text is already tokenized). Rows are generated in batches that never mix speaker-
+where the text is already tokenized) with a loaded :class:`~kani_adapt.models.generator.bundle.
+Generator`, whose text frontend and prompt layout say how its texts are read and laid out. Rows are generated in batches that never mix speaker-
 conditioned and unconditioned prompts; each row is decoded on its own, so a row's audio does not
 depend on what it was batched with.
 """
@@ -16,7 +17,7 @@ import torch
 
 from kani_adapt.text import frontend
 from kani_adapt import tokens
-from kani_adapt.models.generator.checkpoint import model_layout
+from kani_adapt.models.generator.bundle import Generator
 from kani_adapt.models.generator.generate import SamplingConfig, generate
 from kani_adapt.models.generator.tokenizer import encode_text
 
@@ -30,39 +31,34 @@ class Synthesized:
     onset_entropy: float = float("nan")  # derailment score (generate.GeneratedRow)
 
 
-def synthesize(model, tokenizer, codec, texts: Sequence[str], tag: str | Sequence[str] | None,
+def synthesize(generator: Generator, codec, texts: Sequence[str], tag: str | Sequence[str] | None,
                speaker=None, sampling: SamplingConfig = SamplingConfig(),
                batch_size: int | None = None,
                front: frontend.Frontend | None = None) -> list[Synthesized]:
     """Speak ``texts`` (one ``tag`` for all, or one per text) with an optional ``speaker``:
     one 128-d vector for all texts, or one per text (``None`` entries: unconditioned).
     ``codec=None`` returns codes only. Each text is read through the text frontend ``front``,
-    by default the one stored with the model (:func:`model_frontend`)."""
+    by default the one the generator was trained with."""
     tags = [tag] * len(texts) if tag is None or isinstance(tag, str) else list(tag)
-    prompts = text_prompts(model, tokenizer, texts, tags, front)
-    return synthesize_ids(model, codec, prompts, speaker, sampling, batch_size)
+    prompts = text_prompts(generator, texts, tags, front)
+    return synthesize_ids(generator, codec, prompts, speaker, sampling, batch_size)
 
 
-def model_frontend(model) -> frontend.Frontend:
-    """The text frontend a loaded model was trained with (its folder's ``text_frontend.json``,
-    read by ``load_checkpoint`` and ``load_adapter``), else the default one."""
-    return getattr(model, "text_frontend", None) or frontend.Frontend()
-
-
-def text_prompts(model, tokenizer, texts: Sequence[str], tags: Sequence[str | None],
+def text_prompts(generator: Generator, texts: Sequence[str], tags: Sequence[str | None],
                  front: frontend.Frontend | None = None) -> list[list[int]]:
     """The text ids ``synthesize`` feeds the model: each text through the frontend, then the
     tokenizer (the ids training builds for the same row)."""
-    front = front or model_frontend(model)
-    return [encode_text(tokenizer, front.apply(text, t), t) for text, t in zip(texts, tags)]
+    front = front or generator.reads_with
+    return [encode_text(generator.tokenizer, front.apply(text, t), t)
+            for text, t in zip(texts, tags)]
 
 
-def synthesize_ids(model, codec, text_ids: Sequence[list[int]], speaker=None,
+def synthesize_ids(generator: Generator, codec, text_ids: Sequence[list[int]], speaker=None,
                    sampling: SamplingConfig = SamplingConfig(),
                    batch_size: int | None = None) -> list[Synthesized]:
-    """:func:`synthesize` for texts already turned into token ids, laid out as the model was
-    trained (short texts repeated where its ``text_layout`` says so)."""
-    layout = model_layout(model)
+    """:func:`synthesize` for texts already turned into token ids, laid out as the generator
+    was trained (short texts repeated where its ``text_layout`` says so)."""
+    layout, model = generator.text_layout, generator.model
     prompts = [tokens.prompt_ids(ids, repeats=layout.repeats(ids)) for ids in text_ids]
     speakers = _per_text(speaker, len(prompts))
     out: list[Synthesized | None] = [None] * len(prompts)
