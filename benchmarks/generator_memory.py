@@ -159,7 +159,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="350m")
-    parser.add_argument("--modes", nargs="+", default=["lora", "continue_pretrain"])
+    parser.add_argument("--modes", nargs="+", default=["lora", "full"])
     parser.add_argument("--seconds", nargs="+", type=float, default=[10, 20, 40])
     parser.add_argument("--checkpointing", nargs="+", default=["off", "on"])
     parser.add_argument("--chunk", nargs="+", type=int, default=[0, 64],

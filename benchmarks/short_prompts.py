@@ -90,7 +90,7 @@ def main() -> None:
         runs = {}
         for name, extra in (("plain", {}), ("repeated", REPEAT)):
             start = time.monotonic()
-            W.train(root / name, data, "tiny", "continue_pretrain", args.steps, args.lr,
+            W.train(root / name, data, "tiny", "full", args.steps, args.lr,
                     **{"data.text_dropout": 0.1}, **extra)
             runs[name] = W.export(root / name, root / f"{name}_merged")
             print(f"trained {name} in {time.monotonic() - start:.0f} s")

@@ -69,6 +69,6 @@ def test_lora_training_stops_on_a_byte_fallback_script_and_continued_pretraining
         return GeneratorData(cfg, tok)
     with pytest.raises(DataError, match=r"tag am: the tokenizer falls back to bytes"):
         data("lora").setup("fit")
-    ok = data("continue_pretrain")
+    ok = data("full")
     ok.setup("fit")
     assert ok.stats["fertility"]["tags"]["am"]["byte_fallback_share"] > 0.8

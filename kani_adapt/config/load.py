@@ -31,7 +31,8 @@ def load_saved_config(cls: type[T], path: str | Path, overrides: list[str] = ())
 
 def migrate(cls, data):
     """``data`` with every former key of ``cls`` and its sections moved to its current place (a
-    value already there wins: a key renamed twice into one keeps the first)."""
+    value already there wins: a key renamed twice into one keeps the first), and every former
+    value (``RENAMED_VALUES``) under its current name."""
     if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
         return data
     data, hints = copy.deepcopy(data), get_type_hints(cls)
@@ -39,6 +40,9 @@ def migrate(cls, data):
         value = pop_path(data, old)
         if value is not ABSENT and get_path(data, new) is ABSENT:
             set_dotted(data, new, value)
+    for key, values in inherited(cls, "RENAMED_VALUES").items():
+        if isinstance(data.get(key), str) and data[key] in values:
+            data[key] = values[data[key]]
     return {key: migrate(hints[key], value) if key in hints else value for key, value in data.items()}
 
 

@@ -31,6 +31,10 @@ reported at once, in one :class:`ConfigError` line):
   "sampling.max_frames"``: "config.trainer: unknown key 'sample_max_frames'; it is now
   config.sampling.max_frames").
 
+- ``RENAMED_VALUES``: a class attribute mapping a field to its former values and their current
+  names (``{"mode": {"continue_pretrain": "full"}}``): an old config gets "'continue_pretrain'
+  is now called 'full'"; a run folder's own config is read with the new value.
+
 - ``Annotated[T, check, ...]`` field types: each ``check(value) -> str | None`` returns why a
   value of type ``T`` is refused (a shared type such as :data:`kani_adapt.core.devices.Device` is
   checked the same way in every schema that uses it).
@@ -95,6 +99,7 @@ def _build(cls, data, where: str, problems: list[str]):
     hints = get_type_hints(cls, include_extras=True)
     names = [f.name for f in dataclasses.fields(cls)]
     ranges, renamed = inherited(cls, "RANGES"), inherited(cls, "RENAMED")
+    old_values = inherited(cls, "RENAMED_VALUES")
     kwargs, before = {}, len(problems)
     data = _moved_out(data, renamed, where, problems)
     for key, value in data.items():
@@ -104,6 +109,9 @@ def _build(cls, data, where: str, problems: list[str]):
             if key in renamed:
                 hint = f"; it is now called {renamed[key]!r}"
             problems.append(f"{where}: unknown key {show(key)}{hint}")
+            continue
+        if isinstance(value, str) and value in old_values.get(key, {}):
+            problems.append(f"{where}.{key}: {value!r} is now called {old_values[key][value]!r}")
             continue
         try:
             kwargs[key] = _coerce(hints[key], value, f"{where}.{key}", problems)

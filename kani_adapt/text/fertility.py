@@ -123,7 +123,7 @@ def gate(figures: dict, max_byte_fallback: float = MAX_BYTE_FALLBACK,
             problems.append(
                 f"tag {tag}: the tokenizer falls back to bytes on this script ({'; '.join(why)}): "
                 "LoRA on a frozen base cannot learn it cheaply. Use continued pretraining with a "
-                "larger budget (mode=continue_pretrain, e.g. recipes/swahili/continue_pretrain.yaml),"
+                "larger budget (mode=full, e.g. recipes/swahili/continue_pretrain.yaml),"
                 " or extend the tokenizer (kani-adapt does not do that yet); to train anyway, set "
                 "data.max_byte_fallback=0 data.max_fertility_ratio=0")
     return problems

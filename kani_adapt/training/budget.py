@@ -110,7 +110,7 @@ class TokenBudgetProbe(Callback):
         return self.value
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        longest = max(trainer.datamodule.train_set.lengths)
+        longest = max(trainer.datamodule.train_set.lengths)  # every objective's data module has it
         self.value = resolve_auto_budget(pl_module, longest, self.run_dir)
 
 
@@ -142,25 +142,11 @@ def resolve_auto_budget(module, longest: int, run_dir: Path) -> int:
     return budget
 
 
-def probe_batch(budget: int, longest: int, speaker: bool, device) -> dict[str, torch.Tensor]:
-    """Rows of the longest training length filling ``budget`` (what batching allows at most)."""
-    from kani_adapt import tokens
-
-    length = min(longest, budget)
-    rows = max(1, budget // length)
-    ids = torch.randint(tokens.AUDIO_TOKENS_START, tokens.VOCAB_SIZE, (rows, length),
-                        device=device)
-    batch = {"input_ids": ids, "labels": ids.clone(),
-             "attention_mask": torch.ones_like(ids)}
-    if speaker:
-        batch["speaker_emb"] = torch.randn(rows, 128, device=device)
-    return batch
-
-
 def measure_step(module, budget: int, longest: int) -> int:
-    """Peak bytes above the current allocation of forward + backward at ``budget`` tokens."""
+    """Peak bytes above the current allocation of forward + backward at ``budget`` tokens, on
+    the objective's own probe batch (its largest batch shape at that budget)."""
     device = module.device
-    batch = probe_batch(budget, longest, module.cfg.data.use_speaker_emb, device)
+    batch = module.objective.probe_batch(module, budget, longest)
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
@@ -174,5 +160,5 @@ def measure_step(module, budget: int, longest: int) -> int:
         raise DoesNotFit(str(err)) from err
     finally:
         module.zero_grad(set_to_none=True)
-        module._meter.total = None  # the probe is not a training step
+        module.meter.reset()  # the probe is not a training step
         torch.cuda.empty_cache()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Optional, Union
+from typing import Annotated, ClassVar, Literal, Optional, Union
 
 from kani_adapt import dataset
 from kani_adapt.text import fertility
@@ -11,8 +11,15 @@ from kani_adapt.config.typed import required
 from kani_adapt.eval.config import TrainingEvalConfig
 from kani_adapt.config.sampling import SeededSampling
 from kani_adapt.config.wiring import ModelRef
+from kani_adapt.training.objectives.registry import OBJECTIVES
 
 AUTO = "auto"  # data.token_budget: measured at fit start (kani_adapt.training.budget)
+
+
+def known_objective(name: str) -> str | None:
+    if name not in OBJECTIVES:
+        return f"{name!r} is not a training objective; choose from {', '.join(OBJECTIVES)}"
+    return None
 
 
 @dataclass
@@ -155,7 +162,12 @@ class TrainingSampling(SeededSampling):
 @dataclass
 class TrainConfig:
     run_dir: str = "runs/generator"
-    mode: Literal["continue_pretrain", "lora"] = "lora"
+    # Which weights train (the parameterisation): full (every weight: continued pretraining) or
+    # lora (adapters on a frozen base).
+    mode: Literal["full", "lora"] = "lora"
+    # What a step optimises (kani_adapt/training/objectives/registry.py): sft, the next-token
+    # loss on the dataset's rows.
+    objective: Annotated[str, known_objective] = "sft"
     codec: Optional[ModelRef] = None  # decode samples and scored speech to audio with it (path or id)
     licence: str = "unspecified"  # written to the adapter card
     data: TrainDataConfig = field(default_factory=TrainDataConfig)
@@ -171,3 +183,4 @@ class TrainConfig:
     RENAMED: ClassVar[dict] = {"eval.max_frames": "sampling.max_frames",
                                "eval.temperature": "sampling.temperature", "eval.seed": "sampling.seed",
                                "trainer.sample_max_frames": "sampling.max_frames"}
+    RENAMED_VALUES: ClassVar[dict] = {"mode": {"continue_pretrain": "full"}}

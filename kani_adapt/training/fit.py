@@ -16,8 +16,8 @@ from kani_adapt.training import run as runs
 from kani_adapt.training.budget import TokenBudgetProbe, budget_for
 from kani_adapt.training.config import TrainConfig
 from kani_adapt.training.csvlog import StepCSVLogger
-from kani_adapt.training.data import GeneratorData
 from kani_adapt.training.module import GeneratorModule
+from kani_adapt.training.objectives import registry as objectives
 from kani_adapt.training.samples import make_sample_hook
 
 log = logging.getLogger("kani_adapt.train")
@@ -48,7 +48,7 @@ def _train(cfg: TrainConfig, callbacks: tuple) -> dict:
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     generator = runs.build_model(cfg)
     budget = budget_for(cfg)  # a number, or the probe that measures it at fit start
-    data = GeneratorData(cfg, generator.tokenizer, budget)
+    data = objectives.get(cfg.objective).data(cfg, generator.tokenizer, budget)
     data.setup("fit")
     module = GeneratorModule(cfg, generator.model)
     codec = _codec(cfg)

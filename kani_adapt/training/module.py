@@ -1,25 +1,28 @@
-"""The Lightning module: continue-pretraining (all weights) or LoRA on the generator."""
+"""The Lightning module: the parameterisation (``mode``: all weights, or LoRA on a frozen base)
+and the optimiser; what a step optimises is the run's objective (:mod:`kani_adapt.training.objectives`)."""
 from __future__ import annotations
 
 import math
-import time
 
 import lightning as L
 import torch
 
-from kani_adapt.models.generator.model import insert_at_one
-from kani_adapt.core import rng
 from kani_adapt import tokens
+from kani_adapt.core import rng
 from kani_adapt.training import lora
 from kani_adapt.training.config import TrainConfig
-from kani_adapt.training.losses import (GROUPS, chunked_token_losses, group_stats, losses_from,
-                                        mean_loss, perplexity, token_losses)
+from kani_adapt.training.losses import perplexity
+from kani_adapt.training.objectives import registry as objectives
+
+
+PROGRESS = ("loss", "real_tokens_per_s")  # train figures shown on the progress bar
 
 
 class GeneratorModule(L.LightningModule):
     def __init__(self, cfg: TrainConfig, model):
         super().__init__()
         self.cfg = cfg
+        self.objective = objectives.get(cfg.objective)
         if cfg.mode == "lora":
             self.net = lora.apply_lora(model, cfg.lora)  # PeftModel: adapters + frozen base
         else:
@@ -37,57 +40,31 @@ class GeneratorModule(L.LightningModule):
             # shape from step to step, hence dynamic shapes.
             self.kani.model.compile(dynamic=True)
         self.sample_hook = None  # set by the run: callable(module) logging generated samples
-        self._meter = StepMeter()
+        self.meter = self.objective.meter()
 
     @property
     def kani(self):
         """The KaniTTS2 model itself (with LoRA layers injected in place, in LoRA mode)."""
         return self.net.get_base_model() if self.cfg.mode == "lora" else self.net
 
-    def token_losses(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-position loss (B, L') and the labels it belongs to (speaker slot included)."""
-        labels = batch["labels"]
-        spk = batch.get("speaker_emb")
-        inputs = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                      speaker_emb=spk)
-        if spk is not None:
-            labels = insert_at_one(labels, torch.full_like(labels[:, 0], tokens.IGNORE_INDEX))
-        chunk = self.cfg.model.loss_chunk
-        if chunk:
-            hidden = self.kani.hidden_states(**inputs)
-            return chunked_token_losses(hidden, self.kani.lm_head, labels, chunk), labels
-        return token_losses(self.kani(**inputs, use_cache=False).logits, labels), labels
-
     def forward_losses(self, batch) -> dict[str, torch.Tensor]:
-        return losses_from(*self.token_losses(batch))
+        """The objective's figures of a batch (``loss`` among them), as validation sees them."""
+        return self.objective.losses(self, batch)
 
     def training_step(self, batch, batch_idx):
-        per_token, labels = self.token_losses(batch)
-        loss = mean_loss(per_token, labels)
-        # Metrics stay on the device; they are read (one sync) at the log interval only.
-        self._meter.add(loss.detach(), *group_stats(per_token, labels), batch["attention_mask"])
-        return loss
+        return self.objective.training_loss(self, batch)
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         if self._log_now():
-            self._log_train(self._meter.flush())
+            self._log_train(self.meter.flush())
 
     def _log_now(self) -> bool:
         trainer = self._trainer
         return trainer is not None and trainer._logger_connector.should_update_logs
 
     def _log_train(self, m: dict) -> None:
-        if not m:
-            return
-        self.log("train/loss", m["loss"], prog_bar=True)
-        self.log("train/padding_efficiency", m["padding_efficiency"])
-        if "real_tokens_per_s" in m:
-            self.log("train/real_tokens_per_s", m["real_tokens_per_s"], prog_bar=True)
-        for name in GROUPS:
-            if f"loss_{name}" in m:
-                self.log(f"train/loss_{name}", m[f"loss_{name}"])
-                if name.startswith("cb"):
-                    self.log(f"train/ppl_{name}", perplexity(m[f"loss_{name}"]))
+        for key, value in m.items():
+            self.log(f"train/{key}", value, prog_bar=key in PROGRESS)
         for layer, rope in enumerate(self.kani.model.learnable_rope_layers):
             if rope is not None:
                 self.log(f"rope/alpha_layer{layer}", float(rope.alpha().detach()))
@@ -95,7 +72,7 @@ class GeneratorModule(L.LightningModule):
     def validation_step(self, batch, batch_idx, dataloader_idx=0):
         out = self.forward_losses(batch)
         prefix = "val" if dataloader_idx == 0 else "val_replay"
-        n = int((batch["labels"] != tokens.IGNORE_INDEX).sum())
+        n = self.objective.weight(batch)
         for key, value in out.items():
             self.log(f"{prefix}/{key}", value, batch_size=n, add_dataloader_idx=False,
                      sync_dist=True)
@@ -179,40 +156,3 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-class StepMeter:
-    """Training metrics summed on the device between log intervals and read with one sync.
-
-    Layout of the running sum: loss, steps, per-group loss sums, per-group token counts, real
-    tokens, padded tokens. Tokens/s covers the steps since the previous read, timed after a
-    device sync so that queued GPU work is counted.
-    """
-
-    def __init__(self):
-        self.total: torch.Tensor | None = None
-        self.tick: float | None = None
-
-    def add(self, loss, group_sums, group_counts, mask: torch.Tensor) -> None:
-        one = torch.ones(1, device=loss.device)
-        row = torch.cat([loss.float()[None], one, group_sums.float(), group_counts.float(),
-                         mask.sum().float()[None], one * mask.numel()])
-        self.total = row if self.total is None else self.total + row
-
-    def flush(self) -> dict[str, float]:
-        if self.total is None:
-            return {}
-        if self.total.is_cuda:
-            torch.cuda.synchronize(self.total.device)
-        now = time.perf_counter()
-        values = self.total.tolist()
-        self.total = None
-        g = len(GROUPS)
-        loss, steps, sums, counts = values[0], values[1], values[2:2 + g], values[2 + g:2 + 2 * g]
-        real, padded = values[-2], values[-1]
-        out = {"loss": loss / steps, "padding_efficiency": real / padded}
-        out.update({f"loss_{n}": s / c for n, s, c in zip(GROUPS, sums, counts) if c})
-        if self.tick is not None:
-            out["real_tokens_per_s"] = real / max(now - self.tick, 1e-9)
-        self.tick = now
-        return out

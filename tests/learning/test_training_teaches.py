@@ -56,7 +56,7 @@ def world(tmp_path_factory):
     data_a = W.write_dataset(rows_a, root / "set_a")
     data_b = W.write_dataset(rows_b, root / "set_b")
     pretraining = W.write_dataset(rows_a + W.rows(BASE_LANGUAGE, voices), root / "pretraining")
-    W.train(root / "base_run", pretraining, "tiny", "continue_pretrain", CPT_STEPS, CPT_LR)
+    W.train(root / "base_run", pretraining, "tiny", "full", CPT_STEPS, CPT_LR)
     base = W.export(root / "base_run", root / "base")
     return {"root": root, "a": rows_a, "b": rows_b, "data_a": data_a, "data_b": data_b,
             "base": base}

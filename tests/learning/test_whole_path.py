@@ -49,7 +49,7 @@ def test_recordings_to_generated_speech_equal_the_codec_round_trip(tmp_path):
     layout = dataset.DatasetLayout(tmp_path / "work" / "dataset")
     table = dataset.read(layout.hf)
     assert len(table) == 2 and min(table[dataset.ENCODED_LEN]) >= 15
-    W.train(tmp_path / "run", layout.hf, "tiny", "continue_pretrain", 200, 5e-3,
+    W.train(tmp_path / "run", layout.hf, "tiny", "full", 200, 5e-3,
             **{"data.drop_repeated_frames": "false"})
     merged = W.export(tmp_path / "run", tmp_path / "merged")
 

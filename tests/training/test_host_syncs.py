@@ -14,7 +14,7 @@ from tests.models.host_syncs import HostSyncCounter
 
 
 @pytest.mark.parametrize("mode,checkpointing", [("lora", True), ("lora", False),
-                                                ("continue_pretrain", True)])
+                                                ("full", True)])
 def test_a_training_step_reads_nothing_back_from_the_device(mode, checkpointing):
     model, tok = tiny_generator()
     cfg = load_config(TrainConfig, None, [*REQUIRED, f"mode={mode}",
@@ -34,7 +34,7 @@ def test_a_training_step_reads_nothing_back_from_the_device(mode, checkpointing)
     with HostSyncCounter() as syncs:
         step()
     assert syncs.total == 0, syncs.sites.most_common(5)
-    assert module._meter.flush()["loss"] > 0  # what was summed on the device is read here
+    assert module.meter.flush()["loss"] > 0  # what was summed on the device is read here
 
 
 def test_generation_reads_the_device_only_every_few_steps():

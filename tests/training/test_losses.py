@@ -34,7 +34,7 @@ def test_losses_match_cross_entropy_and_groups_are_their_parts():
     assert perplexity(0.0) == 1.0 and math.isfinite(perplexity(1e9))
 
 
-@pytest.mark.parametrize("mode", ["lora", "continue_pretrain"])
+@pytest.mark.parametrize("mode", ["lora", "full"])
 def test_chunked_loss_gives_the_plain_loss_groups_and_gradients(mode):
     from kani_adapt.config.load import load_config
     from kani_adapt.models.generator.batch import collate

@@ -54,7 +54,7 @@ def test_fresh_lora_is_the_identity_and_freezes_the_base():
 
 def test_continue_pretraining_groups_rope_scales_and_freezes_prefixes():
     model, _ = tiny_generator()
-    cfg = cfg_with("mode=continue_pretrain", "optim.lr=0.001",
+    cfg = cfg_with("mode=full", "optim.lr=0.001",
                    "optim.freeze=[model.embed_tokens]")
     module = GeneratorModule(cfg, model)
     optimizer = module.configure_optimizers()["optimizer"]
@@ -76,7 +76,7 @@ def test_schedule_warms_up_then_decays_to_the_floor():
 
 def test_losses_are_logged_per_codebook(tmp_path):
     model, tok = tiny_generator()
-    module = GeneratorModule(cfg_with("mode=continue_pretrain"), model)
+    module = GeneratorModule(cfg_with("mode=full"), model)
     out = module.forward_losses(collate(example_batch(tok), torch.randn(2, 128)))
     assert {f"loss_cb{c}" for c in range(4)} | {"loss", "loss_text"} <= set(out)
 
@@ -162,7 +162,7 @@ def run_sample_hook(tmp_path, monkeypatch, codec, prompts: int, frames: int) -> 
     data.setup()
     hook = make_sample_hook(cfg, data.val_set, codec=codec)
     rec = Recorder()
-    module = GeneratorModule(cfg_with("mode=continue_pretrain"), model)
+    module = GeneratorModule(cfg_with("mode=full"), model)
     monkeypatch.setattr(type(module), "global_step", property(lambda self: 0))
     monkeypatch.setattr(module, "log", lambda k, v, **kw: rec.scalars.__setitem__(k, v))
     monkeypatch.setattr("kani_adapt.training.samples.tensorboard", lambda m: rec)
@@ -187,7 +187,7 @@ def test_samples_decode_with_the_nanocodec(tmp_path, monkeypatch):
     assert rate == 22050 and shape == (1, 2 * 1764)
 
 
-@pytest.mark.parametrize("mode", ["lora", "continue_pretrain"])
+@pytest.mark.parametrize("mode", ["lora", "full"])
 def test_gradient_checkpointing_runs_and_gives_the_same_gradients(mode):
     def grads(checkpointing: bool) -> dict[str, torch.Tensor]:
         torch.manual_seed(0)

@@ -33,7 +33,7 @@ def test_gradients_are_clipped_by_global_norm_with_the_fused_optimizer():
     from tests.helpers import tiny_generator
 
     model, _ = tiny_generator()
-    cfg = load_config(TrainConfig, None, [*REQUIRED, "mode=continue_pretrain", "trainer.precision=bf16-mixed"])
+    cfg = load_config(TrainConfig, None, [*REQUIRED, "mode=full", "trainer.precision=bf16-mixed"])
     module = GeneratorModule(cfg, model)
     optimizer = module.configure_optimizers()["optimizer"]
     assert optimizer.defaults["fused"]  # the combination Lightning's AMP plugin refuses to clip

@@ -46,7 +46,7 @@ def test_the_loss_reads_the_copies_labels_so_masking_them_keeps_them_out():
     model, tok = tiny_generator()
     from kani_adapt.training.module import GeneratorModule
 
-    cfg = load_config(TrainConfig, None, [*REQUIRED, "mode=continue_pretrain"])
+    cfg = load_config(TrainConfig, None, [*REQUIRED, "mode=full"])
     module = GeneratorModule(cfg, model).eval()
     text = tokens.with_bos(tok("de: hallo", add_special_tokens=True)["input_ids"])
     example = tokens.build_example(text, np.arange(20).reshape(5, 4), repeats=4)
