@@ -11,7 +11,7 @@ from pathlib import Path
 
 from data_tools.contribute.layout import CARD_NAME, FILE_FIXES, regular_file
 from data_tools.contribute.records import WARNING, Problem
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 
 MAX_CARD_BYTES = 1_000_000  # a card is a page of text; a larger file is refused unread
 # Licence ids as the Hugging Face Hub spells them; open licences a TTS dataset may carry.

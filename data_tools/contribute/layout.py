@@ -14,7 +14,7 @@ from pathlib import Path
 
 from data_tools.contribute.config import SPLITS
 from data_tools.contribute.records import ERROR, WARNING, Clip, Problem, hidden_chars, visible
-from data_tools.layouts import AUDIO_SUFFIXES, inside, read_sidecar
+from data_tools.inputs.layouts import AUDIO_SUFFIXES, inside, read_sidecar
 
 AUDIO_DIR = "audio"
 CARD_NAME = "README.md"

@@ -24,7 +24,7 @@ HASH_BLOCK = 1 << 20
 
 def measure_clip(clip: Clip, cfg: ContributeConfig) -> Measured:
     """The clip's measurements, or why it cannot be used (one reason, never an exception)."""
-    from data_tools.quality import measure
+    from data_tools.speech.quality import measure
     from kani_adapt.audio import AudioReadError, read
 
     window = cfg.max_clip_seconds + 1.0  # decoding never goes further than this

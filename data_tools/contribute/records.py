@@ -5,7 +5,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_tools.quality import Features
+from data_tools.speech.quality import Features
 
 ERROR, WARNING = "error", "warning"
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"

@@ -15,13 +15,14 @@ from data_tools.contribute.config import ContributeConfig
 from data_tools.contribute.measure import measure_clip
 from data_tools.contribute.records import (CHECKS, ERROR, FAILED, PASSED, SKIPPED, WARNING,
                                            CheckResult, Measured, Problem, Validation)
-from kani_adapt.errors import ConfigError, DataError
+from kani_adapt.core.errors import ConfigError, DataError
 
 
 def alignment(measured: list[Measured], cfg: AlignConfig,
               max_bad_fraction: float) -> tuple[CheckResult, list[Problem]]:
     """Transcript/audio agreement by forced alignment; skipped (never passed) without MFA."""
-    from data_tools import align, mfa
+    from data_tools.stages import align
+    from data_tools.speech import mfa
     from data_tools.records import Utterance
 
     if cfg.enabled == "off":
@@ -92,6 +93,6 @@ def validate(root: Path, cfg: ContributeConfig, progress: bool = False) -> Valid
 def _progress(items: list, show: bool):
     if not show:
         return items
-    from kani_adapt.console import progress
+    from kani_adapt.core.console import progress
 
     return progress(items, desc="measure", unit="clip")

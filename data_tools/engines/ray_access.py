@@ -29,7 +29,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from kani_adapt.errors import ConfigError
+from kani_adapt.core.errors import ConfigError
 
 LOOPBACK = "127.0.0.1"
 TOKEN_FILE = "auth_token"

@@ -19,7 +19,7 @@ from data_tools.cli import main
 from data_tools.config import RayConfig, load_config
 from data_tools.engines import ray as on_ray, ray_access
 from dt_helpers import write
-from kani_adapt.errors import ConfigError
+from kani_adapt.core.errors import ConfigError
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
