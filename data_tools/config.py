@@ -224,6 +224,10 @@ class RayConfig:
     gpus_per_worker: float = 1.0  # a model stage on a GPU device; 0.25: four workers per GPU
     block_items: int = 256  # items per block at most (a block: one log file, one retry unit)
     max_retries: int = 3  # a block whose worker died is run again this many times
+    # A cluster joined with `address` must check tokens (RAY_AUTH_MODE=token), since anyone who
+    # reaches the ports of one that does not can run code on it; true joins such a cluster
+    # anyway: only on a network that nobody else reaches. A local Ray always checks a token.
+    allow_unauthenticated: bool = False
 
     RANGES: ClassVar[dict[str, str]] = {
         "num_cpus": ">= 0", "object_store_mb": ">= 64", "workers": ">= 0",

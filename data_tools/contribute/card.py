@@ -9,10 +9,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from data_tools.contribute.layout import CARD_NAME, FILE_FIXES, regular_file
 from data_tools.contribute.records import WARNING, Problem
 from kani_adapt.core.errors import DataError
 
-CARD_NAME = "README.md"
+MAX_CARD_BYTES = 1_000_000  # a card is a page of text; a larger file is refused unread
 # Licence ids as the Hugging Face Hub spells them; open licences a TTS dataset may carry.
 OPEN_LICENSES = {
     "cc0-1.0", "cc-by-4.0", "cc-by-3.0", "cc-by-2.0", "cc-by-sa-4.0", "cc-by-sa-3.0",
@@ -165,13 +166,23 @@ def _speakers(data: dict, card: Card, name: str) -> list[Problem]:
 
 
 def read_card(root: Path) -> tuple[Card | None, list[Problem]]:
-    """The card of the dataset at ``root`` and every problem with it."""
+    """The card of the dataset at ``root`` and every problem with it; read only when it is a
+    regular file inside ``root`` (a README.md linking elsewhere is refused unread)."""
     path = root / CARD_NAME
-    if not path.is_file():
+    refused = regular_file(root, path)
+    if refused == "missing":
         return None, [Problem("card", "card_missing", f"{path}: no dataset card; copy "
                               "data_tools/templates/contribution_card.md there and fill it in")]
+    if refused:
+        return None, [Problem("card", f"card_{refused}", f"{path}: not read: "
+                              f"{FILE_FIXES[refused]}")]
+    with open(path, "rb") as fh:
+        raw = fh.read(MAX_CARD_BYTES + 1)
+    if len(raw) > MAX_CARD_BYTES:
+        return None, [Problem("card", "card_too_large", f"{path}: more than "
+                              f"{MAX_CARD_BYTES // 1000} kB; a card is a page of text")]
     try:
-        data, body = front_matter(path.read_bytes().decode("utf-8"), path)
+        data, body = front_matter(raw.decode("utf-8"), path)
     except UnicodeDecodeError:
         return None, [Problem("card", "card_unparsable", f"{path}: not UTF-8 text; save it "
                               "as UTF-8")]

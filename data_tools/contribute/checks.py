@@ -6,16 +6,18 @@ from collections import Counter, defaultdict
 from data_tools.stages import filter as filter_stage
 from data_tools.config import FilterConfig
 from data_tools.contribute.card import Card
+from data_tools.contribute.layout import FILE_FIXES
+from data_tools.contribute.measure import BOUNDS
 from data_tools.contribute.records import WARNING, Clip, Measured, Problem
 
 AUDIO = "audio/"
 
 
 def transcript_problems(clips: list[Clip]) -> list[Problem]:
-    fixes = {"missing_transcript": "add a .txt file with the same name",
+    fixes = {**FILE_FIXES, "missing_transcript": "add a .txt file with the same name",
              "empty_transcript": "write what is said into the .txt file",
              "transcript_not_utf8": "save the transcript as UTF-8",
-             "outside_dataset_folder": "copy the transcript into the dataset"}
+             "transcript_too_long": "a transcript is the words of one clip"}
     return [Problem("transcripts", c.text_error, f"{AUDIO}{c.id}: {fixes.get(c.text_error, '')}")
             for c in clips if c.text is None]
 
@@ -25,8 +27,8 @@ def audio_problems(measured: list[Measured]) -> list[Problem]:
     for m in measured:
         if not m.readable:
             reason, _, detail = m.audio_error.partition(": ")
-            out.append(Problem("audio", reason, f"{AUDIO}{m.clip.id}: {detail or reason}; "
-                               "re-export the file as WAV or FLAC"))
+            fix = "" if reason in BOUNDS else "; re-export the file as WAV or FLAC"
+            out.append(Problem("audio", reason, f"{AUDIO}{m.clip.id}: {detail or reason}{fix}"))
     return out
 
 

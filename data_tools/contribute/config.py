@@ -23,6 +23,12 @@ class ContributeConfig:
     min_speakers: int = 3  # per accent tag: a tag must describe an accent, not copy one voice
     max_speaker_share: float = 0.5  # warn when one speaker holds more of a tag's hours
     max_bad_clip_fraction: float = 0.1  # share of clips failing quality rules before rejecting
+    # Bounds on the work one file may cost, checked from its size and header before it is
+    # decoded (a longer clip is rejected unread, and decoding stops at the bound whatever the
+    # header said): clips are one utterance (1-20 s), so these only stop what is no clip.
+    max_clip_seconds: float = 300.0
+    max_clip_mb: float = 256.0  # file size
+    max_decoded_mb: float = 256.0  # samples as decoded: seconds x rate x channels x 4 bytes
     # The filter stage's own section (same keys, same defaults): its quality rules are reused.
     filter: FilterConfig = field(default_factory=FilterConfig)
     align: AlignConfig = field(default_factory=AlignConfig)  # used where MFA is installed
@@ -31,7 +37,9 @@ class ContributeConfig:
         "min_orig_sample_rate", "near_duplicate_similarity")}
     RANGES: ClassVar[dict[str, str]] = {"min_hours": ">= 0", "min_speakers": ">= 1",
                                         "max_speaker_share": "[0, 1]",
-                                        "max_bad_clip_fraction": "[0, 1]"}
+                                        "max_bad_clip_fraction": "[0, 1]",
+                                        "max_clip_seconds": "> 0", "max_clip_mb": "> 0",
+                                        "max_decoded_mb": "> 0"}
 
 
 def load(path: str | Path | None, overrides: list[str] = ()) -> ContributeConfig:

@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from data_tools.contribute.records import CHECKS, ERROR, Measured, Validation
+from data_tools.contribute.records import CHECKS, ERROR, Measured, Validation, visible
 
 EXAMPLES = 5  # problems shown per reason in Markdown; JSON keeps them all
 
@@ -81,8 +81,9 @@ def stats_lines(stats: dict) -> list[str]:
     lines += [""] + _table(["accent", "hours", "speakers"],
                            [[k, f"{a['hours']:.3f}", a["speakers"]]
                             for k, a in stats["accents"].items()])
-    lines += [""] + _table(["speaker", "hours"],
-                           [[k, f"{h:.3f}"] for k, h in stats["hours_per_speaker"].items()])
+    lines += [""] + _table(["speaker", "hours"],  # folder names, hidden characters shown
+                           [[visible(k), f"{h:.3f}"]
+                            for k, h in stats["hours_per_speaker"].items()])
     q = stats["quality"]
     lines += ["", "### Quality", ""]
     lines += _table(["measure", "min", "p10", "median", "p90", "max"],
@@ -95,7 +96,8 @@ def stats_lines(stats: dict) -> list[str]:
 def markdown(v: Validation) -> str:
     verdict = "ACCEPTED" if v.accepted else f"REJECTED ({len(v.errors())} errors)"
     s = v.stats
-    lines = [f"# Contribution check: {verdict}", "", f"Folder: `{v.folder}`; {s['clips']} clips "
+    lines = [f"# Contribution check: {verdict}", "", f"Folder: `{visible(v.folder)}`; "
+             f"{s['clips']} clips "
              f"({s['readable_clips']} readable), {s['hours']:.3f} hours.", "", "## Checks", ""]
     lines += _table(["check", "status", "note"], [[c.name, c.status, c.note] for c in v.checks])
     lines += ["", "## Problems", ""] + _problem_lines(v) + ["", "## Statistics", ""]

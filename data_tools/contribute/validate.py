@@ -1,11 +1,10 @@
 """``contribute validate``: read everything, run every check, report once.
 
-Reading is the only slow part (each clip is decoded once for its measurements); the decisions
-are the pure functions in checks.py and card.py.
+Reading is the only slow part (each clip is decoded once for its measurements, within the
+bounds of measure.py); the decisions are the pure functions in checks.py and card.py.
 """
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from pathlib import Path
 
@@ -13,26 +12,10 @@ from data_tools.config import AlignConfig
 from data_tools.contribute import checks, layout, report
 from data_tools.contribute.card import read_card
 from data_tools.contribute.config import ContributeConfig
+from data_tools.contribute.measure import measure_clip
 from data_tools.contribute.records import (CHECKS, ERROR, FAILED, PASSED, SKIPPED, WARNING,
-                                           CheckResult, Clip, Measured, Problem, Validation)
+                                           CheckResult, Measured, Problem, Validation)
 from kani_adapt.core.errors import ConfigError, DataError
-
-
-
-def measure_clip(clip: Clip) -> Measured:
-    from data_tools.speech.quality import measure
-    from kani_adapt.audio import AudioReadError, read
-
-    if clip.path.stat().st_size == 0:
-        return Measured(clip, audio_error="empty_audio: a zero-length file")
-    try:
-        loaded = read(clip.path)
-    except AudioReadError as err:
-        return Measured(clip, audio_error=f"{err.reason}: {err.detail.split(': ', 1)[-1]}")
-    return Measured(clip, duration=len(loaded.audio) / loaded.sample_rate,
-                    orig_sample_rate=loaded.orig_sample_rate,
-                    sha256=hashlib.sha256(clip.path.read_bytes()).hexdigest(),
-                    features=measure(loaded.audio, loaded.sample_rate, clip.text or ""))
 
 
 def alignment(measured: list[Measured], cfg: AlignConfig,
@@ -86,7 +69,7 @@ def validate(root: Path, cfg: ContributeConfig, progress: bool = False) -> Valid
     card, problems = read_card(root)
     clips, found = layout.discover(root)
     problems += found + layout.duplicate_ids(clips) + checks.transcript_problems(clips)
-    measured = [measure_clip(c) for c in _progress(clips, progress)]
+    measured = [measure_clip(c, cfg) for c in _progress(clips, progress)]
     problems += checks.audio_problems(measured)
     problems += checks.quality_problems(measured, cfg.filter, cfg.max_bad_clip_fraction)
     align_result, found = alignment(measured, cfg.align, cfg.max_bad_clip_fraction)

@@ -15,6 +15,9 @@ so a rerun on either engine skips what any run finished: a killed driver loses o
 in flight, and a block whose worker died is run again (``ray.max_retries`` times) without
 redoing the batches it had logged. The driver holds the work folder's lock for its workers;
 they write only under the stage's folder, which must be on a file system every node sees.
+
+Who can reach the cluster is ray_access.py's: a local Ray listens on loopback only and checks
+a token of the run's own; a cluster joined at ``ray.address`` must check tokens.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from data_tools.engines import work
+from data_tools.engines import ray_access, work
 from data_tools.engines.ray_worker import Shipped, Worker, plan, run_block
 from kani_adapt.core.console import progress
 from kani_adapt.core.errors import ConfigError, DataError, KaniAdaptError
@@ -48,11 +51,13 @@ def session():
 
             ray.shutdown()
             _session["started"] = False
+            ray_access.remove_token(_session.pop("token", None))
 
 
 def connect(cfg):
     """The ``ray`` module, connected: to the running session, to the cluster at
-    ``cfg.address``, or to a local Ray started now (stopped when the session ends)."""
+    ``cfg.address`` (which must check tokens, unless ``cfg.allow_unauthenticated``), or to a
+    local Ray started now on loopback with this run's token (stopped when the session ends)."""
     from kani_adapt.core import console
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine
@@ -62,17 +67,43 @@ def connect(cfg):
         return ray
     quiet = {"include_dashboard": False, "log_to_driver": console.verbose(),
              "logging_level": "INFO" if console.verbose() else "ERROR"}
+    where = f"ray.address {cfg.address!r}" if cfg.address else "a local Ray"
     try:
         if cfg.address:
-            ray.init(address=cfg.address, **quiet)
+            _join(ray, cfg, quiet)
         else:
-            _start_local(ray, cfg, quiet)
+            _start_private(ray, cfg, quiet)
+    except ray.exceptions.AuthenticationError:
+        raise ConfigError(f"{where}: the cluster refused this client's token; "
+                          f"{ray_access.TOKEN_HINT}") from None
     except (ConnectionError, TimeoutError, RuntimeError) as err:
-        where = f"ray.address {cfg.address!r}" if cfg.address else "a local Ray"
         raise ConfigError(f"{where}: could not start or reach Ray ({err}); start a cluster "
                           "with `ray start --head`, or leave ray.address empty") from None
     _session["started"] = True
     return ray
+
+
+def _join(ray, cfg, quiet: dict) -> None:
+    """Join the cluster at ``cfg.address`` once it is known to check tokens (or allowed not
+    to); one on this machine's loopback is joined there, as Ray would not."""
+    target = ray_access.check_join(cfg.address, cfg.allow_unauthenticated)
+    local = not target.startswith("ray://") and ray_access.is_loopback(target)
+    with ray_access.single_machine() if local else contextlib.nullcontext():
+        ray.init(address=target, **quiet)
+
+
+def _start_private(ray, cfg, quiet: dict) -> None:
+    """A local Ray on loopback that checks this run's private token (ray_access.py)."""
+    token = ray_access.private_token()
+    try:
+        with ray_access.local_start(token):
+            _start_local(ray, cfg, quiet)
+        ray_access.check_local(ray)
+    except BaseException:
+        ray.shutdown()
+        ray_access.remove_token(token)
+        raise
+    _session["token"] = token
 
 
 def _start_local(ray, cfg, quiet: dict, attempts: int = START_ATTEMPTS) -> None:
@@ -82,7 +113,8 @@ def _start_local(ray, cfg, quiet: dict, attempts: int = START_ATTEMPTS) -> None:
         try:
             with _driver_path():
                 ray.init(address="local", num_cpus=cfg.num_cpus or None,
-                         object_store_memory=cfg.object_store_mb * MB, **quiet)
+                         object_store_memory=cfg.object_store_mb * MB,
+                         _node_ip_address=ray_access.LOOPBACK, **quiet)
             return
         except Exception as err:  # Ray raises a bare Exception when its node times out
             ray.shutdown()  # what this attempt started
