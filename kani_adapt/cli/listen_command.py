@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import sys
 import time
 from datetime import date, datetime, timedelta
@@ -158,6 +159,14 @@ def _expiry(text: str) -> float:
     return when.timestamp()
 
 
+def _check_tls(certfile: Path | None, keyfile: Path | None) -> None:
+    if (certfile is None) != (keyfile is None):
+        raise ConfigError("give --certfile and --keyfile together (a PEM certificate and its private key)")
+    for path in (certfile, keyfile):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{path}: no such file (--certfile/--keyfile: a PEM certificate and its private key)")
+
+
 def _open_for_answers(args, store) -> None:
     """Set ``--expires``, refuse a test that ended, make sure the invites exist."""
     closed, _ = store.ending()
@@ -178,10 +187,15 @@ def serve(args, material, store) -> int:
     settings = _settings(args)
     if args.max_connections < 1:
         raise ConfigError("--max-connections is 1 or more")
+    _check_tls(args.certfile, args.keyfile)
     _open_for_answers(args, store)
-    server = make_server(App(material, store, Playback(material, args.loudness), settings),
-                         args.host, args.port, Limits(max_connections=args.max_connections),
-                         certfile=args.certfile, keyfile=args.keyfile, url=args.url)
+    try:
+        server = make_server(App(material, store, Playback(material, args.loudness), settings),
+                             args.host, args.port, Limits(max_connections=args.max_connections),
+                             certfile=args.certfile, keyfile=args.keyfile, url=args.url)
+    except ssl.SSLError as err:
+        raise ConfigError(f"--certfile {args.certfile} --keyfile {args.keyfile}: not a PEM certificate "
+                          f"and its private key ({err})") from None
     host, port = server.server_address[:2]
     shown = socket.gethostname() if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
     base = args.url.rstrip("/") or f"{'https' if server.tls else 'http'}://{shown}:{port}"

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from kani_adapt.errors import ConfigError
 from kani_adapt.listen import answers
 from kani_adapt.listen.design import PlanSettings, plan
 from kani_adapt.listen.material import Material
@@ -110,7 +109,8 @@ def hosts_for(host: str, url: str = ""):
 
 
 class ListeningServer:
-    """The app served by uvicorn on a socket bound at once (port 0: any free one)."""
+    """The app served by uvicorn on a socket bound at once (port 0: any free one); HTTPS with a
+    PEM ``certfile`` and its ``keyfile`` (ssl.SSLError or OSError here when they are not)."""
 
     def __init__(self, app: App, host: str = "127.0.0.1", port: int = 8765, limits: Limits = Limits(),
                  certfile: Path | None = None, keyfile: Path | None = None, url: str = ""):
@@ -119,7 +119,7 @@ class ListeningServer:
         from kani_adapt.listen.connections import guarded
         from kani_adapt.listen.web import HEADERS, asgi
 
-        self.tls = _check_tls(certfile, keyfile)
+        self.tls = certfile is not None
         self.beyond_loopback = not is_loopback(host)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.create_server((host, port), family=family)
@@ -132,10 +132,9 @@ class ListeningServer:
             ssl_keyfile=keyfile if self.tls else None)
         try:
             config.load()  # reads the certificate now: a bad one is an error before serving
-        except (OSError, ValueError) as err:
+        except BaseException:
             self.socket.close()
-            raise ConfigError(f"--certfile {certfile} --keyfile {keyfile}: not a PEM certificate "
-                              f"and its private key ({err})") from None
+            raise
         logging.getLogger("uvicorn.error").setLevel(logging.ERROR)  # a bug's traceback, not every bad request
         self._server = uvicorn.Server(config)
 
@@ -151,15 +150,6 @@ class ListeningServer:
 
     def server_close(self) -> None:
         self.socket.close()
-
-
-def _check_tls(certfile: Path | None, keyfile: Path | None) -> bool:
-    if (certfile is None) != (keyfile is None):
-        raise ConfigError("give --certfile and --keyfile together (a PEM certificate and its private key)")
-    for path in (certfile, keyfile):
-        if path is not None and not Path(path).is_file():
-            raise ConfigError(f"{path}: no such file (--certfile/--keyfile: a PEM certificate and its private key)")
-    return certfile is not None
 
 
 def make_server(app: App, host: str = "127.0.0.1", port: int = 8765, limits: Limits = Limits(),

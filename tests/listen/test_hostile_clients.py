@@ -151,3 +151,18 @@ def test_the_command_closes_slow_heads_and_silent_connections_at_its_default_tim
         times = [t for g in groups for t in g.result()]
         assert request(port, "GET", f"/l/{links[0][3]}/state")[0] == 200
     assert all(t is not None for t in times), times
+
+
+def test_the_deadline_covers_the_request_not_the_time_the_answer_takes(eval_dir, monkeypatch):
+    with serving(eval_dir, limits=QUICK) as (app, port):
+        tok = token(app, "anna")
+        slow_state = type(app).state
+
+        def state(self, listener):
+            time.sleep(QUICK.request_timeout * 1.5)  # a slow disk, a busy machine
+            return slow_state(self, listener)
+
+        monkeypatch.setattr(type(app), "state", state)
+        for close in ("", "Connection: close\r\n"):  # h11 ends a closing request differently
+            reply = raw_exchange(port, f"GET /l/{tok}/state HTTP/1.1\r\nHost: 127.0.0.1\r\n{close}\r\n".encode())
+            assert status_of(reply) == 200, (close, reply[:80])
