@@ -201,6 +201,9 @@ def test_a_listener_types_what_they_heard_rates_cmos_and_the_accent_named_by_the
             before = page.text_content("#count")
             page.click("#submit")
             expect(page.locator("#count")).not_to_have_text(before)
+        app.store.close()  # the link, opened again, says why it no longer works
+        assert page.goto(page.url).status == 410
+        expect(page.locator("#error")).to_contain_text("this listening test was closed on")
         browser.close()
         res = analyse(app.store.judgements(), app.material, resamples=100, keep_all=True)
     assert len(typed) == 1  # per_design=1: one sentence
