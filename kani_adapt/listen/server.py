@@ -102,7 +102,7 @@ def hosts_for(host: str, url: str = ""):
     from kani_adapt.listen.web import Hosts
 
     wildcard = host in ("", "0.0.0.0", "::")
-    names = set(LOOPBACK_NAMES) | ({socket.gethostname().lower(), socket.getfqdn().lower()} if wildcard else {host.lower()})
+    names = set(LOOPBACK_NAMES) | {socket.gethostname().lower() if wildcard else host.lower()}
     if url:
         names.add((urlsplit(url).hostname or "").lower())
     return Hosts(frozenset(names - {""}), any_address=wildcard)
@@ -128,8 +128,7 @@ class ListeningServer:
             ws="none", lifespan="off", loop="asyncio", interface="asgi3", log_config=None, access_log=False,
             server_header=False, proxy_headers=False, timeout_keep_alive=limits.idle_timeout,
             limit_concurrency=limits.max_connections + 1, h11_max_incomplete_event_size=16 * 1024,
-            timeout_graceful_shutdown=5, ssl_certfile=certfile if self.tls else None,
-            ssl_keyfile=keyfile if self.tls else None)
+            timeout_graceful_shutdown=5, ssl_certfile=certfile, ssl_keyfile=keyfile)
         try:
             config.load()  # reads the certificate now: a bad one is an error before serving
         except BaseException:
