@@ -69,7 +69,7 @@ def add_listen(sub) -> None:
     p.add_argument("--results", action="store_true",
                    help="close the test, print and write the results; serve nothing")
     p.add_argument("--close", action="store_true", help="close the test: later answers get 410; serve nothing")
-    p.add_argument("--expires", default="", metavar="YYYY-MM-DD",
+    p.add_argument("--expires", default=None, metavar="YYYY-MM-DD",
                    help="the links work through this day (or until YYYY-MM-DDTHH:MM), then get 410")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8765, help="port (0: any free one)")
