@@ -37,7 +37,7 @@ def main() -> None:
     from kani_adapt.codec.manifest import read_manifest
     from kani_adapt.training.codec.train import n_optimizers, prepare_model
     from kani_adapt.training.codec.config import CodecTrainConfig
-    from kani_adapt.devices import for_lightning, resolve
+    from kani_adapt.core.devices import for_lightning, resolve
 
     class Timer(Callback):
         def on_train_batch_start(self, *a):

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "data_tools"))
 
-from data_tools import throughput  # noqa: E402
+from data_tools.report import throughput  # noqa: E402
 from data_tools.config import (  # noqa: E402
     AlignConfig, DataConfig, EmbedConfig, FilterConfig, IngestConfig, RayConfig, SourceConfig,
     TokenizeConfig, TranscribeConfig,
@@ -151,7 +151,7 @@ def main() -> None:
     if min(args.workers) < 1:
         parser.error("--workers: each count must be at least 1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from kani_adapt import console
+    from kani_adapt.core import console
 
     console.setup()
     print(f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, "

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kani_adapt.batching import id_batches  # noqa: E402
-from data_tools.tokenize import encode_batch  # noqa: E402
+from data_tools.stages.tokenize import encode_batch  # noqa: E402
 
 RATE = 22050
 
@@ -82,7 +82,7 @@ def espeak_speech(seconds: float) -> np.ndarray:
 
 def bench_vad(seconds: float) -> tuple[float, float]:
     from data_tools.config import SegmentConfig
-    from data_tools.segment import silero_vad
+    from data_tools.stages.segment import silero_vad
 
     audio = espeak_speech(seconds)
     vad = silero_vad(SegmentConfig())

@@ -68,7 +68,7 @@ def main() -> None:
     from kani_adapt.eval.config import EvalConfig, ScorerConfig
     from kani_adapt.eval.generation import decode, generate_items
     from kani_adapt.eval.scoring import Clip, Scorers
-    from kani_adapt.sampling import SeededSampling
+    from kani_adapt.config.sampling import SeededSampling
 
     with tempfile.TemporaryDirectory() as tmp:
         gen, codec_spec, embedder = build(Path(tmp), args.shape)

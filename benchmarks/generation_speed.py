@@ -53,7 +53,7 @@ def prompts(tok, batch: int) -> list[list[int]]:
 def ours(path: Path, rows: list[list[int]], spk, new_tokens: int, device, dtype) -> tuple:
     from kani_adapt.models.generator.checkpoint import load_checkpoint
     from kani_adapt.models.generator.generate import generate
-    from kani_adapt.sampling import SamplingConfig
+    from kani_adapt.config.sampling import SamplingConfig
 
     model, _ = load_checkpoint(str(path))
     model = model.to(device, dtype).eval()

@@ -83,7 +83,7 @@ def one(spec: dict) -> dict:
     import torch
 
     from kani_adapt import tokens
-    from kani_adapt.config import load_config
+    from kani_adapt.config.load import load_config
     from kani_adapt.models.generator import checkpoint
     from kani_adapt.training.config import TrainConfig
     from kani_adapt.training.module import GeneratorModule

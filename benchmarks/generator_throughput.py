@@ -34,7 +34,7 @@ def corpus(path: Path, n: int, seed: int, max_seconds: float = 20.0) -> Path:
 
 def ours(data: Path, run_dir: Path, size: str, steps: int, budget: int | str,
          compile: bool = False) -> dict:
-    from kani_adapt.config import load_config
+    from kani_adapt.config.load import load_config
     from kani_adapt.training.config import TrainConfig
     from kani_adapt.training.fit import train
 
@@ -74,7 +74,7 @@ def baseline(data: Path, out: Path, size: str, steps: int, batch_size: int) -> d
     from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainingArguments
 
-    from kani_adapt.config import load_config
+    from kani_adapt.config.load import load_config
     from kani_adapt.models.generator.batch import collate
     from kani_adapt.training.config import TrainConfig
     from kani_adapt.dataset import read as load_table

@@ -48,7 +48,7 @@ def bucket(n: int) -> str:
 def measure(checkpoint: Path, rows: list[dict], seeds: int, temperature: float, cfg: bool):
     from kani_adapt.models.generator.checkpoint import load_checkpoint
     from kani_adapt.models.generator.synthesize import text_prompts, synthesize_ids
-    from kani_adapt.sampling import SamplingConfig
+    from kani_adapt.config.sampling import SamplingConfig
 
     model, tok = load_checkpoint(str(checkpoint))
     ids = text_prompts(model, tok, [r["text"] for r in rows], [r["tag"] for r in rows])
@@ -78,7 +78,7 @@ def main() -> None:
                         help="the first N texts only (a quick check that the script runs)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from kani_adapt import console
+    from kani_adapt.core import console
 
     console.setup()
     print(f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")

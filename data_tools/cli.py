@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kani_adapt.cli_kit import Parser, add_device, add_verbose, run_cli
+from kani_adapt.core.cli_kit import Parser, add_device, add_verbose, run_cli
 
 DESCRIPTION = """\
 Turn community recordings into KaniTTS2 training data, one resumable stage at a time:
@@ -51,7 +51,7 @@ def cmd_stage(args) -> int:
     from data_tools.runner import parse_shard, run_stage
 
     from data_tools import preflight as data_preflight
-    from kani_adapt import preflight
+    from kani_adapt.core import preflight
 
     cfg = _config(args)
     stage = registry.get(args.command)
@@ -87,7 +87,7 @@ def cmd_check(args) -> int:
     import dataclasses
 
     from data_tools import preflight as data_preflight
-    from kani_adapt import preflight
+    from kani_adapt.core import preflight
 
     cfg = _config(args)
     if args.show_config:
@@ -117,7 +117,7 @@ def cmd_validate(args) -> int:
     result = validate(Path(args.dir), _contribute_config(args), progress=not args.quiet)
     print(report.markdown(result), end="")
     if args.json:
-        from kani_adapt.atomic import write_text
+        from kani_adapt.core.atomic import write_text
 
         write_text(args.json, json.dumps(report.to_json(result), ensure_ascii=False, indent=1))
     return 0 if result.accepted else 1

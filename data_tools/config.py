@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from kani_adapt.common_config import Device
-from kani_adapt.defaults import MAX_CLIP_SECONDS, NANOCODEC_HUB_ID, SPEAKER_EMBEDDER_HUB_ID
-from kani_adapt.config import from_dict, read_yaml
-from kani_adapt.errors import ConfigError
-from kani_adapt.wiring import LocalPath, ModelRef, resolve_paths
+from kani_adapt.config.shared import Device
+from kani_adapt.config.defaults import MAX_CLIP_SECONDS, NANOCODEC_HUB_ID, SPEAKER_EMBEDDER_HUB_ID
+from kani_adapt.config.typed import from_dict
+from kani_adapt.config.load import read_yaml
+from kani_adapt.core.errors import ConfigError
+from kani_adapt.config.wiring import LocalPath, ModelRef, resolve_paths
 
-Layout = Literal["folder", "ljspeech", "commonvoice"]  # readers in data_tools/layouts.py
+Layout = Literal["folder", "ljspeech", "commonvoice"]  # readers in data_tools/inputs/layouts.py
 Switch = Literal["auto", "on", "off"]  # a stage that needs a tool: auto runs it where it is found
 
 
@@ -88,7 +89,7 @@ class TranscribeConfig:
     # without a transcript are rejected at ingest); on: required (a hub id is fetched); off: skip.
     enabled: Switch = "auto"
     model: ModelRef = "openai/whisper-large-v3"  # Whisper: local folder or hub id
-    device: Device = "auto"  # a GPU when there is one (see kani_adapt/devices.py)
+    device: Device = "auto"  # a GPU when there is one (see kani_adapt/core/devices.py)
     batch_size: int = 8  # clips per ASR batch (grouped by length and language)
     languages: dict[str, str] = field(default_factory=dict)  # tag -> Whisper language code;
     #                                     unmapped tags use their first part (de_hessian -> de)
@@ -154,7 +155,7 @@ class FilterConfig:
     # Set 3.0 for Emilia's bar on real recordings.
     min_dnsmos: float = 2.4
     near_duplicate_similarity: float = 0.995  # cosine of audio fingerprints (same length)
-    # The text frontend (kani_adapt.frontend): the language whose readings of numbers, dates and
+    # The text frontend (kani_adapt.text.frontend): the language whose readings of numbers, dates and
     # symbols apply ("" = from each utterance's tag), and whether they are spelled out at all
     language: str = ""
     numbers_to_words: bool = True
@@ -174,14 +175,14 @@ class FilterConfig:
 class EmbedConfig:
     model: ModelRef = SPEAKER_EMBEDDER_HUB_ID  # local directory or hub id
     batch_size: int = 8
-    device: Device = "auto"  # a GPU when there is one (see kani_adapt/devices.py)
+    device: Device = "auto"  # a GPU when there is one (see kani_adapt/core/devices.py)
 
     RANGES: ClassVar[dict[str, str]] = {"batch_size": "> 0"}
 
 
 @dataclass
 class OutliersConfig:
-    """Clips far from their speaker's centroid embedding (data_tools/consistency.py)."""
+    """Clips far from their speaker's centroid embedding (data_tools/speech/consistency.py)."""
     enabled: bool = True
     outlier_mads: float = 3.5  # below median - k * MAD of the speaker's cosines (robust z 3.5)
     min_spread: float = 0.03  # smallest spread assumed, so near-identical clips are not flagged
@@ -199,7 +200,7 @@ class TokenizeConfig:
     # batching does not pay (benchmarks/README.md): use about 30 s and 4 clips there.
     batch_seconds: float = 160.0
     max_batch_size: int = 32
-    device: Device = "auto"  # a GPU when there is one (see kani_adapt/devices.py)
+    device: Device = "auto"  # a GPU when there is one (see kani_adapt/core/devices.py)
 
     RANGES: ClassVar[dict[str, str]] = {"batch_seconds": "> 0", "max_batch_size": "> 0"}
 
@@ -265,7 +266,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> DataConfig:
     if not path.is_file():
         raise ConfigError(f"no such data config: {path}")
     data = read_yaml(path, list(overrides))  # size, depth, duplicate keys and alias bombs guarded
-    # Relative paths are relative to the config file's folder, not the shell (kani_adapt.wiring).
+    # Relative paths are relative to the config file's folder, not the shell (kani_adapt.config.wiring).
     cfg = resolve_paths(from_dict(DataConfig, normalise_raw(data), where=str(path)), path.parent)
     check_folders(cfg)
     return cfg

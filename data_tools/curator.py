@@ -28,7 +28,7 @@ from data_tools import registry
 from data_tools.engines.work import log_entry
 from data_tools.records import Utterance
 from data_tools.registry import Context
-from kani_adapt.errors import ConfigError
+from kani_adapt.core.errors import ConfigError
 
 PATH_KEY = "audio_filepath"
 
@@ -57,7 +57,7 @@ class KaniStage(ProcessingStage[AudioTask, AudioTask]):
         return [], ["id"]
 
     def setup(self, worker_metadata=None) -> None:
-        from data_tools.runner import device_resolved
+        from data_tools.registry import device_resolved
 
         stage = registry.get(self.stage)
         ctx = Context(device_resolved(self.cfg, stage), Path(self.cfg.work),

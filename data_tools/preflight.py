@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_tools.config import DataConfig
-from kani_adapt import hub, preflight
-from kani_adapt.preflight import Finding, note, problem
+from kani_adapt.core import hub, preflight
+from kani_adapt.core.preflight import Finding, note, problem
 
 UNTRANSCRIBED = ("missing_transcript", "empty_transcript")
 COVERAGE_SAMPLE = 200  # transcripts whose characters the tokenizer is asked about
@@ -87,9 +87,9 @@ class Target:
 
 def inputs_need(cfg: DataConfig) -> Needs:
     """Discovery (no audio read) and each transcribed file's length from its header."""
-    from data_tools.layouts import discover
+    from data_tools.inputs.layouts import discover
     from kani_adapt.audio import AudioReadError, probe
-    from kani_adapt.errors import ConfigError
+    from kani_adapt.core.errors import ConfigError
 
     out = Needs()
     for src in cfg.ingest.sources:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from data_tools import engines, preflight, registry
 from data_tools.records import read_jsonl
-from kani_adapt import atomic, locks
+from kani_adapt.core import atomic, locks
 from data_tools.config import DataConfig, check_folders
 from data_tools.runner import run_stage
 

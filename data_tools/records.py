@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 
 @dataclass
 class Utterance:
-    id: str  # says where it came from: "<source>/<relative path>[#seg000]" (data_tools/ids.py)
+    id: str  # says where it came from: "<source>/<relative path>[#seg000]" (data_tools/inputs/ids.py)
     audio: str  # path of the processed mono clip, relative to the work directory
     text: str
     speaker: str
@@ -131,3 +131,23 @@ def rejection(utt_id: str, stage: str, reason: str, detail: str = "", source: st
 
 def reject_utt(utt: Utterance, stage: str, reason: str, detail: str = "") -> dict:
     return rejection(utt.id, stage, reason, detail, utt.source)
+
+
+# The work folder: <work>/<stage>/ holds a stage's settings, logs, manifest and rejections.
+def stage_dir(work: Path, stage: str) -> Path:
+    return Path(work) / stage
+
+
+def manifest_path(work: Path, stage: str) -> Path:
+    return stage_dir(work, stage) / "manifest.jsonl"
+
+
+def log_name(stage, shard: tuple[int, int]) -> str:
+    """The log a stage's shard appends to (``stage.model``: one per shard)."""
+    return f"log-{shard[0]:05d}-of-{shard[1]:05d}.jsonl" if stage.model else "log.jsonl"
+
+
+def read_stage_results(work: Path, stage: str) -> dict[str, dict]:
+    """{input id: result} over every log (every shard) of a stage."""
+    logs = sorted(stage_dir(work, stage).glob("log*.jsonl"))
+    return {k: r for k, (r, _) in read_results(logs).items()}

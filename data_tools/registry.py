@@ -7,12 +7,13 @@ and the help text read it from here. A stage is one module defining ``STAGE`` (a
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-# Module names under data_tools/, in pipeline order.
-ORDER = ("ingest", "segment", "transcribe", "align", "filtering", "embed", "outliers",
+# Module names under data_tools/stages/ (each named as its stage), in pipeline order.
+ORDER = ("ingest", "segment", "transcribe", "align", "filter", "embed", "outliers",
          "tokenize", "write")
 
 
@@ -100,7 +101,7 @@ class Context:
 
 
 def stages() -> list[Stage]:
-    return [importlib.import_module(f"data_tools.{module}").STAGE for module in ORDER]
+    return [importlib.import_module(f"data_tools.stages.{module}").STAGE for module in ORDER]
 
 
 def get(name: str) -> Stage:
@@ -121,3 +122,17 @@ def inputs_of(stage: Stage) -> tuple[str, ...]:
     order = stages()
     earlier = order[: [s.name for s in order].index(stage.name)]
     return tuple(s.name for s in reversed(earlier) if s.chain)
+
+
+def device_resolved(cfg, stage: Stage, resolve=None):
+    """A copy of ``cfg`` whose stage section names the torch device it runs on: ``auto`` becomes
+    this process's GPU (its local rank's under torchrun/srun) or the CPU. ``resolve``: how a
+    device is resolved where the default does not fit (a Ray worker and the GPU it was given)."""
+    section = getattr(cfg, stage.section, None) if stage.section else None
+    if not stage.model or not hasattr(section, "device"):
+        return cfg
+    if resolve is None:
+        from kani_adapt.core.devices import resolve
+
+    section = dataclasses.replace(section, device=resolve(section.device))
+    return dataclasses.replace(cfg, **{stage.section: section})

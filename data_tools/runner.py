@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_tools import engines, registry
-from kani_adapt import locks
+from kani_adapt.core import locks
 from data_tools.config import check_folders
 from data_tools.engines.work import Job
-from data_tools.records import Utterance, read_jsonl, read_manifest, read_results, rejection
-from data_tools.registry import Context, Kept, Rejected, Resources, Stage
-from kani_adapt import atomic
-from kani_adapt.errors import ConfigError, DataError
+from data_tools.records import (Utterance, log_name, manifest_path, read_jsonl, read_manifest,
+                                read_stage_results, rejection, stage_dir)
+from data_tools.registry import Context, Kept, Rejected, Resources, Stage, device_resolved
+from kani_adapt.core import atomic
+from kani_adapt.core.errors import ConfigError, DataError
 
 LOG_FORMAT = 2  # part of every settings key: logs of an older format are redone, not misread
 
@@ -37,14 +38,6 @@ class Outcome:
     complete: bool = True  # False: other shards still owe ``left`` items
     left: int = 0
     out: Path | None = None  # what a final stage wrote (the dataset folder)
-
-
-def stage_dir(work: Path, stage: str) -> Path:
-    return Path(work) / stage
-
-
-def manifest_path(work: Path, stage: str) -> Path:
-    return stage_dir(work, stage) / "manifest.jsonl"
 
 
 def shard_of(item_id: str, n: int) -> int:
@@ -169,16 +162,6 @@ def _check_settings(ctx: Context, stage: Stage, folder: Path) -> dict:
     return settings
 
 
-def log_name(stage: Stage, shard: tuple[int, int]) -> str:
-    return f"log-{shard[0]:05d}-of-{shard[1]:05d}.jsonl" if stage.model else "log.jsonl"
-
-
-def read_stage_results(work: Path, stage: str) -> dict[str, dict]:
-    """{input id: result} over every log (every shard) of a stage."""
-    logs = sorted(stage_dir(work, stage).glob("log*.jsonl"))
-    return {k: r for k, (r, _) in read_results(logs).items()}
-
-
 def run_stage(stage: Stage | str, cfg, shard: tuple[int, int] = (0, 1), given: dict | None = None,
               inputs: list | None = None) -> Outcome:
     """Run one stage over ``inputs`` (default: what it reads in the work folder)."""
@@ -198,20 +181,6 @@ def run_stage(stage: Stage | str, cfg, shard: tuple[int, int] = (0, 1), given: d
             kept, rejected = stage.decide(ctx, items, {})
             return _finish(ctx, stage, kept, rejected, len(items))
         return _run_items(ctx, stage, items)
-
-
-def device_resolved(cfg, stage: Stage, resolve=None):
-    """A copy of ``cfg`` whose stage section names the torch device it runs on: ``auto`` becomes
-    this process's GPU (its local rank's under torchrun/srun) or the CPU. ``resolve``: how a
-    device is resolved where the default does not fit (a Ray worker and the GPU it was given)."""
-    section = getattr(cfg, stage.section, None) if stage.section else None
-    if not stage.model or not hasattr(section, "device"):
-        return cfg
-    if resolve is None:
-        from kani_adapt.devices import resolve
-
-    section = dataclasses.replace(section, device=resolve(section.device))
-    return dataclasses.replace(cfg, **{stage.section: section})
 
 
 def _unique(items: list) -> list:

@@ -3,6 +3,6 @@
 ``from kani_adapt import normalize``: the text frontend every kani-adapt step applies (numbers,
 dates, times, currencies, symbols spelled out per language), for users of the official runtime.
 """
-from kani_adapt.frontend import normalize
+from kani_adapt.text.frontend import normalize
 
 __all__ = ["normalize"]

@@ -5,7 +5,7 @@ with PyAV, whose wheels ship their own FFmpeg; a file neither can decode is ``un
 (with its suffix) when no decoder knows it, ``unreadable_audio`` when it is damaged.
 
 The data tools, the codec trainer and checker, the scorers, the speaker embedder and evaluation
-all read and resample here (writes go through :func:`kani_adapt.atomic.write_audio`;
+all read and resample here (writes go through :func:`kani_adapt.core.atomic.write_audio`;
 :func:`write_clip` is the data tools' 16-bit clip). A file that cannot be used raises
 :class:`AudioReadError`, a one-line :class:`DataError` whose ``reason`` the data tools record
 as the rejection code.
@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 
 UNREADABLE, EMPTY, NOT_FINITE = "unreadable_audio", "empty_audio", "nan_samples"
 UNSUPPORTED, HEADER_MISMATCH = "unsupported_format", "header_mismatch"
@@ -210,7 +210,7 @@ def write_clip(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     Samples are clipped to [-1, 1] first: resampling can overshoot a clipped original, and
     16-bit conversion would wrap around instead of saturating.
     """
-    from kani_adapt.atomic import write_audio
+    from kani_adapt.core.atomic import write_audio
 
     write_audio(path, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
 

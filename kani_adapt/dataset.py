@@ -27,13 +27,14 @@ from typing import Sequence
 import numpy as np
 
 from kani_adapt import tokens
-from kani_adapt.errors import DataError
+from kani_adapt.core.preflight import problem
+from kani_adapt.core.errors import DataError, KaniAdaptError
 
 TEXT, TAG, SPEAKER, DURATION, SOURCE = "text", "tag", "speaker", "duration", "source"
 CODES = tuple(f"nano_layer_{i}" for i in range(1, tokens.TOKENS_PER_FRAME + 1))
 ENCODED_LEN = "encoded_len"
 # The reading to speak instead of the text frontend's, for rows no rule gets right ("" = none);
-# the ``text`` column then holds it already (kani_adapt.frontend.Frontend.apply)
+# the ``text`` column then holds it already (kani_adapt.text.frontend.Frontend.apply)
 TEXT_OVERRIDE = "text_override"
 SPEAKER_EMB, SPEAKER_EMB_MEAN = "speaker_emb", "speaker_emb_mean"
 REQUIRED = (TEXT, *CODES, ENCODED_LEN, SPEAKER)  # what training reads from every row
@@ -150,7 +151,7 @@ def to_table(rows: list[dict], extra: Sequence[str] = (), official: bool = False
 
 def write_tables(table, layout: DatasetLayout, shard_rows: int = 5000) -> None:
     """``layout.hf`` (save_to_disk) and ``layout.parquet`` shards; ``layout.root`` is a temporary
-    folder the caller moves into place (:func:`kani_adapt.atomic.write_folder`)."""
+    folder the caller moves into place (:func:`kani_adapt.core.atomic.write_folder`)."""
     table.save_to_disk(str(layout.hf))
     layout.parquet.mkdir()
     n = max(1, -(-len(table) // shard_rows))
@@ -240,3 +241,25 @@ def voice(table, speaker: str | None, where: str = "speaker") -> np.ndarray | No
         raise DataError(f"{where} {wanted!r} is not a speaker of the dataset; speakers: "
                         f"{', '.join(sorted(set(names))[:10])}")
     return speaker_embedding(table[names.index(wanted)], SPEAKER_EMB_MEAN)
+
+
+def check_table(key: str, spec: str, columns: Sequence[str] = ()) -> list:
+    """Preflight problems (:mod:`kani_adapt.core.preflight`) of a tokenized dataset: it opens,
+    holds rows and has the columns training reads (and ``columns``)."""
+    if not spec:
+        return []
+    if not Path(spec).exists():
+        return [problem(f"{key}: {spec}: no such dataset folder or parquet file")]
+    try:
+        table = read(spec)
+    except KaniAdaptError as err:
+        return [problem(f"{key}: {' '.join(str(err).split())}")]
+    except Exception as err:  # a damaged file: datasets/pyarrow say why
+        return [problem(f"{key}: {spec} does not open ({type(err).__name__}: "
+                        f"{' '.join(str(err).split())[:160]})")]
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        return [problem(f"{key}: {spec} lacks column(s) {', '.join(missing)}")]
+    if len(table) == 0:
+        return [problem(f"{key}: {spec} holds no rows")]
+    return []

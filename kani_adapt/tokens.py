@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 
 TEXT_VOCAB_SIZE = 64400
 BOS = 1  # LFM2 <|startoftext|>, prepended by the tokenizer

@@ -1,4 +1,4 @@
-"""Every file and folder the tools write goes through kani_adapt.atomic (write beside, then
+"""Every file and folder the tools write goes through kani_adapt.core.atomic (write beside, then
 rename), so an interrupted run never leaves a half-written file where a finished one belongs.
 Read from the source: a new direct write fails here and must either use atomic or be listed
 below with the reason it is safe."""
@@ -20,13 +20,13 @@ SAFE = {
     ("kani_adapt/training/lora.py", "save_adapter"): "called by _write_adapter",
     ("kani_adapt/dataset.py", "write_tables"): "into a temporary folder its callers move into place",
     ("data_tools/contribute/package.py", "_write_shard"): "into write()'s temporary folder",
-    ("kani_adapt/plots.py", "render"): "into a memory buffer",
+    ("kani_adapt/pages/plots.py", "render"): "into a memory buffer",
     ("kani_adapt/listen/playback.py", "wav"): "into a memory buffer: a stimulus served, never saved",
-    ("kani_adapt/resume.py", "save_checkpoint"): "into a memory buffer, then atomic.write_bytes",
+    ("kani_adapt/trainer/resume.py", "save_checkpoint"): "into a memory buffer, then atomic.write_bytes",
     ("data_tools/records.py", "append"): "an append-only stage log, fsynced; a torn last line is repaired",
-    ("data_tools/mfa.py", "run_commands"): "an append-only log of MFA's output",
-    ("kani_adapt/built.py", "cached"): "an empty lock file, held with flock while one process builds",
-    ("kani_adapt/models/speaker/embedder.py", "write_files"): "into a write_folder temporary folder (save, the tiny build)",
+    ("data_tools/speech/mfa.py", "run_commands"): "an append-only log of MFA's output",
+    ("kani_adapt/core/built.py", "cached"): "an empty lock file, held with flock while one process builds",
+    ("kani_adapt/models/speaker/network.py", "write_files"): "into a write_folder temporary folder (save, the tiny build)",
 }
 
 
@@ -35,7 +35,7 @@ def direct_writes(path: Path) -> list[tuple[int, str, str]]:
     inside a lambda or a function named ``write`` are callbacks handed to atomic."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     from_atomic = {alias.asname or alias.name for node in ast.walk(tree)
-                   if isinstance(node, ast.ImportFrom) and node.module == "kani_adapt.atomic"
+                   if isinstance(node, ast.ImportFrom) and node.module == "kani_adapt.core.atomic"
                    for alias in node.names}
     found = []
 
@@ -76,21 +76,21 @@ def test_every_write_goes_through_atomic_or_is_listed_with_its_reason():
     for root in ("kani_adapt", "data_tools"):
         for path in sorted((ROOT / root).rglob("*.py")):
             rel = path.relative_to(ROOT).as_posix()
-            if rel == "kani_adapt/atomic.py":
+            if rel == "kani_adapt/core/atomic.py":
                 continue
             for line, func, call in direct_writes(path):
                 if (rel, func) in SAFE:
                     used.add((rel, func))
                 else:
                     offenders.append(f"{rel}:{line} {func}(): {call}")
-    assert not offenders, "write through kani_adapt.atomic instead: " + "; ".join(offenders)
+    assert not offenders, "write through kani_adapt.core.atomic instead: " + "; ".join(offenders)
     assert used == set(SAFE), f"listed but no longer writing directly: {set(SAFE) - used}"
 
 
 def test_the_scan_finds_direct_writes_and_lets_atomic_ones_pass(tmp_path):
     src = tmp_path / "m.py"
     src.write_text(
-        "from kani_adapt.atomic import write_text, write_file\n"
+        "from kani_adapt.core.atomic import write_text, write_file\n"
         "from kani_adapt import atomic\n"
         "def good(p, df):\n"
         "    write_text(p, 'x'); atomic.write_json(p, {})\n"
@@ -109,7 +109,7 @@ def test_written_files_and_folders_follow_the_umask(tmp_path, mask, file_mode, d
     import os
     import stat
 
-    from kani_adapt import atomic
+    from kani_adapt.core import atomic
 
     old = os.umask(mask)
     try:

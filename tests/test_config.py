@@ -3,8 +3,8 @@ from typing import Annotated, Literal, Optional
 
 import pytest
 
-from kani_adapt.config import dump_yaml, load_config
-from kani_adapt.errors import ConfigError
+from kani_adapt.config.load import dump_yaml, load_config
+from kani_adapt.core.errors import ConfigError
 
 
 @dataclass
@@ -94,7 +94,7 @@ def test_an_annotated_check_and_inherited_ranges_are_reported_with_the_others():
 
 
 def test_a_saved_config_with_former_key_names_loads_under_the_new_names(tmp_path):
-    from kani_adapt.config import load_saved_config
+    from kani_adapt.config.load import load_saved_config
 
     saved = tmp_path / "config.yaml"
     saved.write_text("size: 8\npairs: 2\n")

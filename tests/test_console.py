@@ -4,7 +4,7 @@ import warnings
 
 import pytest
 
-from kani_adapt import console
+from kani_adapt.core import console
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ CODE_COLUMN = re.compile(r"^nano_layer_\d*$")
 # The modules that read or write the dataset. Some column names are also ordinary words (text,
 # speaker, tag, a model's speaker_emb input), so these are held to more: no column name or
 # layout folder name spelled at all.
-READERS_AND_WRITERS = ["data_tools/write.py", "data_tools/official_dataset.py",
+READERS_AND_WRITERS = ["data_tools/stages/write.py", "data_tools/official_dataset.py",
                        "kani_adapt/training/synthetic.py", "kani_adapt/training/data.py",
                        "kani_adapt/training/config.py", "kani_adapt/eval/dataset_set.py",
                        "kani_adapt/recipes/stages.py", "kani_adapt/recipes/schema.py"]
@@ -102,7 +102,7 @@ def test_the_writer_and_the_reader_agree_on_every_column(tmp_path):
 
 
 def test_a_dataset_without_a_required_column_is_refused_by_name(tmp_path):
-    from kani_adapt.errors import DataError
+    from kani_adapt.core.errors import DataError
 
     row = dataset.make_row("x", "", np.zeros((2, 4)), "a", np.zeros(128), np.zeros(128), 0.1, "s")
     table = dataset.to_table([row]).remove_columns([dataset.ENCODED_LEN])

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 
 from data_tools.config import DataConfig
-from kani_adapt import devices
+from kani_adapt.core import devices
 from kani_adapt.training.codec.config import CodecTrainConfig
-from kani_adapt.config import load_config
-from kani_adapt.errors import ConfigError
+from kani_adapt.config.load import load_config
+from kani_adapt.core.errors import ConfigError
 from kani_adapt.eval.config import EvalConfig
 from kani_adapt.training.config import TrainConfig
 

@@ -3,8 +3,8 @@ stops LoRA on a script the tokenizer lacks (Ge'ez, which the offline byte tokeni
 bytes, as LFM2's tokenizer does for scripts outside its vocabulary)."""
 import pytest
 
-from kani_adapt import fertility
-from kani_adapt.errors import DataError
+from kani_adapt.text import fertility
+from kani_adapt.core.errors import DataError
 
 AMHARIC = ["ሰላም ለዓለም እንዴት ነህ ዛሬ", "አዲስ አበባ ትልቅ ከተማ ናት", "ቡና መጠጣት እወዳለሁ"]
 
@@ -56,7 +56,7 @@ def _dataset(tmp_path, texts, tag):
 @pytest.mark.slow
 def test_lora_training_stops_on_a_byte_fallback_script_and_continued_pretraining_does_not(
         tmp_path, tok):
-    from kani_adapt.config import load_config
+    from kani_adapt.config.load import load_config
     from kani_adapt.training.config import TrainConfig
     from kani_adapt.training.data import GeneratorData
 

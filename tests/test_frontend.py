@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kani_adapt import dataset, frontend, normalize
+from kani_adapt import dataset, normalize
+from kani_adapt.text import frontend
 
 PROBES = {
     "de": [
@@ -180,10 +181,10 @@ def test_generate_uses_the_stored_frontend_not_the_tag(tmp_path):
 def test_a_spoken_sidecar_becomes_the_rows_reading_and_is_accounted_for(tmp_path):
     import soundfile as sf
 
-    from data_tools import inventory
+    from data_tools.inputs import inventory
     from data_tools.config import FilterConfig, SourceConfig
-    from data_tools.filtering import text_frontend
-    from data_tools.layouts import discover_folder
+    from data_tools.stages.filter import text_frontend
+    from data_tools.inputs.layouts import discover_folder
 
     folder = tmp_path / "in" / "anna"
     folder.mkdir(parents=True)

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from kani_adapt import hub
-from kani_adapt.errors import CheckpointError
+from kani_adapt.core import hub
+from kani_adapt.core.errors import CheckpointError
 
 
 def fake_cache(tmp_path, monkeypatch, repo_id: str, files: dict[str, str]):
@@ -70,6 +70,6 @@ def test_an_existing_file_is_not_taken_for_a_hub_id(tmp_path, monkeypatch):
 
 
 def test_importing_the_resolver_reaches_no_network_library():
-    code = "import sys, kani_adapt.hub; print('huggingface_hub' in sys.modules)"
+    code = "import sys, kani_adapt.core.hub; print('huggingface_hub' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from kani_adapt import locks
+from kani_adapt.core import locks
 
 ROOT = Path(__file__).resolve().parents[1]
 TRY = ("import sys; from kani_adapt import locks\n"

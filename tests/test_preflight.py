@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kani_adapt import preflight
+from kani_adapt.core import preflight
 from kani_adapt.cli.main import main
 
 

@@ -10,7 +10,7 @@ import soundfile as sf
 
 from kani_adapt import dataset
 from kani_adapt.cli.main import main
-from kani_adapt.errors import ConfigError
+from kani_adapt.core.errors import ConfigError
 from kani_adapt.recipes.schema import load_recipe
 from tests.helpers import tb_tags
 

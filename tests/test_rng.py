@@ -5,7 +5,7 @@ import random
 import numpy as np
 import torch
 
-from kani_adapt import rng
+from kani_adapt.core import rng
 
 
 def draws():

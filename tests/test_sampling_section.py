@@ -1,4 +1,4 @@
-"""One sampling section (kani_adapt/sampling.py): every schema that generates speech has it under
+"""One sampling section (kani_adapt/config/sampling.py): every schema that generates speech has it under
 the same name, every generation path hands it on whole, and no code spells a sampling value."""
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from kani_adapt.config import load_config
-from kani_adapt.errors import ConfigError
+from kani_adapt.config.load import load_config
+from kani_adapt.core.errors import ConfigError
 from kani_adapt.eval.config import EvalConfig
-from kani_adapt.sampling import SamplingConfig, layered
+from kani_adapt.config.sampling import SamplingConfig, layered
 from kani_adapt.training.config import TrainConfig
 from tests.helpers import REQUIRED, sampling_handed_on
 

@@ -12,7 +12,7 @@ import pytest
 from data_tools import config as data_config
 from data_tools.contribute.config import ContributeConfig
 from kani_adapt.training.codec.config import CodecTrainConfig
-from kani_adapt.config import _inherited
+from kani_adapt.config.typed import inherited as _inherited
 from kani_adapt.eval.config import EvalConfig
 from kani_adapt.recipes.schema import Recipe
 from kani_adapt.scorers.failures import FailureConfig

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kani_adapt.training.codec.config import CodecTrainConfig
-from kani_adapt.config import load_config
-from kani_adapt.errors import ConfigError
+from kani_adapt.config.load import load_config
+from kani_adapt.core.errors import ConfigError
 from kani_adapt.training.config import TrainConfig
 
 
@@ -69,7 +69,7 @@ def test_train_command_without_data_and_model_refuses_before_touching_the_folder
 def test_every_schema_defaults_to_the_one_nanocodec_hub_id():
     import data_tools.config
     from kani_adapt.codec import nanocodec
-    from kani_adapt.defaults import NANOCODEC_HUB_ID
+    from kani_adapt.config.defaults import NANOCODEC_HUB_ID
     import dataclasses
 
     from kani_adapt.eval.config import EvalConfig
@@ -95,7 +95,7 @@ def test_contribution_gate_uses_the_filter_section_and_old_keys_get_a_hint(tmp_p
 def test_clip_length_defaults_come_from_one_constant():
     from data_tools.config import AlignConfig, FilterConfig, SegmentConfig
     from kani_adapt.cli.main import build_parser
-    from kani_adapt.defaults import MAX_CLIP_SECONDS
+    from kani_adapt.config.defaults import MAX_CLIP_SECONDS
     from kani_adapt.recipes.schema import CodecCheckStage
 
     assert SegmentConfig().max_seconds == AlignConfig().max_seconds == MAX_CLIP_SECONDS
@@ -106,7 +106,7 @@ def test_clip_length_defaults_come_from_one_constant():
 
 def test_codec_and_generator_lora_and_optimiser_keys_are_declared_once():
     from kani_adapt.training.codec import config as codec
-    from kani_adapt.common_config import LoraCommon, OptimCommon
+    from kani_adapt.config.shared import LoraCommon, OptimCommon
     from kani_adapt.training import config as gen
 
     assert issubclass(codec.LoraConfig, LoraCommon) and issubclass(gen.LoraConfig, LoraCommon)
@@ -122,7 +122,7 @@ def test_codec_and_generator_lora_and_optimiser_keys_are_declared_once():
 
 
 def test_a_run_folder_written_with_a_former_key_name_is_reopened(tmp_path):
-    from kani_adapt.config import dump_yaml
+    from kani_adapt.config.load import dump_yaml
     from kani_adapt.training.run import prepare_run_dir
 
     cfg = load_config(TrainConfig, None, ["data.train=d", "model.init=tiny", "trainer.device=cpu",

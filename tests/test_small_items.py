@@ -9,7 +9,7 @@ import soundfile as sf
 from kani_adapt.cli.generate_command import tags_of
 from kani_adapt.cli.main import main
 from kani_adapt.codec.check import SHOWN_GROUPS, Thresholds, verdict
-from kani_adapt.errors import ConfigError
+from kani_adapt.core.errors import ConfigError
 
 
 def test_a_tag_per_text_or_one_for_all():

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kani_adapt import tokens
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 
 codes_st = st.integers(0, 12).flatmap(
     lambda n: st.lists(st.lists(st.integers(0, tokens.CODEBOOK_SIZE - 1), min_size=4, max_size=4),

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar, Optional
 
 import pytest
 
-from kani_adapt.config import dump_yaml, from_dict, load_config, load_saved_config
-from kani_adapt.errors import ConfigError
-from kani_adapt.wiring import LocalPath, ModelRef, _field, resolve_paths
+from kani_adapt.config.load import dump_yaml, load_config, load_saved_config
+from kani_adapt.config.typed import from_dict
+from kani_adapt.core.errors import ConfigError
+from kani_adapt.config.wiring import LocalPath, ModelRef, _field, resolve_paths
 
 
 @dataclass

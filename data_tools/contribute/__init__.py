@@ -1,4 +1,5 @@
-"""The accent-dataset contribution gate: ``data-tools contribute validate|package DIR``.
+"""The accent-dataset contribution gate: ``data-tools contribute validate|package DIR``. May
+import the data config, inputs, speech and the stages' pure checks.
 
 A contribution is one folder (see docs/contributing-datasets.md)::
 

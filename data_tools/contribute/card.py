@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_tools.contribute.records import WARNING, Problem
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 
 CARD_NAME = "README.md"
 # Licence ids as the Hugging Face Hub spells them; open licences a TTS dataset may carry.

@@ -10,8 +10,9 @@ from typing import ClassVar
 from pathlib import Path
 
 from data_tools.config import AlignConfig, FilterConfig, normalise_raw
-from kani_adapt.config import from_dict, read_yaml
-from kani_adapt.errors import ConfigError
+from kani_adapt.config.typed import from_dict
+from kani_adapt.config.load import read_yaml
+from kani_adapt.core.errors import ConfigError
 
 SPLITS = ("train", "validation", "test")
 

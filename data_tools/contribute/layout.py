@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from data_tools.contribute.config import SPLITS
-from data_tools.contribute.records import ERROR, WARNING, Clip, Problem
-from data_tools.layouts import AUDIO_SUFFIXES, inside, read_sidecar
+from data_tools.contribute.records import WARNING, Clip, Problem
+from data_tools.inputs.layouts import AUDIO_SUFFIXES, inside, read_sidecar
 
 AUDIO_DIR = "audio"
 TEXT_SUFFIXES = (".txt", ".lab")

@@ -17,8 +17,8 @@ from data_tools.contribute import report
 from data_tools.contribute.card import Card, read_card
 from data_tools.contribute.config import SPLITS
 from data_tools.contribute.records import Measured, Validation
-from kani_adapt.atomic import write_folder
-from kani_adapt.errors import ConfigError, DataError
+from kani_adapt.core.atomic import write_folder
+from kani_adapt.core.errors import ConfigError, DataError
 
 SHARD_BYTES = 400 * 1024 * 1024  # the Hub serves parquet best below about 500 MB per file
 SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),

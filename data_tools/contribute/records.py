@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_tools.quality import Features
+from data_tools.speech.quality import Features
 
 ERROR, WARNING = "error", "warning"
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"

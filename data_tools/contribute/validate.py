@@ -15,12 +15,12 @@ from data_tools.contribute.card import read_card
 from data_tools.contribute.config import ContributeConfig
 from data_tools.contribute.records import (CHECKS, ERROR, FAILED, PASSED, SKIPPED, WARNING,
                                            CheckResult, Clip, Measured, Problem, Validation)
-from kani_adapt.errors import ConfigError, DataError
+from kani_adapt.core.errors import ConfigError, DataError
 
 
 
 def measure_clip(clip: Clip) -> Measured:
-    from data_tools.quality import measure
+    from data_tools.speech.quality import measure
     from kani_adapt.audio import AudioReadError, read
 
     if clip.path.stat().st_size == 0:
@@ -38,7 +38,8 @@ def measure_clip(clip: Clip) -> Measured:
 def alignment(measured: list[Measured], cfg: AlignConfig,
               max_bad_fraction: float) -> tuple[CheckResult, list[Problem]]:
     """Transcript/audio agreement by forced alignment; skipped (never passed) without MFA."""
-    from data_tools import align, mfa
+    from data_tools.stages import align
+    from data_tools.speech import mfa
     from data_tools.records import Utterance
 
     if cfg.enabled == "off":
@@ -109,6 +110,6 @@ def validate(root: Path, cfg: ContributeConfig, progress: bool = False) -> Valid
 def _progress(items: list, show: bool):
     if not show:
         return items
-    from kani_adapt.console import progress
+    from kani_adapt.core.console import progress
 
     return progress(items, desc="measure", unit="clip")

@@ -1,4 +1,5 @@
-"""Where a data stage's work runs: in this process (``local``, the default) or on Ray.
+"""Where a data stage's work runs: in this process (``local``, the default) or on Ray. May
+import the stage registry, the records and the report wing; the runner imports the engines.
 
 An engine is handed the items a stage still owes (``work.Job``) and leaves one log record per
 item in the stage's folder; everything else (the lock, settings, resume, ``decide``, manifest,
@@ -13,7 +14,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-from data_tools import throughput
+from data_tools.report import throughput
 from data_tools.engines.work import Job
 
 ENGINES = ("local", "ray")

@@ -9,7 +9,7 @@ import time
 
 from data_tools.engines.work import Job, Unit, run_batches
 from data_tools.records import StageLog
-from kani_adapt.console import progress
+from kani_adapt.core.console import progress
 
 
 def run(job: Job) -> list[Unit]:

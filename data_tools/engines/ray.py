@@ -27,8 +27,8 @@ from pathlib import Path
 
 from data_tools.engines import work
 from data_tools.engines.ray_worker import Shipped, Worker, plan, run_block
-from kani_adapt.console import progress
-from kani_adapt.errors import ConfigError, DataError, KaniAdaptError
+from kani_adapt.core.console import progress
+from kani_adapt.core.errors import ConfigError, DataError, KaniAdaptError
 
 MB = 2 ** 20
 START_ATTEMPTS = 3  # a local Ray that timed out starting (a busy machine) is started again
@@ -53,7 +53,7 @@ def session():
 def connect(cfg):
     """The ``ray`` module, connected: to the running session, to the cluster at
     ``cfg.address``, or to a local Ray started now (stopped when the session ends)."""
-    from kani_adapt import console
+    from kani_adapt.core import console
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine
     import ray

@@ -8,7 +8,7 @@ import time
 
 from data_tools.engines import work
 from data_tools.records import StageLog
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 
 _opened: dict = {}  # the stage this process opened for the current run, by run key
 
@@ -19,7 +19,7 @@ def worker_device(device: str, gpu_ids: list) -> str:
     if gpu_ids and (device == "auto" or device.startswith("cuda")):
         return "cuda"
     if device == "auto":
-        from kani_adapt.devices import resolve
+        from kani_adapt.core.devices import resolve
 
         return resolve("auto")
     return device
@@ -43,7 +43,8 @@ def _open(shipped: Shipped) -> list:
         return _opened[shipped.key]
     start = time.monotonic()
     from kani_adapt.codec import registry as codecs
-    from data_tools.runner import device_resolved, stage_dir
+    from data_tools.registry import device_resolved
+    from data_tools.records import stage_dir
     import ray
 
     codecs.CODEC_FACTORY = shipped.codec_factory
@@ -73,7 +74,7 @@ def run_block(shipped: Shipped, batches: list[list], log_name: str, ready: float
     opened = _open(shipped)
     stage, ctx, open_s = opened
     opened[2] = 0.0
-    from data_tools.runner import stage_dir
+    from data_tools.records import stage_dir
 
     log = StageLog(stage_dir(ctx.work, stage.name) / log_name)
     units = work.run_batches(stage, ctx, batches, log, skip_logged=True)

@@ -1,7 +1,7 @@
 """What every engine does with a stage's work: a batch's outcomes become one log line, batches
 are grouped into blocks under content-addressed names, and each unit of work leaves its figures.
 
-A unit's figures (``Unit``) are what the throughput summary (data_tools/throughput.py) is built
+A unit's figures (``Unit``) are what the throughput summary (data_tools/report/throughput.py) is built
 from: which worker did it, how many items and seconds of audio, how long it took, how long it
 waited for a worker, and how long the worker took to load the stage.
 """

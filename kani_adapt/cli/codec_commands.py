@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kani_adapt.defaults import MAX_CLIP_SECONDS
-from kani_adapt.cli_kit import Formatter, Parser
+from kani_adapt.config.defaults import MAX_CLIP_SECONDS
+from kani_adapt.core.cli_kit import Formatter, Parser
 
 
 def add_codec(sub) -> None:
@@ -59,7 +59,7 @@ def run_check(args) -> int:
     from kani_adapt.codec.check import Thresholds, run_check as check, write_report
     from kani_adapt.codec.manifest import read_manifest
     from kani_adapt.codec.registry import load_codec
-    from kani_adapt.errors import ConfigError
+    from kani_adapt.core.errors import ConfigError
 
     if args.max_clips < 1 or args.max_seconds <= 0:
         raise ConfigError("--max-clips must be at least 1 and --max-seconds positive")
@@ -98,7 +98,7 @@ def _add_train(sub) -> None:
 
 def run_train(args) -> int:
     from kani_adapt.training.codec.train import resume_run, start_run
-    from kani_adapt.errors import ConfigError
+    from kani_adapt.core.errors import ConfigError
 
     overrides = list(args.overrides)
     if args.resume is not None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kani_adapt.cli_kit import Formatter
+from kani_adapt.core.cli_kit import Formatter
 
 DESCRIPTION = """\
 Evaluate a KaniTTS2 checkpoint on an eval set: generate each item (fixed seeds, samples=N
@@ -62,13 +62,13 @@ def add_eval(sub) -> None:
 
 
 def run(args) -> int:
-    from kani_adapt.config import load_config
+    from kani_adapt.config.load import load_config
     from kani_adapt.eval.config import EvalConfig
     from kani_adapt.eval.evalset import load_eval_set
     from kani_adapt.eval.evaluate import run_eval
 
     cfg = load_config(EvalConfig, args.config, args.overrides)
-    from kani_adapt import preflight
+    from kani_adapt.core import preflight
     from kani_adapt.eval.preflight import checkpoint, eval_findings
 
     found = eval_findings(cfg) + checkpoint("CHECKPOINT", str(args.checkpoint))

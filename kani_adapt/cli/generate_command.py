@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kani_adapt import sampling
-from kani_adapt.cli_kit import Formatter, add_device
-from kani_adapt.errors import ConfigError
+from kani_adapt.config import sampling
+from kani_adapt.core.cli_kit import Formatter, add_device
+from kani_adapt.core.errors import ConfigError
 
 
 DERAIL_THRESHOLD = 0.9
@@ -68,14 +68,14 @@ def run_generate(args) -> int:
     import torch
 
     from kani_adapt import tokens
-    from kani_adapt.atomic import write_audio, write_npy
-    from kani_adapt.devices import resolve
+    from kani_adapt.core.atomic import write_audio, write_npy
+    from kani_adapt.core.devices import resolve
     from kani_adapt.models.generator.checkpoint import load_checkpoint
     from kani_adapt.models.generator.synthesize import synthesize
 
     from kani_adapt.models.speaker.voice import load_speaker_embedding
 
-    from kani_adapt import preflight
+    from kani_adapt.core import preflight
     from kani_adapt.codec.registry import check_reference
     from kani_adapt.eval.preflight import checkpoint
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kani_adapt.cli_kit import Formatter
+from kani_adapt.core.cli_kit import Formatter
 
 
 def add_init(sub) -> None:

@@ -8,9 +8,9 @@ import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from kani_adapt.cli_kit import Formatter
-from kani_adapt.errors import ConfigError
-from kani_adapt.stopping import Stopped
+from kani_adapt.core.cli_kit import Formatter
+from kani_adapt.core.errors import ConfigError
+from kani_adapt.core.stopping import Stopped
 
 DESCRIPTION = """\
 A listening test for a panel of listeners, built from one or more eval folders (what

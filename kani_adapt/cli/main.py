@@ -7,7 +7,7 @@ from kani_adapt.cli import (
     codec_commands, eval_command, generate_command, init_command, listen_command,
     normalize_command, recipe_commands, speaker_commands, train_commands,
 )
-from kani_adapt.cli_kit import Formatter, Parser, add_verbose, run_cli
+from kani_adapt.core.cli_kit import Formatter, Parser, add_verbose, run_cli
 
 DESCRIPTION = """\
 kani-adapt adapts the KaniTTS2 text-to-speech model to new languages and accents.

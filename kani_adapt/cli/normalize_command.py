@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from kani_adapt.cli_kit import Formatter
+from kani_adapt.core.cli_kit import Formatter
 
 
 def add_normalize(sub) -> None:
@@ -33,8 +33,8 @@ def add_normalize(sub) -> None:
 
 
 def run_normalize(args) -> int:
-    from kani_adapt import frontend
-    from kani_adapt.errors import ConfigError
+    from kani_adapt.text import frontend
+    from kani_adapt.core.errors import ConfigError
 
     texts = list(args.text)
     if args.file:

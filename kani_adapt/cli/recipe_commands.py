@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kani_adapt.cli_kit import Formatter
-from kani_adapt.errors import ConfigError
+from kani_adapt.core.cli_kit import Formatter
+from kani_adapt.core.errors import ConfigError
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 DEMO = RECIPES / "demo" / "demo.yaml"
@@ -126,14 +126,14 @@ def listen_hint(outputs: dict) -> str:
 
 
 def run_check(args) -> int:
-    from kani_adapt import preflight
+    from kani_adapt.core import preflight
     from kani_adapt.recipes.preflight import findings
 
     recipe = _load(args.recipe, args.overrides)
     if args.show_config:
         import yaml
 
-        from kani_adapt.config import to_dict
+        from kani_adapt.config.load import to_dict
         from kani_adapt.recipes.runner import codecs_in_effect
 
         print(yaml.safe_dump(to_dict(recipe), sort_keys=False), end="")

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kani_adapt.atomic import write_npy
-from kani_adapt.cli_kit import Formatter, add_device
-from kani_adapt.defaults import SPEAKER_EMBEDDER_HUB_ID as DEFAULT_MODEL
-from kani_adapt.errors import ConfigError
+from kani_adapt.core.atomic import write_npy
+from kani_adapt.core.cli_kit import Formatter, add_device
+from kani_adapt.config.defaults import SPEAKER_EMBEDDER_HUB_ID as DEFAULT_MODEL
+from kani_adapt.core.errors import ConfigError
 
 
 def add_speaker_emb(sub) -> None:
@@ -41,7 +41,7 @@ def add_speaker_emb(sub) -> None:
 def run_speaker_emb(args) -> int:
     import numpy as np
 
-    from kani_adapt.devices import resolve
+    from kani_adapt.core.devices import resolve
     from kani_adapt.models.speaker import embedder
     from kani_adapt.models.speaker.voice import mean_voice
 

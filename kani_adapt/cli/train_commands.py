@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kani_adapt.cli_kit import Formatter
+from kani_adapt.core.cli_kit import Formatter
 
 
 def add_train(sub) -> None:
@@ -29,7 +29,7 @@ def add_train(sub) -> None:
 
 
 def run_train(args) -> int:
-    from kani_adapt.config import load_config
+    from kani_adapt.config.load import load_config
     from kani_adapt.training.config import TrainConfig
     from kani_adapt.training.fit import train
 
@@ -39,7 +39,7 @@ def run_train(args) -> int:
         overrides.insert(0, str(config))  # only overrides were given
         config = None
     cfg = load_config(TrainConfig, config, overrides)
-    from kani_adapt import preflight
+    from kani_adapt.core import preflight
     from kani_adapt.training.preflight import train_findings
 
     preflight.refuse(train_findings(cfg))  # device, base, datasets, codec: before any work

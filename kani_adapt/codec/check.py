@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kani_adapt import atomic
+from kani_adapt.core import atomic
 from kani_adapt.codec.manifest import Clip, load_audio
 from kani_adapt.codec.metrics import all_metrics
-from kani_adapt.console import progress
+from kani_adapt.core.console import progress
 
 METRICS = ("mel", "stft", "si_sdr", "stoi")
 
@@ -33,6 +33,14 @@ class Thresholds:
     stoi_min: float = 0.80
     si_sdr_min: float | None = None
     poor_share_max: float = 0.10  # more poor clips than this in any group: fine-tune
+
+    def is_poor(self, scores: dict[str, float]) -> bool:
+        """Whether a clip's round-trip ``scores`` cross any limit (a NaN STOI crosses none)."""
+        if scores["mel"] > self.mel_max:
+            return True
+        if not math.isnan(scores["stoi"]) and scores["stoi"] < self.stoi_min:
+            return True
+        return self.si_sdr_min is not None and scores["si_sdr"] < self.si_sdr_min
 
 
 @dataclass
@@ -61,14 +69,6 @@ def sample_clips(clips: list[Clip], max_clips: int, seed: int) -> list[Clip]:
     return chosen
 
 
-def is_poor(scores: dict[str, float], limits: Thresholds) -> bool:
-    if scores["mel"] > limits.mel_max:
-        return True
-    if not math.isnan(scores["stoi"]) and scores["stoi"] < limits.stoi_min:
-        return True
-    return limits.si_sdr_min is not None and scores["si_sdr"] < limits.si_sdr_min
-
-
 def summarize(scores: list[ClipScore], limits: Thresholds) -> dict:
     """Mean metrics and share of poor clips, overall and per speaker and per tag."""
     def group(items: list[ClipScore]) -> dict:
@@ -76,7 +76,7 @@ def summarize(scores: list[ClipScore], limits: Thresholds) -> dict:
         for name in METRICS:
             values = [s.scores[name] for s in items if not math.isnan(s.scores[name])]
             out[name] = float(np.mean(values)) if values else float("nan")
-        out["poor_share"] = sum(is_poor(s.scores, limits) for s in items) / max(len(items), 1)
+        out["poor_share"] = sum(limits.is_poor(s.scores) for s in items) / max(len(items), 1)
         return out
 
     result = {"overall": group(scores), "speaker": {}, "tag": {}}

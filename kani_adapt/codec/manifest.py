@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from kani_adapt import audio as audio_io
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 
 
 @dataclass(frozen=True)

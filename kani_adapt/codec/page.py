@@ -6,14 +6,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from kani_adapt import pages
+from kani_adapt.pages import html as pages
 
 METRICS = ("mel", "stft", "si_sdr", "stoi")
 
 
 def _cell(folder: Path, wav: Path, lines: list[str] = ()) -> str:
     from kani_adapt.audio import read
-    from kani_adapt.plots import spectrogram_png
+    from kani_adapt.pages.plots import spectrogram_png
 
     if not wav.is_file():
         return '<span class="muted">no audio</span>'
@@ -27,8 +27,6 @@ def _cell(folder: Path, wav: Path, lines: list[str] = ()) -> str:
 def write_page(folder: Path, reports: dict[str, dict], summary_md: str, limits) -> Path | None:
     """folder/index.html, when run_check kept the clips under folder/wavs (else nothing);
     ``limits``: the check's Thresholds (what makes a clip poor)."""
-    from kani_adapt.codec.check import is_poor
-
     folder, names = Path(folder), list(reports)
     first = reports[names[0]]["clips"]
     if not first or not first[0].get("wav"):
@@ -41,7 +39,7 @@ def write_page(folder: Path, reports: dict[str, dict], summary_md: str, limits) 
         poor = []
         for name in names:
             scores = reports[name]["clips"][k]["scores"]
-            flag = is_poor(scores, limits)
+            flag = limits.is_poor(scores)
             poor += [name] if flag else []
             shown = ", ".join(f"{m} {scores[m]:.3f}" for m in METRICS
                               if scores.get(m) is not None and not math.isnan(scores[m]))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 from kani_adapt.codec.protocol import Codec
-from kani_adapt.errors import ConfigError
+from kani_adapt.core.errors import ConfigError
 
 Factory = Callable[[str, str], Codec]
 
@@ -37,9 +37,9 @@ def load_codec(spec: str, device: str = "cpu", factory: Factory | None = None) -
 
 
 def check_reference(key: str, spec: str) -> list:
-    """Preflight findings for the codec ``spec`` names (:func:`kani_adapt.preflight.codec`):
+    """Preflight findings for the codec ``spec`` names (:func:`kani_adapt.core.preflight.codec`):
     NanoCodec's rules apply where NanoCodec is the factory; another factory knows its own names."""
-    from kani_adapt import preflight
+    from kani_adapt.core import preflight
 
     if CODEC_FACTORY is not nanocodec:
         return []

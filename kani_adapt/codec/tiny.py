@@ -20,7 +20,7 @@ use. So the weights are *designed*, then the decoder is *fitted*, both determini
    recipe's resolutions) on the quantized codes of the same speech, encoder and quantizer frozen;
    so fine-tuning the decoder later continues the same objective.
 
-The build takes about a minute on two CPU cores and is kept per machine (:mod:`kani_adapt.built`).
+The build takes about a minute on two CPU cores and is kept per machine (:mod:`kani_adapt.core.built`).
 """
 from __future__ import annotations
 
@@ -239,7 +239,7 @@ def _generator_loss(model, real, fake, lengths):
 
 def corpus() -> list[np.ndarray]:
     """The build's speech: each sentence in two voices (espeak-ng), about 50 s."""
-    from kani_adapt import espeak
+    from kani_adapt.core import espeak
 
     return [espeak.speak(text, VOICES[(i + shift) % len(VOICES)])
             for shift in (0, 3) for i, text in enumerate(SENTENCES)]
@@ -247,7 +247,7 @@ def corpus() -> list[np.ndarray]:
 
 def build(seed: int = 0):
     """The tiny codec as an ``AudioCodecModel`` (no discriminators), built from espeak-ng speech."""
-    from kani_adapt.codec.nanocodec import build_model
+    from kani_adapt.codec.shapes import build_model
 
     clips = corpus()
     model = build_model("tiny", seed=seed, discriminators=())
@@ -265,7 +265,7 @@ def build(seed: int = 0):
 
 def cached_file(seed: int = 0) -> Path:
     """The tiny codec's ``.nemo`` on this machine, built on first use."""
-    from kani_adapt import built, espeak
+    from kani_adapt.core import built, espeak
 
     parts = {"version": BUILD_VERSION, "seed": seed, "espeak": espeak.version(),
              "torch": torch.__version__.split("+")[0]}

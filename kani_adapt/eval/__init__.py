@@ -1,5 +1,2 @@
-"""Evaluation of KaniTTS2 checkpoints: eval sets, generation + scoring, statistics, reports.
-
-``kani-adapt eval`` (``kani_adapt.cli.eval_command``) is the command; nothing heavy is imported
-here.
-"""
+"""Evaluation of KaniTTS2 checkpoints: eval sets, generation and scoring, statistics, reports,
+the training-time callback. May import up to the scorers (never training or listening)."""

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from kani_adapt.eval.config import TrainingEvalConfig
-from kani_adapt.sampling import SamplingConfig
+from kani_adapt.config.sampling import SamplingConfig
 
 log = logging.getLogger("kani_adapt.train")
 STOPPED = "stopped.json"  # in the run folder: why and when a run stopped early
@@ -155,12 +155,12 @@ class EvalCallback(L.Callback):
         log.warning("stopping at step %d: the base language got worse (%s %.4f -> %.4f); the "
                     "last checkpoint is kept", step, metric, self.baseline, value)
         if self.run_dir is not None:
-            from kani_adapt import atomic
+            from kani_adapt.core import atomic
             atomic.write_text(self.run_dir / STOPPED, json.dumps(self.stopped, indent=2) + "\n")
         return True
 
     def _log_audio(self, trainer, pl_module, prefix: str, audios: list[np.ndarray]) -> None:
-        from kani_adapt.trainer import tensorboard
+        from kani_adapt.trainer.lightning import tensorboard
 
         writer = tensorboard(pl_module)
         if writer is None:
@@ -175,7 +175,7 @@ def eval_callbacks(cfg: TrainingEvalConfig, val_set, codec, checkpoint_dir=None,
                    run_dir=None, *, sampling: SamplingConfig) -> list:
     """The callback when configured and possible (items to score and a codec to decode them),
     and with ``monitor`` a checkpoint keeper of the best runs by that eval metric."""
-    from kani_adapt.errors import ConfigError
+    from kani_adapt.core.errors import ConfigError
     from kani_adapt.eval.scoring import higher_is_better, metric_names
 
     has_val = cfg.prompts > 0 and val_set is not None and len(val_set)

@@ -4,11 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from kani_adapt.common_config import Device
-from kani_adapt.defaults import NANOCODEC_HUB_ID
-from kani_adapt.sampling import SeededSampling
+from kani_adapt.config.shared import Device
+from kani_adapt.config.defaults import NANOCODEC_HUB_ID
+from kani_adapt.config.sampling import SeededSampling
 from kani_adapt.scorers.failures import FailureConfig
-from kani_adapt.wiring import ModelRef
+from kani_adapt.config.wiring import ModelRef
 
 # The sampling keys of the eval schemas before they had a `sampling` section.
 FORMER_SAMPLING_KEYS = {key: f"sampling.{key}" for key in

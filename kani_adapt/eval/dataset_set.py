@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from kani_adapt import dataset
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 from kani_adapt.eval.config import DatasetSetConfig
 from kani_adapt.eval.evalset import EvalItem
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 
 FIELDS = {"id", "text", "tag", "speaker", "reference", "reference_text", "embedding", "base"}
 

@@ -45,7 +45,7 @@ def run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
     ``tag_descriptions``: tag -> what it stands for (e.g. "German with a Hessian accent"), kept in
     eval.json for the listening test's accent question; ``known_tags``: the tags training saw,
     so the report says which were not evaluated."""
-    from kani_adapt.locks import hold_output
+    from kani_adapt.core.locks import hold_output
 
     with hold_output(Path(out), "kani-adapt eval"):
         return _run_eval(checkpoint, items, cfg, out, compare, eval_set, tag_descriptions,
@@ -57,9 +57,9 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
               known_tags: list[str]) -> dict:
     import pandas as pd
 
-    from kani_adapt.atomic import write_audio, write_file
+    from kani_adapt.core.atomic import write_audio, write_file
     from kani_adapt.codec.registry import load_codec
-    from kani_adapt.devices import resolve
+    from kani_adapt.core.devices import resolve
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

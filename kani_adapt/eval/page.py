@@ -9,7 +9,7 @@ import json
 import math
 from pathlib import Path
 
-from kani_adapt import pages
+from kani_adapt.pages import html as pages
 from kani_adapt.eval.run import CODEC_CEILING, RECORDING_WAVS, RECORDINGS_ROW
 
 INDEX = "index.html"
@@ -26,7 +26,7 @@ def wav_path(folder: Path, system: str, item: str, sample: int | None = None) ->
 
 def _spectrogram(folder: Path, wav: Path) -> Path:
     from kani_adapt.audio import read
-    from kani_adapt.plots import spectrogram_png
+    from kani_adapt.pages.plots import spectrogram_png
 
     png = folder / SPECTROGRAMS / wav.relative_to(folder / "wavs").with_suffix(".png")
     if not png.is_file() or png.stat().st_mtime < wav.stat().st_mtime:

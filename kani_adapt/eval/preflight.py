@@ -2,11 +2,11 @@
 the codec, the checkpoints and the scorer models (on this machine, fetched, or refused)."""
 from __future__ import annotations
 
-from kani_adapt import preflight
+from kani_adapt.core import preflight
 from kani_adapt.codec.registry import check_reference
 from kani_adapt.eval.config import EvalConfig, ScorerConfig
 from kani_adapt.models.generator.sizes import SIZES as GENERATOR_SIZES
-from kani_adapt.preflight import Finding
+from kani_adapt.core.preflight import Finding
 
 SCORER_MODELS = (("asr", "ASR model"), ("speaker_embedder", "speaker embedder"),
                  ("xvector", "x-vector model"), ("accent_model", "accent classifier"))

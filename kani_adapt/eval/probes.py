@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from kani_adapt.eval.evalset import EvalItem
-from kani_adapt.frontend import language_of
+from kani_adapt.text.frontend import language_of
 
 PREFIX = "probe/"  # item ids of probes: probe/<tag>/<k>
 PROBES = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kani_adapt import atomic
+from kani_adapt.core import atomic
 from kani_adapt.eval import stats
 from kani_adapt.eval.scoring import higher_is_better
 

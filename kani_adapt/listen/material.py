@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 from kani_adapt.eval.page import wav_path
 from kani_adapt.eval.run import CODEC_CEILING, RECORDING_WAVS, RECORDINGS_ROW
 

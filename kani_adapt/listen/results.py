@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from kani_adapt import atomic
+from kani_adapt.core import atomic
 
 JSON = "listening.json"
 BEGIN, END = "<!-- listening:begin -->", "<!-- listening:end -->"

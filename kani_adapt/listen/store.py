@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 from kani_adapt.listen.design import Trial
 
 FILE = "listening.sqlite"

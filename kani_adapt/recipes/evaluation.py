@@ -10,8 +10,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from kani_adapt import atomic
-from kani_adapt.errors import ConfigError
+from kani_adapt.core import atomic
+from kani_adapt.core.errors import ConfigError
 from kani_adapt.recipes.schema import Recipe
 
 RANDOM_NOTE = ("The models here are tiny and random (`{init}`): these numbers are meaningless and "

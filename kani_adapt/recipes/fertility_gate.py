@@ -1,11 +1,11 @@
 """The fertility gate as a recipe check: what a LoRA recipe would stop on, known before training
-(the data tools' ``filter/fertility.json``, kani_adapt.fertility's figures per tag)."""
+(the data tools' ``filter/fertility.json``, kani_adapt.text.fertility's figures per tag)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from kani_adapt import fertility
+from kani_adapt.text import fertility
 
 
 def problems(recipe) -> list[str]:

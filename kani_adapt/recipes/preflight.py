@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from data_tools import preflight as data_preflight
-from kani_adapt import preflight
+from kani_adapt.core import preflight
 from kani_adapt.codec.registry import check_reference
 from kani_adapt.eval.preflight import checkpoint, eval_findings
-from kani_adapt.preflight import Finding
+from kani_adapt.core.preflight import Finding
 from kani_adapt.recipes.schema import Recipe
 from kani_adapt.training.preflight import train_findings
 

@@ -11,8 +11,8 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kani_adapt import atomic
-from kani_adapt.errors import ConfigError
+from kani_adapt.core import atomic
+from kani_adapt.core.errors import ConfigError
 from kani_adapt.recipes.schema import README_BEGIN, README_END
 
 HEADER = ("| recipe | machine | date | run time | data hours | steps | adapted (95 % intervals) | "

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 from data_tools.config import results_part
-from kani_adapt.atomic import write_text
-from kani_adapt.errors import ConfigError
+from kani_adapt.core.atomic import write_text
+from kani_adapt.core.errors import ConfigError
 from kani_adapt.recipes import stages
 from kani_adapt.recipes.schema import Recipe
 
@@ -123,7 +123,7 @@ def evaluate(recipe: Recipe, settings, done: dict) -> dict:
 def run_recipe(recipe: Recipe, log: Callable[[str], None] = print, strict: bool = False) -> dict:
     """Every stage of ``recipe`` after the preflight (``kani_adapt/recipes/preflight.py``:
     one line per problem, exit 2, before any work)."""
-    from kani_adapt import preflight
+    from kani_adapt.core import preflight
     from kani_adapt.recipes.preflight import findings
 
     preflight.refuse(findings(recipe, strict))

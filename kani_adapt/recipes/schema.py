@@ -4,7 +4,7 @@ A recipe states only its choices; defaults live in the dataclasses of each stage
 codec fine-tuning, generator training). How the stages connect (where the prepared dataset
 lands, where each run writes, which device and seed each stage takes) is :attr:`Recipe.WIRED`:
 a table of keys and the keys they come from, which the loader fills in wherever the recipe
-leaves a key out (:mod:`kani_adapt.wiring`). Which codec each stage uses is decided by the
+leaves a key out (:mod:`kani_adapt.config.wiring`). Which codec each stage uses is decided by the
 recipe's plan (:func:`kani_adapt.recipes.runner.codecs_in_effect`).
 """
 from __future__ import annotations
@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import ClassVar, Optional
 
 from data_tools.config import DataConfig, normalise_raw
-from kani_adapt.common_config import Device, Seed
-from kani_adapt.config import from_dict, read_yaml
+from kani_adapt.config.shared import Device, Seed
+from kani_adapt.config.typed import from_dict
+from kani_adapt.config.load import read_yaml
 from kani_adapt.dataset import DatasetLayout
-from kani_adapt.defaults import MAX_CLIP_SECONDS, NANOCODEC_HUB_ID, SPEAKER_EMBEDDER_HUB_ID
-from kani_adapt.errors import ConfigError
+from kani_adapt.config.defaults import MAX_CLIP_SECONDS, NANOCODEC_HUB_ID, SPEAKER_EMBEDDER_HUB_ID
+from kani_adapt.core.errors import ConfigError
 from kani_adapt.eval.config import EvalConfig
-from kani_adapt.sampling import SeededSampling
+from kani_adapt.config.sampling import SeededSampling
 from kani_adapt.training.codec.config import CodecTrainConfig
 from kani_adapt.training.config import TrainConfig
-from kani_adapt.wiring import ModelRef, resolve_paths
+from kani_adapt.config.wiring import ModelRef, resolve_paths
 
 NANOCODEC = NANOCODEC_HUB_ID
 

@@ -44,7 +44,7 @@ def codec_check(recipe: Recipe, codec_path: str) -> dict:
     from kani_adapt.codec.check import Thresholds, run_check, write_report
     from kani_adapt.codec.manifest import read_manifest
     from kani_adapt.codec.registry import load_codec
-    from kani_adapt.devices import resolve
+    from kani_adapt.core.devices import resolve
 
     clips = read_manifest(manifest_of(recipe))
     codec = load_codec(codec_path, resolve(recipe.device))
@@ -58,7 +58,7 @@ def codec_check(recipe: Recipe, codec_path: str) -> dict:
 
 def codec_finetune(recipe: Recipe) -> dict:
     from kani_adapt.training.codec import train as codec_train
-    from kani_adapt.config import dump_yaml
+    from kani_adapt.config.load import dump_yaml
 
     cfg = recipe.codec_finetune
     run = Path(cfg.run_dir)
@@ -110,12 +110,12 @@ def evaluate(recipe: Recipe, settings, merged: str) -> dict:
 
 def sample(recipe: Recipe, codec_path: str, merged: str) -> dict:
     """Generate each sample text with the merged checkpoint and decode it to a WAV."""
-    from kani_adapt.atomic import write_audio, write_text
+    from kani_adapt.core.atomic import write_audio, write_text
     from kani_adapt.codec.registry import load_codec
     from kani_adapt.models.generator.checkpoint import load_checkpoint
     from kani_adapt.models.generator.synthesize import synthesize
 
-    from kani_adapt.devices import resolve
+    from kani_adapt.core.devices import resolve
 
     s, device = recipe.sample, resolve(recipe.device)
     model, tokenizer = load_checkpoint(merged)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kani_adapt import espeak
-from kani_adapt.atomic import write_file, write_text
-from kani_adapt.console import progress
-from kani_adapt.errors import ConfigError
+from kani_adapt.core import espeak
+from kani_adapt.core.atomic import write_file, write_text
+from kani_adapt.core.console import progress
+from kani_adapt.core.errors import ConfigError
 
 
 def synthesize(cfg, out: Path) -> Path:

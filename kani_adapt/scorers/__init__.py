@@ -1,4 +1,5 @@
-"""Scorers shared by evaluation and the data tools, one module each.
+"""Scorers shared by evaluation and the data tools, one module each. May import core, config,
+text, contracts and the models (never evaluation).
 
 - ``textnorm``: per-language text normalisation (the same one the data tools use)
 - ``text``: CER and WER (jiwer) after that normalisation

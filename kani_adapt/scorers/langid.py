@@ -12,9 +12,9 @@ from typing import Sequence
 
 import numpy as np
 
-from kani_adapt.errors import CheckpointError, ConfigError
+from kani_adapt.core.errors import CheckpointError, ConfigError
 from kani_adapt.batching import length_batches
-from kani_adapt.devices import resolve
+from kani_adapt.core.devices import resolve
 from kani_adapt.audio import all_to_rate
 from kani_adapt.scorers import SCORER_RATE
 
@@ -52,7 +52,7 @@ class AccentClassifier:
              batch_size: int = 8) -> "AccentClassifier":
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-        from kani_adapt.hub import resolve_folder
+        from kani_adapt.core.hub import resolve_folder
 
         folder = resolve_folder(spec, required=("config.json", "preprocessor_config.json"))
         device = resolve(device)

@@ -16,7 +16,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 
 from kani_adapt.batching import length_batches
-from kani_adapt.devices import resolve
+from kani_adapt.core.devices import resolve
 from kani_adapt.audio import all_to_rate
 from kani_adapt.scorers import SCORER_RATE
 
@@ -39,8 +39,8 @@ def load_xvector(spec: str, device: str) -> Embedder:
     import torch
     from transformers import AutoFeatureExtractor, WavLMForXVector
 
-    from kani_adapt.errors import CheckpointError
-    from kani_adapt.hub import resolve_folder
+    from kani_adapt.core.errors import CheckpointError
+    from kani_adapt.core.hub import resolve_folder
 
     folder = resolve_folder(spec, required=("config.json", "preprocessor_config.json"))
     try:

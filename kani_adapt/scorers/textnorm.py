@@ -1,4 +1,4 @@
-"""The scorers' view of the text frontend (:mod:`kani_adapt.frontend`, the one normaliser), and
+"""The scorers' view of the text frontend (:mod:`kani_adapt.text.frontend`, the one normaliser), and
 the tokenizer coverage report.
 """
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from kani_adapt import frontend
+from kani_adapt.text import frontend
 
 
 def language_of(tag: str, configured: str = "") -> str:
@@ -14,7 +14,7 @@ def language_of(tag: str, configured: str = "") -> str:
 
 
 def normalise(text: str, language: str, numbers: bool = True) -> str:
-    """The text frontend's reading (:func:`kani_adapt.frontend.normalize`): scoring compares
+    """The text frontend's reading (:func:`kani_adapt.text.frontend.normalize`): scoring compares
     texts as the model was given them."""
     return frontend.normalize(text, language, numbers=numbers)
 
@@ -58,7 +58,7 @@ def coverage(texts: list[str], tokenizer) -> dict:
 def load_tokenizer(path_or_id: str):
     from transformers import AutoTokenizer
 
-    from kani_adapt.hub import resolve_folder
+    from kani_adapt.core.hub import resolve_folder
 
     folder = resolve_folder(path_or_id, required=("tokenizer_config.json",))
     return AutoTokenizer.from_pretrained(str(folder))

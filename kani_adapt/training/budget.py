@@ -19,7 +19,7 @@ import torch
 
 from lightning.pytorch.callbacks import Callback
 
-from kani_adapt import atomic
+from kani_adapt.core import atomic
 from kani_adapt.training.config import AUTO, TrainConfig
 
 log = logging.getLogger(__name__)

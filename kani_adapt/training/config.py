@@ -4,12 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Optional, Union
 
-from kani_adapt import dataset, fertility
-from kani_adapt.common_config import Device, LoraCommon, OptimCommon, Seed
-from kani_adapt.config import required
+from kani_adapt import dataset
+from kani_adapt.text import fertility
+from kani_adapt.config.shared import Device, LoraCommon, OptimCommon, Seed
+from kani_adapt.config.typed import required
 from kani_adapt.eval.config import TrainingEvalConfig
-from kani_adapt.sampling import SeededSampling
-from kani_adapt.wiring import ModelRef
+from kani_adapt.config.sampling import SeededSampling
+from kani_adapt.config.wiring import ModelRef
 
 AUTO = "auto"  # data.token_budget: measured at fit start (kani_adapt.training.budget)
 
@@ -49,7 +50,7 @@ class TrainDataConfig:
     repeat_target: int = 16
     repeat_max: int = 8
     repeat_keep: float = 0.25
-    # Step 0 for LoRA (kani_adapt.fertility): stop when a tag's texts are more than this share
+    # Step 0 for LoRA (kani_adapt.text.fertility): stop when a tag's texts are more than this share
     # byte-fallback tokens, or cost more than this many times the tokens per word of English/
     # German with the same tokenizer (the script is not in the vocabulary). 0: no check.
     max_byte_fallback: float = fertility.MAX_BYTE_FALLBACK

@@ -21,7 +21,7 @@ from typing import Callable
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
-from kani_adapt import atomic
+from kani_adapt.core import atomic
 
 HEADER = ["step", "name", "value"]
 

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from kani_adapt import dataset, fertility, frontend, tokens
-from kani_adapt.errors import DataError
+from kani_adapt import dataset, tokens
+from kani_adapt.text import fertility, frontend
+from kani_adapt.core.errors import DataError
 from kani_adapt.models.generator.batch import collate
 from kani_adapt.models.generator.tokenizer import encode_text
 from kani_adapt.training import batching
@@ -99,7 +100,7 @@ def tokenize_table(table, rows, tokenizer, cfg: TrainDataConfig, source: str,
 
 
 def check_fertility(part: TokenizedSet, tokenizer, cfg) -> dict:
-    """Fertility per tag of the training texts (kani_adapt.fertility); LoRA stops here when a
+    """Fertility per tag of the training texts (kani_adapt.text.fertility); LoRA stops here when a
     tag's script falls back to bytes."""
     by_tag: dict[str, list[str]] = {}
     for tag, text in zip(part.tags, part.texts):

@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kani_adapt import config as config_io, frontend
-from kani_adapt.atomic import write_folder
-from kani_adapt.errors import CheckpointError, DataError
-from kani_adapt.locks import hold_output
+from kani_adapt.config import load as config_io
+from kani_adapt.text import frontend
+from kani_adapt.core.atomic import write_folder
+from kani_adapt.core.errors import CheckpointError, DataError
+from kani_adapt.core.locks import hold_output
 from kani_adapt.models.generator.checkpoint import (read_layout, read_sampling, save_checkpoint,
                                                  write_layout)
-from kani_adapt.resume import pick_checkpoint
+from kani_adapt.trainer.resume import pick_checkpoint
 from kani_adapt.training import lora
 from kani_adapt.training import run as runs
 from kani_adapt.training.config import TrainConfig
@@ -64,8 +65,8 @@ def base_reference(init: str) -> str | None:
 
     if init in sizes.SIZES:
         return None
-    from kani_adapt import hub
-    from kani_adapt.model_files import read_json_object
+    from kani_adapt.core import hub
+    from kani_adapt.core.model_files import read_json_object
     from kani_adapt.models.generator.checkpoint import resolve
 
     folder = resolve(init)  # the cached or local folder training loaded
@@ -127,7 +128,7 @@ def _layout_line(cfg: TrainConfig) -> str:
 def adapter_card(cfg: TrainConfig, stats: dict, metrics: dict, base: str | None = None,
                  served: list | None = None, listening: str = "",
                  text_front: frontend.Frontend | None = None) -> str:
-    from kani_adapt.defaults import NANOCODEC_HUB_ID
+    from kani_adapt.config.defaults import NANOCODEC_HUB_ID
     from kani_adapt.training import servability
 
     base = base or cfg.model.init

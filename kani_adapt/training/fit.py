@@ -8,7 +8,9 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
-from kani_adapt import atomic, frontend, locks, resume, trainer as trainers
+from kani_adapt.core import atomic, locks
+from kani_adapt.text import frontend
+from kani_adapt.trainer import resume, lightning as trainers
 from kani_adapt.models.generator.checkpoint import write_layout
 from kani_adapt.training import run as runs
 from kani_adapt.training.budget import TokenBudgetProbe, budget_for
@@ -87,7 +89,7 @@ def _codec(cfg: TrainConfig):
 
 def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: tuple = (),
                   preloaded: dict | None = None, resume_step: int = 0) -> L.Trainer:
-    """The generator's trainer (:func:`kani_adapt.trainer.build_trainer`): step checkpoints,
+    """The generator's trainer (:func:`kani_adapt.trainer.lightning.build_trainer`): step checkpoints,
     the CSV log, validation every ``val_every`` steps, the optimiser's gradient clip."""
     t = cfg.trainer
     csv_log = StepCSVLogger(run_dir / "csv" / "metrics.csv", resume_step=resume_step)

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from kani_adapt.errors import CheckpointError, ConfigError
+from kani_adapt.core.errors import CheckpointError, ConfigError
 from kani_adapt.training.config import LoraConfig
 
 ATTENTION = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj"]
@@ -90,7 +90,7 @@ def load_adapter(base_model, adapter_dir: str | Path):
         with torch.no_grad():
             for name, value in extras.items():
                 params[name].copy_(value)
-    from kani_adapt import frontend
+    from kani_adapt.text import frontend
 
     front = frontend.read(adapter_dir)
     if front is not None:  # the adapter's texts were read this way: generation does the same

@@ -8,7 +8,8 @@ import lightning as L
 import torch
 
 from kani_adapt.models.generator.model import insert_at_one
-from kani_adapt import rng, tokens
+from kani_adapt.core import rng
+from kani_adapt import tokens
 from kani_adapt.training import lora
 from kani_adapt.training.config import TrainConfig
 from kani_adapt.training.losses import (GROUPS, chunked_token_losses, group_stats, losses_from,

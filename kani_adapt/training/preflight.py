@@ -3,10 +3,11 @@ device, the base model, the datasets (they open and hold the columns training re
 and the scorer models of the validation scoring."""
 from __future__ import annotations
 
-from kani_adapt import preflight
+from kani_adapt import dataset
+from kani_adapt.core import preflight
 from kani_adapt.codec.registry import check_reference
 from kani_adapt.eval.preflight import checkpoint, scorers
-from kani_adapt.preflight import Finding
+from kani_adapt.core.preflight import Finding
 from kani_adapt.training.config import TrainConfig
 
 
@@ -17,9 +18,9 @@ def train_findings(cfg: TrainConfig, key: str = "", data_made_later: bool = Fals
     out = preflight.device(f"{pre}trainer.device", cfg.trainer.device)
     out += checkpoint(f"{pre}model.init", cfg.model.init, sizes=True)
     if not data_made_later:
-        out += preflight.dataset_table(f"{pre}data.train", cfg.data.train)
+        out += dataset.check_table(f"{pre}data.train", cfg.data.train)
     if cfg.data.replay:
-        out += preflight.dataset_table(f"{pre}data.replay", cfg.data.replay)
+        out += dataset.check_table(f"{pre}data.replay", cfg.data.replay)
     if codec and cfg.codec:
         out += check_reference(f"{pre}codec", cfg.codec)
     if cfg.eval.prompts or cfg.eval.base_prompts:

@@ -4,9 +4,9 @@ run_dir/
   config.yaml        resolved config (a re-run with a different config is refused)
   base/              model config and tokenizer: with a checkpoint, enough to rebuild the model
   data_stats.json    hours, speakers, tags seen
-  text_frontend.json the text frontend the texts were read through (kani_adapt.frontend)
+  text_frontend.json the text frontend the texts were read through (kani_adapt.text.frontend)
   checkpoints/       step-*.ckpt and last.ckpt (model, optimizer, scheduler, step, RNG), plain
-                     tensors only: resume reads them with weights_only=True (kani_adapt.resume)
+                     tensors only: resume reads them with weights_only=True (kani_adapt.trainer.resume)
   tb/                TensorBoard events
   csv/metrics.csv    the same scalars as step,name,value rows (kani_adapt.training.csvlog)
   metrics.json       final metrics, written when the run ends
@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 
-from kani_adapt import config as config_io
-from kani_adapt.errors import ConfigError
-from kani_adapt.model_files import check_model_folder, read_json_object
+from kani_adapt.config import load as config_io
+from kani_adapt.core.errors import ConfigError
+from kani_adapt.core.model_files import check_model_folder, read_json_object
 from kani_adapt.models.generator import checkpoint, sizes
 from kani_adapt.training.config import TrainConfig
 
@@ -27,7 +26,7 @@ LAST = "last.ckpt"
 
 
 def prepare_run_dir(cfg: TrainConfig) -> Path:
-    """Create or re-open the run directory (:func:`kani_adapt.resume.pick_checkpoint` then
+    """Create or re-open the run directory (:func:`kani_adapt.trainer.resume.pick_checkpoint` then
     chooses the checkpoint to resume from)."""
     run_dir = Path(cfg.run_dir)
     saved = run_dir / "config.yaml"

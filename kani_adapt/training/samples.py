@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from kani_adapt import tokens
-from kani_adapt.plots import render, spectrogram_image
-from kani_adapt.trainer import tensorboard
+from kani_adapt.pages.plots import render, spectrogram_image
+from kani_adapt.trainer.lightning import tensorboard
 from kani_adapt.models.generator.synthesize import synthesize_ids
 
 

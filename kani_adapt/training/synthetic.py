@@ -46,7 +46,7 @@ def text_codes(text: str, rng: np.random.Generator, frames_range=None) -> np.nda
 
 def synthetic_dataset(path, **kwargs):
     """Write a synthetic dataset with ``save_to_disk`` and return its folder."""
-    from kani_adapt.atomic import write_folder
+    from kani_adapt.core.atomic import write_folder
 
     table = dataset.to_table(synthetic_rows(**kwargs))
     write_folder(path, lambda tmp: table.save_to_disk(str(tmp)))

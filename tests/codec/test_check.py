@@ -8,7 +8,7 @@ import torch
 from kani_adapt.cli.main import main
 from kani_adapt.codec import check
 from kani_adapt.codec.manifest import Clip, read_manifest
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 
 
 class FakeCodec:
@@ -52,7 +52,7 @@ def test_verdict_names_the_group_over_the_poor_share():
 
 def test_nan_stoi_does_not_make_a_clip_poor():
     limits = check.Thresholds()
-    assert not check.is_poor({"mel": 0.1, "stft": 0.1, "si_sdr": 1.0, "stoi": math.nan}, limits)
+    assert not limits.is_poor({"mel": 0.1, "stft": 0.1, "si_sdr": 1.0, "stoi": math.nan})
 
 
 def test_clean_codec_passes_and_noisy_codec_fails(corpus, tmp_path):

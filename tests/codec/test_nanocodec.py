@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 
 from kani_adapt.codec import nanocodec
 from kani_adapt.codec.protocol import Codec
-from kani_adapt.errors import CheckpointError, DataError
+from kani_adapt.core.errors import CheckpointError, DataError
 from tests.codec.corpus import tone
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from kani_adapt.codec import nanocodec
-from kani_adapt.model_files import torch_load
+from kani_adapt.core.model_files import torch_load
 from tests.codec.test_nanocodec import _no_network, _tokens_and_audio
 
 MODULES = "nemo.collections.tts.modules.audio_codec_modules"

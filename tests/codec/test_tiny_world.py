@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from kani_adapt import espeak, tokens
+from kani_adapt.core import espeak
+from kani_adapt import tokens
 from kani_adapt.codec import nanocodec, tiny
 from kani_adapt.codec.metrics import mel_distance
 

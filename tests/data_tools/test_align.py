@@ -7,12 +7,13 @@ import sys
 import pytest
 import soundfile as sf
 
-from data_tools import align, mfa
+from data_tools.stages import align
+from data_tools.speech import mfa
 from data_tools.config import AlignConfig, IngestConfig, SourceConfig
-from data_tools.mfa import Word
+from data_tools.speech.mfa import Word
 from data_tools.records import Utterance, read_jsonl
 from dt_helpers import FIXTURE, run_stage
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 
 
 def fixture_items():

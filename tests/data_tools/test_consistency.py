@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_tools.consistency import (ChangePoint, ConsistencyConfig,
+from data_tools.speech.consistency import (ChangePoint, ConsistencyConfig,
                                     robust_centroid, sliding_windows, speaker_outliers,
                                     unit_rows, voice_changes)
 
@@ -123,8 +123,8 @@ def test_sliding_windows_cover_the_whole_recording(duration):
 
 
 def test_cut_spanning_a_voice_change_is_rejected_others_kept():
-    from data_tools.longform import Cut, CutPlan, CutRejection, texts_in_order
-    from data_tools.voices import Stretch, Voices, one_voice_cuts
+    from data_tools.speech.longform import Cut, CutPlan, CutRejection, texts_in_order
+    from data_tools.speech.voices import Stretch, Voices, one_voice_cuts
 
     cuts = [Cut(0.0, 5.0, "one.", [], 0.0, ""), Cut(5.5, 11.0, "two.", [], 0.0, ""),
             Cut(12.0, 18.0, "four.", [], 0.0, "")]
@@ -141,9 +141,9 @@ def test_cut_spanning_a_voice_change_is_rejected_others_kept():
 
 
 def test_a_cut_spanning_a_voice_change_is_split_there_and_keeps_every_word():
-    from data_tools.longform import Cut, CutPlan, texts_in_order
-    from data_tools.textalign import TimedWord
-    from data_tools.voices import Stretch, Voices, one_voice_cuts
+    from data_tools.speech.longform import Cut, CutPlan, texts_in_order
+    from data_tools.speech.textalign import TimedWord
+    from data_tools.speech.voices import Stretch, Voices, one_voice_cuts
 
     # one word a second from 0 to 12 s; the voice changes at ~6.5 s (somewhere in 6-7 s)
     words = [TimedWord(f"w{i}", i + 0.1, i + 0.8) for i in range(12)]

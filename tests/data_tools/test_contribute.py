@@ -265,7 +265,8 @@ def test_package_shards_and_size_categories(good):
 
 
 def test_alignment_check_where_mfa_exists_flags_mismatched_transcripts(good, monkeypatch):
-    from data_tools import align, mfa
+    from data_tools.stages import align
+    from data_tools.speech import mfa
 
     def fake_align(utts, work, cfg):  # stands in for MFA: clip c0 of s1 aligned to wrong words
         words = {u.id: [mfa.Word(0.1 * i, 0.1 * i + 0.1, w)

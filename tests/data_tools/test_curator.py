@@ -8,9 +8,10 @@ import pytest
 
 from data_tools.config import AlignConfig, DataConfig, IngestConfig, RayConfig, SourceConfig
 from data_tools.records import read_manifest
-from data_tools.runner import manifest_path, run_stage
+from data_tools.records import manifest_path
+from data_tools.runner import run_stage
 from dt_helpers import good_clip, needs_espeak, with_silence, write
-from kani_adapt.errors import ConfigError
+from kani_adapt.core.errors import ConfigError
 
 pytestmark = [pytest.mark.slow, needs_espeak]
 

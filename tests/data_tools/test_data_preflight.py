@@ -14,7 +14,6 @@ from data_tools.cli import main
 from data_tools.config import load_config
 from data_tools.records import read_jsonl
 from dt_helpers import SENTENCES, EnergyCodec, espeak, good_clip, needs_espeak, with_silence, write
-from kani_adapt.errors import PreflightError
 from kani_adapt.models.speaker import embedder as speaker_embedder
 from tests.helpers import substitute_codec
 

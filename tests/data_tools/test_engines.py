@@ -7,13 +7,14 @@ import sys
 
 import pytest
 
-from data_tools import registry, runner, throughput
+from data_tools import registry, runner
+from data_tools.report import throughput
 from data_tools.cli import build_parser, _config
 from data_tools.config import DataConfig, RayConfig, results_part
 from data_tools.engines import ray as on_ray
 from data_tools.engines.ray_worker import worker_device
 from data_tools.engines.work import Unit, block_log, plan_blocks
-from kani_adapt.errors import ConfigError, DataError
+from kani_adapt.core.errors import ConfigError, DataError
 
 
 def test_blocks_are_consecutive_whole_batches_about_four_per_worker():
@@ -88,7 +89,7 @@ def test_throughput_per_worker_and_per_stage():
 
 def test_the_local_engine_records_its_throughput(tmp_path):
     from data_tools.records import Utterance
-    from kani_adapt import atomic
+    from kani_adapt.core import atomic
 
     atomic.write_jsonl(tmp_path / "ingest" / "manifest.jsonl", [
         Utterance(f"s/c{i}", "missing.wav", "hi", "s", duration=2.0).to_dict() for i in range(3)])

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from data_tools.histograms import METRICS, speaking_rate, values_by_tag, write_histograms
+from data_tools.report.histograms import METRICS, speaking_rate, values_by_tag, write_histograms
 
 
 def rows(n=200, seed=0):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_tools import ids
+from data_tools.inputs import ids
 from data_tools.config import IngestConfig, SourceConfig
 from data_tools.records import read_jsonl
 from dt_helpers import needs_espeak, run_stage
@@ -134,7 +134,7 @@ def test_folder_ids_that_sanitise_alike_or_repeat_stay_apart_or_are_rejected(tmp
 
 
 def test_a_work_folder_inside_an_input_folder_is_refused(tmp_path):
-    from kani_adapt.errors import ConfigError
+    from kani_adapt.core.errors import ConfigError
 
     root = tmp_path / "in"
     tone(root / "s" / "a.wav", text="x")
@@ -276,8 +276,8 @@ def test_a_killed_holder_releases_the_work_folder(tmp_path):
     import subprocess
     import sys
 
-    from kani_adapt import locks
-    from kani_adapt.errors import DataError
+    from kani_adapt.core import locks
+    from kani_adapt.core.errors import DataError
 
     work = tmp_path / "work"
     code = ("import sys, time; from kani_adapt import locks\n"
@@ -324,9 +324,9 @@ def test_a_giant_transcript_is_refused_unread_in_every_layout(tmp_path):
 
 
 def test_filter_bounds_text_length_and_letters_per_second_absolutely():
-    from data_tools import filtering
+    from data_tools.stages import filter as filtering
     from data_tools.config import FilterConfig
-    from data_tools.quality import Features
+    from data_tools.speech.quality import Features
 
     def feats(cps):
         return Features(duration=3.0, clipped_fraction=0.0, snr_db=40.0, peak_db=-15.0,

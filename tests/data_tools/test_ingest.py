@@ -3,7 +3,7 @@ import json
 import numpy as np
 import soundfile as sf
 
-from data_tools import ids
+from data_tools.inputs import ids
 from data_tools.config import IngestConfig, SourceConfig
 from data_tools.records import read_jsonl, read_manifest
 from dt_helpers import espeak, good_clip, needs_espeak, plant_bad_files, run_stage, write
@@ -60,7 +60,7 @@ def test_rerun_skips_finished_work_and_a_torn_log_line_is_redone(tmp_path):
 def test_too_many_rejections_fail_the_stage_after_recording_them(tmp_path):
     import pytest
 
-    from kani_adapt.errors import DataError
+    from kani_adapt.core.errors import DataError
 
     root, work = tmp_path / "in", tmp_path / "work"
     good_clip(root / "s" / "ok.wav", 0)

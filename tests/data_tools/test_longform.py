@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from data_tools.longform import CutConfig, pauses, plan_cuts, texts_in_order
-from data_tools.textalign import align_transcript, as_asr_words, transcript_tokens
+from data_tools.speech.longform import CutConfig, pauses, plan_cuts, texts_in_order
+from data_tools.speech.textalign import align_transcript, as_asr_words, transcript_tokens
 
 WORD_S, WORD_GAP_S = 0.3, 0.04  # inside a sentence the VAD hears no pause
 

@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from tests.helpers import REQUIRED, substitute_codec, tiny_embedder_folder
 from data_tools.cli import main
@@ -70,7 +69,7 @@ def test_prepare_turns_recordings_into_the_dataset_and_resumes(tmp_path, monkeyp
         example = tokens.build_example(encode_text(tok, row["text"], row["tag"]), codes)
         np.testing.assert_array_equal(tokens.parse_codes(example.input_ids), codes)  # round trip
     # The generator training data module reads both the saved dataset and the parquet files.
-    from kani_adapt.config import load_config
+    from kani_adapt.config.load import load_config
     from kani_adapt.training.config import TrainConfig
     from kani_adapt.training.data import GeneratorData
 

@@ -7,7 +7,7 @@ import torch
 
 from data_tools.config import FilterConfig, OutliersConfig
 from data_tools.records import Utterance, read_jsonl
-from data_tools.runner import read_stage_results
+from data_tools.records import read_stage_results
 from dt_helpers import SENTENCES, espeak, needs_espeak, run_stage, with_silence
 
 

@@ -16,10 +16,11 @@ import pytest
 from data_tools.cli import main
 from data_tools.config import DataConfig, RayConfig, load_config
 from data_tools.records import read_jsonl
-from data_tools.runner import read_stage_results, run_stage
+from data_tools.records import read_stage_results
+from data_tools.runner import run_stage
 from dt_helpers import SENTENCES, EnergyCodec, espeak, needs_espeak, with_silence, write
 from test_prepare_e2e import VOICES, build_corpus as plant_corpus
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 from kani_adapt.models.speaker import embedder as speaker_embedder
 from ray_doubles import DyingCodec, DyingVAD, calls
 from tests.helpers import substitute_codec
@@ -186,7 +187,7 @@ def test_an_actor_killed_mid_block_is_restarted_and_skips_the_batches_it_logged(
     assert DyingCodec(tmp_path / "ray-codec").died and batches == 8
     # the batch it died in, once more; the one it had logged before, not again
     assert len(calls(tmp_path / "ray-codec")) == batches + 1
-    from data_tools.tokenize import load_codes
+    from data_tools.stages.tokenize import load_codes
 
     got, want = load_codes(tmp_path / "two"), load_codes(tmp_path / "one")
     assert sorted(got) == sorted(want)

@@ -5,13 +5,13 @@ import logging
 import pytest
 
 from data_tools import registry, runner
-from kani_adapt.console import progress
+from kani_adapt.core.console import progress
 from data_tools.cli import build_parser
 from data_tools.config import DataConfig
 from data_tools.records import Utterance, read_jsonl
-from kani_adapt import atomic
+from kani_adapt.core import atomic
 from data_tools.registry import Kept, Rejected
-from kani_adapt.errors import ConfigError, DataError
+from kani_adapt.core.errors import ConfigError, DataError
 
 
 class Shout(runner.BaseStage):

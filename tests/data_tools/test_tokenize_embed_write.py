@@ -5,14 +5,15 @@ import pytest
 import soundfile as sf
 import torch
 
-from data_tools import embed, runner, tokenize
+from data_tools.stages import embed, tokenize
+from data_tools import runner
 from kani_adapt.models.speaker import embedder as speaker_embedder
 from kani_adapt.batching import id_batches
 from data_tools.config import EmbedConfig, IngestConfig, SourceConfig, TokenizeConfig, WriteConfig
-from data_tools.records import read_jsonl
+from data_tools.records import read_stage_results
 from dt_helpers import EnergyCodec, good_clip, needs_espeak, run_stage
 from kani_adapt.codec.protocol import Codec
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 from tests.helpers import substitute_codec
 
 
@@ -40,7 +41,7 @@ def test_shards_partition_ids_and_names_cannot_collide():
     assert tokenize.batch_file((0, 4), ids[:3]) != tokenize.batch_file((0, 4), ids[3:6])
     assert tokenize.batch_file((0, 4), ids[:3]) != tokenize.batch_file((1, 4), ids[:3])
     assert runner.parse_shard("2/4") == (2, 4)
-    from kani_adapt.errors import ConfigError
+    from kani_adapt.core.errors import ConfigError
     for bad in ("4/4", "x", "1/0"):
         with pytest.raises(ConfigError):
             runner.parse_shard(bad)
@@ -137,7 +138,7 @@ def test_tokenize_interrupted_after_writing_a_batch_loses_and_duplicates_nothing
     with pytest.raises(KeyboardInterrupt):
         run_stage("tokenize", work, utts, tokenize=cfg)
     monkeypatch.setattr(StageLog, "append", real_append)
-    done_before = set(runner.read_stage_results(work, "tokenize"))
+    done_before = set(read_stage_results(work, "tokenize"))
     assert 0 < len(done_before) < 4
     codec = EnergyCodec()
     substitute_codec(monkeypatch, codec)

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from data_tools import transcribe
+from data_tools.stages import transcribe
 from data_tools.config import IngestConfig, SourceConfig, TranscribeConfig
 from data_tools.records import read_jsonl
-from data_tools.runner import read_stage_results
+from data_tools.records import read_stage_results
 from dt_helpers import SENTENCES, good_clip, needs_espeak, run_stage, write
 from kani_adapt.scorers.asr import Transcript
 
@@ -208,7 +208,7 @@ def test_detected_language_must_match_the_tag():
 
 def test_transcribe_settings_are_checked_at_load(tmp_path):
     from data_tools.config import load_config
-    from kani_adapt.errors import ConfigError
+    from kani_adapt.core.errors import ConfigError
 
     (tmp_path / "rec").mkdir()
     path = tmp_path / "data.yaml"

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
-from data_tools import transcribe
+from data_tools.stages import transcribe
 from data_tools.cli import main
 from data_tools.records import read_jsonl
-from data_tools.runner import read_stage_results
+from data_tools.records import read_stage_results
 from tests.helpers import substitute_codec
 from dt_helpers import EnergyCodec, SENTENCES, good_clip, needs_espeak, write
 from tests.helpers import tiny_embedder_folder

@@ -83,7 +83,8 @@ def test_every_file_of_a_mixed_folder_is_accounted_for(tmp_path):
 
 
 def test_the_report_lists_unused_files_and_hidden_characters(tmp_path):
-    from data_tools import report, write
+    from data_tools.report import summary as report
+    from data_tools.stages import write
     from data_tools.config import WriteConfig
 
     root, work = tmp_path / "rec", tmp_path / "work"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_tools import voices
+from data_tools.speech import voices
 from kani_adapt.audio import write_clip
 from data_tools.config import SegmentConfig
 from data_tools.records import Utterance, read_jsonl

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 from kani_adapt.eval import report
 from kani_adapt.eval.evalset import load_eval_set
 

@@ -4,9 +4,9 @@ import json
 import pytest
 
 from kani_adapt.cli.main import main
-from kani_adapt.config import load_config
-from kani_adapt.errors import ConfigError
-from kani_adapt.sampling import SamplingConfig
+from kani_adapt.config.load import load_config
+from kani_adapt.core.errors import ConfigError
+from kani_adapt.config.sampling import SamplingConfig
 from kani_adapt.eval.callback import EvalCallback
 from kani_adapt.eval.config import TrainingEvalConfig
 from kani_adapt.training.synthetic import synthetic_dataset

@@ -9,10 +9,10 @@ import torch
 
 from tests.helpers import REQUIRED
 from kani_adapt.cli.main import main
-from kani_adapt.config import dump_yaml, load_config
+from kani_adapt.config.load import dump_yaml, load_config
 from kani_adapt.training.codec.config import CodecTrainConfig
-from kani_adapt.errors import CheckpointError
-from kani_adapt.resume import SafeCheckpointIO, load_state, pick_checkpoint
+from kani_adapt.core.errors import CheckpointError
+from kani_adapt.trainer.resume import SafeCheckpointIO, load_state, pick_checkpoint
 from tests.hostile.refusals import assert_refused, files_under, plant_payload
 
 
@@ -80,7 +80,7 @@ def test_no_intact_checkpoint_is_an_error_not_a_fresh_start(tmp_path):
 
 
 def test_fsdp_resume_checks_before_lightning_unpickles(tmp_path):
-    from kani_adapt.resume import safe_fsdp_strategy
+    from kani_adapt.trainer.resume import safe_fsdp_strategy
 
     marker = tmp_path / "marker"
     path = plant_payload(tmp_path / "last.ckpt", marker)

@@ -14,8 +14,9 @@ from data_tools.cli import main as data_tools_main
 from tests.helpers import REQUIRED
 from kani_adapt.cli.main import main
 from kani_adapt.training.codec.config import CodecTrainConfig
-from kani_adapt.config import MAX_BYTES, MAX_DEPTH, load_config
-from kani_adapt.errors import ConfigError
+from kani_adapt.config.yaml_guard import MAX_BYTES, MAX_DEPTH
+from kani_adapt.config.load import load_config
+from kani_adapt.core.errors import ConfigError
 from kani_adapt.training.config import TrainConfig
 from tests.hostile.refusals import assert_refused
 

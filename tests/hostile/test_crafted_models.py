@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kani_adapt.cli_kit import run_guarded
+from kani_adapt.core.cli_kit import run_guarded
 from kani_adapt.cli.main import main
 from tests.hostile.refusals import assert_refused
 

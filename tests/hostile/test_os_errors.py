@@ -16,7 +16,7 @@ import soundfile as sf
 
 from data_tools.cli import main as data_tools_main
 from tests.helpers import REQUIRED
-from kani_adapt import atomic
+from kani_adapt.core import atomic
 from kani_adapt.cli.main import main
 from tests.hostile.refusals import assert_refused, files_under
 
@@ -169,7 +169,7 @@ def test_missing_input_file_is_one_line(tiny_generator, tmp_path, capsys):
                                         (errno.ENOENT, "file not found"),
                                         (errno.EXDEV, "invalid cross-device link")])
 def test_every_os_error_reaching_the_cli_is_one_line(code, words, tmp_path, capsys):
-    from kani_adapt.cli_kit import run_guarded
+    from kani_adapt.core.cli_kit import run_guarded
 
     def command(args):
         raise OSError(code, os.strerror(code), str(tmp_path / "x"))

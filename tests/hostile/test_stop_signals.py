@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kani_adapt import atomic
+from kani_adapt.core import atomic
 from kani_adapt.cli.main import main
 from tests.hostile.refusals import files_under
 
@@ -66,7 +66,7 @@ def test_a_signal_during_export_leaves_no_partial_folder(trained_run, tmp_path, 
 
 
 def test_sigterm_during_a_data_stage_keeps_only_whole_results(tmp_path, capsys, monkeypatch):
-    from data_tools import ingest
+    from data_tools.stages import ingest
     from data_tools.cli import main as data_main
     from data_tools.records import read_jsonl
 

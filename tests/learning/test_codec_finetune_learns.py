@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from kani_adapt import espeak
-from kani_adapt.atomic import write_audio
+from kani_adapt.core import espeak
+from kani_adapt.core.atomic import write_audio
 from kani_adapt.cli.main import main
 from kani_adapt.codec import nanocodec
 from kani_adapt.codec.metrics import mel_distance

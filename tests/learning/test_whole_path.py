@@ -12,8 +12,9 @@ import pytest
 import soundfile as sf
 
 from data_tools.cli import main as data_tools
-from kani_adapt import audio as audio_io, dataset, espeak
-from kani_adapt.atomic import write_audio
+from kani_adapt import audio as audio_io, dataset
+from kani_adapt.core import espeak
+from kani_adapt.core.atomic import write_audio
 from tests.helpers import tiny_embedder_folder
 from tests.learning import world as W
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kani_adapt import dataset, espeak, tokens
+from kani_adapt import dataset, tokens
+from kani_adapt.core import espeak
 from kani_adapt.cli.main import main
 
 

@@ -41,7 +41,7 @@ def _clips(root: Path) -> list[dict]:
 def synthetic_eval(root: Path, tags: dict | None = None) -> Path:
     import pandas as pd
 
-    from kani_adapt.atomic import write_audio, write_file
+    from kani_adapt.core.atomic import write_audio, write_file
     from kani_adapt.eval import page, report
     from kani_adapt.eval.page import wav_path
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 from kani_adapt.listen.material import ANCHOR, REFERENCE, load_material
 from kani_adapt.audio import loudness
 from kani_adapt.listen.playback import Playback

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 from kani_adapt.listen.design import Trial
 from kani_adapt.listen.store import Refused, Store
 

@@ -1,6 +1,6 @@
 """The adapter card records the training choices that change what the model learned."""
 from tests.helpers import REQUIRED
-from kani_adapt.config import load_config
+from kani_adapt.config.load import load_config
 from kani_adapt.training.config import TrainConfig
 from kani_adapt.training.export import adapter_card
 

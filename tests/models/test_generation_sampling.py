@@ -3,7 +3,7 @@ import torch
 
 from kani_adapt import tokens
 from kani_adapt.models.generator.generate import _choose, generate
-from kani_adapt.sampling import SamplingConfig
+from kani_adapt.config.sampling import SamplingConfig
 from kani_adapt.models.generator.tokenizer import encode_text
 from tests.helpers import tiny_generator
 

@@ -8,11 +8,11 @@ from safetensors.torch import load_file, save_file
 from transformers import Lfm2ForCausalLM
 
 from kani_adapt import tokens
-from kani_adapt.errors import CheckpointError
+from kani_adapt.core.errors import CheckpointError
 from kani_adapt.models.generator import checkpoint
 from kani_adapt.models.generator.batch import collate
 from kani_adapt.models.generator.generate import generate
-from kani_adapt.sampling import SamplingConfig
+from kani_adapt.config.sampling import SamplingConfig
 from kani_adapt.models.generator.tokenizer import encode_text
 from tests.helpers import copy_dir, example_batch, tiny_generator
 

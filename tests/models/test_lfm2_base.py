@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 from transformers import Lfm2Config, Lfm2ForCausalLM
 
 from kani_adapt import tokens
-from kani_adapt.errors import CheckpointError
+from kani_adapt.core.errors import CheckpointError
 from kani_adapt.models.generator import checkpoint
 from kani_adapt.models.generator.tokenizer import build_offline_text_tokenizer
 from tests.helpers import copy_dir

@@ -6,7 +6,7 @@ import pytest
 from transformers import GenerationConfig
 
 from kani_adapt.cli.main import main
-from kani_adapt.errors import CheckpointError
+from kani_adapt.core.errors import CheckpointError
 from kani_adapt.models.generator import checkpoint
 from tests.helpers import copy_dir, sampling_handed_on, tiny_generator
 

@@ -3,10 +3,9 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from safetensors.torch import load_file, save_file
 
-from kani_adapt.errors import CheckpointError, DataError
+from kani_adapt.core.errors import CheckpointError, DataError
 from kani_adapt.models.speaker import embedder
 
 

@@ -6,7 +6,7 @@ import torch
 
 from kani_adapt import tokens
 from kani_adapt.models.generator.generate import generate
-from kani_adapt.sampling import SamplingConfig
+from kani_adapt.config.sampling import SamplingConfig
 from kani_adapt.models.generator.synthesize import synthesize
 from kani_adapt.models.generator.tokenizer import encode_text
 from tests.helpers import substitute_codec, tiny_generator

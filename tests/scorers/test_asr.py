@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from kani_adapt.errors import CheckpointError, ConfigError
+from kani_adapt.core.errors import CheckpointError, ConfigError
 from kani_adapt.scorers.asr import LanguageMap, WhisperASR, compression_ratio
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from kani_adapt.errors import ConfigError
+from kani_adapt.core.errors import ConfigError
 from kani_adapt.scorers.langid import AccentClassifier, whisper_language_prob
 
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from tests.helpers import REQUIRED
-from kani_adapt.config import load_config
+from kani_adapt.config.load import load_config
 from kani_adapt.training import budget as auto
 from kani_adapt.training.config import TrainConfig
 from kani_adapt.training.budget import AUTO_FALLBACK_BUDGET
@@ -118,7 +118,7 @@ def test_the_data_module_plans_its_batches_with_what_the_probe_measured(tmp_path
 
 def test_auto_is_accepted_and_other_words_are_refused():
     assert load_config(TrainConfig, None, [*REQUIRED, "data.token_budget=auto"]).data.token_budget == "auto"
-    from kani_adapt.errors import ConfigError
+    from kani_adapt.core.errors import ConfigError
 
     with pytest.raises(ConfigError):
         load_config(TrainConfig, None, [*REQUIRED, "data.token_budget=lots"])

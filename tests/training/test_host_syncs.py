@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from kani_adapt import tokens
-from kani_adapt.config import load_config
+from kani_adapt.config.load import load_config
 from kani_adapt.models.generator.batch import collate
 from kani_adapt.models.generator.generate import STOP_CHECK_EVERY, generate
-from kani_adapt.sampling import SamplingConfig
+from kani_adapt.config.sampling import SamplingConfig
 from kani_adapt.training.config import TrainConfig
 from kani_adapt.training.module import GeneratorModule
 from tests.helpers import REQUIRED, example_batch, tiny_generator

@@ -36,7 +36,7 @@ def test_losses_match_cross_entropy_and_groups_are_their_parts():
 
 @pytest.mark.parametrize("mode", ["lora", "continue_pretrain"])
 def test_chunked_loss_gives_the_plain_loss_groups_and_gradients(mode):
-    from kani_adapt.config import load_config
+    from kani_adapt.config.load import load_config
     from kani_adapt.models.generator.batch import collate
     from kani_adapt.training.config import TrainConfig
     from kani_adapt.training.module import GeneratorModule

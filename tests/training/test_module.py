@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from kani_adapt import tokens
-from kani_adapt.config import load_config
-from kani_adapt.errors import ConfigError, DataError
+from kani_adapt.config.load import load_config
+from kani_adapt.core.errors import ConfigError, DataError
 from kani_adapt.models.generator.batch import collate
 from kani_adapt.training import lora
 from kani_adapt.training.config import TrainConfig

@@ -27,7 +27,7 @@ def test_bf16_mixed_training_steps_give_finite_losses(tmp_path, synth_data, base
 def test_gradients_are_clipped_by_global_norm_with_the_fused_optimizer():
     import torch
 
-    from kani_adapt.config import load_config
+    from kani_adapt.config.load import load_config
     from kani_adapt.training.config import TrainConfig
     from kani_adapt.training.module import GeneratorModule
     from tests.helpers import tiny_generator

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kani_adapt import tokens
-from kani_adapt.config import load_config
+from kani_adapt.config.load import load_config
 from kani_adapt.models.generator.batch import collate
 from kani_adapt.training.config import TrainConfig
 from kani_adapt.training.data import GeneratorData
@@ -111,7 +111,7 @@ def test_a_saved_layout_is_loaded_with_the_model_and_used_by_generation(tmp_path
 
 
 def test_a_target_under_the_threshold_is_refused_with_what_to_set():
-    from kani_adapt.errors import ConfigError
+    from kani_adapt.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"repeat_target 10 is under repeat_below 13"):
         load_config(TrainConfig, None, [*REQUIRED, "data.repeat_short_texts=true",
@@ -121,7 +121,7 @@ def test_a_target_under_the_threshold_is_refused_with_what_to_set():
 
 @pytest.mark.parametrize("content", ['{"below": -1}', '{"below": "many"}', "[1, 2]"])
 def test_a_bad_layout_file_is_one_error_naming_it(tmp_path, content):
-    from kani_adapt.errors import CheckpointError
+    from kani_adapt.core.errors import CheckpointError
     from kani_adapt.models.generator.checkpoint import TEXT_LAYOUT, read_layout
 
     (tmp_path / TEXT_LAYOUT).write_text(content)

@@ -128,7 +128,7 @@ def test_sigusr1_under_slurm_checkpoints_and_requeues_the_job(synth_data, tmp_pa
 
 
 def test_the_lock_of_a_killed_run_is_taken_over(synth_data, tmp_path):
-    from kani_adapt import locks
+    from kani_adapt.core import locks
 
     run = tmp_path / "run"
     args = cpu_overrides(run, synth_data, **{"trainer.max_steps": 100000, "trainer.ckpt_every": 2,

@@ -6,17 +6,16 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from kani_adapt import tokens
 from kani_adapt.cli.main import main
-from kani_adapt.errors import ConfigError
+from kani_adapt.core.errors import ConfigError
 from kani_adapt.models.generator.batch import collate
 from kani_adapt.models.generator.checkpoint import load_checkpoint, read_layout, read_sampling
 from kani_adapt.models.generator.generate import generate
-from kani_adapt.sampling import SamplingConfig
+from kani_adapt.config.sampling import SamplingConfig
 from kani_adapt.models.generator.tokenizer import encode_text
 from kani_adapt.training.lora import load_adapter
 from tests.helpers import example_batch
@@ -158,7 +157,7 @@ def test_rerun_with_another_config_is_refused(tmp_path, synth_data):
     args = cpu_overrides(run_dir, synth_data, **{"trainer.max_steps": 1, "trainer.val_every": 1})
     assert main(["train", *args]) == 0
     with pytest.raises(ConfigError, match="lora.r"):
-        from kani_adapt.config import load_config
+        from kani_adapt.config.load import load_config
         from kani_adapt.training.config import TrainConfig
         from kani_adapt.training.run import prepare_run_dir
 

@@ -15,11 +15,13 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import AutoTokenizer, Lfm2Config, Lfm2ForCausalLM
 
-from kani_adapt import frontend, sampling as sampling_settings, tokens
-from kani_adapt.atomic import write_folder
-from kani_adapt.errors import CheckpointError, DataError
-from kani_adapt.model_files import check_fits, check_values, read_json_object
-from kani_adapt.hub import resolve_folder as resolve  # noqa: F401 (callers say checkpoint.resolve)
+from kani_adapt.text import frontend
+from kani_adapt.config import sampling as sampling_settings
+from kani_adapt import tokens
+from kani_adapt.core.atomic import write_folder
+from kani_adapt.core.errors import CheckpointError, DataError
+from kani_adapt.core.model_files import check_fits, check_values, read_json_object
+from kani_adapt.core.hub import resolve_folder as resolve  # noqa: F401 (callers say checkpoint.resolve)
 from kani_adapt.models.generator import sizes
 from kani_adapt.models.generator.model import KaniTTS2ForCausalLM
 from kani_adapt.models.generator.tokenizer import (
@@ -265,7 +267,7 @@ def model_layout(model) -> tokens.TextLayout:
 def write_layout(folder: Path, layout: tokens.TextLayout) -> None:
     """``text_layout.json`` in ``folder`` when ``layout`` repeats short texts (none: plain)."""
     if layout.enabled:
-        from kani_adapt import atomic
+        from kani_adapt.core import atomic
 
         atomic.write_text(Path(folder) / TEXT_LAYOUT, json.dumps(layout.identity(), indent=1))
 
@@ -282,7 +284,7 @@ def read_layout(folder: Path) -> tokens.TextLayout:
 
 def read_sampling(folder: Path) -> dict:
     """The sampling values a checkpoint's generation_config.json sets (only those), in
-    :class:`kani_adapt.sampling.SamplingConfig` names. ``do_sample: false`` means greedy (temperature 0)."""
+    :class:`kani_adapt.config.sampling.SamplingConfig` names. ``do_sample: false`` means greedy (temperature 0)."""
     path = Path(folder) / GENERATION_CONFIG
     if not path.is_file():
         return {}

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from kani_adapt import tokens
-from kani_adapt.errors import ConfigError
+from kani_adapt.core.errors import ConfigError
 from kani_adapt.models.generator.model import KaniTTS2ForCausalLM, insert_at_one
-from kani_adapt.sampling import SamplingConfig  # the one sampling section (kani_adapt/sampling.py)
+from kani_adapt.config.sampling import SamplingConfig  # the one sampling section (kani_adapt/config/sampling.py)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from torch import nn
 from transformers import Lfm2Config, Lfm2ForCausalLM
 
 from kani_adapt import tokens
-from kani_adapt.errors import CheckpointError
+from kani_adapt.core.errors import CheckpointError
 
 PADDING_KWARG = "kani_padding_mask"
 

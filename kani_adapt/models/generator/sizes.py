@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from kani_adapt import tokens
-from kani_adapt.errors import ConfigError
+from kani_adapt.core.errors import ConfigError
 
 # LFM2 config fields per size. `350m` is LiquidAI/LFM2-350M (format page, section 7).
 SIZES: dict[str, dict] = {

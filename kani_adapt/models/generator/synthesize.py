@@ -14,7 +14,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from kani_adapt import frontend, tokens
+from kani_adapt.text import frontend
+from kani_adapt import tokens
 from kani_adapt.models.generator.checkpoint import model_layout
 from kani_adapt.models.generator.generate import SamplingConfig, generate
 from kani_adapt.models.generator.tokenizer import encode_text

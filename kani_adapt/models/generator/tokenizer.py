@@ -10,7 +10,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 from kani_adapt import tokens
-from kani_adapt.errors import CheckpointError, DataError
+from kani_adapt.core.errors import CheckpointError, DataError
 
 SPECIALS = ["<|pad|>", "<|startoftext|>", "<|endoftext|>"]
 

@@ -1,1 +1,2 @@
-"""The speaker embedder (WavLM + statistics pooling + two conv blocks) in its publisher's layout."""
+"""The speaker embedder (WavLM + statistics pooling + two conv blocks) in its publisher's layout,
+its tiny twin and voice files. May import core, config and contracts."""

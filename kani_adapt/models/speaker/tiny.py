@@ -8,7 +8,7 @@ cosine-softmax speaker classifier over 16 espeak-ng voices (6 sentences each, 1.
 classifier's weights thrown away afterwards, and the BatchNorm statistics set from all the
 training clips. On other espeak-ng voices and sentences, clips of one voice are then closer to
 each other than to other voices (tests/models/test_speaker_embedder.py measures it). Kept per
-machine like the tiny codec (:mod:`kani_adapt.built`).
+machine like the tiny codec (:mod:`kani_adapt.core.built`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kani_adapt.models.speaker import embedder as embedder_module
+from kani_adapt.models.speaker import network
 
 BUILD_VERSION = 1
 STEPS, BATCH, CROP_SECONDS, LR, SCALE = 150, 16, 1.5, 3e-3, 10.0
@@ -30,14 +30,14 @@ SENTENCES = ("the quick brown fox jumps over the lazy dog", "guten morgen, wie g
 
 def corpus() -> list[tuple[np.ndarray, int]]:
     """(16 kHz clip, voice index) for every voice and sentence."""
-    from kani_adapt import espeak
+    from kani_adapt.core import espeak
 
-    return [(embedder_module.prepare(espeak.speak(text, voice), espeak.SAMPLE_RATE), v)
+    return [(network.prepare(espeak.speak(text, voice), espeak.SAMPLE_RATE), v)
             for text in SENTENCES for v, voice in enumerate(VOICES)]
 
 
 def _crops(clips, rng, count: int):
-    size = int(CROP_SECONDS * embedder_module.SAMPLE_RATE)
+    size = int(CROP_SECONDS * network.SAMPLE_RATE)
     picked = rng.choice(len(clips), count, replace=False)
     audio, labels = [], []
     for i in picked:
@@ -57,7 +57,7 @@ def fit(model, clips, seed: int) -> list[float]:
     model.train()
     for _ in range(STEPS):
         audio, labels = _crops(clips, rng, BATCH)
-        batch, lengths = embedder_module.pad(audio)
+        batch, lengths = network.pad(audio)
         logits = SCALE * model(batch, lengths) @ torch.nn.functional.normalize(head.weight, dim=-1).T
         loss = torch.nn.functional.cross_entropy(logits, labels)
         optimizer.zero_grad()
@@ -78,7 +78,7 @@ def _set_batchnorm_statistics(model, clips) -> None:
     for bn in norms:
         bn.train()
     with torch.no_grad():
-        batch, lengths = embedder_module.pad(clips)
+        batch, lengths = network.pad(clips)
         model(batch, lengths)
     for bn in norms:
         bn.momentum = 0.1
@@ -88,17 +88,17 @@ def _set_batchnorm_statistics(model, clips) -> None:
 def build(seed: int = 0):
     """The fitted tiny embedder (a ``SpeakerEmbedder`` in eval mode)."""
     torch.manual_seed(seed)
-    model = embedder_module.SpeakerEmbedder(embedder_module.make_config())
+    model = network.SpeakerEmbedder(network.make_config())
     fit(model, corpus(), seed)
     return model.eval()
 
 
 def cached_folder(seed: int = 0) -> Path:
     """The tiny embedder's folder (publisher's layout) on this machine, built on first use."""
-    from kani_adapt import built, espeak
+    from kani_adapt.core import built, espeak
 
     parts = {"version": BUILD_VERSION, "seed": seed, "espeak": espeak.version(),
              "torch": torch.__version__.split("+")[0]}
     return built.cached("tiny-speaker-embedder", parts,
-                        lambda tmp: embedder_module.write_files(build(seed), tmp),
+                        lambda tmp: network.write_files(build(seed), tmp),
                         "the tiny speaker embedder from espeak-ng speech")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 
 SIZE = 128  # floats per voice (the embedder's embd_size)
 

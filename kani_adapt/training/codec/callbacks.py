@@ -8,11 +8,11 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from kani_adapt.atomic import write_bytes
-from kani_adapt import rng
+from kani_adapt.core.atomic import write_bytes
+from kani_adapt.core import rng
 from kani_adapt.codec import metrics
 from kani_adapt.training.codec.data import Position
-from kani_adapt.plots import spectrogram_image
+from kani_adapt.pages.plots import spectrogram_image
 
 
 class RunState(Callback):

@@ -4,10 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Optional
 
-from kani_adapt.common_config import Device, LoraCommon, OptimCommon, Seed
-from kani_adapt.config import required
-from kani_adapt.defaults import NANOCODEC_HUB_ID
-from kani_adapt.wiring import ModelRef
+from kani_adapt.config.shared import Device, LoraCommon, OptimCommon, Seed
+from kani_adapt.config.typed import required
+from kani_adapt.config.defaults import NANOCODEC_HUB_ID
+from kani_adapt.config.wiring import ModelRef
 
 # Keys that may change when a run is resumed: they do not alter what a step computes.
 RESUMABLE_KEYS = ("max_steps", "val_every", "ckpt_every")

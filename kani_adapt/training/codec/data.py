@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from kani_adapt.codec.manifest import Clip, load_audio
-from kani_adapt.errors import DataError
+from kani_adapt.core.errors import DataError
 
 
 def batch_plan(batch_index: int, batch_size: int, n_clips: int, seed: int) -> list[tuple[int, int]]:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from kani_adapt.errors import CheckpointError
+from kani_adapt.core.errors import CheckpointError
 
 
 class ConvLoRA(nn.Module):
@@ -86,7 +86,7 @@ def save_adapter(decoder: nn.Module, path: Path, rank: int, alpha: float, transp
     """A small safetensors file: the A/B factors plus rank/alpha/transposed as metadata."""
     from safetensors.torch import save_file
 
-    from kani_adapt.atomic import write_file
+    from kani_adapt.core.atomic import write_file
 
     path = Path(path)
     meta = {"rank": str(rank), "alpha": str(alpha), "transposed": json.dumps(transposed)}

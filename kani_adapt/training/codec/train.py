@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from kani_adapt import atomic, locks
+from kani_adapt.core import atomic, locks
 from kani_adapt.codec import nanocodec
 from kani_adapt.codec.manifest import load_audio, read_manifest
-from kani_adapt.config import dump_yaml, load_config, load_saved_config
-from kani_adapt.errors import CheckpointError, ConfigError
-from kani_adapt.model_files import torch_load
+from kani_adapt.config.load import dump_yaml, load_config, load_saved_config
+from kani_adapt.core.errors import CheckpointError, ConfigError
+from kani_adapt.core.model_files import torch_load
 from kani_adapt.training.codec import lora
 from kani_adapt.training.codec.callbacks import Checkpointer, RunState, Validator
 from kani_adapt.training.codec.config import RESUMABLE_KEYS, CodecTrainConfig
@@ -87,9 +87,9 @@ def token_drift(before: list[torch.Tensor], after: list[torch.Tensor]) -> float:
 
 def _trainer(cfg: CodecTrainConfig, model, run: Path, position: Position, val_clips: list,
              preloaded: dict | None = None):
-    """The codec's trainer (:func:`kani_adapt.trainer.build_trainer`): batches counted by
+    """The codec's trainer (:func:`kani_adapt.trainer.lightning.build_trainer`): batches counted by
     ``position``, validation and checkpoints by the run's own callbacks."""
-    from kani_adapt import trainer
+    from kani_adapt.trainer import lightning as trainer
 
     callbacks = [RunState(position),
                  Validator(val_clips, cfg.val_every, position, run / "metrics.jsonl", cfg.max_steps),
@@ -124,7 +124,7 @@ def _fit(cfg: CodecTrainConfig, ckpt: Path | None, extra_callbacks=(), preloaded
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch.*")
         trainer.fit(model, train_dataloaders=loader, ckpt_path=str(ckpt) if ckpt else None)
-    from kani_adapt.trainer import stop_signal
+    from kani_adapt.trainer.lightning import stop_signal
 
     stopper = stop_signal(trainer)
     if stopper.signum is not None:  # checkpoint the batch it stopped at, then say so
@@ -182,7 +182,7 @@ def _resume(run: Path, overrides: list[str], extra_callbacks) -> dict:
     if overrides:
         cfg = load_saved_config(CodecTrainConfig, Path(run) / "config.yaml", overrides)
         dump_yaml(cfg, Path(run) / "config.yaml")
-    from kani_adapt.resume import pick_checkpoint
+    from kani_adapt.trainer.resume import pick_checkpoint
 
     # Read with weights_only=True here; Lightning restores from this state, never the file.
     ckpt, state = pick_checkpoint(Path(run) / "checkpoints")
@@ -195,7 +195,7 @@ def _resume(run: Path, overrides: list[str], extra_callbacks) -> dict:
 
 def load_trained(run: Path, checkpoint: Path | None = None):
     """The run's codec with trained weights (adapters still separate), without discriminators."""
-    from kani_adapt.resume import load_state
+    from kani_adapt.trainer.resume import load_state
 
     cfg = load_run_config(run)
     ckpt = checkpoint or Path(run) / "checkpoints" / "last.ckpt"

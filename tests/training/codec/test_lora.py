@@ -5,7 +5,7 @@ from torch.nn import functional as F
 
 from kani_adapt.training.codec import lora
 from kani_adapt.codec.nanocodec import build_model
-from kani_adapt.errors import CheckpointError
+from kani_adapt.core.errors import CheckpointError
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ from lightning.pytorch.callbacks import Callback
 from kani_adapt.cli.main import main
 from kani_adapt.codec import nanocodec
 from kani_adapt.training.codec.train import export_run, load_trained, resume_run, start_run, token_drift
-from kani_adapt.errors import ConfigError
+from kani_adapt.core.errors import ConfigError
 from tests.codec.corpus import tone
 
 
@@ -189,7 +189,7 @@ class Signal(Callback):
 def test_sigterm_checkpoints_the_batch_it_stopped_at_and_the_run_resumes(corpus, tmp_path):
     import signal
 
-    from kani_adapt.stopping import Stopped
+    from kani_adapt.core.stopping import Stopped
 
     run = tmp_path / "run"
     before = signal.getsignal(signal.SIGTERM)

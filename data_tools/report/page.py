@@ -1,0 +1,81 @@
+"""``report.html`` beside the dataset report: its tables on top, then players for a sample of the
+kept clips (a few per speaker) and of the rejected ones (a few per rejection reason, with the
+reason and its detail), filtered by kept/rejected, reason, speaker and tag. The sampled clips are
+copied into ``report_audio/`` so the dataset folder plays from disk on its own."""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from data_tools import registry
+from data_tools.records import Utterance, read_manifest
+from data_tools.records import manifest_path
+from kani_adapt.core import atomic
+from kani_adapt.pages import html as pages
+
+PAGE = "report.html"
+AUDIO = "report_audio"
+KEPT_PER_SPEAKER = 3
+REJECTED_PER_REASON = 3
+
+
+def clips_by_id(work: Path) -> dict[str, Utterance]:
+    """Every clip a stage's manifest held, the latest stage's version of each."""
+    out: dict[str, Utterance] = {}
+    for name in registry.names():
+        out.update({u.id: u for u in read_manifest(manifest_path(work, name))})
+    return out
+
+
+def _sample(kept: list[Utterance], rejected: list[dict]) -> tuple[list[Utterance], list[dict]]:
+    per_speaker: dict[str, list] = defaultdict(list)
+    for u in kept:
+        if len(per_speaker[u.speaker]) < KEPT_PER_SPEAKER:
+            per_speaker[u.speaker].append(u)
+    per_reason: dict[tuple, list] = defaultdict(list)
+    for r in rejected:
+        if len(per_reason[(r["stage"], r["reason"])]) < REJECTED_PER_REASON:
+            per_reason[(r["stage"], r["reason"])].append(r)
+    return [u for us in per_speaker.values() for u in us], [r for rs in per_reason.values() for r in rs]
+
+
+def _cell(folder: Path, work: Path, clip: Utterance | None, name: str) -> str:
+    from kani_adapt.audio import read
+    from kani_adapt.pages.plots import spectrogram_png
+
+    source = work / clip.audio if clip is not None else None
+    if source is None or not source.is_file():
+        return '<span class="muted">no audio (the file could not be read or was never cut)</span>'
+    wav = folder / AUDIO / f"{name}.wav"
+    atomic.write_bytes(wav, source.read_bytes())
+    audio = read(wav, check_finite=False)
+    png = wav.with_suffix(".png")
+    spectrogram_png(audio.audio, audio.sample_rate, png)
+    return pages.player(pages.link(wav, folder)) + pages.picture(pages.link(png, folder), name)
+
+
+def write_page(folder: Path, report_md: str, kept: list[Utterance], rejected: list[dict],
+               work: Path) -> Path:
+    """``folder/report.html`` (``folder``: the dataset folder being written)."""
+    clips = clips_by_id(work)
+    kept, rejected = _sample(kept, rejected)
+    table = pages.ClipTable(["clip", "speaker", "text", "audio", "why"],
+                            filters=["kind", "reason", "speaker", "tag"])
+    for k, u in enumerate(kept):
+        table.add({"kind": "kept", "reason": "", "speaker": u.speaker, "tag": u.tag},
+                  {"clip": pages.esc(u.id), "speaker": pages.esc(f"{u.speaker} ({u.tag or 'no tag'})"),
+                   "text": pages.esc(u.text), "audio": _cell(folder, work, u, f"kept_{k:04d}"),
+                   "why": f"kept, {u.duration:.2f} s"})
+    for k, r in enumerate(rejected):
+        clip = clips.get(r["id"]) or clips.get(r["id"].split("#")[0])
+        reason = f"{r['stage']}: {r['reason']}"
+        table.add({"kind": "rejected", "reason": reason, "speaker": clip.speaker if clip else "?",
+                   "tag": clip.tag if clip else "?"},
+                  {"clip": pages.esc(r["id"]), "speaker": pages.esc(clip.speaker if clip else "?"),
+                   "text": pages.esc(clip.text if clip else ""),
+                   "audio": _cell(folder, work, clip, f"rejected_{k:04d}"),
+                   "why": f'<span class="flag">{pages.esc(reason)}</span><div>{pages.esc(r.get("detail", ""))}</div>'})
+    sections = [f'<div class="summary">{pages.markdown_html(report_md)}</div>',
+                f"<h2>Listen</h2><p>Up to {KEPT_PER_SPEAKER} kept clips per speaker and up to "
+                f"{REJECTED_PER_REASON} rejected clips per reason.</p>", table.html()]
+    return pages.write_page(folder / PAGE, "Dataset report", sections)
