@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import socket
+import ssl
+import sys
+import time
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from kani_adapt.core.cli_kit import Formatter
@@ -25,17 +29,23 @@ answers are saved as they go, so a closed tab resumes. The ratings are one SQLit
 EVAL_DIR/listening.sqlite (the first folder's).
 
 Serving binds 127.0.0.1: the listeners use this machine. For a remote panel give --host
-0.0.0.0 (and --url with the address they reach) and send each listener their own link.
-Audio is served by trial and slot only; a listener sees nothing of the others.
+0.0.0.0 with --certfile/--keyfile (HTTPS; without it the links and answers cross the
+network readable, and the command warns), --url with the address they reach, and send each
+listener their own link. Audio is served by trial and slot only; a listener sees nothing of
+the others. Requests from pages of other sites or to other host names are refused; slow or
+idle connections are closed after seconds.
 
-  kani-adapt listen runs/demo/eval --listeners 6
+  kani-adapt listen runs/demo/eval --listeners 6 --expires 2026-06-30
   kani-adapt listen runs/hessian/eval runs/hessian_r64/eval --listener anna --listener ben
+  kani-adapt listen runs/demo/eval --host 0.0.0.0 --certfile cert.pem --keyfile key.pem
   kani-adapt listen runs/demo/eval --results
 
---results prints the figures (preference rates, CMOS, MUSHRA means, accent per system and
-tag, listeners' CER, Bradley-Terry strengths, all with 95 % intervals over listeners and
-items) and writes EVAL_DIR/listening.json, a section of eval.md and index.html;
-`kani-adapt export` puts them into the adapter card."""
+--results closes the test, then prints the figures (preference rates, CMOS, MUSHRA means,
+accent per system and tag, listeners' CER, Bradley-Terry strengths, all with 95 % intervals
+over listeners and items) and writes EVAL_DIR/listening.json, a section of eval.md and
+index.html; `kani-adapt export` puts them into the adapter card. A closed test (--results or
+--close) takes no more answers (410 Gone, also after a restart), so the published figures
+stay what they are; so does a test past its --expires date."""
 
 
 def _describe(values: list[str]) -> dict[str, str]:
@@ -56,10 +66,18 @@ def add_listen(sub) -> None:
                        help="blinded listening test over eval folders (AB, CMOS, MUSHRA, accent, "
                             "intelligibility) and its results")
     p.add_argument("eval_dirs", nargs="+", type=Path, metavar="EVAL_DIR")
-    p.add_argument("--results", action="store_true", help="print and write the results; serve nothing")
+    p.add_argument("--results", action="store_true",
+                   help="close the test, print and write the results; serve nothing")
+    p.add_argument("--close", action="store_true", help="close the test: later answers get 410; serve nothing")
+    p.add_argument("--expires", default=None, metavar="YYYY-MM-DD",
+                   help="the links work through this day (or until YYYY-MM-DDTHH:MM), then get 410")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8765, help="port (0: any free one)")
     p.add_argument("--url", default="", help="base URL printed in the invite links (default: from host and port)")
+    p.add_argument("--certfile", type=Path, default=None, help="serve HTTPS: a PEM certificate (chain)")
+    p.add_argument("--keyfile", type=Path, default=None, help="the certificate's PEM private key")
+    p.add_argument("--max-connections", type=int, default=200, metavar="N",
+                   help="open connections at once; more get 503")
     p.add_argument("--listeners", type=int, default=0, metavar="N",
                    help="make sure N invite links exist (listener-1 ... listener-N)")
     p.add_argument("--listener", action="append", default=[], metavar="NAME",
@@ -91,42 +109,111 @@ def _settings(args):
 
 
 def run(args) -> int:
-    from kani_adapt.listen import results as files
     from kani_adapt.listen.material import load_material
     from kani_adapt.listen.store import FILE, Store
 
     folders = [Path(f) for f in args.eval_dirs]
     material = load_material(folders, args.sample, _describe(args.describe))
+    if (args.results or args.close) and not (folders[0] / FILE).is_file():
+        raise ConfigError(f"{folders[0]}: no listening test here yet ({FILE}); serve one first")
     store = Store(folders[0] / FILE, material.fingerprint())
     if args.results:
-        from kani_adapt.listen.analysis import analyse
-
-        res = analyse(store.judgements(), material, args.resamples, args.keep_all)
-        print(files.markdown(res))
-        for path in files.write(folders[0], res):
-            print(f"wrote {path}")
+        return results(args, material, store)
+    if args.close:
+        store.close()
+        print(f"{store.path}: {store.closed()}. Later answers get 410; the results: "
+              f"kani-adapt listen {' '.join(map(str, folders))} --results")
         return 0
     return serve(args, material, store)
 
 
-def serve(args, material, store) -> int:
-    from kani_adapt.listen.playback import Playback
-    from kani_adapt.listen.server import App, make_server
+def results(args, material, store) -> int:
+    """Close the test, then print and write its results (the same on every later run)."""
+    from kani_adapt.listen import results as files
+    from kani_adapt.listen.analysis import analyse
 
-    settings = _settings(args)
+    closed = store.close()
+    res = analyse(store.judgements(), material, args.resamples, args.keep_all)
+    res["closed"] = _when(closed)
+    print(files.markdown(res))
+    for path in files.write(Path(args.eval_dirs[0]), res):
+        print(f"wrote {path}")
+    return 0
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+
+def _expiry(text: str) -> float:
+    """The UNIX time at which links given ``--expires`` stop working."""
+    try:
+        when = datetime.fromisoformat(text)
+        if len(text) == 10:  # a date: the links work through that day
+            when = datetime.combine(date.fromisoformat(text) + timedelta(days=1), datetime.min.time())
+    except ValueError:
+        raise ConfigError(f"--expires {text!r}: write a date, YYYY-MM-DD (the links work through that "
+                          "day), or YYYY-MM-DDTHH:MM") from None
+    if when.timestamp() <= time.time():
+        raise ConfigError(f"--expires {text}: that is past already; give a later date")
+    return when.timestamp()
+
+
+def _check_tls(certfile: Path | None, keyfile: Path | None) -> None:
+    if (certfile is None) != (keyfile is None):
+        raise ConfigError("give --certfile and --keyfile together (a PEM certificate and its private key)")
+    for path in (certfile, keyfile):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{path}: no such file (--certfile/--keyfile: a PEM certificate and its private key)")
+
+
+def _open_for_answers(args, store) -> None:
+    """Set ``--expires``, refuse a test that ended, make sure the invites exist."""
+    closed, _ = store.ending()
+    if args.expires and closed is None:
+        store.expire_at(_expiry(args.expires))
+    if store.closed():
+        raise ConfigError(f"{store.path}: {store.closed()}: its results stay as published; move the file "
+                          "away to start a new test" + ("" if closed else ", or give a later --expires"))
     names = list(args.listener) + [f"listener-{k}" for k in range(1, args.listeners + 1)]
     for name in names or ([] if store.listeners() else ["listener-1"]):
         store.add_listener(name)
-    server = make_server(App(material, store, Playback(material, args.loudness), settings),
-                         args.host, args.port)
+
+
+def serve(args, material, store) -> int:
+    from kani_adapt.listen.playback import Playback
+    from kani_adapt.listen.server import App, Limits, make_server
+
+    settings = _settings(args)
+    if args.max_connections < 1:
+        raise ConfigError("--max-connections is 1 or more")
+    _check_tls(args.certfile, args.keyfile)
+    _open_for_answers(args, store)
+    try:
+        server = make_server(App(material, store, Playback(material, args.loudness), settings),
+                             args.host, args.port, Limits(max_connections=args.max_connections),
+                             certfile=args.certfile, keyfile=args.keyfile, url=args.url)
+    except ssl.SSLError as err:
+        raise ConfigError(f"--certfile {args.certfile} --keyfile {args.keyfile}: not a PEM certificate "
+                          f"and its private key ({err})") from None
     host, port = server.server_address[:2]
-    base = args.url.rstrip("/") or f"http://{socket.gethostname() if host == '0.0.0.0' else host}:{port}"
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
+    base = args.url.rstrip("/") or f"{'https' if server.tls else 'http'}://{shown}:{port}"
     print(f"listening test over {', '.join(map(str, args.eval_dirs))}: {len(material.items)} items, "
           f"systems {', '.join(material.systems)}; ratings in {store.path}")
+    expires = store.ending()[1]
+    if expires is not None:
+        print(f"the links work until {_when(expires)} (this machine's time)")
     for listener in store.listeners():
         print(f"  {listener.name}: {base}/l/{listener.token}")
-    print(f"Ctrl-C stops; then: kani-adapt listen {' '.join(map(str, args.eval_dirs))} --results",
-          flush=True)
+    if server.beyond_loopback and not server.tls:
+        sys.stdout.flush()
+        print(f"WARNING: serving on {host} over plain HTTP: anyone on the way between a listener and "
+              "this machine can read the invite links and the answers, and answer in their place. "
+              "Give --certfile and --keyfile, or bind 127.0.0.1 behind an HTTPS proxy.",
+              file=sys.stderr, flush=True)
+    print(f"Ctrl-C stops (serving again goes on); closing the test and its results: "
+          f"kani-adapt listen {' '.join(map(str, args.eval_dirs))} --results", flush=True)
     try:
         server.serve_forever()
     except (KeyboardInterrupt, Stopped):  # the way a listening session ends: nothing is unfinished

@@ -29,7 +29,9 @@ def markdown(res: dict, level: int = 2) -> str:
     excluded = ", ".join(res["excluded"]) or "none"
     lines = [f"{h} Listening test", "",
              f"{res['listeners']} listeners, {res['judgements']} judgements used; left out after "
-             f"the attention checks: {excluded}. Intervals: 95 % bootstrap over listeners and items.", ""]
+             f"the attention checks: {excluded}. Intervals: 95 % bootstrap over listeners and items."
+             + (f" The test was closed on {res['closed']}; later answers were refused." if res.get("closed") else ""),
+             ""]
     if res["excluded"] and not res["judgements"]:
         lines += ["Every listener failed the attention checks, so no figures; `--keep-all` shows "
                   "their answers anyway.", ""]

@@ -1,23 +1,23 @@
-"""The listening web app on the standard library's threaded HTTP server.
+"""The listening app and its server: uvicorn (ASGI, h11) serving the Starlette app of
+:mod:`kani_adapt.listen.web`, through the guards of :mod:`kani_adapt.listen.connections`.
 
-Routes (TOKEN is a listener's invite token; nothing else opens anything):
-
-    GET  /l/TOKEN                      the page (intro, trials, progress)
-    GET  /l/TOKEN/state                the listener's progress and next trial (slots, no systems)
-    GET  /l/TOKEN/audio/TRIAL/SLOT     a stimulus of one of the listener's own trials (WAV)
-    POST /l/TOKEN/answer               {"trial": id, "answer": ..., "elapsed_ms": n}
-
-Audio is found through the listener's own stored trials, never through a path in the URL, so
-every other URL (a traversal, another listener's trial, an unknown token) is a 404. There is no
-route that returns ratings.
+What a server on the open internet needs, and where it comes from: a request (head and body)
+must arrive within ``request_timeout`` of its first byte (the guard: uvicorn has no such
+timer), a kept-alive connection that stays silent is closed after ``idle_timeout`` (uvicorn),
+at most ``max_connections`` are open at once (the guard closes the next one with a 503;
+uvicorn answers 503 to requests beyond it), a request head is at most 16 KiB (h11), an answer
+at most 16 KiB (Starlette) of JSON nested at most 4 deep (:mod:`web`), TLS with a certificate
+and key (uvicorn; an unfinished TLS handshake is dropped after asyncio's 60 s). Requests run
+in Starlette's thread pool: a slow client holds a coroutine, never a thread.
 """
 from __future__ import annotations
 
-import json
-import re
+import ipaddress
+import logging
+import socket
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from kani_adapt.listen import answers
 from kani_adapt.listen.design import PlanSettings, plan
@@ -25,19 +25,14 @@ from kani_adapt.listen.material import Material
 from kani_adapt.listen.playback import Playback
 from kani_adapt.listen.store import Listener, Refused, Store
 
-PAGE = Path(__file__).with_name("app.html")
-MAX_BODY = 16 * 1024
-TOKEN = r"([A-Za-z0-9_-]{8,64})"
-ROUTES = {
-    ("GET", re.compile(rf"/l/{TOKEN}/?")): "page",
-    ("GET", re.compile(rf"/l/{TOKEN}/state")): "state",
-    ("GET", re.compile(rf"/l/{TOKEN}/audio/(\d{{1,12}})/(A|B|ref|\d{{1,3}})")): "audio",
-    ("POST", re.compile(rf"/l/{TOKEN}/answer")): "answer",
-}
-HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
-           "Referrer-Policy": "no-referrer",
-           "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
-                                      "style-src 'unsafe-inline'; media-src 'self'"}
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+@dataclass(frozen=True)
+class Limits:
+    request_timeout: float = 10.0  # seconds for a request to arrive whole, head and body
+    idle_timeout: float = 5.0  # a kept-alive connection silent this long is closed
+    max_connections: int = 200  # open at once; the next one gets a 503 and is closed
 
 
 @dataclass
@@ -46,6 +41,17 @@ class App:
     store: Store
     playback: Playback
     settings: PlanSettings
+
+    def listener(self, token: str) -> Listener:
+        """The listener of an invite token: Refused 404 for none, 410 once the test is closed
+        or its links have expired."""
+        listener = self.store.by_token(token)
+        if listener is None:
+            raise Refused("not found", 404)
+        reason = self.store.closed()
+        if reason:
+            raise Refused(reason, 410)
+        return listener
 
     def trials(self, listener: Listener):
         return self.store.ensure_plan(
@@ -80,72 +86,71 @@ class App:
         return self.state(listener)
 
 
-def handler(app: App):
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "kani-adapt-listen"
-        sys_version = ""
-
-        def log_message(self, *args) -> None:  # the console stays quiet
-            pass
-
-        def _send(self, status: int, body: bytes, kind: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            for key, value in HEADERS.items():
-                self.send_header(key, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def _json(self, status: int, value) -> None:
-            self._send(status, json.dumps(value).encode(), "application/json")
-
-        def _route(self, method: str):
-            path = self.path.split("?", 1)[0]
-            for (m, pattern), name in ROUTES.items():
-                match = pattern.fullmatch(path)
-                if m == method and match:
-                    listener = app.store.by_token(match.group(1))
-                    if listener is not None:
-                        return name, listener, match.groups()[1:]
-            return None, None, ()
-
-        def _not_found(self) -> None:
-            self._json(404, {"error": "not found"})
-
-        def do_GET(self) -> None:
-            name, listener, args = self._route("GET")
-            if name == "page":
-                self._send(200, PAGE.read_bytes(), "text/html; charset=utf-8")
-            elif name == "state":
-                self._json(200, app.state(listener))
-            elif name == "audio":
-                wav = app.audio(listener, int(args[0]), args[1])
-                self._send(200, wav, "audio/wav") if wav is not None else self._not_found()
-            else:
-                self._not_found()
-
-        def do_POST(self) -> None:
-            name, listener, _ = self._route("POST")
-            if name != "answer":
-                return self._not_found()
-            length = self.headers.get("Content-Length") or "0"
-            if not length.isdigit() or int(length) > MAX_BODY:
-                return self._json(413, {"error": f"a body of at most {MAX_BODY} bytes"})
-            try:
-                body = json.loads(self.rfile.read(int(length)) or b"null")
-            except ValueError:
-                return self._json(400, {"error": "the body is not JSON"})
-            try:
-                self._json(200, app.answer(listener, body))
-            except Refused as err:
-                self._json(err.status, {"error": str(err)})
-
-    return Handler
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
-def make_server(app: App, host: str = "127.0.0.1", port: int = 8765) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), handler(app))
-    server.daemon_threads = True
-    return server
+def hosts_for(host: str, url: str = ""):
+    """The names a request's Host may give: loopback, the bound address, the host of ``url``
+    (the address in the invite links) and, bound to every interface, this machine's name and
+    any IP address."""
+    from kani_adapt.listen.web import Hosts
+
+    wildcard = host in ("", "0.0.0.0", "::")
+    names = set(LOOPBACK_NAMES) | {socket.gethostname().lower() if wildcard else host.lower()}
+    if url:
+        names.add((urlsplit(url).hostname or "").lower())
+    return Hosts(frozenset(names - {""}), any_address=wildcard)
+
+
+class ListeningServer:
+    """The app served by uvicorn on a socket bound at once (port 0: any free one); HTTPS with a
+    PEM ``certfile`` and its ``keyfile`` (ssl.SSLError or OSError here when they are not)."""
+
+    def __init__(self, app: App, host: str = "127.0.0.1", port: int = 8765, limits: Limits = Limits(),
+                 certfile: Path | None = None, keyfile: Path | None = None, url: str = ""):
+        import uvicorn
+
+        from kani_adapt.listen.connections import guarded
+        from kani_adapt.listen.web import HEADERS, asgi
+
+        self.tls = certfile is not None
+        self.beyond_loopback = not is_loopback(host)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.create_server((host, port), family=family)
+        config = uvicorn.Config(
+            asgi(app, hosts_for(host, url)), http=guarded(limits.request_timeout, limits.max_connections, HEADERS),
+            ws="none", lifespan="off", loop="asyncio", interface="asgi3", log_config=None, access_log=False,
+            server_header=False, proxy_headers=False, timeout_keep_alive=limits.idle_timeout,
+            limit_concurrency=limits.max_connections + 1, h11_max_incomplete_event_size=16 * 1024,
+            timeout_graceful_shutdown=5, ssl_certfile=certfile, ssl_keyfile=keyfile)
+        try:
+            config.load()  # reads the certificate now: a bad one is an error before serving
+        except BaseException:
+            self.socket.close()
+            raise
+        logging.getLogger("uvicorn.error").setLevel(logging.ERROR)  # a bug's traceback, not every bad request
+        self._server = uvicorn.Server(config)
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        return self.socket.getsockname()[:2]
+
+    def serve_forever(self) -> None:
+        self._server.run(sockets=[self.socket])
+
+    def shutdown(self) -> None:
+        self._server.should_exit = True
+
+    def server_close(self) -> None:
+        self.socket.close()
+
+
+def make_server(app: App, host: str = "127.0.0.1", port: int = 8765, limits: Limits = Limits(),
+                **tls) -> ListeningServer:
+    return ListeningServer(app, host, port, limits, **tls)

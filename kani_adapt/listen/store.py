@@ -6,10 +6,15 @@ several listeners at once.
 listener, trial, item, the systems judged, the answer and how long it took. Every write is one
 ``BEGIN IMMEDIATE`` transaction on its own connection, so concurrent requests serialise in
 SQLite instead of racing in Python.
+
+A test ends when it is closed (``meta.closed``: when) or its links expire (``meta.expires``):
+from then on every answer is refused (410) inside the same transaction that would write it,
+so an answer is either acknowledged and in the results, or refused and nowhere.
 """
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import sqlite3
 import time
@@ -22,6 +27,7 @@ from kani_adapt.core.errors import DataError
 from kani_adapt.listen.design import Trial
 
 FILE = "listening.sqlite"
+TOKEN = re.compile(r"[A-Za-z0-9_-]{8,64}")  # the shape of an invite token (``token_urlsafe(18)``)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS listeners (
@@ -106,6 +112,35 @@ class Store:
         finally:
             db.close()
 
+    # closing
+    def close(self) -> float:
+        """Close the test (once: a second call keeps the first time); returns when it closed."""
+        with self.write() as db:
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('closed', ?)", (repr(time.time()),))
+            return float(db.execute("SELECT value FROM meta WHERE key='closed'").fetchone()[0])
+
+    def expire_at(self, when: float) -> None:
+        """The links stop working at ``when`` (a UNIX time)."""
+        with self.write() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('expires', ?)", (repr(float(when)),))
+
+    def ending(self) -> tuple[float | None, float | None]:
+        """(when the test was closed, when its links expire); None for either not set."""
+        with self.read() as db:
+            return _ending(db)
+
+    def closed(self, db: sqlite3.Connection | None = None) -> str:
+        """Why the test takes no more answers ("" while it does)."""
+        if db is None:
+            with self.read() as db:
+                return self.closed(db)
+        closed, expires = _ending(db)
+        if closed is not None:
+            return f"this listening test was closed on {_when(closed)}"
+        if expires is not None and time.time() >= expires:
+            return f"this listening test ended on {_when(expires)}"
+        return ""
+
     # listeners
     def add_listener(self, name: str) -> Listener:
         """The listener called ``name``, created with a fresh token and seed when new."""
@@ -123,6 +158,8 @@ class Store:
             return [Listener(*r) for r in db.execute("SELECT id, name, token, seed FROM listeners ORDER BY id")]
 
     def by_token(self, token: str) -> Listener | None:
+        if not TOKEN.fullmatch(token):
+            return None
         with self.read() as db:
             row = db.execute("SELECT id, name, token, seed FROM listeners WHERE token=?", (token,)).fetchone()
         return Listener(*row) if row else None
@@ -161,6 +198,9 @@ class Store:
         """The judgements of one trial (``(system_a, system_b, answer)`` each), if it is the
         listener's next unanswered trial; else refused, nothing written."""
         with self.write() as db:
+            reason = self.closed(db)
+            if reason:
+                raise Refused(reason, 410)
             own = db.execute("SELECT position, design, item, is_check FROM trials WHERE id=? AND listener=?",
                              (trial_id, listener.id)).fetchone()
             if own is None:
@@ -181,6 +221,15 @@ class Store:
             return [dict(r) for r in db.execute(
                 "SELECT j.*, l.name AS listener_name FROM judgements j JOIN listeners l ON l.id=j.listener "
                 "ORDER BY j.id")]
+
+
+def _ending(db: sqlite3.Connection) -> tuple[float | None, float | None]:
+    found = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('closed', 'expires')").fetchall())
+    return tuple(float(found[k]) if k in found else None for k in ("closed", "expires"))
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
 
 
 def _trial(row) -> Trial:

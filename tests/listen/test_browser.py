@@ -71,6 +71,8 @@ async def _listener(browser, app, port, name, given, shots, reopen_after: int | 
 
     link = f"http://127.0.0.1:{port}/l/{token(app, name)}"
     context = await browser.new_context(viewport={"width": 900, "height": 800})
+    refused = []  # what the page's Content-Security-Policy blocked (nothing may be)
+    context.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
     page = await context.new_page()
     await page.goto(link)
     await expect(page.locator("#intro")).to_be_visible()
@@ -98,6 +100,11 @@ async def _listener(browser, app, port, name, given, shots, reopen_after: int | 
     assert status in (400, 404, 409)
     missing = await page.evaluate("async () => (await fetch(location.pathname + '/audio/../../../eval.json')).status")
     assert missing == 404
+    assert refused == []  # the page's own script and style run under its policy
+    # an inline script, as an injected one would be, does not run under the page's policy
+    await page.evaluate("""() => { const s = document.createElement('script');
+        s.textContent = 'window.injected = 1'; document.body.append(s); }""")
+    assert await page.evaluate("window.injected") is None and refused
     await context.close()
 
 
@@ -194,6 +201,9 @@ def test_a_listener_types_what_they_heard_rates_cmos_and_the_accent_named_by_the
             before = page.text_content("#count")
             page.click("#submit")
             expect(page.locator("#count")).not_to_have_text(before)
+        app.store.close()  # the link, opened again, says why it no longer works
+        assert page.goto(page.url).status == 410
+        expect(page.locator("#error")).to_contain_text("this listening test was closed on")
         browser.close()
         res = analyse(app.store.judgements(), app.material, resamples=100, keep_all=True)
     assert len(typed) == 1  # per_design=1: one sentence

@@ -1,27 +1,15 @@
 """The listening app over HTTP: blind state, audio by trial and slot only, every value checked on
 the server, 404 for everything else; the command line that serves it and writes the results."""
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from kani_adapt.cli.main import main
 from kani_adapt.listen.design import PlanSettings
-from tests.listen.served import request, serving, token
+from tests.listen.served import request, serving, started, token, valid
 
-REPO = Path(__file__).resolve().parents[2]
 SYSTEM_NAMES = ("adapted", "codec_roundtrip", "recording", "anchor", '"base"')
-
-
-def valid(trial: dict):
-    return {"ab": "A", "cmos": 1, "accent": 4, "intelligibility": "the bus leaves at nine",
-            "mushra": {s: 50 for s in trial["slots"]}}[trial["design"]]
 
 
 def answer_all(port: int, tok: str) -> list[dict]:
@@ -131,24 +119,15 @@ def test_every_url_outside_the_routes_is_a_404(eval_dir):
 
 
 def test_the_command_serves_on_localhost_prints_invites_and_stops_cleanly(eval_dir):
-    proc = subprocess.Popen([sys.executable, "-m", "kani_adapt.cli.main", "listen", str(eval_dir),
-                             "--port", "0", "--listeners", "2"], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-    try:
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith("Ctrl-C"):
-                break
-        links = re.findall(r"(http://127\.0\.0\.1:\d+/l/[\w-]+)", "".join(lines))
-        assert len(links) == 2, lines
-        with urllib.request.urlopen(links[1] + "/state", timeout=30) as resp:
+    with started(eval_dir, "--listeners", "2", "--expires", "2099-12-31") as (links, lines, proc):
+        assert len(links) == 2 and {link[:2] for link in links} == {("http", "127.0.0.1")}, lines
+        assert "the links work until 2100-01-01 00:00" in "".join(lines)
+        _, host, port, tok = links[1]
+        with urllib.request.urlopen(f"http://{host}:{port}/l/{tok}/state", timeout=30) as resp:
             assert json.load(resp)["listener"] == "listener-2"
         assert f"listen {eval_dir} --results" in lines[-1]
-    finally:
-        proc.send_signal(signal.SIGINT)
-        rest = proc.communicate(timeout=30)[0]
-    assert proc.returncode == 0 and "saved" in rest
+        assert "WARNING" not in "".join(lines)
+    assert proc.returncode == 0 and "saved" in proc.rest
 
 
 def test_results_are_printed_and_written_into_the_eval_folder(eval_dir, capsys):

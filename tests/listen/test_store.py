@@ -85,3 +85,23 @@ def test_ratings_of_other_audio_are_not_mixed_with_new_ones(tmp_path):
     Store(tmp_path / "listening.sqlite", "f1")
     with pytest.raises(DataError, match="listening.sqlite.*other audio.*move the file away"):
         Store(tmp_path / "listening.sqlite", "f2")
+
+
+def test_a_closed_or_expired_test_refuses_answers_and_writes_nothing(tmp_path):
+    import time
+
+    store = Store(tmp_path / "l.sqlite", "f1")
+    anna = store.add_listener("anna")
+    trials = store.ensure_plan(anna, lambda c: TRIALS)
+    store.expire_at(time.time() - 1)
+    with pytest.raises(Refused) as err:
+        store.record(anna, trials[0].id, [("x", "y", "a")], 5)
+    assert err.value.status == 410 and "ended on" in str(err.value)
+    store.expire_at(time.time() + 3600)
+    store.record(anna, trials[0].id, [("x", "y", "a")], 5)
+    first = store.close()
+    assert store.close() == first and Store(tmp_path / "l.sqlite", "f1").ending()[0] == first
+    with pytest.raises(Refused) as err:
+        store.record(anna, trials[1].id, [("x", "y", "a")], 5)
+    assert err.value.status == 410 and "closed on" in store.closed()
+    assert len(store.judgements()) == 1
