@@ -134,7 +134,7 @@ def test_a_bad_engine_or_ray_setting_is_refused_by_the_loader(tmp_path, capsys):
 def test_the_work_folder_lock_holds_against_the_ray_engine(tmp_path):
     """A local run holding the folder (another process) refuses a Ray run before Ray starts."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom kani_adapt import locks\n"
+        [sys.executable, "-c", "import sys, time\nfrom kani_adapt.core import locks\n"
          "with locks.hold(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)",
          str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:

@@ -280,7 +280,7 @@ def test_a_killed_holder_releases_the_work_folder(tmp_path):
     from kani_adapt.core.errors import DataError
 
     work = tmp_path / "work"
-    code = ("import sys, time; from kani_adapt import locks\n"
+    code = ("import sys, time; from kani_adapt.core import locks\n"
             f"with locks.hold({str(work)!r}):\n    print('held', flush=True); time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": os.getcwd()})
