@@ -9,7 +9,7 @@ import hashlib
 import tempfile
 from pathlib import Path
 
-from data_tools.config import AlignConfig
+from data_tools.stages.align import AlignConfig
 from data_tools.contribute import checks, layout, report
 from data_tools.contribute.card import read_card
 from data_tools.contribute.config import ContributeConfig
