@@ -1,7 +1,9 @@
 """What ``prepare`` (and ``data-tools check``) checks before any work: the input folders, the
-models every stage that will run needs (on this machine, fetched from the hub, or refused in one
-line), the devices, each source's language against its tag, tokenizer coverage of a sample of
-the transcripts, and what the recordings need (:func:`inputs_need`).
+models every stage that will run declares (``Stage.models``: on this machine, fetched from the
+hub, or refused in one line), every stage's device (``Stage.device``), each source's language
+against its tag, tokenizer coverage of a sample of the transcripts, and what the recordings need
+(:func:`inputs_need`). The models and devices come from the registry; the checks of the
+inputs, languages and coverage name the sections they read.
 
 ``transcribe.enabled: auto`` is decided here, once, from the recordings: it runs where the ASR
 model is on this machine, and also where the recordings need it (untranscribed recordings, long
