@@ -26,10 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "data_tools"))
 
 from data_tools.report import throughput  # noqa: E402
-from data_tools.config import (  # noqa: E402
-    AlignConfig, DataConfig, EmbedConfig, FilterConfig, IngestConfig, RayConfig, SourceConfig,
-    TokenizeConfig, TranscribeConfig,
-)
+from data_tools.config import DataConfig, RayConfig  # noqa: E402
+from data_tools.inputs.layouts import SourceConfig  # noqa: E402
+from data_tools.stages.align import AlignConfig  # noqa: E402
+from data_tools.stages.embed import EmbedConfig  # noqa: E402
+from data_tools.stages.filter import FilterConfig  # noqa: E402
+from data_tools.stages.ingest import IngestConfig  # noqa: E402
+from data_tools.stages.tokenize import TokenizeConfig  # noqa: E402
+from data_tools.stages.transcribe import TranscribeConfig  # noqa: E402
 from data_tools.runner import run_stage  # noqa: E402
 
 CPU_STAGES = ("ingest", "segment", "filter")

@@ -81,7 +81,7 @@ def espeak_speech(seconds: float) -> np.ndarray:
 
 
 def bench_vad(seconds: float) -> tuple[float, float]:
-    from data_tools.config import SegmentConfig
+    from data_tools.stages.segment import SegmentConfig
     from data_tools.stages.segment import silero_vad
 
     audio = espeak_speech(seconds)

@@ -1,6 +1,7 @@
 """`data-tools`: the data preparation stages, one command each, plus `prepare` for all of them.
 
-Every command takes the data config (YAML; see data_tools/config.py for every key and default).
+Every command takes the data config (YAML; every key and default: data_tools/config.py and each
+stage's module under data_tools/stages/).
 Stages are resumable: re-running one skips finished work.
 """
 from __future__ import annotations
@@ -55,11 +56,11 @@ def cmd_stage(args) -> int:
 
     cfg = _config(args)
     stage = registry.get(args.command)
-    if getattr(args, "device", None):
-        getattr(cfg, stage.section).device = args.device
-    section = getattr(cfg, stage.section, None) if stage.section else None
-    if hasattr(section, "device"):
-        preflight.refuse(preflight.device(f"{stage.section}.device", section.device))
+    if stage.device:
+        if getattr(args, "device", None):
+            setattr(getattr(cfg, stage.section), stage.device, args.device)
+        preflight.refuse(preflight.device(f"{stage.section}.{stage.device}",
+                                          getattr(getattr(cfg, stage.section), stage.device)))
     cfg = data_preflight.decided(cfg)  # transcribe.enabled: auto, from the recordings
     shard = parse_shard(args.shard) if stage.model else (0, 1)
     outcome = run_stage(stage, cfg, shard)
@@ -170,9 +171,7 @@ def _add_contribute(sub) -> None:
 
 
 def _add_stages(sub) -> None:
-    import dataclasses
-
-    from data_tools import config, registry
+    from data_tools import registry
 
     for stage in registry.stages():
         p = sub.add_parser(stage.name, help=stage.help, description=stage.help)
@@ -181,10 +180,9 @@ def _add_stages(sub) -> None:
         if stage.model:
             p.add_argument("--shard", default="0/1",
                            help="I/N: handle only shard I of N (independent processes or GPUs)")
-            section = dict(config.sections()).get(stage.section)
-            if section and "device" in {f.name for f in dataclasses.fields(section)}:
+            if stage.device:
                 add_device(p, "the model", default=None,
-                           note=f"sets {stage.section}.device; default: the config's")
+                           note=f"sets {stage.section}.{stage.device}; default: the config's")
         p.set_defaults(func=cmd_stage)
 
 

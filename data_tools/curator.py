@@ -27,7 +27,7 @@ from nemo_curator.tasks import AudioTask
 from data_tools import registry
 from data_tools.engines.work import log_entry
 from data_tools.records import Utterance
-from data_tools.registry import Context
+from data_tools.stages.kit import Context, device_resolved
 from kani_adapt.core.errors import ConfigError
 
 PATH_KEY = "audio_filepath"
@@ -57,11 +57,9 @@ class KaniStage(ProcessingStage[AudioTask, AudioTask]):
         return [], ["id"]
 
     def setup(self, worker_metadata=None) -> None:
-        from data_tools.registry import device_resolved
-
         stage = registry.get(self.stage)
         ctx = Context(device_resolved(self.cfg, stage), Path(self.cfg.work),
-                      given=dict(self.given))
+                      given=dict(self.given), pipeline=registry.pipeline())
         stage.open(ctx)
         self._open = (stage, ctx)
 

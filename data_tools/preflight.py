@@ -1,7 +1,9 @@
 """What ``prepare`` (and ``data-tools check``) checks before any work: the input folders, the
-models every stage that will run needs (on this machine, fetched from the hub, or refused in one
-line), the devices, each source's language against its tag, tokenizer coverage of a sample of
-the transcripts, and what the recordings need (:func:`inputs_need`).
+models every stage that will run declares (``Stage.models``: on this machine, fetched from the
+hub, or refused in one line), every stage's device (``Stage.device``), each source's language
+against its tag, tokenizer coverage of a sample of the transcripts, and what the recordings need
+(:func:`inputs_need`). The models and devices come from the registry; the checks of the
+inputs, languages and coverage name the sections they read.
 
 ``transcribe.enabled: auto`` is decided here, once, from the recordings: it runs where the ASR
 model is on this machine, and also where the recordings need it (untranscribed recordings, long
@@ -21,7 +23,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from data_tools import registry
 from data_tools.config import DataConfig
+from data_tools.stages.kit import Model, Stage
 from kani_adapt.core import hub, preflight
 from kani_adapt.core.preflight import Finding, note, problem
 
@@ -132,23 +136,16 @@ def check_sources(t: Target) -> list[Finding]:
 
 
 def _transcribe_needed(t: Target) -> bool:
-    align_runs = _stage("align").enabled(t.cfg)
+    align_runs = registry.get("align").enabled(t.cfg)
     return bool(t.needs.untranscribed or (t.needs.long and not align_runs))
 
 
-def _stage(name: str):
-    from data_tools import registry
-
-    return registry.get(name)
-
-
 def transcribe_switch(t: Target) -> tuple[str, list[Finding]]:
-    """("on" or "off", findings): what ``transcribe.enabled`` means for these recordings."""
-    cfg, key = t.cfg.transcribe, "transcribe.model"
-    model = cfg.model
+    """("on" or "off", findings about the switch): what ``transcribe.enabled`` means for these
+    recordings (its model is checked with every other stage's, :func:`check_models`)."""
+    cfg = t.cfg.transcribe
     if "asr" in t.given:
         return ("off" if cfg.enabled == "off" else "on"), []
-    available = hub.on_machine(model)
     needed = _transcribe_needed(t)
     if cfg.enabled == "off":
         if not needed:
@@ -156,37 +153,55 @@ def transcribe_switch(t: Target) -> tuple[str, list[Finding]]:
         line = (f"transcribe.enabled is off, but the recordings hold {t.needs.describe()}: they "
                 "will be rejected; set transcribe.enabled: on (or auto) to transcribe them")
         return "off", [problem(line) if t.strict else note(line)]
-    if cfg.enabled == "on" or available or needed:
-        found = preflight.model(key, model, "ASR model")
-        if needed and cfg.enabled == "auto":
-            found = [dataclasses.replace(f, line=f.line + f"; {t.needs.describe()} need it, or "
-                                         "set transcribe.enabled: off to reject them")
-                     if f.problem else f for f in found]
-        return "on", found
-    return "off", [note(f"transcribe stays off: ASR model {model} is not on this machine and "
+    if cfg.enabled == "on" or needed or hub.on_machine(cfg.model):
+        return "on", []
+    return "off", [note(f"transcribe stays off: ASR model {cfg.model} is not on this machine and "
                         "every recording has its transcript (given transcripts are not checked)")]
 
 
-def check_models(t: Target) -> list[Finding]:
+def wanted_models(cfg: DataConfig, given=frozenset()) -> list[tuple[Stage, Model]]:
+    """The models the stages will load with ``cfg`` (``transcribe.enabled`` decided), each
+    key once; those handed in instead (``given``) are not."""
+    out, keys = [], set()
+    for stage, model in registry.models():
+        if model.key in keys or (model.given and model.given in given) or \
+                not stage.enabled(cfg) or (model.when is not None and not model.when(cfg)):
+            continue
+        keys.add(model.key)
+        out.append((stage, model))
+    return out
+
+
+def check_model(model: Model, cfg: DataConfig) -> list[Finding]:
+    """On this machine, fetched from the hub, or refused (one line)."""
     from kani_adapt.codec.registry import check_reference
 
-    cfg = t.cfg
-    out = transcribe_switch(t)[1]
-    if "embedder" not in t.given:
-        out += preflight.model("embed.model", cfg.embed.model, "speaker embedder")
-    if cfg.segment.voice_changes == "on" and "embedder" not in t.given:
-        out += preflight.model("embed.model", cfg.embed.model, "speaker embedder")
-    if "tokenizer" not in t.given and cfg.filter.tokenizer:
-        out += preflight.model("filter.tokenizer", cfg.filter.tokenizer, "tokenizer",
-                               ("tokenizer_config.json",))
-    out += check_reference("tokenize.codec", cfg.tokenize.codec)
+    if model.codec:
+        return check_reference(model.key, model.ref(cfg))
+    return preflight.model(model.key, model.ref(cfg), model.what, model.files)
+
+
+def check_models(t: Target) -> list[Finding]:
+    """Every model a stage that will run declares (``Stage.models``)."""
+    switch, out = transcribe_switch(t)
+    cfg = _switched(t.cfg, switch)
+    why = ""  # an ASR model the recordings ask for, though the config left it to auto
+    if t.cfg.transcribe.enabled == "auto" and "asr" not in t.given and _transcribe_needed(t):
+        why = f"; {t.needs.describe()} need it, or set transcribe.enabled: off to reject them"
+    for stage, model in wanted_models(cfg, t.given):
+        found = check_model(model, cfg)
+        if why and stage.name == "transcribe":
+            found = [dataclasses.replace(f, line=f.line + why) if f.problem else f for f in found]
+        out += found
     return out
 
 
 def check_devices(t: Target) -> list[Finding]:
+    """Every stage's device (``Stage.device``), whether or not the recipe's reaches it."""
     out = []
-    for section in ("segment", "transcribe", "embed", "tokenize"):
-        out += preflight.device(f"{section}.device", getattr(t.cfg, section).device)
+    for key in registry.device_keys():
+        section, name = key.split(".")
+        out += preflight.device(key, getattr(getattr(t.cfg, section), name))
     return out
 
 
@@ -257,19 +272,19 @@ def decided(cfg: DataConfig, target: Target | None = None) -> DataConfig:
     switch = transcribe_switch(target or Target(cfg))[0]
     if switch == "off" and cfg.transcribe.enabled == "auto":
         return cfg  # auto stays: off, and why_off says why
+    return _switched(cfg, switch)
+
+
+def _switched(cfg: DataConfig, switch: str) -> DataConfig:
     return dataclasses.replace(cfg, transcribe=dataclasses.replace(cfg.transcribe, enabled=switch))
 
 
 def fetch_models(cfg: DataConfig, given) -> None:
     """Hub ids of the models the run will load, fetched before the first stage (one line when
-    that fails)."""
-    wanted = []
-    if cfg.transcribe.enabled == "on" and "asr" not in given:
-        wanted.append(cfg.transcribe.model)
-    if "embedder" not in given:
-        wanted.append(cfg.embed.model)
-    for ref in wanted:
-        if hub.is_hub_id(ref) and not hub.on_machine(ref):
+    that fails); codecs are fetched by the codec registry when the tokenize stage loads one."""
+    for _, model in wanted_models(cfg, frozenset(given)):
+        ref = model.ref(cfg)
+        if not model.codec and hub.is_hub_id(ref) and not hub.on_machine(ref):
             hub.resolve_folder(ref)
 
 

@@ -10,7 +10,6 @@ this process by default, or Ray); the logs are the same, so either engine resume
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import shutil
@@ -18,13 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_tools import engines, registry
-from kani_adapt.core import locks
 from data_tools.config import check_folders
 from data_tools.engines.work import Job
-from data_tools.records import (Utterance, log_name, manifest_path, read_jsonl, read_manifest,
-                                read_stage_results, rejection, stage_dir)
-from data_tools.registry import Context, Kept, Rejected, Resources, Stage, device_resolved
-from kani_adapt.core import atomic
+from data_tools.records import (Utterance, log_name, manifest_path, read_jsonl,
+                                read_stage_results, stage_dir)
+from data_tools.stages.kit import Context, Stage, device_resolved
+from kani_adapt.core import atomic, locks
 from kani_adapt.core.errors import ConfigError, DataError
 
 LOG_FORMAT = 2  # part of every settings key: logs of an older format are redone, not misread
@@ -55,97 +53,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-class BaseStage:
-    """Defaults of the Stage protocol: an item stage reading the previous chain stage."""
-
-    name, section, help, unit = "", "", "", "clip"
-    inputs: tuple[str, ...] | None = None
-    chain, model, resumable, writes_text = True, False, True, False
-    columns: tuple[str, ...] = ()
-
-    def enabled(self, cfg) -> bool:
-        return True
-
-    def why_off(self, cfg) -> str:
-        return "turned off in the config"
-
-    def resources(self, cfg) -> Resources:
-        """A task per block on the stage's device; stages that load a model say ``pool``."""
-        section = getattr(cfg, self.section, None) if self.section else None
-        return Resources(device=getattr(section, "device", "cpu"))
-
-    def settings(self, ctx: Context) -> dict:
-        section = ctx.section(self)
-        if section is None:
-            return {}
-        # where it runs does not change its results
-        return {k: v for k, v in dataclasses.asdict(section).items() if k != "device"}
-
-    def items(self, ctx: Context) -> list:
-        return read_manifest(input_manifest(ctx, self))
-
-    def open(self, ctx: Context) -> None:
-        pass
-
-    def batches(self, ctx: Context, todo: list) -> list[list]:
-        return [[item] for item in todo]
-
-    def process(self, ctx: Context, batch: list) -> dict:
-        out = {}
-        for item in batch:
-            try:
-                out[item.id] = self.process_item(ctx, item)
-            except Rejected as rejected:
-                out[item.id] = rejected
-        return out
-
-    def process_item(self, ctx: Context, item) -> Kept:
-        raise NotImplementedError
-
-    def decide(self, ctx: Context, items: list, results: dict) -> tuple[list, list[dict]]:
-        return collect(items, results, self.name)
-
-
-def collect(items: list, results: dict, stage: str = "") -> tuple[list[Utterance], list[dict]]:
-    """Kept utterances and rejection records in input order. An item whose output id another
-    item already produced is rejected (``duplicate_id``), never silently merged. Parts of an
-    item that a stage rejected while keeping the rest (``Kept.extra["dropped"]``: rejection
-    records, e.g. pieces of a long recording) are rejections too, marked ``part`` (they do not
-    count against max_rejected_fraction, which is about whole items)."""
-    kept, rejected, seen = [], [], {}
-    for item in items:
-        result = results[item.id]
-        if result["rejected"]:
-            rejected.append(result["rejected"])
-        rejected += [{**r, "part": True} for r in (result.get("extra") or {}).get("dropped", [])]
-        clash = next((d["id"] for d in result["out"] if seen.get(d["id"], item.id) != item.id), None)
-        if clash is not None:
-            rejected.append(rejection(item.id, stage, "duplicate_id",
-                                      f"{clash} also comes from {seen[clash]}",
-                                      getattr(item, "source", "")))
-            continue
-        for data in result["out"]:
-            if data["id"] not in seen:
-                seen[data["id"]] = item.id
-                kept.append(Utterance.from_dict(data))
-    return kept, rejected
-
-
-def input_manifest(ctx: Context, stage: Stage) -> Path:
-    """The manifest ``stage`` reads: the nearest earlier enabled stage that has finished."""
-    chain = registry.inputs_of(stage)
-    for name in chain:
-        if not registry.get(name).enabled(ctx.cfg):
-            continue
-        path = manifest_path(ctx.work, name)
-        if path.exists():
-            return path
-        if (stage_dir(ctx.work, name) / "settings.json").exists():
-            raise DataError(f"{stage.name}: {name} has not finished in {ctx.work}: run "
-                            f"`data-tools {name}` (every shard) first")
-    raise DataError(f"{stage.name}: no input in {ctx.work}: run `data-tools {chain[-1]}` first")
-
-
 def settings_key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -174,7 +81,7 @@ def run_stage(stage: Stage | str, cfg, shard: tuple[int, int] = (0, 1), given: d
     check_folders(cfg)
     if cfg.engine == "local":  # elsewhere each worker resolves the device it was given
         cfg = device_resolved(cfg, stage)
-    ctx = Context(cfg, Path(cfg.work), shard, dict(given or {}))
+    ctx = Context(cfg, Path(cfg.work), shard, dict(given or {}), pipeline=registry.pipeline())
     with locks.hold(ctx.work, stage.name, shard), engines.session(cfg):
         items = _unique(list(inputs) if inputs is not None else stage.items(ctx))
         if not stage.resumable:

@@ -187,7 +187,8 @@ def test_a_spoken_sidecar_becomes_the_rows_reading_and_is_accounted_for(tmp_path
     import soundfile as sf
 
     from data_tools.inputs import inventory
-    from data_tools.config import FilterConfig, SourceConfig
+    from data_tools.inputs.layouts import SourceConfig
+    from data_tools.stages.filter import FilterConfig
     from data_tools.stages.filter import text_frontend
     from data_tools.inputs.layouts import discover_folder
 

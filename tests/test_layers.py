@@ -19,8 +19,8 @@ PACKAGES = ("kani_adapt", "data_tools")
 CONTRACTS = ("audio", "batching", "dataset", "tokens")
 # data_tools' own top level: the CLI, the data config, the stage registry and its runner, the
 # whole pipeline and its preflight, records between stages, the Curator adapter, the official
-# pretraining format. Stages, inputs, speech decisions, reports, engines and the contribution gate
-# are wings.
+# pretraining format. Stages (and their kit), inputs, speech decisions, reports, engines and the
+# contribution gate are wings.
 DATA_TOOLS_TOP = ("cli", "config", "curator", "official_dataset", "preflight", "prepare", "records",
                   "registry", "runner")
 # Bottom to top. A module belongs to the layer of the longest prefix it starts with; a name
@@ -46,8 +46,27 @@ LAYERS = [
     ("listening", ["kani_adapt.listen"]),
     # generator and codec training; the eval callback scores speech during training
     ("training", ["kani_adapt.training"]),
-    # stages use models and scorers, never training or evaluation
-    ("data tools", ["data_tools"]),
+    # data_tools, bottom to top; its stages use models and scorers, never training or evaluation.
+    # Records between stages, the work folder's layout, the official pretraining format
+    ("data records", ["data_tools=", "data_tools.records", "data_tools.official_dataset"]),
+    # what a stage is built from: the protocol, its declarations, BaseStage, the run's context
+    ("stage kit", ["data_tools.stages=", "data_tools.stages.kit"]),
+    # what users hand in, read without trusting it
+    ("data inputs", ["data_tools.inputs"]),
+    # pure decisions over speech
+    ("speech", ["data_tools.speech"]),
+    # the dataset report, its page and pictures, throughput: read from what the stages logged
+    ("data report", ["data_tools.report"]),
+    # one module per stage, each with its config section
+    ("data stages", ["data_tools.stages"]),
+    # where a stage's work runs: this process or Ray (handed a stage; never the registry)
+    ("data engines", ["data_tools.engines"]),
+    # the one list of stages, the data config composed from it, the one runner
+    ("stage registry", ["data_tools.registry", "data_tools.config", "data_tools.runner"]),
+    # whole runs: the preflight, prepare, the Curator adapter
+    ("data pipeline", ["data_tools.preflight", "data_tools.prepare", "data_tools.curator"]),
+    # the contribution gate: the filter's and aligner's checks over a contributed folder
+    ("contribution gate", ["data_tools.contribute"]),
     ("recipes", ["kani_adapt.recipes"]),
     # thin commands over every layer, recipes included; their kit is in the infrastructure
     ("cli", ["kani_adapt.cli", "data_tools.cli"]),
@@ -209,10 +228,14 @@ def test_the_check_sees_an_upward_import_and_lets_lower_and_own_layer_imports_pa
 
 
 def test_the_longest_prefix_decides_the_layer():
-    assert layer_of("data_tools.cli") == "cli" and layer_of("data_tools.stages.write") == "data tools"
+    assert layer_of("data_tools.cli") == "cli" and layer_of("data_tools.stages.write") == "data stages"
+    assert layer_of("data_tools.stages.kit") == layer_of("data_tools.stages") == "stage kit"
     assert {layer_of(m) for m in ("data_tools.engines", "data_tools.engines.ray",
-                                  "data_tools.engines.work", "data_tools.curator",
-                                  "data_tools.report.throughput")} == {"data tools"}
+                                  "data_tools.engines.work")} == {"data engines"}
+    assert layer_of("data_tools.report.throughput") == "data report"
+    assert layer_of("data_tools.newthing") is None and layer_of("data_tools") == "data records"
+    assert RANK["data records"] < RANK["stage kit"] < RANK["data stages"] < RANK["data engines"] \
+        < RANK["stage registry"] < RANK["data pipeline"] < RANK["contribution gate"] < RANK["recipes"]
     assert layer_of("kani_adapt.training.codec.train") == "training"
     assert layer_of("kani_adapt.codec.registry") == "models"
     assert layer_of("kani_adapt.dataset") == "contracts" and layer_of("numpy") is None

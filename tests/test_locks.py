@@ -10,7 +10,7 @@ from pathlib import Path
 from kani_adapt.core import locks
 
 ROOT = Path(__file__).resolve().parents[1]
-TRY = ("import sys; from kani_adapt import locks\n"
+TRY = ("import sys; from kani_adapt.core import locks\n"
        "try:\n    with locks.hold_run(sys.argv[1], 'probe'):\n        print('taken')\n"
        "except Exception as e:\n    print('refused', e)\n")
 

@@ -11,6 +11,9 @@ import pytest
 
 from data_tools import config as data_config
 from data_tools.contribute.config import ContributeConfig
+from data_tools.stages.filter import FilterConfig
+from data_tools.stages.outliers import OutliersConfig
+from data_tools.stages.transcribe import TranscribeConfig
 from kani_adapt.training.codec.config import CodecTrainConfig
 from kani_adapt.config.typed import inherited as _inherited
 from kani_adapt.eval.config import EvalConfig
@@ -20,8 +23,8 @@ from kani_adapt.training.config import TrainConfig
 
 SCHEMAS = [Recipe, data_config.DataConfig, ContributeConfig, TrainConfig, CodecTrainConfig, EvalConfig]
 # Thresholds that lie below zero by nature: levels in dB, a log-probability, a cosine.
-SIGNED = {(data_config.FilterConfig, "min_snr_db"), (data_config.TranscribeConfig, "min_avg_logprob"),
-          (data_config.OutliersConfig, "min_cosine"), (FailureConfig, "silence_db")}
+SIGNED = {(FilterConfig, "min_snr_db"), (TranscribeConfig, "min_avg_logprob"),
+          (OutliersConfig, "min_cosine"), (FailureConfig, "silence_db")}
 
 
 def _unwrap(tp):

@@ -67,7 +67,7 @@ def test_train_command_without_data_and_model_refuses_before_touching_the_folder
 
 
 def test_every_schema_defaults_to_the_one_nanocodec_hub_id():
-    import data_tools.config
+    import data_tools.stages.tokenize
     from kani_adapt.codec import nanocodec
     from kani_adapt.config.defaults import NANOCODEC_HUB_ID
     import dataclasses
@@ -77,12 +77,12 @@ def test_every_schema_defaults_to_the_one_nanocodec_hub_id():
 
     codec = load_config(CodecTrainConfig, None, ["train_manifest=m.json"])
     defaults = {codec.codec, {f.name: f.default for f in dataclasses.fields(EvalConfig)}["codec"], Recipe.codec, nanocodec.HUB_ID,
-                data_tools.config.TokenizeConfig().codec}
+                data_tools.stages.tokenize.TokenizeConfig().codec}
     assert defaults == {NANOCODEC_HUB_ID}, defaults
 
 
 def test_contribution_gate_uses_the_filter_section_and_old_keys_get_a_hint(tmp_path):
-    from data_tools.config import FilterConfig
+    from data_tools.stages.filter import FilterConfig
     from data_tools.contribute.config import ContributeConfig, load
 
     assert ContributeConfig().filter == FilterConfig()  # one section, not copied fields
@@ -93,7 +93,9 @@ def test_contribution_gate_uses_the_filter_section_and_old_keys_get_a_hint(tmp_p
 
 
 def test_clip_length_defaults_come_from_one_constant():
-    from data_tools.config import AlignConfig, FilterConfig, SegmentConfig
+    from data_tools.stages.align import AlignConfig
+    from data_tools.stages.filter import FilterConfig
+    from data_tools.stages.segment import SegmentConfig
     from kani_adapt.cli.main import build_parser
     from kani_adapt.config.defaults import MAX_CLIP_SECONDS
     from kani_adapt.recipes.schema import CodecCheckStage

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from data_tools.stages import filter as filter_stage
-from data_tools.config import FilterConfig
+from data_tools.stages.filter import FilterConfig
 from data_tools.contribute.card import Card
 from data_tools.contribute.layout import FILE_FIXES
 from data_tools.contribute.measure import BOUNDS

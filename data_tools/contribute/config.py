@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 from pathlib import Path
 
-from data_tools.config import AlignConfig, FilterConfig, normalise_raw
+from data_tools.config import normalise_raw
+from data_tools.stages.align import AlignConfig
+from data_tools.stages.filter import FilterConfig
 from kani_adapt.config.typed import from_dict
 from kani_adapt.config.load import read_yaml
 from kani_adapt.core.errors import ConfigError

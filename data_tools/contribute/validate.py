@@ -8,7 +8,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from data_tools.config import AlignConfig
+from data_tools.stages.align import AlignConfig
 from data_tools.contribute import checks, layout, report
 from data_tools.contribute.card import read_card
 from data_tools.contribute.config import ContributeConfig

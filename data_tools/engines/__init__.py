@@ -1,10 +1,11 @@
 """Where a data stage's work runs: in this process (``local``, the default) or on Ray. May
-import the stage registry, the records and the report wing; the runner imports the engines.
+import the stage kit, the records and the report wing (never the registry or the runner, which
+imports the engines).
 
 An engine is handed the items a stage still owes (``work.Job``) and leaves one log record per
 item in the stage's folder; everything else (the lock, settings, resume, ``decide``, manifest,
 rejections, the budget) is the runner's, the same for both. The stages themselves are written
-once (data_tools/registry.py): their ``batches`` and ``process`` run wherever the engine puts
+once (data_tools/stages/kit.py): their ``batches`` and ``process`` run wherever the engine puts
 them, and ``resources`` says what a worker of theirs needs on a cluster. Each run's figures per
 worker land in ``<stage>/throughput.json`` for the data report. Ray is imported only when a
 stage runs on it.

@@ -43,7 +43,7 @@ def _open(shipped: Shipped) -> list:
         return _opened[shipped.key]
     start = time.monotonic()
     from kani_adapt.codec import registry as codecs
-    from data_tools.registry import device_resolved
+    from data_tools.stages.kit import device_resolved
     from data_tools.records import stage_dir
     import ray
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from data_tools.records import LogEntry, StageLog, read_results, rejection
-from data_tools.registry import Context, Rejected, Stage
+from data_tools.stages.kit import Context, Rejected, Stage
 
 BLOCKS_PER_WORKER = 4  # enough blocks that a slow block does not leave the other workers idle
 

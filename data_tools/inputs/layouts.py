@@ -17,14 +17,30 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
 
 from data_tools.inputs import ids
-from data_tools.config import SourceConfig
 from kani_adapt.audio import AUDIO_SUFFIXES  # noqa: F401 (libsndfile's formats and FFmpeg's)
+from kani_adapt.config.wiring import LocalPath
 from kani_adapt.core.errors import ConfigError
 
 MAX_TRANSCRIPT_BYTES = 1_000_000
+Layout = Literal["folder", "ljspeech", "commonvoice"]  # the readers below
+
+
+@dataclass
+class SourceConfig:
+    """One input folder of ``ingest.sources`` (the ingest stage's section)."""
+
+    path: LocalPath  # input folder
+    layout: Layout = "folder"  # folder (audio + .txt/.lab sidecars), ljspeech, commonvoice
+    name: str = ""  # id prefix of its utterances; default: the folder's name
+    speaker: str = ""  # speaker of every clip; default: first subfolder (folder), name (ljspeech)
+    tag: str = ""  # language/accent tag, stored lower-case
+    tsv: str = "validated.tsv"  # Common Voice table inside the folder
+
+    def validate(self) -> list[str]:
+        return [] if self.path else ["path is empty: name the input folder"]
 
 
 @dataclass

@@ -7,9 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from data_tools import registry
-from data_tools.records import Utterance, read_manifest
-from data_tools.records import manifest_path
+from data_tools.records import Utterance, manifest_path, read_manifest
 from kani_adapt.core import atomic
 from kani_adapt.pages import html as pages
 
@@ -19,10 +17,10 @@ KEPT_PER_SPEAKER = 3
 REJECTED_PER_REASON = 3
 
 
-def clips_by_id(work: Path) -> dict[str, Utterance]:
-    """Every clip a stage's manifest held, the latest stage's version of each."""
+def clips_by_id(work: Path, stages: list[str]) -> dict[str, Utterance]:
+    """Every clip the manifest of one of ``stages`` (in order) held, the latest one's version."""
     out: dict[str, Utterance] = {}
-    for name in registry.names():
+    for name in stages:
         out.update({u.id: u for u in read_manifest(manifest_path(work, name))})
     return out
 
@@ -55,9 +53,10 @@ def _cell(folder: Path, work: Path, clip: Utterance | None, name: str) -> str:
 
 
 def write_page(folder: Path, report_md: str, kept: list[Utterance], rejected: list[dict],
-               work: Path) -> Path:
-    """``folder/report.html`` (``folder``: the dataset folder being written)."""
-    clips = clips_by_id(work)
+               work: Path, stages: list[str]) -> Path:
+    """``folder/report.html`` (``folder``: the dataset folder being written; ``stages``: the
+    names of the stages whose manifests the clips are found in, in pipeline order)."""
+    clips = clips_by_id(work, stages)
     kept, rejected = _sample(kept, rejected)
     table = pages.ClipTable(["clip", "speaker", "text", "audio", "why"],
                             filters=["kind", "reason", "speaker", "tag"])

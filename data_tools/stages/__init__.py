@@ -1,2 +1,3 @@
 """The data stages, one module each, named as the stage and listed in ``registry.ORDER``; each
-defines ``STAGE``. May import the inputs, speech and report wings, models and scorers."""
+defines ``STAGE`` and its config section, built from ``kit`` (the protocol, which imports only the
+records). Stages may import the kit, records, inputs, speech and report wings, models and scorers."""

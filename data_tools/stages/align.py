@@ -10,20 +10,38 @@ import dataclasses
 import difflib
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from data_tools.inputs import ids
-from data_tools.speech import mfa
-from kani_adapt.core import atomic
-from kani_adapt.audio import read_clip, write_clip
-from data_tools.config import AlignConfig
-from data_tools.speech.mfa import Word
 from data_tools.records import Utterance
-from data_tools.registry import Kept, Rejected
-from data_tools.runner import BaseStage
+from data_tools.speech import mfa
+from data_tools.speech.mfa import Word
+from data_tools.stages.kit import BaseStage, Kept, Rejected, Switch
+from kani_adapt.audio import read_clip, write_clip
+from kani_adapt.config.defaults import MAX_CLIP_SECONDS
+from kani_adapt.config.wiring import ModelRef
+from kani_adapt.core import atomic
 
 NAME = "align"
 Piece = tuple[str, float, float, str]  # id suffix, start, end, text
+
+
+@dataclass
+class AlignConfig:
+    enabled: Switch = "auto"  # auto: run where MFA is installed; on: require it; off: skip
+    dictionary: ModelRef = ""  # pronunciation dictionary; "": a grapheme dictionary from the corpus
+    acoustic_model: ModelRef = ""  # MFA acoustic model; "": train one on the corpus itself
+    train_config: ModelRef = ""  # MFA training config (--config_path); "": MFA's defaults
+    mfa_command: str = "mfa"
+    num_jobs: int = 2
+    min_word_match: float = 0.9  # fraction of transcript words the alignment must contain
+    pad_seconds: float = 0.1  # kept before the first and after the last word
+    max_seconds: float = MAX_CLIP_SECONDS  # long recordings are split at sentence ends below this
+
+    RANGES: ClassVar[dict[str, str]] = {"num_jobs": "> 0", "min_word_match": "[0, 1]",
+                                        "pad_seconds": ">= 0", "max_seconds": "> 0"}
 
 
 def word_match(words: list[Word], text: str) -> float:
@@ -127,6 +145,7 @@ def alignment_on(cfg) -> bool:
 
 class Align(BaseStage):
     name = section = NAME
+    config = AlignConfig
     help = "Montreal Forced Aligner: reject poor alignments, trim to words, split long clips"
     model = True
 

@@ -8,19 +8,31 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from data_tools.records import Utterance, read_stage_results, stage_dir
+from data_tools.stages.kit import BaseStage, Kept, Model, Resources
 from kani_adapt.audio import read_clip
 from kani_adapt.batching import id_batches
-from data_tools.records import Utterance
+from kani_adapt.config.defaults import SPEAKER_EMBEDDER_HUB_ID
+from kani_adapt.config.shared import Device
+from kani_adapt.config.wiring import ModelRef
 from kani_adapt.core import atomic
-from data_tools.registry import Kept, Resources
-from data_tools.runner import BaseStage
-from data_tools.records import read_stage_results, stage_dir
 
 NAME = "embed"
+
+
+@dataclass
+class EmbedConfig:
+    model: ModelRef = SPEAKER_EMBEDDER_HUB_ID  # local directory or hub id
+    batch_size: int = 8
+    device: Device = "auto"  # a GPU when there is one (see kani_adapt/core/devices.py)
+
+    RANGES: ClassVar[dict[str, str]] = {"batch_size": "> 0"}
 
 
 def speaker_means(embs: dict[str, np.ndarray], speakers: dict[str, str]) -> dict[str, dict]:
@@ -52,8 +64,10 @@ def _embed_batch(model, utts: list[Utterance], work: Path, device: str) -> dict[
 
 class Embed(BaseStage):
     name = section = NAME
+    config = EmbedConfig
     help = "128-d speaker embeddings per clip and per-speaker means"
-    inputs, chain, model = ("filter",), False, True
+    inputs, chain, model, device = ("filter",), False, True, "device"
+    models = (Model("embed.model", "speaker embedder", given="embedder"),)
 
     def resources(self, cfg) -> Resources:
         return Resources(pool=True, device=cfg.embed.device)

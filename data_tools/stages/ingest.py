@@ -7,24 +7,34 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from data_tools.inputs import ids, inventory, longaudio
-from data_tools import registry
-from data_tools.config import IngestConfig
 from data_tools.inputs.layouts import (  # noqa: F401  (the layouts' names, re-exported)
-    AUDIO_SUFFIXES, Candidate, discover, inside, read_sidecar, unique_ids,
+    AUDIO_SUFFIXES, Candidate, SourceConfig, discover, inside, read_sidecar, unique_ids,
 )
-from data_tools.records import Utterance
-from data_tools.registry import Kept, Rejected
-from data_tools.runner import BaseStage, collect
-from data_tools.records import stage_dir
-from kani_adapt.core import atomic
+from data_tools.records import Utterance, stage_dir
+from data_tools.stages.kit import BaseStage, Kept, Pipeline, Rejected, collect
 from kani_adapt.audio import AudioReadError, probe, read, write_clip
+from kani_adapt.core import atomic
 from kani_adapt.core.errors import ConfigError
 
 NAME = "ingest"
 log = logging.getLogger("data_tools")
+
+
+@dataclass
+class IngestConfig:
+    sources: list[SourceConfig] = field(default_factory=list)
+    sample_rate: int = 22050  # NanoCodec's rate; every processed clip is mono at this rate
+    max_file_seconds: float = 3 * 3600.0  # longer files are rejected (memory), not loaded
+    max_transcript_bytes: int = 1_000_000  # larger transcripts (files, table lines) are
+    #                                        rejected unread; 1 MB is ~18 hours of speech
+
+    RANGES: ClassVar[dict[str, str]] = {"sample_rate": "> 0", "max_file_seconds": "> 0",
+                                        "max_transcript_bytes": "> 0"}
 
 
 def load_candidate(c: Candidate, root: Path, cfg: IngestConfig, work: Path,
@@ -74,14 +84,14 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def text_later(cfg) -> bool:
+def text_later(cfg, pipeline: Pipeline) -> bool:
     """Whether an enabled later stage writes transcripts (clips without one are then kept)."""
-    return any(getattr(st, "writes_text", False) and st.enabled(cfg)
-               for st in registry.stages())
+    return any(getattr(st, "writes_text", False) and st.enabled(cfg) for st in pipeline.stages)
 
 
 class Ingest(BaseStage):
     name = section = NAME
+    config = IngestConfig
     help = "read recordings and transcripts (folder, LJSpeech, Common Voice) as mono clips"
     unit = "file"
     inputs = ()
@@ -94,7 +104,7 @@ class Ingest(BaseStage):
                            for c in discover(s, cfg.max_transcript_bytes)])
 
     def settings(self, ctx) -> dict:
-        return {**super().settings(ctx), "text_later": text_later(ctx.cfg)}
+        return {**super().settings(ctx), "text_later": text_later(ctx.cfg, ctx.pipeline)}
 
     def decide(self, ctx, items: list, results: dict) -> tuple[list, list[dict]]:
         """Kept and rejected items, and ``inputs.json``: the input files no item uses and the
@@ -118,7 +128,7 @@ class Ingest(BaseStage):
     def process_item(self, ctx, c: Candidate) -> Kept:
         try:
             return Kept([load_candidate(c, c.root, ctx.cfg.ingest, ctx.work,
-                                        need_text=not text_later(ctx.cfg))])
+                                        need_text=not text_later(ctx.cfg, ctx.pipeline))])
         except AudioReadError as err:
             raise Rejected(err.reason, err.detail, _seconds(c)) from None
         except Rejected as rejected:  # weighed by its header, so the report counts its hours

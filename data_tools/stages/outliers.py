@@ -6,17 +6,33 @@ Reads the embeddings the embed stage logged; the decision is ``consistency.speak
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
+from data_tools.records import reject_utt
 from data_tools.speech import consistency
 from data_tools.stages.embed import load_embeddings
-from data_tools.records import reject_utt
-from data_tools.registry import Kept
-from data_tools.runner import BaseStage
+from data_tools.stages.kit import BaseStage, Kept
 
 NAME = "outliers"
 
 
+@dataclass
+class OutliersConfig:
+    """Clips far from their speaker's centroid embedding (data_tools/speech/consistency.py)."""
+    enabled: bool = True
+    outlier_mads: float = 3.5  # below median - k * MAD of the speaker's cosines (robust z 3.5)
+    min_spread: float = 0.03  # smallest spread assumed, so near-identical clips are not flagged
+    min_cosine: float = -1.0  # absolute floor (-1: off; embedder-dependent, ~0.3-0.5 for ECAPA)
+    min_clips: int = 5  # fewer clips: only the floor applies
+
+    RANGES: ClassVar[dict[str, str]] = {  # min_cosine: a cosine, -1 to 1
+        "outlier_mads": ">= 0", "min_spread": "[0, 1]", "min_clips": ">= 0"}
+
+
 class Outliers(BaseStage):
     name = section = NAME
+    config = OutliersConfig
     help = "reject clips far from their speaker's centroid embedding (speaker_outlier)"
     inputs, chain = ("embed",), False
 

@@ -9,23 +9,51 @@ speech spans; the VAD is a replaceable function ``(audio_16k) -> [(start_s, end_
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 
 from data_tools.inputs import ids
-from data_tools.speech import voices
 from data_tools.inputs.longaudio import ClipFile, speech_spans
-from kani_adapt.audio import write_clip
-from data_tools.config import SegmentConfig
 from data_tools.records import Utterance, rejection
-from data_tools.registry import Kept, Rejected
-from data_tools.runner import BaseStage
+from data_tools.speech import voices
+from data_tools.stages.kit import BaseStage, Kept, Model, Rejected, Switch, ordered
+from kani_adapt.audio import write_clip
+from kani_adapt.config.defaults import MAX_CLIP_SECONDS
+from kani_adapt.config.shared import Device
 
 NAME = "segment"
 VAD_RATE = 16000
 Span = tuple[float, float]
+
+
+@dataclass
+class SegmentConfig:
+    min_seconds: float = 2.0  # shortest piece cut from a long untranscribed recording
+    max_seconds: float = MAX_CLIP_SECONDS  # longer clips are cut at pauses (or split by alignment)
+    pad_seconds: float = 0.15  # silence kept around speech when trimming
+    vad_threshold: float = 0.5  # silero-vad speech probability
+    min_silence_seconds: float = 0.3  # pauses shorter than this do not end speech
+    device: Device = "cpu"  # where silero-vad runs (512-sample windows: a GPU rarely pays)
+    # One voice per utterance in long recordings (interviews, podcasts): windows are embedded
+    # with embed.model, and pieces that span a voice change or lie where another voice speaks
+    # than the recording's main one are rejected (voice_change, other_voice). auto: when
+    # embed.model is on this machine; on: required; off: never.
+    voice_changes: Switch = "auto"
+    voice_window_seconds: float = 3.0  # speech per embedded window (embedders want a few s)
+    voice_hop_seconds: float = 1.0  # window step: how finely a change is placed
+    voice_min_drop: float = 0.25  # cosine drop below the recording's typical window-to-window
+    #                               similarity that counts as another voice (at least)
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "min_seconds": ">= 0", "max_seconds": "> 0", "pad_seconds": ">= 0",
+        "vad_threshold": "[0, 1]", "min_silence_seconds": ">= 0", "voice_window_seconds": "> 0",
+        "voice_hop_seconds": "> 0", "voice_min_drop": "[0, 2]"}
+
+    def validate(self) -> list[str]:
+        return ordered(self, "min_seconds", "max_seconds")
 
 
 def silero_vad(cfg: SegmentConfig) -> Callable[[np.ndarray], list[Span]]:
@@ -161,8 +189,14 @@ def one_voice(utt: Utterance, decision: list, found) -> tuple[list, list[dict]]:
 
 class Segment(BaseStage):
     name = section = NAME
+    config = SegmentConfig
     help = "trim silence with silero-vad; cut long untranscribed audio at pauses"
     model = True
+    # silero-vad runs on its own device: the recipe's device does not reach it
+    device, shares_device = "device", False
+    # voice changes (voice_changes: on) embed windows with the embed stage's model
+    models = (Model("embed.model", "speaker embedder", given="embedder",
+                    when=lambda cfg: cfg.segment.voice_changes == "on"),)
 
     def open(self, ctx) -> None:
         ctx.state["vad"] = ctx.given.get("vad") or silero_vad(ctx.cfg.segment)

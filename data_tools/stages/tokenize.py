@@ -9,21 +9,35 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from kani_adapt.audio import read_clip, resample
+from data_tools.records import Utterance, read_stage_results, stage_dir
+from data_tools.stages.kit import BaseStage, Kept, Model, Rejected, Resources
+from kani_adapt.audio import padded, read_clip, resample
 from kani_adapt.batching import id_batches
+from kani_adapt.config.defaults import NANOCODEC_HUB_ID
+from kani_adapt.config.shared import Device
+from kani_adapt.config.wiring import ModelRef
 from kani_adapt.core import atomic
-from data_tools.records import Utterance
-from data_tools.registry import Kept, Rejected, Resources
-from data_tools.runner import BaseStage
-from data_tools.records import read_stage_results, stage_dir
 from kani_adapt.core.atomic import write_file
-from kani_adapt.audio import padded
 
 NAME = "tokenize"
+
+
+@dataclass
+class TokenizeConfig:
+    codec: ModelRef = NANOCODEC_HUB_ID  # .nemo, hub id or size; see kani_adapt/codec/registry.py
+    # Padded audio per batch (clips of similar length share one). Sized for a GPU; on a CPU
+    # batching does not pay (benchmarks/README.md): use about 30 s and 4 clips there.
+    batch_seconds: float = 160.0
+    max_batch_size: int = 32
+    device: Device = "auto"  # a GPU when there is one (see kani_adapt/core/devices.py)
+
+    RANGES: ClassVar[dict[str, str]] = {"batch_seconds": "> 0", "max_batch_size": "> 0"}
 
 
 def batch_file(shard: tuple[int, int], ids: list[str]) -> str:
@@ -57,8 +71,10 @@ def _save(path: Path, ids: list[str], codes: list[np.ndarray]) -> None:
 
 class Tokenize(BaseStage):
     name = section = NAME
+    config = TokenizeConfig
     help = "codec codes in length-bucketed batches (--shard I/N for parallel runs)"
-    inputs, chain, model = ("filter",), False, True
+    inputs, chain, model, device = ("filter",), False, True, "device"
+    models = (Model("tokenize.codec", "codec", codec=True),)
 
     def resources(self, cfg) -> Resources:
         return Resources(pool=True, device=cfg.tokenize.device)

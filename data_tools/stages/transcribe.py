@@ -19,18 +19,22 @@ were heard in (see ``span_words``): cuts only ever fall in those pauses.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
-from data_tools.speech import consistency, longform, voices
 from data_tools.inputs import ids
+from data_tools.records import Utterance, reject_utt, rejection
+from data_tools.speech import longform, voices
+from data_tools.speech.guards import guard_reasons, rate_rejections
+from data_tools.stages.kit import (BaseStage, Kept, Model, Rejected, Resources, Switch, collect,
+                                   ordered)
+from data_tools.stages.segment import split_long
 from kani_adapt.audio import read_clip, resample, write_clip
 from kani_adapt.batching import id_batches
-from data_tools.config import TranscribeConfig
-from data_tools.records import Utterance, reject_utt, rejection
-from data_tools.registry import Kept, Rejected, Resources
-from data_tools.runner import BaseStage, collect
-from data_tools.stages.segment import split_long
+from kani_adapt.config.shared import Device
+from kani_adapt.config.wiring import ModelRef
 from kani_adapt.core import hub
 
 NAME = "transcribe"
@@ -38,49 +42,41 @@ VAD_RATE = 16000
 WINDOW_SECONDS = 28.0  # speech per Whisper call for long recordings (its window is 30 s)
 
 
-def repeated_ngram(text: str, max_n: int = 4) -> tuple[str, int]:
-    """The 1..max_n word n-gram repeated most often back to back, and how often."""
-    words, best = text.lower().split(), ("", 0)
-    for n in range(1, max_n + 1):
-        for start in range(len(words) - n + 1):
-            gram, count = words[start: start + n], 1
-            while words[start + count * n: start + (count + 1) * n] == gram:
-                count += 1
-            if count > best[1]:
-                best = (" ".join(gram), count)
-    return best
+@dataclass
+class TranscribeConfig:
+    # auto: run where the ASR model is on this machine (a folder, or already in the Hugging Face
+    # cache), so nothing is fetched unasked and configs without a model behave as before (clips
+    # without a transcript are rejected at ingest); on: required (a hub id is fetched); off: skip.
+    enabled: Switch = "auto"
+    model: ModelRef = "openai/whisper-large-v3"  # Whisper: local folder or hub id
+    device: Device = "auto"  # a GPU when there is one (see kani_adapt/core/devices.py)
+    batch_size: int = 8  # clips per ASR batch (grouped by length and language)
+    languages: dict[str, str] = field(default_factory=dict)  # tag -> Whisper language code;
+    #                                     unmapped tags use their first part (de_hessian -> de)
+    detect_language: bool = False  # detect instead of forcing, and reject other languages
+    min_language_prob: float = 0.5  # with detect_language: the tag's language must reach this
+    verify: bool = True  # clips that came with a transcript: compare it with what ASR heard
+    # Character error rate (normalised texts) above which a given transcript is wrong: Whisper
+    # large-v3 on clean read speech is ~2-5 %, on accented speech ~10-20 %; another clip's
+    # text ~80 %+.
+    max_transcript_cer: float = 0.3
+    # Hallucination guards on transcripts the ASR writes (Whisper's own fallback thresholds):
+    min_avg_logprob: float = -1.0  # mean token log-probability
+    max_no_speech_prob: float = 0.6  # probability of the no-speech token
+    max_compression_ratio: float = 2.4  # zlib ratio of the text: loops compress well
+    max_ngram_repeats: int = 4  # the same 1-4 word n-gram this many times in a row: a loop
+    wps_outlier_mads: float = 4.0  # words/s further than this many MADs from the speaker's median
+    min_words_per_second: float = 0.5  # absolute range for every speaker (read speech ~2-3.5)
+    max_words_per_second: float = 6.0
 
+    RANGES: ClassVar[dict[str, str]] = {  # min_avg_logprob: a log-probability, below zero
+        "batch_size": "> 0", "min_language_prob": "[0, 1]", "max_transcript_cer": ">= 0",
+        "max_no_speech_prob": "[0, 1]", "max_compression_ratio": ">= 0",
+        "max_ngram_repeats": "> 0", "wps_outlier_mads": ">= 0", "min_words_per_second": ">= 0",
+        "max_words_per_second": ">= 0"}
 
-def guard_reasons(t, duration: float, cfg: TranscribeConfig) -> list[tuple[str, str]]:
-    """Every hallucination guard one ASR transcript breaks, as (reason, detail). NaN figures
-    (a recogniser that does not measure them) break nothing."""
-    gram, count = repeated_ngram(t.text)
-    rules = [
-        (not t.text.strip(), "asr_empty", "the recogniser wrote nothing"),
-        (t.no_speech_prob > cfg.max_no_speech_prob, "asr_no_speech",
-         f"no-speech probability {t.no_speech_prob:.2f} > {cfg.max_no_speech_prob}"),
-        (t.avg_logprob < cfg.min_avg_logprob, "asr_low_logprob",
-         f"average log-probability {t.avg_logprob:.2f} < {cfg.min_avg_logprob}"),
-        (t.compression_ratio > cfg.max_compression_ratio, "asr_compression_ratio",
-         f"compression ratio {t.compression_ratio:.2f} > {cfg.max_compression_ratio}"),
-        (count >= cfg.max_ngram_repeats, "asr_repeated_ngram",
-         f"{gram!r} {count} times in a row (limit {cfg.max_ngram_repeats})"),
-        (getattr(t, "truncated", False), "asr_truncated", f"{duration:.1f} s > Whisper's 30 s"),
-    ]
-    return [(code, detail) for broken, code, detail in rules if broken]
-
-
-def rate_rejections(rates: dict[str, tuple[str, float]], cfg: TranscribeConfig,
-                    min_count: int = 5) -> dict[str, str]:
-    """{id: detail} of ASR transcripts whose words/second lie outside the absolute range or
-    more than ``wps_outlier_mads`` robust deviations from their speaker's median."""
-    out = {i: f"{wps:.2f} words/s outside {cfg.min_words_per_second}..{cfg.max_words_per_second}"
-           for i, (_, wps) in rates.items()
-           if not cfg.min_words_per_second <= wps <= cfg.max_words_per_second}
-    far = consistency.rate_outliers(rates, cfg.wps_outlier_mads, min_count)
-    for i, (wps, median) in far.items():
-        out.setdefault(i, f"{wps:.2f} words/s vs {rates[i][0]}'s median {median:.2f}")
-    return out
+    def validate(self) -> list[str]:
+        return ordered(self, "min_words_per_second", "max_words_per_second")
 
 
 def span_windows(spans: list[tuple[float, float]], limit: float = WINDOW_SECONDS) -> list[list]:
@@ -222,8 +218,12 @@ def cut_long(ctx, utt: Utterance, asr, vad) -> Kept | Rejected:
 
 class Transcribe(BaseStage):
     name = section = NAME
+    config = TranscribeConfig
     help = "Whisper ASR: write missing transcripts, check given ones (CER), cut long recordings"
-    model, writes_text = True, True
+    model, writes_text, device = True, True, "device"
+    # enabled: auto is decided before a run, from the recordings (data_tools/preflight.py)
+    models = (Model("transcribe.model", "ASR model", given="asr",
+                    when=lambda cfg: cfg.transcribe.enabled == "on"),)
     columns = ("cer", "asr_avg_logprob", "asr_no_speech_prob", "asr_compression_ratio")
 
     def enabled(self, cfg) -> bool:

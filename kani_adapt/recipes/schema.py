@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Optional
 
+from data_tools import registry
 from data_tools.config import DataConfig, normalise_raw
 from kani_adapt.config.shared import Device, Seed
 from kani_adapt.config.typed import from_dict
@@ -82,8 +83,10 @@ class EvalStage(EvalConfig):
 
 # What `prepare` writes: the data tools' dataset folder in the data work folder.
 DATASET = DatasetLayout.in_work("${data.work}")
-SHARE_DEVICE = ("data.transcribe", "data.embed", "data.tokenize", "codec_finetune",
-                "generator.trainer", "eval")  # VAD (data.segment) keeps its own
+# Keys the recipe's device reaches: every data stage's that shares it (the registry says which:
+# VAD, data.segment.device, keeps its own), codec fine-tuning's, training's and eval's.
+SHARE_DEVICE = (*(f"data.{key}" for key in registry.device_keys(shared=True)),
+                "codec_finetune.device", "generator.trainer.device", "eval.device")
 SHARE_SEED = ("codec_finetune", "generator.trainer", "sample.sampling", "eval.sampling")
 
 
@@ -133,7 +136,7 @@ class Recipe:
                                           str(DatasetLayout.in_work("${work_dir}/data").nemo_manifest)),
         "codec_finetune.run_dir": "${work_dir}/codec",
         "codec_finetune.codec": "${codec}",
-        **{f"{section}.device": "${device}" for section in SHARE_DEVICE},
+        **{key: "${device}" for key in SHARE_DEVICE},
         **{f"{section}.seed": "${seed}" for section in SHARE_SEED},
     }
 

@@ -90,7 +90,7 @@ def test_default_examples_drop_repeated_frames_as_the_official_prep_does():
 
 
 def test_training_and_data_defaults_drop_repeated_frames():
-    from data_tools.config import WriteConfig
+    from data_tools.stages.write import WriteConfig
     from kani_adapt.training.config import TrainDataConfig
 
     assert WriteConfig().drop_repeated_frames and TrainDataConfig(train="d").drop_repeated_frames

@@ -9,7 +9,9 @@ import soundfile as sf
 
 from data_tools.stages import align
 from data_tools.speech import mfa
-from data_tools.config import AlignConfig, IngestConfig, SourceConfig
+from data_tools.inputs.layouts import SourceConfig
+from data_tools.stages.align import AlignConfig
+from data_tools.stages.ingest import IngestConfig
 from data_tools.speech.mfa import Word
 from data_tools.records import Utterance, read_jsonl
 from dt_helpers import FIXTURE, run_stage

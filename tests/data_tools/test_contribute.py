@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from data_tools.config import FilterConfig
+from data_tools.stages.filter import FilterConfig
 import yaml
 
 from data_tools.cli import main

@@ -6,7 +6,13 @@ import shutil
 import numpy as np
 import pytest
 
-from data_tools.config import AlignConfig, DataConfig, IngestConfig, RayConfig, SourceConfig
+from data_tools.config import DataConfig, RayConfig
+
+from data_tools.inputs.layouts import SourceConfig
+
+from data_tools.stages.align import AlignConfig
+
+from data_tools.stages.ingest import IngestConfig
 from data_tools.records import read_manifest
 from data_tools.records import manifest_path
 from data_tools.runner import run_stage

@@ -3,7 +3,6 @@ import typing
 
 import pytest
 
-from data_tools import config as data_config
 from data_tools.cli import main
 from data_tools.config import DataConfig, load_config
 from data_tools.contribute.config import load as load_contribute
@@ -80,9 +79,9 @@ def test_a_minimum_must_lie_below_its_maximum(tmp_path, section, low, high):
 
 
 def test_layout_choices_are_the_layouts_ingest_reads():
-    from data_tools.inputs.layouts import DISCOVER
+    from data_tools.inputs.layouts import DISCOVER, SourceConfig
 
-    layout = typing.get_type_hints(data_config.SourceConfig)["layout"]
+    layout = typing.get_type_hints(SourceConfig)["layout"]
     assert set(typing.get_args(layout)) == set(DISCOVER)
 
 

@@ -82,8 +82,8 @@ def test_auto_transcribe_is_fetched_when_the_hub_is_allowed(tmp_path, monkeypatc
     corpus(tmp_path / "rec")
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     target = preflight.Target(load_config(config(tmp_path)))
-    switch, found = preflight.transcribe_switch(target)
-    assert switch == "on"
+    assert preflight.transcribe_switch(target)[0] == "on"
+    found = [f for f in preflight.check_models(target) if f.line.startswith("transcribe.model")]
     assert [f.problem for f in found] == [False]
     assert f"https://huggingface.co/{ASR}" in found[0].line
 

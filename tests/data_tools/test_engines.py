@@ -88,13 +88,13 @@ def test_throughput_per_worker_and_per_stage():
 
 
 def test_the_local_engine_records_its_throughput(tmp_path):
-    from data_tools.records import Utterance
+    from data_tools.records import Utterance, read_manifest
     from kani_adapt.core import atomic
 
     atomic.write_jsonl(tmp_path / "ingest" / "manifest.jsonl", [
         Utterance(f"s/c{i}", "missing.wav", "hi", "s", duration=2.0).to_dict() for i in range(3)])
     runner.run_stage("outliers", DataConfig(work=str(tmp_path)),
-                     inputs=runner.read_manifest(tmp_path / "ingest" / "manifest.jsonl"))
+                     inputs=read_manifest(tmp_path / "ingest" / "manifest.jsonl"))
     rec = json.loads((tmp_path / "outliers" / "throughput.json").read_text())
     assert (rec["stage"], rec["engine"], rec["items"], rec["workers"]) == ("outliers", "local",
                                                                            3, 1)
@@ -134,7 +134,7 @@ def test_a_bad_engine_or_ray_setting_is_refused_by_the_loader(tmp_path, capsys):
 def test_the_work_folder_lock_holds_against_the_ray_engine(tmp_path):
     """A local run holding the folder (another process) refuses a Ray run before Ray starts."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom kani_adapt import locks\n"
+        [sys.executable, "-c", "import sys, time\nfrom kani_adapt.core import locks\n"
          "with locks.hold(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)",
          str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:

@@ -5,7 +5,9 @@ import pytest
 
 from data_tools.stages import filter as filt
 from kani_adapt.scorers import textnorm
-from data_tools.config import FilterConfig, IngestConfig, SourceConfig
+from data_tools.inputs.layouts import SourceConfig
+from data_tools.stages.filter import FilterConfig
+from data_tools.stages.ingest import IngestConfig
 from data_tools.speech.quality import Features, measure
 from data_tools.records import read_jsonl
 from dt_helpers import SENTENCES, espeak, good_clip, needs_espeak, run_stage, with_silence, write

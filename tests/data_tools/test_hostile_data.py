@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 
 from data_tools.inputs import ids
-from data_tools.config import IngestConfig, SourceConfig
+from data_tools.inputs.layouts import SourceConfig
+from data_tools.stages.ingest import IngestConfig
 from data_tools.records import read_jsonl
 from dt_helpers import needs_espeak, run_stage
 from tests.helpers import substitute_codec
@@ -280,7 +281,7 @@ def test_a_killed_holder_releases_the_work_folder(tmp_path):
     from kani_adapt.core.errors import DataError
 
     work = tmp_path / "work"
-    code = ("import sys, time; from kani_adapt import locks\n"
+    code = ("import sys, time; from kani_adapt.core import locks\n"
             f"with locks.hold({str(work)!r}):\n    print('held', flush=True); time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": os.getcwd()})
@@ -325,7 +326,7 @@ def test_a_giant_transcript_is_refused_unread_in_every_layout(tmp_path):
 
 def test_filter_bounds_text_length_and_letters_per_second_absolutely():
     from data_tools.stages import filter as filtering
-    from data_tools.config import FilterConfig
+    from data_tools.stages.filter import FilterConfig
     from data_tools.speech.quality import Features
 
     def feats(cps):

@@ -4,7 +4,8 @@ import numpy as np
 import soundfile as sf
 
 from data_tools.inputs import ids
-from data_tools.config import IngestConfig, SourceConfig
+from data_tools.inputs.layouts import SourceConfig
+from data_tools.stages.ingest import IngestConfig
 from data_tools.records import read_jsonl, read_manifest
 from dt_helpers import espeak, good_clip, needs_espeak, plant_bad_files, run_stage, write
 

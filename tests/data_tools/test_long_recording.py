@@ -20,7 +20,8 @@ import json, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 sys.path.insert(0, {helpers!r})
 import numpy as np
-from data_tools.config import IngestConfig, SourceConfig
+from data_tools.inputs.layouts import SourceConfig
+from data_tools.stages.ingest import IngestConfig
 from dt_helpers import run_stage
 
 def energy_vad(audio16k):  # stands in for silero-vad (its speed is not the point here)

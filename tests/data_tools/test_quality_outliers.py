@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from data_tools.config import FilterConfig, OutliersConfig
+from data_tools.stages.filter import FilterConfig
+
+from data_tools.stages.outliers import OutliersConfig
 from data_tools.records import Utterance, read_jsonl
 from data_tools.records import read_stage_results
 from dt_helpers import SENTENCES, espeak, needs_espeak, run_stage, with_silence

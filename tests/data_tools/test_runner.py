@@ -10,11 +10,11 @@ from data_tools.cli import build_parser
 from data_tools.config import DataConfig
 from data_tools.records import Utterance, read_jsonl
 from kani_adapt.core import atomic
-from data_tools.registry import Kept, Rejected
+from data_tools.stages.kit import BaseStage, Kept, Rejected
 from kani_adapt.core.errors import ConfigError, DataError
 
 
-class Shout(runner.BaseStage):
+class Shout(BaseStage):
     """A model stage in miniature: batches of two, rejects items whose text says 'bad'."""
 
     name, help, model = "shout", "upper-case every transcript", True
@@ -169,7 +169,9 @@ def test_a_stage_that_writes_transcripts_lets_ingest_keep_clips_without_one(tmp_
     import numpy as np
     import soundfile as sf
 
-    from data_tools.config import IngestConfig, SourceConfig
+    from data_tools.inputs.layouts import SourceConfig
+
+    from data_tools.stages.ingest import IngestConfig
 
     rec = tmp_path / "rec" / "s"
     rec.mkdir(parents=True)
@@ -195,7 +197,7 @@ def test_a_model_stage_sees_the_device_auto_resolves_to_for_its_process(tmp_path
     import torch
 
     class OnDevice(Shout):
-        section = "embed"
+        section, device = "embed", "device"
 
         def open(self, ctx):
             self.device = ctx.cfg.embed.device

@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 
 from data_tools.stages import segment
-from data_tools.config import IngestConfig, SegmentConfig, SourceConfig
+from data_tools.inputs.layouts import SourceConfig
+from data_tools.stages.ingest import IngestConfig
+from data_tools.stages.segment import SegmentConfig
 from data_tools.records import Utterance, read_jsonl
 from dt_helpers import SENTENCES, espeak, needs_espeak, run_stage, with_silence, write
 

@@ -9,7 +9,11 @@ from data_tools.stages import embed, tokenize
 from data_tools import runner
 from kani_adapt.models.speaker import embedder as speaker_embedder
 from kani_adapt.batching import id_batches
-from data_tools.config import EmbedConfig, IngestConfig, SourceConfig, TokenizeConfig, WriteConfig
+from data_tools.inputs.layouts import SourceConfig
+from data_tools.stages.embed import EmbedConfig
+from data_tools.stages.ingest import IngestConfig
+from data_tools.stages.tokenize import TokenizeConfig
+from data_tools.stages.write import WriteConfig
 from data_tools.records import read_stage_results
 from dt_helpers import EnergyCodec, good_clip, needs_espeak, run_stage
 from kani_adapt.codec.protocol import Codec

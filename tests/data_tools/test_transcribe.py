@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from data_tools.stages import transcribe
-from data_tools.config import IngestConfig, SourceConfig, TranscribeConfig
+from data_tools.inputs.layouts import SourceConfig
+from data_tools.stages.ingest import IngestConfig
+from data_tools.stages.transcribe import TranscribeConfig
 from data_tools.records import read_jsonl
 from data_tools.records import read_stage_results
 from dt_helpers import SENTENCES, good_clip, needs_espeak, run_stage, write
@@ -17,8 +19,10 @@ from kani_adapt.scorers.asr import Transcript
 
 
 def test_repeated_ngram_finds_back_to_back_loops():
-    assert transcribe.repeated_ngram("we will we will we will we will rock you") == ("we will", 4)
-    assert transcribe.repeated_ngram("the cat sat on the mat")[1] == 1
+    from data_tools.speech.guards import repeated_ngram
+
+    assert repeated_ngram("we will we will we will we will rock you") == ("we will", 4)
+    assert repeated_ngram("the cat sat on the mat")[1] == 1
 
 
 def test_each_guard_names_its_reason():

@@ -9,7 +9,9 @@ import struct
 import numpy as np
 import soundfile as sf
 
-from data_tools.config import IngestConfig, SourceConfig
+from data_tools.inputs.layouts import SourceConfig
+
+from data_tools.stages.ingest import IngestConfig
 from data_tools.records import read_jsonl
 from dt_helpers import run_stage
 from tests.av_audio import FORMATS, encode, video_only
@@ -83,14 +85,13 @@ def test_every_file_of_a_mixed_folder_is_accounted_for(tmp_path):
 
 
 def test_the_report_lists_unused_files_and_hidden_characters(tmp_path):
-    from data_tools.report import summary as report
-    from data_tools.stages import write
-    from data_tools.config import WriteConfig
+    from data_tools import registry
+    from data_tools.report import dataset, summary as report
 
     root, work = tmp_path / "rec", tmp_path / "work"
     _corpus(root)
     run_stage("ingest", work, budget=0.9, ingest=IngestConfig(sources=[SourceConfig(path=str(root))]))
-    summary = report.summarise([], [], write._extras(work, WriteConfig(), {}))
+    summary = report.summarise([], [], dataset.extras(work, registry.names(), {}, {}))
     text = report.markdown(summary)
     assert "## Input files not used" in text and "orphan.txt" in text and "README.md" in text
     assert "transcript_without_audio (1)" in text and "not_audio (1)" in text

@@ -11,7 +11,7 @@ import pytest
 
 from data_tools.speech import voices
 from kani_adapt.audio import write_clip
-from data_tools.config import SegmentConfig
+from data_tools.stages.segment import SegmentConfig
 from data_tools.records import Utterance, read_jsonl
 from dt_helpers import run_stage
 
@@ -119,7 +119,8 @@ def test_voice_checks_can_be_switched_off(long_recording):
 
 
 def test_auto_without_an_embedder_on_this_machine_cuts_as_before(long_recording, tmp_path):
-    from data_tools.config import DataConfig, EmbedConfig
+    from data_tools.config import DataConfig
+    from data_tools.stages.embed import EmbedConfig
 
     work, utt = long_recording
     assert not voices.wanted(DataConfig(embed=EmbedConfig(model=str(tmp_path / "absent"))))
