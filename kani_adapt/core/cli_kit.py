@@ -17,9 +17,12 @@ SIGINT, SIGUSR1) ends a command with one line and exit code 128 + the signal num
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
 import traceback
+import types
+import typing
 
 from kani_adapt.core import devices
 from kani_adapt.core.errors import KaniAdaptError, PreflightError, describe_os_error
@@ -125,6 +128,41 @@ def add_device(parser: argparse.ArgumentParser, what: str, default: str | None =
     """The ``--device`` of every command, with the values every config's ``device`` takes."""
     parser.add_argument("--device", type=devices.check, default=default, metavar="DEVICE",
                         help=f"where {what} runs: {devices.CHOICES} ({note})")
+
+
+def add_fields(parser: argparse.ArgumentParser, cls, title: str, description: str,
+               note=lambda name, default: f"default: {default}") -> None:
+    """One option per field of the dataclass ``cls``, in a group of the help: ``--top-p`` for
+    ``top_p``, of the field's type (a bool: ``--x`` / ``--no-x``; a Literal: its choices; a
+    list: several values), its help the field's ``metadata["help"]``, its range (``RANGES``) and
+    ``note(name, default)``. Every option defaults to None (not given): the caller layers what
+    was given over its other sources, and the config loader checks the values."""
+    group = parser.add_argument_group(title, description)
+    hints = typing.get_type_hints(cls)
+    ranges = {k: v for klass in reversed(cls.__mro__) for k, v in vars(klass).get("RANGES", {}).items()}
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        text = "; ".join(part for part in (f.metadata.get("help", ""),
+                                           ranges.get(f.name) and f"range {ranges[f.name]}",
+                                           note(f.name, default)) if part)
+        flag, kind = "--" + f.name.replace("_", "-"), _plain(hints[f.name])
+        options = {"dest": f.name, "default": None, "help": text}
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **options)
+        elif typing.get_origin(kind) is typing.Literal:
+            group.add_argument(flag, choices=typing.get_args(kind), **options)
+        elif typing.get_origin(kind) in (list, tuple):
+            item = _plain((typing.get_args(kind) or (str,))[0])
+            group.add_argument(flag, nargs="+", type=item, metavar=f.name.upper(), **options)
+        else:
+            group.add_argument(flag, type=kind, metavar=f.name.upper(), **options)
+
+
+def _plain(tp):
+    """The type an option parses for a field of type ``tp`` (``Optional[int]``: int)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    return tp
 
 
 def one_line(err: BaseException) -> str | None:
