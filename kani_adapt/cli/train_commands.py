@@ -17,7 +17,7 @@ def add_train(sub) -> None:
             "Re-running the same command resumes exactly from run_dir/checkpoints/last.ckpt\n"
             "(model, optimizer, scheduler, data position, RNG); trainer.max_steps may grow.\n\n"
             "Where: trainer.device=auto (default: a GPU when there is one), cpu, cuda or cuda:N.\n"
-            "Several GPUs: trainer.devices=8 trainer.strategy=ddp (or fsdp).\n"
+            "Several GPUs: trainer.gpus_per_node=8 trainer.strategy=ddp (or fsdp).\n"
             "Several nodes: trainer.num_nodes=N, launched once per node (torchrun, SLURM).\n"
             "Forgetting: eval.base_prompts=8 eval.stop_on_forgetting=cer scores held-out rows of\n"
             "data.replay at each validation and stops once the base language gets worse."
