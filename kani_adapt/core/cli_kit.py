@@ -139,7 +139,8 @@ def add_fields(parser: argparse.ArgumentParser, cls, title: str, description: st
     was given over its other sources, and the config loader checks the values."""
     group = parser.add_argument_group(title, description)
     hints = typing.get_type_hints(cls)
-    ranges = {k: v for klass in reversed(cls.__mro__) for k, v in vars(klass).get("RANGES", {}).items()}
+    ranges = {key: spec for klass in reversed(cls.__mro__)  # a subclass adds to its bases'
+              for key, spec in vars(klass).get("RANGES", {}).items()}
     for f in dataclasses.fields(cls):
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         text = "; ".join(part for part in (f.metadata.get("help", ""),
