@@ -9,15 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kani_adapt.core.cli_kit import Parser, add_device, add_verbose, run_cli
+from kani_adapt.core.cli_kit import Parser, add_device, add_overrides, add_verbose, run_cli
 
 DESCRIPTION = """\
 Turn community recordings into KaniTTS2 training data, one resumable stage at a time:
   {order}
 `data-tools prepare DATA_CONFIG` runs them all; `data-tools check DATA_CONFIG` checks the
 config, the machine and the recordings first (models, devices, languages) and says what is
-wrong, one line each (`--show-config` adds the resolved YAML). Every command takes key=value overrides after the config path
-(e.g. `filter.min_snr_db=10`). Rejected items and their reasons land in <work>/rejected.jsonl.
+wrong, one line each (`--show-config` adds the resolved YAML). Every command that reads a
+config also takes its keys as KEY=VALUE (e.g. `filter.min_snr_db=10`). Rejected items and their
+reasons land in <work>/rejected.jsonl.
 `data-tools contribute validate|package DIR` checks and packages a contributed accent dataset.
 Every stage runs in this process by default; `--engine ray` spreads it over a Ray cluster (a
 local one started for the run, or `--ray-address auto` / an address) with the same results.
@@ -103,9 +104,9 @@ def cmd_check(args) -> int:
 def _contribute_config(args):
     from data_tools.contribute.config import load
 
-    overrides = [f"{k}={v}" for k, v in (("min_hours", args.min_hours),
-                                         ("min_speakers", args.min_speakers)) if v is not None]
-    return load(args.config, overrides)
+    flags = [f"{k}={v}" for k, v in (("min_hours", args.min_hours),
+                                     ("min_speakers", args.min_speakers)) if v is not None]
+    return load(args.config, [*flags, *args.overrides])
 
 
 def cmd_validate(args) -> int:
@@ -167,6 +168,7 @@ def _add_contribute(sub) -> None:
             a.add_argument("--out", required=True, help="dataset folder to create")
             a.add_argument("--overwrite", action="store_true",
                            help="replace OUT when it already exists")
+        add_overrides(a, "max_speaker_share=0.6")
         a.set_defaults(func=func)
 
 
@@ -207,15 +209,14 @@ def _strict(p) -> None:
 
 def _config_args(p) -> None:
     p.add_argument("config", help="data config (YAML)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="settings that replace the config's, e.g. embed.batch_size=16")
+    add_overrides(p, "embed.batch_size=16")
 
 
 def build_parser() -> Parser:
     from data_tools import registry
 
     order = " -> ".join(registry.names())
-    parser = _Parser(prog="data-tools", description=DESCRIPTION.format(order=order),
+    parser = Parser(prog="data-tools", description=DESCRIPTION.format(order=order),
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_verbose(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -234,23 +235,6 @@ def build_parser() -> Parser:
     p.set_defaults(func=cmd_check)
     _add_contribute(sub)
     return parser
-
-
-class _Parser(Parser):
-    """Takes key=value overrides anywhere after the command (argparse alone accepts a trailing
-    positional list only right after the config path, before any option)."""
-
-    def parse_args(self, args=None, namespace=None):
-        import re
-
-        args = sys.argv[1:] if args is None else list(args)
-        overrides = [a for a in args if re.match(r"[A-Za-z_][\w.]*=", a)]
-        ns = super().parse_args([a for a in args if a not in overrides], namespace)
-        if overrides and not hasattr(ns, "overrides"):
-            self.error(f"unrecognized arguments: {' '.join(overrides)}")
-        if overrides:
-            ns.overrides = list(ns.overrides) + overrides
-        return ns
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,9 +54,9 @@ def test_the_former_accelerator_key_gets_a_hint(cls, base, old):
 
 
 def test_one_named_gpu_with_several_devices_is_refused():
-    with pytest.raises(ConfigError, match="device cuda:1 names one GPU but devices is 4"):
-        load_config(TrainConfig, None, [*GEN, "trainer.device=cuda:1", "trainer.devices=4"])
-    cfg = load_config(TrainConfig, None, [*GEN, "trainer.device=cuda", "trainer.devices=4"])
+    with pytest.raises(ConfigError, match="device cuda:1 names one GPU but gpus_per_node is 4"):
+        load_config(TrainConfig, None, [*GEN, "trainer.device=cuda:1", "trainer.gpus_per_node=4"])
+    cfg = load_config(TrainConfig, None, [*GEN, "trainer.device=cuda", "trainer.gpus_per_node=4"])
     assert devices.for_lightning(cfg.trainer.device) == ("gpu", None)  # the count decides
 
 

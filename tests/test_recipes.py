@@ -66,6 +66,67 @@ def test_the_recipes_device_and_seed_reach_every_stage_that_does_not_name_its_ow
     assert plain.codec_finetune is None  # an optional stage is not switched on by sharing
 
 
+def embedder_fields(cls, path=""):
+    """Every dotted key of a schema that names a speaker embedder: by its name, or by a default
+    of the published embedder's hub id."""
+    import dataclasses
+    import typing
+
+    from kani_adapt.config.defaults import SPEAKER_EMBEDDER_HUB_ID
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        section = next((a for a in (tp, *typing.get_args(tp)) if dataclasses.is_dataclass(a)), None)
+        if section is not None:
+            yield from embedder_fields(section, f"{path}{f.name}.")
+        elif "embedder" in f.name or f.default == SPEAKER_EMBEDDER_HUB_ID:
+            yield f"{path}{f.name}"
+
+
+def test_every_key_that_loads_the_speaker_embedder_is_wired_from_the_recipes_one():
+    from kani_adapt.recipes.schema import SHARE_SPEAKER_EMBEDDER, Recipe
+
+    found = set(embedder_fields(Recipe))
+    # The training callback's clips carry no reference to compare a voice with: a model there
+    # would load to score nothing, so it is not wired (schema.py says so).
+    unwired = {"speaker_embedder", "generator.eval.scorers.speaker_embedder"}
+    assert {"data.embed.model", "eval.scorers.speaker_embedder"} <= found
+    assert found - unwired == set(SHARE_SPEAKER_EMBEDDER)
+    assert all(Recipe.WIRED[key] == "${speaker_embedder}" for key in SHARE_SPEAKER_EMBEDDER)
+
+
+def test_the_recipes_speaker_embedder_reaches_the_data_and_the_eval(tmp_path):
+    data = "data: {ingest: {sources: [{path: rec}]}}\n"
+    r = load_recipe(_recipe(tmp_path, f"speaker_embedder: org/voices\n{data}"))
+    assert (r.data.embed.model, r.eval.scorers.speaker_embedder) == ("org/voices",) * 2
+    assert r.generator.eval.scorers.speaker_embedder == ""
+    own = load_recipe(_recipe(tmp_path, f"speaker_embedder: org/voices\n{data}"),
+                      ["eval.scorers.speaker_embedder=org/other"])
+    assert (own.data.embed.model, own.eval.scorers.speaker_embedder) == ("org/voices", "org/other")
+    off = load_recipe(_recipe(tmp_path, data), ["eval.scorers.speaker_embedder="])
+    assert off.eval.scorers.speaker_embedder == ""  # a stage may switch similarity off
+
+
+def test_the_tiny_embedder_is_built_once_into_the_work_folder_for_every_stage_using_it(tmp_path):
+    from kani_adapt.recipes.runner import plan
+    from kani_adapt.recipes.schema import TINY_EMBEDDER
+
+    demo = load_recipe(RECIPES / "demo" / "demo.yaml", [f"work_dir={tmp_path}"])
+    folder = str(tmp_path / TINY_EMBEDDER)
+    assert (demo.data.embed.model, demo.eval.scorers.speaker_embedder) == (folder, folder)
+    assert [s.name for s in plan(demo, {})][:3] == ["synthesize", "speaker_model", "prepare"]
+    # a tokenized dataset instead of recordings: the eval stage alone still needs it built
+    given = load_recipe(_recipe(tmp_path, "speaker_embedder: tiny\n"))
+    assert given.eval.scorers.speaker_embedder.endswith(TINY_EMBEDDER)
+    assert "speaker_model" in [s.name for s in plan(given, {})]
+    quiet = load_recipe(_recipe(tmp_path, "speaker_embedder: tiny\n"), ["eval.enabled=false"])
+    assert "speaker_model" not in [s.name for s in plan(quiet, {})]
+    other = load_recipe(_recipe(tmp_path, "speaker_embedder: tiny\n"),
+                        ["eval.scorers.speaker_embedder=org/voices"])
+    assert "speaker_model" not in [s.name for s in plan(other, {})]
+
+
 def test_a_bad_recipe_device_is_reported_once_at_the_recipes_key(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_recipe(_recipe(tmp_path, "device: gpu\nseed: -2\n"))

@@ -113,3 +113,62 @@ def test_no_code_below_the_schemas_spells_a_sampling_value():
                         node.args or node.keywords):
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def generate_parser():
+    from kani_adapt.cli.main import build_parser
+
+    return build_parser()._subparsers._group_actions[0].choices["generate"]
+
+
+def generate_args(*extra: str):
+    from kani_adapt.cli.main import build_parser
+
+    return build_parser().parse_args(["generate", "ckpt", "--text", "x", "--out", "c.npy", *extra])
+
+
+def test_generate_has_a_flag_for_every_sampling_field_with_its_help_and_range():
+    options = {a.dest: a for a in generate_parser()._actions}
+    for f in dataclasses.fields(SamplingConfig):
+        action = options[f.name]
+        assert action.option_strings[0] == "--" + f.name.replace("_", "-")
+        assert action.default is None  # not given: the checkpoint's value, else the default
+        assert f.metadata["help"] and action.help.startswith(f.metadata["help"])
+        if f.name in SamplingConfig.RANGES:
+            assert f"range {SamplingConfig.RANGES[f.name]}" in action.help
+    args = generate_args("--temperature", "0", "--top-p", "0.5", "--max-frames", "7", "--seed", "3",
+                         "--no-constrain", "--cfg-scale", "2", "--cfg-frames", "4",
+                         "--repetition-penalty", "1.2")
+    from kani_adapt.cli.generate_command import sampling_of
+
+    assert sampling_of(args, {"top_p": 0.9, "temperature": 0.8}) == SamplingConfig(
+        temperature=0.0, top_p=0.5, repetition_penalty=1.2, max_frames=7, seed=3,
+        constrain_audio=False, cfg_scale=2.0, cfg_frames=4)
+    assert sampling_of(generate_args(), {"top_p": 0.9}) == SamplingConfig(top_p=0.9)
+
+
+@dataclasses.dataclass(frozen=True)
+class WiderSampling(SamplingConfig):
+    """A sampling section with a setting generate's command line has never heard of."""
+
+    min_p: float = dataclasses.field(default=0.0, metadata={"help": "drop tokens below this share "
+                                                                    "of the likeliest"})
+    RANGES = {"min_p": "[0, 1]"}
+
+
+def test_a_new_sampling_field_reaches_generate_with_no_edit_there(monkeypatch, capsys):
+    from kani_adapt.cli.generate_command import sampling_of
+    from kani_adapt.cli.main import main
+    from kani_adapt.config import sampling
+
+    monkeypatch.setattr(sampling, "SamplingConfig", WiderSampling)
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--min-p MIN_P drop tokens below this share of the likeliest; range [0, 1]; default: 0.0" \
+        in shown
+    assert "--top-p TOP_P nucleus sampling mass; range (0, 1]" in shown  # the base's ranges too
+    chosen = sampling_of(generate_args("--min-p", "0.1"), {})
+    assert isinstance(chosen, WiderSampling) and chosen.min_p == 0.1
+    with pytest.raises(ConfigError, match=r"generate.min_p: 1.5 is outside \[0, 1\]"):
+        sampling_of(generate_args("--min-p", "1.5"), {})  # the range is the loader's

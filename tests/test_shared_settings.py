@@ -138,3 +138,44 @@ def test_a_run_folder_written_with_a_former_key_name_is_reopened(tmp_path):
     cfg.trainer.device = "cuda"
     with pytest.raises(ConfigError, match="another config"):
         prepare_run_dir(cfg)  # and a real change is still caught
+
+
+def schema_fields(cls, path=""):
+    """Every (dotted key, field name) of a schema and its sections."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{path}{f.name}"
+        yield key, f.name
+        tp = hints[f.name]
+        inner = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)] or [tp]
+        if dataclasses.is_dataclass(inner[0]):
+            yield from schema_fields(inner[0], f"{key}.")
+
+
+def test_where_a_run_goes_and_how_many_gpus_it_takes_have_names_apart(tmp_path):
+    from kani_adapt.recipes.schema import Recipe
+
+    keys = [key for key, name in schema_fields(Recipe) if name == "devices"]
+    assert keys == []  # `device` is where; a count of GPUs is named as one
+    assert "generator.trainer.gpus_per_node" in dict(schema_fields(Recipe))
+    base = ["data.train=d", "model.init=tiny", f"run_dir={tmp_path / 'run'}"]
+    with pytest.raises(ConfigError, match="unknown key 'devices'; it is now called 'gpus_per_node'"):
+        load_config(TrainConfig, None, [*base, "trainer.devices=2"])
+
+
+def test_a_run_folder_written_with_devices_reopens_with_its_gpu_count(tmp_path):
+    from kani_adapt.config.load import dump_yaml, load_saved_config
+    from kani_adapt.training.run import prepare_run_dir
+
+    cfg = load_config(TrainConfig, None, ["data.train=d", "model.init=tiny", "trainer.device=cpu",
+                                           "trainer.gpus_per_node=2", f"run_dir={tmp_path / 'run'}"])
+    saved = tmp_path / "run" / "config.yaml"
+    dump_yaml(cfg, saved)
+    text = saved.read_text()
+    assert "  gpus_per_node: 2\n" in text
+    saved.write_text(text.replace("  gpus_per_node: 2\n", "  devices: 2\n"))  # an older version's
+    assert load_saved_config(TrainConfig, saved).trainer.gpus_per_node == 2
+    assert prepare_run_dir(cfg) == tmp_path / "run"  # same run: reopened, not refused

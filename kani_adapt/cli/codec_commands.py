@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kani_adapt.config.defaults import MAX_CLIP_SECONDS
-from kani_adapt.core.cli_kit import Formatter, Parser
+from kani_adapt.core.cli_kit import Formatter, Parser, add_overrides
 
 
 def add_codec(sub) -> None:
@@ -84,31 +84,36 @@ def _add_train(sub) -> None:
         help="fine-tune the codec (modes: decoder, full, lora)",
         description=(
             "Fine-tune NanoCodec with NeMo's own GAN training step under Lightning.\n"
-            "CONFIG is a YAML file of codec training keys; key=value overrides use dotted paths\n"
-            "(e.g. optim.lr=1e-4). The run directory (run_dir) receives config.yaml, checkpoints,\n"
-            "TensorBoard events and metrics. --resume RUN_DIR continues an interrupted run\n"
-            "exactly, reading only RUN_DIR (overrides limited to max_steps and cadences)."
+            "CONFIG is a YAML file of codec training keys; KEY=VALUE settings use their dotted\n"
+            "names. The run directory (run_dir) receives config.yaml, checkpoints, TensorBoard\n"
+            "events and metrics. --resume RUN_DIR continues an interrupted run exactly, reading\n"
+            "only RUN_DIR (KEY=VALUE limited to max_steps and cadences)."
         ),
     )
     p.add_argument("config", nargs="?", type=Path, metavar="CONFIG", help="YAML config")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
+    add_overrides(p, "optim.lr=1e-4 max_steps=2000")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run")
     p.set_defaults(func=run_train)
 
 
 def run_train(args) -> int:
-    from kani_adapt.training.codec.train import resume_run, start_run
+    from kani_adapt.config.load import load_config
     from kani_adapt.core.errors import ConfigError
+    from kani_adapt.training.codec.config import CodecTrainConfig
 
-    overrides = list(args.overrides)
-    if args.resume is not None:
-        if args.config is not None:
-            overrides.insert(0, str(args.config))  # argparse took the first override for CONFIG
-        summary = resume_run(args.resume, overrides)
-    elif args.config is None:
+    if args.resume is not None and args.config is not None:
+        raise ConfigError(f"give a CONFIG file or --resume RUN_DIR, not both ({args.config}: "
+                          "a resumed run reads only its own config.yaml)")
+    if args.resume is None and args.config is None:
         raise ConfigError("give a CONFIG file, or --resume RUN_DIR")
+    if args.resume is None:
+        load_config(CodecTrainConfig, args.config, args.overrides)  # its errors before torch, NeMo
+    from kani_adapt.training.codec.train import resume_run, start_run
+
+    if args.resume is not None:
+        summary = resume_run(args.resume, args.overrides)
     else:
-        summary = start_run(args.config, overrides)
+        summary = start_run(args.config, args.overrides)
     for key, value in summary.items():
         print(f"{key}: {value}")
     return 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kani_adapt.core.cli_kit import Formatter
+from kani_adapt.core.cli_kit import Formatter, add_overrides
 
 DESCRIPTION = """\
 Evaluate a KaniTTS2 checkpoint on an eval set: generate each item (fixed seeds, samples=N
@@ -37,10 +37,9 @@ dataset.replay=BASE_DATASET for base-language items (the forgetting line).
 
 Scorers: DNSMOS and failures by default (CPU, nothing to download). CER/WER and language
 ID need scorers.asr=openai/whisper-large-v3 (or a folder); similarity needs
-scorers.speaker_embedder=FOLDER_OR_ID. Any key of the config can be set as key=value,
-written right after CHECKPOINT:
-  kani-adapt eval runs/hessian/export scorers.asr=openai/whisper-large-v3 samples=2 \
-      --compare nineninesix/kani-tts-2-en --set eval.jsonl --out reports/eval
+scorers.speaker_embedder=FOLDER_OR_ID. Any key of the config can be set as KEY=VALUE:
+  kani-adapt eval runs/hessian/export --compare nineninesix/kani-tts-2-en --set eval.jsonl \
+      --out reports/eval scorers.asr=openai/whisper-large-v3 samples=2
 
 Writes OUT/eval.md, eval.json, utterances.parquet, wavs/, tensorboard/; prints one verdict
 line per checkpoint."""
@@ -55,9 +54,8 @@ def add_eval(sub) -> None:
     p.add_argument("--set", dest="eval_set", required=True, type=Path, metavar="EVAL_SET",
                    help="eval set (.jsonl, .yaml, or a dataset folder/.parquet)")
     p.add_argument("--out", type=Path, default=Path("eval"), help="output folder")
-    p.add_argument("--config", type=Path, help="YAML with eval settings (see overrides)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="config overrides, right after CHECKPOINT, e.g. samples=2 scorers.asr=ID")
+    p.add_argument("--config", type=Path, help="YAML with eval settings (or KEY=VALUE alone)")
+    add_overrides(p, "samples=2 scorers.asr=ID")
     p.set_defaults(func=run)
 
 

@@ -1,10 +1,11 @@
 """`kani-adapt generate`: codes (and, with a codec, audio) for text with a KaniTTS2 checkpoint."""
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 from kani_adapt.config import sampling
-from kani_adapt.core.cli_kit import Formatter, add_device
+from kani_adapt.core.cli_kit import Formatter, add_device, add_fields
 from kani_adapt.core.errors import ConfigError
 
 
@@ -23,9 +24,7 @@ def add_generate(sub) -> None:
         description=(
             "Generate NanoCodec codes (frames x 4, saved with numpy) for each --text.\n"
             "One --text writes --out; several write OUT_0.npy, OUT_1.npy, ... (one batch).\n"
-            "With --codec, each is also decoded to a .wav beside its .npy.\n\n"
-            "Sampling values you do not set come from the checkpoint's generation_config.json,\n"
-            f"else from the built-in fallbacks: {sampling.help_line()}."
+            "With --codec, each is also decoded to a .wav beside its .npy."
         ),
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="KaniTTS2 directory or hub id")
@@ -36,24 +35,15 @@ def add_generate(sub) -> None:
     p.add_argument("--speaker-emb", type=Path, metavar="FILE",
                    help=".npy file with a 128-d speaker embedding")
     p.add_argument("--out", type=Path, required=True, help="output .npy file")
-    # None = not set by the user: the checkpoint's generation_config.json decides
-    p.add_argument("--temperature", type=float, default=None, help="0 = greedy")
-    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass")
-    p.add_argument("--repetition-penalty", type=float, default=None)
-    p.add_argument("--max-frames", type=int, default=None, help="cap (12.5 frames per second)")
-    p.add_argument("--cfg-scale", type=float, default=None,
-                   help="onset-only classifier-free guidance strength (1 = none)")
-    p.add_argument("--cfg-frames", type=int, default=None,
-                   help="frames from the start that guidance covers (0 = off)")
-    p.add_argument("--no-constrain", action="store_true",
-                   help="sample over the whole vocabulary instead of the expected codebook")
-    p.add_argument("--seed", type=int, default=None)
     p.add_argument("--retries", type=int, default=0, metavar="N",
                    help="re-sample (next seed) an utterance up to N times when it failed: it hit "
                         "--max-frames, or its onset entropy is above --derail-threshold")
     p.add_argument("--derail-threshold", type=float, default=DERAIL_THRESHOLD,
                    help="onset entropy (mean over the first 50 frames, 1 = a uniform guess) above "
                         "which an utterance counts as derailed; not calibrated on released models")
+    add_fields(p, sampling.SamplingConfig, "sampling",
+               "Values not given here come from the checkpoint's generation_config.json where\n"
+               "it sets them, else from the defaults below.", note=_fallback)
     add_device(p, "the generator (and the codec)")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
                    help="compute dtype (bf16 for GPUs)")
@@ -142,10 +132,15 @@ def _retry(rows, args, chosen, again):
     return rows
 
 
+def _fallback(name: str, default) -> str:
+    """What a sampling option left out becomes (the help's note)."""
+    shown = {None: "none", True: "on", False: "off"}.get(default, default) \
+        if isinstance(default, (bool, type(None))) else default
+    return (f"default: the checkpoint's, else {shown}" if name in sampling.FROM_CHECKPOINT
+            else f"default: {shown}")
+
+
 def sampling_of(args, from_checkpoint: dict) -> sampling.SamplingConfig:
     """The user's values, else the checkpoint's generation_config.json, else the defaults."""
-    given = {"temperature": args.temperature, "top_p": args.top_p, "max_frames": args.max_frames,
-             "repetition_penalty": args.repetition_penalty, "seed": args.seed,
-             "constrain_audio": False if args.no_constrain else None,
-             "cfg_scale": args.cfg_scale, "cfg_frames": args.cfg_frames}
+    given = {f.name: getattr(args, f.name) for f in fields(sampling.SamplingConfig)}
     return sampling.layered(given, from_checkpoint, where="generate")

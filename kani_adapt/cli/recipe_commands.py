@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kani_adapt.core.cli_kit import Formatter
+from kani_adapt.core.cli_kit import Formatter, add_overrides
 from kani_adapt.core.errors import ConfigError
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -24,8 +24,7 @@ def add_recipe_commands(sub) -> None:
         ),
     )
     p.add_argument("recipe", type=Path, metavar="RECIPE")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="dotted overrides, e.g. generator.trainer.max_steps=2000")
+    add_overrides(p, "generator.trainer.max_steps=2000")
     _strict(p)
     p.set_defaults(func=run_run)
 
@@ -42,8 +41,7 @@ def add_recipe_commands(sub) -> None:
         ),
     )
     p.add_argument("recipe", type=Path, metavar="RECIPE", help="recipe YAML")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="dotted overrides, e.g. generator.trainer.max_steps=2000")
+    add_overrides(p, "generator.trainer.max_steps=2000")
     p.add_argument("--show-config", action="store_true",
                    help="also print the fully resolved recipe (defaults and wiring filled in) "
                         "and the codec each stage uses")
@@ -68,7 +66,7 @@ def add_recipe_commands(sub) -> None:
         ),
     )
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="work directory")
-    p.add_argument("overrides", nargs="*", metavar="key=value")
+    add_overrides(p, "generator.trainer.max_steps=60")
     p.set_defaults(func=run_demo)
 
 

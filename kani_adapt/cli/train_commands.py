@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kani_adapt.core.cli_kit import Formatter
+from kani_adapt.core.cli_kit import Formatter, add_overrides
 
 
 def add_train(sub) -> None:
@@ -13,33 +13,28 @@ def add_train(sub) -> None:
         description=(
             "Train a KaniTTS2 generator on a tokenized dataset.\n\n"
             "CONFIG is a YAML file of the training schema (kani_adapt/training/config.py);\n"
-            "key=value overrides use the same dotted names, e.g. optim.lr=1e-4 mode=lora.\n"
+            "KEY=VALUE settings use the same dotted names (none, a CONFIG, or both).\n"
             "Re-running the same command resumes exactly from run_dir/checkpoints/last.ckpt\n"
             "(model, optimizer, scheduler, data position, RNG); trainer.max_steps may grow.\n\n"
             "Where: trainer.device=auto (default: a GPU when there is one), cpu, cuda or cuda:N.\n"
-            "Several GPUs: trainer.devices=8 trainer.strategy=ddp (or fsdp).\n"
+            "Several GPUs: trainer.gpus_per_node=8 trainer.strategy=ddp (or fsdp).\n"
             "Several nodes: trainer.num_nodes=N, launched once per node (torchrun, SLURM).\n"
             "Forgetting: eval.base_prompts=8 eval.stop_on_forgetting=cer scores held-out rows of\n"
             "data.replay at each validation and stops once the base language gets worse."
         ),
     )
     p.add_argument("config", type=Path, nargs="?", help="YAML config (optional)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    add_overrides(p, "optim.lr=1e-4 mode=lora")
     p.set_defaults(func=run_train)
 
 
 def run_train(args) -> int:
     from kani_adapt.config.load import load_config
     from kani_adapt.training.config import TrainConfig
-    from kani_adapt.training.fit import train
 
-    overrides = list(args.overrides)
-    config = args.config
-    if config is not None and "=" in str(config) and not config.exists():
-        overrides.insert(0, str(config))  # only overrides were given
-        config = None
-    cfg = load_config(TrainConfig, config, overrides)
+    cfg = load_config(TrainConfig, args.config, args.overrides)  # before torch is imported
     from kani_adapt.core import preflight
+    from kani_adapt.training.fit import train
     from kani_adapt.training.preflight import train_findings
 
     preflight.refuse(train_findings(cfg))  # device, base, datasets, codec: before any work

@@ -54,12 +54,19 @@ def read_yaml(path: str | Path | None, overrides: list[str] = ()) -> dict:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r} must look like key=value (e.g. optim.lr=1e-4)")
-        value = parse_yaml(raw, f"override {key.strip()}") if raw.strip() else ""
-        set_dotted(data, key.strip(), value)
+        set_dotted(data, *parse_override(item))
     return data
+
+
+def parse_override(item: str) -> tuple[str, object]:
+    """One ``key=value`` override: its dotted key, and its value read as YAML (``[a, b]`` a list,
+    ``1e-4`` a number, nothing an empty string). The one reader of overrides: every command of
+    both CLIs hands them here (collected by :mod:`kani_adapt.core.cli_kit`)."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"override {item!r} must look like key=value (e.g. optim.lr=1e-4)")
+    return key, parse_yaml(raw, f"override {key}") if raw.strip() else ""
 
 
 def to_dict(obj) -> dict:

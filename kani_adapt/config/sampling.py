@@ -1,34 +1,44 @@
 """How the generator samples: one section, the same in every schema that generates speech.
 
-``kani-adapt generate`` (its flags), evaluation (``eval.sampling``), the samples and scored speech
-of a training run (the training schema's ``sampling``) and a recipe's samples
-(``sample.sampling``) fill this one dataclass, and generation
-(:func:`kani_adapt.models.generator.generate.generate`) reads it whole. A new setting (the
-classifier-free guidance of ``cfg_scale`` and ``cfg_frames``, say) is one field here, with its
-range, and reaches every caller without touching them. Light: no torch, safe on the --help path.
+``kani-adapt generate`` (one flag per field, built from the fields), evaluation
+(``eval.sampling``), the samples and scored speech of a training run (the training schema's
+``sampling``) and a recipe's samples (``sample.sampling``) fill this one dataclass, and
+generation (:func:`kani_adapt.models.generator.generate.generate`) reads it whole. A new setting
+(the classifier-free guidance of ``cfg_scale`` and ``cfg_frames``, say) is one field here, with
+its range and its one line of help, and reaches every caller (``generate --help`` included)
+without touching them. Light: no torch, safe on the --help path.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Optional
 
 from kani_adapt.config.shared import Seed
 from kani_adapt.core.errors import ConfigError
 
 
+def setting(default, help: str):
+    """A sampling field: its default, and what it does in one line (``generate --help``)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
-    temperature: float = 0.7  # 0 = greedy
-    top_p: float = 0.95  # nucleus sampling mass
-    repetition_penalty: float = 1.1  # > 1 discourages tokens already in the row
-    max_frames: int = 500  # the length cap: 40 s at 12.5 frames/s, the pretraining limit
-    seed: Optional[Seed] = None  # None: a fresh seed every time
-    constrain_audio: bool = True  # only the expected codebook's tokens (and EOS at frame ends)
+    temperature: float = setting(0.7, "0 = greedy")
+    top_p: float = setting(0.95, "nucleus sampling mass")
+    repetition_penalty: float = setting(1.1, "above 1 discourages tokens already in the row")
+    max_frames: int = setting(500, "the length cap (12.5 frames per second; 500: 40 s, the "
+                                   "pretraining limit)")
+    seed: Optional[Seed] = setting(None, "the same seed gives the same speech; none: a fresh "
+                                         "seed every time")
+    constrain_audio: bool = setting(True, "sample only the expected codebook's tokens (and EOS at "
+                                          "frame ends); off: the whole vocabulary, as the "
+                                          "official runtime")
     # Onset-only classifier-free guidance: over the first cfg_frames frames, logits become
     # cond + (cfg_scale - 1) * (cond - uncond); the unconditional branch is the same prompt
     # without its text (kani_adapt.models.generator.generate). 0 frames: off.
-    cfg_scale: float = 1.0
-    cfg_frames: int = 0
+    cfg_scale: float = setting(1.0, "onset-only classifier-free guidance strength (1 = none)")
+    cfg_frames: int = setting(0, "frames from the start that guidance covers (0 = off)")
     RANGES: ClassVar[dict] = {"temperature": ">= 0", "top_p": "(0, 1]",
                               "repetition_penalty": "> 0", "max_frames": ">= 1",
                               "cfg_scale": ">= 0", "cfg_frames": ">= 0"}
@@ -66,10 +76,3 @@ def layered(given: dict, from_checkpoint: dict, where: str = "sampling") -> Samp
 
     values = {**from_checkpoint, **{k: v for k, v in given.items() if v is not None}}
     return from_dict(SamplingConfig, values, where=where)
-
-
-def help_line() -> str:
-    """The fallbacks, as the --help of `generate` states them."""
-    d = SamplingConfig()
-    return (f"temperature {d.temperature}, top-p {d.top_p}, repetition penalty "
-            f"{d.repetition_penalty}, {d.max_frames} frames")

@@ -9,14 +9,14 @@ dataset, the fine-tuned codec) is not looked for. A check is ``check(target) -> 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from data_tools import preflight as data_preflight
 from kani_adapt.core import preflight
 from kani_adapt.codec.registry import check_reference
 from kani_adapt.eval.preflight import checkpoint, eval_findings
 from kani_adapt.core.preflight import Finding
-from kani_adapt.recipes.schema import Recipe
+from kani_adapt.recipes.schema import Recipe, made_by_run
 from kani_adapt.training.preflight import train_findings
 
 
@@ -34,7 +34,7 @@ def check_data(t: Target) -> list[Finding]:
     r = t.recipe
     if r.data is None:
         return []
-    given = {"embedder"} if r.speaker_embedder == "tiny" else set()
+    given = {"embedder"} if made_by_run(r, r.data.embed.model) else set()
     checks = list(data_preflight.CHECKS)
     if r.synth is not None:  # the recordings are spoken by the run itself
         checks = [c for c in checks if c not in (data_preflight.check_sources,
@@ -68,7 +68,10 @@ def check_eval(t: Target) -> list[Finding]:
     r = t.recipe
     if not r.eval.enabled:
         return []
-    out = eval_findings(r.eval, "eval", codec=False)
+    settings = r.eval
+    if made_by_run(r, settings.scorers.speaker_embedder):  # built by the run, before the eval
+        settings = replace(settings, scorers=replace(settings.scorers, speaker_embedder=""))
+    out = eval_findings(settings, "eval", codec=False)
     if r.eval.base:
         out += checkpoint("eval.base", r.eval.base, sizes=True)
     return out

@@ -19,7 +19,7 @@ from data_tools.config import results_part
 from kani_adapt.core.atomic import write_text
 from kani_adapt.core.errors import ConfigError
 from kani_adapt.recipes import stages
-from kani_adapt.recipes.schema import Recipe
+from kani_adapt.recipes.schema import Recipe, embedder_keys, made_by_run
 
 STATE = "stages.json"
 
@@ -59,9 +59,9 @@ def plan(recipe: Recipe, done: dict, strict: bool = False) -> list[Stage]:
     out: list[Stage] = []
     if recipe.synth is not None:
         out.append(Stage("synthesize", lambda: stages.synthesize(recipe), recipe.synth, []))
+    if builds_embedder(recipe):
+        out.append(Stage("speaker_model", lambda: stages.speaker_model(recipe), "tiny", []))
     if recipe.data is not None:
-        if recipe.speaker_embedder == "tiny":
-            out.append(Stage("speaker_model", lambda: stages.speaker_model(recipe), "tiny", []))
         out.append(Stage("prepare", lambda: stages.prepare(recipe, strict), results_part(recipe.data),
                          [], codec["prepare"]))
     if recipe.codec_check.enabled:
@@ -85,6 +85,14 @@ def plan(recipe: Recipe, done: dict, strict: bool = False) -> list[Stage]:
         out.append(Stage("sample", sample, (recipe.sample, codec["sample"]), [work / "samples"],
                          codec["sample"]))
     return out
+
+
+def builds_embedder(recipe: Recipe) -> bool:
+    """Whether a stage that runs loads the tiny speaker embedder the run builds first."""
+    used = embedder_keys(recipe)
+    if not recipe.eval.enabled:
+        used.pop("eval.scorers.speaker_embedder", None)
+    return any(made_by_run(recipe, ref) for ref in used.values())
 
 
 def _merged(done: dict, stage: str, other: str = "") -> str:

@@ -88,6 +88,12 @@ DATASET = DatasetLayout.in_work("${data.work}")
 SHARE_DEVICE = (*(f"data.{key}" for key in registry.device_keys(shared=True)),
                 "codec_finetune.device", "generator.trainer.device", "eval.device")
 SHARE_SEED = ("codec_finetune", "generator.trainer", "sample.sampling", "eval.sampling")
+# Every key that loads the speaker embedder: the data's embeddings (and voice checks, which use
+# embed.model) and the eval stage's similarity, so the voices compared are embedded as the data
+# was. Not generator.eval.scorers.speaker_embedder: the training callback's clips have no
+# reference to compare with, so a model there would load to score nothing.
+SHARE_SPEAKER_EMBEDDER = ("data.embed.model", "eval.scorers.speaker_embedder")
+TINY = "tiny"  # speaker_embedder: tiny builds one into the work folder (TINY_EMBEDDER)
 
 
 @dataclass
@@ -102,7 +108,9 @@ class Recipe:
     # Tokenizes the data, is checked and fine-tuned, and decodes generated speech unless the
     # recipe fine-tunes it: then the fine-tuned codec decodes (.nemo, hub id, size).
     codec: ModelRef = NANOCODEC
-    speaker_embedder: str = SPEAKER_EMBEDDER_HUB_ID  # or "tiny" (random, for demos)
+    # The speaker embedder of every stage that loads one (SHARE_SPEAKER_EMBEDDER), unless the
+    # stage names its own; or "tiny" (built on this machine, for demos).
+    speaker_embedder: str = SPEAKER_EMBEDDER_HUB_ID
     # Where every stage that runs a model runs (transcribe, embed, tokenize, codec fine-tuning,
     # training, eval), unless the stage names its own device. VAD (data.segment) keeps its own.
     device: Device = "auto"
@@ -126,7 +134,6 @@ class Recipe:
     WIRED: ClassVar[dict] = {
         "data.work": "${work_dir}/data",
         "data.tokenize.codec": "${codec}",
-        "data.embed.model": "${speaker_embedder}",
         "generator.run_dir": "${work_dir}/generator",
         "generator.data.train": ("${dataset}", str(DatasetLayout("${data.write.out}").hf),
                                  str(DATASET.hf), str(DatasetLayout.in_work("${work_dir}/data").hf)),
@@ -138,6 +145,7 @@ class Recipe:
         "codec_finetune.codec": "${codec}",
         **{key: "${device}" for key in SHARE_DEVICE},
         **{f"{section}.seed": "${seed}" for section in SHARE_SEED},
+        **{key: "${speaker_embedder}" for key in SHARE_SPEAKER_EMBEDDER},
     }
 
     def validate(self) -> list[str]:
@@ -157,6 +165,31 @@ class Recipe:
 TINY_EMBEDDER = "models/speaker-embedder"  # in the work dir: speaker_embedder: tiny builds it
 
 
+def tiny_embedder(recipe: Recipe) -> Path | None:
+    """The folder ``speaker_embedder: tiny`` builds in the work folder (None: another embedder)."""
+    return Path(recipe.work_dir) / TINY_EMBEDDER if recipe.speaker_embedder == TINY else None
+
+
+def made_by_run(recipe: Recipe, ref: str) -> bool:
+    """Whether a stage's embedder is the tiny one the run builds (absent before the run)."""
+    return (folder := tiny_embedder(recipe)) is not None and ref == str(folder)
+
+
+def embedder_keys(recipe: Recipe) -> dict[str, str]:
+    """The value of every key that loads the speaker embedder (of the sections the recipe has)."""
+    return {key: getattr(node, name) for key in SHARE_SPEAKER_EMBEDDER
+            for node, name in [_owner(recipe, key)] if node is not None}
+
+
+def _owner(recipe: Recipe, key: str):
+    """(the section holding a dotted key, the key's name); the section is None when left out."""
+    *sections, name = key.split(".")
+    node = recipe
+    for section in sections:
+        node = getattr(node, section, None)
+    return node, name
+
+
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     path = Path(path)
     raw = read_yaml(path, overrides)
@@ -174,8 +207,10 @@ def resolve(raw: dict, base: Path, where: str) -> Recipe:
     if isinstance(raw.get("data"), dict):
         raw["data"] = normalise_raw(dict(raw["data"]))
     recipe = resolve_paths(from_dict(Recipe, raw, where=where), base)
-    if recipe.data is not None and recipe.speaker_embedder == "tiny" == recipe.data.embed.model:
-        recipe.data.embed.model = str(work / TINY_EMBEDDER)
+    if (folder := tiny_embedder(recipe)) is not None:
+        for key, value in embedder_keys(recipe).items():
+            if value == TINY:  # the run's own copy, for every stage that loads it
+                setattr(*_owner(recipe, key), str(folder))
     return recipe
 
 

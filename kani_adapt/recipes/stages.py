@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kani_adapt import dataset
 from kani_adapt.dataset import DatasetLayout
-from kani_adapt.recipes.schema import Recipe
+from kani_adapt.recipes.schema import Recipe, tiny_embedder
 
 
 def synthesize(recipe: Recipe) -> dict:
@@ -23,7 +23,7 @@ def speaker_model(recipe: Recipe) -> dict:
     """The tiny speaker embedder for demos (speaker_embedder: tiny), copied into the run folder."""
     from kani_adapt.models.speaker import embedder as speaker_embedder
 
-    folder = Path(recipe.data.embed.model)
+    folder = tiny_embedder(recipe)
     if not (folder / "model.safetensors").exists():
         speaker_embedder.save(speaker_embedder.load(speaker_embedder.TINY), folder)
     return {"speaker_embedder": str(folder)}

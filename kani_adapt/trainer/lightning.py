@@ -134,15 +134,15 @@ def stop_signal(trainer: L.Trainer) -> StopOnSignal:
 
 def build_trainer(run_dir: Path, *, device: str, precision: str, max_steps: int,
                   callbacks: Sequence[Callback] = (), loggers: Sequence = (),
-                  preloaded: dict | None = None, devices: int = 1, **options) -> L.Trainer:
+                  preloaded: dict | None = None, gpus_per_node: int = 1, **options) -> L.Trainer:
     """The Lightning trainer of a run in ``run_dir``. ``device`` is a config's device (auto,
-    cpu, cuda, cuda:N, mps); ``devices`` GPUs per node when it names none; ``preloaded`` the
+    cpu, cuda, cuda:N, mps); ``gpus_per_node`` when it names no one GPU; ``preloaded`` the
     checkpoint state already read with weights_only (``{path: state}``); ``options`` the
     Lightning arguments that differ between the trainers. A :class:`StopOnSignal` is added."""
     accelerator, gpus = for_lightning(device)
     return L.Trainer(
         default_root_dir=run_dir, max_steps=max_steps, accelerator=accelerator,
-        devices=gpus or devices, precision=precision,
+        devices=gpus or gpus_per_node, precision=precision,
         logger=[TensorBoardLogger(run_dir, name="tb", version=""), *loggers],
         plugins=[SafeCheckpointIO(preloaded)],  # resume never unpickles
         callbacks=[*callbacks, StopOnSignal()],

@@ -129,8 +129,8 @@ class OptimConfig(OptimCommon):  # lr: 2e-4, betas: [0.9, 0.95], grad_clip: 1.0
 class TrainerConfig:
     max_steps: int = 1000
     precision: str = "bf16-mixed"  # "32-true" on CPU
-    device: Device = "auto"  # auto, cpu, cuda or cuda:N (one named GPU: devices must be 1)
-    devices: int = 1  # GPUs per node (with strategy ddp or fsdp)
+    device: Device = "auto"  # where: auto, cpu, cuda or cuda:N (one named GPU: gpus_per_node 1)
+    gpus_per_node: int = 1  # how many: GPUs of each node (with strategy ddp or fsdp)
     num_nodes: int = 1
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
     log_every: int = 10
@@ -144,13 +144,15 @@ class TrainerConfig:
     RANGES: ClassVar[dict] = {
         "max_steps": ">= 1", "num_nodes": ">= 1", "log_every": ">= 1", "val_every": ">= 1",
         "ckpt_every": ">= 1", "keep_checkpoints": ">= -1", "sample_every": ">= 0",
-        "sample_prompts": ">= 0", "devices": ">= 1"}
-    RENAMED: ClassVar[dict] = {"accelerator": "device"}  # one name in every schema
+        "sample_prompts": ">= 0", "gpus_per_node": ">= 1"}
+    # device: one name in every schema; the GPU count apart from it (Lightning's `devices`)
+    RENAMED: ClassVar[dict] = {"accelerator": "device", "devices": "gpus_per_node"}
 
     def validate(self) -> list[str]:
-        if ":" in self.device and self.devices != 1:
-            return [f"device {self.device} names one GPU but devices is {self.devices}; use "
-                    f"device: cuda with devices: {self.devices}, or devices: 1"]
+        if ":" in self.device and self.gpus_per_node != 1:
+            return [f"device {self.device} names one GPU but gpus_per_node is "
+                    f"{self.gpus_per_node}; use device: cuda with gpus_per_node: "
+                    f"{self.gpus_per_node}, or gpus_per_node: 1"]
         return []
 
 

@@ -100,7 +100,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks: tuple = (),
     )
     trainer = trainers.build_trainer(
         run_dir, device=t.device, precision=t.precision, max_steps=t.max_steps,
-        devices=t.devices, preloaded=preloaded,
+        gpus_per_node=t.gpus_per_node, preloaded=preloaded,
         loggers=[csv_log],  # a resumed run appends TensorBoard events and continues the CSV log
         callbacks=[checkpoints, LearningRateMonitor(logging_interval="step"),
                    trainers.ProgressLog(t.log_every), *callbacks],

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 def fsdp_run(tmp_path, synth_data, base_ckpt, device: str):
     run_dir = tmp_path / "fsdp"
     args = ["train", *cpu_overrides(run_dir, synth_data, **{
-        "model.init": base_ckpt, "trainer.devices": 2, "trainer.strategy": "fsdp",
+        "model.init": base_ckpt, "trainer.gpus_per_node": 2, "trainer.strategy": "fsdp",
         "trainer.device": device, "trainer.max_steps": 2, "trainer.val_every": 2,
         "trainer.ckpt_every": 2, "data.num_workers": 0})]
     env = {**os.environ, "MASTER_PORT": str(28500 + os.getpid() % 1000)}

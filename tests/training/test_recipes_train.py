@@ -33,7 +33,7 @@ def test_recipe_generator_section_runs_a_training_step(path, tmp_path, synth_dat
         cfg.data.replay = str(synth_data)
     cfg.data.token_budget, cfg.data.val_speakers, cfg.data.num_workers = 600, 1, 0
     t = cfg.trainer
-    t.device, t.precision, t.devices, t.num_nodes, t.strategy = "cpu", "32-true", 1, 1, "auto"
+    t.device, t.precision, t.gpus_per_node, t.num_nodes, t.strategy = "cpu", "32-true", 1, 1, "auto"
     t.max_steps = t.val_every = t.ckpt_every = t.log_every = 1
     cfg.sampling = replace(cfg.sampling, max_frames=2)
     summary = train(cfg)

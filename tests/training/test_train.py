@@ -126,7 +126,7 @@ def test_two_process_ddp_trains_and_exports(tmp_path, synth_data, base_ckpt):
     what DDP itself guarantees; which batches each rank sees is ours, tested below)."""
     run_dir = tmp_path / "ddp"
     args = ["train", *cpu_overrides(run_dir, synth_data, **{
-        "model.init": base_ckpt, "trainer.devices": 2, "trainer.strategy": "ddp",
+        "model.init": base_ckpt, "trainer.gpus_per_node": 2, "trainer.strategy": "ddp",
         "trainer.max_steps": 3, "trainer.val_every": 3, "trainer.ckpt_every": 3})]
     env = {**os.environ, "MASTER_PORT": str(29500 + os.getpid() % 1000)}
     proc = subprocess.run([sys.executable, "-m", "kani_adapt.cli.main", *args], cwd=REPO,

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from kani_adapt.core import atomic, locks
 from kani_adapt.codec import nanocodec
 from kani_adapt.codec.manifest import load_audio, read_manifest
-from kani_adapt.config.load import dump_yaml, load_config, load_saved_config
+from kani_adapt.config.load import dump_yaml, load_config, load_saved_config, parse_override
 from kani_adapt.core.errors import CheckpointError, ConfigError
 from kani_adapt.core.model_files import torch_load
 from kani_adapt.training.codec import lora
@@ -177,7 +177,7 @@ def resume_run(run: Path, overrides: list[str], extra_callbacks=()) -> dict:
 def _resume(run: Path, overrides: list[str], extra_callbacks) -> dict:
     cfg = load_run_config(run)
     for item in overrides:
-        if item.partition("=")[0].strip() not in RESUMABLE_KEYS:
+        if parse_override(item)[0] not in RESUMABLE_KEYS:
             raise ConfigError(f"override {item!r}: a resumed run may only change {', '.join(RESUMABLE_KEYS)}")
     if overrides:
         cfg = load_saved_config(CodecTrainConfig, Path(run) / "config.yaml", overrides)
