@@ -5,9 +5,15 @@ warnings that bury the few lines a user needs. ``setup()`` runs once per command
 them is imported: it raises their loggers to ERROR, ignores warnings raised outside kani-adapt,
 and turns library progress bars off. ``progress()`` is the one progress display: a tqdm bar on a
 terminal, one log line every ``every`` seconds otherwise (logs and CI stay readable).
+
+Names from data reach the terminal through log records and a few printed lines: ``shown()``
+spells out their control and bidi characters (``\u202e``), so a speaker or listener name cannot
+reorder a line, hide what follows it, move the cursor or forge a line of its own. Our log
+handler does it to every record (arguments in full, newlines of the message itself kept).
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -77,12 +83,35 @@ class _BelowError(logging.Filter):
         return _state["verbose"] or record.levelno >= logging.ERROR
 
 
+def shown(text, keep: str = "") -> str:
+    """``text`` for the terminal: control and bidi characters spelled out (except ``keep``)."""
+    from kani_adapt.page_templates.untrusted import visible
+
+    return visible(text, keep)
+
+
+def _shown_args(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy of ``record`` whose text and path arguments (names, file names) are shown safely."""
+    def safe(value):
+        return shown(value) if isinstance(value, (str, os.PathLike)) else value
+
+    if not record.args:
+        return record
+    record = copy.copy(record)
+    if isinstance(record.args, dict):
+        record.args = {k: safe(v) for k, v in record.args.items()}
+    else:
+        record.args = tuple(safe(v) for v in record.args)
+    return record
+
+
 class _StderrHandler(logging.Handler):
-    """Writes to the current ``sys.stderr`` (which tests and notebooks replace)."""
+    """Writes to the current ``sys.stderr`` (which tests and notebooks replace), names shown
+    safely (see ``shown``)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.write(shown(self.format(_shown_args(record)), keep="\n\t") + "\n")
         except Exception:  # noqa: BLE001 - logging must never break the command
             self.handleError(record)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kani_adapt import console
 from kani_adapt.defaults import MAX_CLIP_SECONDS
 from kani_adapt.cli_kit import Formatter, Parser
 
@@ -73,7 +74,7 @@ def run_check(args) -> int:
                     audio_dir=args.out / "wavs")
     md, js = write_report(reports, limits, args.out)
     for name, report in reports.items():
-        print(f"{name} ({report['source']}): {report['verdict']}")
+        print(console.shown(f"{name} ({report['source']}): {report['verdict']}"))
     print(f"wrote {md}, {js} and {args.out / 'index.html'} (players)")
     return 0
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kani_adapt import console
 from kani_adapt.cli_kit import Formatter
 
 DESCRIPTION = """\
@@ -82,6 +83,6 @@ def run(args) -> int:
         items = load_eval_set(args.eval_set)
     result = run_eval(args.checkpoint, items, cfg, args.out, args.compare, str(args.eval_set))
     for line in result["verdicts"]:
-        print(line)
+        print(console.shown(line))  # checkpoint and tag names
     print(f"wrote {args.out}/eval.md, eval.json, utterances.parquet")
     return 0

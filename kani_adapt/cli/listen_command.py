@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from kani_adapt import console
 from kani_adapt.cli_kit import Formatter
 from kani_adapt.errors import ConfigError
 from kani_adapt.stopping import Stopped
@@ -124,7 +125,7 @@ def serve(args, material, store) -> int:
     print(f"listening test over {', '.join(map(str, args.eval_dirs))}: {len(material.items)} items, "
           f"systems {', '.join(material.systems)}; ratings in {store.path}")
     for listener in store.listeners():
-        print(f"  {listener.name}: {base}/l/{listener.token}")
+        print(f"  {console.shown(listener.name)}: {base}/l/{listener.token}")
     print(f"Ctrl-C stops; then: kani-adapt listen {' '.join(map(str, args.eval_dirs))} --results",
           flush=True)
     try:
