@@ -9,7 +9,7 @@ terminal, one log line every ``every`` seconds otherwise (logs and CI stay reada
 Names from data reach the terminal through log records and a few printed lines: ``shown()``
 spells out their control and bidi characters (``\u202e``), so a speaker or listener name cannot
 reorder a line, hide what follows it, move the cursor or forge a line of its own. Our log
-handler does it to every record (arguments in full, newlines of the message itself kept).
+handler does it to every record's message.
 """
 from __future__ import annotations
 
@@ -90,18 +90,11 @@ def shown(text, keep: str = "") -> str:
     return visible(text, keep)
 
 
-def _shown_args(record: logging.LogRecord) -> logging.LogRecord:
-    """A copy of ``record`` whose text and path arguments (names, file names) are shown safely."""
-    def safe(value):
-        return shown(value) if isinstance(value, (str, os.PathLike)) else value
-
-    if not record.args:
-        return record
+def _shown_message(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy of ``record`` whose message (names, file names in it) is shown safely; one record
+    is one line (a traceback the formatter adds keeps its own lines)."""
     record = copy.copy(record)
-    if isinstance(record.args, dict):
-        record.args = {k: safe(v) for k, v in record.args.items()}
-    else:
-        record.args = tuple(safe(v) for v in record.args)
+    record.msg, record.args = shown(record.getMessage(), keep="\t"), None
     return record
 
 
@@ -111,7 +104,7 @@ class _StderrHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            sys.stderr.write(shown(self.format(_shown_args(record)), keep="\n\t") + "\n")
+            sys.stderr.write(self.format(_shown_message(record)) + "\n")
         except Exception:  # noqa: BLE001 - logging must never break the command
             self.handleError(record)
 
