@@ -124,3 +124,24 @@ def test_the_policy_stops_a_script_that_escaping_let_through(hostile_pages, brow
     assert seen["players"] and not any(p["error"] for p in seen["players"])
     unguarded = _open(browser, page.as_uri(), bypass_csp=True)  # the splice is live without it
     assert unguarded["dialogs"] and unguarded["pwned"] == 103
+
+
+MARKDOWN = {"report": "report.md", "codec": "codec_check.md", "eval": "eval.md",
+            "listen-named": "eval.md", "listen-described": "eval.md"}
+
+
+@pytest.mark.parametrize("name", list(MARKDOWN))
+def test_the_markdown_files_make_no_markup_where_others_render_them(hostile_pages, name):
+    """eval.md and friends are read elsewhere (GitHub, the Hub, an editor's preview): rendered
+    with raw HTML on, the names in them stay text."""
+    from markdown_it import MarkdownIt
+
+    text = (hostile_pages[name].parent / MARKDOWN[name]).read_text(encoding="utf-8")
+    rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
+    made = set(re.findall(r"<([a-z][a-z0-9]*)", rendered)) - {
+        "h1", "h2", "h3", "p", "ul", "li", "table", "thead", "tbody", "tr", "th", "td", "code",
+        "strong", "em", "img"}
+    assert not made, made
+    assert not re.search(r"<[^>]*\son\w+=", rendered) and "\u202e" not in text
+    folder = hostile_pages[name].parent  # pictures: the report's histograms, beside it
+    assert all((folder / src).is_file() for src in re.findall(r'<img src="([^"]+)"', rendered))
