@@ -173,7 +173,7 @@ def write_markdown(path: Path, result: dict) -> None:
             for tag, buckets in tags.items():
                 for bucket, v in buckets.items():
                     cer = f"{v['cer']:.3f}" if "cer" in v else "n/a"
-                    lines.append(f"| {md(name)} | {md(tag or '-')} | {bucket} | {v['n']} | "
+                    lines.append(f"| {md(name)} | {md(tag) if tag else '-'} | {bucket} | {v['n']} | "
                                  f"{v.get('failure', float('nan')):.2f} | {cer} |")
         lines.append("")
     probes = result.get("short_probes") or {}
@@ -183,10 +183,10 @@ def write_markdown(path: Path, result: dict) -> None:
         for name, tags in probes.get("by_checkpoint", {}).items():
             for tag, v in tags.items():
                 num = lambda m, d: "n/a" if v.get(m) is None or math.isnan(v[m]) else f"{v[m]:.{d}f}"  # noqa: E731
-                lines.append(f"| {md(name)} | {md(tag or '-')} | {v['n']} | {num('failure', 2)} | "
+                lines.append(f"| {md(name)} | {md(tag) if tag else '-'} | {v['n']} | {num('failure', 2)} | "
                              f"{num('cer', 3)} | {num('onset_entropy', 2)} |")
         if probes.get("without"):
-            lines.append(f"\nNo probes for tag(s) {', '.join(md(t or '-') for t in probes['without'])}: "
+            lines.append(f"\nNo probes for tag(s) {', '.join(md(t) if t else '-' for t in probes['without'])}: "
                          "no probe prompts for their language, or no voice to speak them in.")
         lines.append("")
     lines += ["## Verdict", ""] + [f"- {md(v)}" for v in result["verdicts"]] + [""]

@@ -19,10 +19,12 @@ import re
 BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 SEPARATORS = "\u2028\u2029"
 _HIDDEN = re.compile(f"[\x00-\x1f\x7f-\x9f{BIDI}{SEPARATORS}]")
-# Markdown: backslash escapes for what starts code, links, emphasis and table cells; entities
-# for what starts raw HTML. An underscore inside a word (de_hessian) is never emphasis.
+# Markdown: backslash escapes for what starts code, links, emphasis, strikethrough and table
+# cells; entities for what starts raw HTML. An underscore inside a word (de_hessian) is never
+# emphasis. At the start of a line (a list item), what would open a heading, a list or code.
 _MD = re.compile(r"[\\`*~\[\]|]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_LEADING = re.compile(r"^(?: |[#+-]|\d{1,9}(?=[.)]))", re.M)
 
 
 def visible(text, keep: str = "") -> str:
@@ -39,13 +41,22 @@ class Md(str):
     passed through unescaped where untrusted text would be escaped."""
 
 
-def md(text, keep: str = "") -> Md:
+def md(text, keep: str = "", line_start: bool = True) -> Md:
     """Untrusted text as Markdown that shows exactly that text: nothing in it becomes HTML, a
-    link, code, emphasis or a new table cell; controls spelled out (newlines too, unless kept)."""
-    if isinstance(text, Md):
-        return text
+    link, code, emphasis or a new table cell, nor (``line_start``: it may begin a line) a
+    heading, list or code block; controls spelled out (newlines too, unless kept)."""
+    if isinstance(text, (Md, int, float)):
+        return Md(text)
     text = re.sub("[&<>]", lambda m: _ENTITIES[m.group()], visible(text, keep))
-    return Md(_MD.sub(lambda m: "\\" + m.group(), text))
+    text = _MD.sub(lambda m: "\\" + m.group(), text)
+    return Md(_LEADING.sub(_leading, text) if line_start else text)
+
+
+def _leading(found: re.Match) -> str:
+    """A leading space as an entity (no code block), ``#``/``-``/``+`` escaped, ``1.`` as
+    ``1\\.`` (no list)."""
+    mark = found.group()
+    return "&#32;" if mark == " " else mark + "\\" if mark[0].isdigit() else "\\" + mark
 
 
 def md_code(text) -> Md:
@@ -60,7 +71,7 @@ def md_code(text) -> Md:
 def md_table(header: list, rows: list[list]) -> list[str]:
     """A Markdown table whose cells are escaped (:class:`Md` cells are kept as written)."""
     def row(cells) -> str:
-        return "| " + " | ".join(md(c) for c in cells) + " |"
+        return "| " + " | ".join(md(c, line_start=False) for c in cells) + " |"
     return [row(header), "|" + "---|" * len(header)] + [row(r) for r in rows]
 
 
