@@ -35,7 +35,7 @@ if [ "$TORCH_SPEC" != skip ] && ! .venv/bin/python -c "import torch" >/dev/null 
 fi
 echo "[bootstrap] installing kani-adapt and its pinned dependencies (a few minutes the first time)"
 "${pip[@]}" -e '.[test,ray,curator]' 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import kani_adapt, transformers, peft, lightning, datasets, soundfile, ray, nemo_curator, pyloudnorm, choix, markdown, playwright" \
+.venv/bin/python -c "import kani_adapt, transformers, peft, lightning, datasets, soundfile, ray, nemo_curator, pyloudnorm, choix, jinja2, markdown_it, nh3, playwright" \
   || { echo "[bootstrap] install failed: see the pip output above" >&2; exit 1; }
 .venv/bin/python -m pip check
 # The official runtime, for conformance tests only: its model.py and speaker_embedder.py import

@@ -49,3 +49,29 @@ def test_progress_off_a_terminal_logs_lines_with_an_eta(quiet, capsys):
 
 def test_hms():
     assert console.hms(3725.4) == "1:02:05" and console.hms(-1) == "0:00:00"
+
+
+def test_names_reach_the_terminal_with_control_and_bidi_characters_spelled_out(quiet, capsys):
+    log = logging.getLogger("kani_adapt.test")
+    name = "anna\u202eevil\n[ok] forged line\x1b[2J"
+    log.warning("speaker %s has %d clips", name, 3)
+    log.warning("a name in a mapping: %(who)s", {"who": "x\u2066y"})
+    log.warning(f"formatted before logging: {name}")
+    err = capsys.readouterr().err
+    assert "\u202e" not in err and "\x1b" not in err and "\u2066" not in err
+    assert err.splitlines() == [
+        "speaker anna\\u202eevil\\u000a[ok] forged line\\u001b[2J has 3 clips",
+        "a name in a mapping: x\\u2066y",
+        "formatted before logging: anna\\u202eevil\\u000a[ok] forged line\\u001b[2J"]
+
+
+def test_an_error_line_spells_out_what_a_name_hides(capsys):
+    from kani_adapt.core.cli_kit import run_guarded
+    from kani_adapt.core.errors import DataError
+
+    def fails(args):
+        raise DataError("speaker folder 'a\u202eb\x1b[31m': no clips; add some")
+
+    assert run_guarded(fails, type("Args", (), {})()) == 2
+    err = capsys.readouterr().err
+    assert err == "error: speaker folder 'a\\u202eb\\u001b[31m': no clips; add some\n"

@@ -13,7 +13,8 @@ import stat
 from pathlib import Path
 
 from data_tools.contribute.config import SPLITS
-from data_tools.contribute.records import ERROR, WARNING, Clip, Problem, hidden_chars, visible
+from data_tools.contribute.records import ERROR, WARNING, Clip, Problem
+from kani_adapt.core.untrusted import hidden_in_name, visible_name
 from data_tools.inputs.layouts import AUDIO_SUFFIXES, inside, read_sidecar
 
 AUDIO_DIR = "audio"
@@ -167,11 +168,11 @@ def hidden_names(clips: list[Clip]) -> list[Problem]:
     for clip in clips:
         stem = clip.id.rsplit("/", 1)[1]
         for name, where in ((clip.speaker, f"{clip.split}/{clip.speaker}/"), (stem, clip.id)):
-            hidden = hidden_chars(name)
+            hidden = hidden_in_name(name)
             if hidden and where not in seen:
                 seen.add(where)
                 out.append(Problem("layout", "hidden_characters", f"{AUDIO_DIR}/"
-                                   f"{visible(where)}: the name holds {', '.join(hidden)}, "
+                                   f"{visible_name(where)}: the name holds {', '.join(hidden)}, "
                                    "which changes how text around it is shown; rename it "
                                    "with letters, digits, '-' and '_'", ERROR))
     return out

@@ -1,34 +1,17 @@
 """Records of the contribution gate: clips found, problems found, the outcome of each check."""
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_tools.speech.quality import Features
+from kani_adapt.core.untrusted import visible_name
 
 ERROR, WARNING = "error", "warning"
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 # Check names in report order; each Problem's ``check`` is one of them.
 CHECKS = ("card", "layout", "transcripts", "audio", "quality", "alignment", "duplicates",
           "splits", "speakers", "accents")
-# Characters that change how the text around them is shown (right-to-left overrides, zero
-# widths, terminal escapes, line breaks): in a name they make one file look like another.
-HIDDEN = ("Cc", "Cf", "Zl", "Zp")
-
-
-def hidden_chars(text: str) -> list[str]:
-    """The characters of ``text`` that are not shown as themselves, as ``\\uXXXX``."""
-    return [f"\\u{ord(c):04x}" for c in text if unicodedata.category(c) in HIDDEN]
-
-
-def visible(text: str) -> str:
-    """``text`` with every hidden character written out (U+202E as ``\\u202e``), so what a
-    contributor named is what a reviewer reads, on the console and in the report."""
-    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in HIDDEN else c
-                   for c in text)
-
-
 @dataclass
 class Clip:
     """One audio file of the contribution, as found on disk."""
@@ -65,7 +48,7 @@ class Problem:
     severity: str = ERROR  # errors reject the dataset; warnings are reported only
 
     def __post_init__(self):
-        self.detail = visible(self.detail)  # names from the contribution, shown as they are
+        self.detail = visible_name(self.detail)  # names from the contribution, shown as they are
 
     def line(self) -> str:
         return f"{self.severity} [{self.reason}] {self.detail}"

@@ -6,7 +6,8 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from data_tools.contribute.records import CHECKS, ERROR, Measured, Validation, visible
+from data_tools.contribute.records import CHECKS, ERROR, Measured, Validation
+from kani_adapt.core.untrusted import md, md_code, md_table, visible_name
 
 EXAMPLES = 5  # problems shown per reason in Markdown; JSON keeps them all
 
@@ -54,8 +55,8 @@ def to_json(v: Validation) -> dict:
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    """Speaker and accent names escaped: a contributor chose them (and the Hub card shows them)."""
+    return md_table(header, rows)
 
 
 def _problem_lines(v: Validation) -> list[str]:
@@ -66,7 +67,7 @@ def _problem_lines(v: Validation) -> list[str]:
     lines = []
     for (_, _, reason), items in sorted(groups.items()):
         lines.append(f"- **{items[0].severity}** `{reason}` ({items[0].check}, {len(items)})")
-        lines += [f"  - {p.detail}" for p in items[:EXAMPLES]]
+        lines += [f"  - {md(p.detail)}" for p in items[:EXAMPLES]]
         if len(items) > EXAMPLES:
             lines.append(f"  - ... and {len(items) - EXAMPLES} more (see the JSON report)")
     return lines or ["None."]
@@ -82,7 +83,7 @@ def stats_lines(stats: dict) -> list[str]:
                            [[k, f"{a['hours']:.3f}", a["speakers"]]
                             for k, a in stats["accents"].items()])
     lines += [""] + _table(["speaker", "hours"],  # folder names, hidden characters shown
-                           [[visible(k), f"{h:.3f}"]
+                           [[visible_name(k), f"{h:.3f}"]
                             for k, h in stats["hours_per_speaker"].items()])
     q = stats["quality"]
     lines += ["", "### Quality", ""]
@@ -96,8 +97,7 @@ def stats_lines(stats: dict) -> list[str]:
 def markdown(v: Validation) -> str:
     verdict = "ACCEPTED" if v.accepted else f"REJECTED ({len(v.errors())} errors)"
     s = v.stats
-    lines = [f"# Contribution check: {verdict}", "", f"Folder: `{visible(v.folder)}`; "
-             f"{s['clips']} clips "
+    lines = [f"# Contribution check: {verdict}", "", f"Folder: {md_code(v.folder)}; {s['clips']} clips "
              f"({s['readable_clips']} readable), {s['hours']:.3f} hours.", "", "## Checks", ""]
     lines += _table(["check", "status", "note"], [[c.name, c.status, c.note] for c in v.checks])
     lines += ["", "## Problems", ""] + _problem_lines(v) + ["", "## Statistics", ""]

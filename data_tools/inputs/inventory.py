@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kani_adapt.audio import AUDIO_SUFFIXES
 from data_tools.inputs.layouts import SPOKEN_SUFFIX
+from kani_adapt.core.untrusted import md, md_code
 
 TRANSCRIPT_SUFFIXES = (".txt", ".lab")
 SHOWN = 20  # paths listed per reason in the report
@@ -71,11 +72,11 @@ def markdown(inputs: dict) -> list[str]:
     for reason, n in sorted(Counter(u["reason"] for u in unused).items()):
         files = [u["file"] for u in unused if u["reason"] == reason]
         more = f" (and {len(files) - SHOWN} more)" if len(files) > SHOWN else ""
-        lines.append(f"- {reason} ({n}): " + ", ".join(f"`{f}`" for f in files[:SHOWN]) + more)
+        lines.append(f"- {reason} ({n}): " + ", ".join(md_code(f) for f in files[:SHOWN]) + more)
     lines += ["", "## Transcripts with invisible or control characters", ""]
     if not warnings:
         lines.append("None.")
     for w in warnings[:SHOWN * 5]:
         chars = ", ".join(f"{name} x{n}" for name, n in w["characters"].items())
-        lines.append(f"- `{w['file']}`: {chars}")
+        lines.append(f"- {md_code(w['file'])}: {md(chars)}")
     return lines

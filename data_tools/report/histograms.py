@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 from kani_adapt.core.atomic import write_file
 from kani_adapt.dataset import DURATION, TAG, TEXT
+from kani_adapt.core.untrusted import md
 
 
 def speaking_rate(row: dict) -> float | None:
@@ -46,7 +47,7 @@ def spread_lines(rows: Sequence[dict], metric: Metric) -> list[str]:
     out = []
     for tag, values in values_by_tag(rows, metric).items():
         p10, p50, p90 = np.percentile(values, [10, 50, 90])
-        out.append(f"- {metric.title}, {tag}: 10 % of clips below {p10:.1f} {metric.unit}, "
+        out.append(f"- {metric.title}, {md(tag)}: 10 % of clips below {p10:.1f} {metric.unit}, "
                    f"median {p50:.1f}, 90 % below {p90:.1f} ({len(values)} clips)")
     return out
 

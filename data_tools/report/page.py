@@ -37,19 +37,19 @@ def _sample(kept: list[Utterance], rejected: list[dict]) -> tuple[list[Utterance
     return [u for us in per_speaker.values() for u in us], [r for rs in per_reason.values() for r in rs]
 
 
-def _cell(folder: Path, work: Path, clip: Utterance | None, name: str) -> str:
+def _cell(folder: Path, work: Path, clip: Utterance | None, name: str) -> list[pages.Part]:
     from kani_adapt.audio import read
     from kani_adapt.pages.plots import spectrogram_png
 
     source = work / clip.audio if clip is not None else None
     if source is None or not source.is_file():
-        return '<span class="muted">no audio (the file could not be read or was never cut)</span>'
+        return [pages.text("no audio (the file could not be read or was never cut)", "muted")]
     wav = folder / AUDIO / f"{name}.wav"
     atomic.write_bytes(wav, source.read_bytes())
     audio = read(wav, check_finite=False)
     png = wav.with_suffix(".png")
     spectrogram_png(audio.audio, audio.sample_rate, png)
-    return pages.player(pages.link(wav, folder)) + pages.picture(pages.link(png, folder), name)
+    return [pages.clip(pages.link(wav, folder), pages.link(png, folder), name)]
 
 
 def write_page(folder: Path, report_md: str, kept: list[Utterance], rejected: list[dict],
@@ -62,19 +62,18 @@ def write_page(folder: Path, report_md: str, kept: list[Utterance], rejected: li
                             filters=["kind", "reason", "speaker", "tag"])
     for k, u in enumerate(kept):
         table.add({"kind": "kept", "reason": "", "speaker": u.speaker, "tag": u.tag},
-                  {"clip": pages.esc(u.id), "speaker": pages.esc(f"{u.speaker} ({u.tag or 'no tag'})"),
-                   "text": pages.esc(u.text), "audio": _cell(folder, work, u, f"kept_{k:04d}"),
-                   "why": f"kept, {u.duration:.2f} s"})
+                  {"clip": [pages.text(u.id)], "speaker": [pages.text(f"{u.speaker} ({u.tag or 'no tag'})")],
+                   "text": [pages.text(u.text)], "audio": _cell(folder, work, u, f"kept_{k:04d}"),
+                   "why": [pages.text(f"kept, {u.duration:.2f} s")]})
     for k, r in enumerate(rejected):
         clip = clips.get(r["id"]) or clips.get(r["id"].split("#")[0])
         reason = f"{r['stage']}: {r['reason']}"
         table.add({"kind": "rejected", "reason": reason, "speaker": clip.speaker if clip else "?",
                    "tag": clip.tag if clip else "?"},
-                  {"clip": pages.esc(r["id"]), "speaker": pages.esc(clip.speaker if clip else "?"),
-                   "text": pages.esc(clip.text if clip else ""),
+                  {"clip": [pages.text(r["id"])], "speaker": [pages.text(clip.speaker if clip else "?")],
+                   "text": [pages.text(clip.text if clip else "")],
                    "audio": _cell(folder, work, clip, f"rejected_{k:04d}"),
-                   "why": f'<span class="flag">{pages.esc(reason)}</span><div>{pages.esc(r.get("detail", ""))}</div>'})
-    sections = [f'<div class="summary">{pages.markdown_html(report_md)}</div>',
-                f"<h2>Listen</h2><p>Up to {KEPT_PER_SPEAKER} kept clips per speaker and up to "
-                f"{REJECTED_PER_REASON} rejected clips per reason.</p>", table.html()]
-    return pages.write_page(folder / PAGE, "Dataset report", sections)
+                   "why": [pages.text(reason, "flag"), pages.text(r.get("detail", ""))]})
+    listen = pages.Section("Listen", f"Up to {KEPT_PER_SPEAKER} kept clips per speaker and up to "
+                                     f"{REJECTED_PER_REASON} rejected clips per reason.", table)
+    return pages.write_page(folder / PAGE, "Dataset report", report_md, [listen])

@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from data_tools.inputs import inventory
 from data_tools.report import throughput
 from kani_adapt.dataset import DURATION, ENCODED_LEN, SPEAKER, TAG
+from kani_adapt.core.untrusted import md, md_table
 
 # Below this many frames per second of audio after repeat-dropping (NanoCodec's rate is 12.5),
 # most frames repeat the one before: a broken or collapsing codec, or silence, not speech.
@@ -92,7 +93,7 @@ def not_run_lines(not_run: list[dict]) -> list[str]:
     if not not_run:
         return []
     return ["## Checks that did not run", ""] + \
-        [f"- {n['check']}: {n['why']}" for n in not_run] + [""]
+        [f"- {md(n['check'])}: {md(n['why'])}" for n in not_run] + [""]
 
 
 def input_inventory(kept: list, rejected: list[dict]) -> dict:
@@ -113,8 +114,8 @@ def input_inventory(kept: list, rejected: list[dict]) -> dict:
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    """Speaker and tag names, reasons: escaped (folder names and transcripts are untrusted)."""
+    return md_table(header, rows)
 
 
 def rate_of(fps: dict, group: str) -> float:
@@ -131,7 +132,7 @@ def _frames_section(fps: dict | None) -> list[str]:
              "nearly all of them)."]
     for group in fps["low"]:
         kind, _, name = group.partition(":")
-        lines += ["", f"**Warning:** {kind} {name or '(none)'} keeps only "
+        lines += ["", f"**Warning:** {kind} {md(name or '(none)')} keeps only "
                       f"{rate_of(fps, group):.2f} frames/s (< {MIN_FRAMES_PER_SECOND:g}): "
                       "most frames repeat the one before, from a broken or collapsing codec or "
                       "silent audio; listen to a few clips and check the codec."]
@@ -190,8 +191,8 @@ def markdown(summary: dict, pictures: list[str] = ()) -> str:
     lines += ["", "## Tokenizer coverage", ""]
     if cov:
         lines += [f"{cov['tokens_per_character']} tokens per character; "
-                  f"unknown characters: {''.join(cov['unknown']) or 'none'}; "
-                  f"byte-fallback characters: {''.join(cov['byte_fallback']) or 'none'}."]
+                  f"unknown characters: {md(''.join(cov['unknown'])) or 'none'}; "
+                  f"byte-fallback characters: {md(''.join(cov['byte_fallback'])) or 'none'}."]
     else:
         lines += ["Not measured (set filter.tokenizer to a generator checkpoint)."]
     spk = summary.get("speaker_embeddings", {})

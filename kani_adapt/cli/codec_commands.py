@@ -5,6 +5,7 @@ from pathlib import Path
 
 from kani_adapt.config.defaults import MAX_CLIP_SECONDS
 from kani_adapt.core.cli_kit import Formatter, Parser, add_overrides
+from kani_adapt.core import console
 
 
 def add_codec(sub) -> None:
@@ -73,7 +74,7 @@ def run_check(args) -> int:
                     audio_dir=args.out / "wavs")
     md, js = write_report(reports, limits, args.out)
     for name, report in reports.items():
-        print(f"{name} ({report['source']}): {report['verdict']}")
+        print(console.shown(f"{name} ({report['source']}): {report['verdict']}"))
     print(f"wrote {md}, {js} and {args.out / 'index.html'} (players)")
     return 0
 

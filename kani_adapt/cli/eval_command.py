@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kani_adapt.core.cli_kit import Formatter, add_overrides
+from kani_adapt.core import console
 
 DESCRIPTION = """\
 Evaluate a KaniTTS2 checkpoint on an eval set: generate each item (fixed seeds, samples=N
@@ -80,6 +81,6 @@ def run(args) -> int:
         items = load_eval_set(args.eval_set)
     result = run_eval(args.checkpoint, items, cfg, args.out, args.compare, str(args.eval_set))
     for line in result["verdicts"]:
-        print(line)
+        print(console.shown(line))  # checkpoint and tag names
     print(f"wrote {args.out}/eval.md, eval.json, utterances.parquet")
     return 0

@@ -11,6 +11,7 @@ from pathlib import Path
 from kani_adapt.core.cli_kit import Formatter
 from kani_adapt.core.errors import ConfigError
 from kani_adapt.core.stopping import Stopped
+from kani_adapt.core import console
 
 DESCRIPTION = """\
 A listening test for a panel of listeners, built from one or more eval folders (what
@@ -205,7 +206,7 @@ def serve(args, material, store) -> int:
     if expires is not None:
         print(f"the links work until {_when(expires)} (this machine's time)")
     for listener in store.listeners():
-        print(f"  {listener.name}: {base}/l/{listener.token}")
+        print(f"  {console.shown(listener.name)}: {base}/l/{listener.token}")
     if server.beyond_loopback and not server.tls:
         sys.stdout.flush()
         print(f"WARNING: serving on {host} over plain HTTP: anyone on the way between a listener and "

@@ -19,6 +19,7 @@ from kani_adapt.core import atomic
 from kani_adapt.codec.manifest import Clip, load_audio
 from kani_adapt.codec.metrics import all_metrics
 from kani_adapt.core.console import progress
+from kani_adapt.core.untrusted import md, md_code
 
 METRICS = ("mel", "stft", "si_sdr", "stoi")
 
@@ -133,7 +134,8 @@ def render_markdown(reports: dict[str, dict], limits: Thresholds) -> str:
     """Markdown tables, one row per group, one column block per codec (side by side)."""
     names = list(reports)
     lines = ["# Codec readiness report", ""]
-    lines += [f"- `{name}`: {reports[name]['source']} -> {reports[name]['verdict']}" for name in names]
+    lines += [f"- {md_code(name)}: {md(reports[name]['source'])} -> {md(reports[name]['verdict'])}"
+              for name in names]
     lines += ["", f"Poor clip: mel > {limits.mel_max} or STOI < {limits.stoi_min}"
               + (f" or SI-SDR < {limits.si_sdr_min} dB" if limits.si_sdr_min is not None else "")
               + f"; a group with more than {limits.poor_share_max:.0%} poor clips needs fine-tuning.", ""]
@@ -147,10 +149,10 @@ def render_markdown(reports: dict[str, dict], limits: Thresholds) -> str:
         for n in names:
             stats = reports[n]["summary"][key] if key == "overall" else reports[n]["summary"][key][group]
             cells += [_fmt(stats[m]) for m in METRICS] + [f"{stats['poor_share']:.0%}"]
-        label = "all" if key == "overall" else f"{key} {group}"
+        label = "all" if key == "overall" else f"{key} {md(group)}"  # speaker and tag names
         lines.append(f"| {label} | {first[key]['clips'] if key == 'overall' else first[key][group]['clips']} | "
                      + " | ".join(cells) + " |")
-    lines += ["", reports[names[-1]]["verdict"], ""]
+    lines += ["", md(reports[names[-1]]["verdict"]), ""]
     lines += ["Listen before trusting the numbers: `roundtrip/<codec>/<speaker>_original.wav` and "
               "`_roundtrip.wav` beside this report (one clip per speaker), where the check wrote "
               "them.", ""]

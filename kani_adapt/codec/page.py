@@ -11,17 +11,16 @@ from kani_adapt.pages import html as pages
 METRICS = ("mel", "stft", "si_sdr", "stoi")
 
 
-def _cell(folder: Path, wav: Path, lines: list[str] = ()) -> str:
+def _cell(folder: Path, wav: Path, lines: list[pages.Part] = ()) -> list[pages.Part]:
     from kani_adapt.audio import read
     from kani_adapt.pages.plots import spectrogram_png
 
     if not wav.is_file():
-        return '<span class="muted">no audio</span>'
+        return [pages.text("no audio", "muted")]
     png = folder / "spectrograms" / wav.relative_to(folder / "wavs").with_suffix(".png")
     clip = read(wav, check_finite=False)
     spectrogram_png(clip.audio, clip.sample_rate, png)
-    return (pages.player(pages.link(wav, folder)) + pages.picture(pages.link(png, folder), wav.stem)
-            + "".join(f"<div>{line}</div>" for line in lines))
+    return [pages.clip(pages.link(wav, folder), pages.link(png, folder), wav.stem), *lines]
 
 
 def write_page(folder: Path, reports: dict[str, dict], summary_md: str, limits) -> Path | None:
@@ -33,8 +32,8 @@ def write_page(folder: Path, reports: dict[str, dict], summary_md: str, limits) 
         return None
     table = pages.ClipTable(["clip", "original", *names], filters=["speaker", "tag", "poor"])
     for k, clip in enumerate(first):
-        cells = {"clip": pages.esc(f"{clip['clip_id']} ({clip['seconds']:.2f} s)")
-                 + f"<div class='muted'>{pages.esc(clip['speaker'])}, {pages.esc(clip['tag'] or 'no tag')}</div>",
+        cells = {"clip": [pages.text(f"{clip['clip_id']} ({clip['seconds']:.2f} s)"),
+                          pages.text(f"{clip['speaker']}, {clip['tag'] or 'no tag'}", "muted")],
                  "original": _cell(folder, folder / "wavs" / "original" / clip["wav"])}
         poor = []
         for name in names:
@@ -44,9 +43,7 @@ def write_page(folder: Path, reports: dict[str, dict], summary_md: str, limits) 
             shown = ", ".join(f"{m} {scores[m]:.3f}" for m in METRICS
                               if scores.get(m) is not None and not math.isnan(scores[m]))
             cells[name] = _cell(folder, folder / "wavs" / name / clip["wav"],
-                                [pages.esc(shown)] + (['<span class="flag">poor</span>'] if flag else []))
+                                [pages.text(shown)] + ([pages.text("poor", "flag")] if flag else []))
         table.add({"speaker": clip["speaker"], "tag": clip["tag"], "poor": ", ".join(poor) or "none"}, cells)
-    sections = [f'<div class="summary">{pages.markdown_html(summary_md)}</div>',
-                "<h2>Round trips</h2><p>Each sampled clip, then what each codec makes of it.</p>",
-                table.html()]
-    return pages.write_page(folder / "index.html", "Codec readiness", sections)
+    trips = pages.Section("Round trips", "Each sampled clip, then what each codec makes of it.", table)
+    return pages.write_page(folder / "index.html", "Codec readiness", summary_md, [trips])

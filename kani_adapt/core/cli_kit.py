@@ -24,7 +24,7 @@ import traceback
 import types
 import typing
 
-from kani_adapt.core import devices
+from kani_adapt.core import console, devices
 from kani_adapt.core.errors import KaniAdaptError, PreflightError, describe_os_error
 from kani_adapt.core.stopping import Stopped, raise_on_signals
 
@@ -201,14 +201,12 @@ def run_guarded(func, args) -> int:
             raise
         if getattr(args, "verbose", False):
             traceback.print_exc()
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {console.shown(message, keep=chr(10))}", file=sys.stderr)
         return USAGE_ERROR
 
 
 def run_cli(parser: Parser, argv: list[str] | None) -> int:
     """Parse ``argv`` and run the chosen command; no command prints the help (exit 2)."""
-    from kani_adapt.core import console
-
     argv = list(sys.argv[1:] if argv is None else argv)
     # --verbose is global: accepted before or after the command name.
     end = argv.index("--") if "--" in argv else len(argv)
@@ -218,7 +216,7 @@ def run_cli(parser: Parser, argv: list[str] | None) -> int:
         args = parser.parse_args(argv)
         args.verbose = verbose
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {console.shown(err)}", file=sys.stderr)
         return USAGE_ERROR
     console.setup(verbose=verbose)
     if getattr(args, "func", None) is None:

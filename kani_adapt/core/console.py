@@ -5,9 +5,15 @@ warnings that bury the few lines a user needs. ``setup()`` runs once per command
 them is imported: it raises their loggers to ERROR, ignores warnings raised outside kani-adapt,
 and turns library progress bars off. ``progress()`` is the one progress display: a tqdm bar on a
 terminal, one log line every ``every`` seconds otherwise (logs and CI stay readable).
+
+Names from data reach the terminal through log records and a few printed lines: ``shown()``
+spells out their control and bidi characters (``\u202e``), so a speaker or listener name cannot
+reorder a line, hide what follows it, move the cursor or forge a line of its own. Our log
+handler does it to every record's message.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -77,12 +83,28 @@ class _BelowError(logging.Filter):
         return _state["verbose"] or record.levelno >= logging.ERROR
 
 
+def shown(text, keep: str = "") -> str:
+    """``text`` for the terminal: control and bidi characters spelled out (except ``keep``)."""
+    from kani_adapt.core.untrusted import visible
+
+    return visible(text, keep)
+
+
+def _shown_message(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy of ``record`` whose message (names, file names in it) is shown safely; one record
+    is one line (a traceback the formatter adds keeps its own lines)."""
+    record = copy.copy(record)
+    record.msg, record.args = shown(record.getMessage(), keep="\t"), None
+    return record
+
+
 class _StderrHandler(logging.Handler):
-    """Writes to the current ``sys.stderr`` (which tests and notebooks replace)."""
+    """Writes to the current ``sys.stderr`` (which tests and notebooks replace), names shown
+    safely (see ``shown``)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.write(self.format(_shown_message(record)) + "\n")
         except Exception:  # noqa: BLE001 - logging must never break the command
             self.handleError(record)
 

@@ -35,29 +35,28 @@ def _spectrogram(folder: Path, wav: Path) -> Path:
     return png
 
 
-def clip_cell(folder: Path, wav: Path, lines: list[str] = ()) -> str:
+def clip_cell(folder: Path, wav: Path, lines: list[pages.Part | None] = ()) -> list[pages.Part]:
     """A player, its spectrogram and some lines of text; a note where no audio was written."""
     if not wav.is_file():
-        return '<span class="muted">no audio</span>'
-    src = pages.link(wav, folder)
-    parts = [pages.player(src), pages.picture(pages.link(_spectrogram(folder, wav), folder), wav.stem)]
-    return "".join(parts) + "".join(f"<div>{line}</div>" for line in lines if line)
+        return [pages.text("no audio", "muted")]
+    picture = pages.link(_spectrogram(folder, wav), folder)
+    return [pages.clip(pages.link(wav, folder), picture, wav.stem)] + [p for p in lines if p]
 
 
-def _metrics(row) -> str:
+def _metrics(row) -> pages.Part | None:
     shown = [f"{m} {row[m]:.3f}" for m in SHOWN
              if m in row and isinstance(row[m], float) and not math.isnan(row[m])]
-    return pages.esc(", ".join(shown))
+    return pages.text(", ".join(shown)) if shown else None
 
 
-def _flags(row) -> str:
+def _flags(row) -> pages.Part | None:
     reasons = str(row.get("failure_reasons") or "")
-    return f'<span class="flag">{pages.esc(reasons)}</span>' if reasons else ""
+    return pages.text(reasons, "flag") if reasons else None
 
 
-def _heard(row) -> str:
+def _heard(row) -> pages.Part | None:
     text = row.get("asr_text")
-    return f"heard: <i>{pages.esc(text)}</i>" if isinstance(text, str) and text else ""
+    return pages.text(text, "heard") if isinstance(text, str) and text else None
 
 
 def utterance_table(folder: Path, df) -> pages.ClipTable:
@@ -75,17 +74,17 @@ def utterance_table(folder: Path, df) -> pages.ClipTable:
         ref = str(first.get("reference") or "")
         ceil = ceiling.get(ref)
         failed = [s for s, r in rows.items() if r is not None and r.get("failure") == 1.0]
-        cells = {"item": pages.esc(f"{item} (sample {sample})") + f"<div class='muted'>"
-                 f"{pages.esc(first['speaker'])}, {pages.esc(first.get('tag') or 'no tag')}</div>",
-                 "text": pages.esc(first["text"]),
-                 "recording": clip_cell(folder, wav_path(folder, RECORDING_WAVS, ref)) if ref else "",
+        cells = {"item": [pages.text(f"{item} (sample {sample})"),
+                          pages.text(f"{first['speaker']}, {first.get('tag') or 'no tag'}", "muted")],
+                 "text": [pages.text(first["text"])],
+                 "recording": clip_cell(folder, wav_path(folder, RECORDING_WAVS, ref)) if ref else [],
                  CODEC_CEILING: clip_cell(folder, wav_path(folder, CODEC_CEILING, ref),
-                                          [pages.esc(ceil.get("text")) if ceil else "",
-                                           _heard(ceil) if ceil else "", _metrics(ceil) if ceil else ""])
-                 if ref else ""}
+                                          [pages.text(ceil.get("text")) if ceil else None,
+                                           _heard(ceil) if ceil else None, _metrics(ceil) if ceil else None])
+                 if ref else []}
         for s, r in rows.items():
             cells[s] = (clip_cell(folder, wav_path(folder, s, item, sample), [_heard(r), _metrics(r), _flags(r)])
-                        if r is not None else "")
+                        if r is not None else [])
         table.add({"tag": first.get("tag") or "", "speaker": first["speaker"],
                    "failure": ", ".join(failed) or "none"}, cells)
     return table
@@ -101,7 +100,7 @@ def write_index(folder: Path) -> Path:
     meta = json.loads((folder / "eval.json").read_text(encoding="utf-8"))
     table = utterance_table(folder, df)
     title = f"Evaluation: {', '.join(meta.get('checkpoints', {}))}"
-    sections = [f'<div class="summary">{pages.markdown_html(summary)}</div>',
-                "<h2>Utterances</h2><p>Every utterance with its players (recording, codec round trip, "
-                "each checkpoint), what ASR heard, the metrics and failure flags.</p>", table.html()]
-    return pages.write_page(folder / INDEX, title, sections)
+    utterances = pages.Section("Utterances", "Every utterance with its players (recording, codec "
+                               "round trip, each checkpoint), what ASR heard, the metrics and "
+                               "failure flags.", table)
+    return pages.write_page(folder / INDEX, title, summary, [utterances])

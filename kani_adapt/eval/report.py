@@ -11,6 +11,7 @@ import numpy as np
 from kani_adapt.core import atomic
 from kani_adapt.eval import stats
 from kani_adapt.eval.scoring import higher_is_better
+from kani_adapt.core.untrusted import md, md_code
 
 # the verdict reads these, in order
 KEY_METRICS = ("cer", "corpus_cer", "catastrophic", "similarity", "dnsmos_p808", "failure")
@@ -115,12 +116,12 @@ def coverage_lines(cov: dict) -> list[str]:
     if not cov:
         return []
     lines = ["## What was evaluated", "",
-             "- tags: " + ", ".join(f"{t or '(none)'} ({n} items)" for t, n in cov["tags"].items()),
-             "- speakers: " + ", ".join(f"{s or '(none)'} ({n} items)"
+             "- tags: " + ", ".join(f"{md(t or '(none)')} ({n} items)" for t, n in cov["tags"].items()),
+             "- speakers: " + ", ".join(f"{md(s or '(none)')} ({n} items)"
                                         for s, n in cov["speakers"].items())]
     if cov.get("tags_not_evaluated"):
         lines.append("- **not evaluated** (trained, but no held-out speaker has them): "
-                     + ", ".join(cov["tags_not_evaluated"]) + "; hold out a speaker of each "
+                     + ", ".join(map(md, cov["tags_not_evaluated"])) + "; hold out a speaker of each "
                      "(generator.data.val_speakers) or name them in eval.dataset.speakers")
     if len(cov["speakers"]) == 1:
         lines.append("- one speaker only: every interval resamples that one speaker, so it is "
@@ -133,13 +134,13 @@ def anchor_line(name: str, a: dict) -> str:
     def part(value, label, why):
         return f"{label} {value:.3f}" if isinstance(value, float) and math.isfinite(value) \
             else f"{label} not measured ({why})"
-    return (f"- {name}: " + part(a.get("ceiling"), "same-speaker ceiling",
+    return (f"- {md(name)}: " + part(a.get("ceiling"), "same-speaker ceiling",
                                  "needs two reference clips of one speaker") + ", " +
             part(a.get("floor"), "different-speaker floor", "needs references of two speakers"))
 
 
 def write_markdown(path: Path, result: dict) -> None:
-    lines = ["# Evaluation", "", f"Eval set: `{result['eval_set']}`, {result['items']} items x "
+    lines = ["# Evaluation", "", f"Eval set: {md_code(result['eval_set'])}, {result['items']} items x "
              f"{result['samples']} samples. Intervals: 95 % bootstrap over speakers.", ""]
     lines += coverage_lines(result.get("coverage") or {})
     if result.get("anchors"):
@@ -148,17 +149,17 @@ def write_markdown(path: Path, result: dict) -> None:
             lines.append(anchor_line(name, a))
         lines.append("")
     for name, summary in result["summary"].items():
-        lines += [f"## {name}", "", "| metric | all | " + " | ".join(
-            f"tag {t}" for t in next(iter(summary.values()))["tags"]) + " |"]
+        lines += [f"## {md(name)}", "", "| metric | all | " + " | ".join(
+            f"tag {md(t)}" for t in next(iter(summary.values()))["tags"]) + " |"]
         lines.append("|" + "---|" * (2 + len(next(iter(summary.values()))["tags"])))
         for metric, s in summary.items():
             lines.append(f"| {metric} | {_fmt(s['all'])} | " + " | ".join(_fmt(v) for v in s["tags"].values()) + " |")
         lines += ["", "Per speaker:", ""]
         for metric, s in summary.items():
-            lines.append(f"- {metric}: " + ", ".join(f"{k} {_fmt(v, 2)}" for k, v in s["speakers"].items()))
+            lines.append(f"- {metric}: " + ", ".join(f"{md(k)} {_fmt(v, 2)}" for k, v in s["speakers"].items()))
         lines.append("")
     for pair, comp in result["comparisons"].items():
-        lines += [f"## {pair} (paired, candidate - other)", "", "| metric | difference | win rate | forgetting (base items) |",
+        lines += [f"## {md(pair)} (paired, candidate - other)", "", "| metric | difference | win rate | forgetting (base items) |",
                   "|---|---|---|---|"]
         for metric, c in comp["all"].items():
             f = comp["forgetting"].get(metric)
@@ -172,7 +173,7 @@ def write_markdown(path: Path, result: dict) -> None:
             for tag, buckets in tags.items():
                 for bucket, v in buckets.items():
                     cer = f"{v['cer']:.3f}" if "cer" in v else "n/a"
-                    lines.append(f"| {name} | {tag or '-'} | {bucket} | {v['n']} | "
+                    lines.append(f"| {md(name)} | {md(tag) if tag else '-'} | {bucket} | {v['n']} | "
                                  f"{v.get('failure', float('nan')):.2f} | {cer} |")
         lines.append("")
     probes = result.get("short_probes") or {}
@@ -182,13 +183,13 @@ def write_markdown(path: Path, result: dict) -> None:
         for name, tags in probes.get("by_checkpoint", {}).items():
             for tag, v in tags.items():
                 num = lambda m, d: "n/a" if v.get(m) is None or math.isnan(v[m]) else f"{v[m]:.{d}f}"  # noqa: E731
-                lines.append(f"| {name} | {tag or '-'} | {v['n']} | {num('failure', 2)} | "
+                lines.append(f"| {md(name)} | {md(tag) if tag else '-'} | {v['n']} | {num('failure', 2)} | "
                              f"{num('cer', 3)} | {num('onset_entropy', 2)} |")
         if probes.get("without"):
-            lines.append(f"\nNo probes for tag(s) {', '.join(t or '-' for t in probes['without'])}: "
+            lines.append(f"\nNo probes for tag(s) {', '.join(md(t) if t else '-' for t in probes['without'])}: "
                          "no probe prompts for their language, or no voice to speak them in.")
         lines.append("")
-    lines += ["## Verdict", ""] + [f"- {v}" for v in result["verdicts"]] + [""]
+    lines += ["## Verdict", ""] + [f"- {md(v)}" for v in result["verdicts"]] + [""]
     atomic.write_text(path, "\n".join(lines))
 
 

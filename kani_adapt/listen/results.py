@@ -8,25 +8,26 @@ import math
 from pathlib import Path
 
 from kani_adapt.core import atomic
+from kani_adapt.core.untrusted import Md, md, md_table
 
 JSON = "listening.json"
 BEGIN, END = "<!-- listening:begin -->", "<!-- listening:end -->"
 
 
-def _fmt(i: dict | None, digits: int = 2) -> str:
+def _fmt(i: dict | None, digits: int = 2) -> Md:
     if not i or not i.get("n") or i.get("mean") is None or math.isnan(i["mean"]):
-        return "n/a"
-    return f"{i['mean']:.{digits}f} [{i['low']:.{digits}f}, {i['high']:.{digits}f}]"
+        return Md("n/a")
+    return Md(f"{i['mean']:.{digits}f} [{i['low']:.{digits}f}, {i['high']:.{digits}f}]")
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
-    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows] + [""])
+    """System names, tags and pairs are escaped (they come from eval folders and the CLI)."""
+    return md_table(header, rows) + [""]
 
 
 def markdown(res: dict, level: int = 2) -> str:
     h = "#" * level
-    excluded = ", ".join(res["excluded"]) or "none"
+    excluded = ", ".join(md(name) for name in res["excluded"]) or "none"  # listener names
     lines = [f"{h} Listening test", "",
              f"{res['listeners']} listeners, {res['judgements']} judgements used; left out after "
              f"the attention checks: {excluded}. Intervals: 95 % bootstrap over listeners and items."
@@ -55,7 +56,7 @@ def markdown(res: dict, level: int = 2) -> str:
     if res["accent"]:
         tags = sorted({t for v in res["accent"].values() for t in v["tags"]})
         lines += [f"{h}# Accent (1-5: how much it sounds like the tag)", "",
-                  "; ".join(f"{t}: {res['tags'].get(t, t)}" for t in tags), ""]
+                  "; ".join(f"{md(t)}: {md(res['tags'].get(t, t))}" for t in tags), ""]
         lines += _table(["system", "all", *tags],
                         [[s, _fmt(v["all"]), *(_fmt(v["tags"].get(t)) for t in tags)]
                          for s, v in res["accent"].items()])

@@ -14,6 +14,7 @@ from kani_adapt.models.generator.bundle import Generator
 from kani_adapt.models.generator.checkpoint import (read_layout, read_sampling, save_checkpoint,
                                                  write_layout)
 from kani_adapt.trainer.resume import pick_checkpoint
+from kani_adapt.core.untrusted import md
 from kani_adapt.training import lora
 from kani_adapt.training import run as runs
 from kani_adapt.training.config import TrainConfig
@@ -136,19 +137,20 @@ def adapter_card(cfg: TrainConfig, stats: dict, metrics: dict, base: str | None 
     base = base or cfg.model.init
     codec = cfg.codec or NANOCODEC_HUB_ID
     extras = lora.extra_names_of(cfg.lora)
-    tags = stats.get("tags", [])
+    tags = stats.get("tags", [])  # from the dataset: text, never markup (nor YAML)
+    shown_tags = ", ".join(map(md, tags))
     m = metrics.get("metrics", {})
     val = {k: v for k, v in m.items() if k.startswith("val")}
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(val.items())) or "| (none) | |"
     front = "\n".join([
         "---", f"base_model: {base}", "library_name: peft",
         "pipeline_tag: text-to-speech", f"license: {cfg.licence}",
-        "tags: [kani-tts-2, lora, " + ", ".join(tags) + "]" if tags else "tags: [kani-tts-2, lora]",
+        "tags: " + json.dumps(["kani-tts-2", "lora", *tags]),
         "---",
     ])
     return f"""{front}
 
-# KaniTTS2 LoRA adapter{': ' + ', '.join(tags) if tags else ''}
+# KaniTTS2 LoRA adapter{': ' + shown_tags if tags else ''}
 
 LoRA adapter for the KaniTTS2 generator `{base}`, trained with kani-adapt (`model.init`:
 `{cfg.model.init}`). The generator writes NanoCodec codes; they are decoded to speech by the
@@ -156,9 +158,9 @@ codec `{codec}`{' (fine-tuned with this run: use it, not the released codec)' if
 
 | | |
 |---|---|
-| language/accent tags | {', '.join(tags) or 'none'} |
+| language/accent tags | {shown_tags or 'none'} |
 | training data | {stats.get('train_hours', 0):.2f} h, {stats.get('train_speakers', '?')} speakers |
-| held-out validation speakers | {', '.join(stats.get('val_speakers', [])) or 'none'} |
+| held-out validation speakers | {', '.join(map(md, stats.get('val_speakers', []))) or 'none'} |
 | steps | {metrics.get('steps', '?')} |
 | repeated frames | {_repeats(cfg)} |
 | text frontend | {frontend.describe(text_front) if text_front else 'not recorded (texts used as stored)'} |

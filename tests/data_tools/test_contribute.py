@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 
 import pytest
@@ -238,6 +239,46 @@ def test_package_writes_a_dataset_that_load_dataset_reads_back(good, tmp_path, m
     assert not list(tmp_path.glob(".hf.*"))  # no temporary folder left behind
     assert main(["contribute", "package", str(good), "--out", str(out), "--quiet",
                  "--min-hours", "0.002"]) == 2  # exists: needs --overwrite
+
+
+HOSTILE_BODY = ("# Hostile card\n\n<script>window.__pwned=1</script>\n\n"
+                "[site](javascript:alert(1)) [also](JaVaScRiPt&#58;alert(2)) [doc](data:text/html,x) "
+                "[vb](vbscript:msgbox(3)) <a href=\"javascript:alert(4)\">a</a> "
+                "<img src=x onerror=alert(5)> [fine](https://example.org)\n\n"
+                "[ref]: javascript:alert(6)\n")
+
+
+def test_the_packaged_card_escapes_names_and_drops_script_links(good, tmp_path, capsys):
+    """A speaker folder named by a payload passes the gate; the Hub card shows its name as text,
+    the contributor's body keeps its web link and loses raw HTML and script links."""
+    from markdown_it import MarkdownIt
+
+    # (a name with a bidi override is refused by the gate itself: test_contribute_intake.py)
+    hostile = {"s1": "<img src=x onerror=alert(7)>", "s2": "s2 `<svg onload=alert(9)>`", "s3": "s3"}
+    root = shutil.copytree(good, tmp_path / "hostile")
+    for old, new in hostile.items():
+        split = SPEAKERS[old][0]
+        (root / "audio" / split / old).rename(root / "audio" / split / new)
+    text = card({hostile[s]: 4 for s in SPEAKERS}, pretty_name="<b>x</b>",
+                consent={"statement": "Agreed [here](javascript:alert(8)) & in writing.",
+                         "recording": True, "redistribution": True, "tts_training": True})
+    (root / "README.md").write_text(text.split("---\n\n", 1)[0] + "---\n\n" + HOSTILE_BODY,
+                                    encoding="utf-8")
+    assert main(["contribute", "validate", str(root), "--quiet", "--min-hours", "0.002"]) == 0
+    printed = capsys.readouterr().out  # the validation report on the console
+    assert "<svg" not in printed and "&lt;svg onload=alert(9)&gt;" in printed
+    out = tmp_path / "hf"
+    assert main(["contribute", "package", str(root), "--out", str(out), "--quiet",
+                 "--min-hours", "0.002"]) == 0
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    assert "<svg" not in readme and "<img" not in readme
+    # rendered the way the Hub renders Markdown (raw HTML on): nothing runs, nothing links away
+    rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(readme)
+    assert "<script" not in rendered and "<img" not in rendered and "<a href=\"javascript" not in rendered
+    assert not re.search(r'href="(?!https://example\.org")', rendered), rendered
+    assert 'href="https://example.org"' in rendered
+    assert "<td>&lt;img src=x onerror=alert(7)&gt;</td>" in rendered and "<svg" not in rendered
+    assert "Agreed [here](javascript:alert(8)) &amp; in writing." in rendered  # a field is text
 
 
 def test_package_refuses_a_rejected_dataset(good, tmp_path, capsys):

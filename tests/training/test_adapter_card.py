@@ -80,3 +80,23 @@ def test_the_adapter_loads_as_its_card_says_and_everything_exported_is_readable(
     with torch.no_grad():
         d = ours(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     torch.testing.assert_close(d[real], b[real], atol=2e-3, rtol=2e-3)  # the base is the run's
+
+
+def test_tags_and_speaker_names_from_the_dataset_stay_text_in_the_card():
+    """The card is rendered on the Hub: names from the dataset make no markup and no YAML."""
+    import yaml
+    from markdown_it import MarkdownIt
+
+    from kani_adapt.config.load import load_config
+    from kani_adapt.training.config import TrainConfig
+    from kani_adapt.training.export import adapter_card
+    from tests.helpers import REQUIRED
+
+    tags = ["de_hessian", "<img src=x onerror=alert(1)>]", "x]\nlicense: mit"]
+    card = adapter_card(load_config(TrainConfig, None, list(REQUIRED)), {
+        "tags": tags, "val_speakers": ["<svg onload=alert(2)>|s\u202e"]}, {})
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert front["tags"] == ["kani-tts-2", "lora", *tags] and front["license"] != "mit"
+    rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(card.split("---\n", 2)[2])
+    assert "<img" not in rendered and "<svg" not in rendered and "\u202e" not in rendered
+    assert "<td>&lt;svg onload=alert(2)&gt;|s\\u202e</td>" in rendered
