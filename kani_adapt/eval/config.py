@@ -7,29 +7,13 @@ from typing import ClassVar, Literal
 from kani_adapt.config.shared import Device
 from kani_adapt.config.defaults import NANOCODEC_HUB_ID
 from kani_adapt.config.sampling import SeededSampling
-from kani_adapt.scorers.failures import FailureConfig
+from kani_adapt.scorers.config import ScorerConfig
 from kani_adapt.config.wiring import ModelRef
 
 # The sampling keys of the eval schemas before they had a `sampling` section.
 FORMER_SAMPLING_KEYS = {key: f"sampling.{key}" for key in
                         ("temperature", "top_p", "repetition_penalty", "seed")} | {
                             "max_frames": "sampling.max_frames"}
-
-
-@dataclass
-class ScorerConfig:
-    dnsmos: bool = True  # DNSMOS P.808 / P.835 (CPU, ONNX models in the speechmos wheel)
-    dnsmos_threads: int = 0  # onnxruntime threads (0 = its default)
-    asr: str = ""  # Whisper hub id or folder (e.g. openai/whisper-large-v3); empty = no CER/WER
-    asr_batch_size: int = 8
-    languages: dict[str, str] = field(default_factory=dict)  # tag -> Whisper language code
-    speaker_embedder: str = ""  # KaniTTS2 speaker embedder folder or hub id; empty = no similarity
-    xvector: str = ""  # optional WavLMForXVector folder or hub id (second similarity)
-    accent_model: str = ""  # optional audio-classification folder or hub id
-    accent_labels: dict[str, str] = field(default_factory=dict)  # tag -> expected label
-    batch_size: int = 8  # clips per batch for the embedders and the classifier
-    failures: FailureConfig = field(default_factory=FailureConfig)
-    RANGES: ClassVar[dict] = {"dnsmos_threads": ">= 0", "asr_batch_size": ">= 1", "batch_size": ">= 1"}
 
 
 @dataclass

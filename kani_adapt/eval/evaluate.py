@@ -21,7 +21,7 @@ from kani_adapt.eval import protocol
 from kani_adapt.eval.run import (CODEC_CEILING, RECORDING_WAVS, RECORDINGS_ROW, codec_ceiling,
                                  evaluate_checkpoint, first_by_reference, load_references,
                                  recordings)
-from kani_adapt.eval.scoring import Scorers
+from kani_adapt.scorers.registry import Scorers, derived_metrics
 
 TB_AUDIO_CLIPS = 4  # clips per checkpoint written to TensorBoard (all go to wavs/)
 
@@ -95,7 +95,7 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
         say("eval: checkpoint %d/%d (%s) done; ETA %.0f s", k + 1, len(names), name, left)
     every = protocol.add_derived(pd.DataFrame(rows), refs.anchors)
     df = every[~every["item"].astype(str).map(is_probe)]  # the probes are reported apart
-    metrics = [m for m in [*scorers.names(), *protocol.DERIVED] if m in df]
+    metrics = [m for m in [*scorers.names(), *derived_metrics(cfg.scorers)] if m in df]
     summary = report.summarise(df, metrics, cfg.resamples)
     for name, rates in protocol.corpus_rates(df, cfg.resamples).items():
         summary[name].update(rates)
