@@ -19,6 +19,7 @@ from kani_adapt.config.typed import from_dict
 from kani_adapt.config.load import read_yaml
 from kani_adapt.core.errors import ConfigError
 from kani_adapt.config.wiring import LocalPath, ModelRef, resolve_paths
+from kani_adapt.text.tags import Tags
 
 Layout = Literal["folder", "ljspeech", "commonvoice"]  # readers in data_tools/inputs/layouts.py
 Switch = Literal["auto", "on", "off"]  # a stage that needs a tool: auto runs it where it is found
@@ -91,8 +92,7 @@ class TranscribeConfig:
     model: ModelRef = "openai/whisper-large-v3"  # Whisper: local folder or hub id
     device: Device = "auto"  # a GPU when there is one (see kani_adapt/core/devices.py)
     batch_size: int = 8  # clips per ASR batch (grouped by length and language)
-    languages: dict[str, str] = field(default_factory=dict)  # tag -> Whisper language code;
-    #                                     unmapped tags use their first part (de_hessian -> de)
+    # (the language forced on each clip: its tag's, tags.<tag>.asr_language or .language)
     detect_language: bool = False  # detect instead of forcing, and reject other languages
     min_language_prob: float = 0.5  # with detect_language: the tag's language must reach this
     verify: bool = True  # clips that came with a transcript: compare it with what ASR heard
@@ -155,9 +155,8 @@ class FilterConfig:
     # Set 3.0 for Emilia's bar on real recordings.
     min_dnsmos: float = 2.4
     near_duplicate_similarity: float = 0.995  # cosine of audio fingerprints (same length)
-    # The text frontend (kani_adapt.text.frontend): the language whose readings of numbers, dates and
-    # symbols apply ("" = from each utterance's tag), and whether they are spelled out at all
-    language: str = ""
+    # The text frontend (kani_adapt.text.frontend): whether numbers, dates and symbols are
+    # spelled out (each utterance in its tag's language: tags.<tag>.language)
     numbers_to_words: bool = True
     tokenizer: ModelRef = ""  # generator checkpoint (dir or hub id) for the coverage report
 
@@ -247,8 +246,15 @@ class DataConfig:
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     write: WriteConfig = field(default_factory=WriteConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    # What each source tag stands for (kani_adapt.text.tags.Tag): the language its texts are
+    # read in (the filter's text frontend, transcript checks) and the one Whisper is told
+    # (transcribe). Untagged or unlisted tags: the tag's first part (de_hessian -> de). In a
+    # recipe: the recipe's `tags`.
+    tags: Tags = field(default_factory=dict)
 
     RANGES: ClassVar[dict[str, str]] = {"max_rejected_fraction": "[0, 1]"}
+    RENAMED: ClassVar[dict[str, str]] = {"transcribe.languages": "tags.<tag>.language",
+                                         "filter.language": "tags.<tag>.language"}
 
 
 ENGINE_KEYS = ("engine", "ray")  # where the work runs: never what it gives

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kani_adapt.text import fertility, frontend
+from kani_adapt.text.tags import Tags, languages
 from kani_adapt.scorers import textnorm
 from data_tools.speech import consistency
 from kani_adapt.audio import read_clip
@@ -101,13 +102,14 @@ def fertility_figures(accepted: list[Utterance], tokenizer) -> dict:
     return {**figures, "problems": fertility.gate(figures)}
 
 
-def text_frontend(cfg: FilterConfig) -> frontend.Frontend:
-    """The frontend the data are normalised with; stored beside the dataset, read by training."""
-    return frontend.Frontend(language=cfg.language, numbers=cfg.numbers_to_words)
+def text_frontend(cfg: FilterConfig, tags: Tags | None = None) -> frontend.Frontend:
+    """The frontend the data are normalised with (each tag in its language, ``tags``); stored
+    beside the dataset, read by training."""
+    return frontend.Frontend(languages=languages(tags or {}), numbers=cfg.numbers_to_words)
 
 
-def _measure(utt: Utterance, work: Path, cfg: FilterConfig, dnsmos=None) -> dict:
-    text = text_frontend(cfg).apply(utt.text, utt.tag, utt.text_override)
+def _measure(utt: Utterance, work: Path, cfg: FilterConfig, tags: Tags, dnsmos=None) -> dict:
+    text = text_frontend(cfg, tags).apply(utt.text, utt.tag, utt.text_override)
     audio, rate = read_clip(work / utt.audio)
     features = measure(audio, rate, text)
     out = {"utt": {**utt.to_dict(), "text": text}, "features": dataclasses.asdict(features)}
@@ -149,7 +151,7 @@ class Filter(BaseStage):
         return Resources(pool=cfg.filter.dnsmos)  # DNSMOS: its ONNX models load once per worker
 
     def settings(self, ctx) -> dict:
-        return {"cfg": dataclasses.asdict(ctx.cfg.filter)}
+        return {"cfg": dataclasses.asdict(ctx.cfg.filter), "languages": languages(ctx.cfg.tags)}
 
     def open(self, ctx) -> None:
         if ctx.cfg.filter.dnsmos:
@@ -157,12 +159,14 @@ class Filter(BaseStage):
             ctx.state["dnsmos"] = ctx.given.get("dnsmos") or DNSMOS()
 
     def process_item(self, ctx, utt: Utterance) -> Kept:
-        return Kept(extra=_measure(utt, ctx.work, ctx.cfg.filter, ctx.state.get("dnsmos")))
+        return Kept(extra=_measure(utt, ctx.work, ctx.cfg.filter, ctx.cfg.tags,
+                                   ctx.state.get("dnsmos")))
 
     def decide(self, ctx, items: list, results: dict) -> tuple[list, list[dict]]:
         cfg = ctx.cfg.filter
         accepted, rejected = decide([results[u.id]["extra"] for u in items], cfg)
-        frontend.write(stage_dir(ctx.work, NAME), text_frontend(cfg), {u.tag for u in accepted})
+        frontend.write(stage_dir(ctx.work, NAME), text_frontend(cfg, ctx.cfg.tags),
+                       {u.tag for u in accepted})
         tokenizer = ctx.given.get("tokenizer")
         if tokenizer is None and cfg.tokenizer:
             tokenizer = textnorm.load_tokenizer(cfg.tokenizer)

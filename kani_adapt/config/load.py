@@ -29,16 +29,26 @@ def load_saved_config(cls: type[T], path: str | Path, overrides: list[str] = ())
     return from_dict(cls, migrate(cls, read_yaml(path, overrides)), where=str(path))
 
 
+EACH = "<tag>"  # in a new place: a former map of name -> value went into each name's entry
+
+
 def migrate(cls, data):
     """``data`` with every former key of ``cls`` and its sections moved to its current place (a
-    value already there wins: a key renamed twice into one keeps the first)."""
+    value already there wins: a key renamed twice into one keeps the first). A former map moved
+    into each entry of a section (``"scorers.languages": "tags.<tag>.language"``) is spread over
+    the entries it names."""
     if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
         return data
     data, hints = copy.deepcopy(data), get_type_hints(cls)
     for old, new in inherited(cls, "RENAMED").items():
         value = pop_path(data, old)
-        if value is not ABSENT and get_path(data, new) is ABSENT:
-            set_dotted(data, new, value)
+        if value is ABSENT:
+            continue
+        moves = ({new.replace(EACH, str(k)): v for k, v in value.items()}
+                 if EACH in new and isinstance(value, dict) else {new: value})
+        for place, v in moves.items():
+            if get_path(data, place) is ABSENT:
+                set_dotted(data, place, v)
     return {key: migrate(hints[key], value) if key in hints else value for key, value in data.items()}
 
 

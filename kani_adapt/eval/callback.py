@@ -71,7 +71,7 @@ class EvalCallback(L.Callback):
     def scorers(self, device: str):
         if self._scorers is None:
             from kani_adapt.scorers.registry import Scorers
-            self._scorers = Scorers(self.cfg.scorers, device)
+            self._scorers = Scorers(self.cfg.scorers, device, self.cfg.tags)
         return self._scorers
 
     def evaluate(self, model, which: str = "") -> tuple[dict[str, float], list[np.ndarray]]:

@@ -17,12 +17,12 @@ class ScorerConfig:
     dnsmos: bool = True  # DNSMOS P.808 / P.835 (CPU, ONNX models in the speechmos wheel)
     dnsmos_threads: int = 0  # onnxruntime threads (0 = its default)
     asr: str = ""  # Whisper hub id or folder (e.g. openai/whisper-large-v3); empty = no CER/WER
+    #                (the language of each clip: its tag's, tags.<tag>.language / asr_language)
     asr_batch_size: int = 8
-    languages: dict[str, str] = field(default_factory=dict)  # tag -> Whisper language code
     speaker_embedder: str = ""  # KaniTTS2 speaker embedder folder or hub id; empty = no similarity
     xvector: str = ""  # optional WavLMForXVector folder or hub id (second similarity)
-    accent_model: str = ""  # optional audio-classification folder or hub id
-    accent_labels: dict[str, str] = field(default_factory=dict)  # tag -> expected label
+    accent_model: str = ""  # optional audio-classification folder or hub id (its expected
+    #                         label per tag: tags.<tag>.accent_label)
     batch_size: int = 8  # clips per batch for the embedders and the classifier
     failures: FailureConfig = field(default_factory=FailureConfig)
     RANGES: ClassVar[dict] = {"dnsmos_threads": ">= 0", "asr_batch_size": ">= 1", "batch_size": ">= 1"}

@@ -2,10 +2,11 @@
 
 Each entry of :data:`REGISTRY` says which :class:`ScorerConfig` switch turns it on, the config
 keys of the models it loads (preflight checks each), how its model loads and how it fills a
-clip's row, and its metrics (:class:`Metric`): whether higher is better, whether it is a key
-metric of the verdict, compared with the recordings, or shown beside each clip on the page, and
-how the report computes it when it is not a plain per-clip value (a corpus rate, or derived once
-every row is in). Preflight (``eval/preflight.py``), the report's verdict and anchor line
+clip's row (both read a :class:`Setup`: the switches and each tag's facts), and its metrics
+(:class:`Metric`): whether higher is better, whether it is a key metric of the verdict,
+compared with the recordings, or shown beside each clip on the page, and how the report
+computes it when it is not a plain per-clip value (a corpus rate, or derived once every row is
+in). Preflight (``eval/preflight.py``), the report's verdict and anchor line
 (``eval/report.py``, ``eval/protocol.py``), the page (``eval/page.py``), the eval run's metric
 list and the training callback's monitors read this list and no other.
 
@@ -16,12 +17,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from kani_adapt.scorers.config import ScorerConfig
 from kani_adapt.scorers.failures import DEFAULT_CHARS_PER_SECOND
+from kani_adapt.text.tags import Tag, accent_labels, asr_language_of, language_of
 
 
 @dataclass
@@ -57,8 +59,23 @@ class Metric:
         return self.corpus is None and not self.derived
 
 
-Load = Callable[[ScorerConfig, str], Any]  # (config, device) -> model
-Score = Callable[[Any, ScorerConfig, Sequence[Clip], int, list[dict]], None]  # fills the rows
+@dataclass(frozen=True)
+class Setup:
+    """What a scorer's ``load`` and ``score`` read: the switches and the facts of each tag."""
+
+    cfg: ScorerConfig
+    tags: Mapping[str, Tag] = field(default_factory=dict)
+
+    def language(self, tag: str | None) -> str:
+        """The language a clip's texts are read in (CER/WER normalisation)."""
+        return language_of(tag, self.tags)
+
+    def asr_language(self, tag: str | None) -> str | None:
+        return asr_language_of(tag, self.tags)
+
+
+Load = Callable[[Setup, str], Any]  # (setup, device) -> model
+Score = Callable[[Any, Setup, Sequence[Clip], int, list[dict]], None]  # fills the rows
 
 
 @dataclass(frozen=True)
@@ -76,11 +93,11 @@ def _always(cfg: ScorerConfig) -> bool:
     return True
 
 
-def _score_failures(model, cfg, clips, rate, rows) -> None:
+def _score_failures(model, setup: Setup, clips, rate, rows) -> None:
     from kani_adapt.scorers import failures
 
     for row, clip in zip(rows, clips):
-        f = failures.detect(cfg.failures, text=clip.text, audio=clip.audio, rate=rate,
+        f = failures.detect(setup.cfg.failures, text=clip.text, audio=clip.audio, rate=rate,
                             codes=clip.codes, hit_length_cap=clip.hit_length_cap,
                             chars_per_second=clip.chars_per_second, transcript=row.get("asr_text"))
         row.update(failure=float(f.any), failure_reasons=",".join(f.reasons),
@@ -88,12 +105,12 @@ def _score_failures(model, cfg, clips, rate, rows) -> None:
                    silence_share=f.silence_share)
 
 
-def _load_dnsmos(cfg: ScorerConfig, device: str):
+def _load_dnsmos(setup: Setup, device: str):
     from kani_adapt.scorers.quality import DNSMOS
-    return DNSMOS(device, cfg.dnsmos_threads)
+    return DNSMOS(device, setup.cfg.dnsmos_threads)
 
 
-def _score_dnsmos(model, cfg, clips, rate, rows) -> None:
+def _score_dnsmos(model, setup, clips, rate, rows) -> None:
     for row, q in zip(rows, model.score([c.audio for c in clips], rate)):
         row.update(dnsmos_p808=q.p808, dnsmos_ovrl=q.ovrl, dnsmos_sig=q.sig, dnsmos_bak=q.bak)
 
@@ -103,20 +120,18 @@ def _score_dnsmos(model, cfg, clips, rate, rows) -> None:
 CATASTROPHIC_WER = 0.5
 
 
-def _load_asr(cfg: ScorerConfig, device: str):
+def _load_asr(setup: Setup, device: str):
     from kani_adapt.scorers.asr import WhisperASR
-    return WhisperASR.load(cfg.asr, device, cfg.asr_batch_size)
+    return WhisperASR.load(setup.cfg.asr, device, setup.cfg.asr_batch_size)
 
 
-def _score_asr(model, cfg, clips, rate, rows) -> None:
-    from kani_adapt.scorers.asr import LanguageMap
+def _score_asr(model, setup: Setup, clips, rate, rows) -> None:
     from kani_adapt.scorers.text import error_rates
 
-    languages = LanguageMap(cfg.languages)
-    langs = [languages(c.tag) for c in clips]
-    heard = model.transcribe([c.audio for c in clips], rate, langs)
-    for row, clip, lang, t in zip(rows, clips, langs, heard):
-        rates = error_rates(clip.text, t.text, lang or "")
+    languages = [setup.asr_language(c.tag) for c in clips]  # what Whisper is told
+    heard = model.transcribe([c.audio for c in clips], rate, languages)
+    for row, clip, t in zip(rows, clips, heard):
+        rates = error_rates(clip.text, t.text, setup.language(clip.tag))
         row.update(asr_text=t.text, cer=rates.cer, wer=rates.wer, lang_prob=t.language_prob,
                    catastrophic=float(rates.wer > CATASTROPHIC_WER), char_edits=rates.char_edits,
                    ref_chars=rates.chars, word_edits=rates.word_edits, ref_words=rates.words,
@@ -125,15 +140,15 @@ def _score_asr(model, cfg, clips, rate, rows) -> None:
 
 
 def _similarity(kind: str, spec: Callable[[ScorerConfig], str]) -> Load:
-    def load(cfg: ScorerConfig, device: str):
+    def load(setup: Setup, device: str):
         from kani_adapt.scorers.similarity import SpeakerSimilarity
-        return SpeakerSimilarity.load(spec(cfg), kind, device, cfg.batch_size)
+        return SpeakerSimilarity.load(spec(setup.cfg), kind, device, setup.cfg.batch_size)
     return load
 
 
 def _cosines(metric: str, reference: str) -> Score:
     """Fills ``metric``: cosine of each clip's embedding to its ``reference`` (NaN without)."""
-    def score(model, cfg, clips, rate, rows) -> None:
+    def score(model, setup, clips, rate, rows) -> None:
         from kani_adapt.scorers.similarity import cosine
 
         for row, clip, e in zip(rows, clips, model.embed([c.audio for c in clips], rate)):
@@ -142,14 +157,16 @@ def _cosines(metric: str, reference: str) -> Score:
     return score
 
 
-def _load_accent(cfg: ScorerConfig, device: str):
+def _load_accent(setup: Setup, device: str):
     from kani_adapt.scorers.langid import AccentClassifier
-    return AccentClassifier.load(cfg.accent_model, cfg.accent_labels, device, cfg.batch_size)
+    return AccentClassifier.load(setup.cfg.accent_model, accent_labels(setup.tags), device,
+                                 setup.cfg.batch_size)
 
 
-def _score_accent(model, cfg, clips, rate, rows) -> None:
+def _score_accent(model, setup, clips, rate, rows) -> None:
     for row, p in zip(rows, model.predict([c.audio for c in clips], rate, [c.tag for c in clips])):
-        row.update(accent_label=p.label, accent_correct=math.nan if p.correct is None else float(p.correct))
+        row.update(accent_label=p.label,
+                   accent_correct=math.nan if p.correct is None else float(p.correct))
 
 
 REGISTRY: tuple[Scorer, ...] = (
@@ -245,9 +262,10 @@ def model_keys() -> list[tuple[str, str]]:
 class Scorers:
     """The models of every scorer the config turns on, loaded once."""
 
-    def __init__(self, cfg: ScorerConfig, device: str):
+    def __init__(self, cfg: ScorerConfig, device: str, tags: Mapping[str, Tag] | None = None):
         self.cfg = cfg
-        self.models = {s.name: s.load(cfg, device) for s in active(cfg) if s.load is not None}
+        self.setup = Setup(cfg, dict(tags or {}))
+        self.models = {s.name: s.load(self.setup, device) for s in active(cfg) if s.load is not None}
 
     def names(self) -> list[str]:
         """The metrics these scorers write into each row."""
@@ -257,5 +275,5 @@ class Scorers:
         rows = [{"duration_s": len(c.audio) / rate} for c in clips]
         for scorer in sorted(active(self.cfg), key=lambda s: s.runs_last):
             if scorer.score is not None:
-                scorer.score(self.models.get(scorer.name), self.cfg, clips, rate, rows)
+                scorer.score(self.models.get(scorer.name), self.setup, clips, rate, rows)
         return rows

@@ -23,11 +23,11 @@ class WithLoudness(ScorerConfig):
     loudness_model: str = ""  # the new scorer's switch: a folder with config.json
 
 
-def _load(cfg, device):
-    return json.loads((Path(cfg.loudness_model) / "config.json").read_text())["gain"]
+def _load(setup, device):
+    return json.loads((Path(setup.cfg.loudness_model) / "config.json").read_text())["gain"]
 
 
-def _score(gain, cfg, clips, rate, rows):
+def _score(gain, setup, clips, rate, rows):
     for row, clip in zip(rows, clips):
         row["loudness"] = gain * float(np.sqrt(np.mean(np.square(clip.audio, dtype=np.float64))))
 

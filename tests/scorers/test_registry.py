@@ -8,13 +8,13 @@ from kani_adapt.scorers import registry
 from kani_adapt.scorers.config import ScorerConfig
 
 
-def _fill_rms(model, cfg, clips, rate, rows):
+def _fill_rms(model, setup, clips, rate, rows):
     for row, clip in zip(rows, clips):
         row["rms"] = float(np.sqrt(np.mean(clip.audio ** 2)))
 
 
 LOUDNESS = registry.Scorer("loudness", (registry.Metric("rms", True),), lambda cfg: True,
-                           lambda cfg, device: "model", _fill_rms)
+                           lambda setup, device: "model", _fill_rms)
 
 
 def test_a_registered_scorer_runs_and_its_metric_is_known_everywhere(monkeypatch):
@@ -29,10 +29,10 @@ def test_a_registered_scorer_runs_and_its_metric_is_known_everywhere(monkeypatch
 
 
 def test_the_failure_detectors_run_after_the_scorers_whose_rows_they_read(monkeypatch):
-    def heard_nothing(model, cfg, clips, rate, rows):
+    def heard_nothing(model, setup, clips, rate, rows):
         for row in rows:
             row["asr_text"] = ""
-    deaf = registry.Scorer("deaf", (), lambda cfg: True, lambda cfg, device: None, heard_nothing)
+    deaf = registry.Scorer("deaf", (), lambda cfg: True, lambda setup, device: None, heard_nothing)
     monkeypatch.setattr(registry, "REGISTRY", registry.REGISTRY + (deaf,))
     t = np.arange(16000) / 16000
     clip = registry.Clip(audio=(0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32),
