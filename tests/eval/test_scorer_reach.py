@@ -15,6 +15,7 @@ from kani_adapt.eval.config import EvalConfig
 from kani_adapt.eval.evalset import EvalItem
 from kani_adapt.scorers import registry
 from kani_adapt.scorers.config import ScorerConfig
+from kani_adapt.text.tags import Tag
 from tests.scorers.speech import speak
 
 
@@ -78,6 +79,7 @@ def test_a_registered_scorer_reaches_the_report_and_the_page(with_loudness, base
                               tag="en", reference=tmp_path / f"{speaker}.wav",
                               reference_text="it is a lovely day"))
     cfg = _config(str(model))
+    cfg.tags = {"en": Tag(description="English as spoken in England")}  # kept for listeners
     assert eval_findings(cfg) == []
     out = tmp_path / "eval"
     result = run_eval(str(base_ckpt), items, cfg, out, eval_set="tiny world")
@@ -99,6 +101,8 @@ def test_a_registered_scorer_reaches_the_report_and_the_page(with_loudness, base
 
     saved = json.loads((out / "eval.json").read_text())
     assert saved["verdicts"] == result["verdicts"] and "loudness" in saved["metrics"]
+    assert saved["tags"]["en"] == {"language": "en", "description": "English as spoken in England",
+                                   "asr_language": "en", "accent_label": ""}
     md = (out / "eval.md").read_text()
     assert f"| loudness | {mean:.3f} [" in md and f"- {verdict}" in md
     page = (out / "index.html").read_text()
