@@ -41,13 +41,14 @@ class Tag:
 
     def validate(self) -> list[str]:
         return [f"{key}: {value!r} is not a language code (two or three lower-case letters, "
-                f"e.g. de, en, sw, gsw)" for key, value in
+                f"e.g. de, en, sw, gsw; for num2words with a region: pt_BR)" for key, value in
                 (("language", self.language), ("asr_language", self.asr_language))
                 if value and not CODE.fullmatch(value)]
 
 
 Tags = dict[str, Tag]
-Known = Mapping[str, Union[Tag, str]]  # tag -> its facts, or a language as a stored frontend keeps it
+# tag -> its facts, or its language alone (as a stored text frontend keeps it)
+Known = Mapping[str, Union[Tag, str]]
 
 
 def language_of(tag: str | None, tags: Known | None = None, default: str = "") -> str:
@@ -80,11 +81,6 @@ def only(tags: Mapping[str, Tag], *kept: str) -> Tags:
     """``tags`` with only the facts ``kept``, the others left empty: what a section reads."""
     return {name: replace(t, **{f.name: "" for f in fields(t) if f.name not in kept})
             for name, t in tags.items()}
-
-
-def descriptions(tags: Mapping[str, Tag]) -> dict[str, str]:
-    """tag -> what it stands for, for the tags that say."""
-    return {name: t.description for name, t in tags.items() if t.description}
 
 
 def accent_labels(tags: Mapping[str, Tag]) -> dict[str, str]:
