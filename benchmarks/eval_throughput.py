@@ -65,9 +65,10 @@ def main() -> None:
         args.items, args.max_frames = 2, 6
 
     from kani_adapt.codec.registry import load_codec
-    from kani_adapt.eval.config import EvalConfig, ScorerConfig
+    from kani_adapt.eval.config import EvalConfig
+    from kani_adapt.scorers.config import ScorerConfig
     from kani_adapt.eval.generation import decode, generate_items
-    from kani_adapt.eval.scoring import Clip, Scorers
+    from kani_adapt.scorers.registry import Clip, Scorers
     from kani_adapt.config.sampling import SeededSampling
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,7 +15,7 @@ DESCRIPTION = """\
 Turn community recordings into KaniTTS2 training data, one resumable stage at a time:
   {order}
 `data-tools prepare DATA_CONFIG` runs them all; `data-tools check DATA_CONFIG` checks the
-config, the machine and the recordings first (models, devices, languages) and says what is
+config, the machine and the recordings first (models, devices, the tokenizer's coverage) and says what is
 wrong, one line each (`--show-config` adds the resolved YAML). Every command that reads a
 config also takes its keys as KEY=VALUE (e.g. `filter.min_snr_db=10`). Rejected items and their
 reasons land in <work>/rejected.jsonl.

@@ -23,6 +23,7 @@ from kani_adapt.config.load import read_yaml
 from kani_adapt.config.typed import from_dict
 from kani_adapt.config.wiring import LocalPath, resolve_paths
 from kani_adapt.core.errors import ConfigError
+from kani_adapt.text.tags import Tags
 
 
 @dataclass
@@ -57,8 +58,15 @@ class RunSettings:
     # Where the stages' work runs: local (this process, the default) or ray (tasks and actor
     # pools on a Ray cluster, see the ray section); the results are the same.
     engine: Literal["local", "ray"] = "local"
+    # What each source tag stands for (kani_adapt.text.tags.Tag): the language its texts are
+    # read in (the filter's text frontend, transcript checks) and the one Whisper is told
+    # (transcribe). Untagged or unlisted tags: the tag's first part (de_hessian -> de). In a
+    # recipe: the recipe's `tags`.
+    tags: Tags = field(default_factory=dict)
 
     RANGES: ClassVar[dict[str, str]] = {"max_rejected_fraction": "[0, 1]"}
+    RENAMED: ClassVar[dict[str, str]] = {"transcribe.languages": "tags.<tag>.language",
+                                         "filter.language": "tags.<tag>.language"}
 
 
 def compose(stages: list) -> type:

@@ -205,24 +205,6 @@ def check_devices(t: Target) -> list[Finding]:
     return out
 
 
-def check_languages(t: Target) -> list[Finding]:
-    """Each source's language (its tag's) against the language-bound settings."""
-    from kani_adapt.scorers.asr import LanguageMap
-
-    cfg, out = t.cfg, []
-    for i, src in enumerate(cfg.ingest.sources):
-        tag = src.tag.lower()
-        lang = LanguageMap(cfg.transcribe.languages)(tag)
-        if not tag:
-            continue
-        if cfg.filter.language and lang and cfg.filter.language != lang:
-            out.append(problem(
-                f"filter.language: {cfg.filter.language}, but ingest.sources[{i}] ({src.path}) is "
-                f"tagged {tag} (language {lang}): its text would be normalised as "
-                f"{cfg.filter.language}; leave filter.language empty (each tag's own) or set {lang}"))
-    return out
-
-
 def check_coverage(t: Target) -> list[Finding]:
     """Characters of a sample of the transcripts that the generator's tokenizer does not know."""
     ref = t.cfg.filter.tokenizer
@@ -249,7 +231,7 @@ def check_coverage(t: Target) -> list[Finding]:
     return out
 
 
-CHECKS = [check_sources, check_models, check_devices, check_languages, check_coverage]
+CHECKS = [check_sources, check_models, check_devices, check_coverage]
 
 
 def findings(cfg: DataConfig, given=(), strict: bool = False) -> list[Finding]:

@@ -95,11 +95,12 @@ def test_a_codec_path_that_is_not_a_codec_is_a_problem(tmp_path, capsys):
     assert rc == 2 and "no such .nemo file" in out
 
 
-def test_a_language_setting_that_does_not_fit_the_source_is_a_problem(tmp_path, capsys):
-    rc, out = check(capsys, recipe(tmp_path), "data.filter.language=en")
-    assert rc == 2
-    assert "filter.language: en, but ingest.sources[0]" in out and "tagged de (language de)" in out
-    rc, out = check(capsys, recipe(tmp_path), "data.filter.language=de")
+def test_a_language_is_said_once_per_tag_and_the_former_key_says_where(tmp_path, capsys):
+    assert main(["check", str(recipe(tmp_path)), "data.filter.language=en"]) == 2
+    err = capsys.readouterr().err
+    assert "data.filter: unknown key 'language'; it is now " in err, err
+    assert err.rstrip().endswith(".tags.<tag>.language") and len(err.strip().splitlines()) == 1
+    rc, out = check(capsys, recipe(tmp_path), "tags.de.language=de")
     assert rc == 0, out
 
 

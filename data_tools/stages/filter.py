@@ -15,6 +15,9 @@ from typing import ClassVar
 import numpy as np
 
 from data_tools.records import Utterance, reject_utt, stage_dir
+from kani_adapt.text import fertility, frontend
+from kani_adapt.text.tags import Tags, languages
+from kani_adapt.scorers import textnorm
 from data_tools.speech import consistency
 from data_tools.speech.quality import Features, measure
 from data_tools.stages.kit import BaseStage, Kept, Model, Resources, ordered
@@ -22,8 +25,6 @@ from kani_adapt.audio import read_clip
 from kani_adapt.config.defaults import MAX_CLIP_SECONDS
 from kani_adapt.config.wiring import ModelRef
 from kani_adapt.core import atomic
-from kani_adapt.scorers import textnorm
-from kani_adapt.text import fertility, frontend
 
 NAME = "filter"
 
@@ -48,9 +49,8 @@ class FilterConfig:
     # Set 3.0 for Emilia's bar on real recordings.
     min_dnsmos: float = 2.4
     near_duplicate_similarity: float = 0.995  # cosine of audio fingerprints (same length)
-    # The text frontend (kani_adapt.text.frontend): the language whose readings of numbers, dates and
-    # symbols apply ("" = from each utterance's tag), and whether they are spelled out at all
-    language: str = ""
+    # The text frontend (kani_adapt.text.frontend): whether numbers, dates and symbols are
+    # spelled out (each utterance in its tag's language: tags.<tag>.language)
     numbers_to_words: bool = True
     tokenizer: ModelRef = ""  # generator checkpoint (dir or hub id) for the coverage report
 
@@ -138,13 +138,14 @@ def fertility_figures(accepted: list[Utterance], tokenizer) -> dict:
     return {**figures, "problems": fertility.gate(figures)}
 
 
-def text_frontend(cfg: FilterConfig) -> frontend.Frontend:
-    """The frontend the data are normalised with; stored beside the dataset, read by training."""
-    return frontend.Frontend(language=cfg.language, numbers=cfg.numbers_to_words)
+def text_frontend(cfg: FilterConfig, tags: Tags | None = None) -> frontend.Frontend:
+    """The frontend the data are normalised with (each tag in its language, ``tags``); stored
+    beside the dataset, read by training."""
+    return frontend.Frontend(languages=languages(tags or {}), numbers=cfg.numbers_to_words)
 
 
-def _measure(utt: Utterance, work: Path, cfg: FilterConfig, dnsmos=None) -> dict:
-    text = text_frontend(cfg).apply(utt.text, utt.tag, utt.text_override)
+def _measure(utt: Utterance, work: Path, cfg: FilterConfig, tags: Tags, dnsmos=None) -> dict:
+    text = text_frontend(cfg, tags).apply(utt.text, utt.tag, utt.text_override)
     audio, rate = read_clip(work / utt.audio)
     features = measure(audio, rate, text)
     out = {"utt": {**utt.to_dict(), "text": text}, "features": dataclasses.asdict(features)}
@@ -190,7 +191,7 @@ class Filter(BaseStage):
         return Resources(pool=cfg.filter.dnsmos)  # DNSMOS: its ONNX models load once per worker
 
     def settings(self, ctx) -> dict:
-        return {"cfg": dataclasses.asdict(ctx.cfg.filter)}
+        return {"cfg": dataclasses.asdict(ctx.cfg.filter), "languages": languages(ctx.cfg.tags)}
 
     def open(self, ctx) -> None:
         if ctx.cfg.filter.dnsmos:
@@ -198,12 +199,14 @@ class Filter(BaseStage):
             ctx.state["dnsmos"] = ctx.given.get("dnsmos") or DNSMOS()
 
     def process_item(self, ctx, utt: Utterance) -> Kept:
-        return Kept(extra=_measure(utt, ctx.work, ctx.cfg.filter, ctx.state.get("dnsmos")))
+        return Kept(extra=_measure(utt, ctx.work, ctx.cfg.filter, ctx.cfg.tags,
+                                   ctx.state.get("dnsmos")))
 
     def decide(self, ctx, items: list, results: dict) -> tuple[list, list[dict]]:
         cfg = ctx.cfg.filter
         accepted, rejected = decide([results[u.id]["extra"] for u in items], cfg)
-        frontend.write(stage_dir(ctx.work, NAME), text_frontend(cfg), {u.tag for u in accepted})
+        frontend.write(stage_dir(ctx.work, NAME), text_frontend(cfg, ctx.cfg.tags),
+                       {u.tag for u in accepted})
         tokenizer = ctx.given.get("tokenizer")
         if tokenizer is None and cfg.tokenizer:
             tokenizer = textnorm.load_tokenizer(cfg.tokenizer)

@@ -19,7 +19,7 @@ were heard in (see ``span_words``): cuts only ever fall in those pauses.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -36,6 +36,8 @@ from kani_adapt.batching import id_batches
 from kani_adapt.config.shared import Device
 from kani_adapt.config.wiring import ModelRef
 from kani_adapt.core import hub
+from kani_adapt.text.tags import asr_language_of, asr_languages, language_of
+from kani_adapt.text.tags import languages as text_languages
 
 NAME = "transcribe"
 VAD_RATE = 16000
@@ -51,8 +53,7 @@ class TranscribeConfig:
     model: ModelRef = "openai/whisper-large-v3"  # Whisper: local folder or hub id
     device: Device = "auto"  # a GPU when there is one (see kani_adapt/core/devices.py)
     batch_size: int = 8  # clips per ASR batch (grouped by length and language)
-    languages: dict[str, str] = field(default_factory=dict)  # tag -> Whisper language code;
-    #                                     unmapped tags use their first part (de_hessian -> de)
+    # (the language forced on each clip: its tag's, tags.<tag>.asr_language or .language)
     detect_language: bool = False  # detect instead of forcing, and reject other languages
     min_language_prob: float = 0.5  # with detect_language: the tag's language must reach this
     verify: bool = True  # clips that came with a transcript: compare it with what ASR heard
@@ -138,10 +139,8 @@ class WhisperRecogniser:
         self.detect_language = self.whisper.detect_language
 
 
-def _language(utt: Utterance, cfg: TranscribeConfig):
-    from kani_adapt.scorers.asr import LanguageMap
-
-    return LanguageMap(cfg.languages)(utt.tag)
+def _asr_language(utt: Utterance, tags) -> str | None:
+    return asr_language_of(utt.tag, tags)
 
 
 def check_language(asr, audios: list, rate: int, languages: list, cfg) -> list[str | None]:
@@ -163,13 +162,13 @@ def _confidence(t) -> dict:
             "asr_compression_ratio": t.compression_ratio}
 
 
-def judge(utt: Utterance, t, cfg: TranscribeConfig) -> Kept | Rejected:
-    """What one clip becomes once the recogniser heard it."""
+def judge(utt: Utterance, t, cfg: TranscribeConfig, tags=None) -> Kept | Rejected:
+    """What one clip becomes once the recogniser heard it (``tags``: each tag's facts)."""
     from kani_adapt.scorers.text import error_rates
 
     conf = {k: round(float(v), 4) for k, v in _confidence(t).items()}
     if utt.text:  # a given transcript: check it, keep the user's words
-        rates = error_rates(utt.text, t.text, _language(utt, cfg) or "")
+        rates = error_rates(utt.text, t.text, language_of(utt.tag, tags))
         if rates.cer > cfg.max_transcript_cer:
             return Rejected("transcript_mismatch",
                             f"CER {rates.cer:.2f} > max_transcript_cer={cfg.max_transcript_cer}; "
@@ -190,7 +189,7 @@ def cut_long(ctx, utt: Utterance, asr, vad) -> Kept | Rejected:
     seg = ctx.cfg.segment
     audio, rate = read_clip(ctx.work / utt.audio)
     spans = vad(resample(audio, rate, VAD_RATE))
-    words = asr_words(asr, audio, rate, _language(utt, ctx.cfg.transcribe), spans)
+    words = asr_words(asr, audio, rate, _asr_language(utt, ctx.cfg.tags), spans)
     plan = longform.plan_cuts(words, spans, longform.CutConfig(
         seg.min_seconds, seg.max_seconds, seg.pad_seconds), transcript=utt.text or None,
         duration_s=len(audio) / rate)
@@ -245,6 +244,8 @@ class Transcribe(BaseStage):
         given = ctx.given.get("asr")
         own = {k: v for k, v in super().settings(ctx).items() if k != "enabled"}  # auto -> on
         return {**own, "segment": dataclasses.asdict(ctx.cfg.segment),
+                # what Whisper is told, and how given transcripts are read to check them
+                "languages": [text_languages(ctx.cfg.tags), asr_languages(ctx.cfg.tags)],
                 "given": getattr(given, "name", type(given).__name__) if given else None}
 
     def open(self, ctx) -> None:
@@ -272,10 +273,11 @@ class Transcribe(BaseStage):
             clips = [read_clip(ctx.work / u.audio) for u in heard]
             rate = clips[0][1]
             audios = [a if r == rate else resample(a, r, rate) for a, r in clips]
-            langs = [_language(u, cfg) for u in heard]
+            langs = [_asr_language(u, ctx.cfg.tags) for u in heard]
             wrong = check_language(asr, audios, rate, langs, cfg)
             for u, t, bad in zip(heard, asr.transcribe(audios, rate, langs), wrong):
-                out[u.id] = Rejected("language_mismatch", bad) if bad else judge(u, t, cfg)
+                out[u.id] = Rejected("language_mismatch", bad) if bad else \
+                    judge(u, t, cfg, ctx.cfg.tags)
         return out
 
     def decide(self, ctx, items: list, results: dict) -> tuple[list, list[dict]]:

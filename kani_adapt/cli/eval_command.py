@@ -21,7 +21,8 @@ forgetting line on the base-language items. Intervals are 95 % bootstrap over sp
 Eval set: a .jsonl file (one object per line) or a .yaml list; per item:
   text            what to say (required)
   speaker         speaker name (required; items of one speaker are clustered in intervals)
-  tag             language/accent tag, e.g. de_hessian (also picks the ASR language)
+  tag             language/accent tag, e.g. de_hessian: its language (ASR, CER, probes) is
+                  the tag's first part, unless the config's tags say otherwise
   reference       audio file of that speaker: conditions the voice when there is no
                   embedding, and anchors similarity (another clip of the speaker is used)
   reference_text  transcript of the reference (codec-ceiling CER, speaker's speaking rate)
@@ -35,6 +36,12 @@ Or EVAL_SET is a kani-adapt dataset (folder or parquet): its held-out speakers
 (dataset.speakers=[a,b], or dataset.from_run=RUN_DIR to take the ones a training run held
 out), dataset.per_speaker items each, their recordings (codes decoded) as references, plus
 dataset.replay=BASE_DATASET for base-language items (the forgetting line).
+
+Tags: what each tag stands for, once, in --config's tags (or a recipe's):
+  tags: {de_hessian: {language: de, description: German with a Hessian accent,
+                      accent_label: hessian}, gsw_zurich: {language: gsw, asr_language: de}}
+(description: the listening test's accent question, kept in eval.json; asr_language:
+Whisper's code where it differs; accent_label: scorers.accent_model's expected label).
 
 Scorers: DNSMOS and failures by default (CPU, nothing to download). CER/WER and language
 ID need scorers.asr=openai/whisper-large-v3 (or a folder); similarity needs

@@ -89,7 +89,8 @@ def add_listen(sub) -> None:
     p.add_argument("--checks", type=int, default=2, help="AB attention checks per listener")
     p.add_argument("--sample", type=int, default=0, help="which generated sample of each item to play")
     p.add_argument("--describe", action="append", default=[], metavar="TAG=TEXT",
-                   help="what a tag stands for in the accent question (default: the recipe's tags)")
+                   help="what a tag stands for in the accent question (default: its description in "
+                        "the eval config's or recipe's tags, kept in eval.json)")
     p.add_argument("--loudness", type=float, default=-26.0, metavar="LUFS", help="playback loudness")
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (--results)")
     p.add_argument("--keep-all", action="store_true",

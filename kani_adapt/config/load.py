@@ -29,17 +29,26 @@ def load_saved_config(cls: type[T], path: str | Path, overrides: list[str] = ())
     return from_dict(cls, migrate(cls, read_yaml(path, overrides)), where=str(path))
 
 
+EACH = "<tag>"  # in a new place: a former map of name -> value went into each name's entry
+
+
 def migrate(cls, data):
     """``data`` with every former key of ``cls`` and its sections moved to its current place (a
     value already there wins: a key renamed twice into one keeps the first), and every former
-    value (``RENAMED_VALUES``) under its current name."""
+    value (``RENAMED_VALUES``) under its current name. A former map moved into each entry of a
+    section (``"scorers.languages": "tags.<tag>.language"``) is spread over the entries it names."""
     if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
         return data
     data, hints = copy.deepcopy(data), get_type_hints(cls)
     for old, new in inherited(cls, "RENAMED").items():
         value = pop_path(data, old)
-        if value is not ABSENT and get_path(data, new) is ABSENT:
-            set_dotted(data, new, value)
+        if value is ABSENT:
+            continue
+        moves = ({new.replace(EACH, str(k)): v for k, v in value.items()}
+                 if EACH in new and isinstance(value, dict) else {new: value})
+        for place, v in moves.items():
+            if get_path(data, place) is ABSENT:
+                set_dotted(data, place, v)
     for key, values in inherited(cls, "RENAMED_VALUES").items():
         if isinstance(data.get(key), str) and data[key] in values:
             data[key] = values[data[key]]

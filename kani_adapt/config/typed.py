@@ -29,7 +29,9 @@ reported at once, in one :class:`ConfigError` line):
   paths below the class: a key that moved into a section (``"max_frames":
   "sampling.max_frames"``), or out of one (``"trainer.sample_max_frames":
   "sampling.max_frames"``: "config.trainer: unknown key 'sample_max_frames'; it is now
-  config.sampling.max_frames").
+  config.sampling.max_frames"). A new place may name each entry of a section
+  (``"scorers.languages": "tags.<tag>.language"``): a run folder's former map of tag -> value
+  is then moved into each tag's entry (:func:`kani_adapt.config.load.migrate`).
 
 - ``RENAMED_VALUES``: a class attribute mapping a field to its former values and their current
   names (``{"mode": {"continue_pretrain": "full"}}``): an old config gets "'continue_pretrain'
@@ -42,6 +44,10 @@ reported at once, in one :class:`ConfigError` line):
 - ``WIRED`` and the path types ``LocalPath`` / ``ModelRef``: keys filled from other keys when a
   config leaves them out (``"${work_dir}/generator"``), and strings that are paths relative to
   the config's file; see :mod:`kani_adapt.config.wiring`.
+
+- ``FROM_STRING``: a class attribute naming the one field a plain string fills, so a section
+  may be written short (``en: English as spoken in England`` for ``en: {description: ...}``,
+  :class:`kani_adapt.text.tags.Tag`).
 
 - ``validate(self) -> list[str]``: a method for checks across fields; it returns the problems
   found (empty when the config is fine) and runs only when every field is of the right type
@@ -290,6 +296,8 @@ def _coerce(tp, value, where: str, problems: list[str] | None = None):
                 for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         value = value if value is not None else {}
+        if isinstance(value, str) and getattr(tp, "FROM_STRING", None):
+            value = {tp.FROM_STRING: value}
         if problems is None:
             return from_dict(tp, value, where)
         before = len(problems)

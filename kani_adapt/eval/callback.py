@@ -72,14 +72,14 @@ class EvalCallback(L.Callback):
 
     def scorers(self, device: str):
         if self._scorers is None:
-            from kani_adapt.eval.scoring import Scorers
-            self._scorers = Scorers(self.cfg.scorers, device)
+            from kani_adapt.scorers.registry import Scorers
+            self._scorers = Scorers(self.cfg.scorers, device, self.cfg.tags)
         return self._scorers
 
     def evaluate(self, model, which: str = "") -> tuple[dict[str, float], list[np.ndarray]]:
         """Mean of every metric over the items of one set, and the decoded clips."""
-        from kani_adapt.eval.scoring import Clip
         from kani_adapt.models.generator.bundle import Generator
+        from kani_adapt.scorers.registry import Clip
         from kani_adapt.models.generator.synthesize import synthesize_ids
 
         items = self.sets[which]
@@ -139,7 +139,7 @@ class EvalCallback(L.Callback):
 
     def forgetting(self, value: float | None, step: int) -> bool:
         """Whether the run should stop now, given the watched base metric at ``step``."""
-        from kani_adapt.eval.scoring import higher_is_better
+        from kani_adapt.scorers.registry import higher_is_better
 
         metric, tolerance = self.cfg.stop_on_forgetting, self.cfg.forgetting_tolerance
         if value is None or self.baseline is None:
@@ -181,7 +181,7 @@ def eval_callbacks(cfg: TrainingEvalConfig, val_set, codec, checkpoint_dir=None,
     """The callback when configured and possible (items to score and a codec to decode them),
     and with ``monitor`` a checkpoint keeper of the best runs by that eval metric."""
     from kani_adapt.core.errors import ConfigError
-    from kani_adapt.eval.scoring import higher_is_better, metric_names
+    from kani_adapt.scorers.registry import higher_is_better, metric_names
 
     has_val = cfg.prompts > 0 and val_set is not None and len(val_set)
     has_base = cfg.base_prompts > 0 and base_set is not None and len(base_set)
@@ -190,10 +190,13 @@ def eval_callbacks(cfg: TrainingEvalConfig, val_set, codec, checkpoint_dir=None,
     if cfg.base_prompts > 0 and not has_base:
         raise ConfigError("eval.base_prompts > 0 needs data.replay with held-out rows (a "
                           "base-language dataset of 10 rows or more)")
-    if cfg.stop_on_forgetting and cfg.stop_on_forgetting not in metric_names(cfg.scorers):
-        raise ConfigError(f"eval.stop_on_forgetting={cfg.stop_on_forgetting!r} is not a metric the "
-                          f"configured scorers give; choose from {', '.join(metric_names(cfg.scorers))}"
-                          " (cer and wer need eval.scorers.asr)")
+    watchable = metric_names(cfg.scorers)  # what each validation measures per clip
+    for key, metric in (("stop_on_forgetting", cfg.stop_on_forgetting), ("monitor", cfg.monitor)):
+        if metric and metric not in watchable:
+            what = "an eval metric" if metric not in higher_is_better() else \
+                "a metric the configured scorers give at each validation"
+            raise ConfigError(f"eval.{key}={metric!r} is not {what}; choose from "
+                              f"{', '.join(watchable)} (cer and wer need eval.scorers.asr)")
     if not (has_val or has_base):
         return []
     if codec is None:
@@ -201,9 +204,6 @@ def eval_callbacks(cfg: TrainingEvalConfig, val_set, codec, checkpoint_dir=None,
     callbacks: list = [EvalCallback(cfg, val_set, codec, base_set, run_dir, sampling=sampling,
                                     layout=layout)]
     if cfg.monitor:
-        if cfg.monitor not in higher_is_better():
-            raise ConfigError(f"eval.monitor={cfg.monitor!r} is not an eval metric; choose from "
-                              f"{', '.join(sorted(higher_is_better()))}")
         from lightning.pytorch.callbacks import ModelCheckpoint
 
         callbacks.append(ModelCheckpoint(

@@ -7,29 +7,17 @@ from typing import ClassVar, Literal
 from kani_adapt.config.shared import Device
 from kani_adapt.config.defaults import NANOCODEC_HUB_ID
 from kani_adapt.config.sampling import SeededSampling
-from kani_adapt.scorers.failures import FailureConfig
+from kani_adapt.scorers.config import ScorerConfig
 from kani_adapt.config.wiring import ModelRef
+from kani_adapt.text.tags import Tags
 
 # The sampling keys of the eval schemas before they had a `sampling` section.
 FORMER_SAMPLING_KEYS = {key: f"sampling.{key}" for key in
                         ("temperature", "top_p", "repetition_penalty", "seed")} | {
                             "max_frames": "sampling.max_frames"}
-
-
-@dataclass
-class ScorerConfig:
-    dnsmos: bool = True  # DNSMOS P.808 / P.835 (CPU, ONNX models in the speechmos wheel)
-    dnsmos_threads: int = 0  # onnxruntime threads (0 = its default)
-    asr: str = ""  # Whisper hub id or folder (e.g. openai/whisper-large-v3); empty = no CER/WER
-    asr_batch_size: int = 8
-    languages: dict[str, str] = field(default_factory=dict)  # tag -> Whisper language code
-    speaker_embedder: str = ""  # KaniTTS2 speaker embedder folder or hub id; empty = no similarity
-    xvector: str = ""  # optional WavLMForXVector folder or hub id (second similarity)
-    accent_model: str = ""  # optional audio-classification folder or hub id
-    accent_labels: dict[str, str] = field(default_factory=dict)  # tag -> expected label
-    batch_size: int = 8  # clips per batch for the embedders and the classifier
-    failures: FailureConfig = field(default_factory=FailureConfig)
-    RANGES: ClassVar[dict] = {"dnsmos_threads": ">= 0", "asr_batch_size": ">= 1", "batch_size": ">= 1"}
+# The scorers' tag keys before a tag's facts had one home (a recipe's `tags`, wired here).
+FORMER_TAG_KEYS = {"scorers.languages": "tags.<tag>.language",
+                   "scorers.accent_labels": "tags.<tag>.accent_label"}
 
 
 @dataclass
@@ -62,8 +50,13 @@ class EvalConfig:
     short_probes: bool = True
     scorers: ScorerConfig = field(default_factory=ScorerConfig)
     dataset: DatasetSetConfig = field(default_factory=DatasetSetConfig)
+    # What each tag of the eval set stands for (kani_adapt.text.tags.Tag: language, description,
+    # asr_language, accent_label): the ASR language, CER normalisation and probes of its items,
+    # the accent classifier's expected label, the listening test's description (kept in
+    # eval.json). In a recipe: the recipe's `tags`.
+    tags: Tags = field(default_factory=dict)
     RANGES: ClassVar[dict] = {"samples": ">= 1", "batch_size": ">= 1", "resamples": ">= 1"}
-    RENAMED: ClassVar[dict] = FORMER_SAMPLING_KEYS
+    RENAMED: ClassVar[dict] = {**FORMER_SAMPLING_KEYS, **FORMER_TAG_KEYS}
 
 
 @dataclass
@@ -86,6 +79,10 @@ class TrainingEvalConfig:
     forgetting_tolerance: float = 0.05
     forgetting_patience: int = 1
     scorers: ScorerConfig = field(default_factory=ScorerConfig)  # DNSMOS + failures by default
+    # Each tag's facts as in the eval schema (the ASR language and accent label the scorers
+    # use). In a recipe: the recipe's `tags`.
+    tags: Tags = field(default_factory=dict)
+    RENAMED: ClassVar[dict] = FORMER_TAG_KEYS
     RANGES: ClassVar[dict] = {"prompts": ">= 0", "audio_clips": ">= 0", "keep_best": ">= 1",
                               "base_prompts": ">= 0", "forgetting_tolerance": ">= 0",
                               "forgetting_patience": ">= 1"}

@@ -21,7 +21,8 @@ from kani_adapt.eval import protocol
 from kani_adapt.eval.run import (CODEC_CEILING, RECORDING_WAVS, RECORDINGS_ROW, codec_ceiling,
                                  evaluate_checkpoint, first_by_reference, load_references,
                                  recordings)
-from kani_adapt.eval.scoring import Scorers
+from kani_adapt.scorers.registry import Scorers, derived_metrics
+from kani_adapt.text.tags import facts
 
 TB_AUDIO_CLIPS = 4  # clips per checkpoint written to TensorBoard (all go to wavs/)
 
@@ -39,22 +40,19 @@ def checkpoint_names(checkpoints: list[str]) -> list[str]:
 
 
 def run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
-             compare: list[str] = (), eval_set: str = "", tag_descriptions: dict | None = None,
-             known_tags: list[str] = ()) -> dict:
+             compare: list[str] = (), eval_set: str = "", known_tags: list[str] = ()) -> dict:
     """Generate, decode and score ``items``; one eval at a time writes ``out``.
-    ``tag_descriptions``: tag -> what it stands for (e.g. "German with a Hessian accent"), kept in
-    eval.json for the listening test's accent question; ``known_tags``: the tags training saw,
-    so the report says which were not evaluated."""
+    ``known_tags``: the tags training saw, so the report says which were not evaluated. Each
+    tag's facts (``cfg.tags``, its language resolved) are kept in eval.json: the listening test
+    reads its description and language from there."""
     from kani_adapt.core.locks import hold_output
 
     with hold_output(Path(out), "kani-adapt eval"):
-        return _run_eval(checkpoint, items, cfg, out, compare, eval_set, tag_descriptions,
-                         list(known_tags))
+        return _run_eval(checkpoint, items, cfg, out, compare, eval_set, list(known_tags))
 
 
 def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
-              compare: list[str], eval_set: str, tag_descriptions: dict | None,
-              known_tags: list[str]) -> dict:
+              compare: list[str], eval_set: str, known_tags: list[str]) -> dict:
     import pandas as pd
 
     from kani_adapt.core.atomic import write_audio, write_file
@@ -65,7 +63,7 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
     out.mkdir(parents=True, exist_ok=True)
     device = resolve(cfg.device)
     codec = load_codec(cfg.codec, device)
-    scorers = Scorers(cfg.scorers, device)
+    scorers = Scorers(cfg.scorers, device, cfg.tags)
     refs = load_references(items, codec, scorers)
     checkpoints = [checkpoint, *compare]
     names = checkpoint_names(checkpoints)
@@ -84,7 +82,7 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
         if item.reference is not None and cfg.write_wavs:  # a dataset's recording is its codes
             write_audio(out / "wavs" / RECORDING_WAVS / f"{row['item']}.wav",
                         np.clip(refs.audio[key], -1, 1), codec.sample_rate)
-    probes, unprobed = probe_items(items, refs.embedding) if cfg.short_probes else ([], [])
+    probes, unprobed = probe_items(items, refs.embedding, cfg.tags) if cfg.short_probes else ([], [])
     say, begun = logging.getLogger("kani_adapt.progress").info, time.time()
     for k, (name, ckpt) in enumerate(zip(names, checkpoints)):
         say("eval: checkpoint %d/%d (%s): %d items + %d short probes x %d samples", k + 1,
@@ -95,7 +93,7 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
         say("eval: checkpoint %d/%d (%s) done; ETA %.0f s", k + 1, len(names), name, left)
     every = protocol.add_derived(pd.DataFrame(rows), refs.anchors)
     df = every[~every["item"].astype(str).map(is_probe)]  # the probes are reported apart
-    metrics = [m for m in [*scorers.names(), *protocol.DERIVED] if m in df]
+    metrics = [m for m in [*scorers.names(), *derived_metrics(cfg.scorers)] if m in df]
     summary = report.summarise(df, metrics, cfg.resamples)
     for name, rates in protocol.corpus_rates(df, cfg.resamples).items():
         summary[name].update(rates)
@@ -109,7 +107,7 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
               "anchors": refs.anchors, "summary": summary, "comparisons": comparisons,
               "prompt_length": protocol.by_prompt_length(every),
               "short_probes": {"by_checkpoint": probe_summary(every), "without": unprobed},
-              "verdicts": verdicts, "tag_descriptions": dict(tag_descriptions or {}),
+              "verdicts": verdicts, "tags": facts({i.tag or "" for i in items}, cfg.tags),
               "coverage": report.coverage(items, known_tags)}
     write_file(out / "utterances.parquet", lambda tmp: every.to_parquet(tmp, index=False))
     report.write_json(out / "eval.json", result)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from kani_adapt.pages import html as pages
 from kani_adapt.eval.run import CODEC_CEILING, RECORDING_WAVS, RECORDINGS_ROW
+from kani_adapt.scorers.registry import columns
 
 INDEX = "index.html"
 SPECTROGRAMS = "spectrograms"
-SHOWN = ("cer", "wer", "similarity", "dnsmos_p808", "dnsmos_ovrl", "lang_prob", "accent_prob")
 
 
 def wav_path(folder: Path, system: str, item: str, sample: int | None = None) -> Path:
@@ -44,7 +44,7 @@ def clip_cell(folder: Path, wav: Path, lines: list[pages.Part | None] = ()) -> l
 
 
 def _metrics(row) -> pages.Part | None:
-    shown = [f"{m} {row[m]:.3f}" for m in SHOWN
+    shown = [f"{m} {row[m]:.3f}" for m in columns()
              if m in row and isinstance(row[m], float) and not math.isnan(row[m])]
     return pages.text(", ".join(shown)) if shown else None
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from kani_adapt.core import preflight
 from kani_adapt.codec.registry import check_reference
-from kani_adapt.eval.config import EvalConfig, ScorerConfig
+from kani_adapt.eval.config import EvalConfig
 from kani_adapt.models.generator.sizes import SIZES as GENERATOR_SIZES
 from kani_adapt.core.preflight import Finding
-
-SCORER_MODELS = (("asr", "ASR model"), ("speaker_embedder", "speaker embedder"),
-                 ("xvector", "x-vector model"), ("accent_model", "accent classifier"))
+from kani_adapt.scorers import registry
+from kani_adapt.scorers.config import ScorerConfig
 
 
 def scorers(key: str, cfg: ScorerConfig) -> list[Finding]:
+    """Every model a registered scorer loads (``Scorer.models``), where its key names one."""
     out = []
-    for name, what in SCORER_MODELS:
+    for name, what in registry.model_keys():
         out += preflight.model(f"{key}.{name}", getattr(cfg, name), what)
     return out
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from kani_adapt.eval.evalset import EvalItem
-from kani_adapt.text.frontend import language_of
+from kani_adapt.text.tags import Tag, language_of
 
 PREFIX = "probe/"  # item ids of probes: probe/<tag>/<k>
 PROBES = {
@@ -28,18 +28,19 @@ def is_probe(item_id: str) -> bool:
     return str(item_id).startswith(PREFIX)
 
 
-def probe_items(items: list[EvalItem], embeddings: dict) -> tuple[list[EvalItem], list[str]]:
-    """Probe items for each tag of ``items`` whose language has probes, in the voice of the
-    tag's first item (its embedding file or vector, else ``embeddings`` of its reference:
-    ``References.embedding``). Returns the probes and the tags left without (no probes for
-    their language, or no voice to speak them in)."""
+def probe_items(items: list[EvalItem], embeddings: dict,
+                tags: dict[str, Tag] | None = None) -> tuple[list[EvalItem], list[str]]:
+    """Probe items for each tag of ``items`` whose language (from ``tags``) has probes, in the
+    voice of the tag's first item (its embedding file or vector, else ``embeddings`` of its
+    reference: ``References.embedding``). Returns the probes and the tags left without (no
+    probes for their language, or no voice to speak them in)."""
     out, skipped = [], []
     firsts: dict[str, EvalItem] = {}
     for item in items:
         if not item.base:
             firsts.setdefault(item.tag or "", item)
     for tag, first in firsts.items():
-        texts = PROBES.get(language_of(tag))
+        texts = PROBES.get(language_of(tag, tags))
         vector = first.vector
         if first.embedding is None and vector is None and first.reference_key in embeddings:
             vector = np.asarray(embeddings[first.reference_key], dtype=np.float32)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from kani_adapt.eval import stats
-from kani_adapt.eval.scoring import CORPUS, DERIVED, higher_is_better  # noqa: F401 (DERIVED)
+from kani_adapt.scorers.registry import anchored, corpus_rates as corpus_columns, higher_is_better
 
 
 def add_derived(df, anchors: dict):
@@ -27,7 +27,7 @@ def add_derived(df, anchors: dict):
 
 
 def _ratio(part, metric: str, resamples: int, clusters: str = "speaker") -> dict:
-    edits, units = CORPUS[metric]
+    edits, units = corpus_columns()[metric]
     if edits not in part or part[edits].isna().all():
         return stats.NAN_INTERVAL.as_dict()
     return stats.clustered_ratio(part[edits].to_numpy(float), part[units].to_numpy(float),
@@ -39,8 +39,8 @@ def corpus_rates(df, resamples: int) -> dict:
     out: dict = {}
     for name, part in df.groupby("checkpoint", sort=False):
         part = part.assign(utt=part["item"].astype(str) + "/" + part["sample"].astype(str))
-        for metric in CORPUS:
-            if CORPUS[metric][0] not in part:
+        for metric, (edits, _) in corpus_columns().items():
+            if edits not in part:
                 continue
             out.setdefault(name, {})[metric] = {
                 "all": _ratio(part, metric, resamples),
@@ -76,11 +76,11 @@ def by_prompt_length(df) -> dict:
     return out
 
 
-def anchor_line(summary: dict, anchor: dict, metrics=("cer", "corpus_wer", "similarity_norm",
-                                                      "dnsmos_p808", "catastrophic")) -> str:
-    """'vs recordings: cer 0.31 vs 0.05, ...': each key metric beside the anchor's."""
+def anchor_line(summary: dict, anchor: dict) -> str:
+    """'vs recordings: cer 0.31 vs 0.05, ...': each metric the registry compares with the
+    recordings (``Metric.anchor``) beside the anchor's."""
     parts = []
-    for m in metrics:
+    for m in anchored():
         mine, theirs = summary.get(m, {}).get("all", {}), anchor.get(m, {}).get("all", {})
         if mine.get("n") and theirs.get("n") and not math.isnan(theirs["mean"]):
             gap = mine["mean"] - theirs["mean"]

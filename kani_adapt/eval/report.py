@@ -10,11 +10,8 @@ import numpy as np
 
 from kani_adapt.core import atomic
 from kani_adapt.eval import stats
-from kani_adapt.eval.scoring import higher_is_better
+from kani_adapt.scorers.registry import headline, higher_is_better
 from kani_adapt.core.untrusted import md, md_code
-
-# the verdict reads these, in order
-KEY_METRICS = ("cer", "corpus_cer", "catastrophic", "similarity", "dnsmos_p808", "failure")
 
 
 def _interval(df, metric, resamples, clusters="speaker") -> dict:
@@ -78,7 +75,8 @@ def verdict(name: str, summary: dict, comparisons: dict, anchors: dict | None = 
     """One line: the key metrics (similarity beside its ceiling and floor), then for each
     comparison better/worse/same on the first key metric, forgetting, and the gap to the
     ``recordings`` anchor (the eval set's own recordings through the same scorers)."""
-    parts = [f"{m} {summary[m]['all']['mean']:.3f}" for m in KEY_METRICS
+    key_metrics = headline()  # the scorers' key metrics, in the registry's order
+    parts = [f"{m} {summary[m]['all']['mean']:.3f}" for m in key_metrics
              if m in summary and summary[m]["all"]["n"]]
     anchor = (anchors or {}).get("similarity")
     if anchor and "similarity" in summary and summary["similarity"]["all"]["n"]:
@@ -86,7 +84,7 @@ def verdict(name: str, summary: dict, comparisons: dict, anchors: dict | None = 
         parts[i] += f" (ceiling {anchor['ceiling']:.3f}, floor {anchor['floor']:.3f})"
     line = f"{name}: " + ", ".join(parts)
     for other, comp in comparisons.items():
-        key = next((m for m in KEY_METRICS if m in comp["all"]), None)
+        key = next((m for m in key_metrics if m in comp["all"]), None)
         if key is None:
             continue
         c = comp["all"][key]

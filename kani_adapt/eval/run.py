@@ -10,7 +10,7 @@ import numpy as np
 
 from kani_adapt.eval.config import EvalConfig
 from kani_adapt.eval.evalset import EvalItem
-from kani_adapt.eval.scoring import Clip, Scorers
+from kani_adapt.scorers.registry import Clip, Scorers
 from kani_adapt.scorers import failures
 
 CODEC_CEILING = "codec_roundtrip"

@@ -142,10 +142,10 @@ def accent(rows: list[dict], material: Material, resamples: int) -> dict:
 
 def listener_cer(row: dict, material: Material) -> float:
     from kani_adapt.scorers.text import error_rates
-    from kani_adapt.scorers.textnorm import language_of
+    from kani_adapt.text.tags import language_of
 
     item = material.items[row["item"]]
-    return error_rates(item.text, row["answer"], language_of(item.tag)).cer
+    return error_rates(item.text, row["answer"], language_of(item.tag, material.languages)).cer
 
 
 def bradley_terry(rows: list[dict], systems: list[str], resamples: int, seed: int = 0) -> dict:

@@ -38,6 +38,7 @@ class Material:
     clips: dict[tuple[str, str], Path]  # (system, item id) -> wav
     tags: dict[str, str] = field(default_factory=dict)  # tag -> description for listeners
     checkpoints: dict[str, str] = field(default_factory=dict)  # system -> checkpoint path
+    languages: dict[str, str] = field(default_factory=dict)  # tag -> language (eval.json's tags)
 
     def systems_of(self, item: str) -> list[str]:
         return [s for s in self.systems if (s, item) in self.clips]
@@ -76,12 +77,24 @@ def _system_name(name: str, path: str, folder: Path, seen: dict[str, str]) -> st
     return name if name not in seen else f"{folder.parent.name}.{name}"
 
 
+def _read_tags(mat: Material, meta: dict) -> None:
+    """Each tag's description and language from eval.json (an earlier folder's win); folders
+    written before eval.json kept every fact of a tag have only its description."""
+    facts = meta.get("tags") or {t: {"description": d} for t, d in
+                                     meta.get("tag_descriptions", {}).items()}
+    for tag, fact in facts.items():
+        if fact.get("description"):
+            mat.tags.setdefault(tag, fact["description"])
+        if fact.get("language"):
+            mat.languages.setdefault(tag, fact["language"])
+
+
 def load_material(folders: list[Path], sample: int = 0, tags: dict[str, str] | None = None) -> Material:
     mat = Material([Path(f) for f in folders], [], {}, {})
     generated: list[str] = []
     for folder in mat.folders:
         df, meta = _read(folder)
-        mat.tags = {**meta.get("tag_descriptions", {}), **mat.tags}
+        _read_tags(mat, meta)
         ceiling = {str(r["item"]): r for r in df[df.checkpoint == CODEC_CEILING].to_dict("records")}
         names = {n: _system_name(n, p, folder, mat.checkpoints) for n, p in meta["checkpoints"].items()}
         mat.checkpoints.update({names[n]: p for n, p in meta["checkpoints"].items()})

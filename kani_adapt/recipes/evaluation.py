@@ -55,7 +55,6 @@ def run(recipe: Recipe, cfg, merged: str) -> dict:
     items = load_dataset_items(spec, cfg.dataset)
     base = base_checkpoint(recipe, out)
     result = run_eval(merged, items, cfg, out, compare=[base], eval_set=spec,
-                      tag_descriptions=recipe.tags,
                       known_tags=data_stats(recipe).get("tags", []))
     if random_init(recipe):
         note = RANDOM_NOTE.format(init=recipe.eval.base or recipe.generator.model.init)

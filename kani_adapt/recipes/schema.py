@@ -16,7 +16,7 @@ from typing import ClassVar, Optional
 from data_tools import registry
 from data_tools.config import DataConfig, normalise_raw
 from kani_adapt.config.shared import Device, Seed
-from kani_adapt.config.typed import from_dict
+from kani_adapt.config.typed import from_dict, get_path
 from kani_adapt.config.load import read_yaml
 from kani_adapt.dataset import DatasetLayout
 from kani_adapt.config.defaults import MAX_CLIP_SECONDS, NANOCODEC_HUB_ID, SPEAKER_EMBEDDER_HUB_ID
@@ -26,6 +26,7 @@ from kani_adapt.config.sampling import SeededSampling
 from kani_adapt.training.codec.config import CodecTrainConfig
 from kani_adapt.training.config import TrainConfig
 from kani_adapt.config.wiring import ModelRef, resolve_paths
+from kani_adapt.text.tags import Tags, only
 
 NANOCODEC = NANOCODEC_HUB_ID
 
@@ -94,16 +95,31 @@ SHARE_SEED = ("codec_finetune", "generator.trainer", "sample.sampling", "eval.sa
 # reference to compare with, so a model there would load to score nothing.
 SHARE_SPEAKER_EMBEDDER = ("data.embed.model", "eval.scorers.speaker_embedder")
 TINY = "tiny"  # speaker_embedder: tiny builds one into the work folder (TINY_EMBEDDER)
+# The sections that read each tag's facts: they take the recipe's `tags`, and only those.
+SHARE_TAGS = ("data", "generator.eval", "eval")
+# The facts the data tools and training read (a description is for listeners: rewording one
+# prepares or trains nothing again, and an interrupted training run still resumes).
+READ_BY = {"data": ("language", "asr_language"),
+           "generator.eval": ("language", "asr_language", "accent_label")}
+# Where a tag's language and accent label were given before `tags` held every fact of a tag.
+FORMER_TAG_KEYS = {
+    "data.transcribe.languages": "tags.<tag>.language",
+    "data.filter.language": "tags.<tag>.language",
+    **{f"{section}.scorers.{key}": f"tags.<tag>.{fact}" for section in ("eval", "generator.eval")
+       for key, fact in (("languages", "language"), ("accent_labels", "accent_label"))}}
 
 
 @dataclass
 class Recipe:
     name: str = ""  # default: the file's name
     description: str = ""
-    # What each language/accent tag stands for, in words a listener understands (e.g.
-    # de_hessian: German with a Hessian accent); the listening test's accent question asks
-    # "how much does this sound like <description>". Kept in eval/eval.json.
-    tags: dict[str, str] = field(default_factory=dict)
+    # Every fact of each language/accent tag, in one place (kani_adapt.text.tags.Tag): its
+    # language (texts, CER, probes; "" = the tag's first part), what it stands for to a
+    # listener (the listening test asks "how much does this sound like <description>"; kept in
+    # eval/eval.json), Whisper's code where it differs, the accent classifier's expected label:
+    #   tags: {de_hessian: {language: de, description: German with a Hessian accent}}
+    # (a plain string is the description). Wired to data, generator.eval and eval.
+    tags: Tags = field(default_factory=dict)
     work_dir: str = ""  # relative to the recipe's folder; default: runs/<name> in the shell's folder
     # Tokenizes the data, is checked and fine-tuned, and decodes generated speech unless the
     # recipe fine-tunes it: then the fine-tuned codec decodes (.nemo, hub id, size).
@@ -146,7 +162,9 @@ class Recipe:
         **{key: "${device}" for key in SHARE_DEVICE},
         **{f"{section}.seed": "${seed}" for section in SHARE_SEED},
         **{key: "${speaker_embedder}" for key in SHARE_SPEAKER_EMBEDDER},
+        **{f"{section}.tags": "${tags}" for section in SHARE_TAGS},
     }
+    RENAMED: ClassVar[dict] = FORMER_TAG_KEYS
 
     def validate(self) -> list[str]:
         problems = []
@@ -204,9 +222,13 @@ def resolve(raw: dict, base: Path, where: str) -> Recipe:
     work = (base / given if given else Path("runs") / name).resolve()
     raw = {**raw, "name": name, "work_dir": str(work)}
     _refuse_former_work_references(raw, where)
+    _refuse_tags_below(raw, where)
     if isinstance(raw.get("data"), dict):
         raw["data"] = normalise_raw(dict(raw["data"]))
     recipe = resolve_paths(from_dict(Recipe, raw, where=where), base)
+    if recipe.data is not None:
+        recipe.data.tags = only(recipe.data.tags, *READ_BY["data"])
+    recipe.generator.eval.tags = only(recipe.generator.eval.tags, *READ_BY["generator.eval"])
     if (folder := tiny_embedder(recipe)) is not None:
         for key, value in embedder_keys(recipe).items():
             if value == TINY:  # the run's own copy, for every stage that loads it
@@ -224,6 +246,16 @@ def _refuse_former_work_references(node, where: str) -> None:
             _refuse_former_work_references(value, f"{where}[{i}]")
     elif isinstance(node, str) and "{work}" in node:
         raise ConfigError(f"{where}: {node!r}: {{work}} is now written ${{work_dir}}")
+
+
+def _refuse_tags_below(raw: dict, where: str) -> None:
+    """A tag's facts are given once, in the recipe's ``tags``; a section's own would part from
+    what the others read."""
+    given = [s for s in SHARE_TAGS
+             if isinstance(section := get_path(raw, s), dict) and "tags" in section]
+    if given:
+        raise ConfigError(f"{where}: {', '.join(f'{s}.tags' for s in given)}: a tag's facts are "
+                          "given once, in the recipe's tags (wired to data, generator.eval and eval)")
 
 
 README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"

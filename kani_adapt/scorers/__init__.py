@@ -8,9 +8,11 @@ text, contracts and the models (never evaluation).
 - ``quality``: DNSMOS P.808 and P.835 (OVRL, SIG, BAK)
 - ``langid``: language identification (Whisper, optional audio classifier with expected labels)
 - ``failures``: length cap, runaway/truncation, repeated codes, silence, empty transcript
+- ``registry``: the one list of scorers (their switches in ``config``): what each loads and
+  measures and how it is shown; evaluation, its report and page, preflight and training's
+  monitors read it
 
-Evaluation runs them through the one registry in ``kani_adapt/eval/scoring.py``. Nothing heavy
-is imported here: models load inside ``load`` functions, never at import.
+Nothing heavy is imported here: models load inside ``load`` functions, never at import.
 """
 
 SCORER_RATE = 16000  # Whisper, DNSMOS and the speaker models all take 16 kHz

@@ -2,8 +2,8 @@
 hallucination: average log-probability, no-speech probability and compression ratio.
 
 ``WhisperASR.load`` takes any Whisper hub id (default ``openai/whisper-large-v3``) or a local
-folder; nothing is fetched at import. The language is forced per clip (from the tag through
-``LanguageMap``); clips are batched by language and length. One decoder step at the
+folder; nothing is fetched at import. The language is forced per clip (from its tag:
+:func:`kani_adapt.text.tags.asr_language_of`); clips are batched by language and length. One decoder step at the
 start-of-transcript position gives, as in Whisper's own decoding, the no-speech probability and
 the language-identification distribution (used by ``langid``).
 """
@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from kani_adapt.core.errors import CheckpointError, ConfigError
-from kani_adapt.scorers import textnorm
 from kani_adapt.batching import length_batches
 from kani_adapt.core.devices import resolve
 from kani_adapt.audio import all_to_rate
@@ -25,18 +24,6 @@ from kani_adapt.scorers import SCORER_RATE
 
 DEFAULT_MODEL = "openai/whisper-large-v3"
 MAX_SECONDS = 30.0  # Whisper's window; longer clips are cut there (and flagged)
-
-
-@dataclass(frozen=True)
-class LanguageMap:
-    """Tag -> Whisper language code; unmapped tags use their first part ('de' from 'de_hessian')."""
-
-    languages: dict[str, str] = field(default_factory=dict)
-
-    def __call__(self, tag: str | None) -> str | None:
-        if not tag:
-            return None
-        return self.languages.get(tag) or textnorm.language_of(tag)
 
 
 @dataclass(frozen=True)
@@ -92,8 +79,8 @@ class WhisperASR:
     def _language_token(self, language: str) -> int:
         token = f"<|{language}|>"
         if token not in self.lang_to_id:
-            raise ConfigError(f"Whisper does not know language {language!r}; map the tag to one of "
-                              f"its codes (e.g. asr.languages: {{de_hessian: de}})")
+            raise ConfigError(f"Whisper does not know language {language!r}; give the tag one of "
+                              f"its codes (tags: {{gsw_zurich: {{asr_language: de}}}})")
         return self.lang_to_id[token]
 
     def _features(self, audios: list[np.ndarray]):

@@ -9,10 +9,6 @@ from collections import Counter
 from kani_adapt.text import frontend
 
 
-def language_of(tag: str, configured: str = "") -> str:
-    return frontend.language_of(tag, configured)
-
-
 def normalise(text: str, language: str, numbers: bool = True) -> str:
     """The text frontend's reading (:func:`kani_adapt.text.frontend.normalize`): scoring compares
     texts as the model was given them."""

@@ -33,16 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kani_adapt.text import languages as langs
+from kani_adapt.text.tags import language_of
 
 VERSION = "1"  # bump when a reading changes: stored identities then differ
 FILE = "text_frontend.json"
 KEEP_FORMAT = {"\u200c", "\u200d"}  # ZWNJ, ZWJ: they change how Persian and Indic text is spelled
 _WARNED: set[str] = set()
-
-
-def language_of(tag: str, configured: str = "") -> str:
-    """'en' from 'en_glasgow' or 'en-GB'; the configured language wins when set."""
-    return (configured or re.split(r"[_\-]", tag or "")[0]).lower()
 
 
 def clean(text: str) -> str:
@@ -62,7 +58,7 @@ def clean(text: str) -> str:
 
 def normalize(text: str, language: str, *, numbers: bool = True) -> str:
     """The text as the model reads it (see the module docstring); ``language`` is a code such
-    as ``de``, ``en`` or ``sw`` (``language_of(tag)`` gives it from a tag)."""
+    as ``de``, ``en`` or ``sw`` (:func:`kani_adapt.text.tags.language_of` gives it from a tag)."""
     text = clean(text)
     if not numbers or not language:
         return text
@@ -99,7 +95,7 @@ class Frontend:
     version: str = VERSION
 
     def language_for(self, tag: str | None) -> str:
-        return self.languages.get(tag or "") or language_of(tag or "", self.language)
+        return language_of(tag, self.languages, self.language)
 
     def apply(self, text: str, tag: str | None, override: str | None = None) -> str:
         """The text the model reads for a row; a non-empty ``override`` (the dataset's

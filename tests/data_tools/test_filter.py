@@ -9,7 +9,7 @@ from data_tools.inputs.layouts import SourceConfig
 from data_tools.stages.filter import FilterConfig
 from data_tools.stages.ingest import IngestConfig
 from data_tools.speech.quality import Features, measure
-from data_tools.records import read_jsonl
+from data_tools.records import read_jsonl, read_stage_results
 from dt_helpers import SENTENCES, espeak, good_clip, needs_espeak, run_stage, with_silence, write
 
 
@@ -58,7 +58,6 @@ def test_duplicates_exact_and_near():
 def test_text_normalisation_is_the_frontend():
     assert textnorm.normalise("Ich habe 3  Katzen", "de") == "Ich habe drei Katzen"
     assert textnorm.normalise("cafe\u0301 12", "xx") == "caf\u00e9 12"  # unknown: digits kept
-    assert textnorm.language_of("en_glasgow") == "en"
 
 
 def test_coverage_flags_byte_fallback_characters():
@@ -104,3 +103,21 @@ def test_filter_stage_rejects_planted_files_and_keeps_good_ones(tmp_path):
                        "silent": "silent"}
     assert sorted(u.id.rsplit("/", 1)[1] for u in kept) == ["good0", "good1", "good2"]
     assert json.loads((work / "filter" / "coverage.json").read_text())["characters"] > 0
+
+
+def test_the_filter_reads_each_text_in_its_tag_s_language(tmp_path):
+    from kani_adapt.text.tags import Tag
+
+    root, work = tmp_path / "in", tmp_path / "work"
+    rng = np.random.default_rng(0)
+    write(root / "s" / "a.wav", (rng.standard_normal(22050 * 2) * 0.1).astype(np.float32), 22050,
+          "3 Katzen")
+    utts = run_stage("ingest", work, ingest=IngestConfig(sources=[SourceConfig(path=str(root),
+                                                                               tag="hessisch")]))
+    tags = {"hessisch": Tag(language="de")}
+    cfg = FilterConfig(min_snr_db=-100, max_silence_ratio=1.0)
+    run_stage("filter", work, utts, budget=1.0, filter=cfg, tags=tags)
+    read = [r["extra"]["utt"]["text"] for r in read_stage_results(work, "filter").values()]
+    assert read == ["drei Katzen"]  # German numbers, though the tag does not say "de"
+    stored = json.loads((work / "filter" / "text_frontend.json").read_text())
+    assert stored["languages"] == {"hessisch": "de"}  # training reads it back from the dataset

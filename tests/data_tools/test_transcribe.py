@@ -246,3 +246,33 @@ def test_a_recogniser_without_word_times_is_asked_per_window_of_speech():
     assert asr.lengths == pytest.approx([24.5, 14.0])  # windows end to end, each within 28 s
     assert [w for w, *_ in words] == ["w0", "x0", "y0", "w1", "x1", "y1"]
     assert all(any(a <= s <= e <= b for a, b in spans) for _, s, e in words)
+
+
+class Listening(Scripted):
+    """A scripted recogniser that keeps the language it was told for each clip."""
+
+    def __init__(self):
+        super().__init__()
+        self.languages = []
+
+    def transcribe(self, audios, rate, languages=None):
+        self.languages += list(languages or [])
+        return super().transcribe(audios, rate, languages)
+
+
+def test_whisper_is_told_each_tag_s_language_from_the_tags_section(tmp_path):
+    from kani_adapt.text.tags import Tag
+
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        write(tmp_path / "rec" / "s" / f"u{i}.wav",
+              (rng.standard_normal(22050 * 2) * 0.1).astype(np.float32), 22050)
+    work, sections = tmp_path / "work", _config(tmp_path)
+    utts = run_stage("ingest", work, budget=1.0, **sections)
+    told = Listening()
+    run_stage("transcribe", work, inputs=utts, given={"asr": told}, **sections)
+    assert told.languages == ["en", "en"]  # the tag's first part
+    retold = Listening()  # a tag whose language Whisper knows by another code: heard again
+    run_stage("transcribe", work, inputs=utts, given={"asr": retold},
+              tags={"en": Tag(asr_language="de")}, **sections)
+    assert retold.languages == ["de", "de"]

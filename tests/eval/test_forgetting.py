@@ -99,3 +99,16 @@ def test_a_training_run_stops_when_the_base_language_gets_worse_and_a_rerun_keep
         assert main(["train", *args]) == 0  # the same command again: reported, not undone
     assert len(calls) == n and "remove" in caplog.text and "stopped.json" in caplog.text
     assert json.loads((run / "metrics.json").read_text())["steps"] == 2
+
+
+@pytest.mark.parametrize("metric", ["corpus_cer", "similarity_norm", "onset_entropy"])
+def test_a_metric_the_report_computes_cannot_be_monitored_during_training(metric):
+    from kani_adapt.eval.callback import eval_callbacks
+    from kani_adapt.scorers.config import ScorerConfig
+
+    cfg = TrainingEvalConfig(prompts=1, monitor=metric,
+                             scorers=ScorerConfig(asr="a", speaker_embedder="b"))
+    with pytest.raises(ConfigError, match=rf"eval.monitor='{metric}' is not a metric the "
+                                          r"configured scorers give at each validation; choose "
+                                          r"from failure, dnsmos_p808.*, cer, wer"):
+        eval_callbacks(cfg, [0], codec=None, sampling=SamplingConfig())

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from kani_adapt.eval import protocol, report
-from kani_adapt.eval.scoring import CATASTROPHIC_WER
+from kani_adapt.scorers.registry import CATASTROPHIC_WER
 from kani_adapt.scorers.text import error_rates
 
 

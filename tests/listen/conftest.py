@@ -44,6 +44,7 @@ def synthetic_eval(root: Path, tags: dict | None = None) -> Path:
     from kani_adapt.core.atomic import write_audio, write_file
     from kani_adapt.eval import page, report
     from kani_adapt.eval.page import wav_path
+    from kani_adapt.text.tags import Tag, facts
 
     root.mkdir(parents=True, exist_ok=True)
     out = root / "eval"
@@ -61,7 +62,8 @@ def synthetic_eval(root: Path, tags: dict | None = None) -> Path:
     result = {"eval_set": "synthetic", "items": 4, "samples": 1, "codec": "none",
               "checkpoints": {"adapted": str(root / "adapted"), "base": str(root / "base")},
               "metrics": ["failure"], "anchors": {}, "summary": report.summarise(df, ["failure"], 50),
-              "comparisons": {}, "verdicts": [], "tag_descriptions": tags or {}}
+              "comparisons": {}, "verdicts": [],  # each tag's facts, as run_eval keeps them
+              "tags": facts(set(df["tag"]), {t: Tag(description=d) for t, d in (tags or {}).items()})}
     write_file(out / "utterances.parquet", lambda tmp: df.to_parquet(tmp, index=False))
     report.write_json(out / "eval.json", result)
     report.write_markdown(out / "eval.md", result)

@@ -21,6 +21,25 @@ def test_an_eval_folder_gives_systems_items_and_hidden_references(eval_dir):
     assert sorted(mat.items) == ["anna-0", "anna-1", "bernd-0", "bernd-1"]
     assert all(i.reference_system == "recording" and i.reference.is_file() for i in mat.items.values())
     assert mat.describe("de") == "standard German" and mat.describe("xx") == "xx"
+    assert mat.languages == {"de": "de", "en": "en"}
+
+
+def test_each_tag_s_language_and_description_come_from_the_eval_folder(eval_dir):
+    from kani_adapt.listen.analysis import listener_cer
+
+    def cer_of_3_for_tatu(language: str) -> float:  # a listener typed "3" for Swahili "tatu"
+        meta["tags"]["de"]["language"] = language  # the eval's own facts
+        (eval_dir / "eval.json").write_text(json.dumps(meta))
+        mat = load_material([eval_dir])
+        item = next(i for i in mat.items.values() if i.tag == "de")
+        item.text = "tatu"
+        return listener_cer({"item": item.id, "answer": "3"}, mat)
+
+    meta = json.loads((eval_dir / "eval.json").read_text())
+    assert cer_of_3_for_tatu("sw") == 0.0 and cer_of_3_for_tatu("de") > 0.5  # "drei"
+    old = {k: v for k, v in meta.items() if k != "tags"}  # a folder of an earlier version
+    (eval_dir / "eval.json").write_text(json.dumps({**old, "tag_descriptions": {"de": "Hessian"}}))
+    assert load_material([eval_dir]).describe("de") == "Hessian"
 
 
 def test_a_reference_that_says_other_words_is_no_reference(eval_dir):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from kani_adapt.core.errors import CheckpointError, ConfigError
-from kani_adapt.scorers.asr import LanguageMap, WhisperASR, compression_ratio
+from kani_adapt.scorers.asr import WhisperASR, compression_ratio
 
 
 def _clips(seconds=(1.0, 2.5, 0.5), seed=0):
@@ -74,15 +74,10 @@ def test_language_identification_is_a_distribution_over_whisper_languages(asr):
 
 
 def test_unknown_language_and_missing_folder_fail_with_the_fix(asr, tmp_path):
-    with pytest.raises(ConfigError, match="asr.languages"):
+    with pytest.raises(ConfigError, match="tags: {gsw_zurich: {asr_language: de}}"):
         asr.transcribe(_clips((0.5,)), 16000, ["xx"])
     with pytest.raises(CheckpointError):
         WhisperASR.load(str(tmp_path / "nope"))
-
-
-def test_language_map_prefers_configured_codes():
-    lm = LanguageMap({"gsw_zurich": "de"})
-    assert lm("gsw_zurich") == "de" and lm("sw_ke") == "sw" and lm(None) is None
 
 
 def test_compression_ratio_is_high_for_looping_text():
