@@ -136,7 +136,7 @@ def check_join(address: str, allow_unauthenticated: bool) -> str:
             return f"ray://{target}" if client else target
         raise ConfigError(f"{where}: that Ray cluster does not check tokens, so anyone who "
                           "reaches its ports can run code on it; start it with "
-                          "RAY_AUTH_MODE=token (README: Ray), or set "
+                          "RAY_AUTH_MODE=token (docs/distributed.md), or set "
                           "ray.allow_unauthenticated: true on an isolated network")
     own = _own_token()
     if not own:
@@ -148,7 +148,7 @@ def check_join(address: str, allow_unauthenticated: bool) -> str:
 
 
 TOKEN_HINT = ("export RAY_AUTH_TOKEN_PATH=<a file, mode 600, holding the cluster's token> "
-              "(README: Ray)")
+              "(docs/distributed.md)")
 
 
 def _own_token() -> tuple:

@@ -144,7 +144,7 @@ def test_official_cached_generate_with_a_speaker_equals_ours_once_its_off_by_one
     assert (as_shipped[0] - expected[0]).abs().max() < 1e-4
     assert (as_shipped[1:] - expected[1:]).abs().max() > 1e-3, (
         "the official runtime no longer differs with a speaker embedding: upstream fixed the "
-        "speaker-slot off-by-one; update the README's compatibility section")
+        "speaker-slot off-by-one; update docs/compatibility.md")
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The FSDP strategy the README advertises runs: two processes, a few steps (needs two GPUs:
+"""The FSDP strategy docs/training.md advertises runs: two processes, a few steps (needs two GPUs:
 Lightning 2.4 refuses FSDP on CPU)."""
 import json
 import os

@@ -122,7 +122,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, synth_data, 
 
 @pytest.mark.slow
 def test_two_process_ddp_trains_and_exports(tmp_path, synth_data, base_ckpt):
-    """A smoke run of the strategy the README advertises (identical weights across ranks is
+    """A smoke run of the strategy docs/training.md advertises (identical weights across ranks is
     what DDP itself guarantees; which batches each rank sees is ours, tested below)."""
     run_dir = tmp_path / "ddp"
     args = ["train", *cpu_overrides(run_dir, synth_data, **{
