@@ -1,7 +1,7 @@
 """The recipe's learn stage, its fast parts: on in the demo only, placed where changing the
-adaptation or the samples does not redo it, trained as the learning tests memorise, taught clips chosen so that
-the text (not the voice) must tell them apart, and a console line that claims only what the
-figures show. The demo's end-to-end test (tests/test_recipes.py) runs it for real."""
+adaptation or the samples does not redo it, trained as the learning tests memorise, taught
+clips chosen with texts (and voices) of their own, and a console line that claims only what
+the figures show. The demo's end-to-end test (tests/test_recipes.py) runs it for real."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -77,7 +77,7 @@ def test_too_few_texts_for_the_clips_asked_is_one_error_before_any_training(tmp_
     _table([("a", "anna"), ("a", "ben")]).save_to_disk(str(data))
     recipe = load_recipe(RECIPES / "demo" / "demo.yaml", [f"work_dir={tmp_path / 'work'}",
                                                           f"dataset={data}"])
-    with pytest.raises(DataError, match=r"learn.clips is 4, more than the dataset's 1 distinct texts"):
+    with pytest.raises(DataError, match=r"learn.clips is 3, more than the dataset's 1 distinct texts"):
         learning.learn(recipe, "tiny")
     assert not (tmp_path / "work" / "learn" / "generator").exists()
 
@@ -85,13 +85,13 @@ def test_too_few_texts_for_the_clips_asked_is_one_error_before_any_training(tmp_
 def _result(adapted_exact, adapted_frames, base_exact=0):
     said = lambda exact, frames, distance: {"mel_distance": distance, "frames_exact": exact,  # noqa: E731
                                             "frames": frames}
-    return {"clip": "de/anna_000", "steps": 150, "roundtrip": {"frames": 29},
+    return {"clip": "de/anna_000", "steps": 120, "roundtrip": {"frames": 29},
             "adapted": said(adapted_exact, adapted_frames, 0.0), "base": said(base_exact, 100, 0.6)}
 
 
 def test_the_line_says_a_clip_back_only_when_every_frame_is_said_and_nothing_more():
     line = learning.summary_line(_result(29, 29))
-    assert line == ("learned: the adapted generator says clip 'de/anna_000' back after 150 steps "
+    assert line == ("learned: the adapted generator says clip 'de/anna_000' back after 120 steps "
                     "(mel distance 0.00 to its codec round trip, 29/29 frames exact; base 0.60, 0/29)")
     assert "says 28/29 frames of clip" in learning.summary_line(_result(28, 29))
     assert "says 29/29 frames of clip" in learning.summary_line(_result(29, 40))  # it ran on

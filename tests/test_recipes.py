@@ -172,7 +172,7 @@ def test_demo_runs_end_to_end_then_skips_and_redoes_only_what_changed(tmp_path, 
     assert "\r" not in console
     noisy = [line for line in console.splitlines() if any(n in line for n in NOISE)]
     assert not noisy, noisy[:5]
-    assert len(console.splitlines()) < 60, console
+    assert len(console.splitlines()) < 65, console  # 55 before the learn stage
     wav, rate = sf.read(out / "samples" / "sample_0.wav")
     assert rate == 22050 and len(wav) > 0
     assert any((out / "generator" / "tb").iterdir())
@@ -244,7 +244,8 @@ def _the_adapted_generator_says_a_taught_clip_back_and_the_base_does_not(out, co
     found = LEARNED.search(console)
     assert found, console[-2000:]
     clip, steps, adapted, exact, frames, base, base_exact = found.groups()
-    assert int(steps) == 150 and exact == frames and int(base_exact) < int(frames) // 2
+    asked = load_recipe(RECIPES / "demo" / "demo.yaml").learn
+    assert int(steps) == asked.steps and exact == frames and int(base_exact) < int(frames) // 2
     table = dataset.read(dataset.DatasetLayout.in_work(out / "data").hf)
     row = next(r for r in table if r[dataset.SOURCE] == clip)
     codes = W.codes_of(row)  # as training reads them
@@ -266,7 +267,8 @@ def _the_adapted_generator_says_a_taught_clip_back_and_the_base_does_not(out, co
     assert distance["adapted"] < 0.05 and distance["base"] > 0.3, distance
     assert distance["base"] > 10 * distance["adapted"]
     learned = json.loads((out / "learn" / "learned.json").read_text())
-    assert learned["clip"] == clip and len(learned["taught"]) == 4 and clip in learned["taught"]
+    assert learned["clip"] == clip and clip in learned["taught"]
+    assert len(learned["taught"]) == asked.clips
 
 
 def _serves_the_demo_eval(eval_dir):

@@ -42,7 +42,7 @@ def wav_paths(recipe: Recipe) -> dict[str, Path]:
 
 def taught_rows(table, count: int) -> list[int]:
     """``count`` rows in table order, each with a text new to the rows before it and, while
-    there are such rows, a speaker new to them as well."""
+    there are such rows, a speaker new to them as well (at most ``count``: no text twice)."""
     texts, speakers = [dataset.text(r) for r in table], dataset.speakers(table)
     chosen: list[int] = []
     for new_speaker in (True, False):
@@ -59,8 +59,9 @@ def taught_rows(table, count: int) -> list[int]:
 def train_config(recipe: Recipe):
     """The generator's settings with the taught rows learned by heart: continued pretraining
     from ``generator.model.init`` for ``learn.steps`` steps at ``learn.lr``, :data:`MEMORISING`,
-    no scored speech, no replay, a checkpoint halfway (the stage resumes from it). The LoRA and
-    sampling sections are the defaults: changing the adaptation's does not redo this."""
+    no scored speech, no replay, a progress line and a checkpoint halfway (the stage resumes
+    from it). The LoRA and sampling sections are the defaults: changing the adaptation's does
+    not redo this."""
     from kani_adapt.config import from_dict, to_dict
     from kani_adapt.eval.config import TrainingEvalConfig
     from kani_adapt.training.config import LoraConfig, TrainConfig, TrainingSampling
@@ -70,7 +71,7 @@ def train_config(recipe: Recipe):
               "mode": "continue_pretrain", "codec": None, "data.train": str(taught_table(recipe)),
               "data.replay": None, "data.replay_ratio": 0.0, "data.text_dropout": 0.0,
               "optim.lr": recipe.learn.lr, "trainer.max_steps": steps,
-              "trainer.val_every": steps, "trainer.log_every": steps,
+              "trainer.val_every": steps, "trainer.log_every": max(steps // 2, 1),
               "trainer.ckpt_every": max(steps // 2, 1), "eval": asdict(TrainingEvalConfig()),
               "lora": asdict(LoraConfig()), "sampling": asdict(TrainingSampling())}
     raw = to_dict(recipe.generator)
