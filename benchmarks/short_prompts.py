@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from kani_adapt import dataset, tokens  # noqa: E402
-from kani_adapt.recipes.learning import frame_accuracy  # noqa: E402
 from tests.learning import world as W  # noqa: E402
 
 TEXTS = ("ja", "nein", "hallo", "danke", "guten morgen", "bis bald", "wie geht es dir",
@@ -65,7 +64,7 @@ def measure(checkpoint: Path, rows: list[dict], seeds: int, temperature: float, 
             ratio = len(got.codes) / len(ref)
             failed = got.hit_length_cap or not 0.5 <= ratio <= 1.5
             out.setdefault(bucket(tokens.text_tokens(row_ids)), []).append(
-                (failed, frame_accuracy(got.codes, ref)))
+                (failed, W.frame_accuracy(got.codes, ref)))
     return out
 
 

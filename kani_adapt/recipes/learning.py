@@ -202,11 +202,6 @@ def frames_exact(generated: np.ndarray, reference: np.ndarray) -> int:
     return int(np.all(generated[:n] == reference[:n], axis=1).sum()) if n else 0
 
 
-def frame_accuracy(generated: np.ndarray, reference: np.ndarray) -> float:
-    """Share of the reference's frames generated exactly, at the same index (missing = wrong)."""
-    return frames_exact(generated, reference) / len(reference)
-
-
 def summary_line(result: dict) -> str:
     """One console line: whether the adapted model says the clip back, with both distances."""
     adapted, base, total = result["adapted"], result["base"], result["roundtrip"]["frames"]

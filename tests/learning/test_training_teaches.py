@@ -19,7 +19,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kani_adapt.recipes.learning import frame_accuracy
 from tests.learning import world as W
 
 pytestmark = pytest.mark.slow
@@ -112,14 +111,14 @@ def _lora(world, name: str, **extra):
             **LORA, **extra)
     merged = W.export(root / name, root / f"{name}_merged")
     out = root / f"{name}_said"
-    learned = [frame_accuracy(W.generate(merged, r, out), W.codes_of(r)) for r in world["b"]]
-    kept = [frame_accuracy(W.generate(merged, r, out), W.codes_of(r)) for r in world["a"]]
+    learned = [W.frame_accuracy(W.generate(merged, r, out), W.codes_of(r)) for r in world["b"]]
+    kept = [W.frame_accuracy(W.generate(merged, r, out), W.codes_of(r)) for r in world["a"]]
     return learned, float(np.mean(kept))
 
 
 def test_the_base_does_not_say_the_new_tag_rows(world):
     out = world["root"] / "base_on_b"
-    said = [frame_accuracy(W.generate(world["base"], r, out), W.codes_of(r)) for r in world["b"]]
+    said = [W.frame_accuracy(W.generate(world["base"], r, out), W.codes_of(r)) for r in world["b"]]
     assert max(said) < 0.5, said
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from kani_adapt import dataset, espeak, tokens
 from kani_adapt.cli.main import main
-from kani_adapt.recipes.learning import MEMORISING
+from kani_adapt.recipes.learning import MEMORISING, frames_exact
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,11 @@ def generate(checkpoint: Path, row: dict, folder: Path, tag: str | None = None,
         args += ["--codec", codec]
     assert main(args) == 0
     return np.load(out)
+
+
+def frame_accuracy(generated: np.ndarray, reference: np.ndarray) -> float:
+    """Share of the reference's frames generated exactly, at the same index (missing = wrong)."""
+    return frames_exact(generated, reference) / len(reference)
 
 
 def least_likely(checkpoint: Path, row: dict, speaker: dict | None = None) -> float:
