@@ -1,9 +1,11 @@
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
@@ -231,7 +233,7 @@ def test_demo_runs_end_to_end_then_skips_and_redoes_only_what_changed(tmp_path, 
     assert "\r" not in console
     noisy = [line for line in console.splitlines() if any(n in line for n in NOISE)]
     assert not noisy, noisy[:5]
-    assert len(console.splitlines()) < 60, console
+    assert len(console.splitlines()) < 65, console  # 55 before the learn stage
     wav, rate = sf.read(out / "samples" / "sample_0.wav")
     assert rate == 22050 and len(wav) > 0
     assert any((out / "generator" / "tb").iterdir())
@@ -259,7 +261,8 @@ def test_demo_runs_end_to_end_then_skips_and_redoes_only_what_changed(tmp_path, 
     assert "not run yet" not in row and "meaningless" in row and "dnsmos_p808" in row
     assert result["verdicts"][0].split(": ", 1)[1] in row
     state = json.loads((out / "stages.json").read_text())
-    assert all(s["status"] == "done" for s in state.values()) and len(state) == 9
+    assert all(s["status"] == "done" for s in state.values()) and len(state) == 10
+    _the_adapted_generator_says_a_taught_clip_back_and_the_base_does_not(out, console)
     # The tiny world has real lengths: a clip's frames after repeat-dropping are 80-105 % of what
     # NanoCodec's 12.5 frames/s give its duration, and the eval speaks more than one frame.
     table = dataset.read(dataset.DatasetLayout.in_work(out / "data").hf)
@@ -272,14 +275,61 @@ def test_demo_runs_end_to_end_then_skips_and_redoes_only_what_changed(tmp_path, 
     readme.write_text((RECIPES / "README.md").read_text())
     assert main(["demo", "--out", str(out), *extra]) == 0
     log = capsys.readouterr().out
-    assert log.count("skipped") == 9 and "[eval] done before" in log
+    assert log.count("skipped") == 10 and "[eval] done before" in log
+    assert "[learn] done before" in log and log.count("learned: the adapted generator says") == 1
     committed = (RECIPES / "README.md").read_text().split("| demo |")[1].splitlines()[0]
     assert readme.read_text().split("| demo |")[1].splitlines()[0] == committed  # untouched
 
     assert main(["demo", "--out", str(out), "sample.sampling.max_frames=8", *extra]) == 0
     log = capsys.readouterr().out
-    assert log.count("skipped") == 8 and "[sample] config changed" in log
+    assert log.count("skipped") == 9 and "[sample] config changed" in log
     assert json.loads((out / "samples" / "samples.json").read_text())[0]["frames"] <= 8
+    assert all((out / "samples" / f"learned_{n}.wav").is_file() for n in ("adapted", "base", "roundtrip"))
+
+
+LEARNED = re.compile(r"^learned: the adapted generator says clip '(.+)' back after (\d+) steps "
+                     r"\(mel distance ([\d.]+) to its codec round trip, (\d+)/(\d+) frames exact; "
+                     r"base ([\d.]+), (\d+)/\d+\)$", re.M)
+
+
+def _the_adapted_generator_says_a_taught_clip_back_and_the_base_does_not(out, console):
+    """The learned line's claim, checked from the files: the clip's codes from the dataset,
+    decoded by the demo's codec, are the round-trip WAV; `kani-adapt generate` with the
+    exported learned model says exactly those codes and writes the adapted WAV; the two
+    distances recomputed from the WAVs are the line's, the adapted near 0 and the base far."""
+    from kani_adapt.codec.metrics import mel_distance
+    from kani_adapt.codec.registry import load_codec
+    from kani_adapt.models.generator.synthesize import decode_one
+    from tests.learning import world as W
+
+    found = LEARNED.search(console)
+    assert found, console[-2000:]
+    clip, steps, adapted, exact, frames, base, base_exact = found.groups()
+    asked = load_recipe(RECIPES / "demo" / "demo.yaml").learn
+    assert int(steps) == asked.steps and exact == frames and int(base_exact) < int(frames) // 2
+    table = dataset.read(dataset.DatasetLayout.in_work(out / "data").hf)
+    row = next(r for r in table if r[dataset.SOURCE] == clip)
+    codes = W.codes_of(row)  # as training reads them
+    assert len(codes) == int(frames) >= 20
+    codec = load_codec(str(out / "codec" / "finetuned.nemo"))
+    roundtrip = decode_one(codec, codes)
+    wavs = {n: sf.read(out / "samples" / f"learned_{n}.wav", dtype="float32") for n in
+            ("adapted", "base", "roundtrip")}
+    assert all(rate == 22050 for _, rate in wavs.values())
+    np.testing.assert_allclose(wavs["roundtrip"][0], roundtrip, atol=2 / 32768)  # 16-bit WAV
+    said = W.generate(out / "learn" / "merged", row, out / "regenerated",
+                      codec=str(out / "codec" / "finetuned.nemo"))
+    assert np.array_equal(said, codes)
+    regenerated, _ = sf.read(sorted((out / "regenerated").glob("*.wav"))[-1], dtype="float32")
+    np.testing.assert_allclose(wavs["adapted"][0], regenerated, atol=2 / 32768)
+    distance = {n: mel_distance(wavs["roundtrip"][0], wavs[n][0], 22050) for n in ("adapted", "base")}
+    assert abs(distance["adapted"] - float(adapted)) < 0.015
+    assert abs(distance["base"] - float(base)) < 0.015
+    assert distance["adapted"] < 0.05 and distance["base"] > 0.3, distance
+    assert distance["base"] > 10 * distance["adapted"]
+    learned = json.loads((out / "learn" / "learned.json").read_text())
+    assert learned["clip"] == clip and clip in learned["taught"]
+    assert len(learned["taught"]) == asked.clips
 
 
 def _serves_the_demo_eval(eval_dir):

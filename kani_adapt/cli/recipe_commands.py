@@ -18,7 +18,8 @@ def add_recipe_commands(sub) -> None:
             "check, codec fine-tuning, generator training, export, eval (base vs adapted on\n"
             "held-out speakers and the replay set; writes the recipe's row of a results table\n"
             "to WORK_DIR/results.md, and to a tracked table only on request:\n"
-            "`readme=recipes/README.md`), samples. Stages done\n"
+            "`readme=recipes/README.md`), learn (where on: a few clips taught by heart and one\n"
+            "said back), samples. Stages done\n"
             "before with the same inputs and config are skipped; an interrupted stage resumes;\n"
             "a stage whose config changed is redone. Progress: WORK_DIR/stages.json."
         ),
@@ -59,8 +60,10 @@ def add_recipe_commands(sub) -> None:
             "Runs recipes/demo/demo.yaml: synthesises German and Scottish-English speech with\n"
             "espeak-ng, prepares it, checks and fine-tunes a tiny codec, trains a LoRA on a\n"
             "tiny generator (scored at each validation), exports it (adapter and merged),\n"
-            "evaluates it against its base (meaningless numbers: the models are random) and\n"
-            "writes a sample WAV.\n"
+            "evaluates it against its base (meaningless numbers: the models are random),\n"
+            "teaches the generator a few clips by heart and has it say one back (its distance to\n"
+            "the clip's codec round trip against the base's: the `learned:` line) and writes\n"
+            "sample WAVs.\n"
             "Measured run time: recipes/README.md (demo row). Everything lands in --out,\n"
             "its results row in OUT/results.md (`readme=recipes/README.md` updates the table)."
         ),
@@ -107,11 +110,13 @@ def closing_summary(recipe, outputs: dict) -> list[str]:
         lines.append(f"  data report (read it first): {report}")
     for stage, produced in outputs.items():
         for key, value in produced.items():
-            if (stage, key) not in (("prepare", "report"), ("prepare", "lost")):
+            if (stage, key) not in (("prepare", "report"), ("prepare", "lost"), ("learn", "line")):
                 lines.append(f"  {stage}.{key}: {value}")
     if "eval" in outputs:
         lines.append("listening test for a panel: "
                      f"{outputs['eval'].get('listen') or listen_hint(outputs)}")
+    if "learn" in outputs:
+        lines.append(outputs["learn"]["line"])
     lost = outputs.get("prepare", {}).get("lost") or {}
     return lines + data_preflight.loss_lines(lost, lost.get("input_hours"))
 
@@ -171,4 +176,9 @@ def run_demo(args) -> int:
         print(f"  eval report:   {outputs['eval']['report']} (with players: index.html beside it)")
         print(f"  listening test for a panel: {outputs['eval'].get('listen') or listen_hint(outputs)}")
     print(f"  TensorBoard:   tensorboard --logdir {args.out}")
+    if "learn" in outputs:
+        wavs = outputs["learn"]["wavs"]
+        print(f"  learned WAVs:  {wavs['adapted']} (adapted), {Path(wavs['base']).name} (base), "
+              f"{Path(wavs['roundtrip']).name} (the clip's codec round trip)")
+        print(outputs["learn"]["line"])
     return 0

@@ -27,16 +27,21 @@ def random_init(recipe: Recipe) -> bool:
 def base_checkpoint(recipe: Recipe, out: Path) -> str:
     """The checkpoint the adaptation started from, saved under ``out`` when it is a random size."""
     base = recipe.eval.base or recipe.generator.model.init
-    if not random_init(recipe):
-        return base
-    folder = out / "base"
-    from kani_adapt.models.generator import checkpoint
+    cfg = dataclasses.replace(recipe.generator, model=dataclasses.replace(
+        recipe.generator.model, init=base))
+    return starting_point(cfg, out / "base")
 
+
+def starting_point(cfg, folder: Path) -> str:
+    """The checkpoint a training run with ``cfg`` (a TrainConfig) starts from: its
+    ``model.init``, or, for a random size, the weights training builds, saved in ``folder``."""
+    from kani_adapt.models.generator import checkpoint, sizes
+
+    if cfg.model.init not in sizes.SIZES:
+        return cfg.model.init
     if not (folder / checkpoint.WEIGHTS).is_file():
         from kani_adapt.training.run import build_model
 
-        cfg = dataclasses.replace(recipe.generator, model=dataclasses.replace(
-            recipe.generator.model, init=base))
         checkpoint.save_checkpoint(build_model(cfg), folder, dtype="fp32")
     return str(folder)
 

@@ -38,7 +38,8 @@ def codecs_in_effect(recipe: Recipe) -> dict[str, str]:
     checked and is what fine-tuning starts from; everything that decodes the generator's speech
     (the training samples and scored speech, eval, samples) uses the fine-tuned codec when the
     recipe trains one, else the recipe's. A stage's own codec key, where the recipe sets one,
-    wins (data.tokenize.codec, codec_finetune.codec, generator.codec, eval.codec)."""
+    wins (data.tokenize.codec, codec_finetune.codec, generator.codec, eval.codec). The learn
+    stage, where on, decodes as the samples do."""
     decoded, out = recipe.codec, {}
     if recipe.data is not None:
         out["prepare"] = recipe.data.tokenize.codec
@@ -46,6 +47,8 @@ def codecs_in_effect(recipe: Recipe) -> dict[str, str]:
     if recipe.codec_finetune is not None:
         out["codec_finetune"] = recipe.codec_finetune.codec
         decoded = str(stages.finetuned_codec(recipe))
+    if recipe.learn.enabled:
+        out["learn"] = decoded
     return {**out, "train": recipe.generator.codec or decoded, "eval": recipe.eval.codec or decoded,
             "sample": decoded}
 
@@ -72,6 +75,10 @@ def plan(recipe: Recipe, done: dict, strict: bool = False) -> list[Stage]:
         out.append(Stage("codec_finetune", lambda: stages.codec_finetune(recipe),
                          recipe.codec_finetune,
                          [Path(recipe.codec_finetune.run_dir), work / "codec"], codec["codec_finetune"]))
+    if recipe.learn.enabled:
+        # Before `train`: it needs none of the adaptation's stages, so changing them (or the
+        # samples) does not redo it, and the results row's run time counts it.
+        out.append(learn_stage(recipe, codec["learn"]))
     out.append(Stage("train", lambda: stages.train(generator), generator,
                      [Path(generator.run_dir)], codec["train"]))
     out.append(Stage("export", lambda: stages.export(recipe), recipe.export, [work / "export"]))
@@ -82,8 +89,8 @@ def plan(recipe: Recipe, done: dict, strict: bool = False) -> list[Stage]:
     if recipe.sample.texts:
         def sample():
             return stages.sample(recipe, codec["sample"], _merged(done, "the sample stage"))
-        out.append(Stage("sample", sample, (recipe.sample, codec["sample"]), [work / "samples"],
-                         codec["sample"]))
+        out.append(Stage("sample", sample, (recipe.sample, codec["sample"]),
+                         stages.sample_files(recipe), codec["sample"]))
     return out
 
 
@@ -93,6 +100,15 @@ def builds_embedder(recipe: Recipe) -> bool:
     if not recipe.eval.enabled:
         used.pop("eval.scorers.speaker_embedder", None)
     return any(made_by_run(recipe, ref) for ref in used.values())
+
+
+def learn_stage(recipe: Recipe, codec: str) -> Stage:
+    """The learn stage: its config is what its training, its clips and its speech depend on."""
+    from kani_adapt.recipes import learning
+
+    config = (recipe.learn, learning.train_config(recipe), codec)
+    return Stage("learn", lambda: learning.learn(recipe, codec), config,
+                 [learning.folder(recipe), *learning.wav_paths(recipe).values()], codec)
 
 
 def _merged(done: dict, stage: str, other: str = "") -> str:
@@ -181,7 +197,10 @@ def _clean(stage: Stage, work: Path) -> None:
             raise ConfigError(f"stage {stage.name}: its config changed and {path} holds an older "
                               "run outside the recipe's work_dir; move it away or point the "
                               "recipe elsewhere")
-        shutil.rmtree(path)
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def _read_state(work: Path) -> dict:

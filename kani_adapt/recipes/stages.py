@@ -134,6 +134,12 @@ def sample(recipe: Recipe, codec_path: str, merged: str) -> dict:
     return {"samples": [w.wav for w in written]}
 
 
+def sample_files(recipe: Recipe) -> list[Path]:
+    """What the sample stage wrote in samples/ (others keep files there too)."""
+    out = Path(recipe.work_dir) / "samples"
+    return [out / "samples.json", *sorted(out.glob("sample_*.wav"))]
+
+
 @dataclass
 class Sample:
     """One line of samples/samples.json."""

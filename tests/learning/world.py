@@ -12,6 +12,7 @@ import numpy as np
 from kani_adapt import dataset, tokens
 from kani_adapt.core import espeak
 from kani_adapt.cli.main import main
+from kani_adapt.recipes.learning import MEMORISING, frames_exact
 
 
 @dataclass(frozen=True)
@@ -94,15 +95,13 @@ def write_dataset(table: list[dict], folder: Path) -> Path:
 
 
 def train(run_dir: Path, data: Path, init: str, mode: str, steps: int, lr: float, **extra) -> dict:
-    """``kani-adapt train`` with CPU settings that memorise a handful of rows."""
+    """``kani-adapt train`` on the CPU with the settings that memorise a handful of rows (the
+    recipes' learn stage trains with them too)."""
     values = {
         "run_dir": run_dir, "data.train": data, "model.init": init, "mode": mode,
         "trainer.device": "cpu", "trainer.precision": "32-true", "trainer.max_steps": steps,
         "trainer.val_every": steps, "trainer.ckpt_every": steps, "trainer.log_every": steps,
-        "trainer.sample_prompts": 0, "data.val_speakers": 0, "data.num_workers": 0,
-        "data.token_budget": 4096, "optim.lr": lr, "optim.warmup_steps": 10,
-        "optim.weight_decay": 0.0, "optim.min_lr_ratio": 0.05, "trainer.seed": 0,
-        **extra,
+        "optim.lr": lr, "trainer.seed": 0, **MEMORISING, **extra,
     }
     assert main(["train", *[f"{k}={v}" for k, v in values.items()]]) == 0
     return json.loads((Path(run_dir) / "metrics.json").read_text())
@@ -136,9 +135,7 @@ def generate(checkpoint: Path, row: dict, folder: Path, tag: str | None = None,
 
 def frame_accuracy(generated: np.ndarray, reference: np.ndarray) -> float:
     """Share of the reference's frames generated exactly, at the same index (missing = wrong)."""
-    n = min(len(generated), len(reference))
-    same = int(np.all(generated[:n] == reference[:n], axis=1).sum()) if n else 0
-    return same / len(reference)
+    return frames_exact(generated, reference) / len(reference)
 
 
 def least_likely(checkpoint: Path, row: dict, speaker: dict | None = None) -> float:
