@@ -63,7 +63,7 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
     out.mkdir(parents=True, exist_ok=True)
     device = resolve(cfg.device)
     codec = load_codec(cfg.codec, device)
-    scorers = Scorers(cfg.scorers, device, cfg.tags)
+    scorers = Scorers(cfg.scorers, device, cfg.tags, cfg.protocol)
     refs = load_references(items, codec, scorers)
     checkpoints = [checkpoint, *compare]
     names = checkpoint_names(checkpoints)
@@ -109,6 +109,8 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
               "short_probes": {"by_checkpoint": probe_summary(every), "without": unprobed},
               "verdicts": verdicts, "tags": facts({i.tag or "" for i in items}, cfg.tags),
               "coverage": report.coverage(items, known_tags)}
+    if cfg.protocol == "msbench":
+        result["protocol"] = {"name": "msbench", "checkpoints": protocol.msbench_section(df)}
     write_file(out / "utterances.parquet", lambda tmp: every.to_parquet(tmp, index=False))
     report.write_json(out / "eval.json", result)
     report.write_markdown(out / "eval.md", result)

@@ -65,6 +65,9 @@ class Setup:
 
     cfg: ScorerConfig
     tags: Mapping[str, Tag] = field(default_factory=dict)
+    # "kani" (the default) or "msbench": upstream's benchmark protocol (scorers/msbench.py for
+    # the texts, scorers/msbench_audio.py for what the scorers hear)
+    protocol: str = "kani"
 
     def language(self, tag: str | None) -> str:
         """The language a clip's texts are read in (CER/WER normalisation)."""
@@ -87,6 +90,9 @@ class Scorer:
     score: Score | None = None  # None: its rows are filled elsewhere (by generation)
     models: dict[str, str] = field(default_factory=dict)  # ScorerConfig key -> what the model is
     runs_last: bool = False  # reads what the other scorers wrote into the rows
+    # hears the clip as generated even under a protocol that prepares audio (the failure
+    # detectors: trimming would hide the silence they count)
+    raw_audio: bool = False
 
 
 def _always(cfg: ScorerConfig) -> bool:
@@ -131,6 +137,13 @@ def _score_asr(model, setup: Setup, clips, rate, rows) -> None:
     languages = [setup.asr_language(c.tag) for c in clips]  # what Whisper is told
     heard = model.transcribe([c.audio for c in clips], rate, languages)
     for row, clip, t in zip(rows, clips, heard):
+        if setup.protocol == "msbench":
+            from kani_adapt.scorers import msbench
+
+            row.update(msbench.row(msbench.align(clip.text, t.text, setup.language(clip.tag))),
+                       asr_text=t.text, lang_prob=t.language_prob, asr_avg_logprob=t.avg_logprob,
+                       asr_no_speech_prob=t.no_speech_prob, asr_compression_ratio=t.compression_ratio)
+            continue
         rates = error_rates(clip.text, t.text, setup.language(clip.tag))
         row.update(asr_text=t.text, cer=rates.cer, wer=rates.wer, lang_prob=t.language_prob,
                    catastrophic=float(rates.wer > CATASTROPHIC_WER), char_edits=rates.char_edits,
@@ -173,7 +186,7 @@ REGISTRY: tuple[Scorer, ...] = (
     # the failure detectors (kani_adapt/scorers/failures.py): always on; they run last and read
     # what the others wrote (the ASR transcript)
     Scorer("failures", (Metric("failure", False, headline=6),), _always, score=_score_failures,
-           runs_last=True),
+           runs_last=True, raw_audio=True),
     Scorer("dnsmos", (Metric("dnsmos_p808", True, headline=5, anchor=4, column=4),
                       Metric("dnsmos_ovrl", True, column=5), Metric("dnsmos_sig", True),
                       Metric("dnsmos_bak", True)),
@@ -262,9 +275,10 @@ def model_keys() -> list[tuple[str, str]]:
 class Scorers:
     """The models of every scorer the config turns on, loaded once."""
 
-    def __init__(self, cfg: ScorerConfig, device: str, tags: Mapping[str, Tag] | None = None):
+    def __init__(self, cfg: ScorerConfig, device: str, tags: Mapping[str, Tag] | None = None,
+                 protocol: str = "kani"):
         self.cfg = cfg
-        self.setup = Setup(cfg, dict(tags or {}))
+        self.setup = Setup(cfg, dict(tags or {}), protocol)
         self.models = {s.name: s.load(self.setup, device) for s in active(cfg) if s.load is not None}
 
     def names(self) -> list[str]:
@@ -273,7 +287,20 @@ class Scorers:
 
     def score(self, clips: Sequence[Clip], rate: int) -> list[dict]:
         rows = [{"duration_s": len(c.audio) / rate} for c in clips]
+        heard, heard_rate = self.heard(clips, rate)
         for scorer in sorted(active(self.cfg), key=lambda s: s.runs_last):
             if scorer.score is not None:
-                scorer.score(self.models.get(scorer.name), self.setup, clips, rate, rows)
+                given, given_rate = (clips, rate) if scorer.raw_audio else (heard, heard_rate)
+                scorer.score(self.models.get(scorer.name), self.setup, given, given_rate, rows)
         return rows
+
+    def heard(self, clips: Sequence[Clip], rate: int) -> tuple[Sequence[Clip], int]:
+        """The clips as the scorers hear them: as given, or under ``msbench`` prepared as
+        upstream prepares synthesis (mono, 16 kHz soxr HQ, VAD trim, -1 dBFS peak)."""
+        if self.setup.protocol != "msbench":
+            return clips, rate
+        from dataclasses import replace
+
+        from kani_adapt.scorers import msbench_audio
+
+        return [replace(c, audio=msbench_audio.prepare(c.audio, rate)) for c in clips], msbench_audio.RATE
