@@ -19,10 +19,19 @@ from kani_adapt.scorers.registry import anchored, corpus_rates as corpus_columns
 
 
 def add_derived(df, anchors: dict):
-    """``similarity_norm`` = (similarity - floor) / (ceiling - floor), from the anchors."""
+    """``similarity_norm`` = (similarity - floor) / (ceiling - floor), from the anchors; the
+    accent shift (toward the recordings of each tag: scorers/accent.py); ``per_relative`` =
+    each clip's PER over the median PER of its tag's recordings."""
+    from kani_adapt.scorers.accent import shift
+
     a = anchors.get("similarity")
     if a and "similarity" in df and a["ceiling"] > a["floor"]:
         df["similarity_norm"] = (df["similarity"] - a["floor"]) / (a["ceiling"] - a["floor"])
+    df = shift(df)
+    if "per" in df and "checkpoint" in df:
+        medians = df[df["checkpoint"] == "recordings"].groupby("tag")["per"].median()
+        median = df["tag"].map(medians).astype(float)
+        df["per_relative"] = df["per"] / median.where(median > 0)
     return df
 
 

@@ -187,6 +187,9 @@ def write_markdown(path: Path, result: dict) -> None:
             lines.append(f"\nNo probes for tag(s) {', '.join(md(t) if t else '-' for t in probes['without'])}: "
                          "no probe prompts for their language, or no voice to speak them in.")
         lines.append("")
+    from kani_adapt.eval.judges import lines as judge_lines
+
+    lines += judge_lines(result)
     lines += protocol_lines(result.get("protocol") or {})
     lines += ["## Verdict", ""] + [f"- {md(v)}" for v in result["verdicts"]] + [""]
     atomic.write_text(path, "\n".join(lines))

@@ -89,6 +89,7 @@ class Scorer:
     load: Load | None = None  # None: nothing to load (the model passed to ``score`` is None)
     score: Score | None = None  # None: its rows are filled elsewhere (by generation)
     models: dict[str, str] = field(default_factory=dict)  # ScorerConfig key -> what the model is
+    model_files: tuple[str, ...] = ("config.json",)  # what a local folder of its models holds
     runs_last: bool = False  # reads what the other scorers wrote into the rows
     # hears the clip as generated even under a protocol that prepares audio (the failure
     # detectors: trimming would hide the silence they count)
@@ -97,6 +98,15 @@ class Scorer:
 
 def _always(cfg: ScorerConfig) -> bool:
     return True
+
+
+def _from(module: str, name: str) -> Callable:
+    """``module.name``, imported when first called (nothing heavy at import)."""
+    def call(*args, **kwargs):
+        from importlib import import_module
+
+        return getattr(import_module(f"kani_adapt.scorers.{module}"), name)(*args, **kwargs)
+    return call
 
 
 def _score_failures(model, setup: Setup, clips, rate, rows) -> None:
@@ -212,6 +222,27 @@ REGISTRY: tuple[Scorer, ...] = (
            models={"xvector": "x-vector model"}),
     Scorer("accent", (Metric("accent_correct", True, column=7),), lambda c: bool(c.accent_model),
            _load_accent, _score_accent, models={"accent_model": "accent classifier"}),
+    # the accent judge (scorers/accent.py): the target label's posterior per clip, and the
+    # accent-embedding shift toward the tag's recordings and away from the base accent
+    Scorer("accent_id", (Metric("accent_posterior", True, headline=8, anchor=6, column=8),
+                         Metric("accent_shift", True, headline=9, anchor=7, column=9, derived=True)),
+           lambda c: bool(c.accent_classifiers), _from("accent", "load_scorer"),
+           _from("accent", "score"), models={"accent_classifiers": "SpeechBrain accent classifier"},
+           model_files=("hyperparams.yaml",)),
+    # phoneme error rate against espeak-ng's phonemes of the text (scorers/phonemes.py); its
+    # ratio to the median of the tag's recordings compares languages
+    Scorer("phonemes", (Metric("per", False, column=10),
+                        Metric("corpus_per", False, headline=10, anchor=8, corpus=("per_edits", "ref_phones")),
+                        Metric("per_relative", False, derived=True), Metric("per_unheard", False)),
+           lambda c: bool(c.phoneme_model), _from("phonemes", "load_scorer"), _from("phonemes", "score"),
+           models={"phoneme_model": "phoneme recogniser"},
+           model_files=("config.json", "preprocessor_config.json", "vocab.json")),
+    # the second recogniser family (CTC greedy, no language model; scorers/ctc.py)
+    Scorer("ctc_asr", (Metric("ctc_wer", False),
+                       Metric("corpus_ctc_wer", False, corpus=("ctc_word_edits", "ctc_ref_words"))),
+           lambda c: bool(c.ctc_asr), _from("ctc", "load_scorer"), _from("ctc", "score"),
+           models={"ctc_asr": "CTC recogniser"},
+           model_files=("config.json", "preprocessor_config.json", "vocab.json")),
     # generation's onset-entropy derailment score (eval/generation.py fills it; not for the
     # anchor rows)
     Scorer("generation", (Metric("onset_entropy", False, derived=True),), _always),
@@ -267,9 +298,10 @@ def columns() -> list[str]:
     return _placed("column")
 
 
-def model_keys() -> list[tuple[str, str]]:
-    """(ScorerConfig key, what it is) of every model a scorer loads: what preflight checks."""
-    return [(key, what) for s in REGISTRY for key, what in s.models.items()]
+def model_keys() -> list[tuple[str, str, tuple[str, ...]]]:
+    """(ScorerConfig key, what it is, the files its folder holds) of every model a scorer
+    loads: what preflight checks."""
+    return [(key, what, s.model_files) for s in REGISTRY for key, what in s.models.items()]
 
 
 class Scorers:
