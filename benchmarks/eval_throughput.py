@@ -8,6 +8,10 @@ and where the time goes; batched scoring against one clip at a time (the baselin
 Random weights (tiny or full-size generator, codec and speaker embedder), so the speech is noise
 and the quality figures mean nothing; the timings are what is measured. DNSMOS, failures and
 speaker similarity always run; CER/WER and language ID when --asr names a Whisper folder or id.
+--judges twin adds the accent judge (the SpeechBrain-built twin of tests/fixtures), the phoneme
+error rate and the second CTC recogniser (the tests' twins); --judges full the same at their
+published sizes (CommonAccent's ECAPA widths, wav2vec2-large), random weights. Each scorer is
+timed batched and one clip at a time in the same run.
 """
 from __future__ import annotations
 
@@ -42,6 +46,34 @@ def build(folder: Path, shape: str):
     return str(folder / "gen"), codec, str(folder / "embedder")
 
 
+def build_judges(folder: Path, size: str) -> dict:
+    """The judges' models: the tests' twins, or (``full``) the published sizes with random
+    weights (the accent classifier written in SpeechBrain's layout by kani-adapt's rebuild)."""
+    import shutil
+
+    from tests.scorers.ctc_twins import character_recogniser, phoneme_recogniser
+
+    twin = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "commonaccent-ecapa-twin"
+    accent = folder / "accent"
+    shutil.copytree(twin, accent)
+    if size == "full":
+        import torch
+
+        from kani_adapt.scorers import ecapa
+
+        text = (accent / "hyperparams.yaml").read_text()
+        (accent / "hyperparams.yaml").write_text(
+            text.replace("[32, 32, 32, 32, 96]", "[1024, 1024, 1024, 1024, 3072]")
+            .replace("attention_channels: 16", "attention_channels: 128").replace("emb_dim: 16", "emb_dim: 192"))
+        model = ecapa.EcapaTdnn(80, 192, torch.nn.LeakyReLU, (1024, 1024, 1024, 1024, 3072))
+        torch.save(model.state_dict(), accent / "embedding_model.ckpt")
+        torch.save(ecapa.CosineClassifier(192, 16).state_dict(), accent / "classifier.ckpt")
+    large = size == "full"
+    return {"accent_classifiers": {"en": str(accent)},
+            "phoneme_model": str(phoneme_recogniser(folder / "phonemes", large=large)),
+            "ctc_asr": str(character_recogniser(folder / "ctc", large=large))}
+
+
 def items(n: int):
     from kani_adapt.eval.evalset import EvalItem
 
@@ -60,6 +92,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--asr", default="", help="Whisper folder or hub id (adds CER/WER, language ID)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--judges", choices=("none", "twin", "full"), default="none",
+                    help="add the accent, phoneme and CTC judges (twins or published sizes)")
     args = ap.parse_args()
     if args.quick:
         args.items, args.max_frames = 2, 6
@@ -73,13 +107,17 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         gen, codec_spec, embedder = build(Path(tmp), args.shape)
+        judges = build_judges(Path(tmp), args.judges) if args.judges != "none" else {}
+        from kani_adapt.text.tags import Tag
+
         cfg = EvalConfig(codec=codec_spec, sampling=SeededSampling(max_frames=args.max_frames),
                          batch_size=args.batch_size,
-                         device=args.device,
-                         scorers=ScorerConfig(asr=args.asr, speaker_embedder=embedder, dnsmos_threads=0))
+                         device=args.device, tags={"en": Tag(accent_label="scotland")},
+                         scorers=ScorerConfig(asr=args.asr, speaker_embedder=embedder, dnsmos_threads=0,
+                                              batch_size=args.batch_size, **judges))
         clock = Clock()
         codec = clock("load codec", load_codec, codec_spec, args.device)
-        scorers = clock("load scorers", Scorers, cfg.scorers, args.device)
+        scorers = clock("load scorers", Scorers, cfg.scorers, args.device, cfg.tags)
         evals = items(args.items)
         speakers = [None] * len(evals)
         clock("load generator + generate", generate_items, gen, evals, speakers, cfg, args.device, 0)
@@ -92,13 +130,16 @@ def main() -> None:
         rate = codec.sample_rate
         scorers.score(clips[:1], rate)  # warm-up: numba compilation inside librosa, lazy inits
         per_scorer = {}
-        for name in ("dnsmos", "asr", "similarity"):
+        for name in ("dnsmos", "asr", "similarity", "accent_id", "phonemes", "ctc_asr"):
             model = scorers.models.get(name)
             if model is None:
                 continue
             run = {"dnsmos": lambda cs: model.score([c.audio for c in cs], rate),
                    "asr": lambda cs: model.transcribe([c.audio for c in cs], rate, ["en"] * len(cs)),
-                   "similarity": lambda cs: model.embed([c.audio for c in cs], rate)}[name]
+                   "similarity": lambda cs: model.embed([c.audio for c in cs], rate),
+                   "accent_id": lambda cs: model.models["en"].classify([c.audio for c in cs], rate),
+                   "phonemes": lambda cs: model.tokens([c.audio for c in cs], rate),
+                   "ctc_asr": lambda cs: model.transcribe([c.audio for c in cs], rate, ["en"] * len(cs))}[name]
             t0 = time.perf_counter()
             run(clips)
             batched = time.perf_counter() - t0

@@ -100,7 +100,7 @@ if [ "$dry" = 1 ]; then
     --repeats 1
   step data_throughput 240 "$py" $b/data_throughput.py --clips 2 --vad-seconds 2 --max-batch 2
   step asr_throughput 240 "$py" $b/asr_throughput.py --shape twin --clips 2 --tokens 4
-  step eval_throughput 240 "$py" $b/eval_throughput.py --items 1 --max-frames 4 --batch-size 1
+  step eval_throughput 240 "$py" $b/eval_throughput.py --items 2 --max-frames 4 --batch-size 2 --judges twin
   step codec_step 240 "$py" $b/codec_step.py --size tiny --batch-size 1 --seconds 0.5 \
     --discriminators mrd
   step data_engines 240 "$py" $b/data_engines.py --clips 3 --cpus 1 --workers 1
@@ -115,6 +115,7 @@ else
   step data_throughput 30 "$py" $b/data_throughput.py --codec nano --clips 48
   step asr_throughput 30 "$py" $b/asr_throughput.py --shape tiny --clips 64 --device cuda
   step eval_throughput 45 "$py" $b/eval_throughput.py --items 100 --max-frames 100 --device cuda
+  step eval_judges 120 "$py" $b/eval_throughput.py --items 64 --max-frames 50 --device cuda --judges full
   step codec_step 30 "$py" $b/codec_step.py --device cuda --batch-size 8
   # CPU, not GPU: the card's host is the one many-core machine at hand, where Ray's scaling
   # with workers shows (last, so it is what a short budget drops)

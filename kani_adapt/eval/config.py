@@ -44,6 +44,10 @@ class EvalConfig:
     device: Device = "auto"  # generator, codec and scorers (auto: a GPU when there is one)
     dtype: Literal["fp32", "bf16"] = "fp32"  # generator compute dtype
     resamples: int = 2000  # bootstrap resamples for the intervals
+    # "kani": kani-adapt's scoring; "msbench": upstream's benchmark protocol (make-speech-
+    # benchmark v2: its text normaliser, audio preparation and arithmetic, S/D/I per utterance,
+    # cells under 30 speakers flagged; docs/judges.md), so the figures can be set beside theirs
+    protocol: Literal["kani", "msbench"] = "kani"
     write_wavs: bool = True
     # the built-in 1-3 word prompts of each tag's language (kani_adapt.eval.probes), generated
     # beside the eval set and reported apart: where codec-token TTS derails most

@@ -17,10 +17,10 @@ from kani_adapt.eval import page, report
 from kani_adapt.eval.config import EvalConfig
 from kani_adapt.eval.evalset import EvalItem
 from kani_adapt.eval.probes import is_probe, probe_items, summary as probe_summary
-from kani_adapt.eval import protocol
+from kani_adapt.eval import judges, protocol
 from kani_adapt.eval.run import (CODEC_CEILING, RECORDING_WAVS, RECORDINGS_ROW, codec_ceiling,
-                                 evaluate_checkpoint, first_by_reference, load_references,
-                                 recordings)
+                                 conditioning, evaluate_checkpoint, first_by_reference,
+                                 load_references, recordings)
 from kani_adapt.scorers.registry import Scorers, derived_metrics
 from kani_adapt.text.tags import facts
 
@@ -63,7 +63,7 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
     out.mkdir(parents=True, exist_ok=True)
     device = resolve(cfg.device)
     codec = load_codec(cfg.codec, device)
-    scorers = Scorers(cfg.scorers, device, cfg.tags)
+    scorers = Scorers(cfg.scorers, device, cfg.tags, cfg.protocol)
     refs = load_references(items, codec, scorers)
     checkpoints = [checkpoint, *compare]
     names = checkpoint_names(checkpoints)
@@ -84,11 +84,14 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
                         np.clip(refs.audio[key], -1, 1), codec.sample_rate)
     probes, unprobed = probe_items(items, refs.embedding, cfg.tags) if cfg.short_probes else ([], [])
     say, begun = logging.getLogger("kani_adapt.progress").info, time.time()
+    # The voices, fixed once: every checkpoint speaks each item with the same speaker embedding,
+    # so what differs between them (the accent shift above all) is not the voice's
+    voices = conditioning(items + probes, refs)
     for k, (name, ckpt) in enumerate(zip(names, checkpoints)):
         say("eval: checkpoint %d/%d (%s): %d items + %d short probes x %d samples", k + 1,
             len(names), name, len(items), len(probes), cfg.samples)
         rows += evaluate_checkpoint(name, ckpt, items + probes, refs, codec, scorers, cfg, device,
-                                    keep)
+                                    voices, keep)
         left = (time.time() - begun) / (k + 1) * (len(names) - k - 1)
         say("eval: checkpoint %d/%d (%s) done; ETA %.0f s", k + 1, len(names), name, left)
     every = protocol.add_derived(pd.DataFrame(rows), refs.anchors)
@@ -99,6 +102,8 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
         summary[name].update(rates)
     comparisons = {f"{names[0]} vs {other}": report.compare(df, names[0], other, metrics, cfg.resamples)
                    for other in names[1:]}
+    same_voice = {f"{names[0]} vs {other}": judges.same_voice(df, names[0], other, cfg.resamples)
+                  for other in names[1:]}
     verdicts = [report.verdict(n, summary[n], {o: comparisons[f"{names[0]} vs {o}"] for o in names[1:]}
                                if n == names[0] else {}, refs.anchors, summary.get(RECORDINGS_ROW))
                 for n in names]
@@ -108,7 +113,11 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
               "prompt_length": protocol.by_prompt_length(every),
               "short_probes": {"by_checkpoint": probe_summary(every), "without": unprobed},
               "verdicts": verdicts, "tags": facts({i.tag or "" for i in items}, cfg.tags),
-              "coverage": report.coverage(items, known_tags)}
+              "coverage": report.coverage(items, known_tags),
+              "same_voice": {pair: v for pair, v in same_voice.items() if v},
+              "not_measured": judges.not_measured(df)}
+    if cfg.protocol == "msbench":
+        result["protocol"] = {"name": "msbench", "checkpoints": protocol.msbench_section(df)}
     write_file(out / "utterances.parquet", lambda tmp: every.to_parquet(tmp, index=False))
     report.write_json(out / "eval.json", result)
     report.write_markdown(out / "eval.md", result)

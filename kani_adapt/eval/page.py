@@ -46,6 +46,10 @@ def clip_cell(folder: Path, wav: Path, lines: list[pages.Part | None] = ()) -> l
 def _metrics(row) -> pages.Part | None:
     shown = [f"{m} {row[m]:.3f}" for m in columns()
              if m in row and isinstance(row[m], float) and not math.isnan(row[m])]
+    if isinstance(row.get("accent_top"), str) and row["accent_top"]:
+        shown.append(f"accent heard: {row['accent_top']}")
+    shown += [str(row[k]) for k in sorted(row) if k.endswith("_reason") and isinstance(row[k], str)
+              and "not measured" in row[k]]  # a judge that could not measure says why
     return pages.text(", ".join(shown)) if shown else None
 
 

@@ -14,8 +14,11 @@ from kani_adapt.scorers.config import ScorerConfig
 def scorers(key: str, cfg: ScorerConfig) -> list[Finding]:
     """Every model a registered scorer loads (``Scorer.models``), where its key names one."""
     out = []
-    for name, what in registry.model_keys():
-        out += preflight.model(f"{key}.{name}", getattr(cfg, name), what)
+    for name, what, files in registry.model_keys():
+        value = getattr(cfg, name, "")
+        named = value.items() if isinstance(value, dict) else [("", value)]  # one per language
+        for sub, ref in named:
+            out += preflight.model(f"{key}.{name}" + (f".{sub}" if sub else ""), ref, what, files)
     return out
 
 

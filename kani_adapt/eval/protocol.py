@@ -19,10 +19,19 @@ from kani_adapt.scorers.registry import anchored, corpus_rates as corpus_columns
 
 
 def add_derived(df, anchors: dict):
-    """``similarity_norm`` = (similarity - floor) / (ceiling - floor), from the anchors."""
+    """``similarity_norm`` = (similarity - floor) / (ceiling - floor), from the anchors; the
+    accent shift (toward the recordings of each tag: scorers/accent.py); ``per_relative`` =
+    each clip's PER over the median PER of its tag's recordings."""
+    from kani_adapt.scorers.accent import shift
+
     a = anchors.get("similarity")
     if a and "similarity" in df and a["ceiling"] > a["floor"]:
         df["similarity_norm"] = (df["similarity"] - a["floor"]) / (a["ceiling"] - a["floor"])
+    df = shift(df)
+    if "per" in df and "checkpoint" in df:
+        medians = df[df["checkpoint"] == "recordings"].groupby("tag")["per"].median()
+        median = df["tag"].map(medians).astype(float)
+        df["per_relative"] = df["per"] / median.where(median > 0)
     return df
 
 
@@ -88,3 +97,45 @@ def anchor_line(summary: dict, anchor: dict) -> str:
             parts.append(f"{m} {mine['mean']:.3f} vs {theirs['mean']:.3f}"
                          + (" (worse)" if worse and abs(gap) > 1e-9 else ""))
     return "vs recordings: " + ", ".join(parts) if parts else ""
+
+
+def _count(part, column: str) -> int:
+    return int(part[column].fillna(0).sum()) if column in part else 0
+
+
+def msbench_section(df) -> dict:
+    """checkpoint -> what upstream's protocol reports beside the figures: the scored and the
+    empty-reference utterances (counted apart), the word S/D/I totals, the speakers behind each
+    tag with the cells under 30 speakers flagged, and the gap between the two recogniser
+    families (Whisper's corpus WER minus the CTC recogniser's) where both ran."""
+    from kani_adapt.scorers.msbench import SMALL_CELL_SPEAKERS
+
+    out: dict = {}
+    for name, part in df.groupby("checkpoint", sort=False):
+        empty = _count(part, "empty_reference")
+        cells = {tag: int(g["speaker"].nunique()) for tag, g in part.groupby("tag")}
+        entry = {"n_scored": int(part["wer"].notna().sum()) if "wer" in part else 0,
+                 "n_empty_ref": empty,
+                 "subs": _count(part, "word_subs"), "dels": _count(part, "word_dels"),
+                 "ins": _count(part, "word_ins"),
+                 "speakers": int(part["speaker"].nunique()), "tag_speakers": cells,
+                 "small_cells": sorted(t for t, n in cells.items() if n < SMALL_CELL_SPEAKERS)}
+        if int(part["speaker"].nunique()) < SMALL_CELL_SPEAKERS:
+            entry["small_cells"] = ["all", *entry["small_cells"]]
+        gap = _recogniser_gap(part)
+        if gap is not None:
+            entry["recogniser_gap"] = gap
+        out[name] = entry
+    return out
+
+
+def _recogniser_gap(part) -> dict | None:
+    if "ctc_word_edits" not in part or part["ctc_word_edits"].isna().all() or "word_edits" not in part:
+        return None
+    both = part[part["word_edits"].notna() & part["ctc_word_edits"].notna() & part["ref_words"].notna()]
+    if not len(both) or both["ref_words"].sum() <= 0:
+        return None
+    whisper = float(both["word_edits"].sum() / both["ref_words"].sum())
+    ctc = float(both["ctc_word_edits"].sum() / both["ctc_ref_words"].sum())
+    return {"whisper_corpus_wer": whisper, "ctc_corpus_wer": ctc, "gap": whisper - ctc,
+            "n": int(len(both))}

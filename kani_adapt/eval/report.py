@@ -187,8 +187,34 @@ def write_markdown(path: Path, result: dict) -> None:
             lines.append(f"\nNo probes for tag(s) {', '.join(md(t) if t else '-' for t in probes['without'])}: "
                          "no probe prompts for their language, or no voice to speak them in.")
         lines.append("")
+    from kani_adapt.eval.judges import lines as judge_lines
+
+    lines += judge_lines(result)
+    lines += protocol_lines(result.get("protocol") or {})
     lines += ["## Verdict", ""] + [f"- {md(v)}" for v in result["verdicts"]] + [""]
     atomic.write_text(path, "\n".join(lines))
+
+
+def protocol_lines(section: dict) -> list[str]:
+    """The msbench protocol's counts: scored and empty-reference utterances, S/D/I, the
+    recogniser gap, and the cells too thin to read a trend from."""
+    if not section:
+        return []
+    lines = ["## Protocol: msbench (make-speech-benchmark v2)", "",
+             "Texts: NFC, numbers spelled, lower case, punctuation list removed, apostrophes and "
+             "diacritics kept. Audio: mono, 16 kHz (soxr HQ), Silero VAD trim +-50 ms, peak "
+             "-1 dBFS. Whisper greedy, no repetition penalty, short-form, language forced. "
+             "Corpus WER = sum(S+D+I) / sum(reference words); catastrophic: WER > 0.5.", "",
+             "| checkpoint | scored | empty references | S | D | I | speakers | recogniser gap "
+             "(Whisper - CTC corpus WER) | cells under 30 speakers |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, c in section.get("checkpoints", {}).items():
+        gap = c.get("recogniser_gap")
+        gap_text = (f"{gap['gap']:+.3f} ({gap['whisper_corpus_wer']:.3f} vs {gap['ctc_corpus_wer']:.3f})"
+                    if gap else "not measured: no second recogniser (scorers.ctc_asr)")
+        small = ", ".join(md(t) for t in c["small_cells"]) or "none"
+        lines.append(f"| {md(name)} | {c['n_scored']} | {c['n_empty_ref']} | {c['subs']} | {c['dels']} | "
+                     f"{c['ins']} | {c['speakers']} | {gap_text} | {small} |")
+    return lines + ["", "Cells under 30 speakers are flagged: do not read a trend off them.", ""]
 
 
 def write_json(path: Path, result: dict) -> None:

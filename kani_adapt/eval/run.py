@@ -121,6 +121,16 @@ def conditioning(items: list[EvalItem], refs: References):
     return out
 
 
+def voice_of(embedding: np.ndarray | None) -> str:
+    """A short fingerprint of the speaker embedding a clip was generated with ("" for none):
+    rows of two checkpoints with the same fingerprint spoke with the same voice."""
+    import hashlib
+
+    if embedding is None:
+        return ""
+    return hashlib.sha1(np.ascontiguousarray(embedding, dtype=np.float32).tobytes()).hexdigest()[:12]
+
+
 def _clip(item, items, refs, audio, codes=None, cap=False) -> Clip:
     sim_ref = other_reference(item, items)
     return Clip(audio=audio, text=item.text, speaker=item.speaker, tag=item.tag, codes=codes,
@@ -163,15 +173,16 @@ def reference_rows(name: str, audio: dict, items, refs, rate: int, scorers: Scor
 
 
 def evaluate_checkpoint(name: str, checkpoint: str, items, refs, codec, scorers: Scorers,
-                        cfg: EvalConfig, device: str,
+                        cfg: EvalConfig, device: str, speakers: list,
                         on_audio: Callable[[str, np.ndarray], None] | None = None) -> list[dict]:
+    """Generate, decode and score ``items`` with one checkpoint, each item spoken with its
+    entry of ``speakers`` (the voices every compared checkpoint is given: ``conditioning``)."""
     from kani_adapt.eval.generation import decode, generate_items
 
     import logging
     import time
 
     say = logging.getLogger("kani_adapt.progress").info
-    speakers = conditioning(items, refs)
     rows = []
     start, n = time.time(), len(items)
     for sample in range(cfg.samples):
@@ -189,6 +200,7 @@ def evaluate_checkpoint(name: str, checkpoint: str, items, refs, codec, scorers:
         for item, spk, row, audio, g in zip(items, speakers, scored, audios, generated):
             row.update(checkpoint=name, item=item.id, sample=sample, speaker=item.speaker,
                        tag=item.tag or "", base=item.base, text=item.text, conditioned=spk is not None,
+                       voice=voice_of(spk),
                        frames=len(g.codes), reference=reference_name(item),
                        prompt_tokens=g.prompt_tokens, onset_entropy=g.onset_entropy)
             if on_audio:

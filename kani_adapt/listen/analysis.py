@@ -179,6 +179,13 @@ def bradley_terry(rows: list[dict], systems: list[str], resamples: int, seed: in
                         for s, k in index.items()}}
 
 
+def _agreement(rows: list[dict], material: Material, resamples: int) -> dict:
+    """The eval's automatic judges against the listeners' accent ratings (listen/agreement.py)."""
+    from kani_adapt.listen.agreement import agreement
+
+    return agreement(rows, material, resamples)
+
+
 def analyse(rows: list[dict], material: Material, resamples: int = 2000, keep_all: bool = False) -> dict:
     screened = screening(rows)
     excluded = sorted(n for n, s in screened.items() if s["excluded"])
@@ -193,6 +200,7 @@ def analyse(rows: list[dict], material: Material, resamples: int = 2000, keep_al
         "accent": accent(used, material, resamples),
         "intelligibility": _per_system(used, "intelligibility", lambda r: listener_cer(r, material), resamples),
         "bradley_terry": bradley_terry(used, systems, min(resamples, 500)),
+        "agreement": _agreement(used, material, resamples),
         "tags": {t: material.describe(t) for t in sorted({i.tag for i in material.items.values() if i.tag})},
         "anchor": ANCHOR,
     }

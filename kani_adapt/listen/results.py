@@ -20,6 +20,14 @@ def _fmt(i: dict | None, digits: int = 2) -> Md:
     return Md(f"{i['mean']:.{digits}f} [{i['low']:.{digits}f}, {i['high']:.{digits}f}]")
 
 
+def _rho(i: dict) -> Md:
+    if i.get("rho") is None or math.isnan(i["rho"]):
+        return Md("n/a (ranks all tied)")
+    if i.get("low") is None or math.isnan(i["low"]):
+        return Md(f"{i['rho']:+.2f}")
+    return Md(f"{i['rho']:+.2f} [{i['low']:+.2f}, {i['high']:+.2f}]")
+
+
 def _table(header: list[str], rows: list[list]) -> list[str]:
     """System names, tags and pairs are escaped (they come from eval folders and the CLI)."""
     return md_table(header, rows) + [""]
@@ -60,6 +68,16 @@ def markdown(res: dict, level: int = 2) -> str:
         lines += _table(["system", "all", *tags],
                         [[s, _fmt(v["all"]), *(_fmt(v["tags"].get(t)) for t in tags)]
                          for s, v in res["accent"].items()])
+    if res.get("agreement"):
+        lines += [f"{h}# Automatic judges against listeners (accent ratings)", "",
+                  "Spearman rank correlation with the listeners' mean accent rating, per clip and "
+                  "per system; 95 % intervals over items. Expected sign: + for the accent "
+                  "posterior and shift, - for PER and CER; near 0 or the wrong sign: that number "
+                  "does not follow these listeners.", ""]
+        lines += _table(["judge", "per clip", "clips", "per system", "systems", "expected sign"],
+                        [[j, _rho(a["per_utterance"]), a["per_utterance"]["n"], _rho(a["per_system"]),
+                          a["per_system"]["n"], "+" if a["expected_sign"] > 0 else "-"]
+                         for j, a in res["agreement"].items()])
     if res["intelligibility"]:
         lines += [f"{h}# Intelligibility (CER of what listeners typed)", ""]
         lines += _table(["system", "CER", "n"],

@@ -24,6 +24,10 @@ from kani_adapt.scorers import SCORER_RATE
 
 DEFAULT_MODEL = "openai/whisper-large-v3"
 MAX_SECONDS = 30.0  # Whisper's window; longer clips are cut there (and flagged)
+# Greedy, no repetition penalty, the short-form path (one 30 s window, no chunking), as
+# upstream's benchmark decodes (a repetition penalty hides loops and flatters a model); the
+# language is forced per clip and at most 200 new tokens guard against runaways.
+DECODING = dict(num_beams=1, do_sample=False, repetition_penalty=1.0, no_repeat_ngram_size=0)
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,7 @@ class WhisperASR:
             self._language_token(language)
         room = self.model.config.max_target_positions - 5  # the 4 prompt tokens and one spare
         seqs = self.model.generate(feats, task="transcribe", max_new_tokens=min(self.max_new_tokens, room),
-                                   **kwargs)
+                                   **DECODING, **kwargs)
         special = set(tok.all_special_ids)
         texts = [[int(t) for t in s if int(t) not in special and int(t) < len(tok)] for s in seqs]
         prompts = [self._prompt(language, probs) for probs in lang_probs]

@@ -23,6 +23,18 @@ class ScorerConfig:
     xvector: str = ""  # optional WavLMForXVector folder or hub id (second similarity)
     accent_model: str = ""  # optional audio-classification folder or hub id (its expected
     #                         label per tag: tags.<tag>.accent_label)
-    batch_size: int = 8  # clips per batch for the embedders and the classifier
+    # The accent judge (scorers/accent.py): a SpeechBrain EncoderClassifier per language
+    # (folder or hub id, e.g. {en: Jzuluaga/accent-id-commonaccent_ecapa}; its target label per
+    # tag: tags.<tag>.accent_label), and a folder of base-accent recordings per language for
+    # the accent-embedding shift (e.g. {en: recordings/standard_english})
+    accent_classifiers: dict[str, str] = field(default_factory=dict)
+    accent_base: dict[str, str] = field(default_factory=dict)
+    # A CTC phoneme recogniser emitting espeak IPA (folder or hub id, e.g.
+    # facebook/wav2vec2-xlsr-53-espeak-cv-ft): the phoneme error rate (scorers/phonemes.py)
+    phoneme_model: str = ""
+    # A second recogniser family, CTC greedy without a language model (folder or hub id, e.g.
+    # facebook/mms-1b-all): its WER beside Whisper's, the gap reported (scorers/ctc.py)
+    ctc_asr: str = ""
+    batch_size: int = 8  # clips per batch for the embedders, classifiers and CTC recognisers
     failures: FailureConfig = field(default_factory=FailureConfig)
     RANGES: ClassVar[dict] = {"dnsmos_threads": ">= 0", "asr_batch_size": ">= 1", "batch_size": ">= 1"}

@@ -65,6 +65,9 @@ class Setup:
 
     cfg: ScorerConfig
     tags: Mapping[str, Tag] = field(default_factory=dict)
+    # "kani" (the default) or "msbench": upstream's benchmark protocol (scorers/msbench.py for
+    # the texts, scorers/msbench_audio.py for what the scorers hear)
+    protocol: str = "kani"
 
     def language(self, tag: str | None) -> str:
         """The language a clip's texts are read in (CER/WER normalisation)."""
@@ -86,11 +89,24 @@ class Scorer:
     load: Load | None = None  # None: nothing to load (the model passed to ``score`` is None)
     score: Score | None = None  # None: its rows are filled elsewhere (by generation)
     models: dict[str, str] = field(default_factory=dict)  # ScorerConfig key -> what the model is
+    model_files: tuple[str, ...] = ("config.json",)  # what a local folder of its models holds
     runs_last: bool = False  # reads what the other scorers wrote into the rows
+    # hears the clip as generated even under a protocol that prepares audio (the failure
+    # detectors: trimming would hide the silence they count)
+    raw_audio: bool = False
 
 
 def _always(cfg: ScorerConfig) -> bool:
     return True
+
+
+def _from(module: str, name: str) -> Callable:
+    """``module.name``, imported when first called (nothing heavy at import)."""
+    def call(*args, **kwargs):
+        from importlib import import_module
+
+        return getattr(import_module(f"kani_adapt.scorers.{module}"), name)(*args, **kwargs)
+    return call
 
 
 def _score_failures(model, setup: Setup, clips, rate, rows) -> None:
@@ -131,6 +147,13 @@ def _score_asr(model, setup: Setup, clips, rate, rows) -> None:
     languages = [setup.asr_language(c.tag) for c in clips]  # what Whisper is told
     heard = model.transcribe([c.audio for c in clips], rate, languages)
     for row, clip, t in zip(rows, clips, heard):
+        if setup.protocol == "msbench":
+            from kani_adapt.scorers import msbench
+
+            row.update(msbench.row(msbench.align(clip.text, t.text, setup.language(clip.tag))),
+                       asr_text=t.text, lang_prob=t.language_prob, asr_avg_logprob=t.avg_logprob,
+                       asr_no_speech_prob=t.no_speech_prob, asr_compression_ratio=t.compression_ratio)
+            continue
         rates = error_rates(clip.text, t.text, setup.language(clip.tag))
         row.update(asr_text=t.text, cer=rates.cer, wer=rates.wer, lang_prob=t.language_prob,
                    catastrophic=float(rates.wer > CATASTROPHIC_WER), char_edits=rates.char_edits,
@@ -173,7 +196,7 @@ REGISTRY: tuple[Scorer, ...] = (
     # the failure detectors (kani_adapt/scorers/failures.py): always on; they run last and read
     # what the others wrote (the ASR transcript)
     Scorer("failures", (Metric("failure", False, headline=6),), _always, score=_score_failures,
-           runs_last=True),
+           runs_last=True, raw_audio=True),
     Scorer("dnsmos", (Metric("dnsmos_p808", True, headline=5, anchor=4, column=4),
                       Metric("dnsmos_ovrl", True, column=5), Metric("dnsmos_sig", True),
                       Metric("dnsmos_bak", True)),
@@ -199,6 +222,27 @@ REGISTRY: tuple[Scorer, ...] = (
            models={"xvector": "x-vector model"}),
     Scorer("accent", (Metric("accent_correct", True, column=7),), lambda c: bool(c.accent_model),
            _load_accent, _score_accent, models={"accent_model": "accent classifier"}),
+    # the accent judge (scorers/accent.py): the target label's posterior per clip, and the
+    # accent-embedding shift toward the tag's recordings and away from the base accent
+    Scorer("accent_id", (Metric("accent_posterior", True, headline=8, anchor=6, column=8),
+                         Metric("accent_shift", True, headline=9, anchor=7, column=9, derived=True)),
+           lambda c: bool(c.accent_classifiers), _from("accent", "load_scorer"),
+           _from("accent", "score"), models={"accent_classifiers": "SpeechBrain accent classifier"},
+           model_files=("hyperparams.yaml",)),
+    # phoneme error rate against espeak-ng's phonemes of the text (scorers/phonemes.py); its
+    # ratio to the median of the tag's recordings compares languages
+    Scorer("phonemes", (Metric("per", False, column=10),
+                        Metric("corpus_per", False, headline=10, anchor=8, corpus=("per_edits", "ref_phones")),
+                        Metric("per_relative", False, derived=True), Metric("per_unheard", False)),
+           lambda c: bool(c.phoneme_model), _from("phonemes", "load_scorer"), _from("phonemes", "score"),
+           models={"phoneme_model": "phoneme recogniser"},
+           model_files=("config.json", "preprocessor_config.json", "vocab.json")),
+    # the second recogniser family (CTC greedy, no language model; scorers/ctc.py)
+    Scorer("ctc_asr", (Metric("ctc_wer", False),
+                       Metric("corpus_ctc_wer", False, corpus=("ctc_word_edits", "ctc_ref_words"))),
+           lambda c: bool(c.ctc_asr), _from("ctc", "load_scorer"), _from("ctc", "score"),
+           models={"ctc_asr": "CTC recogniser"},
+           model_files=("config.json", "preprocessor_config.json", "vocab.json")),
     # generation's onset-entropy derailment score (eval/generation.py fills it; not for the
     # anchor rows)
     Scorer("generation", (Metric("onset_entropy", False, derived=True),), _always),
@@ -254,17 +298,19 @@ def columns() -> list[str]:
     return _placed("column")
 
 
-def model_keys() -> list[tuple[str, str]]:
-    """(ScorerConfig key, what it is) of every model a scorer loads: what preflight checks."""
-    return [(key, what) for s in REGISTRY for key, what in s.models.items()]
+def model_keys() -> list[tuple[str, str, tuple[str, ...]]]:
+    """(ScorerConfig key, what it is, the files its folder holds) of every model a scorer
+    loads: what preflight checks."""
+    return [(key, what, s.model_files) for s in REGISTRY for key, what in s.models.items()]
 
 
 class Scorers:
     """The models of every scorer the config turns on, loaded once."""
 
-    def __init__(self, cfg: ScorerConfig, device: str, tags: Mapping[str, Tag] | None = None):
+    def __init__(self, cfg: ScorerConfig, device: str, tags: Mapping[str, Tag] | None = None,
+                 protocol: str = "kani"):
         self.cfg = cfg
-        self.setup = Setup(cfg, dict(tags or {}))
+        self.setup = Setup(cfg, dict(tags or {}), protocol)
         self.models = {s.name: s.load(self.setup, device) for s in active(cfg) if s.load is not None}
 
     def names(self) -> list[str]:
@@ -273,7 +319,20 @@ class Scorers:
 
     def score(self, clips: Sequence[Clip], rate: int) -> list[dict]:
         rows = [{"duration_s": len(c.audio) / rate} for c in clips]
+        heard, heard_rate = self.heard(clips, rate)
         for scorer in sorted(active(self.cfg), key=lambda s: s.runs_last):
             if scorer.score is not None:
-                scorer.score(self.models.get(scorer.name), self.setup, clips, rate, rows)
+                given, given_rate = (clips, rate) if scorer.raw_audio else (heard, heard_rate)
+                scorer.score(self.models.get(scorer.name), self.setup, given, given_rate, rows)
         return rows
+
+    def heard(self, clips: Sequence[Clip], rate: int) -> tuple[Sequence[Clip], int]:
+        """The clips as the scorers hear them: as given, or under ``msbench`` prepared as
+        upstream prepares synthesis (mono, 16 kHz soxr HQ, VAD trim, -1 dBFS peak)."""
+        if self.setup.protocol != "msbench":
+            return clips, rate
+        from dataclasses import replace
+
+        from kani_adapt.scorers import msbench_audio
+
+        return [replace(c, audio=msbench_audio.prepare(c.audio, rate)) for c in clips], msbench_audio.RATE

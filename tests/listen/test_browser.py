@@ -211,3 +211,67 @@ def test_a_listener_types_what_they_heard_rates_cmos_and_the_accent_named_by_the
     assert all(v["mean"] == 0 for v in res["intelligibility"].values())
     assert [v["cmos"]["n"] for v in res["cmos"].values()] == [1]
     assert sum(v["all"]["n"] for v in res["accent"].values()) == 1
+
+
+# How much each listener hears the accent (1-5), by system; "ben" hears the codec differently
+ACCENT = {"anna": {"recording": 5, "codec_roundtrip": 3, "adapted": 4, "base": 1},
+          "ben": {"recording": 4, "codec_roundtrip": 4, "adapted": 3, "base": 2}}
+
+
+def test_listeners_accent_ratings_are_set_against_the_automatic_judges(judged_dir, shots):
+    """Two listeners answer every accent question in the browser; `kani-adapt listen --results`
+    then reports each judge's rank correlation with their ratings, per clip and per system,
+    matching a hand computation (scipy) from what the pages sent and the eval's figures."""
+    import pandas as pd
+    from playwright.sync_api import expect, sync_playwright
+    from scipy.stats import spearmanr
+
+    from kani_adapt.cli.main import main
+    from tests.listen.conftest import judge_columns
+
+    given: dict[tuple[str, str], list[int]] = {}
+    settings = PlanSettings(designs=("accent",))
+    with serving(judged_dir, settings=settings) as (app, port), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        for name in ("anna", "ben"):
+            page = browser.new_page(viewport={"width": 900, "height": 700})
+            page.goto(f"http://127.0.0.1:{port}/l/{token(app, name)}")
+            page.click("#start")
+            while not page.locator("#done").is_visible():
+                trial = _next_trial(app, name).trial
+                for button in page.locator("#trial button.play").all():
+                    button.click()
+                    expect(button).to_have_class(PLAYED)
+                rating = ACCENT[name][trial.stimuli[0]]
+                page.check(f"input[name=choice][value='{rating}']")
+                given.setdefault((trial.stimuli[0], trial.item), []).append(rating)
+                before = page.text_content("#count")
+                page.click("#submit")
+                expect(page.locator("#count")).not_to_have_text(before)
+            page.close()
+        browser.close()
+    assert main(["listen", str(judged_dir), "--results", "--resamples", "200"]) == 0
+
+    # by hand: the judges' figures of each clip, as the synthetic eval wrote them
+    order = {i: n for n, i in enumerate(dict.fromkeys(pd.read_parquet(judged_dir / "utterances.parquet")
+                                                      .query("checkpoint == 'adapted'")["item"]))}
+    clips = sorted(given)
+    ratings = [sum(given[c]) / len(given[c]) for c in clips]
+    res = __import__("json").loads((judged_dir / "listening.json").read_text())["agreement"]
+    assert len(clips) == 16 and set(res) == {"accent_posterior", "accent_shift", "per", "cer"}
+    for judge in res:
+        figures = [judge_columns(system, order[item])[judge] for system, item in clips]
+        assert res[judge]["per_utterance"]["rho"] == pytest.approx(spearmanr(ratings, figures).statistic)
+        assert res[judge]["per_utterance"]["n"] == 16
+        systems = sorted({s for s, _ in clips})
+        mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+        by_system = spearmanr([mean([r for c, r in zip(clips, ratings) if c[0] == s]) for s in systems],
+                              [mean([f for c, f in zip(clips, figures) if c[0] == s]) for s in systems])
+        assert res[judge]["per_system"]["rho"] == pytest.approx(by_system.statistic)
+        low, high = res[judge]["per_utterance"]["low"], res[judge]["per_utterance"]["high"]
+        assert low <= res[judge]["per_utterance"]["rho"] <= high
+    assert res["accent_posterior"]["per_utterance"]["rho"] > 0.5 > -0.5 > res["per"]["per_utterance"]["rho"]
+    md = (judged_dir / "eval.md").read_text()
+    assert "Automatic judges against listeners (accent ratings)" in md
+    assert f"{res['accent_shift']['per_utterance']['rho']:+.2f} [" in md
+    assert "Automatic judges against listeners" in (judged_dir / "index.html").read_text()
