@@ -15,7 +15,8 @@ def scorers(key: str, cfg: ScorerConfig) -> list[Finding]:
     """Every model a registered scorer loads (``Scorer.models``), where its key names one."""
     out = []
     for name, what in registry.model_keys():
-        out += preflight.model(f"{key}.{name}", getattr(cfg, name), what)
+        out += preflight.model(f"{key}.{name}", getattr(cfg, name), what,
+                               sizes=registry.built_here(name))
     return out
 
 

@@ -19,7 +19,7 @@ from data_tools.config import results_part
 from kani_adapt.core.atomic import write_text
 from kani_adapt.core.errors import ConfigError
 from kani_adapt.recipes import stages
-from kani_adapt.recipes.schema import Recipe, embedder_keys, made_by_run
+from kani_adapt.recipes.schema import Recipe, builds_embedder
 
 STATE = "stages.json"
 
@@ -85,14 +85,6 @@ def plan(recipe: Recipe, done: dict, strict: bool = False) -> list[Stage]:
         out.append(Stage("sample", sample, (recipe.sample, codec["sample"]), [work / "samples"],
                          codec["sample"]))
     return out
-
-
-def builds_embedder(recipe: Recipe) -> bool:
-    """Whether a stage that runs loads the tiny speaker embedder the run builds first."""
-    used = embedder_keys(recipe)
-    if not recipe.eval.enabled:
-        used.pop("eval.scorers.speaker_embedder", None)
-    return any(made_by_run(recipe, ref) for ref in used.values())
 
 
 def _merged(done: dict, stage: str, other: str = "") -> str:
