@@ -200,7 +200,7 @@ from kani_adapt import normalize
 text = normalize("Am 3. Mai um 14:30", "de")  # "Am dritten Mai um vierzehn Uhr dreißig"
 ```
 
-## Serving unmerged
+{SERVING}
 
 {servability.markdown(served) if served else 'Not assessed.'}"""
 
@@ -230,9 +230,13 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+SERVING = "## Serving unmerged"  # the card's section (its table is printed by export)
+
+
 def serving_lines(adapter: Path) -> list[str]:
-    """The card's serving table as console lines."""
+    """The card's serving table as console lines (its own section's rows, not another table's)."""
     card = (Path(adapter) / "README.md").read_text(encoding="utf-8")
-    rows = [line.strip("| ").split(" | ") for line in card.splitlines()
+    section = card.split(f"\n{SERVING}\n", 1)[1].split("\n## ", 1)[0] if SERVING in card else ""
+    rows = [line.strip("| ").split(" | ") for line in section.splitlines()
             if line.startswith("| ") and line.count(" | ") == 2 and "engine" not in line]
     return [f"{engine} serves it unmerged: {answer} ({why})" for engine, answer, why in rows]
