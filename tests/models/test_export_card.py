@@ -66,3 +66,17 @@ def test_export_prints_the_serving_tables_rows_and_no_listening_rows(tmp_path):
     lines = serving_lines(tmp_path)
     assert [line.split(" serves it unmerged: ")[0] for line in lines] == ["vLLM", "SGLang",
                                                                           "llama.cpp"], lines
+
+
+def test_the_cards_base_model_is_portable_and_says_where_a_local_base_was(tmp_path):
+    cfg = load_config(TrainConfig, None, REQUIRED)
+    adapter = tmp_path / "export" / "adapter"
+    beside = adapter_card(cfg, {}, {}, base=str(adapter / "base"), folder=adapter)
+    assert "base_model: ./base\n" in beside and 'adapter / "base"' in beside  # the snippet's too
+    assert f"`{adapter / 'base'}` where it was exported" in beside
+    elsewhere = adapter_card(cfg, {}, {}, base=str(tmp_path / "ckpt"), folder=adapter)
+    assert "base_model: ../../ckpt\n" in elsewhere and f"`{tmp_path / 'ckpt'}`" in elsewhere
+    front = elsewhere.split("---")[1]
+    assert str(tmp_path) not in front  # no absolute path in the card's metadata
+    hub = adapter_card(cfg, {}, {}, base="nineninesix/kani-tts-2-en", folder=adapter)
+    assert "base_model: nineninesix/kani-tts-2-en\n" in hub and "where it was exported" not in hub
