@@ -41,7 +41,7 @@ class Needs:
     untranscribed: dict[str, float] = field(default_factory=dict)
     long: dict[str, float] = field(default_factory=dict)
     owners: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (tag, speaker)
-    texts: list[str] = field(default_factory=list)
+    texts: dict[str, list[str]] = field(default_factory=dict)  # tag -> the given transcripts
     input_hours: float = 0.0  # every readable recording, by its header
 
     def to_json(self) -> dict:
@@ -52,6 +52,12 @@ class Needs:
     def from_json(cls, data: dict) -> "Needs":
         return cls(dict(data.get("untranscribed", {})), dict(data.get("long", {})),
                    input_hours=float(data.get("input_hours", 0.0)))
+
+    def all_texts(self) -> list[str]:
+        return [text for tag in sorted(self.texts) for text in self.texts[tag]]
+
+    def speakers(self) -> set[str]:
+        return {speaker for _, speaker in self.owners.values()}
 
     def describe(self) -> str:
         parts = []
@@ -113,7 +119,7 @@ def inputs_need(cfg: DataConfig) -> Needs:
             if c.error or not c.text:
                 out.untranscribed[c.id] = seconds
             else:
-                out.texts.append(c.text)
+                out.texts.setdefault(c.tag.lower(), []).append(c.text)
                 if seconds > cfg.segment.max_seconds:
                     out.long[c.id] = seconds
     return out
@@ -178,7 +184,7 @@ def check_model(model: Model, cfg: DataConfig) -> list[Finding]:
 
     if model.codec:
         return check_reference(model.key, model.ref(cfg))
-    return preflight.model(model.key, model.ref(cfg), model.what, model.files)
+    return preflight.model(model.key, model.ref(cfg), model.what, model.files, model.sizes)
 
 
 def check_models(t: Target) -> list[Finding]:
@@ -208,11 +214,12 @@ def check_devices(t: Target) -> list[Finding]:
 def check_coverage(t: Target) -> list[Finding]:
     """Characters of a sample of the transcripts that the generator's tokenizer does not know."""
     ref = t.cfg.filter.tokenizer
-    if not ref or "tokenizer" in t.given or not hub.on_machine(ref) or not t.needs.texts:
+    given = t.needs.all_texts()
+    if not ref or "tokenizer" in t.given or not hub.on_machine(ref) or not given:
         return []
     from kani_adapt.scorers import textnorm
 
-    texts = random.Random(0).sample(t.needs.texts, min(COVERAGE_SAMPLE, len(t.needs.texts)))
+    texts = random.Random(0).sample(given, min(COVERAGE_SAMPLE, len(given)))
     try:
         cov = textnorm.coverage(texts, textnorm.load_tokenizer(ref))
     except Exception as err:  # the tokenizer's own error, in one line

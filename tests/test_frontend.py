@@ -226,3 +226,19 @@ def test_any_mix_of_numbers_and_symbols_is_read_without_digits_and_reading_again
         assert not any(c.isdigit() for c in said), said
         assert normalize(said, language) == said
     check()
+
+
+def test_variation_selectors_and_private_use_characters_are_dropped_with_one_warning(monkeypatch):
+    monkeypatch.setattr(frontend, "_WARNED", set())
+    with pytest.warns(UserWarning) as said:
+        assert frontend.clean("I \u2764\ufe0f Tee \ue001 und\U000e0100 Kuchen") == \
+            "I \u2764 Tee und Kuchen"
+    assert {str(w.message).split(":")[1].split("(")[0].strip() for w in said} == {
+        "variation selectors", "private-use characters"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process
+        assert normalize("Ja\ufe0f \uf8ff", "de") == "Ja"
+    # a text written in a script encoded in the private use area keeps its letters
+    letters = "\ue100\ue101\ue102 \ue103\ue104"
+    with pytest.warns(UserWarning, match="written mostly in private-use characters"):
+        assert frontend.clean(letters) == letters

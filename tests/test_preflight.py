@@ -23,12 +23,14 @@ def no_cuda(monkeypatch):
 
 
 def recipe(tmp_path: Path, extra: str = "", data_extra: str = "", tag: str = "de") -> Path:
-    """A recipe over two real clips whose every model is local or tiny: ready as written."""
-    rec = tmp_path / "rec" / "anna"
-    rec.mkdir(parents=True, exist_ok=True)
-    for i, text in enumerate(["Guten Morgen", "Wie geht es dir"]):
-        sf.write(rec / f"a{i}.wav", np.zeros(16000, np.float32), 16000)
-        (rec / f"a{i}.txt").write_text(text)
+    """A recipe over two real clips of each of two speakers (training holds one out) whose every
+    model is local or tiny: ready as written."""
+    for speaker in ("anna", "bert"):
+        rec = tmp_path / "rec" / speaker
+        rec.mkdir(parents=True, exist_ok=True)
+        for i, text in enumerate(["Guten Morgen", "Wie geht es dir"]):
+            sf.write(rec / f"a{i}.wav", np.zeros(16000, np.float32), 16000)
+            (rec / f"a{i}.txt").write_text(text)
     path = tmp_path / "r.yaml"
     path.write_text(
         "codec: tiny\nspeaker_embedder: tiny\ndevice: cpu\n"

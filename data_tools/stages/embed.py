@@ -18,7 +18,7 @@ from data_tools.records import Utterance, read_stage_results, stage_dir
 from data_tools.stages.kit import BaseStage, Kept, Model, Resources
 from kani_adapt.audio import read_clip
 from kani_adapt.batching import id_batches
-from kani_adapt.config.defaults import SPEAKER_EMBEDDER_HUB_ID
+from kani_adapt.config.defaults import SPEAKER_EMBEDDER_HUB_ID, SPEAKER_EMBEDDER_TINY
 from kani_adapt.config.shared import Device
 from kani_adapt.config.wiring import ModelRef
 from kani_adapt.core import atomic
@@ -67,7 +67,8 @@ class Embed(BaseStage):
     config = EmbedConfig
     help = "128-d speaker embeddings per clip and per-speaker means"
     inputs, chain, model, device = ("filter",), False, True, "device"
-    models = (Model("embed.model", "speaker embedder", given="embedder"),)
+    models = (Model("embed.model", "speaker embedder", given="embedder",
+                    sizes=(SPEAKER_EMBEDDER_TINY,)),)
 
     def resources(self, cfg) -> Resources:
         return Resources(pool=True, device=cfg.embed.device)

@@ -68,6 +68,7 @@ class Model:
     files: tuple[str, ...] = ("config.json",)  # what a local folder of it holds
     codec: bool = False  # a codec (.nemo, hub id or size; kani_adapt.codec.registry) not a folder
     when: Callable[[Any], bool] | None = None  # the data config asks for it (default: always)
+    sizes: tuple[str, ...] = ()  # names its loader builds on this machine instead (``tiny``)
 
     def ref(self, cfg) -> str:
         """What the config names at ``key``."""

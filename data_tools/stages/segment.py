@@ -21,7 +21,7 @@ from data_tools.records import Utterance, rejection
 from data_tools.speech import voices
 from data_tools.stages.kit import BaseStage, Kept, Model, Rejected, Switch, ordered
 from kani_adapt.audio import write_clip
-from kani_adapt.config.defaults import MAX_CLIP_SECONDS
+from kani_adapt.config.defaults import MAX_CLIP_SECONDS, SPEAKER_EMBEDDER_TINY
 from kani_adapt.config.shared import Device
 
 NAME = "segment"
@@ -196,7 +196,8 @@ class Segment(BaseStage):
     device, shares_device = "device", False
     # voice changes (voice_changes: on) embed windows with the embed stage's model
     models = (Model("embed.model", "speaker embedder", given="embedder",
-                    when=lambda cfg: cfg.segment.voice_changes == "on"),)
+                    when=lambda cfg: cfg.segment.voice_changes == "on",
+                    sizes=(SPEAKER_EMBEDDER_TINY,)),)
 
     def open(self, ctx) -> None:
         ctx.state["vad"] = ctx.given.get("vad") or silero_vad(ctx.cfg.segment)

@@ -32,6 +32,13 @@ def version() -> str:
     return done.stdout.strip()
 
 
+def has_voice(voice: str) -> bool:
+    """Whether espeak-ng speaks with ``voice`` (a language, a variant ``de+m3``), asked without
+    speaking anything."""
+    done = subprocess.run([require(), "-v", voice, "-q", ""], capture_output=True, text=True)
+    return done.returncode == 0 and "does not exist" not in done.stderr
+
+
 def write(text: str, voice: str, wav: Path, speed: int = 150) -> None:
     """Speak ``text`` with ``voice`` into the WAV file ``wav`` (22,050 Hz, 16 bit)."""
     done = subprocess.run([require(), "-v", voice, "-s", str(speed), "-w", str(wav), text],

@@ -129,13 +129,18 @@ def _span(path: Path, name: str, entry) -> tuple[int, int]:
     return offsets[0], offsets[1]
 
 
-def check_values(path: Path, data: dict, spec: dict, what: str) -> None:
+def check_values(path: Path, data: dict, spec: dict, what: str,
+                 nullable: tuple[str, ...] = ()) -> None:
     """Each key of ``spec`` ({key: (int or float, lowest, highest)}) that ``data`` sets holds
-    a number of that type within the bounds; every problem is named in one line."""
+    a number of that type within the bounds (``null`` only where ``nullable`` says the library
+    reads it as "not set"); every problem is named in one line."""
     problems = []
     for key, (kind, low, high) in spec.items():
-        value = data.get(key)
+        if key not in data or (data[key] is None and key in nullable):
+            continue
+        value = data[key]
         if value is None:
+            problems.append(f"{key} is null, not " + ("an integer" if kind is int else "a number"))
             continue
         number = type(value) is int or (kind is float and type(value) is float)
         if not number or (kind is float and not math.isfinite(value)):

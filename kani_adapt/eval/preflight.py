@@ -18,7 +18,8 @@ def scorers(key: str, cfg: ScorerConfig) -> list[Finding]:
         value = getattr(cfg, name, "")
         named = value.items() if isinstance(value, dict) else [("", value)]  # one per language
         for sub, ref in named:
-            out += preflight.model(f"{key}.{name}" + (f".{sub}" if sub else ""), ref, what, files)
+            out += preflight.model(f"{key}.{name}" + (f".{sub}" if sub else ""), ref, what, files,
+                                   sizes=registry.built_here(name))
     return out
 
 

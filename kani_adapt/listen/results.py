@@ -33,12 +33,21 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return md_table(header, rows) + [""]
 
 
+def screened_line(res: dict) -> str:
+    """Who the attention checks left out, or who ``--keep-all`` kept although they failed."""
+    failed = sorted(n for n, s in (res.get("screening") or {}).items() if s.get("excluded"))
+    if res["excluded"] or not failed:
+        names = ", ".join(md(name) for name in res["excluded"]) or "none"  # listener names
+        return f"left out after the attention checks: {names}"
+    return ("kept although they failed the attention checks (`--keep-all`): "
+            + ", ".join(md(name) for name in failed))
+
+
 def markdown(res: dict, level: int = 2) -> str:
     h = "#" * level
-    excluded = ", ".join(md(name) for name in res["excluded"]) or "none"  # listener names
     lines = [f"{h} Listening test", "",
-             f"{res['listeners']} listeners, {res['judgements']} judgements used; left out after "
-             f"the attention checks: {excluded}. Intervals: 95 % bootstrap over listeners and items."
+             f"{res['listeners']} listeners, {res['judgements']} judgements used; "
+             f"{screened_line(res)}. Intervals: 95 % bootstrap over listeners and items."
              + (f" The test was closed on {res['closed']}; later answers were refused." if res.get("closed") else ""),
              ""]
     if res["excluded"] and not res["judgements"]:

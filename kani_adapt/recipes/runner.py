@@ -19,7 +19,7 @@ from data_tools.config import results_part
 from kani_adapt.core.atomic import write_text
 from kani_adapt.core.errors import ConfigError
 from kani_adapt.recipes import stages
-from kani_adapt.recipes.schema import Recipe, embedder_keys, made_by_run
+from kani_adapt.recipes.schema import Recipe, builds_embedder
 
 STATE = "stages.json"
 
@@ -94,6 +94,7 @@ def plan(recipe: Recipe, done: dict, strict: bool = False) -> list[Stage]:
     return out
 
 
+<<<<<<< HEAD
 def builds_embedder(recipe: Recipe) -> bool:
     """Whether a stage that runs loads the tiny speaker embedder the run builds first."""
     used = embedder_keys(recipe)
@@ -111,6 +112,8 @@ def learn_stage(recipe: Recipe, codec: str) -> Stage:
                  [learning.folder(recipe), *learning.wav_paths(recipe).values()], codec)
 
 
+=======
+>>>>>>> check
 def _merged(done: dict, stage: str, other: str = "") -> str:
     merged = done.get("export", {}).get("merged")
     if merged is None:

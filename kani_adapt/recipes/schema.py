@@ -117,6 +117,8 @@ SHARE_SEED = ("codec_finetune", "generator.trainer", "sample.sampling", "eval.sa
 # was. Not generator.eval.scorers.speaker_embedder: the training callback's clips have no
 # reference to compare with, so a model there would load to score nothing.
 SHARE_SPEAKER_EMBEDDER = ("data.embed.model", "eval.scorers.speaker_embedder")
+# Every key that may load it (the training callback's too, where a recipe names one there).
+LOADS_SPEAKER_EMBEDDER = (*SHARE_SPEAKER_EMBEDDER, "generator.eval.scorers.speaker_embedder")
 TINY = "tiny"  # speaker_embedder: tiny builds one into the work folder (TINY_EMBEDDER)
 # The sections that read each tag's facts: they take the recipe's `tags`, and only those.
 SHARE_TAGS = ("data", "generator.eval", "eval")
@@ -219,8 +221,16 @@ def made_by_run(recipe: Recipe, ref: str) -> bool:
 
 def embedder_keys(recipe: Recipe) -> dict[str, str]:
     """The value of every key that loads the speaker embedder (of the sections the recipe has)."""
-    return {key: getattr(node, name) for key in SHARE_SPEAKER_EMBEDDER
+    return {key: getattr(node, name) for key in LOADS_SPEAKER_EMBEDDER
             for node, name in [_owner(recipe, key)] if node is not None}
+
+
+def builds_embedder(recipe: Recipe) -> bool:
+    """Whether a stage that runs loads the tiny speaker embedder the run builds first."""
+    used = embedder_keys(recipe)
+    if not recipe.eval.enabled:
+        used.pop("eval.scorers.speaker_embedder", None)
+    return any(made_by_run(recipe, ref) for ref in used.values())
 
 
 def _owner(recipe: Recipe, key: str):

@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from kani_adapt.config.defaults import SPEAKER_EMBEDDER_TINY
 from kani_adapt.scorers.config import ScorerConfig
 from kani_adapt.scorers.failures import DEFAULT_CHARS_PER_SECOND
 from kani_adapt.text.tags import Tag, accent_labels, asr_language_of, language_of
@@ -90,6 +91,7 @@ class Scorer:
     score: Score | None = None  # None: its rows are filled elsewhere (by generation)
     models: dict[str, str] = field(default_factory=dict)  # ScorerConfig key -> what the model is
     model_files: tuple[str, ...] = ("config.json",)  # what a local folder of its models holds
+    sizes: tuple[str, ...] = ()  # names its loader builds on this machine instead (``tiny``)
     runs_last: bool = False  # reads what the other scorers wrote into the rows
     # hears the clip as generated even under a protocol that prepares audio (the failure
     # detectors: trimming would hide the silence they count)
@@ -215,7 +217,8 @@ REGISTRY: tuple[Scorer, ...] = (
     Scorer("similarity", (Metric("similarity", True, headline=4, column=3),
                           Metric("similarity_norm", True, anchor=3, derived=True)),
            lambda c: bool(c.speaker_embedder), _similarity("kani", lambda c: c.speaker_embedder),
-           _cosines("similarity", "reference"), models={"speaker_embedder": "speaker embedder"}),
+           _cosines("similarity", "reference"), models={"speaker_embedder": "speaker embedder"},
+           sizes=(SPEAKER_EMBEDDER_TINY,)),
     Scorer("xvector", (Metric("similarity_xvector", True),), lambda c: bool(c.xvector),
            _similarity("wavlm-xvector", lambda c: c.xvector),
            _cosines("similarity_xvector", "reference_xvector"),
@@ -302,6 +305,11 @@ def model_keys() -> list[tuple[str, str, tuple[str, ...]]]:
     """(ScorerConfig key, what it is, the files its folder holds) of every model a scorer
     loads: what preflight checks."""
     return [(key, what, s.model_files) for s in REGISTRY for key, what in s.models.items()]
+
+
+def built_here(key: str) -> tuple[str, ...]:
+    """The names the loader of the model at ScorerConfig ``key`` builds on this machine."""
+    return next((s.sizes for s in REGISTRY if key in s.models), ())
 
 
 class Scorers:

@@ -106,10 +106,13 @@ def report(texts_by_tag: dict[str, list[str]], tokenizer,
 
 
 def gate(figures: dict, max_byte_fallback: float = MAX_BYTE_FALLBACK,
-         max_fertility_ratio: float = MAX_FERTILITY_RATIO) -> list[str]:
+         max_fertility_ratio: float = MAX_FERTILITY_RATIO, keys: str = "data.") -> list[str]:
     """One line per tag whose texts the tokenizer spells in bytes or spends too many tokens on
-    (``figures`` is :func:`report`'s result); empty when LoRA on a frozen base can work."""
+    (``figures`` is :func:`report`'s result); empty when LoRA on a frozen base can work. The
+    advice names the thresholds under ``keys``: ``data.`` in a training config,
+    ``generator.data.`` in a recipe."""
     ref = max((r["tokens_per_word"] for r in figures["reference"].values()), default=0.0)
+    mode = f"{keys.removesuffix('data.')}mode"  # the data section's neighbour
     problems = []
     for tag, f in figures["tags"].items():
         why = []
@@ -123,9 +126,9 @@ def gate(figures: dict, max_byte_fallback: float = MAX_BYTE_FALLBACK,
             problems.append(
                 f"tag {tag}: the tokenizer falls back to bytes on this script ({'; '.join(why)}): "
                 "LoRA on a frozen base cannot learn it cheaply. Use continued pretraining with a "
-                "larger budget (mode=full, e.g. recipes/swahili/continue_pretrain.yaml),"
+                f"larger budget ({mode}=full, e.g. recipes/swahili/continue_pretrain.yaml),"
                 " or extend the tokenizer (kani-adapt does not do that yet); to train anyway, set "
-                "data.max_byte_fallback=0 data.max_fertility_ratio=0")
+                f"{keys}max_byte_fallback=0 {keys}max_fertility_ratio=0")
     return problems
 
 

@@ -6,7 +6,10 @@ as it was trained ("drei Katzen"). Steps, in order:
 
 1. Unicode NFC; control and invisible characters removed (byte-order mark, zero-width space,
    soft hyphen, bidi controls; ZWJ/ZWNJ are kept: Persian and Indic spelling needs them);
-   whitespace folded to single spaces.
+   variation selectors removed (U+FE0F asks for an emoji's picture, others for a glyph's
+   shape: nothing is said differently) and private-use characters (no standard meaning: a
+   font's icons) unless a text is written mostly in them (a script encoded there); each with
+   one warning; whitespace folded to single spaces.
 2. Per language (:mod:`kani_adapt.text.languages`): abbreviations, currencies with their
    amounts, dates (ISO, ``3. Mai 2024``, ``3rd May``), clock times, phone numbers (digit by
    digit), thousands separators, decimals, ordinals, units after a number, symbols, then every
@@ -35,25 +38,53 @@ from pathlib import Path
 from kani_adapt.text import languages as langs
 from kani_adapt.text.tags import language_of
 
-VERSION = "1"  # bump when a reading changes: stored identities then differ
+VERSION = "2"  # bump when a reading changes: stored identities then differ (2: selectors out)
 FILE = "text_frontend.json"
 KEEP_FORMAT = {"\u200c", "\u200d"}  # ZWNJ, ZWJ: they change how Persian and Indic text is spelled
 _WARNED: set[str] = set()
 
 
+def variation_selector(char: str) -> bool:
+    """VS1-16 (U+FE00-FE0F: U+FE0F asks for an emoji's picture) and VS17-256 (U+E0100-E01EF)."""
+    return "\ufe00" <= char <= "\ufe0f" or "\U000e0100" <= char <= "\U000e01ef"
+
+
 def clean(text: str) -> str:
-    """NFC, control and invisible characters out, whitespace folded (step 1 alone)."""
+    """NFC, control, invisible and meaningless characters out, whitespace folded (step 1)."""
     text = unicodedata.normalize("NFC", text)
-    kept = []
+    private = sum(unicodedata.category(c) == "Co" for c in text)
+    script = private * 2 > len("".join(text.split()))  # written mostly in them: they are letters
+    kept, dropped = [], set()
     for char in text:
         cat = unicodedata.category(char)
         if cat == "Cc":
             kept.append(" " if char in "\t\n\r\x0b\x0c" else "")
         elif cat == "Cf" and char not in KEEP_FORMAT:
             continue
+        elif variation_selector(char) or (cat == "Co" and not script):
+            dropped.add("selector" if cat != "Co" else "private")
         else:
             kept.append(char)
+    for kind in sorted(dropped | ({"private script"} if private and script else set())):
+        _warn_once(kind, MEANINGLESS[kind])
     return " ".join("".join(kept).split())
+
+
+MEANINGLESS = {  # what clean() says once per process about the characters it meets
+    "selector": "text frontend: variation selectors (U+FE0F after an emoji, U+FE00-FE0E, "
+                "U+E0100-E01EF) dropped from the texts: they choose a glyph's look, nothing said",
+    "private": "text frontend: private-use characters (U+E000-F8FF, planes 15-16) dropped from "
+               "the texts: they have no standard meaning (a font's icons); spell out what they "
+               "stand for in the transcripts",
+    "private script": "text frontend: a text written mostly in private-use characters kept "
+                      "them (a script encoded there); the tokenizer spells them in bytes",
+}
+
+
+def _warn_once(kind: str, message: str) -> None:
+    if kind not in _WARNED:
+        _WARNED.add(kind)
+        warnings.warn(message, stacklevel=3)
 
 
 def normalize(text: str, language: str, *, numbers: bool = True) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 from kani_adapt.config import load as config_io
@@ -14,7 +15,7 @@ from kani_adapt.models.generator.bundle import Generator
 from kani_adapt.models.generator.checkpoint import (read_layout, read_sampling, save_checkpoint,
                                                  write_layout)
 from kani_adapt.trainer.resume import pick_checkpoint
-from kani_adapt.core.untrusted import md
+from kani_adapt.core.untrusted import md, md_code
 from kani_adapt.training import lora
 from kani_adapt.training import run as runs
 from kani_adapt.training.config import TrainConfig
@@ -99,7 +100,8 @@ def _write_adapter(net, cfg: TrainConfig, stats: dict, run_dir: Path, tmp: Path,
         frontend.write(tmp, front, stats.get("tags", []))
     write_layout(tmp, read_layout(run_dir))
     (tmp / "README.md").write_text(adapter_card(cfg, stats, metrics, where, serving(net, cfg),
-                                                card_section(listening) if listening else "", front))
+                                                card_section(listening) if listening else "", front,
+                                                folder=final))
 
 
 def serving(net, cfg: TrainConfig) -> list:
@@ -128,13 +130,28 @@ def _layout_line(cfg: TrainConfig) -> str:
             "does not (its prompts are plain)")
 
 
+def portable_base(base: str, folder: Path | None) -> str:
+    """The card's ``base_model``: a hub id (or a size) as given; a local folder as a path relative
+    to the adapter's ``folder`` (``./base`` beside it), which moves with the two folders."""
+    from kani_adapt.core import hub
+
+    if folder is None or not Path(base).is_absolute() or hub.is_hub_id(base):
+        return base
+    relative = Path(os.path.relpath(Path(base).resolve(), Path(folder).resolve())).as_posix()
+    return relative if relative.startswith("../") else f"./{relative}"
+
+
 def adapter_card(cfg: TrainConfig, stats: dict, metrics: dict, base: str | None = None,
                  served: list | None = None, listening: str = "",
-                 text_front: frontend.Frontend | None = None) -> str:
+                 text_front: frontend.Frontend | None = None, folder: Path | None = None) -> str:
+    """The adapter's README.md; ``folder``: where it is exported (a local base is named relative
+    to it, its absolute path said in the text)."""
     from kani_adapt.config.defaults import NANOCODEC_HUB_ID
     from kani_adapt.training import servability
 
-    base = base or cfg.model.init
+    local = base or cfg.model.init
+    base = portable_base(local, folder)
+    where = f" (from this folder; {md_code(local)} where it was exported)" if base != local else ""
     codec = cfg.codec or NANOCODEC_HUB_ID
     extras = lora.extra_names_of(cfg.lora)
     tags = stats.get("tags", [])  # from the dataset: text, never markup (nor YAML)
@@ -152,7 +169,7 @@ def adapter_card(cfg: TrainConfig, stats: dict, metrics: dict, base: str | None 
 
 # KaniTTS2 LoRA adapter{': ' + shown_tags if tags else ''}
 
-LoRA adapter for the KaniTTS2 generator `{base}`, trained with kani-adapt (`model.init`:
+LoRA adapter for the KaniTTS2 generator `{base}`{where}, trained with kani-adapt (`model.init`:
 `{cfg.model.init}`). The generator writes NanoCodec codes; they are decoded to speech by the
 codec `{codec}`{' (fine-tuned with this run: use it, not the released codec)' if cfg.codec and cfg.codec != NANOCODEC_HUB_ID else ''}.
 
@@ -200,15 +217,15 @@ from kani_adapt import normalize
 text = normalize("Am 3. Mai um 14:30", "de")  # "Am dritten Mai um vierzehn Uhr dreißig"
 ```
 
-## Serving unmerged
+{SERVING}
 
 {servability.markdown(served) if served else 'Not assessed.'}"""
 
 
 def _base_expr(base: str) -> str:
-    """The snippet's base: a folder beside the card is found from the adapter folder."""
-    if Path(base).name == BASE_FOLDER and Path(base).is_absolute():
-        return f'adapter / "{BASE_FOLDER}"'
+    """The snippet's base: a local folder is found from the adapter folder."""
+    if base.startswith(("./", "../")):
+        return f"adapter / {json.dumps(base.removeprefix('./'))}"
     return repr(base)
 
 
@@ -230,9 +247,13 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+SERVING = "## Serving unmerged"  # the card's section (its table is printed by export)
+
+
 def serving_lines(adapter: Path) -> list[str]:
-    """The card's serving table as console lines."""
+    """The card's serving table as console lines (its own section's rows, not another table's)."""
     card = (Path(adapter) / "README.md").read_text(encoding="utf-8")
-    rows = [line.strip("| ").split(" | ") for line in card.splitlines()
+    section = card.split(f"\n{SERVING}\n", 1)[1].split("\n## ", 1)[0] if SERVING in card else ""
+    rows = [line.strip("| ").split(" | ") for line in section.splitlines()
             if line.startswith("| ") and line.count(" | ") == 2 and "engine" not in line]
     return [f"{engine} serves it unmerged: {answer} ({why})" for engine, answer, why in rows]

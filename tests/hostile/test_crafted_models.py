@@ -69,7 +69,8 @@ def test_train_from_a_base_implying_terabytes_is_refused(tiny_generator, tmp_pat
 
 @pytest.mark.parametrize("key, value", [("hidden_size", "big"), ("num_hidden_layers", 2.5),
                                         ("rope_theta", "NaN"), ("num_attention_heads", 0),
-                                        ("num_key_value_heads", 3)])
+                                        ("num_key_value_heads", 3), ("hidden_size", None),
+                                        ("num_attention_heads", None)])
 def test_a_size_of_the_wrong_type_or_range_is_named(tiny_generator, tmp_path, capsys, key, value):
     model = _edit_config(_copy(tiny_generator, tmp_path / "model"), **{key: value})
     assert_refused(main, _generate(model, tmp_path), capsys, "config.json", key)
@@ -92,6 +93,7 @@ def _speaker_emb(folder, tmp_path):
     ({"hidden_size": 32768, "num_hidden_layers": 512, "intermediate_size": 1 << 18,
       "num_attention_heads": 64}, "GiB are available"),
     ({"hidden_size": "big"}, "hidden_size"),
+    ({"hidden_size": None}, "hidden_size is null"),
     ({"conv_dim": [32, "x", 32]}, "conv_dim"),
 ])
 def test_a_crafted_speaker_embedder_config_is_refused(tiny_embedder, tmp_path, capsys, values,

@@ -105,7 +105,7 @@ def read_config(folder: Path, copies: int = 1) -> Lfm2Config:
     (``copies`` fp32 models plus the weights file) within what this process can get."""
     path = Path(folder) / "config.json"
     data = read_json_object(path)
-    check_values(path, data, sizes.CONFIG_SPEC, "an LFM2 / KaniTTS2 config")
+    check_values(path, data, sizes.CONFIG_SPEC, "an LFM2 / KaniTTS2 config", sizes.NULLABLE)
     problems = sizes.shape_problems(data)
     if problems:
         raise CheckpointError(f"{path}: {'; '.join(problems)}; fix it or download it again")

@@ -102,6 +102,10 @@ CONFIG_SPEC = {
 }
 
 
+# What LFM2's config reads as "not set" when null (parameter_count follows it).
+NULLABLE = ("block_ffn_dim_multiplier",)
+
+
 def shape_problems(data: dict) -> list[str]:
     """Sizes that do not fit together (each alone passed CONFIG_SPEC)."""
     problems = []

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kani_adapt.config.defaults import SPEAKER_EMBEDDER_TINY
+
 from kani_adapt.models.speaker.network import (DEFAULT_MODEL, MAX_SECONDS, SAMPLE_RATE, TINY_WAVLM,
                                                WEIGHTS, SpeakerEmbedder, build, make_config, pad,
                                                prepare, save, write_files)
@@ -13,7 +15,8 @@ from kani_adapt.models.speaker.network import (DEFAULT_MODEL, MAX_SECONDS, SAMPL
 __all__ = ["DEFAULT_MODEL", "MAX_SECONDS", "SAMPLE_RATE", "TINY_WAVLM", "WEIGHTS", "SpeakerEmbedder",
            "build", "load", "make_config", "pad", "prepare", "read_config", "save", "write_files"]
 
-TINY = "tiny"  # the tiny embedder built on this machine (kani_adapt/models/speaker/tiny.py)
+# the tiny embedder built on this machine (kani_adapt/models/speaker/tiny.py)
+TINY = SPEAKER_EMBEDDER_TINY
 
 
 # What the embedder's config.json may set (type, lowest, highest), checked before building.
