@@ -94,15 +94,6 @@ def plan(recipe: Recipe, done: dict, strict: bool = False) -> list[Stage]:
     return out
 
 
-<<<<<<< HEAD
-def builds_embedder(recipe: Recipe) -> bool:
-    """Whether a stage that runs loads the tiny speaker embedder the run builds first."""
-    used = embedder_keys(recipe)
-    if not recipe.eval.enabled:
-        used.pop("eval.scorers.speaker_embedder", None)
-    return any(made_by_run(recipe, ref) for ref in used.values())
-
-
 def learn_stage(recipe: Recipe, codec: str) -> Stage:
     """The learn stage: its config is what its training, its clips and its speech depend on."""
     from kani_adapt.recipes import learning
@@ -112,8 +103,6 @@ def learn_stage(recipe: Recipe, codec: str) -> Stage:
                  [learning.folder(recipe), *learning.wav_paths(recipe).values()], codec)
 
 
-=======
->>>>>>> check
 def _merged(done: dict, stage: str, other: str = "") -> str:
     merged = done.get("export", {}).get("merged")
     if merged is None:

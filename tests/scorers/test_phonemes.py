@@ -1,7 +1,6 @@
 """Phoneme error rate: espeak-ng's phonemes of the text, the stated folding on both sides, the
 arithmetic, honest gaps, and a twin CTC phoneme recogniser loaded through the real code."""
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
