@@ -212,6 +212,14 @@ def tag(row: dict, column: str = TAG) -> str | None:
     return value or None
 
 
+def tags(table, column: str = TAG) -> list[str]:
+    """The tag of every row, in row order, lower-cased ("" where a row has none, or the table
+    has no such column)."""
+    if column not in table.column_names:
+        return [""] * len(table)
+    return [str(v or "").strip().lower() for v in table[column]]
+
+
 def speakers(table) -> list[str]:
     """The speaker of every row, in row order."""
     return [str(s) for s in table[SPEAKER]]
