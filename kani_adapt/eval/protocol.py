@@ -18,20 +18,38 @@ from kani_adapt.eval import stats
 from kani_adapt.scorers.registry import anchored, corpus_rates as corpus_columns, higher_is_better
 
 
+def rescale_problem(anchor: dict) -> str:
+    """Why similarity cannot be rescaled between these anchors ("" when it can)."""
+    ceiling, floor = anchor.get("ceiling"), anchor.get("floor")
+    if ceiling is None or floor is None or math.isnan(ceiling) or math.isnan(floor):
+        return "no similarity_norm: it needs both anchors"
+    if ceiling <= floor:
+        return ("no similarity_norm: the same-speaker ceiling is not above the different-speaker "
+                "floor (the speaker embedder does not tell these recordings' voices apart)")
+    return ""
+
+
 def add_derived(df, anchors: dict):
-    """``similarity_norm`` = (similarity - floor) / (ceiling - floor), from the anchors."""
+    """``similarity_norm`` = (similarity - floor) / (ceiling - floor), from the anchors; the
+    column is empty (and the report says why) where the anchors cannot rescale."""
     a = anchors.get("similarity")
-    if a and "similarity" in df and a["ceiling"] > a["floor"]:
+    if a is None or "similarity" not in df:
+        return df
+    if rescale_problem(a):
+        df["similarity_norm"] = float("nan")
+    else:
         df["similarity_norm"] = (df["similarity"] - a["floor"]) / (a["ceiling"] - a["floor"])
     return df
 
 
 def _ratio(part, metric: str, resamples: int, clusters: str = "speaker") -> dict:
     edits, units = corpus_columns()[metric]
+    unit = "speaker" if clusters == "speaker" else "utterance"
     if edits not in part or part[edits].isna().all():
-        return stats.NAN_INTERVAL.as_dict()
-    return stats.clustered_ratio(part[edits].to_numpy(float), part[units].to_numpy(float),
-                                 part[clusters].to_numpy(str), resamples).as_dict()
+        return stats.plain(stats.NAN_INTERVAL, unit)
+    return stats.plain(stats.clustered_ratio(part[edits].to_numpy(float),
+                                             part[units].to_numpy(float),
+                                             part[clusters].to_numpy(str), resamples), unit)
 
 
 def corpus_rates(df, resamples: int) -> dict:
