@@ -1,13 +1,22 @@
-"""The packaged card says what the contribution gate did not cover: the checks that did not run
-and every threshold given other than its default."""
+"""Ingest reads a packaged contribution (`contribute package`'s folder, or its hub id) as a
+source layout: speakers, accents, transcripts and the licence kept, its audio bytes read within
+the contribution gate's bounds."""
+import hashlib
 import json
+import os
 import shutil
+import struct
+from pathlib import Path
 
 import pytest
 
 from data_tools.cli import main
-from dt_helpers import needs_espeak
-from test_contribute import good  # noqa: F401 (good: the shared fixture)
+from data_tools.inputs.layouts import SourceConfig, discover
+from data_tools.records import read_jsonl
+from data_tools.stages.ingest import IngestConfig
+from dt_helpers import needs_espeak, run_stage
+from kani_adapt.core.errors import ConfigError
+from test_contribute import SPEAKERS, good  # noqa: F401 (good: the shared fixture)
 
 pytestmark = needs_espeak
 MIN_HOURS = "0.002"  # the test contribution holds a few seconds per speaker
@@ -19,6 +28,164 @@ def packaged(good, tmp_path_factory):
     assert main(["contribute", "package", str(good), "--out", str(out), "--quiet",
                  "--min-hours", MIN_HOURS]) == 0
     return out
+
+
+def test_every_row_becomes_an_item_with_its_speaker_accent_and_transcript(good, packaged):
+    found = discover(SourceConfig(path=str(packaged), layout="contribution"))
+    by_id = {c.id: c for c in found}
+    assert len(found) == 12 and not any(c.error for c in found)
+    c = by_id["glasgow-hf/train/s2/c1"]
+    assert (c.speaker, c.tag) == ("s2", "en_glasgow")
+    assert c.text == (good / "audio/train/s2/c1.txt").read_text()
+    assert c.source == "data/train-00000-of-00001.parquet:row 5"
+    assert {c.speaker for c in found if "/test/" in c.id} == {"s3"}
+    only = discover(SourceConfig(path=str(packaged), layout="contribution", splits=["train"],
+                                 name="gl", speaker="", tag="en_glasgow_read"))
+    assert len(only) == 8 and {c.tag for c in only} == {"en_glasgow_read"}
+    assert all(c.id.startswith("gl/train/") for c in only)
+
+
+def test_ingest_keeps_the_original_bytes_and_the_licence_and_leaves_nothing_unpacked(
+        good, packaged, tmp_path):
+    work = tmp_path / "work"
+    utts = run_stage("ingest", work, ingest=IngestConfig(
+        sources=[SourceConfig(path=str(packaged), layout="contribution")]))
+    assert len(utts) == 12 and not list(read_jsonl(work / "rejected.jsonl"))
+    u = next(u for u in utts if u.id == "glasgow-hf/train/s1/c3")
+    original = good / "audio/train/s1/c3.wav"
+    assert u.sha256 == hashlib.sha256(original.read_bytes()).hexdigest()
+    assert (u.speaker, u.tag, u.text) == ("s1", "en_glasgow", (original.with_suffix(".txt"))
+                                         .read_text())
+    import soundfile as sf
+
+    assert abs(u.duration - sf.info(original).duration) < 0.01
+    assert not [p for p in (work / "ingest" / "unpacked").rglob("*") if p.is_file()]
+    inputs = json.loads((work / "ingest" / "inputs.json").read_text())
+    assert inputs["sources"] == [{
+        "source": str(packaged), "pretty_name": "Test accent", "license": "cc-by-4.0",
+        "not_checked": inputs["sources"][0]["not_checked"],
+        "thresholds_changed": {"min_hours": {"value": 0.002, "default": 1.0}},
+        "name": "glasgow-hf"}]
+    assert any(n["check"] == "transcripts against speech recognition"
+               for n in inputs["sources"][0]["not_checked"])
+    assert inputs["unused_files"] == []  # card, gate report and shards all accounted for
+
+
+def _hostile_package(packaged: Path, dest: Path) -> Path:
+    """A package whose rows a stranger wrote: a six-minute clip, bytes that are no audio, a row
+    without audio, a transcript past the limit, an id that climbs out, next to one good row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shutil.copytree(packaged, dest)
+    good_row = pq.read_table(packaged / "data" / "train-00000-of-00001.parquet").to_pylist()[0]
+    rate, seconds = 8000, 360
+    data = seconds * rate * 2
+    fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+    six_minutes = (b"RIFF" + struct.pack("<I", 36 + data) + b"WAVE" + b"fmt " + fmt + b"data"
+                   + struct.pack("<I", data) + bytes(data))
+    rows = [dict(good_row, id="train/s1/ok"),
+            dict(good_row, id="train/s1/long", audio={"bytes": six_minutes, "path": "long.wav"}),
+            dict(good_row, id="train/s1/noise", audio={"bytes": b"not audio" * 50, "path": "x.wav"}),
+            dict(good_row, id="train/s1/empty", audio={"bytes": None, "path": "e.wav"}),
+            dict(good_row, id="train/s1/wordy", text="word " * 100),
+            dict(good_row, id="../../../escape")]
+    for f in (dest / "data").glob("*.parquet"):
+        f.unlink()
+    table = pa.Table.from_pylist(rows, schema=pq.read_schema(
+        packaged / "data" / "train-00000-of-00001.parquet"))
+    pq.write_table(table, dest / "data" / "train-00000-of-00001.parquet", row_group_size=2)
+    return dest
+
+
+def test_hostile_rows_are_each_rejected_with_a_reason_and_never_decoded_past_the_bound(
+        packaged, tmp_path, monkeypatch):
+    import kani_adapt.audio
+    from data_tools.stages import ingest
+
+    pkg = _hostile_package(packaged, tmp_path / "hostile")
+    decoded, real = [], kani_adapt.audio.read
+
+    def spy(path, *args, **kwargs):
+        decoded.append((Path(path).name, kwargs.get("max_seconds")))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(kani_adapt.audio, "read", spy)
+    monkeypatch.setattr(ingest, "read", spy)
+    work = tmp_path / "work"
+    kept = run_stage("ingest", work, budget=1.0, ingest=IngestConfig(
+        sources=[SourceConfig(path=str(pkg), layout="contribution")], max_transcript_bytes=200))
+    rejected = {r["id"].rsplit("/", 1)[-1]: r["reason"] for r in read_jsonl(work / "rejected.jsonl")}
+    assert rejected == {"long": "clip_too_long", "noise": "unreadable_audio",
+                        "empty": "missing_audio", "wordy": "transcript_too_long"}, rejected
+    climbed, ok = sorted(u.id for u in kept)  # the climbing id made safe: its own name
+    assert ok == "hostile/train/s1/ok" and climbed.startswith("hostile/_/_/_/escape-")
+    assert not any(name.startswith("long") for name, _ in decoded)  # refused from its header
+    assert all(seconds is not None for _, seconds in decoded)  # every decode bounded
+    assert all((work / u.audio).resolve().is_relative_to(work.resolve()) for u in kept)
+
+
+def test_a_folder_that_is_no_package_is_one_line_naming_it(tmp_path, good):
+    with pytest.raises(ConfigError, match="README.md: a package has a card"):
+        from data_tools.inputs import package
+
+        package.terms(good / "audio", "x")
+    with pytest.raises(ConfigError, match="no data folder"):
+        discover(SourceConfig(path=str(good), layout="contribution"))
+    bad = tmp_path / "bad"
+    shutil.copytree(good, bad / "x")
+    (bad / "data").mkdir()
+    (bad / "data" / "train-00000-of-00001.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(ConfigError, match="not a readable parquet file"):
+        discover(SourceConfig(path=str(bad), layout="contribution"))
+    assert SourceConfig(path="x", hub="o/n", layout="contribution").validate()
+    assert SourceConfig(hub="o/n").validate() == \
+        ["hub is for layout: contribution (a packaged contribution), not folder"]
+
+
+def _cache_twin(packaged: Path, cache: Path, repo_id: str) -> None:
+    """The Hugging Face cache as huggingface_hub lays a downloaded dataset out: blobs by hash,
+    a snapshot of links to them, refs/main naming the snapshot."""
+    repo = cache / f"datasets--{repo_id.replace('/', '--')}"
+    revision = "0" * 40
+    for f in packaged.rglob("*"):
+        if f.is_file():
+            blob = repo / "blobs" / hashlib.sha256(f.read_bytes()).hexdigest()
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(f, blob)
+            link = repo / "snapshots" / revision / f.relative_to(packaged)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.path.relpath(blob, link.parent), link)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+
+
+def test_a_hub_id_reads_from_the_cache_offline_and_is_refused_in_one_line_without_it(
+        packaged, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    _cache_twin(packaged, tmp_path / "cache", "someone/glasgow")
+    found = discover(SourceConfig(hub="someone/glasgow", layout="contribution"))
+    assert len(found) == 12 and found[0].id.startswith("glasgow/")
+    work = tmp_path / "work"
+    utts = run_stage("ingest", work, ingest=IngestConfig(
+        sources=[SourceConfig(hub="someone/glasgow", layout="contribution", splits=["test"])]))
+    assert {u.speaker for u in utts} == {"s3"} and len(utts) == 4
+    assert json.loads((work / "ingest" / "inputs.json").read_text())["sources"][0]["source"] == \
+        "someone/glasgow"
+    with pytest.raises(ConfigError) as err:
+        discover(SourceConfig(hub="someone/elsewhere", layout="contribution"))
+    assert "HF_HUB_OFFLINE" in str(err.value) and "\n" not in str(err.value)
+    assert main(["check", _data_config(tmp_path, "someone/elsewhere")]) == 2
+
+
+def _data_config(tmp_path: Path, hub_id: str) -> str:
+    path = tmp_path / "data.yaml"
+    path.write_text(f"work: {tmp_path / 'w'}\ningest:\n  sources:\n"
+                    f"    - {{layout: contribution, hub: {hub_id}}}\n")
+    return str(path)
 
 
 def test_the_packaged_card_lists_the_checks_not_run_and_the_lowered_thresholds(packaged):
