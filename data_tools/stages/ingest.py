@@ -93,7 +93,7 @@ def _load_packed(c: Candidate, cfg: IngestConfig, work: Path) -> Utterance:
         write_clip(path, loaded.audio, cfg.sample_rate)
         return Utterance(
             id=c.id, audio=path.relative_to(work).as_posix(), text=c.text, speaker=c.speaker,
-            tag=c.tag.lower(), duration=seconds, source=f"{c.audio.resolve()}:{c.source}",
+            tag=c.tag.lower(), duration=seconds, source=f"{c.audio.resolve()}:{c.source.rsplit(':', 1)[-1]}",
             orig_sample_rate=loaded.orig_sample_rate, channels=loaded.channels,
             sha256=_sha256(blob))
     finally:

@@ -182,6 +182,8 @@ class GeneratorData(L.LightningDataModule):
         self.train_set = tokenize_table(table, train_rows, self.tokenizer, d, d.train, main)
         self.val_set = tokenize_table(table, val_rows, self.tokenizer, d, d.train, main)
         self.stats["tags"] = sorted({t for t in self.train_set.tags if t})
+        # the licences of packaged contributions the data came from (for the adapter card)
+        self.stats["sources"] = dataset.read_sources(d.train)
         self.frontend = run_frontend(main, self.train_set.tags + self.val_set.tags)
         self.stats["fertility"] = check_fertility(self.train_set, self.tokenizer, self.cfg)
         self.stats["text_dropout_rows"] = drop_texts(self.train_set, d.text_dropout, seed)

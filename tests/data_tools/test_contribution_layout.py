@@ -201,3 +201,68 @@ def test_the_packaged_card_lists_the_checks_not_run_and_the_lowered_thresholds(p
     report = json.loads((packaged / "validation.json").read_text())
     assert report["thresholds_changed"] == {"min_hours": {"value": 0.002, "default": 1.0}}
     assert report["not_checked"][-1]["check"] == "transcripts against speech recognition"
+
+
+RECIPE = """\
+name: glasgow
+tags:
+  en_glasgow: English with a Glasgow accent
+codec: tiny
+speaker_embedder: tiny
+device: cpu
+data:
+  ingest:
+    sources:
+      - {{layout: contribution, path: {package}}}
+  filter: {{min_seconds: 1.0, min_snr_db: 5.0}}
+codec_check: {{enabled: false}}
+generator:
+  mode: lora
+  model: {{init: tiny}}
+  data: {{token_budget: 1024, val_speakers: 1, num_workers: 0}}
+  trainer: {{max_steps: 2, precision: 32-true, val_every: 2, ckpt_every: 2, log_every: 1}}
+  eval: {{prompts: 0, audio_clips: 0}}
+  sampling: {{max_frames: 4}}
+export: {{merged: false, adapter: true}}
+eval: {{enabled: false}}
+"""
+
+
+@pytest.mark.slow
+def test_a_recipe_trains_on_a_packaged_contribution_and_the_card_carries_its_licence(
+        good, packaged, tmp_path):
+    """The maintainer's path of docs/contributing-datasets.md: `contribute package`, then a
+    recipe whose source is the package; the dataset keeps speakers, accent and transcripts, a
+    speaker is held out, and the adapter card names the contribution's licence."""
+    from kani_adapt import dataset
+    from kani_adapt.cli.main import main as kani_adapt
+
+    recipe = tmp_path / "glasgow.yaml"
+    recipe.write_text(RECIPE.format(package=packaged))
+    work = tmp_path / "work"
+    assert kani_adapt(["check", str(recipe), f"work_dir={work}"]) == 0
+    assert kani_adapt(["run", str(recipe), f"work_dir={work}"]) == 0
+    state = json.loads((work / "stages.json").read_text())
+    assert [s for s, v in state.items() if v["status"] == "done"] == ["speaker_model", "prepare",
+                                                                       "train", "export"]
+    layout = dataset.DatasetLayout.in_work(work / "data")
+    rows = list(dataset.read(layout.hf))
+    assert len(rows) == 12 and {r["tag"] for r in rows} == {"en_glasgow"}
+    assert {r["speaker"] for r in rows} == {"s1", "s2", "s3"}
+    # each row names the packaged row it came from (the source's name, then the row's id) and
+    # keeps its speaker and text
+    import pyarrow.parquet as pq
+
+    packed = {f"glasgow-hf/{r['id']}": (r["speaker"], r["text"])
+              for f in (packaged / "data").glob("*.parquet")
+              for r in pq.read_table(f, columns=["id", "speaker", "text"]).to_pylist()}
+    assert sorted(r["source"] for r in rows) == sorted(packed)
+    assert all((r["speaker"], r["text"]) == packed[r["source"]] for r in rows)
+    said = sorted((p.parent.name, p.read_text()) for p in (good / "audio").rglob("*.txt"))
+    assert sorted(packed.values()) == said  # as the contributor wrote them
+    assert "## Packaged contributions" in layout.report.read_text()
+    stats = json.loads((work / "generator" / "data_stats.json").read_text())
+    assert stats["sources"][0]["license"] == "cc-by-4.0" and len(stats["val_speakers_by_tag"]["en_glasgow"]) == 1
+    card = (work / "export" / "adapter" / "README.md").read_text()
+    assert "\nlicense: cc-by-4.0\n" in card
+    assert "cc-by-4.0 (from the training data); training data: Test accent: cc-by-4.0" in card
