@@ -141,12 +141,16 @@ def check_sources(t: Target) -> list[Finding]:
 
 
 def _check_package(src, key: str) -> list[Finding]:
-    """A packaged contribution: its folder (or hub id, from the cache or the hub) and shards."""
+    """A packaged contribution: its folder (or hub id, from the cache or the hub), its card and
+    its shards' columns (their metadata: no audio is read)."""
     from data_tools.inputs import package
     from kani_adapt.core.errors import ConfigError
 
     try:
-        package.shards(package.locate(src.path, src.hub))
+        root = package.locate(src.path, src.hub)
+        package.terms(root, src.hub or src.path)
+        for _, path in package.shards(root):
+            package.open_shard(path)
     except ConfigError as err:
         return [problem(f"{key}: {err}")]
     return []

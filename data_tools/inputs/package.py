@@ -171,7 +171,7 @@ def shards(root: Path) -> list[tuple[str, Path]]:
     return found
 
 
-def _open(path: Path):
+def open_shard(path: Path):
     """The parquet file, its schema checked and its text columns' size bounded."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -200,7 +200,7 @@ def _open(path: Path):
 def rows(path: Path, limit: int) -> Iterator[Row]:
     """Every row of one shard, its audio left on disk; a transcript over ``limit`` bytes, empty
     or absent is None with its reason."""
-    pf = _open(path)
+    pf = open_shard(path)
     names = pf.schema_arrow.names
     columns = [c for c in TEXT_COLUMNS if c in names]
     table = pf.read(columns=columns + [f"{AUDIO}.path"] if _has_path(pf) else columns)

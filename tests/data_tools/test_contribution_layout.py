@@ -125,7 +125,7 @@ def test_hostile_rows_are_each_rejected_with_a_reason_and_never_decoded_past_the
     assert all((work / u.audio).resolve().is_relative_to(work.resolve()) for u in kept)
 
 
-def test_a_folder_that_is_no_package_is_one_line_naming_it(tmp_path, good):
+def test_a_folder_that_is_no_package_is_one_line_naming_it(tmp_path, good, packaged, capsys):
     with pytest.raises(ConfigError, match="README.md: a package has a card"):
         from data_tools.inputs import package
 
@@ -138,6 +138,17 @@ def test_a_folder_that_is_no_package_is_one_line_naming_it(tmp_path, good):
     (bad / "data" / "train-00000-of-00001.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(ConfigError, match="not a readable parquet file"):
         discover(SourceConfig(path=str(bad), layout="contribution"))
+    # `check` refuses the same before the run, one line each: no card, a shard that is no parquet
+    capsys.readouterr()
+    assert main(["check", _data_config(tmp_path, path=bad)]) == 2
+    assert _problems(capsys) == [f"{bad / 'README.md'}: a package has a card"]
+    (bad / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n")
+    assert main(["check", _data_config(tmp_path, path=bad)]) == 2
+    assert _problems(capsys) == [f"{bad / 'data' / 'train-00000-of-00001.parquet'}: not a "
+                                 "readable parquet file"]
+    shutil.copy(packaged / "data" / "train-00000-of-00001.parquet", bad / "data")
+    main(["check", _data_config(tmp_path, path=bad)])  # (offline: the models are problems)
+    assert _problems(capsys) == []
     assert SourceConfig(path="x", hub="o/n", layout="contribution").validate()
     assert SourceConfig(hub="o/n").validate() == \
         ["hub is for layout: contribution (a packaged contribution), not folder"]
@@ -181,11 +192,20 @@ def test_a_hub_id_reads_from_the_cache_offline_and_is_refused_in_one_line_withou
     assert main(["check", _data_config(tmp_path, "someone/elsewhere")]) == 2
 
 
-def _data_config(tmp_path: Path, hub_id: str) -> str:
-    path = tmp_path / "data.yaml"
-    path.write_text(f"work: {tmp_path / 'w'}\ningest:\n  sources:\n"
-                    f"    - {{layout: contribution, hub: {hub_id}}}\n")
-    return str(path)
+def _data_config(tmp_path: Path, hub_id: str = "", path: Path | None = None) -> str:
+    source = f"hub: {hub_id}" if hub_id else f"path: {path}"
+    config = tmp_path / "data.yaml"
+    config.write_text(f"work: {tmp_path / 'w'}\ningest:\n  sources:\n"
+                      f"    - {{layout: contribution, {source}}}\n")
+    return str(config)
+
+
+def _problems(capsys) -> list[str]:
+    """The problems `check` printed about the source, each cut after its first clause (the
+    fix follows)."""
+    out = capsys.readouterr().out
+    return [line.split(": ", 2)[2].split(";")[0].split(" (")[0]
+            for line in out.splitlines() if line.startswith("  problem: ingest.sources[0]: ")]
 
 
 def test_the_packaged_card_lists_the_checks_not_run_and_the_lowered_thresholds(packaged):
