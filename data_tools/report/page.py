@@ -12,7 +12,6 @@ from collections import defaultdict
 from pathlib import Path
 
 from data_tools.records import Utterance, manifest_path, read_manifest
-from kani_adapt.core import atomic
 from kani_adapt.pages import html as pages
 
 PAGE = "report.html"

@@ -1,6 +1,6 @@
 """Ingest reads a packaged contribution (`contribute package`'s folder, or its hub id) as a
 source layout: speakers, accents, transcripts and the licence kept, its audio bytes read within
-the contribution gate's bounds."""
+the contribution gate's bounds; a recipe trains on it."""
 import hashlib
 import json
 import os
@@ -16,9 +16,10 @@ from data_tools.records import read_jsonl
 from data_tools.stages.ingest import IngestConfig
 from dt_helpers import needs_espeak, run_stage
 from kani_adapt.core.errors import ConfigError
-from test_contribute import SPEAKERS, good  # noqa: F401 (good: the shared fixture)
+import test_contribute
 
 pytestmark = needs_espeak
+good = test_contribute.good  # the shared fixture: a contribution of three speakers
 MIN_HOURS = "0.002"  # the test contribution holds a few seconds per speaker
 
 
