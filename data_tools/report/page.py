@@ -13,12 +13,13 @@ from pathlib import Path
 
 from data_tools.records import Utterance, manifest_path, read_manifest
 from kani_adapt.pages import html as pages
+from kani_adapt.pages.plots import PICTURE_SECONDS
 
 PAGE = "report.html"
 AUDIO = "report_audio"
 KEPT_PER_SPEAKER = 3
 REJECTED_PER_REASON = 3
-EXCERPT_SECONDS = 30.0  # longer recordings are shown by their start
+EXCERPT_SECONDS = PICTURE_SECONDS  # longer recordings are shown by their start
 
 
 def clips_by_id(work: Path, stages: list[str]) -> dict[str, Utterance]:
