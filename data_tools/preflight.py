@@ -110,10 +110,12 @@ def inputs_need(cfg: DataConfig) -> Needs:
         for c in found:
             if c.error and c.error not in UNTRANSCRIBED:
                 continue
-            try:
-                seconds = probe(c.audio).seconds
+            try:  # a packaged clip: its length as packaged (its bytes stay in the parquet)
+                seconds = c.seconds if c.packed is not None else probe(c.audio).seconds
             except (AudioReadError, OSError, RuntimeError, ValueError):
                 continue  # ingest rejects it with its reason
+            if seconds is None:
+                continue
             out.owners[c.id] = (c.tag.lower(), c.speaker)
             out.input_hours += seconds / 3600
             if c.error or not c.text:
@@ -132,6 +134,9 @@ def check_sources(t: Target) -> list[Finding]:
     for i, src in enumerate(t.cfg.ingest.sources):
         path = Path(src.path)
         key = f"ingest.sources[{i}].path"
+        if src.layout == "contribution":
+            out += _check_package(src, f"ingest.sources[{i}]")
+            continue
         if not path.is_dir():
             out.append(problem(f"{key}: {src.path} is not a folder"))
             continue
@@ -139,6 +144,22 @@ def check_sources(t: Target) -> list[Finding]:
         if table and not (path / table).is_file():
             out.append(problem(f"{key}: {src.layout} source {src.path} has no {table}"))
     return out
+
+
+def _check_package(src, key: str) -> list[Finding]:
+    """A packaged contribution: its folder (or hub id, from the cache or the hub), its card and
+    its shards' columns (their metadata: no audio is read)."""
+    from data_tools.inputs import package
+    from kani_adapt.core.errors import ConfigError
+
+    try:
+        root = package.locate(src.path, src.hub)
+        package.terms(root, src.hub or src.path)
+        for _, path in package.shards(root):
+            package.open_shard(path)
+    except ConfigError as err:
+        return [problem(f"{key}: {err}")]
+    return []
 
 
 def _transcribe_needed(t: Target) -> bool:

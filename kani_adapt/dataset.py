@@ -88,6 +88,24 @@ class DatasetLayout:
     def report_json(self) -> Path:
         return self.root / "report.json"
 
+    @property
+    def sources(self) -> Path:  # what the inputs' cards say of them: name, licence (a list)
+        return self.root / "sources.json"
+
+
+def read_sources(hf: str | Path) -> list[dict]:
+    """The licences and names of the packaged contributions a dataset was made from (its
+    ``sources.json``; [] where it has none, or cannot be read): entries with ``source``,
+    ``license`` and, where given, ``license_name``, ``license_link``, ``pretty_name``."""
+    import json
+
+    path = DatasetLayout.of_table(hf).sources
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    except (OSError, ValueError):
+        return []
+    return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+
 
 def features(extra: Sequence[str] = ()):
     """The Hugging Face features of a dataset with the stage columns ``extra`` (floats)."""
@@ -210,6 +228,14 @@ def tag(row: dict, column: str = TAG) -> str | None:
     """The row's tag, lower-cased (None when it has none)."""
     value = (row.get(column) or "").strip().lower()
     return value or None
+
+
+def tags(table, column: str = TAG) -> list[str]:
+    """The tag of every row, in row order, lower-cased ("" where a row has none, or the table
+    has no such column)."""
+    if column not in table.column_names:
+        return [""] * len(table)
+    return [str(v or "").strip().lower() for v in table[column]]
 
 
 def speakers(table) -> list[str]:

@@ -171,3 +171,33 @@ def test_a_card_body_keeps_its_markdown_and_web_links():
     rendered = stranger(kept)
     assert {"h1", "strong", "a", "table", "blockquote", "pre"} <= tags(rendered)
     assert 'href="https://example.org/a_(b)"' in rendered and 'href="docs/notes.md"' in rendered
+
+
+@pytest.mark.parametrize("page", ["eval", "codec"])
+def test_a_pages_picture_of_a_long_recording_is_drawn_from_its_start_in_bounded_memory(
+        tmp_path, page):
+    """The eval and codec-check pages picture a reference of minutes (or hours) by its first
+    PICTURE_SECONDS, decoded no further, while the player keeps the whole file."""
+    import tracemalloc
+
+    import numpy as np
+    import soundfile as sf
+
+    from kani_adapt.codec.page import _cell
+    from kani_adapt.eval.page import clip_cell
+
+    rate, seconds = 22050, 300  # drawn whole: some 700 MB of spectrogram arrays
+    wav = tmp_path / "wavs" / "recording" / "long.wav"
+    wav.parent.mkdir(parents=True)
+    with sf.SoundFile(wav, "w", rate, 1, subtype="PCM_16") as f:
+        for _ in range(seconds // 10):
+            f.write(np.zeros(10 * rate, np.float32))
+    tracemalloc.start()
+    try:
+        parts = (clip_cell if page == "eval" else _cell)(tmp_path, wav)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 150 * 2 ** 20, f"{peak / 2 ** 20:.0f} MB"
+    assert parts[0].audio == "wavs/recording/long.wav"  # the whole file plays
+    assert (tmp_path / parts[0].picture).stat().st_size > 0

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from data_tools.contribute.layout import CARD_NAME, FILE_FIXES, regular_file
 from data_tools.contribute.records import WARNING, Problem
+from data_tools.inputs.package import front_matter
 from kani_adapt.core.errors import DataError
 
 MAX_CARD_BYTES = 1_000_000  # a card is a page of text; a larger file is refused unread
@@ -26,7 +27,6 @@ RESTRICTED_LICENSES = {"cc-by-nc-4.0", "cc-by-nc-sa-4.0", "cc-by-nc-nd-4.0", "cc
 LANGUAGE = re.compile(r"[a-z]{2,3}")
 ACCENT = re.compile(r"[a-z]{2,3}(_[a-z0-9]+)+")  # language, then the accent: de_hessian
 PLACEHOLDER = re.compile(r"<[^>]*>|\bTODO\b")  # template text left in place
-FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(\r?\n|\Z)", re.S)
 
 
 @dataclass
@@ -48,29 +48,6 @@ class Card:
     consent_statement: str = ""
     speakers: list[Speaker] = field(default_factory=list)
     body: str = ""  # the Markdown after the front matter
-
-
-def front_matter(text: str, path: Path) -> tuple[dict, str]:
-    """(YAML mapping, Markdown body); DataError naming the file and the fix when unreadable."""
-    import yaml
-
-    match = FRONT_MATTER.match(text.lstrip("\ufeff"))
-    if not match:
-        raise DataError(f"{path}: no YAML front matter; start the file with a line '---', the "
-                        "card fields, and another '---' (see data_tools/templates/"
-                        "contribution_card.md)")
-    try:
-        data = yaml.safe_load(match.group(1))
-    except yaml.YAMLError as err:
-        where = getattr(err, "problem_mark", None)
-        line = f" line {where.line + 2}" if where else ""
-        raise DataError(f"{path}:{line} the front matter is not valid YAML "
-                        f"({getattr(err, 'problem', err)}); fix the indentation or quoting") \
-            from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: the front matter must be a mapping of fields (license: ..., "
-                        "language: ...)")
-    return data, text[match.end():]
 
 
 def _text(data: dict, key: str) -> str:

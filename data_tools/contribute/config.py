@@ -5,11 +5,13 @@ training pipeline will mostly keep.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 from pathlib import Path
 
 from data_tools.config import normalise_raw
+from data_tools.inputs.bounds import ClipBounds
 from data_tools.stages.align import AlignConfig
 from data_tools.stages.filter import FilterConfig
 from kani_adapt.config.typed import from_dict
@@ -28,9 +30,10 @@ class ContributeConfig:
     # Bounds on the work one file may cost, checked from its size and header before it is
     # decoded (a longer clip is rejected unread, and decoding stops at the bound whatever the
     # header said): clips are one utterance (1-20 s), so these only stop what is no clip.
-    max_clip_seconds: float = 300.0
-    max_clip_mb: float = 256.0  # file size
-    max_decoded_mb: float = 256.0  # samples as decoded: seconds x rate x channels x 4 bytes
+    # Ingest reads a packaged contribution within the same defaults (data_tools/inputs/bounds.py).
+    max_clip_seconds: float = ClipBounds.max_clip_seconds
+    max_clip_mb: float = ClipBounds.max_clip_mb  # file size
+    max_decoded_mb: float = ClipBounds.max_decoded_mb  # seconds x rate x channels x 4 bytes
     # The filter stage's own section (same keys, same defaults): its quality rules are reused.
     filter: FilterConfig = field(default_factory=FilterConfig)
     align: AlignConfig = field(default_factory=AlignConfig)  # used where MFA is installed
@@ -42,6 +45,25 @@ class ContributeConfig:
                                         "max_bad_clip_fraction": "[0, 1]",
                                         "max_clip_seconds": "> 0", "max_clip_mb": "> 0",
                                         "max_decoded_mb": "> 0"}
+
+    def bounds(self) -> ClipBounds:
+        return ClipBounds(self.max_clip_seconds, self.max_clip_mb, self.max_decoded_mb)
+
+
+def changed_from_defaults(cfg: ContributeConfig) -> dict[str, dict]:
+    """{dotted key: {"value", "default"}} of every threshold that differs from its default
+    (``--min-hours 0.002`` gives {"min_hours": {"value": 0.002, "default": 1.0}})."""
+    def flat(obj, prefix=""):
+        out = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                out |= flat(value, f"{prefix}{f.name}.")
+            else:
+                out[prefix + f.name] = value
+        return out
+    given, default = flat(cfg), flat(ContributeConfig())
+    return {k: {"value": v, "default": default[k]} for k, v in given.items() if v != default[k]}
 
 
 def load(path: str | Path | None, overrides: list[str] = ()) -> ContributeConfig:

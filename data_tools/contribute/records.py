@@ -68,6 +68,10 @@ class Validation:
     problems: list[Problem] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
     measured: list[Measured] = field(default_factory=list)  # every clip, for packaging
+    # {"check", "why"} of every check that did not run (never shown as passed)
+    not_checked: list[dict] = field(default_factory=list)
+    # {key: {"value", "default"}} of every threshold given other than its default
+    thresholds_changed: dict = field(default_factory=dict)
 
     @property
     def accepted(self) -> bool:

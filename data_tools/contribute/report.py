@@ -51,7 +51,19 @@ def statistics(measured: list[Measured], hours_by_accent: dict, card) -> dict:
 def to_json(v: Validation) -> dict:
     return {"folder": v.folder, "accepted": v.accepted,
             "checks": [dataclasses.asdict(c) for c in v.checks],
-            "problems": [dataclasses.asdict(p) for p in v.problems], "stats": v.stats}
+            "problems": [dataclasses.asdict(p) for p in v.problems], "stats": v.stats,
+            "not_checked": v.not_checked, "thresholds_changed": v.thresholds_changed}
+
+
+def caveat_lines(v: Validation) -> list[str]:
+    """What the verdict does not cover: the checks that did not run and the thresholds that
+    differ from the defaults (shown in the report and on the packaged card)."""
+    lines = ["### Not checked", ""]
+    lines += [f"- {md(n['check'])}: {md(n['why'])}" for n in v.not_checked] or ["Every check ran."]
+    lines += ["", "### Thresholds changed from the defaults", ""]
+    lines += [f"- `{k}`: {md(t['value'])} (default {md(t['default'])})"
+              for k, t in v.thresholds_changed.items()] or ["None: every threshold is the default."]
+    return lines
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -100,5 +112,6 @@ def markdown(v: Validation) -> str:
     lines = [f"# Contribution check: {verdict}", "", f"Folder: {md_code(v.folder)}; {s['clips']} clips "
              f"({s['readable_clips']} readable), {s['hours']:.3f} hours.", "", "## Checks", ""]
     lines += _table(["check", "status", "note"], [[c.name, c.status, c.note] for c in v.checks])
+    lines += ["", *caveat_lines(v)]
     lines += ["", "## Problems", ""] + _problem_lines(v) + ["", "## Statistics", ""]
     return "\n".join(lines + stats_lines(s)) + "\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 from data_tools.stages.align import AlignConfig
 from data_tools.contribute import checks, layout, report
 from data_tools.contribute.card import read_card
-from data_tools.contribute.config import ContributeConfig
+from data_tools.contribute.config import ContributeConfig, changed_from_defaults
 from data_tools.contribute.measure import measure_clip
 from data_tools.contribute.records import (CHECKS, ERROR, FAILED, PASSED, SKIPPED, WARNING,
                                            CheckResult, Measured, Problem, Validation)
@@ -87,7 +87,20 @@ def validate(root: Path, cfg: ContributeConfig, progress: bool = False) -> Valid
         results = [CheckResult(r.name, SKIPPED, "no readable card") if r.name in
                    ("speakers", "accents") else r for r in results]
     return Validation(str(root), results, problems, report.statistics(measured, hours, card),
-                      measured)
+                      measured, not_checked(results), changed_from_defaults(cfg))
+
+
+# The gate never runs speech recognition: the given transcripts are compared with the speech only
+# by forced alignment (where MFA is installed), never transcribed.
+NO_ASR = {"check": "transcripts against speech recognition",
+          "why": "the gate does not transcribe the audio; `data-tools prepare` with "
+                 "transcribe.verify: true compares them"}
+
+
+def not_checked(results: list[CheckResult]) -> list[dict]:
+    """Every check that did not run, with why (the card and validation.json list them)."""
+    return [{"check": r.name, "why": r.note or "skipped"} for r in results
+            if r.status == SKIPPED] + [NO_ASR]
 
 
 def _progress(items: list, show: bool):

@@ -73,10 +73,38 @@ def markdown(inputs: dict) -> list[str]:
         files = [u["file"] for u in unused if u["reason"] == reason]
         more = f" (and {len(files) - SHOWN} more)" if len(files) > SHOWN else ""
         lines.append(f"- {reason} ({n}): " + ", ".join(md_code(f) for f in files[:SHOWN]) + more)
+    lines += sources_markdown(inputs.get("sources") or [])
     lines += ["", "## Transcripts with invisible or control characters", ""]
     if not warnings:
         lines.append("None.")
     for w in warnings[:SHOWN * 5]:
         chars = ", ".join(f"{name} x{n}" for name, n in w["characters"].items())
         lines.append(f"- {md_code(w['file'])}: {md(chars)}")
+    return lines
+
+
+def licence_words(source: dict) -> str:
+    """"cc-by-4.0", or "other (My Licence, https://...)" for a licence of its own."""
+    words = source.get("license") or "not stated"
+    extra = [source[k] for k in ("license_name", "license_link") if source.get(k)]
+    return f"{words} ({', '.join(extra)})" if extra else words
+
+
+def sources_markdown(sources: list[dict]) -> list[str]:
+    """Each packaged contribution: its name, licence, the gate's checks that did not run and the
+    thresholds it was given (all written by strangers: escaped)."""
+    if not sources:
+        return []
+    lines = ["", "## Packaged contributions", ""]
+    for s in sources:
+        lines.append(f"- {md_code(s.get('source', ''))} ({md(s.get('pretty_name', ''))}): "
+                     f"licence {md(licence_words(s))}")
+        for item in s.get("not_checked") or []:
+            if isinstance(item, dict):
+                lines.append(f"  - not checked by the gate: {md(item.get('check', ''))} "
+                             f"({md(item.get('why', ''))})")
+        for key, value in (s.get("thresholds_changed") or {}).items():
+            if isinstance(value, dict):
+                lines.append(f"  - gate threshold {md(key)}: {md(value.get('value'))} (default "
+                             f"{md(value.get('default'))})")
     return lines

@@ -2,7 +2,9 @@
 
 Layouts: ``folder`` (audio files with ``.txt``/``.lab`` sidecars, speaker = first subfolder;
 a long recording with one transcript is just a folder item), ``ljspeech`` (``metadata.csv`` +
-``wavs/``), ``commonvoice`` (a TSV such as ``validated.tsv`` + ``clips/``).
+``wavs/``), ``commonvoice`` (a TSV such as ``validated.tsv`` + ``clips/``), ``contribution``
+(what ``data-tools contribute package`` writes: parquet with the audio inside, a local folder or
+a hub id; data_tools/inputs/package.py).
 
 Discovery only reads. Names from tables become ids through ``data_tools.inputs.ids``; a transcript is
 read up to a byte limit (a 50 MB "transcript" is refused unread); symlinked folders are followed
@@ -15,32 +17,46 @@ import csv
 import errno
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Literal
 
-from data_tools.inputs import ids
+from data_tools.inputs import ids, package
+from data_tools.inputs.package import Packed
 from kani_adapt.audio import AUDIO_SUFFIXES  # noqa: F401 (libsndfile's formats and FFmpeg's)
 from kani_adapt.config.wiring import LocalPath
 from kani_adapt.core.errors import ConfigError
 
 MAX_TRANSCRIPT_BYTES = 1_000_000
-Layout = Literal["folder", "ljspeech", "commonvoice"]  # the readers below
+Layout = Literal["folder", "ljspeech", "commonvoice", "contribution"]  # the readers below
 
 
 @dataclass
 class SourceConfig:
     """One input folder of ``ingest.sources`` (the ingest stage's section)."""
 
-    path: LocalPath  # input folder
-    layout: Layout = "folder"  # folder (audio + .txt/.lab sidecars), ljspeech, commonvoice
+    path: LocalPath = ""  # input folder
+    # folder (audio + .txt/.lab sidecars), ljspeech, commonvoice, contribution (the folder
+    # `data-tools contribute package` wrote, or its hub id in `hub`)
+    layout: Layout = "folder"
     name: str = ""  # id prefix of its utterances; default: the folder's name
-    speaker: str = ""  # speaker of every clip; default: first subfolder (folder), name (ljspeech)
-    tag: str = ""  # language/accent tag, stored lower-case
+    # speaker of every clip; default: first subfolder (folder), name (ljspeech), the client
+    # (commonvoice), the speaker column (contribution)
+    speaker: str = ""
+    tag: str = ""  # language/accent tag, stored lower-case; contribution: default its accents
     tsv: str = "validated.tsv"  # Common Voice table inside the folder
+    hub: str = ""  # contribution: a packaged contribution's hub dataset id (owner/name), for path
+    splits: list[str] = field(default_factory=list)  # contribution: the splits read ([]: all)
 
     def validate(self) -> list[str]:
-        return [] if self.path else ["path is empty: name the input folder"]
+        if self.hub and self.layout != "contribution":
+            return [f"hub is for layout: contribution (a packaged contribution), not {self.layout}"]
+        if self.hub and self.path:
+            return ["give path (a local folder) or hub (a dataset id), not both"]
+        bad = sorted(set(self.splits) - set(package.SPLITS))
+        if bad:
+            return [f"splits {bad} are not splits of a package; use {list(package.SPLITS)}"]
+        return [] if self.path or self.hub else ["path is empty: name the input folder"]
 
 
 @dataclass
@@ -55,6 +71,8 @@ class Candidate:
     detail: str = ""
     root: Path | None = None  # the input folder it was found in
     spoken: str = ""  # the reading to speak instead of the text frontend's (``.spoken.txt``)
+    packed: Packed | None = None  # contribution: the clip's bytes are this row of ``audio``
+    seconds: float | None = None  # contribution: its length as packaged (read before decoding)
 
 
 # Beside clip.wav and clip.txt: how the clip is read where no frontend rule gets it right
@@ -177,7 +195,7 @@ def _table_id(name: str, raw: str, prefix: str, n: int) -> tuple[str, str]:
     """(id, error) of a table row naming ``raw``; an empty name gets the line's id."""
     if not raw.strip("/\\ "):
         return ids.make_id(name, f"line{n}"), "empty_id"
-    return ids.make_id(name, f"{prefix}/{raw}"), ""
+    return ids.make_id(name, f"{prefix}/{raw}" if prefix else raw), ""
 
 
 def discover_ljspeech(src: SourceConfig, name: str, limit: int) -> list[Candidate]:
@@ -223,15 +241,50 @@ def discover_commonvoice(src: SourceConfig, name: str, limit: int) -> list[Candi
     return items
 
 
+def discover_contribution(src: SourceConfig, name: str, limit: int,
+                          root: Path | None = None) -> list[Candidate]:
+    """One candidate per row of a packaged contribution; its audio is the row of its parquet
+    file (``packed``), read by ingest within the contribution gate's bounds."""
+    root, items = root or package.locate(src.path, src.hub), []
+    for split, path in package.shards(root):
+        if src.splits and split not in src.splits:
+            continue
+        rel = path.relative_to(root).as_posix()
+        for row in package.rows(path, limit):
+            where = f"{rel}:row {row.number}"
+            item_id, error = _table_id(name, row.id, "", row.number)
+            error = error or row.text_error
+            items.append(Candidate(item_id, path, row.text if not error else None,
+                                   src.speaker or row.speaker or name, src.tag or row.accent,
+                                   where, error, packed=row.packed, seconds=row.seconds))
+    return items
+
+
 DISCOVER = {"folder": discover_folder, "ljspeech": discover_ljspeech,
-            "commonvoice": discover_commonvoice}
+            "commonvoice": discover_commonvoice, "contribution": discover_contribution}
 
 
-def discover(src: SourceConfig, limit: int = MAX_TRANSCRIPT_BYTES) -> list[Candidate]:
+def source_root(src: SourceConfig) -> Path:
+    """The folder a source is read from (a hub id: its snapshot in the Hugging Face cache)."""
+    if src.layout == "contribution":
+        return package.locate(src.path, src.hub)
     root = Path(src.path)
     if not root.is_dir():
         raise ConfigError(f"ingest source {root} is not a folder")
-    found = DISCOVER[src.layout](src, ids.safe_part(src.name or root.name), limit)
+    return root
+
+
+def source_name(src: SourceConfig) -> str:
+    """The id prefix of a source's items: its ``name``, else its folder's (or hub id's) name."""
+    return ids.safe_part(src.name or (src.hub.rsplit("/", 1)[-1] if src.hub else Path(src.path).name))
+
+
+def discover(src: SourceConfig, limit: int = MAX_TRANSCRIPT_BYTES) -> list[Candidate]:
+    root = source_root(src)
+    if src.layout == "contribution":
+        found = discover_contribution(src, source_name(src), limit, root)
+    else:
+        found = DISCOVER[src.layout](src, source_name(src), limit)
     for c in found:
         c.root = root
     return found
@@ -245,8 +298,9 @@ def unique_ids(candidates: list[Candidate]) -> list[Candidate]:
     for c in candidates:
         count[c.id] = count.get(c.id, 0) + 1
         if count[c.id] > 1:
-            c = Candidate(f"{c.id}#dup{count[c.id] - 1:03d}", c.audio, None, c.speaker, c.tag,
-                          c.source, "duplicate_id",
-                          f"another item already has the id {c.id}: {c.audio}", c.root)
+            c = replace(c, id=f"{c.id}#dup{count[c.id] - 1:03d}", text=None,
+                        error="duplicate_id", spoken="",
+                        detail=f"another item already has the id {c.id}: "
+                               f"{c.source if c.packed else c.audio}")
         out.append(c)
     return out

@@ -1,20 +1,25 @@
 """``report.html`` beside the dataset report: its tables on top, then players for a sample of the
 kept clips (a few per speaker) and of the rejected ones (a few per rejection reason, with the
 reason and its detail), filtered by kept/rejected, reason, speaker and tag. The sampled clips are
-copied into ``report_audio/`` so the dataset folder plays from disk on its own."""
+copied into ``report_audio/`` so the dataset folder plays from disk on its own.
+
+A player and its picture hold at most the first ``EXCERPT_SECONDS`` of a recording, decoded no
+further: a rejected recording of hours (``no_speech``, ``too_long_file``) costs the report what a
+clip costs, and the page says it shows an excerpt."""
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
 
 from data_tools.records import Utterance, manifest_path, read_manifest
-from kani_adapt.core import atomic
 from kani_adapt.pages import html as pages
+from kani_adapt.pages.plots import PICTURE_SECONDS
 
 PAGE = "report.html"
 AUDIO = "report_audio"
 KEPT_PER_SPEAKER = 3
 REJECTED_PER_REASON = 3
+EXCERPT_SECONDS = PICTURE_SECONDS  # longer recordings are shown by their start
 
 
 def clips_by_id(work: Path, stages: list[str]) -> dict[str, Utterance]:
@@ -38,18 +43,25 @@ def _sample(kept: list[Utterance], rejected: list[dict]) -> tuple[list[Utterance
 
 
 def _cell(folder: Path, work: Path, clip: Utterance | None, name: str) -> list[pages.Part]:
-    from kani_adapt.audio import read
+    from kani_adapt.audio import AudioReadError, probe, read, write_clip
     from kani_adapt.pages.plots import spectrogram_png
 
     source = work / clip.audio if clip is not None else None
     if source is None or not source.is_file():
         return [pages.text("no audio (the file could not be read or was never cut)", "muted")]
     wav = folder / AUDIO / f"{name}.wav"
-    atomic.write_bytes(wav, source.read_bytes())
-    audio = read(wav, check_finite=False)
+    try:
+        seconds = probe(source).seconds
+        audio = read(source, max_seconds=EXCERPT_SECONDS, check_finite=False)
+    except (AudioReadError, OSError, RuntimeError, ValueError) as err:
+        return [pages.text(f"no audio (unreadable: {err})", "muted")]
+    write_clip(wav, audio.audio, audio.sample_rate)
     png = wav.with_suffix(".png")
     spectrogram_png(audio.audio, audio.sample_rate, png)
-    return [pages.clip(pages.link(wav, folder), pages.link(png, folder), name)]
+    shown = [pages.clip(pages.link(wav, folder), pages.link(png, folder), name)]
+    if seconds > EXCERPT_SECONDS:
+        shown.append(pages.text(f"the first {EXCERPT_SECONDS:g} s of {seconds:.0f} s", "muted"))
+    return shown
 
 
 def write_page(folder: Path, report_md: str, kept: list[Utterance], rejected: list[dict],

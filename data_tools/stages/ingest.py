@@ -1,6 +1,11 @@
 """Stage ingest: find clips and transcripts in the supported layouts (data_tools/inputs/layouts.py),
 load them as mono audio at the codec's rate, and write an utterance manifest whose ids say where
 each clip came from (data_tools/inputs/ids.py). Input folders are only ever read.
+
+A packaged contribution's clip is a parquet row: its bytes are written to a file of the work
+folder, read within the contribution gate's bounds (data_tools/inputs/bounds.py) and removed.
+The card's licence (and the checks the gate did not run) go into ``inputs.json``'s ``sources``,
+and from there into the dataset (``sources.json``) and the adapter card.
 """
 from __future__ import annotations
 
@@ -11,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from data_tools.inputs import ids, inventory, longaudio
+from data_tools.inputs import ids, inventory, longaudio, package
+from data_tools.inputs.bounds import ClipBounds, decoded_too_long, over_bounds
 from data_tools.inputs.layouts import (  # noqa: F401  (the layouts' names, re-exported)
-    AUDIO_SUFFIXES, Candidate, SourceConfig, discover, inside, read_sidecar, unique_ids,
+    AUDIO_SUFFIXES, Candidate, SourceConfig, discover, inside, read_sidecar, source_name,
+    source_root, unique_ids,
 )
 from data_tools.records import Utterance, stage_dir
 from data_tools.stages.kit import BaseStage, Kept, Pipeline, Rejected, collect
@@ -46,6 +53,8 @@ def load_candidate(c: Candidate, root: Path, cfg: IngestConfig, work: Path,
         raise Rejected(c.error, c.detail or c.source)
     if not c.text and need_text:
         raise Rejected("empty_transcript", c.source)
+    if c.packed is not None:
+        return _load_packed(c, cfg, work)
     if not inside(root, c.audio):
         raise Rejected("outside_input_folder", f"{c.audio} resolves outside {root}")
     if not c.audio.is_file():
@@ -65,6 +74,30 @@ def load_candidate(c: Candidate, root: Path, cfg: IngestConfig, work: Path,
         orig_sample_rate=orig_rate, channels=channels, sha256=_sha256(c.audio),
         text_override=c.spoken,
     )
+
+
+def _load_packed(c: Candidate, cfg: IngestConfig, work: Path) -> Utterance:
+    """A packaged clip: its bytes unpacked into the work folder, refused past the contribution
+    gate's bounds from their size and header, decoded no further than the length bound."""
+    path = ids.clip_path(work, NAME, c.id)
+    bounds = ClipBounds()
+    blob = package.unpack(c.audio, c.packed, work / NAME / "unpacked" / c.id, bounds.max_clip_mb)
+    try:
+        refused = over_bounds(blob, bounds)
+        if refused:
+            raise Rejected(*refused.split(": ", 1))
+        loaded = read(blob, cfg.sample_rate, max_seconds=bounds.window)
+        seconds = len(loaded.audio) / cfg.sample_rate
+        if decoded_too_long(seconds, bounds):
+            raise Rejected(*decoded_too_long(seconds, bounds).split(": ", 1))
+        write_clip(path, loaded.audio, cfg.sample_rate)
+        return Utterance(
+            id=c.id, audio=path.relative_to(work).as_posix(), text=c.text, speaker=c.speaker,
+            tag=c.tag.lower(), duration=seconds, source=f"{c.audio.resolve()}:{c.source.rsplit(':', 1)[-1]}",
+            orig_sample_rate=loaded.orig_sample_rate, channels=loaded.channels,
+            sha256=_sha256(blob))
+    finally:
+        blob.unlink(missing_ok=True)
 
 
 def _copy_clip(src: Path, dest: Path, rate: int, probed) -> tuple[int, int, int]:
@@ -92,7 +125,8 @@ def text_later(cfg, pipeline: Pipeline) -> bool:
 class Ingest(BaseStage):
     name = section = NAME
     config = IngestConfig
-    help = "read recordings and transcripts (folder, LJSpeech, Common Voice) as mono clips"
+    help = ("read recordings and transcripts (folder, LJSpeech, Common Voice, a packaged "
+            "contribution) as mono clips")
     unit = "file"
     inputs = ()
 
@@ -103,6 +137,11 @@ class Ingest(BaseStage):
         return unique_ids([c for s in cfg.sources
                            for c in discover(s, cfg.max_transcript_bytes)])
 
+    def sources(self, ctx) -> list[dict]:
+        """What each packaged contribution's card says of the data as a whole (its licence)."""
+        return [package.terms(source_root(s), s.hub or s.path) | {"name": source_name(s)}
+                for s in ctx.cfg.ingest.sources if s.layout == "contribution"]
+
     def settings(self, ctx) -> dict:
         return {**super().settings(ctx), "text_later": text_later(ctx.cfg, ctx.pipeline)}
 
@@ -110,11 +149,14 @@ class Ingest(BaseStage):
         """Kept and rejected items, and ``inputs.json``: the input files no item uses and the
         transcripts that hide characters (both shown in the report)."""
         sources = ctx.cfg.ingest.sources
-        tables = {Path(s.path) / ("metadata.csv" if s.layout == "ljspeech" else s.tsv)
-                  for s in sources if s.layout != "folder"}
-        inputs = {"unused_files": inventory.unused_files([Path(s.path) for s in sources], items,
-                                                         tables),
-                  "text_warnings": inventory.text_warnings(items)}
+        roots = [source_root(s) for s in sources]
+        tables = {root / ("metadata.csv" if s.layout == "ljspeech" else s.tsv)
+                  for s, root in zip(sources, roots) if s.layout in ("ljspeech", "commonvoice")}
+        tables |= {root / name for s, root in zip(sources, roots) if s.layout == "contribution"
+                   for name in ("README.md", "validation.json")}
+        inputs = {"unused_files": inventory.unused_files(roots, items, tables),
+                  "text_warnings": inventory.text_warnings(items),
+                  "sources": self.sources(ctx)}
         atomic.write_json(stage_dir(ctx.work, NAME) / "inputs.json", inputs)
         if inputs["unused_files"]:
             log.warning("ingest: %d file(s) in the input folders are not used (transcripts "
@@ -138,6 +180,8 @@ class Ingest(BaseStage):
 
 def _seconds(c: Candidate) -> float | None:
     """Length of a rejected file by its header (None: unreadable, or not a file)."""
+    if c.packed is not None:
+        return c.seconds  # as packaged: the bytes were not read, or not readable
     try:
         return probe(c.audio).seconds if c.audio.is_file() and inside(c.root, c.audio) else None
     except (AudioReadError, OSError, RuntimeError, ValueError):

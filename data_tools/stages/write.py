@@ -9,6 +9,7 @@ under a temporary name and renamed, so a reader never sees half a dataset.
 """
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,10 @@ def build(cfg: WriteConfig, work: Path, inputs: list[Utterance], run: dict,
         official_dataset.write(layout.official, DatasetLayout(out.resolve()).official, inputs,
                                codes, embs, means)
         layout.nemo_manifest.write_text(_nemo_manifest(inputs, work), encoding="utf-8")
+        sources = (extra.get("inputs") or {}).get("sources") or []
+        if sources:  # the licences of packaged contributions, for training's adapter card
+            layout.sources.write_text(json.dumps(sources, ensure_ascii=False, indent=1),
+                                      encoding="utf-8")
         stored = stage_dir(work, "filter") / frontend.FILE  # the frontend the texts went through
         if stored.is_file():
             shutil.copyfile(stored, tmp / frontend.FILE)

@@ -12,14 +12,12 @@ METRICS = ("mel", "stft", "si_sdr", "stoi")
 
 
 def _cell(folder: Path, wav: Path, lines: list[pages.Part] = ()) -> list[pages.Part]:
-    from kani_adapt.audio import read
-    from kani_adapt.pages.plots import spectrogram_png
+    from kani_adapt.pages.plots import picture_of
 
     if not wav.is_file():
         return [pages.text("no audio", "muted")]
     png = folder / "spectrograms" / wav.relative_to(folder / "wavs").with_suffix(".png")
-    clip = read(wav, check_finite=False)
-    spectrogram_png(clip.audio, clip.sample_rate, png)
+    picture_of(wav, png)
     return [pages.clip(pages.link(wav, folder), pages.link(png, folder), wav.stem), *lines]
 
 

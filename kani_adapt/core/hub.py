@@ -48,20 +48,23 @@ def not_found(path_or_id: str, what: str) -> CheckpointError:
                            f"'{EXAMPLE_ID}')")
 
 
-def _offline() -> bool:
+def offline() -> bool:
+    """Whether fetching is limited to the local cache (HF_HUB_OFFLINE)."""
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
 
 
-def fetch(repo_id: str, patterns: tuple[str, ...]) -> Path:
-    """The local snapshot of ``repo_id`` (files matching ``patterns``), from the cache or hub."""
+def fetch(repo_id: str, patterns: tuple[str, ...], repo_type: str = "model") -> Path:
+    """The local snapshot of ``repo_id`` (files matching ``patterns``), from the cache or hub;
+    ``repo_type`` "dataset" for a dataset repository (a packaged contribution)."""
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=list(patterns)))
+        return Path(snapshot_download(repo_id, repo_type=repo_type,
+                                      allow_patterns=list(patterns)))
     except Exception as err:  # network, auth, missing repo or cache: one line for the user
-        where = "the local Hugging Face cache (HF_HUB_OFFLINE is set)" if _offline() else \
+        where = "the local Hugging Face cache (HF_HUB_OFFLINE is set)" if offline() else \
             "the Hugging Face hub"
         raise CheckpointError(
             f"could not fetch {repo_id!r} from {where} ({type(err).__name__}); download it "

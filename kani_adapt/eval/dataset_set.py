@@ -12,20 +12,37 @@ from pathlib import Path
 
 from kani_adapt import dataset
 from kani_adapt.core.errors import DataError
+from kani_adapt.core.untrusted import visible
 from kani_adapt.eval.config import DatasetSetConfig
 from kani_adapt.eval.evalset import EvalItem
 
 
+def run_stats(from_run: str) -> dict:
+    """The training run's ``data_stats.json`` (who trained, who was held out, per tag)."""
+    stats = Path(from_run) / "data_stats.json"
+    try:
+        data = json.loads(stats.read_text())
+        data["val_speakers"] = list(data["val_speakers"])
+        return data
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DataError(f"{stats}: cannot read val_speakers ({err}); name the speakers with "
+                        "dataset.speakers=[...]") from err
+
+
 def held_out_speakers(cfg: DatasetSetConfig) -> list[str]:
+    """The speakers to evaluate: those named, else the run's held-out speakers (of every tag).
+    A named speaker that the run trained on is refused: the eval measures unseen voices."""
     if cfg.speakers:
+        trained = set(run_stats(cfg.from_run).get("trained_speakers", [])) if cfg.from_run else set()
+        seen = sorted(trained.intersection(cfg.speakers))
+        if seen:
+            raise DataError(f"dataset.speakers names {', '.join(map(visible, seen[:5]))}, which "
+                            f"{cfg.from_run}/data_stats.json says training trained on; evaluate "
+                            "held-out speakers only (leave dataset.speakers empty to take the "
+                            "run's)")
         return list(cfg.speakers)
     if cfg.from_run:
-        stats = Path(cfg.from_run) / "data_stats.json"
-        try:
-            return list(json.loads(stats.read_text())["val_speakers"])
-        except (OSError, ValueError, KeyError) as err:
-            raise DataError(f"{stats}: cannot read val_speakers ({err}); name the speakers with "
-                            "dataset.speakers=[...]") from err
+        return run_stats(cfg.from_run)["val_speakers"]
     raise DataError("a dataset eval set needs dataset.speakers=[...] or dataset.from_run=RUN_DIR "
                     "(the training run whose held-out speakers to evaluate)")
 

@@ -109,7 +109,8 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
                 for n in names]
     result = {"eval_set": eval_set, "items": len(items), "samples": cfg.samples,
               "checkpoints": dict(zip(names, checkpoints)), "codec": cfg.codec, "metrics": metrics,
-              "anchors": refs.anchors, "summary": summary, "comparisons": comparisons,
+              "anchors": {n: report.anchor_record(n, a) for n, a in refs.anchors.items()},
+              "summary": summary, "comparisons": comparisons,
               "prompt_length": protocol.by_prompt_length(every),
               "short_probes": {"by_checkpoint": probe_summary(every), "without": unprobed},
               "verdicts": verdicts, "tags": facts({i.tag or "" for i in items}, cfg.tags),

@@ -25,13 +25,11 @@ def wav_path(folder: Path, system: str, item: str, sample: int | None = None) ->
 
 
 def _spectrogram(folder: Path, wav: Path) -> Path:
-    from kani_adapt.audio import read
-    from kani_adapt.pages.plots import spectrogram_png
+    from kani_adapt.pages.plots import picture_of
 
     png = folder / SPECTROGRAMS / wav.relative_to(folder / "wavs").with_suffix(".png")
     if not png.is_file() or png.stat().st_mtime < wav.stat().st_mtime:
-        clip = read(wav, check_finite=False)
-        spectrogram_png(clip.audio, clip.sample_rate, png)
+        picture_of(wav, png)
     return png
 
 

@@ -18,15 +18,29 @@ from kani_adapt.eval import stats
 from kani_adapt.scorers.registry import anchored, corpus_rates as corpus_columns, higher_is_better
 
 
+def rescale_problem(anchor: dict) -> str:
+    """Why similarity cannot be rescaled between these anchors ("" when it can)."""
+    ceiling, floor = anchor.get("ceiling"), anchor.get("floor")
+    if ceiling is None or floor is None or math.isnan(ceiling) or math.isnan(floor):
+        return "no similarity_norm: it needs both anchors"
+    if ceiling <= floor:
+        return ("no similarity_norm: the same-speaker ceiling is not above the different-speaker "
+                "floor (the speaker embedder does not tell these recordings' voices apart)")
+    return ""
+
+
 def add_derived(df, anchors: dict):
     """``similarity_norm`` = (similarity - floor) / (ceiling - floor), from the anchors; the
     accent shift (toward the recordings of each tag: scorers/accent.py); ``per_relative`` =
-    each clip's PER over the median PER of its tag's recordings."""
+    each clip's PER over the median PER of its tag's recordings. ``similarity_norm`` is empty
+    (the report says why) where the anchors cannot rescale."""
     from kani_adapt.scorers.accent import shift
 
     a = anchors.get("similarity")
-    if a and "similarity" in df and a["ceiling"] > a["floor"]:
-        df["similarity_norm"] = (df["similarity"] - a["floor"]) / (a["ceiling"] - a["floor"])
+    if a is not None and "similarity" in df:
+        rescalable = not rescale_problem(a)
+        df["similarity_norm"] = ((df["similarity"] - a["floor"]) / (a["ceiling"] - a["floor"])
+                                 if rescalable else float("nan"))
     df = shift(df)
     if "per" in df and "checkpoint" in df:
         medians = df[df["checkpoint"] == "recordings"].groupby("tag")["per"].median()
@@ -37,10 +51,12 @@ def add_derived(df, anchors: dict):
 
 def _ratio(part, metric: str, resamples: int, clusters: str = "speaker") -> dict:
     edits, units = corpus_columns()[metric]
+    unit = "speaker" if clusters == "speaker" else "utterance"
     if edits not in part or part[edits].isna().all():
-        return stats.NAN_INTERVAL.as_dict()
-    return stats.clustered_ratio(part[edits].to_numpy(float), part[units].to_numpy(float),
-                                 part[clusters].to_numpy(str), resamples).as_dict()
+        return stats.plain(stats.NAN_INTERVAL, unit)
+    return stats.plain(stats.clustered_ratio(part[edits].to_numpy(float),
+                                             part[units].to_numpy(float),
+                                             part[clusters].to_numpy(str), resamples), unit)
 
 
 def corpus_rates(df, resamples: int) -> dict:

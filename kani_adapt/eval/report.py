@@ -15,17 +15,19 @@ from kani_adapt.core.untrusted import md, md_code
 
 
 def _interval(df, metric, resamples, clusters="speaker") -> dict:
+    unit = "speaker" if clusters == "speaker" else "utterance"
     if metric not in df or df[metric].isna().all():
-        return stats.NAN_INTERVAL.as_dict()
-    return stats.clustered_bootstrap(df[metric].to_numpy(float), df[clusters].to_numpy(str),
-                                     resamples).as_dict()
+        return stats.plain(stats.NAN_INTERVAL, unit)
+    return stats.plain(stats.clustered_bootstrap(df[metric].to_numpy(float),
+                                                 df[clusters].to_numpy(str), resamples), unit)
 
 
 def summarise(df, metrics: list[str], resamples: int) -> dict:
     """checkpoint -> metric -> {all, tags: {tag: ...}, speakers: {speaker: ...}}.
 
     Overall and per-tag intervals resample speakers; a single speaker's interval resamples
-    its utterances (there is no other cluster to draw)."""
+    its utterances (there is no other cluster to draw). Over one cluster there is no interval:
+    the mean with "one speaker: no interval" (``stats.plain``)."""
     out: dict = {}
     for name, part in df.groupby("checkpoint", sort=False):
         per = out.setdefault(name, {})
@@ -53,21 +55,31 @@ def compare(df, candidate: str, other: str, metrics: list[str], resamples: int) 
             if mask.any():
                 p = stats.paired(a[metric].to_numpy(float)[mask], b[metric].to_numpy(float)[mask],
                                  a["speaker"].to_numpy(str)[mask], higher_is_better()[metric], resamples)
-                out[key][metric] = {"diff": p.diff.as_dict(), "win_rate": p.win_rate.as_dict()}
+                out[key][metric] = {"diff": stats.plain(p.diff),
+                                    "win_rate": stats.plain(p.win_rate)}
     return out
 
 
 def _fmt(i: dict, digits: int = 3) -> str:
-    if i["n"] == 0 or math.isnan(i["mean"]):
-        return "n/a"
-    return f"{i['mean']:.{digits}f} [{i['low']:.{digits}f}, {i['high']:.{digits}f}]"
+    return stats.shown(i, digits)
 
 
-def _direction(metric: str, diff: dict) -> str:
-    if not stats.excludes_zero(stats.Interval(**diff)):
+def _direction(metric: str, diff: dict) -> str | None:
+    """better, worse or same by the interval of the difference; None where there is no
+    interval to tell (one speaker)."""
+    if diff.get("note"):
+        return None
+    if not stats.excludes_zero(diff):
         return "same"
     good = (diff["mean"] > 0) == higher_is_better()[metric]
     return "better" if good else "worse"
+
+
+def _signed(diff: dict) -> str:
+    """A difference without an interval: "+0.050 (one speaker: no interval)"."""
+    if diff.get("mean") is None:
+        return diff.get("note") or stats.NOT_MEASURED
+    return f"{diff['mean']:+.3f} ({diff.get('note') or stats.no_interval()})"
 
 
 def verdict(name: str, summary: dict, comparisons: dict, anchors: dict | None = None,
@@ -81,17 +93,21 @@ def verdict(name: str, summary: dict, comparisons: dict, anchors: dict | None = 
     anchor = (anchors or {}).get("similarity")
     if anchor and "similarity" in summary and summary["similarity"]["all"]["n"]:
         i = next(k for k, p in enumerate(parts) if p.startswith("similarity"))
-        parts[i] += f" (ceiling {anchor['ceiling']:.3f}, floor {anchor['floor']:.3f})"
+        parts[i] += f" ({_anchor_words(anchor, short=True)})"
     line = f"{name}: " + ", ".join(parts)
     for other, comp in comparisons.items():
         key = next((m for m in key_metrics if m in comp["all"]), None)
         if key is None:
             continue
         c = comp["all"][key]
-        line += f"; vs {other}: {_direction(key, c['diff'])} on {key} (win rate {c['win_rate']['mean']:.2f})"
+        told = _direction(key, c["diff"])
+        line += (f"; vs {other}: {told} on {key} (win rate {c['win_rate']['mean']:.2f})" if told
+                 else f"; vs {other}: {key} {_signed(c['diff'])}")
         f = comp["forgetting"].get(key)
         if f is not None:
-            line += "; forgetting" if _direction(key, f["diff"]) == "worse" else "; no forgetting seen"
+            told = _direction(key, f["diff"])
+            line += ("; forgetting" if told == "worse" else "; no forgetting seen" if told
+                     else f"; base items: {key} {_signed(f['diff'])}")
     if recordings:
         from kani_adapt.eval.protocol import anchor_line
 
@@ -118,28 +134,64 @@ def coverage_lines(cov: dict) -> list[str]:
              "- speakers: " + ", ".join(f"{md(s or '(none)')} ({n} items)"
                                         for s, n in cov["speakers"].items())]
     if cov.get("tags_not_evaluated"):
-        lines.append("- **not evaluated** (trained, but no held-out speaker has them): "
-                     + ", ".join(map(md, cov["tags_not_evaluated"])) + "; hold out a speaker of each "
-                     "(generator.data.val_speakers) or name them in eval.dataset.speakers")
+        lines.append("- **not evaluated** (trained, but no held-out speaker has them; a tag "
+                     "with one speaker keeps it for training): "
+                     + ", ".join(map(md, cov["tags_not_evaluated"])) + "; give such a tag a "
+                     "second speaker, or name held-out speakers in eval.dataset.speakers")
     if len(cov["speakers"]) == 1:
-        lines.append("- one speaker only: every interval resamples that one speaker, so it is "
-                     "[x, x] and says nothing about other voices; evaluate two or more")
+        lines.append("- one speaker only: no interval (resampling one speaker only ever draws "
+                     "that speaker, so the figures say nothing about other voices); evaluate "
+                     "two or more")
     return lines + [""]
 
 
-def anchor_line(name: str, a: dict) -> str:
-    """The similarity anchors, with why one is missing (nan)."""
+CEILING_MISSING = "needs two reference clips of one speaker"
+FLOOR_MISSING = "one speaker: needs references of two speakers"
+
+
+def _anchor_words(a: dict, rescales: bool = True, short: bool = False) -> str:
+    """"same-speaker ceiling 0.612, different-speaker floor 0.105" (``short``: "ceiling 0.612,
+    floor 0.105"), with words where one is missing or (``rescales``: the anchors of
+    similarity_norm) they are inverted."""
+    from kani_adapt.eval.protocol import rescale_problem
+
     def part(value, label, why):
-        return f"{label} {value:.3f}" if isinstance(value, float) and math.isfinite(value) \
-            else f"{label} not measured ({why})"
-    return (f"- {md(name)}: " + part(a.get("ceiling"), "same-speaker ceiling",
-                                 "needs two reference clips of one speaker") + ", " +
-            part(a.get("floor"), "different-speaker floor", "needs references of two speakers"))
+        return f"{label} {value:.3f}" if _finite(value) else f"{label} not measured ({why})"
+    words = (part(a.get("ceiling"), "ceiling" if short else "same-speaker ceiling",
+                  CEILING_MISSING) + ", " +
+             part(a.get("floor"), "floor" if short else "different-speaker floor", FLOOR_MISSING))
+    problem = rescale_problem(a)
+    if rescales and problem and _finite(a.get("ceiling")) and _finite(a.get("floor")):
+        words += f"; {problem}"
+    return words
+
+
+def anchor_record(name: str, a: dict) -> dict:
+    """The anchors as eval.json keeps them: a ``note`` in words where a value is missing (it is
+    null there) or similarity cannot be rescaled."""
+    from kani_adapt.eval.protocol import rescale_problem
+
+    notes = [f"{label} not measured: {why}" for key, label, why in (
+        ("ceiling", "ceiling", CEILING_MISSING), ("floor", "floor", FLOOR_MISSING))
+        if not _finite(a.get(key))]
+    if name == "similarity" and not notes and rescale_problem(a):
+        notes.append(rescale_problem(a))
+    return {**a, **({"note": "; ".join(notes)} if notes else {})}
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def anchor_line(name: str, a: dict) -> str:
+    """The similarity anchors, with why one is missing (and why similarity_norm is)."""
+    return f"- {md(name)}: {_anchor_words(a, rescales=name == 'similarity')}"
 
 
 def write_markdown(path: Path, result: dict) -> None:
     lines = ["# Evaluation", "", f"Eval set: {md_code(result['eval_set'])}, {result['items']} items x "
-             f"{result['samples']} samples. Intervals: 95 % bootstrap over speakers.", ""]
+             f"{result['samples']} samples. Intervals: 95 % bootstrap over speakers (none where one "
+             "speaker, or one utterance, is all there is).", ""]
     lines += coverage_lines(result.get("coverage") or {})
     if result.get("anchors"):
         lines += ["## Similarity anchors (reference clips)", ""]
@@ -172,7 +224,7 @@ def write_markdown(path: Path, result: dict) -> None:
                 for bucket, v in buckets.items():
                     cer = f"{v['cer']:.3f}" if "cer" in v else "n/a"
                     lines.append(f"| {md(name)} | {md(tag) if tag else '-'} | {bucket} | {v['n']} | "
-                                 f"{v.get('failure', float('nan')):.2f} | {cer} |")
+                                 f"{_fmt_mean(v, 'failure', 2)} | {cer} |")
         lines.append("")
     probes = result.get("short_probes") or {}
     if probes.get("by_checkpoint") or probes.get("without"):
@@ -215,6 +267,10 @@ def protocol_lines(section: dict) -> list[str]:
         lines.append(f"| {md(name)} | {c['n_scored']} | {c['n_empty_ref']} | {c['subs']} | {c['dels']} | "
                      f"{c['ins']} | {c['speakers']} | {gap_text} | {small} |")
     return lines + ["", "Cells under 30 speakers are flagged: do not read a trend off them.", ""]
+
+
+def _fmt_mean(v: dict, metric: str, digits: int) -> str:
+    return f"{v[metric]:.{digits}f}" if _finite(v.get(metric)) else stats.NOT_MEASURED
 
 
 def write_json(path: Path, result: dict) -> None:

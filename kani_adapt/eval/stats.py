@@ -34,6 +34,35 @@ class Paired:
 
 
 NAN_INTERVAL = Interval(float("nan"), float("nan"), float("nan"), 0, 0)
+NOT_MEASURED = "not measured"
+
+
+def no_interval(unit: str = "speaker") -> str:
+    """What an interval over one cluster is called instead of its [x, x]."""
+    return f"one {unit}: no interval"
+
+
+def plain(interval: Interval, unit: str = "speaker") -> dict:
+    """``interval`` as the reports keep it: where it says nothing, words instead of numbers.
+    Nothing scored: mean, low and high are None, ``note`` "not measured"; one cluster (one
+    speaker, or one utterance of a speaker): the mean stays, low and high are None and ``note``
+    is "one speaker: no interval" (resampling one cluster only ever draws that cluster)."""
+    out = interval.as_dict()
+    if out["n"] == 0 or not np.isfinite(out["mean"]):
+        return {**out, "mean": None, "low": None, "high": None, "note": NOT_MEASURED}
+    if out["clusters"] < 2:
+        return {**out, "low": None, "high": None, "note": no_interval(unit)}
+    return out
+
+
+def shown(i: dict, digits: int = 3) -> str:
+    """"0.412 [0.380, 0.440]", "0.412 (one speaker: no interval)" or "not measured"."""
+    mean = i.get("mean")
+    if not i.get("n") or mean is None or not np.isfinite(mean):
+        return NOT_MEASURED
+    if i.get("note") or i.get("low") is None:
+        return f"{mean:.{digits}f} ({i.get('note') or no_interval()})"
+    return f"{mean:.{digits}f} [{i['low']:.{digits}f}, {i['high']:.{digits}f}]"
 
 
 def _cluster_sums(values: np.ndarray, clusters: Sequence) -> tuple[np.ndarray, np.ndarray]:
@@ -76,8 +105,13 @@ def paired(a: Sequence[float], b: Sequence[float], clusters: Sequence, higher_is
                   win_rate=clustered_bootstrap(wins, clusters, resamples, seed))
 
 
-def excludes_zero(interval: Interval) -> bool:
-    return interval.low > 0 or interval.high < 0
+def excludes_zero(interval: Interval | dict) -> bool:
+    """Whether the interval lies on one side of zero (never, where there is no interval)."""
+    low, high = (interval.get("low"), interval.get("high")) if isinstance(interval, dict) \
+        else (interval.low, interval.high)
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return False
+    return low > 0 or high < 0
 
 
 def clustered_ratio(numerator: Sequence[float], denominator: Sequence[float], clusters: Sequence,

@@ -1,5 +1,8 @@
-"""Pictures for TensorBoard: the one spectrogram renderer (generator samples, codec validation).
+"""Pictures for TensorBoard (generator samples, codec validation) and for the HTML reports' players:
+the one spectrogram renderer.
 
+A report's picture of an audio file shows at most its first ``PICTURE_SECONDS``, decoded no
+further (:func:`picture_of`): a recording of hours costs a page what a clip costs.
 matplotlib (Agg, no display) is imported only when a picture is drawn.
 """
 from __future__ import annotations
@@ -8,6 +11,8 @@ import io
 from typing import Callable
 
 import numpy as np
+
+PICTURE_SECONDS = 30.0  # a longer recording is pictured by its start
 
 
 def render(draw: Callable, xlabel: str, ylabel: str, title: str | None = None) -> np.ndarray:
@@ -55,3 +60,14 @@ def spectrogram_png(audio: np.ndarray, sample_rate: int, path) -> None:
     db = 20 * np.log10(np.abs(np.fft.rfft(frames, axis=1)).T + 1e-6)
     db = np.clip(db - db.max(), -80, 0)[::-1]  # low frequencies at the bottom
     write_file(path, lambda tmp: imsave(tmp, db, cmap="magma", vmin=-80, vmax=0, format="png"))
+
+
+def picture_of(wav, png, max_seconds: float = PICTURE_SECONDS) -> float:
+    """The spectrogram PNG of the first ``max_seconds`` of the audio file ``wav``, decoded no
+    further; the seconds pictured."""
+    from kani_adapt.audio import read
+
+    clip = read(wav, max_seconds=max_seconds, check_finite=False)
+    spectrogram_png(clip.audio, clip.sample_rate, png)
+    return len(clip.audio) / clip.sample_rate
+

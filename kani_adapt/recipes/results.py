@@ -32,9 +32,12 @@ def machine() -> str:
 
 
 def _interval(i: dict | None) -> str | None:
+    """"0.41 [0.38, 0.44]", or "0.41 (one speaker: no interval)"; None when not measured."""
+    from kani_adapt.eval.stats import shown
+
     if not i or not i.get("n") or i.get("mean") is None or not math.isfinite(i["mean"]):
         return None
-    return f"{i['mean']:.2f} [{i['low']:.2f}, {i['high']:.2f}]"
+    return shown(i, 2)
 
 
 def row(name: str, result: dict, stats: dict, steps: str, seconds: float, note: str = "",

@@ -31,7 +31,9 @@ class TrainDataConfig:
     replay_ratio: float = 0.0  # share of training batches drawn from `replay`
     max_duration: float = 40.0  # seconds; pretraining filtered longer clips out
     min_duration: float = 0.0
-    val_speakers: int = 1  # speakers held out entirely for validation
+    # Speakers held out entirely for validation, per tag (a tag with two or more speakers gives
+    # this many, keeping at least one to train; a lone speaker trains): the eval evaluates them
+    val_speakers: int = 1
     val_max_items: int = 64
     # Padded tokens per batch (length-aware batching); "auto": the largest that a probing step
     # at start shows to fit the GPU's free memory (CUDA only; elsewhere 8192, the default).

@@ -4,6 +4,7 @@ The dataset is read through :mod:`kani_adapt.dataset` (its columns, reader and a
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -15,9 +16,11 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from kani_adapt import dataset, tokens
 from kani_adapt.text import fertility, frontend
 from kani_adapt.core.errors import DataError
+from kani_adapt.core.untrusted import visible
 from kani_adapt.models.generator.batch import collate
 from kani_adapt.models.generator.tokenizer import encode_text
 from kani_adapt.training import batching
+from kani_adapt.training.split import describe, split_rows
 from kani_adapt.training.config import TrainDataConfig
 
 @dataclass
@@ -137,27 +140,6 @@ def repeat_texts(part: TokenizedSet, layout: tokens.TextLayout, keep: float, see
     return sum(r > 1 for r in part.repeats)
 
 
-def split_rows(table, cfg: TrainDataConfig, seed: int) -> tuple[list[int], list[int], dict]:
-    """Keep rows within the duration range; hold out ``val_speakers`` whole speakers."""
-    speakers = dataset.speakers(table)
-    durations = [dataset.duration(table[i]) for i in range(len(table))]
-    keep = [i for i, d in enumerate(durations) if cfg.min_duration <= d <= cfg.max_duration]
-    names = sorted({speakers[i] for i in keep})
-    if cfg.val_speakers and len(names) <= cfg.val_speakers:
-        raise DataError(f"{cfg.train}: {len(names)} speaker(s) cannot give {cfg.val_speakers} "
-                        "held-out validation speaker(s) and still train; set data.val_speakers=0")
-    rng = np.random.default_rng(seed)
-    held = set(rng.permutation(names)[:cfg.val_speakers].tolist()) if cfg.val_speakers else set()
-    train = [i for i in keep if speakers[i] not in held]
-    val = [i for i in keep if speakers[i] in held][:cfg.val_max_items]
-    stats = {
-        "rows": len(table), "filtered_by_duration": len(table) - len(keep),
-        "train_hours": sum(durations[i] for i in train) / 3600,
-        "train_speakers": len(names) - len(held), "val_speakers": sorted(held),
-    }
-    return train, val, stats
-
-
 def collate_items(items: list[Item]) -> dict[str, torch.Tensor]:
     embs = None
     if items[0].speaker_emb is not None:
@@ -193,12 +175,15 @@ class GeneratorData(L.LightningDataModule):
         d, seed = self.cfg.data, self.cfg.trainer.seed
         table = dataset.read(d.train)
         train_rows, val_rows, self.stats = split_rows(table, d, seed)
+        logging.getLogger("kani_adapt.progress").info("%s", visible(describe(self.stats)))
         if not train_rows:
             raise DataError(f"{d.train}: no training rows left after the duration filter")
         main = dataset_frontend(d.train)
         self.train_set = tokenize_table(table, train_rows, self.tokenizer, d, d.train, main)
         self.val_set = tokenize_table(table, val_rows, self.tokenizer, d, d.train, main)
         self.stats["tags"] = sorted({t for t in self.train_set.tags if t})
+        # the licences of packaged contributions the data came from (for the adapter card)
+        self.stats["sources"] = dataset.read_sources(d.train)
         self.frontend = run_frontend(main, self.train_set.tags + self.val_set.tags)
         self.stats["fertility"] = check_fertility(self.train_set, self.tokenizer, self.cfg)
         self.stats["text_dropout_rows"] = drop_texts(self.train_set, d.text_dropout, seed)

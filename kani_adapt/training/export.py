@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 
 from kani_adapt.config import load as config_io
@@ -161,7 +162,7 @@ def adapter_card(cfg: TrainConfig, stats: dict, metrics: dict, base: str | None 
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(val.items())) or "| (none) | |"
     front = "\n".join([
         "---", f"base_model: {base}", "library_name: peft",
-        "pipeline_tag: text-to-speech", f"license: {cfg.licence}",
+        "pipeline_tag: text-to-speech", f"license: {licence_id(cfg, stats)}",
         "tags: " + json.dumps(["kani-tts-2", "lora", *tags]),
         "---",
     ])
@@ -183,7 +184,7 @@ codec `{codec}`{' (fine-tuned with this run: use it, not the released codec)' if
 | text frontend | {frontend.describe(text_front) if text_front else 'not recorded (texts used as stored)'} |
 | short texts | {_layout_line(cfg)} |
 | LoRA | r={cfg.lora.r}, alpha={cfg.lora.alpha}, targets={cfg.lora.targets}, rsLoRA={cfg.lora.rslora} |
-| licence | {cfg.licence} |
+| licence | {licence_row(cfg, stats)} |
 
 ## Final validation metrics
 
@@ -220,6 +221,35 @@ text = normalize("Am 3. Mai um 14:30", "de")  # "Am dritten Mai um vierzehn Uhr 
 {SERVING}
 
 {servability.markdown(served) if served else 'Not assessed.'}"""
+
+
+def _data_licences(stats: dict) -> list[dict]:
+    return [s for s in stats.get("sources", []) if isinstance(s, dict)]
+
+
+def licence_id(cfg: TrainConfig, stats: dict) -> str:
+    """The card's ``license:``: ``generator.licence``; left unspecified, the training data's
+    when its packaged contributions all carry the same one (a Hub licence id, never markup)."""
+    ids = {str(s.get("license", "")) for s in _data_licences(stats)}
+    if cfg.licence == "unspecified" and len(ids) == 1 and re.fullmatch(r"[a-z0-9.-]+", *ids):
+        return ids.pop()
+    return cfg.licence
+
+
+def licence_row(cfg: TrainConfig, stats: dict) -> str:
+    """The licence, and each packaged contribution the data came from with its own (escaped:
+    a contributor wrote them)."""
+    shown = licence_id(cfg, stats)
+    data = []
+    for s in _data_licences(stats):
+        terms = ", ".join(md(s[k]) for k in ("license_name", "license_link") if s.get(k))
+        name = md(s.get("pretty_name") or s.get("source") or "a contribution")
+        data.append(f"{name}: {md(s.get('license') or 'not stated')}"
+                    + (f" ({terms})" if terms else ""))
+    if not data:
+        return shown
+    taken = " (from the training data)" if shown != cfg.licence else ""
+    return f"{md(shown)}{taken}; training data: " + "; ".join(data)
 
 
 def _base_expr(base: str) -> str:

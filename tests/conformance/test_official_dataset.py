@@ -26,7 +26,7 @@ def written(tmp_path_factory):
     embs = {u.id: rng.standard_normal(128).astype(np.float32) for u in utts}
     means = {s: rng.standard_normal(128).astype(np.float32) for s in ("ann", "bob", "cid")}
     root = tmp_path_factory.mktemp("ds")
-    folder = official_dataset.write(root / "tmp", root / "final", utts, codes, embs, means)
+    official_dataset.write(root / "tmp", root / "final", utts, codes, embs, means)
     (root / "tmp").rename(root / "final")  # what the write stage does with its whole output
     return root / "final", utts, codes, means
 

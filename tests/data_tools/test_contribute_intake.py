@@ -18,8 +18,10 @@ from data_tools.cli import main
 from data_tools.contribute.card import read_card
 from data_tools.contribute.config import ContributeConfig
 from data_tools.contribute.validate import validate
-from test_contribute import CFG, card, good, reasons  # noqa: F401 (good: the shared fixture)
+import test_contribute
+from test_contribute import CFG, card, reasons
 
+good = test_contribute.good  # the shared fixture: a contribution of three speakers
 THREE_HOURS = 3 * 3600
 
 

@@ -26,7 +26,10 @@ def models(tmp_path_factory):
 
 def _eval_set(folder: Path) -> Path:
     lines = []
-    for s, (speaker, voice) in enumerate((("anna", "en+f3"), ("ben", "en+m3"))):
+    # Voices the tiny speaker embedder tells apart on these short, trimmed clips (with en+f3
+    # and en+m3 its same-speaker ceiling fell below the different-speaker floor, and
+    # similarity_norm is then rightly left empty: tests/eval/test_protocol.py)
+    for s, (speaker, voice) in enumerate((("anna", "en+f4"), ("ben", "en+m4"))):
         for k in range(2):
             speak(SENTENCES[k], folder, voice, f"{speaker}{k}")
         for k, text in enumerate(SENTENCES[:2] if s == 0 else SENTENCES[2:]):

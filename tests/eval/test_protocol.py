@@ -69,3 +69,67 @@ def test_failures_and_cer_are_reported_per_prompt_length_bucket_and_tag():
     assert got["m"]["de"]["<=6"] == {"n": 2, "failure": 0.5, "cer": pytest.approx(0.7)}
     assert got["m"]["de"][">=13"]["failure"] == 0.0 and got["m"]["en"]["7-12"]["n"] == 1
     assert [protocol.bucket_of(n) for n in (0, 6, 7, 12, 13)] == ["<=6", "<=6", "7-12", "7-12", ">=13"]
+
+
+def test_one_speaker_gets_words_not_a_degenerate_interval_nor_nan(tmp_path):
+    """A tag of one speaker, a speaker of one utterance, a floor with one speaker: eval.md,
+    eval.json and the verdict say so in words; no [x, x], no nan, no direction claimed."""
+    import json
+    import math
+
+    rows = _rows("m", PAIRS, ["a", "a", "b"])
+    rows[2]["tag"] = "en_alone"  # speaker b, one utterance, the only voice of its tag
+    rows = [dict(r, base=False) for r in rows]
+    base = [dict(r, checkpoint="base", similarity=r["similarity"] - 0.2) for r in rows]
+    df = protocol.add_derived(pd.DataFrame(rows + base),
+                              {"similarity": {"ceiling": 0.7, "floor": float("nan")}})
+    assert df["similarity_norm"].isna().all()  # no floor: nothing to rescale between
+    summary = report.summarise(df, ["cer", "similarity", "similarity_norm"], 50)
+    tag = summary["m"]["similarity"]["tags"]["en_alone"]
+    assert (tag["low"], tag["high"], tag["note"]) == (None, None, "one speaker: no interval")
+    assert summary["m"]["similarity"]["speakers"]["b"]["note"] == "one utterance: no interval"
+    assert summary["m"]["similarity_norm"]["all"]["note"] == "not measured"
+    alone = df[df.tag == "en_alone"]
+    comp = report.compare(alone, "m", "base", ["similarity"], 50)
+    line = report.verdict("m", report.summarise(alone, ["similarity"], 50)["m"], {"base": comp},
+                          {"similarity": {"ceiling": 0.7, "floor": float("nan")}})
+    assert "better" not in line and "+0.200 (one speaker: no interval)" in line, line
+    assert "floor not measured (one speaker" in line and "nan" not in line
+    result = {"eval_set": "s", "items": 3, "samples": 1, "summary": summary,
+              "comparisons": {"m vs base": report.compare(df, "m", "base", ["similarity"], 50)},
+              "anchors": {"similarity": report.anchor_record(
+                  "similarity", {"ceiling": 0.7, "floor": float("nan")})},
+              "verdicts": [line], "coverage": report.coverage([])}
+    report.write_markdown(tmp_path / "eval.md", result)
+    report.write_json(tmp_path / "eval.json", result)
+    text = (tmp_path / "eval.md").read_text()
+    assert "nan" not in text.lower().replace("nanocodec", "")
+    assert "0.700 (one speaker: no interval)" in text and "b 0.70 (one utterance: no interval)" in text
+    assert "different-speaker floor not measured (one speaker" in text
+    kept = json.loads((tmp_path / "eval.json").read_text())
+    assert kept["anchors"]["similarity"]["floor"] is None
+    assert "floor not measured" in kept["anchors"]["similarity"]["note"]
+    cell = kept["summary"]["m"]["similarity"]["tags"]["en_alone"]
+    assert cell["low"] is None and cell["note"] == "one speaker: no interval"
+    assert not any(isinstance(v, float) and math.isnan(v) for v in _leaves(kept))
+
+
+def _leaves(x):
+    if isinstance(x, dict):
+        for v in x.values():
+            yield from _leaves(v)
+    elif isinstance(x, list):
+        for v in x:
+            yield from _leaves(v)
+    else:
+        yield x
+
+
+def test_inverted_anchors_leave_similarity_norm_empty_and_say_why():
+    df = protocol.add_derived(pd.DataFrame(_rows("m", PAIRS, "aab")),
+                              {"similarity": {"ceiling": -0.25, "floor": -0.15}})
+    assert "similarity_norm" in df and df["similarity_norm"].isna().all()
+    line = report.anchor_line("similarity", {"ceiling": -0.25, "floor": -0.15})
+    assert "does not tell these recordings' voices apart" in line
+    record = report.anchor_record("similarity", {"ceiling": -0.25, "floor": -0.15})
+    assert "no similarity_norm" in record["note"]

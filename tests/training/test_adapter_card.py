@@ -100,3 +100,39 @@ def test_tags_and_speaker_names_from_the_dataset_stay_text_in_the_card():
     rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(card.split("---\n", 2)[2])
     assert "<img" not in rendered and "<svg" not in rendered and "\u202e" not in rendered
     assert "<td>&lt;svg onload=alert(2)&gt;|s\\u202e</td>" in rendered
+
+
+def test_the_training_datas_licences_reach_the_card_as_text():
+    """A packaged contribution's licence (dataset sources.json -> data_stats.json) is shown on
+    the card; with generator.licence left unspecified, one shared Hub licence id becomes the
+    card's own; a contributor's words never become markup or YAML."""
+    import yaml
+    from markdown_it import MarkdownIt
+
+    from kani_adapt.config.load import load_config
+    from kani_adapt.training.config import TrainConfig
+    from kani_adapt.training.export import adapter_card
+    from tests.helpers import REQUIRED
+
+    unspecified = load_config(TrainConfig, None, list(REQUIRED))
+    sources = [{"source": "org/glasgow", "pretty_name": "<b>Glasgow</b> read speech",
+                "license": "cc-by-4.0"}]
+    card = adapter_card(unspecified, {"sources": sources}, {})
+    assert yaml.safe_load(card.split("---\n")[1])["license"] == "cc-by-4.0"
+    row = next(line for line in card.splitlines() if line.startswith("| licence |"))
+    assert "cc-by-4.0 (from the training data); training data: " in row
+    rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(card.split("---\n", 2)[2])
+    assert "<b>" not in rendered and "&lt;b&gt;Glasgow&lt;/b&gt; read speech: cc-by-4.0" in rendered
+    # two different licences, or one that is not an id: the card keeps generator.licence
+    other = sources + [{"source": "x", "license": "other", "license_name": "My terms\nlicense: mit",
+                        "license_link": "https://example.org/terms"}]
+    card = adapter_card(unspecified, {"sources": other}, {})
+    assert yaml.safe_load(card.split("---\n")[1])["license"] == "unspecified"
+    # the newline a contributor put in a licence name is spelled out: no new line, no YAML key
+    rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(card.split("---\n", 2)[2])
+    assert "x: other (My terms\\u000alicense: mit, https://example.org/terms)" in rendered
+    assert not any(line.startswith("license: mit") for line in card.splitlines())
+    chosen = load_config(TrainConfig, None, [*REQUIRED, "licence=mit"])
+    card = adapter_card(chosen, {"sources": sources}, {})
+    assert yaml.safe_load(card.split("---\n")[1])["license"] == "mit"
+    assert "| licence | mit; training data: " in card

@@ -89,7 +89,12 @@ def test_data_holds_out_whole_speakers_and_filters_durations(tmp_path):
     data.setup()
     train_speakers = {data.train_set[i].speaker for i in range(len(data.train_set))}
     val_speakers = {data.val_set[i].speaker for i in range(len(data.val_set))}
-    assert len(val_speakers) == 1 and not train_speakers & val_speakers
+    assert not train_speakers & val_speakers
+    # one held-out speaker of each tag that kept two after the duration filter
+    held = data.stats["val_speakers_by_tag"]
+    alone = data.stats["tags_without_held_out"]
+    assert all(len(s) == 1 or (not s and t in alone) for t, s in held.items())
+    assert val_speakers == {s for v in held.values() for s in v} and val_speakers
     table = load_table(str(path))
     too_long = sum(d > 2.5 for d in table["duration"])
     assert too_long > 0 and data.stats["filtered_by_duration"] == too_long
