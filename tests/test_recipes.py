@@ -272,14 +272,22 @@ def test_demo_runs_end_to_end_then_skips_and_redoes_only_what_changed(tmp_path, 
     readme.write_text((RECIPES / "README.md").read_text())
     assert main(["demo", "--out", str(out), *extra]) == 0
     log = capsys.readouterr().out
-    assert log.count("skipped") == 9 and "[eval] done before" in log
+    assert log.count("skipped") == 9 and "[eval] skipped: same settings and inputs" in log
     committed = (RECIPES / "README.md").read_text().split("| demo |")[1].splitlines()[0]
     assert readme.read_text().split("| demo |")[1].splitlines()[0] == committed  # untouched
 
     assert main(["demo", "--out", str(out), "sample.sampling.max_frames=8", *extra]) == 0
     log = capsys.readouterr().out
-    assert log.count("skipped") == 8 and "[sample] config changed" in log
+    assert log.count("skipped") == 8
+    assert "[sample] running: settings changed: sample.sampling.max_frames (60 -> 8)" in log
     assert json.loads((out / "samples" / "samples.json").read_text())[0]["frames"] <= 8
+    # A report-only option reruns its report only; the listening test stays where it was.
+    assert main(["demo", "--out", str(out), "sample.sampling.max_frames=8", "codec_check.max_clips=6",
+                 *extra]) == 0
+    log = capsys.readouterr().out
+    assert log.count("skipped") == 8 and "[codec_check] running: settings changed: " \
+        "codec_check.max_clips (12 -> 6)" in log
+    assert (out / "eval" / "listening.sqlite").is_file() and (out / "eval" / "listening.json").is_file()
 
 
 def _serves_the_demo_eval(eval_dir):

@@ -46,8 +46,12 @@ def run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
     tag's facts (``cfg.tags``, its language resolved) are kept in eval.json: the listening test
     reads its description and language from there."""
     from kani_adapt.core.locks import hold_output
+    from kani_adapt.eval.kept import kept_line, set_aside
 
     with hold_output(Path(out), "kani-adapt eval"):
+        moved = set_aside(Path(out))
+        if moved is not None:
+            logging.getLogger("kani_adapt.eval").warning("%s", kept_line(out, moved))
         return _run_eval(checkpoint, items, cfg, out, compare, eval_set, list(known_tags))
 
 
