@@ -5,11 +5,22 @@ import io
 import json
 import os
 import tarfile
+import time
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from kani_adapt.core import atomic
 from kani_adapt.eval.kept import human_input, kept_name
-from kani_adapt.recipes.contents import CACHE, MISSING, Digests, Read
+from kani_adapt.recipes.contents import CACHE, MISSING, SETTLE_NS, Digests, Read
+
+SECOND = 10**9
+
+
+def settled() -> int:
+    """The clock of a digest taken once a file's times have settled (a tick after writing)."""
+    return time.time_ns() + SETTLE_NS + SECOND
 
 
 def nemo(path: Path, members: dict[str, bytes], mtime: float) -> Path:
@@ -65,7 +76,7 @@ def test_a_manifest_is_read_with_its_audio(tmp_path):
 def test_the_cache_reads_a_file_again_only_when_it_was_written(tmp_path):
     data = tmp_path / "data.arrow"
     data.write_bytes(b"a" * 1000)
-    d = Digests(tmp_path)
+    d = Digests(tmp_path, clock=settled)
     first = d.file(data)
     d.save()
     again = Digests(tmp_path)
@@ -78,6 +89,38 @@ def test_the_cache_reads_a_file_again_only_when_it_was_written(tmp_path):
     atomic.write_bytes(data, b"a" * 1000)  # the first bytes again, by rename: a new inode
     os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert again.file(data) == first and again.read_files == 2
+
+
+def to_the_second(path) -> SimpleNamespace:
+    """os.stat on a file system that keeps times to the second (ext3, HFS+)."""
+    s = os.stat(path)
+    return SimpleNamespace(st_size=s.st_size, st_ino=s.st_ino,
+                           st_mtime_ns=s.st_mtime_ns // SECOND * SECOND,
+                           st_ctime_ns=s.st_ctime_ns // SECOND * SECOND)
+
+
+def test_a_rewrite_within_one_tick_of_the_file_systems_clock_is_read_again(tmp_path):
+    data = tmp_path / "data.arrow"
+    an_hour_ago = time.time_ns() - 3600 * SECOND  # a modification time kept, as cp -p keeps it
+    for _ in range(5):  # a rewrite in the second of the read (nearly always the first try)
+        data.write_bytes(b"a" * 1000)
+        os.utime(data, ns=(an_hour_ago, an_hour_ago))
+        d = Digests(tmp_path, stat=to_the_second)
+        first = d.file(data)
+        before = to_the_second(data)
+        with open(data, "r+b") as f:  # in place: same inode and length
+            f.write(b"b")
+        os.utime(data, ns=(an_hour_ago, an_hour_ago))
+        if to_the_second(data) == before:
+            break
+    else:
+        pytest.fail("no rewrite fell within the second of its read")
+    assert d.file(data) != first
+    d.save()
+    assert Digests(tmp_path, stat=to_the_second).file(data) == d.file(data)
+    later = Digests(tmp_path, stat=to_the_second, clock=settled)  # a tick after the write
+    assert later.file(data) == d.file(data) and later.read_files == 1
+    assert later.file(data) == d.file(data) and later.read_files == 1  # trusted from then on
 
 
 def test_a_damaged_cache_costs_a_read_and_nothing_else(tmp_path):

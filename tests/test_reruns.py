@@ -204,6 +204,16 @@ def test_a_file_rewritten_with_its_old_size_and_time_is_read_again(world):
     assert world.state()["train"]["why"] == f"running: input changed: {world.data / 'hf'}"
 
 
+def test_a_touched_or_copied_input_is_read_again_and_reruns_nothing(world):
+    world.run()
+    os.utime(world.data / "hf" / "data-00000-of-00001.arrow")  # touch
+    clip, copy = world.data / "clip0.wav", world.data / "clip0.copy"
+    shutil.copy2(clip, copy)
+    os.replace(copy, clip)  # the same bytes under a new inode and change time
+    assert world.run() == []
+    assert all(s["why"].startswith("skipped") for s in world.state().values())
+
+
 def test_a_clip_the_manifest_lists_is_part_of_what_reads_it(world):
     world.run()
     sf.write(world.data / "clip1.wav", np.zeros(22050), 22050)
@@ -251,11 +261,18 @@ def test_stages_recorded_by_an_earlier_version_are_not_redone(world):
 
 
 def test_the_digests_are_cached_and_read_once(world):
+    from kani_adapt.recipes.contents import SETTLE_NS
+
     world.run()
+    stages_now = runner.plan(load_recipe(world.recipe), {})
+    a_tick_later = runner.Digests(world.work, clock=lambda: time.time_ns() + SETTLE_NS + 10**9)
+    for stage in stages_now:  # files read right after they were written are read once more
+        runner.read_inputs(stage, a_tick_later)
+    a_tick_later.save()
     digests = runner.Digests(world.work)
-    for stage in runner.plan(load_recipe(world.recipe), {}):
+    for stage in stages_now:
         runner.read_inputs(stage, digests)
-    assert digests.read_files == 0  # every file known by its size, times and inode
+    assert a_tick_later.read_files > 0 and digests.read_files == 0  # known by size, times, inode
 
 
 def _answer_everything(eval_dir: Path, listeners=("anna", "ben")) -> int:
@@ -366,3 +383,20 @@ def test_kani_adapt_eval_sets_a_listened_folder_aside_before_writing(tmp_path, m
     assert f"moved aside to {kept}" in caplog.text
     evaluate.run_eval("ckpt", [], None, out)  # nothing a person did there: written in place
     assert len(list(tmp_path.glob("eval.kept-*"))) == 1
+
+
+def test_the_files_a_stage_reads_are_the_local_paths_its_settings_name(tmp_path):
+    from kani_adapt.recipes.reruns import flatten, local_paths
+
+    for name in ("rec/de", "rec/sc", "work/data", "run"):
+        (tmp_path / name).mkdir(parents=True)
+    settings = {"data": {"ingest": {"sources": [{"path": str(tmp_path / "rec/de"), "tag": "de"},
+                                                {"path": str(tmp_path / "rec/sc"), "tag": "sc"}]},
+                         "work": str(tmp_path / "work/data"), "embed": {"model": "org/embedder"},
+                         "missing": str(tmp_path / "gone"), "relative": "rec/de"},
+                "eval.dataset.from_run": str(tmp_path / "run")}
+    flat = flatten(settings)
+    assert flat["data.ingest.sources"][1]["tag"] == "sc" and flat["data.embed.model"] == "org/embedder"
+    assert local_paths(flat, [tmp_path / "work"], ("eval.dataset.from_run",)) == [
+        tmp_path / "rec/de", tmp_path / "rec/sc"]
+    assert tmp_path / "run" in local_paths(flat, [])

@@ -7,8 +7,14 @@ change time and inode it was read at, and read again only when one of those diff
 modification time alone would not do: a tool can set a modification time back (``touch -d``,
 ``cp -p``, ``rsync -t``) over new bytes of the same length. No tool can set the change time,
 which the kernel moves on every write, and an atomic write (``kani_adapt.core.atomic``, every
-stage's way) makes a new inode. What is left, a rewrite in place of the same length within one
-tick of the kernel's clock after the digest was taken, does not happen between two runs.
+stage's way) makes a new inode. A copy or a ``touch`` changes them too and costs one more read,
+never a rerun: the bytes, and so the digest, are the same.
+
+The times move in ticks of the file system's clock (a second on ext3 or HFS+, two on FAT), so a
+rewrite of the same length in the tick the file was read in leaves all four values as they were.
+A digest is therefore trusted only when the file's last change lies at least ``SETTLE_NS``
+before the digest was taken (as git treats "racily clean" entries); a file read sooner after it
+was written is read again the next time it is asked for.
 
 Not content: lock folders and atomic writers' temporaries in any folder, the names a read leaves
 out (a training run's TensorBoard events carry wall times), and a ``.nemo`` archive's tar headers
@@ -21,6 +27,7 @@ import hashlib
 import json
 import os
 import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +36,7 @@ from kani_adapt.core.atomic import MARK, write_text
 CACHE = "digests.json"
 MISSING = "missing"
 CHUNK = 1 << 20
+SETTLE_NS = 2 * 10**9  # the coarsest tick of a file system's times (FAT's two seconds)
 NOT_CONTENT = (".locks",)  # the folder locks (kani_adapt.core.locks)
 
 
@@ -45,8 +53,9 @@ class Read:
 class Digests:
     """Content digests of what stages read, cached in ``work/digests.json``."""
 
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, stat=os.stat, clock=time.time_ns):
         self.path = Path(work) / CACHE
+        self.stat, self.clock = stat, clock  # tests: a coarser file system, a later moment
         try:
             self.cache = json.loads(self.path.read_text()) if self.path.is_file() else {}
         except (OSError, ValueError):  # a damaged cache costs one more read, nothing else
@@ -64,15 +73,15 @@ class Digests:
         return self.file(path)
 
     def file(self, path: Path) -> str:
-        stat = path.stat()
+        taken, stat = self.clock(), self.stat(path)
         key, signature = str(path.absolute()), [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns,
                                                 stat.st_ino]
         known = self.cache.get(key)
-        if known is not None and known[:4] == signature:
+        if known is not None and known[:4] == signature and _settled(known):
             return known[4]
         self.read_files += 1
         digest = _archive(path) if path.suffix == ".nemo" else _bytes(path)
-        self.cache[key] = [*signature, digest]
+        self.cache[key] = [*signature, digest, taken]
         return digest
 
     def _folder(self, folder: Path, leave_out: tuple[str, ...]) -> str:
@@ -103,6 +112,12 @@ class Digests:
         """Write the cache, without the files that are gone."""
         kept = {k: v for k, v in self.cache.items() if os.path.exists(k)}
         write_text(self.path, json.dumps(kept, separators=(",", ":")) + "\n")
+
+
+def _settled(entry: list) -> bool:
+    """Whether a cached digest was taken a whole tick after its file last changed, so that any
+    later write moved the file's times (an entry without the time it was taken: never)."""
+    return len(entry) > 5 and max(entry[1], entry[2]) + SETTLE_NS <= entry[5]
 
 
 def _content(name: str, leave_out: tuple[str, ...]) -> bool:
