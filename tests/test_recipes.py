@@ -36,6 +36,35 @@ def test_every_recipe_loads_and_validates(path):
     assert any(line.startswith("# Data:") for line in header)  # and what data it expects
 
 
+SHORT_PROMPT_SETTINGS = {"short_probes", "repeat_short_texts", "cfg_scale", "cfg_frames",
+                         "text_dropout"}
+
+
+@pytest.mark.parametrize("path", all_recipes(), ids=lambda p: str(p.relative_to(RECIPES)))
+def test_every_recipe_header_names_its_short_prompt_settings_by_keys_it_has(path):
+    import re
+
+    from kani_adapt.config.load import to_dict
+
+    header = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    start = next(i for i, line in enumerate(header) if line.startswith("# Short prompts:"))
+    end = next((i for i in range(start + 1, len(header)) if re.match(r"# \w[\w ]*:", header[i])),
+               len(header))
+    paragraph = header[start:end]
+    keys = re.findall(r"`([\w.]+)`", " ".join(paragraph))
+    assert {k.rsplit(".", 1)[-1] for k in keys} >= SHORT_PROMPT_SETTINGS
+    resolved = to_dict(load_recipe(path))
+    for key in keys:
+        node = resolved
+        for part in key.split("."):
+            assert isinstance(node, dict) and part in node, f"{path.name}: `{key}` is no key"
+            node = node[part]
+
+
 def test_unknown_recipe_keys_get_a_hint(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ndataset: d\ngenerator:\n  model: {init: tiny}\n  trainer:\n    max_stepz: 3\n")
