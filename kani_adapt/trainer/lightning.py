@@ -36,7 +36,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from kani_adapt.core import stopping
-from kani_adapt.core.console import hms
+from kani_adapt.core.console import doing, hms
 from kani_adapt.core.devices import for_lightning
 from kani_adapt.trainer.resume import SafeCheckpointIO
 
@@ -62,6 +62,14 @@ class ProgressLog(Callback):
                 setup = f" (set up in {self._start - self.began:.0f} s)"
             log.info("%s: step %d of %d starting%s", self.name, trainer.global_step // k + 1,
                      trainer.max_steps // k, setup)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        doing(f"step {trainer.global_step // self.steps_per_update + 1} of "
+              f"{trainer.max_steps // self.steps_per_update}")
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            doing(f"validating at step {trainer.global_step // self.steps_per_update}")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step

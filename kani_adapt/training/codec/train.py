@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from kani_adapt.core import atomic, locks
+from kani_adapt.core import atomic, console, locks
 from kani_adapt.codec import nanocodec
 from kani_adapt.codec.manifest import load_audio, read_manifest
 from kani_adapt.config.load import dump_yaml, load_config, load_saved_config, parse_override
@@ -179,7 +179,8 @@ def start_run(config_path: Path | None, overrides: list[str], extra_callbacks=()
                               f"or choose another run_dir")
         cfg = with_discriminators(cfg)
         dump_yaml(cfg, run / "config.yaml")  # the list chosen: a resumed run trains the same
-        return _fit(cfg, None, extra_callbacks)
+        with console.working("codec fine-tuning"):
+            return _fit(cfg, None, extra_callbacks)
 
 
 def load_run_config(run: Path) -> CodecTrainConfig:
@@ -192,7 +193,7 @@ def load_run_config(run: Path) -> CodecTrainConfig:
 def resume_run(run: Path, overrides: list[str], extra_callbacks=()) -> dict:
     """Continue from checkpoints/last.ckpt; only cadence keys and max_steps may change."""
     load_run_config(run)  # a codec run folder, before a lock is put into it
-    with locks.hold_run(Path(run), "kani-adapt codec train run"):
+    with locks.hold_run(Path(run), "kani-adapt codec train run"), console.working("codec fine-tuning"):
         return _resume(Path(run), overrides, extra_callbacks)
 
 
