@@ -64,7 +64,7 @@ class ProgressLog(Callback):
                      trainer.max_steps // k, setup)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        doing(f"step {trainer.global_step // self.steps_per_update + 1} of "
+        doing(f"at step {trainer.global_step // self.steps_per_update + 1} of "
               f"{trainer.max_steps // self.steps_per_update}")
 
     def on_validation_start(self, trainer, pl_module) -> None:
