@@ -177,15 +177,16 @@ def evaluate_checkpoint(name: str, checkpoint: str, items, refs, codec, scorers:
     start, n = time.time(), len(items)
     for sample in range(cfg.samples):
         step = f"eval {name}: sample {sample + 1}/{cfg.samples}:"
-        console.doing(f"{step[:-1]} generating {n} items")
+        of = f"{name} (sample {sample + 1}/{cfg.samples})"
+        console.doing(f"generating {n} items with {of}")
         generated = generate_items(checkpoint, items, speakers, cfg, device, seed=cfg.sampling.seed + sample)
-        console.doing(f"{step[:-1]} decoding")
+        console.doing(f"decoding the speech of {of}")
         say("%s generated %d/%d items (%.0f s)", step, n, n, time.time() - start)
         audios = decode(codec, [g.codes for g in generated])
         say("%s decoded %d/%d (%.0f s)", step, n, n, time.time() - start)
         clips = [_clip(item, items, refs, audio, g.codes, g.hit_length_cap)
                  for item, g, audio in zip(items, generated, audios)]
-        console.doing(f"{step[:-1]} scoring {n} clips")
+        console.doing(f"scoring {n} clips of {of}")
         scored = scorers.score(clips, codec.sample_rate)
         per = (time.time() - start) / (sample + 1)
         say("%s scored %d/%d; ETA for this checkpoint %.0f s", step, n, n,
