@@ -56,6 +56,19 @@ def test_generate_writes_codes(tiny_dir, tmp_path, capsys):
     assert "frames" in capsys.readouterr().out
 
 
+def test_generate_shows_how_it_reads_each_text_and_warns_about_guidance(tiny_dir, tmp_path, capsys):
+    out = tmp_path / "codes.npy"
+    assert main(["generate", str(tiny_dir), "--text", "Am 3. Mai um 14:30", "--text", "ja",
+                 "--tag", "de", "--max-frames", "2", "--out", str(out)]) == 0
+    said = capsys.readouterr()
+    assert "text 1 (tag de, language de) is read as: Am dritten Mai um vierzehn Uhr dreißig" in said.out
+    assert "text 2 (tag de, language de) is read as: ja (as written)" in said.out
+    assert "guidance" not in said.err
+    assert main(["generate", str(tiny_dir), "--text", "ja", "--max-frames", "2", "--cfg-scale", "2",
+                 "--cfg-frames", "2", "--out", str(out)]) == 0
+    assert "needs a model trained with text dropout (generator.data.text_dropout" in capsys.readouterr().err
+
+
 def test_generate_several_texts_writes_one_file_each(tiny_dir, tmp_path):
     out = tmp_path / "batch.npy"
     rc = main(["generate", str(tiny_dir), "--text", "eins", "--text", "zwei drei",

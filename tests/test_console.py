@@ -75,3 +75,46 @@ def test_an_error_line_spells_out_what_a_name_hides(capsys):
     assert run_guarded(fails, type("Args", (), {})()) == 2
     err = capsys.readouterr().err
     assert err == "error: speaker folder 'a\\u202eb\\u001b[31m': no clips; add some\n"
+
+
+def test_a_long_silent_step_says_it_is_still_working(quiet, capsys):
+    import time
+
+    with console.working("eval", every=0.1):
+        console.doing("loading the scorers")
+        time.sleep(0.5)  # silent work
+    silent = [line for line in capsys.readouterr().err.splitlines() if "still" in line]
+    assert 2 <= len(silent) <= 5 and silent[0].startswith("eval: still loading the scorers (0:00:0")
+    with console.working("eval", every=0.1):
+        for _ in range(12):  # lines come more often than the heartbeat: it stays quiet
+            logging.getLogger("kani_adapt.progress").info("scored a clip")
+            time.sleep(0.03)
+    assert "still" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["eval", "training", "codec fine-tuning"])
+def test_eval_and_training_are_never_silent_for_long(where, quiet, capsys, monkeypatch, tmp_path):
+    """Each command's work runs inside working(): a slow phase of it is named every HEARTBEAT."""
+    import time
+
+    from kani_adapt.eval import evaluate
+    from kani_adapt.training import fit
+    from kani_adapt.training.codec import train as codec_train
+
+    monkeypatch.setattr(console, "HEARTBEAT", 0.1)
+
+    def slow(*args, **kwargs):
+        console.doing("something slow")
+        time.sleep(0.35)
+        return {}
+    if where == "eval":
+        monkeypatch.setattr(evaluate, "_run_eval", slow)
+        evaluate.run_eval("ckpt", [], None, tmp_path / "eval")
+    elif where == "training":
+        monkeypatch.setattr(fit, "_train", slow)
+        fit.train(type("Cfg", (), {"run_dir": str(tmp_path / "run")})())
+    else:
+        monkeypatch.setattr(codec_train, "load_run_config", lambda run: None)
+        monkeypatch.setattr(codec_train, "_resume", slow)
+        codec_train.resume_run(tmp_path / "run", [])
+    assert f"{where}: still something slow" in capsys.readouterr().err

@@ -51,6 +51,10 @@ def test_a_ready_recipe_gets_a_short_verdict_without_yaml(tmp_path, capsys):
     assert len(out.splitlines()) < 6 and "max_steps" not in out
     rc, out = check(capsys, recipe(tmp_path), "--show-config")
     assert rc == 0 and "max_steps:" in out and "#   codec_check: tiny" in out
+    for args in (("--show-config", "generator.trainer.max_steps=7"),  # the trial's order
+                 ("generator.trainer.max_steps=7", "--show-config")):
+        rc, out = check(capsys, recipe(tmp_path), *args)
+        assert rc == 0 and "max_steps: 7" in out, args
 
 
 def test_models_not_on_the_machine_are_one_problem_each(tmp_path, capsys):

@@ -106,11 +106,12 @@ def test_standalone_configs_keep_a_tags_section_of_their_own(tmp_path):
 
 
 def test_changing_a_description_redoes_only_the_stage_that_shows_it(tmp_path):
-    from kani_adapt.recipes.runner import _hash, plan
+    from kani_adapt.recipes.reruns import flatten
+    from kani_adapt.recipes.runner import plan
 
-    def hashes(*overrides):
+    def hashes(*overrides):  # each stage's own settings (what reruns it besides its inputs)
         r = load_recipe(_recipe(tmp_path, HESSIAN), list(overrides))
-        return {s.name: _hash(s.config, "") for s in plan(r, {})}
+        return {s.name: flatten(s.settings) for s in plan(r, {})}
 
     before = hashes()
     described = hashes("tags.de_hessian.description=Hessian German")

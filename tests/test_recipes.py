@@ -38,6 +38,35 @@ def test_every_recipe_loads_and_validates(path):
     assert any(line.startswith("# Data:") for line in header)  # and what data it expects
 
 
+SHORT_PROMPT_SETTINGS = {"short_probes", "repeat_short_texts", "cfg_scale", "cfg_frames",
+                         "text_dropout"}
+
+
+@pytest.mark.parametrize("path", all_recipes(), ids=lambda p: str(p.relative_to(RECIPES)))
+def test_every_recipe_header_names_its_short_prompt_settings_by_keys_it_has(path):
+    import re
+
+    from kani_adapt.config.load import to_dict
+
+    header = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    start = next(i for i, line in enumerate(header) if line.startswith("# Short prompts:"))
+    end = next((i for i in range(start + 1, len(header)) if re.match(r"# \w[\w ]*:", header[i])),
+               len(header))
+    paragraph = header[start:end]
+    keys = re.findall(r"`([\w.]+)`", " ".join(paragraph))
+    assert {k.rsplit(".", 1)[-1] for k in keys} >= SHORT_PROMPT_SETTINGS
+    resolved = to_dict(load_recipe(path))
+    for key in keys:
+        node = resolved
+        for part in key.split("."):
+            assert isinstance(node, dict) and part in node, f"{path.name}: `{key}` is no key"
+            node = node[part]
+
+
 def test_unknown_recipe_keys_get_a_hint(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ndataset: d\ngenerator:\n  model: {init: tiny}\n  trainer:\n    max_stepz: 3\n")
@@ -275,15 +304,24 @@ def test_demo_runs_end_to_end_then_skips_and_redoes_only_what_changed(tmp_path, 
     readme.write_text((RECIPES / "README.md").read_text())
     assert main(["demo", "--out", str(out), *extra]) == 0
     log = capsys.readouterr().out
-    assert log.count("skipped") == 10 and "[eval] done before" in log
-    assert "[learn] done before" in log and log.count("learned: the adapted generator says") == 1
+    assert log.count("skipped") == 10 and "[eval] skipped: same settings and inputs" in log
+    assert "[learn] skipped: same settings and inputs" in log
+    assert log.count("learned: the adapted generator says") == 1
     committed = (RECIPES / "README.md").read_text().split("| demo |")[1].splitlines()[0]
     assert readme.read_text().split("| demo |")[1].splitlines()[0] == committed  # untouched
 
     assert main(["demo", "--out", str(out), "sample.sampling.max_frames=8", *extra]) == 0
     log = capsys.readouterr().out
-    assert log.count("skipped") == 9 and "[sample] config changed" in log
+    assert log.count("skipped") == 9
+    assert "[sample] running: settings changed: sample.sampling.max_frames (60 -> 8)" in log
     assert json.loads((out / "samples" / "samples.json").read_text())[0]["frames"] <= 8
+    # A report-only option reruns its report only; the listening test stays where it was.
+    assert main(["demo", "--out", str(out), "sample.sampling.max_frames=8", "codec_check.max_clips=6",
+                 *extra]) == 0
+    log = capsys.readouterr().out
+    assert log.count("skipped") == 9 and "[codec_check] running: settings changed: " \
+        "codec_check.max_clips (12 -> 6)" in log
+    assert (out / "eval" / "listening.sqlite").is_file() and (out / "eval" / "listening.json").is_file()
     assert all((out / "samples" / f"learned_{n}.wav").is_file() for n in ("adapted", "base", "roundtrip"))
 
 

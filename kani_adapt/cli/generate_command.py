@@ -1,6 +1,7 @@
 """`kani-adapt generate`: codes (and, with a codec, audio) for text with a KaniTTS2 checkpoint."""
 from __future__ import annotations
 
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -24,7 +25,8 @@ def add_generate(sub) -> None:
         description=(
             "Generate NanoCodec codes (frames x 4, saved with numpy) for each --text.\n"
             "One --text writes --out; several write OUT_0.npy, OUT_1.npy, ... (one batch).\n"
-            "With --codec, each is also decoded to a .wav beside its .npy."
+            "With --codec, each is also decoded to a .wav beside its .npy. Prints how each\n"
+            "text is read (the model's text frontend), and why an utterance is sampled again."
         ),
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="KaniTTS2 directory or hub id")
@@ -85,6 +87,9 @@ def run_generate(args) -> int:
     generator.model.to(device)
     tags = tags_of(args.tag, len(args.text))
     chosen = sampling_of(args, generator.sampling)
+    print("\n".join(readings(generator.reads_with, args.text, tags)))
+    for line in guidance_warning(chosen):
+        print(line, file=sys.stderr)
     rows = synthesize(generator, codec, args.text, tags, speaker, chosen)
     rows = _retry(rows, args, chosen, lambda picked, s: synthesize(
         generator, codec, [args.text[i] for i in picked], [tags[i] for i in picked], speaker, s))
@@ -125,11 +130,50 @@ def _retry(rows, args, chosen, again):
         bad = [i for i, r in enumerate(rows) if failed(r, args.derail_threshold)]
         if not bad:
             break
-        print(f"retry {attempt}/{args.retries}: {len(bad)} utterance(s) failed, sampling again")
+        print(f"retry {attempt}/{args.retries}: {len(bad)} utterance(s) failed, sampling again "
+              f"with seed {base + attempt}")
+        for i in bad:
+            print(f"  text {i + 1}: {why_failed(rows[i], args.derail_threshold)}")
         fresh = again(bad, replace(chosen, seed=base + attempt))
         for i, row in zip(bad, fresh):
             rows[i] = row
     return rows
+
+
+def why_failed(row, threshold: float) -> str:
+    """Why a generation is sampled again, in one line."""
+    if row.hit_length_cap:
+        return "no end of speech before --max-frames (it ran on to the length cap)"
+    return (f"derailed onset: entropy {row.onset_entropy:.2f} over its first frames is above "
+            f"--derail-threshold {threshold:g}")
+
+
+def readings(front, texts: list[str], tags: list[str | None]) -> list[str]:
+    """How the model reads each text (its text frontend: numbers, dates and symbols spelled
+    out), one line each, names shown safely."""
+    from kani_adapt.core.console import shown
+
+    lines = []
+    for k, (text, tag) in enumerate(zip(texts, tags), start=1):
+        read = front.apply(text, tag)
+        where = f" (tag {shown(tag)}, language {front.language_for(tag) or 'none'})" if tag else ""
+        same = " (as written)" if read == text else ""
+        lines.append(f"text {k}{where} is read as: {shown(read)}{same}")
+    return lines
+
+
+def guidance_warning(chosen: sampling.SamplingConfig) -> list[str]:
+    """A warning where guidance is asked for: it needs a model trained with text dropout."""
+    if chosen.cfg_scale == 1.0:
+        return []
+    if chosen.cfg_frames == 0:
+        return [f"warning: --cfg-scale {chosen.cfg_scale:g} does nothing with --cfg-frames 0 "
+                "(guidance covers no frames)"]
+    return [f"warning: guidance (--cfg-scale {chosen.cfg_scale:g} over the first "
+            f"{chosen.cfg_frames} frames) needs a model trained with text dropout "
+            "(generator.data.text_dropout above 0); for any other model, the released KaniTTS2 "
+            "among them, the text-less branch it pushes away from means nothing and the onset "
+            "can get worse"]
 
 
 def _fallback(name: str, default) -> str:

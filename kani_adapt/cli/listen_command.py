@@ -5,6 +5,7 @@ import socket
 import ssl
 import sys
 import time
+from contextlib import ExitStack, contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +28,9 @@ blocks:
 Order, sides and slots are drawn per listener; every clip is played at the same loudness
 (BS.1770, pyloudnorm); attention checks (hidden reference vs anchor) screen listeners;
 answers are saved as they go, so a closed tab resumes. The ratings are one SQLite file,
-EVAL_DIR/listening.sqlite (the first folder's).
+EVAL_DIR/listening.sqlite (the first folder's). An eval run again into that folder moves
+it aside first, ratings, clips and notes together, to EVAL_DIR.kept-<when it was written>
+(--results reads it there); while a test serves, no eval moves it.
 
 Serving binds 127.0.0.1: the listeners use this machine. For a remote panel give --host
 0.0.0.0 with --certfile/--keyfile (HTTPS; without it the links and answers cross the
@@ -111,6 +114,30 @@ def _settings(args):
 
 
 def run(args) -> int:
+    with _reading([Path(f) for f in args.eval_dirs]):
+        return _run(args)
+
+
+@contextmanager
+def _reading(folders: list[Path]):
+    """Hold each eval folder's lock shared while the test serves or writes its results, so no
+    eval run moves its clips or ratings away meanwhile (a folder another user's, whose lock
+    cannot be written here, is read without)."""
+    from kani_adapt.core.locks import hold_output
+
+    with ExitStack() as held:
+        for k, folder in enumerate(folders):
+            if not folder.is_dir():  # the material names what is missing
+                continue
+            try:
+                held.enter_context(hold_output(folder, "kani-adapt listen", shared=True))
+            except OSError:
+                if k == 0:  # the ratings are written there: its lock must be writable too
+                    raise
+        yield
+
+
+def _run(args) -> int:
     from kani_adapt.listen.material import load_material
     from kani_adapt.listen.store import FILE, Store
 

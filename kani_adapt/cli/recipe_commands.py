@@ -19,9 +19,11 @@ def add_recipe_commands(sub) -> None:
             "held-out speakers and the replay set; writes the recipe's row of a results table\n"
             "to WORK_DIR/results.md, and to a tracked table only on request:\n"
             "`readme=recipes/README.md`), learn (where on: a few clips taught by heart and one\n"
-            "said back), samples. Stages done\n"
-            "before with the same inputs and config are skipped; an interrupted stage resumes;\n"
-            "a stage whose config changed is redone. Progress: WORK_DIR/stages.json."
+            "said back), samples. A stage runs again only when one of its\n"
+            "own settings changed or what it reads has other content (an earlier stage that\n"
+            "ran again and wrote the same bytes stops there); an interrupted stage resumes.\n"
+            "A listening test in a folder a stage replaces is moved aside, never deleted.\n"
+            "Why each stage ran or was skipped: WORK_DIR/stages.json (docs/reruns.md)."
         ),
     )
     p.add_argument("recipe", type=Path, metavar="RECIPE")

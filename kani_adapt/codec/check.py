@@ -153,10 +153,19 @@ def render_markdown(reports: dict[str, dict], limits: Thresholds) -> str:
         lines.append(f"| {label} | {first[key]['clips'] if key == 'overall' else first[key][group]['clips']} | "
                      + " | ".join(cells) + " |")
     lines += ["", md(reports[names[-1]]["verdict"]), ""]
-    lines += ["Listen before trusting the numbers: `roundtrip/<codec>/<speaker>_original.wav` and "
-              "`_roundtrip.wav` beside this report (one clip per speaker), where the check wrote "
-              "them.", ""]
-    return "\n".join(lines)
+    return "\n".join(lines + [_listen_line(reports), ""])
+
+
+def _listen_line(reports: dict[str, dict]) -> str:
+    """Where the clips the report scored can be heard (the files write_report's page plays)."""
+    first = next(iter(reports.values()))["clips"]
+    wav = first[0]["wav"] if first else ""
+    if not wav:
+        return ("Listen before trusting the numbers: this check kept no clips (a recipe's codec "
+                "check keeps them under `wavs/` beside its report).")
+    trips = " and ".join(md_code(f"wavs/{name}/{wav}") for name in reports)
+    return (f"Listen before trusting the numbers: `index.html` beside this report plays every "
+            f"clip next to its round trips, e.g. {md_code(f'wavs/original/{wav}')} and {trips}.")
 
 
 def write_report(reports: dict[str, dict], limits: Thresholds, out_dir: Path) -> tuple[Path, Path]:

@@ -25,7 +25,7 @@ from kani_adapt.core.hub import resolve_file
 from kani_adapt.core.model_files import torch_load
 
 __all__ = ["HUB_ID", "LATENT_DIM", "LEVELS", "NUM_GROUPS", "SAMPLE_RATE", "SAMPLES_PER_FRAME", "SIZES",
-           "CodecShape", "NemoCodec", "build_model", "discriminator_config", "load_codec",
+           "CodecShape", "NemoCodec", "build_model", "codec_config", "discriminator_config", "load_codec",
            "load_model", "model_config", "save_model"]
 
 
@@ -140,24 +140,48 @@ def check_keys(expected: set[str], found: set[str], source: str) -> None:
 
 def _read_nemo(path: Path, workdir: Path) -> tuple[DictConfig, dict]:
     """Config and weights of a `.nemo` archive, extracted without leaving ``workdir``."""
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            tar.extractall(workdir, filter="data")
-    except (tarfile.TarError, OSError, EOFError) as err:
-        raise CheckpointError(f"{path}: not a readable .nemo archive ({err})") from err
+    _extract(path, workdir)
     configs = list(workdir.rglob("model_config.yaml"))
     weights = list(workdir.rglob("model_weights.ckpt"))
     if len(configs) != 1 or len(weights) != 1:
         raise CheckpointError(f"{path}: a .nemo archive holds one model_config.yaml and one "
                               f"model_weights.ckpt; found {len(configs)} and {len(weights)}")
+    cfg = _parse_config(path, configs[0])
+    state = torch_load(weights[0], shown=f"{path} (model_weights.ckpt)")
+    return cfg, state
+
+
+def _extract(path: Path, workdir: Path, only=None) -> None:
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            members = None if only is None else [m for m in tar.getmembers() if only(m.name)]
+            tar.extractall(workdir, members=members, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise CheckpointError(f"{path}: not a readable .nemo archive ({err})") from err
+
+
+def _parse_config(path: Path, file: Path) -> DictConfig:
     try:  # the project's guarded YAML reader: size, depth, alias expansion and duplicate keys
-        cfg = OmegaConf.create(read_yaml_file(configs[0], yaml12_floats=True))
+        return OmegaConf.create(read_yaml_file(file, yaml12_floats=True))
     except ConfigError as err:
         raise CheckpointError(f"{path} (model_config.yaml): {str(err).split(': ', 1)[-1]}") from None
     except Exception as err:  # OmegaConf's errors have many types; all mean a bad file
         raise CheckpointError(f"{path}: model_config.yaml is unreadable ({type(err).__name__})") from None
-    state = torch_load(weights[0], shown=f"{path} (model_weights.ckpt)")
-    return cfg, state
+
+
+def codec_config(source: str) -> DictConfig:
+    """The architecture of the codec ``source`` names (as :func:`load_model` takes it), without
+    reading its weights: a size's config, or a `.nemo` archive's model_config.yaml."""
+    if source in SIZES and source != "tiny":
+        return model_config(source)
+    path = tiny.cached_file() if source == "tiny" else resolve_file(source, ".nemo")
+    with tempfile.TemporaryDirectory() as tmp:
+        _extract(path, Path(tmp), only=lambda name: name.endswith("model_config.yaml"))
+        configs = list(Path(tmp).rglob("model_config.yaml"))
+        if len(configs) != 1:
+            raise CheckpointError(f"{path}: a .nemo archive holds one model_config.yaml; "
+                                  f"found {len(configs)}")
+        return _parse_config(path, configs[0])
 
 
 def load_model(source: str, discriminators: tuple[str, ...] = (), slm_dir: str | None = None,

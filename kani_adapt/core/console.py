@@ -6,6 +6,10 @@ them is imported: it raises their loggers to ERROR, ignores warnings raised outs
 and turns library progress bars off. ``progress()`` is the one progress display: a tqdm bar on a
 terminal, one log line every ``every`` seconds otherwise (logs and CI stay readable).
 
+``working(what)`` keeps a long command from falling silent: while its block runs, a line
+``eval: still loading the scorers (1:02 so far)`` comes whenever ``HEARTBEAT`` seconds passed
+without a line of ours (``doing()`` says what is being done; a progress bar counts as a line).
+
 Names from data reach the terminal through log records and a few printed lines: ``shown()``
 spells out their control and bidi characters (``\u202e``), so a speaker or listener name cannot
 reorder a line, hide what follows it, move the cursor or forge a line of its own. Our log
@@ -17,8 +21,10 @@ import copy
 import logging
 import os
 import sys
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -41,6 +47,8 @@ QUIET_ENV = {  # read by the libraries at import time
     "PYTHONWARNINGS": "ignore",  # worker and DDP child processes start quiet too
 }
 _state = {"verbose": False, "configured": False}
+HEARTBEAT = 30.0  # seconds of work without a line after which working() says it is still going
+_spoken = {"at": time.monotonic(), "doing": ""}  # when a line of ours last came; what is done
 
 
 def setup(verbose: bool = False) -> None:
@@ -104,6 +112,7 @@ class _StderrHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            _spoken["at"] = time.monotonic()
             sys.stderr.write(self.format(_shown_message(record)) + "\n")
         except Exception:  # noqa: BLE001 - logging must never break the command
             self.handleError(record)
@@ -143,6 +152,7 @@ def progress(items: Iterable[T], desc: str, unit: str = "item", total: int | Non
             for item in items:
                 yield item
                 bar.update(measure(item))
+                _spoken["at"] = time.monotonic()  # the bar moved: not silent
         return
     log = logging.getLogger("kani_adapt.progress")
     start = last = time.monotonic()
@@ -154,6 +164,40 @@ def progress(items: Iterable[T], desc: str, unit: str = "item", total: int | Non
         if now - last >= every or done >= total:
             last = now
             log.info("%s: %s", desc, _status(done, total, now - start, unit))
+
+
+def doing(what: str) -> None:
+    """What the command is doing now, for the lines of :func:`working`."""
+    _spoken["doing"] = what
+
+
+@contextmanager
+def working(what: str, every: float | None = None):
+    """While the block runs, say ``<what>: still <doing> (<time> so far)`` whenever ``every``
+    seconds (``HEARTBEAT``) passed without a line of ours. Only the first process of a
+    distributed run speaks."""
+    if os.environ.get("RANK", "0") != "0" or os.environ.get("LOCAL_RANK", "0") != "0":
+        yield
+        return
+    every = HEARTBEAT if every is None else every
+    log, began, stop = logging.getLogger("kani_adapt.progress"), time.monotonic(), threading.Event()
+    _spoken["at"], before = began, _spoken["doing"]
+
+    def beat() -> None:
+        while not stop.wait(max(0.01, _spoken["at"] + every - time.monotonic())):
+            if time.monotonic() - _spoken["at"] >= every:
+                _spoken["at"] = time.monotonic()  # also without our handler (a library's caller)
+                log.info("%s: still %s (%s so far)", what, _spoken["doing"] or "working",
+                         hms(time.monotonic() - began))
+
+    thread = threading.Thread(target=beat, name=f"heartbeat {what}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        _spoken["doing"] = before
 
 
 def _status(done: int, total: int | None, elapsed: float, unit: str) -> str:

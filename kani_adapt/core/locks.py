@@ -11,7 +11,8 @@ simply taken over (the kernel dropped it; the pid left in the file is only a nam
 - generator and codec training: ``<run_dir>/.locks/run.lock`` (taken by the launching process,
   global rank 0, only: the other ranks of the same run are not a second writer);
 - export and eval: a lock per output folder, ``<parent>/.locks/<name>.lock`` (the output
-  folder itself is replaced whole, so its lock lives beside it).
+  folder itself is replaced whole, so its lock lives beside it); a listening test holds its
+  eval folders' locks shared while it serves or writes its results.
 """
 from __future__ import annotations
 
@@ -129,9 +130,11 @@ def hold_run(run_dir: Path, command: str):
 
 
 @contextmanager
-def hold_output(out: Path, command: str):
-    """Hold an output folder (export, eval) that is written or replaced whole."""
+def hold_output(out: Path, command: str, shared: bool = False):
+    """Hold an output folder (export, eval) that is written or replaced whole; ``shared``: only
+    read it, beside other readers (a listening test over an eval folder), so no writer moves or
+    replaces it meanwhile."""
     out = Path(out).absolute()
-    with _flock(lock_dir(out.parent) / f"{out.name}.lock", shared=False,
+    with _flock(lock_dir(out.parent) / f"{out.name}.lock", shared=shared,
                 what=f"output folder {out}", label=command, error=ConfigError):
         yield

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kani_adapt.core import console
 from kani_adapt.eval import page, report
 from kani_adapt.eval.config import EvalConfig
 from kani_adapt.eval.evalset import EvalItem
@@ -46,9 +47,14 @@ def run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
     tag's facts (``cfg.tags``, its language resolved) are kept in eval.json: the listening test
     reads its description and language from there."""
     from kani_adapt.core.locks import hold_output
+    from kani_adapt.eval.kept import kept_line, set_aside
 
     with hold_output(Path(out), "kani-adapt eval"):
-        return _run_eval(checkpoint, items, cfg, out, compare, eval_set, list(known_tags))
+        moved = set_aside(Path(out))
+        if moved is not None:
+            logging.getLogger("kani_adapt.eval").warning("%s", kept_line(out, moved))
+        with console.working("eval"):
+            return _run_eval(checkpoint, items, cfg, out, compare, eval_set, list(known_tags))
 
 
 def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path,
@@ -62,9 +68,13 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve(cfg.device)
+    console.doing(f"loading the codec {cfg.codec}")
     codec = load_codec(cfg.codec, device)
+    console.doing("loading the scorers")
     scorers = Scorers(cfg.scorers, device, cfg.tags, cfg.protocol)
+    console.doing(f"reading and embedding the references of {len(items)} items")
     refs = load_references(items, codec, scorers)
+    console.doing("scoring the recordings and the codec's round trips")
     checkpoints = [checkpoint, *compare]
     names = checkpoint_names(checkpoints)
     audio_log: dict[str, list] = {}
@@ -90,10 +100,12 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
     for k, (name, ckpt) in enumerate(zip(names, checkpoints)):
         say("eval: checkpoint %d/%d (%s): %d items + %d short probes x %d samples", k + 1,
             len(names), name, len(items), len(probes), cfg.samples)
+        console.doing(f"evaluating checkpoint {k + 1}/{len(names)} ({name})")
         rows += evaluate_checkpoint(name, ckpt, items + probes, refs, codec, scorers, cfg, device,
                                     voices, keep)
         left = (time.time() - begun) / (k + 1) * (len(names) - k - 1)
         say("eval: checkpoint %d/%d (%s) done; ETA %.0f s", k + 1, len(names), name, left)
+    console.doing(f"summarising {len(rows)} rows ({cfg.resamples} bootstrap resamples)")
     every = protocol.add_derived(pd.DataFrame(rows), refs.anchors)
     df = every[~every["item"].astype(str).map(is_probe)]  # the probes are reported apart
     metrics = [m for m in [*scorers.names(), *derived_metrics(cfg.scorers)] if m in df]
@@ -119,6 +131,7 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
               "not_measured": judges.not_measured(df)}
     if cfg.protocol == "msbench":
         result["protocol"] = {"name": "msbench", "checkpoints": protocol.msbench_section(df)}
+    console.doing("writing the report and its page")
     write_file(out / "utterances.parquet", lambda tmp: every.to_parquet(tmp, index=False))
     report.write_json(out / "eval.json", result)
     report.write_markdown(out / "eval.md", result)

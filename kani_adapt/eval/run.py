@@ -8,6 +8,7 @@ from typing import Callable
 
 import numpy as np
 
+from kani_adapt.core import console
 from kani_adapt.eval.config import EvalConfig
 from kani_adapt.eval.evalset import EvalItem
 from kani_adapt.scorers.registry import Clip, Scorers
@@ -187,12 +188,16 @@ def evaluate_checkpoint(name: str, checkpoint: str, items, refs, codec, scorers:
     start, n = time.time(), len(items)
     for sample in range(cfg.samples):
         step = f"eval {name}: sample {sample + 1}/{cfg.samples}:"
+        of = f"{name} (sample {sample + 1}/{cfg.samples})"
+        console.doing(f"generating {n} items with {of}")
         generated = generate_items(checkpoint, items, speakers, cfg, device, seed=cfg.sampling.seed + sample)
+        console.doing(f"decoding the speech of {of}")
         say("%s generated %d/%d items (%.0f s)", step, n, n, time.time() - start)
         audios = decode(codec, [g.codes for g in generated])
         say("%s decoded %d/%d (%.0f s)", step, n, n, time.time() - start)
         clips = [_clip(item, items, refs, audio, g.codes, g.hit_length_cap)
                  for item, g, audio in zip(items, generated, audios)]
+        console.doing(f"scoring {n} clips of {of}")
         scored = scorers.score(clips, codec.sample_rate)
         per = (time.time() - start) / (sample + 1)
         say("%s scored %d/%d; ETA for this checkpoint %.0f s", step, n, n,

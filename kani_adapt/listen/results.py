@@ -9,8 +9,9 @@ from pathlib import Path
 
 from kani_adapt.core import atomic
 from kani_adapt.core.untrusted import Md, md, md_table
+from kani_adapt.eval.kept import RESULTS
 
-JSON = "listening.json"
+JSON = RESULTS  # in the eval folder; kept when the eval runs again (kani_adapt.eval.kept)
 BEGIN, END = "<!-- listening:begin -->", "<!-- listening:end -->"
 
 

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kani_adapt.core.errors import DataError
+from kani_adapt.eval.kept import RATINGS
 from kani_adapt.listen.design import Trial
 
-FILE = "listening.sqlite"
+FILE = RATINGS  # in the eval folder; kept when the eval runs again (kani_adapt.eval.kept)
 TOKEN = re.compile(r"[A-Za-z0-9_-]{8,64}")  # the shape of an invite token (``token_urlsafe(18)``)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -221,6 +222,18 @@ class Store:
             return [dict(r) for r in db.execute(
                 "SELECT j.*, l.name AS listener_name FROM judgements j JOIN listeners l ON l.id=j.listener "
                 "ORDER BY j.id")]
+
+
+def tally(path: Path) -> tuple[int, int] | None:
+    """(listeners who answered, judgements) in a ratings file, read without writing to it;
+    None where it cannot be read."""
+    db = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        return db.execute("SELECT COUNT(DISTINCT listener), COUNT(*) FROM judgements").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
 
 
 def _ending(db: sqlite3.Connection) -> tuple[float | None, float | None]:

@@ -1,14 +1,21 @@
-"""`kani-adapt run`: the stages of a recipe in order, skipping the ones already done with the
-same inputs and config, resuming an interrupted one, and redoing those whose config changed.
+"""`kani-adapt run`: the stages of a recipe in order, each run again only when something it
+depends on changed, resuming an interrupted one.
 
-work_dir/stages.json records, per stage, a hash of its config chained with the hashes of the
-stages before it, its status (started/done), its outputs, its wall time and, for a stage that
-encodes or decodes audio, the codec it used (:func:`codecs_in_effect`, decided here once).
+A stage depends on its own settings (every key of its sections, as the recipe spells it) and on
+the content of the files it reads: the local paths its settings name, and what earlier stages
+wrote for it (:mod:`kani_adapt.recipes.reruns` decides, :mod:`kani_adapt.recipes.contents`
+reads). An earlier stage that ran again and wrote the same bytes so stops the cascade there.
+
+work_dir/stages.json records, per stage, its status (started/done), why it ran or was skipped,
+its settings, the digests of what it read and of what it produced for later stages (``output``:
+first, identical or changed), what it returned, its wall time and, for a stage that encodes or
+decodes audio, the codec it used (:func:`codecs_in_effect`, decided here once). Before a stage
+runs again its earlier outputs are removed; a folder holding what people did (a listening test's
+ratings) is moved aside instead (:mod:`kani_adapt.eval.kept`), and the record lists where.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 import time
@@ -18,19 +25,29 @@ from typing import Callable
 from data_tools.config import results_part
 from kani_adapt.core.atomic import write_text
 from kani_adapt.core.errors import ConfigError
+from kani_adapt.dataset import DatasetLayout
 from kani_adapt.recipes import stages
-from kani_adapt.recipes.schema import Recipe, builds_embedder
+from kani_adapt.recipes.contents import Digests, Read
+from kani_adapt.recipes.reruns import decide, flatten, legacy_hash, local_paths, output_verdict
+from kani_adapt.recipes.schema import Recipe, builds_embedder, tiny_embedder
+from kani_adapt.text.frontend import FILE as FRONTEND
 
 STATE = "stages.json"
+RUN_LOGS = ("tb", "csv", "metrics.jsonl", "summary.json")  # a training run's logs: not what it made
 
 
 @dataclasses.dataclass
 class Stage:
     name: str
     run: Callable[[], dict]
-    config: object  # what the stage's result depends on (hashed)
-    outputs: list[Path]  # removed before a re-run with another config
+    config: object  # what an earlier kani-adapt hashed (stages.json without settings)
+    outputs: list[Path]  # removed (or set aside) before it runs again
     codec: str | None = None  # the codec it encodes or decodes with (recorded in stages.json)
+    settings: dict = dataclasses.field(default_factory=dict)  # its sections, by the recipe's key
+    reads: list[Read] = dataclasses.field(default_factory=list)  # besides the paths settings name
+    products: list[Read] = dataclasses.field(default_factory=list)  # what later stages read of it
+    writes: list[Path] = dataclasses.field(default_factory=list)  # besides outputs: never inputs
+    not_read: tuple[str, ...] = ()  # keys naming a folder it reads a part of (that part in reads)
 
 
 def codecs_in_effect(recipe: Recipe) -> dict[str, str]:
@@ -55,52 +72,92 @@ def codecs_in_effect(recipe: Recipe) -> dict[str, str]:
 
 def plan(recipe: Recipe, done: dict, strict: bool = False) -> list[Stage]:
     """The stages this recipe needs, in order (``done`` holds outputs of earlier stages), each
-    with the codec it uses."""
+    with the codec it uses, its settings and what it reads and writes."""
     work, codec = Path(recipe.work_dir), codecs_in_effect(recipe)
     generator = dataclasses.replace(recipe.generator, codec=codec["train"])
     evaluation = dataclasses.replace(recipe.eval, codec=codec["eval"])
+    data = DatasetLayout.of_table(recipe.generator.data.train)
+    dataset = [Read(data.root / FRONTEND)]  # read beside its hf folder (named in the settings)
+    run_dir, merged = Path(generator.run_dir), Read(work / "export" / "merged")
     out: list[Stage] = []
     if recipe.synth is not None:
-        out.append(Stage("synthesize", lambda: stages.synthesize(recipe), recipe.synth, []))
+        recordings = work / recipe.synth.out
+        out.append(Stage("synthesize", lambda: stages.synthesize(recipe), recipe.synth, [],
+                         settings={"synth": recipe.synth}, products=[Read(recordings)],
+                         writes=[recordings]))
     if builds_embedder(recipe):
-        out.append(Stage("speaker_model", lambda: stages.speaker_model(recipe), "tiny", []))
+        folder = tiny_embedder(recipe)
+        out.append(Stage("speaker_model", lambda: stages.speaker_model(recipe), "tiny", [],
+                         settings={"speaker_embedder": "tiny"}, products=[Read(folder)],
+                         writes=[folder]))
     if recipe.data is not None:
+        written = [Path(recipe.data.work)] + ([Path(recipe.data.write.out)]
+                                              if recipe.data.write.out else [])
         out.append(Stage("prepare", lambda: stages.prepare(recipe, strict), results_part(recipe.data),
-                         [], codec["prepare"]))
+                         [], codec["prepare"], settings={"data": results_part(recipe.data)},
+                         products=[Read(data.hf), *dataset, Read(data.nemo_manifest, audio=True)],
+                         writes=written))
     if recipe.codec_check.enabled:
         out.append(Stage("codec_check", lambda: stages.codec_check(recipe, codec["codec_check"]),
                          (codec["codec_check"], recipe.codec_check), [work / "codec_check"],
-                         codec["codec_check"]))
+                         codec["codec_check"],
+                         settings={"codec": codec["codec_check"], "codec_check": recipe.codec_check},
+                         reads=[Read(Path(stages.manifest_of(recipe)), audio=True)]))
     if recipe.codec_finetune is not None:
-        out.append(Stage("codec_finetune", lambda: stages.codec_finetune(recipe),
-                         recipe.codec_finetune,
-                         [Path(recipe.codec_finetune.run_dir), work / "codec"], codec["codec_finetune"]))
+        cfg = recipe.codec_finetune
+        manifests = [Read(Path(m), audio=True) for m in (cfg.train_manifest, cfg.val_manifest) if m]
+        out.append(Stage("codec_finetune", lambda: stages.codec_finetune(recipe), cfg,
+                         [Path(cfg.run_dir), work / "codec"], codec["codec_finetune"],
+                         settings={"codec_finetune": cfg}, reads=manifests,
+                         products=[Read(stages.finetuned_codec(recipe))],
+                         writes=[work / "codec_finetune.yaml"]))
     if recipe.learn.enabled:
         # Before `train`: it needs none of the adaptation's stages, so changing them (or the
         # samples) does not redo it, and the results row's run time counts it.
         out.append(learn_stage(recipe, codec["learn"]))
-    out.append(Stage("train", lambda: stages.train(generator), generator,
-                     [Path(generator.run_dir)], codec["train"]))
-    out.append(Stage("export", lambda: stages.export(recipe), recipe.export, [work / "export"]))
+    trained = Read(run_dir, leave_out=RUN_LOGS)  # what export reads of the run
+    out.append(Stage("train", lambda: stages.train(generator), generator, [run_dir], codec["train"],
+                     settings={"generator": generator}, reads=dataset, products=[trained]))
+    out.append(Stage("export", lambda: stages.export(recipe), recipe.export, [work / "export"],
+                     settings={"export": recipe.export, "generator.mode": recipe.generator.mode},
+                     reads=[trained], products=[merged, Read(work / "export" / "adapter")]))
     if recipe.eval.enabled:
         # Before `sample`, so that changing the samples does not redo the eval.
         out.append(Stage("eval", lambda: evaluate(recipe, evaluation, done), evaluation,
-                         [work / "eval"], codec["eval"]))
+                         [work / "eval"], codec["eval"], settings=eval_settings(recipe, evaluation),
+                         reads=[merged, Read(run_dir / "data_stats.json"), *dataset],
+                         writes=[work / "results.md"] + ([Path(recipe.readme)] if recipe.readme else []),
+                         not_read=("eval.dataset.from_run",)))
     if recipe.sample.texts:
         def sample():
             return stages.sample(recipe, codec["sample"], _merged(done, "the sample stage"))
-        out.append(Stage("sample", sample, (recipe.sample, codec["sample"]),
-                         stages.sample_files(recipe), codec["sample"]))
+        out.append(Stage("sample", sample, (recipe.sample, codec["sample"]), [work / "samples"],
+                         codec["sample"], reads=[merged, *dataset],
+                         settings={"sample": recipe.sample, "codec": codec["sample"],
+                                   "generator.data.train": recipe.generator.data.train}))
     return out
 
 
+def eval_settings(recipe: Recipe, evaluation) -> dict:
+    """The eval stage's own section, and what it takes from the others: the base it builds
+    when the generator starts from random weights, the training set it reads the held-out
+    speakers from, and the tables its row goes to."""
+    return {"eval": evaluation, "generator.model": recipe.generator.model,
+            "generator.trainer.seed": recipe.generator.trainer.seed,
+            "generator.data.train": recipe.generator.data.train, "name": recipe.name,
+            "readme": recipe.readme}
+
+
 def learn_stage(recipe: Recipe, codec: str) -> Stage:
-    """The learn stage: its config is what its training, its clips and its speech depend on."""
+    """The learn stage: its own section, the training it derives from the generator's settings
+    (:func:`learning.train_config`), the dataset it takes its clips from and its codec."""
     from kani_adapt.recipes import learning
 
-    config = (recipe.learn, learning.train_config(recipe), codec)
-    return Stage("learn", lambda: learning.learn(recipe, codec), config,
-                 [learning.folder(recipe), *learning.wav_paths(recipe).values()], codec)
+    training = learning.train_config(recipe)
+    return Stage("learn", lambda: learning.learn(recipe, codec), (recipe.learn, training, codec),
+                 [learning.folder(recipe), *learning.wav_paths(recipe).values()], codec,
+                 settings={"learn": recipe.learn, "generator": training, "codec": codec,
+                           "generator.data.train": recipe.generator.data.train})
 
 
 def _merged(done: dict, stage: str, other: str = "") -> str:
@@ -145,54 +202,82 @@ def run_recipe(recipe: Recipe, log: Callable[[str], None] = print, strict: bool 
     preflight.refuse(findings(recipe, strict))
     work = Path(recipe.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    state = _read_state(work)
+    state, digests = _read_state(work), Digests(work)
     outputs: dict[str, dict] = {}
     chain = ""
     for stage in plan(recipe, outputs, strict):
-        chain = _hash(stage.config, chain)
+        chain = legacy_hash(stage.config, chain)
         previous = state.get(stage.name, {})
-        if previous.get("hash") == chain and previous.get("status") == "done":
-            log(f"[{stage.name}] done before with the same config: skipped")
+        settings, inputs = flatten(stage.settings), read_inputs(stage, digests)
+        decision = decide(previous, settings, inputs, work, chain)
+        log(f"[{stage.name}] {decision.why}")
+        record = {"status": "started", "why": decision.why, "settings": settings, "inputs": inputs,
+                  **({"codec": stage.codec} if stage.codec else {}),
+                  **({"kept": previous["kept"]} if previous.get("kept") else {})}
+        if not decision.run:
             outputs[stage.name] = previous["outputs"]
+            state[stage.name] = {**record, **{k: previous[k] for k in KEPT_WHEN_SKIPPED
+                                              if k in previous}, "status": "done"}
+            _write_state(work, state, digests)
             continue
-        if previous.get("hash") not in (None, chain):
-            log(f"[{stage.name}] config changed since the last run: starting it over")
-            _clean(stage, work)
-        elif previous.get("status") == "started":
-            log(f"[{stage.name}] resuming an interrupted run")
-        else:
-            log(f"[{stage.name}] running")
-        codec = {"codec": stage.codec} if stage.codec else {}
-        state[stage.name] = {"hash": chain, "status": "started", **codec}
-        _write_state(work, state)
+        if decision.clean:
+            record["kept"] = record.get("kept", []) + _clean(stage, work, log)
+        state[stage.name] = record
+        _write_state(work, state, digests)
         start = time.time()
         outputs[stage.name] = stage.run()
-        state[stage.name] = {"hash": chain, "status": "done", "outputs": outputs[stage.name],
-                             "seconds": round(time.time() - start, 1), **codec}
-        _write_state(work, state)
+        produced = {str(r.path): digests.of(r) for r in stage.products}
+        verdict = output_verdict(previous.get("produced"), produced)
+        state[stage.name] = {**record, "status": "done", "outputs": outputs[stage.name],
+                             "seconds": round(time.time() - start, 1),
+                             **({"produced": produced, "output": verdict} if produced else {})}
+        if verdict == "identical":
+            log(f"[{stage.name}] its output is identical to its last run's: the stages reading "
+                "it are not redone for it")
+        _write_state(work, state, digests)
     return outputs
 
 
-def _hash(config, previous: str) -> str:
-    data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
-    if isinstance(data, tuple):
-        data = [dataclasses.asdict(d) if dataclasses.is_dataclass(d) else d for d in data]
-    text = json.dumps(data, sort_keys=True, default=str) + previous
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+KEPT_WHEN_SKIPPED = ("outputs", "seconds", "produced", "output")
 
 
-def _clean(stage: Stage, work: Path) -> None:
+def read_inputs(stage: Stage, digests: Digests) -> dict[str, str]:
+    """The digest of everything ``stage`` reads now: what it names in ``reads``, then each local
+    file or folder its settings name (never what it writes itself)."""
+    named = local_paths(flatten(stage.settings), stage.outputs + stage.writes, stage.not_read)
+    reads = list(stage.reads) + [Read(p) for p in named
+                                 if all(r.path != p for r in stage.reads)]
+    return {str(r.path): digests.of(r) for r in reads}
+
+
+def _clean(stage: Stage, work: Path, log: Callable[[str], None]) -> list[str]:
+    """Remove what the stage wrote before; a folder holding what people did is moved aside
+    (its new places returned)."""
+    from kani_adapt.eval.kept import kept_line, set_aside
+
+    kept = []
     for path in stage.outputs:
         if not path.exists():
             continue
         if work.resolve() not in path.resolve().parents:
-            raise ConfigError(f"stage {stage.name}: its config changed and {path} holds an older "
+            raise ConfigError(f"stage {stage.name}: it runs again and {path} holds an older "
                               "run outside the recipe's work_dir; move it away or point the "
                               "recipe elsewhere")
-        if path.is_dir():
+        moved = set_aside(path, "kani-adapt run")
+        if moved is None:
             shutil.rmtree(path)
-        else:
-            path.unlink()
+            continue
+        log(f"[{stage.name}] {kept_line(path, moved, _ratings(moved))}")
+        kept.append(str(moved))
+    return kept
+
+
+def _ratings(folder: Path) -> str:
+    """How many judgements a kept folder's listening test holds ("" without one)."""
+    from kani_adapt.listen.store import FILE, tally
+
+    counted = tally(folder / FILE) if (folder / FILE).is_file() else None
+    return f"{counted[1]} judgements from {counted[0]} listeners" if counted else ""
 
 
 def _read_state(work: Path) -> dict:
@@ -200,5 +285,6 @@ def _read_state(work: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _write_state(work: Path, state: dict) -> None:
+def _write_state(work: Path, state: dict, digests: Digests) -> None:
+    digests.save()
     write_text(work / STATE, json.dumps(state, indent=2) + "\n")

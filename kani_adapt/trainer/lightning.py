@@ -36,7 +36,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from kani_adapt.core import stopping
-from kani_adapt.core.console import hms
+from kani_adapt.core.console import doing, hms
 from kani_adapt.core.devices import for_lightning
 from kani_adapt.trainer.resume import SafeCheckpointIO
 
@@ -46,8 +46,9 @@ log = logging.getLogger("kani_adapt.train")
 class ProgressLog(Callback):
     def __init__(self, every: int, loss_key: str = "train/loss",
                  rate_key: str | None = "train/real_tokens_per_s", rate_unit: str = "tok/s",
-                 steps_per_update: int = 1):
+                 steps_per_update: int = 1, name: str = "training", began: float | None = None):
         self.every = max(1, every) * steps_per_update
+        self.name, self.began = name, began  # began: time.monotonic() when the set-up started
         self.steps_per_update = steps_per_update  # GAN runs count two optimizer steps a batch
         self.loss_key, self.rate_key, self.rate_unit = loss_key, rate_key, rate_unit
         self._start: float | None = None
@@ -55,6 +56,20 @@ class ProgressLog(Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._start, self._start_step = time.monotonic(), trainer.global_step
+        if trainer.is_global_zero:  # said before the first step: the set-up is over
+            k, setup = self.steps_per_update, ""
+            if self.began is not None:
+                setup = f" (set up in {self._start - self.began:.0f} s)"
+            log.info("%s: step %d of %d starting%s", self.name, trainer.global_step // k + 1,
+                     trainer.max_steps // k, setup)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        doing(f"at step {trainer.global_step // self.steps_per_update + 1} of "
+              f"{trainer.max_steps // self.steps_per_update}")
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            doing(f"validating at step {trainer.global_step // self.steps_per_update}")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step

@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
-from kani_adapt.core import atomic, locks
+from kani_adapt.core import atomic, console, locks
 from kani_adapt.text import frontend
 from kani_adapt.trainer import resume, lightning as trainers
 from kani_adapt.models.generator.checkpoint import write_layout
@@ -25,7 +25,7 @@ log = logging.getLogger("kani_adapt.train")
 
 def train(cfg: TrainConfig, callbacks: tuple = ()) -> dict:
     """Train (or resume) the run in ``cfg.run_dir``, which one process at a time may hold."""
-    with locks.hold_run(Path(cfg.run_dir), "kani-adapt train run"):
+    with locks.hold_run(Path(cfg.run_dir), "kani-adapt train run"), console.working("training"):
         return _train(cfg, callbacks)
 
 
@@ -46,12 +46,16 @@ def _train(cfg: TrainConfig, callbacks: tuple) -> dict:
     preloaded = {str(resume_from): state} if state else {}
     del state  # held by the trainer's checkpoint I/O only, which lets go once restored
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    console.doing("building the model")
     generator = runs.build_model(cfg)
+    console.doing("reading the data")
     budget = budget_for(cfg)  # a number, or the probe that measures it at fit start
     data = objectives.get(cfg.objective).data(cfg, generator.tokenizer, budget)
     data.setup("fit")
     module = GeneratorModule(cfg, generator.model)
+    console.doing("loading the codec")
     codec = _codec(cfg)
+    console.doing("setting up the trainer")
     # validation samples and scored speech lay their prompts out as the run's rows
     module.sample_hook = make_sample_hook(cfg, data.val_set, codec=codec, layout=data.text_layout)
     if isinstance(budget, TokenBudgetProbe):

@@ -73,6 +73,11 @@ def test_clean_codec_passes_and_noisy_codec_fails(corpus, tmp_path):
     assert len(sources) == 4 * 3 and all((tmp_path / s).is_file() for s in sources)
     assert {s.split("/")[1] for s in sources} == {"original", "clean", "noisy"}
     assert page.count('class="flag">poor') == 4 and "| speaker anna |" not in page  # tables rendered
+    # the report points at files that are there
+    pointed = re.findall(r"`([^`]+\.(?:wav|html))`", text)
+    assert len(pointed) == 4 and all((tmp_path / p).is_file() for p in pointed)
+    assert "kept no clips" in check.render_markdown(
+        check.run_check(codecs, clips, check.Thresholds(), 1, 5, 0), check.Thresholds())
 
 
 def test_manifest_problems_are_reported_together(tmp_path):

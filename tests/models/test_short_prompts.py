@@ -87,7 +87,7 @@ def test_onset_entropy_separates_a_memorised_row_from_a_derailed_one():
     assert memorised.onset_entropy < 0.5 * looping.onset_entropy
 
 
-def test_retries_sample_a_failed_utterance_again_with_the_next_seed():
+def test_retries_sample_a_failed_utterance_again_with_the_next_seed(capsys):
     from types import SimpleNamespace
 
     from kani_adapt.cli.generate_command import _retry, failed
@@ -104,3 +104,8 @@ def test_retries_sample_a_failed_utterance_again_with_the_next_seed():
     args = SimpleNamespace(retries=3, derail_threshold=0.9, text=["a", "b", "c"])
     rows = _retry([ok, derailed, capped], args, SamplingConfig(seed=7), again)
     assert rows == [ok, ok, ok] and seeds == [([1, 2], 8), ([1, 2], 9)]
+    said = capsys.readouterr().out.splitlines()
+    assert said[:3] == ["retry 1/3: 2 utterance(s) failed, sampling again with seed 8",
+                        "  text 2: derailed onset: entropy 0.95 over its first frames is above "
+                        "--derail-threshold 0.9",
+                        "  text 3: no end of speech before --max-frames (it ran on to the length cap)"]

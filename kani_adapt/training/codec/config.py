@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Optional
+from typing import ClassVar, Literal, Optional, Union
 
 from kani_adapt.config.shared import Device, LoraCommon, OptimCommon, Seed
 from kani_adapt.config.typed import required
@@ -36,7 +36,9 @@ class CodecTrainConfig:
     run_dir: str = "runs/codec"  # receives config.yaml, checkpoints/, tb/, metrics.jsonl
     codec: ModelRef = NANOCODEC_HUB_ID  # .nemo, hub id or size name
     mode: Literal["decoder", "full", "lora"] = "decoder"
-    discriminators: list[Literal["mpd", "mrd"]] = field(default_factory=lambda: ["mpd", "mrd"])  # [] = none
+    # auto: sized to the codec and the device (kani_adapt/training/codec/discriminators.py);
+    # or a list, [] = none
+    discriminators: Union[Literal["auto"], list[Literal["mpd", "mrd"]]] = "auto"
     slm_dir: Optional[str] = None  # local WavLM folder to keep an SLM discriminator
     max_steps: int = 1000  # batches (each batch steps the generator and the discriminator once)
     batch_size: int = 8

@@ -7,6 +7,8 @@ tb/ (TensorBoard), metrics.jsonl, tokens_before.pt (mode full) and, at the end, 
 from __future__ import annotations
 
 import json
+import logging
+import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from kani_adapt.core import atomic, locks
+from kani_adapt.core import atomic, console, locks
 from kani_adapt.codec import nanocodec
 from kani_adapt.codec.manifest import load_audio, read_manifest
 from kani_adapt.config.load import dump_yaml, load_config, load_saved_config, parse_override
@@ -25,6 +27,8 @@ from kani_adapt.training.codec.callbacks import Checkpointer, RunState, Validato
 from kani_adapt.training.codec.config import RESUMABLE_KEYS, CodecTrainConfig
 from kani_adapt.training.codec.data import Position, train_loader
 
+log = logging.getLogger("kani_adapt.train")
+FULL_SIZE = 864  # NanoCodec's decoder channels: a codec config that does not say
 DRIFT_WARNING = ("mode=full changed the encoder: tokens now mean something else. Re-tokenize the "
                  "data with the exported codec and re-train the generator on the new tokens.")
 
@@ -37,6 +41,20 @@ def _absolute(cfg: CodecTrainConfig) -> CodecTrainConfig:
     codec = cfg.codec if cfg.codec in nanocodec.SIZES or not Path(cfg.codec).exists() else fix(cfg.codec)
     return replace(cfg, train_manifest=fix(cfg.train_manifest), val_manifest=fix(cfg.val_manifest),
                    run_dir=fix(cfg.run_dir), codec=codec, slm_dir=fix(cfg.slm_dir))
+
+
+def with_discriminators(cfg: CodecTrainConfig) -> CodecTrainConfig:
+    """``cfg`` with its discriminators chosen for the codec and the device (``auto``), said in
+    one line."""
+    from kani_adapt.core.devices import resolve
+    from kani_adapt.training.codec.discriminators import choose
+
+    arch = nanocodec.codec_config(cfg.codec)
+    width = (arch.get("audio_decoder") or {}).get("base_channels")
+    choice = choose(cfg.discriminators, int(width) if width else FULL_SIZE, arch.get("discriminator")
+                    is not None, resolve(cfg.device))
+    log.info(choice.line)
+    return replace(cfg, discriminators=list(choice.kinds))
 
 
 def prepare_model(cfg: CodecTrainConfig):
@@ -86,7 +104,7 @@ def token_drift(before: list[torch.Tensor], after: list[torch.Tensor]) -> float:
 
 
 def _trainer(cfg: CodecTrainConfig, model, run: Path, position: Position, val_clips: list,
-             preloaded: dict | None = None):
+             preloaded: dict | None = None, began: float | None = None):
     """The codec's trainer (:func:`kani_adapt.trainer.lightning.build_trainer`): batches counted by
     ``position``, validation and checkpoints by the run's own callbacks."""
     from kani_adapt.trainer import lightning as trainer
@@ -95,7 +113,8 @@ def _trainer(cfg: CodecTrainConfig, model, run: Path, position: Position, val_cl
                  Validator(val_clips, cfg.val_every, position, run / "metrics.jsonl", cfg.max_steps),
                  Checkpointer(run / "checkpoints", position, cfg.ckpt_every, cfg.max_steps),
                  trainer.ProgressLog(max(1, cfg.max_steps // 20), loss_key="g_loss_mel_l1",
-                                     rate_key=None, steps_per_update=n_optimizers(model))]
+                                     rate_key=None, steps_per_update=n_optimizers(model),
+                                     name="codec fine-tuning", began=began)]
     return trainer.build_trainer(
         run, device=cfg.device, precision=cfg.precision, preloaded=preloaded,
         max_steps=cfg.max_steps * n_optimizers(model),  # Lightning counts optimizer steps
@@ -104,8 +123,10 @@ def _trainer(cfg: CodecTrainConfig, model, run: Path, position: Position, val_cl
 
 
 def _fit(cfg: CodecTrainConfig, ckpt: Path | None, extra_callbacks=(), preloaded: dict | None = None) -> dict:
-    run = Path(cfg.run_dir)
+    run, began = Path(cfg.run_dir), time.monotonic()
     torch.manual_seed(cfg.seed)
+    log.info("codec fine-tuning: building the codec (%s, mode %s) and its discriminators (%s)",
+             cfg.codec, cfg.mode, ", ".join(cfg.discriminators) or "none")
     model = prepare_model(cfg)
     clips = read_manifest(Path(cfg.train_manifest))
     spf = int(model.samples_per_frame)
@@ -118,7 +139,7 @@ def _fit(cfg: CodecTrainConfig, ckpt: Path | None, extra_callbacks=(), preloaded
     if cfg.mode == "full" and not before_file.exists():
         tokens = _encode_all(model, val_clips)
         atomic.write_file(before_file, lambda tmp: torch.save(tokens, tmp))
-    trainer = _trainer(cfg, model, run, position, val_clips, preloaded)
+    trainer = _trainer(cfg, model, run, position, val_clips, preloaded, began)
     trainer.callbacks.extend(extra_callbacks)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -156,8 +177,10 @@ def start_run(config_path: Path | None, overrides: list[str], extra_callbacks=()
         if any(p.name != locks.lock_dir(run).name for p in run.iterdir()):
             raise ConfigError(f"run_dir {run} is not empty: resume it with --resume {run}, "
                               f"or choose another run_dir")
-        dump_yaml(cfg, run / "config.yaml")
-        return _fit(cfg, None, extra_callbacks)
+        cfg = with_discriminators(cfg)
+        dump_yaml(cfg, run / "config.yaml")  # the list chosen: a resumed run trains the same
+        with console.working("codec fine-tuning"):
+            return _fit(cfg, None, extra_callbacks)
 
 
 def load_run_config(run: Path) -> CodecTrainConfig:
@@ -170,7 +193,7 @@ def load_run_config(run: Path) -> CodecTrainConfig:
 def resume_run(run: Path, overrides: list[str], extra_callbacks=()) -> dict:
     """Continue from checkpoints/last.ckpt; only cadence keys and max_steps may change."""
     load_run_config(run)  # a codec run folder, before a lock is put into it
-    with locks.hold_run(Path(run), "kani-adapt codec train run"):
+    with locks.hold_run(Path(run), "kani-adapt codec train run"), console.working("codec fine-tuning"):
         return _resume(Path(run), overrides, extra_callbacks)
 
 

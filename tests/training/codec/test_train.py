@@ -204,3 +204,29 @@ def test_sigterm_checkpoints_the_batch_it_stopped_at_and_the_run_resumes(corpus,
     counter = Counter()
     assert resume_run(run, [], extra_callbacks=[counter])["batches"] == 4
     assert counter.batches == 4 - step
+
+
+def test_auto_discriminators_are_sized_to_the_codec_and_device_and_said(corpus, tmp_path, caplog):
+    import logging
+
+    from kani_adapt.config.load import load_saved_config
+    from kani_adapt.training.codec.config import CodecTrainConfig
+    from kani_adapt.training.codec.discriminators import choose
+
+    values = overrides(corpus, tmp_path / "run", max_steps=1, ckpt_every=1, val_every=1)
+    with caplog.at_level(logging.INFO, logger="kani_adapt"):
+        start_run(None, [v for v in values if not v.startswith("discriminators=")])  # auto
+    saved = load_saved_config(CodecTrainConfig, tmp_path / "run" / "config.yaml")
+    assert saved.discriminators == []  # the tiny codec on a CPU: none, recorded for a resume
+    lines = [r.getMessage() for r in caplog.records]
+    chosen = next(k for k, line in enumerate(lines) if "discriminators none (auto: on cpu" in line)
+    starting = next(k for k, line in enumerate(lines)
+                    if line.startswith("codec fine-tuning: step 1 of 1 starting (set up in "))
+    first_step = next(k for k, line in enumerate(lines) if line.startswith("step 1/1"))
+    assert chosen < starting < first_step  # said before the silence of the set-up ends
+    # on a GPU: NeMo's recipe in proportion to the decoder, a stored set kept, a list as written
+    assert choose("auto", 64, False, "cuda").kinds == ("mrd",)
+    assert choose("auto", 864, False, "cuda:1").kinds == ("mpd", "mrd")
+    assert "the codec's own" in choose("auto", 864, True, "cuda").line
+    assert choose(["mpd"], 64, False, "cpu").kinds == ("mpd",)
+    assert choose([], 864, True, "cuda").line == "codec fine-tuning: discriminators none, as set"
