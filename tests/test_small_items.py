@@ -26,9 +26,9 @@ def test_generate_speaks_each_text_with_its_own_tag(base_ckpt, tmp_path, monkeyp
     seen = []
     real = module.synthesize
 
-    def spy(model, tokenizer, codec, texts, tag, *rest):
+    def spy(generator, codec, texts, tag, *rest, **named):
         seen.append(list(tag))
-        return real(model, tokenizer, codec, texts, tag, *rest)
+        return real(generator, codec, texts, tag, *rest, **named)
 
     monkeypatch.setattr(module, "synthesize", spy)  # generate imports it when it runs
     assert main(["generate", str(base_ckpt), "--text", "a", "--tag", "de", "--text", "b",
@@ -78,8 +78,9 @@ def test_the_eval_report_says_what_was_and_was_not_evaluated():
     cov = coverage(items, known_tags=["de", "en_scotland"])
     assert cov == {"tags": {"de": 2}, "speakers": {"anna": 2}, "tags_not_evaluated": ["en_scotland"]}
     text = "\n".join(coverage_lines(cov))
-    assert "**not evaluated** (trained, but no held-out speaker has them): en_scotland" in text
-    assert "one speaker only: every interval resamples that one speaker" in text
+    assert "**not evaluated** (trained, but no held-out speaker has them; a tag with one speaker " \
+        "keeps it for training): en_scotland" in text
+    assert "one speaker only: no interval" in text
     assert "one speaker only" not in "\n".join(coverage_lines(coverage(
         items + [Item(tag="de", speaker="ben")], ["de"])))
     line = anchor_line("merged", {"ceiling": float("nan"), "floor": 0.2})

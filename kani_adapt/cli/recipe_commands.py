@@ -170,7 +170,8 @@ def run_demo(args) -> int:
     print(f"demo done in {args.out}")
     if outputs.get("prepare", {}).get("report"):
         print(f"  data report:   {outputs['prepare']['report']}")
-    print(f"  sample WAV:    {outputs['sample']['samples'][0]}")
+    if outputs.get("sample", {}).get("samples"):  # sample.texts: [] leaves the stage out
+        print(f"  sample WAV:    {outputs['sample']['samples'][0]}")
     print(f"  merged model:  {outputs['export']['merged']}")
     print(f"  LoRA adapter:  {outputs['export']['adapter']}")
     print(f"  codec report:  {outputs['codec_check']['report']}")

@@ -76,3 +76,10 @@ def layered(given: dict, from_checkpoint: dict, where: str = "sampling") -> Samp
 
     values = {**from_checkpoint, **{k: v for k, v in given.items() if v is not None}}
     return from_dict(SamplingConfig, values, where=where)
+
+
+def greedy(max_frames: int) -> SamplingConfig:
+    """Always the most likely token, nothing discouraged, seeded: what saying a memorised row
+    back is measured with (the recipes' learn stage)."""
+    return SamplingConfig(temperature=0.0, top_p=1.0, repetition_penalty=1.0,
+                          max_frames=max_frames, seed=0)

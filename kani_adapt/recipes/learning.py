@@ -182,7 +182,7 @@ def say_back(recipe: Recipe, cfg, row: dict, checkpoints: dict[str, str], codec_
 def spoken(checkpoint: str, row: dict, cfg, codec, max_frames: int, device: str):
     """What ``checkpoint`` says, greedily, for the row's text read as training read it, under
     its tag and with its speaker embedding (:func:`synthesize_ids`, decoded by ``codec``)."""
-    from kani_adapt.config.sampling import SamplingConfig
+    from kani_adapt.config.sampling import greedy
     from kani_adapt.models.generator.checkpoint import load_checkpoint
     from kani_adapt.models.generator.synthesize import synthesize_ids
     from kani_adapt.models.generator.tokenizer import encode_text
@@ -193,10 +193,8 @@ def spoken(checkpoint: str, row: dict, cfg, codec, max_frames: int, device: str)
     text = generator.reads_with.apply(dataset.text(row), tag, dataset.text_override(row))
     voice = (dataset.speaker_embedding(row, cfg.data.speaker_emb_column)
              if cfg.data.use_speaker_emb else None)
-    greedy = SamplingConfig(temperature=0.0, top_p=1.0, repetition_penalty=1.0,
-                            max_frames=max_frames, seed=0)
     return synthesize_ids(generator, codec, [encode_text(generator.tokenizer, text, tag)], voice,
-                          greedy)[0]
+                          greedy(max_frames))[0]
 
 
 def frames_exact(generated: np.ndarray, reference: np.ndarray) -> int:

@@ -131,7 +131,8 @@ def plan(recipe: Recipe, done: dict, strict: bool = False) -> list[Stage]:
     if recipe.sample.texts:
         def sample():
             return stages.sample(recipe, codec["sample"], _merged(done, "the sample stage"))
-        out.append(Stage("sample", sample, (recipe.sample, codec["sample"]), [work / "samples"],
+        out.append(Stage("sample", sample, (recipe.sample, codec["sample"]),
+                         stages.sample_files(recipe),
                          codec["sample"], reads=[merged, *dataset],
                          settings={"sample": recipe.sample, "codec": codec["sample"],
                                    "generator.data.train": recipe.generator.data.train}))
@@ -263,6 +264,9 @@ def _clean(stage: Stage, work: Path, log: Callable[[str], None]) -> list[str]:
             raise ConfigError(f"stage {stage.name}: it runs again and {path} holds an older "
                               "run outside the recipe's work_dir; move it away or point the "
                               "recipe elsewhere")
+        if not path.is_dir():  # one file a stage wrote (samples/: others keep files there)
+            path.unlink()
+            continue
         moved = set_aside(path, "kani-adapt run")
         if moved is None:
             shutil.rmtree(path)

@@ -189,7 +189,7 @@ def test_the_preflight_checks_the_models_and_devices_the_registry_declares(echo_
 def test_the_data_config_is_composed_from_the_registry_in_pipeline_order():
     fields = [f.name for f in dataclasses.fields(config.DataConfig)]
     sections = registry.sections()
-    assert fields == ["work", "max_rejected_fraction", "engine", *[n for n, _ in sections], "ray"]
+    assert fields == ["work", "max_rejected_fraction", "engine", "tags", *[n for n, _ in sections], "ray"]
     hints = typing.get_type_hints(config.DataConfig)
     assert all(hints[name] is cls for name, cls in sections)
     cfg = config.DataConfig()
