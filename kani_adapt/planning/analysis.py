@@ -72,6 +72,11 @@ def analyse(x: Inputs) -> dict:
     moved = _moved(x)
     if moved:
         out["flags"].append(moved)
+    if curve.kind == curves.POWER_LAW and curve.params[2] <= curves.C_BOUNDS[0] * 1.01:
+        out["flags"].append(
+            f"{x.metric}: the power law's exponent sits at its bound ({curves.C_BOUNDS[0]}): the "
+            "pilots show no flattening yet (the curve is a log-linear line in effect), so where "
+            "it flattens is not known and long extrapolations are optimistic")
     out["curve"] = {"kind": curve.kind, "params": list(curve.params), "scale": curve.scale,
                     "reason": curve.reason}
     fits = ([curves.fit(hours, row, curve.kind, curve) for row in drawn]

@@ -10,7 +10,8 @@ from kani_adapt.planning.wording import num, ranged, target_line
 
 def lead_metric(plan: dict) -> str:
     """The metric the answer speaks of: the first with a target, else the first of the
-    scorers' key metrics with a curve, else the held-out loss."""
+    scorers' key metrics with a curve that some pilot moved from the base, else the held-out
+    loss."""
     from kani_adapt.scorers.registry import headline
 
     metrics = plan["metrics"]
@@ -18,7 +19,9 @@ def lead_metric(plan: dict) -> str:
         if m.get("target"):
             return name
     for name in headline():
-        if name in metrics and metrics[name]["curve"]["kind"] != "none":
+        m = metrics.get(name)
+        if m and m["curve"]["kind"] != "none" and not any(
+                f.startswith("no pilot moved") for f in m["flags"]):
             return name
     return HELDOUT if HELDOUT in metrics else next(iter(metrics), HELDOUT)
 

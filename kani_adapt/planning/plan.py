@@ -116,7 +116,7 @@ def assemble(recipe, cfg: PlanConfig, table, ts, drawn, pilots, records, notes) 
     gen = recipe.generator
     plan = {
         "recipe": recipe.name, "dataset": recipe.generator.data.train, "seed": cfg.seed,
-        "held_out": list(ts.held_out), "notes": list(notes),
+        "held_out": list(ts.held_out), "notes": list(notes) + few_speakers(ts.held_out),
         "training_hours": ts.hours(ts.rows), "training_voices": len(ts.voices(ts.rows)),
         "rule": {"recipe_steps": gen.trainer.max_steps, "min_steps": cfg.min_steps,
                  "gpus": gen.trainer.gpus_per_node * gen.trainer.num_nodes,
@@ -130,6 +130,15 @@ def assemble(recipe, cfg: PlanConfig, table, ts, drawn, pilots, records, notes) 
     plan["unknown_targets"] = sorted(set(cfg.targets) - set(plan["metrics"]))
     plan["cost"] = costs.estimate(plan)
     return plan
+
+
+def few_speakers(held_out: list[str]) -> list[str]:
+    """A note when the eval speakers are too few for intervals drawn over them to mean much."""
+    if len(held_out) >= 3:
+        return []
+    return [f"only {len(held_out)} eval speaker(s): the intervals, drawn over so few speakers, "
+            "are rough; hold out 3 or more (generator.data.val_speakers or "
+            "eval.dataset.speakers)"]
 
 
 def _pilot_row(pilot: Pilot, record: dict) -> dict:

@@ -154,3 +154,14 @@ def test_the_held_out_check_fits_without_the_largest_pilot_and_reports_how_far_i
     assert check["error"] == pytest.approx(0.05, abs=0.01)
     assert check["relative_error"] == pytest.approx(0.05 / values[-1], abs=0.03)
     assert not check["inside"]
+
+
+def test_a_power_law_that_shows_no_flattening_is_flagged():
+    straight = np.array([11.0, 10.816, 10.336, 9.323, 8.471])  # faster at each doubling
+    result = analysis.analyse(analysis.Inputs("heldout_loss", False, _measured(straight), [],
+                                              None, None, None))
+    assert result["curve"]["kind"] == curves.POWER_LAW
+    assert any("sits at its bound" in f for f in result["flags"])
+    saturating = analysis.analyse(analysis.Inputs("heldout_loss", False, _measured(law(HOURS)),
+                                                  [], None, None, None))
+    assert not any("sits at its bound" in f for f in saturating["flags"])

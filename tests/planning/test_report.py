@@ -99,7 +99,8 @@ def test_plan_md_answers_in_three_lines_on_top_and_states_how_far_it_reaches(bui
     lines = text.splitlines()
     heads = ("1. **Hours.** ", "2. **Voices.** ", "3. **Cost.** ")
     assert all(line.startswith(head) for line, head in zip(lines[2:5], heads)), lines[:6]
-    assert "extrapolated" in text and "Held-out check" in text
+    assert "extrapolated" in text and "Held-out check" in text and "- a note" in text
+    assert "eval speaker(s)" not in text  # three held out
     assert "pilot hours-0.125 failed: out of memory &lt;on&gt; \\*gpu\\*" in text
     assert json.loads((built.out / report.JSON).read_text())["answer"] == built.plan["answer"]
 
@@ -133,3 +134,19 @@ def test_the_page_shows_one_picture_per_metric_carrying_the_measured_points(buil
         rising = sorted(drawn, key=lambda d: d["x"])  # more hours: further right, lower loss
         assert [d["column"] for d in rising] == sorted(d["column"] for d in rising)
         assert all(math.isfinite(d["y"]) for d in drawn)
+
+
+def test_too_few_eval_speakers_are_noted():
+    assert planning.few_speakers(["a", "b"])[0].startswith("only 2 eval speaker(s)")
+    assert planning.few_speakers(["a", "b", "c"]) == []
+
+
+def test_the_answer_speaks_of_a_metric_the_pilots_moved():
+    from kani_adapt.planning.answer import lead_metric
+
+    curve = {"kind": "power law"}
+    still = {"failure": {"curve": curve, "flags": ["no pilot moved failure from the base's 1"]},
+             HELDOUT: {"curve": curve, "flags": []}}
+    assert lead_metric({"metrics": still}) == HELDOUT
+    still["failure"]["flags"] = []
+    assert lead_metric({"metrics": still}) == "failure"  # a key metric of the verdict first
