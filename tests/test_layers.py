@@ -68,6 +68,9 @@ LAYERS = [
     # the contribution gate: the filter's and aligner's checks over a contributed folder
     ("contribution gate", ["data_tools.contribute"]),
     ("recipes", ["kani_adapt.recipes"]),
+    # data-budget pilots and learning curves: they read a recipe, prepare its data through the
+    # recipe runner, train and evaluate with its sections (so above the recipes, below the CLI)
+    ("planning", ["kani_adapt.planning"]),
     # thin commands over every layer, recipes included; their kit is in the infrastructure
     ("cli", ["kani_adapt.cli", "data_tools.cli"]),
 ]
@@ -244,3 +247,5 @@ def test_the_longest_prefix_decides_the_layer():
     assert RANK["infrastructure"] < RANK["configuration"] < RANK["text"] < RANK["contracts"] \
         < RANK["pages"] < RANK["models"]
     assert layer_of("kani_adapt.listen.server") == "listening" and RANK["listening"] == RANK["evaluation"] + 1
+    assert layer_of("kani_adapt.planning.curves") == "planning"
+    assert RANK["recipes"] + 1 == RANK["planning"] == RANK["cli"] - 1

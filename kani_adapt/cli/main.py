@@ -5,7 +5,7 @@ import sys
 
 from kani_adapt.cli import (
     codec_commands, eval_command, generate_command, init_command, listen_command,
-    normalize_command, recipe_commands, speaker_commands, train_commands,
+    normalize_command, plan_command, recipe_commands, speaker_commands, train_commands,
 )
 from kani_adapt.core.cli_kit import Formatter, Parser, add_verbose, run_cli
 
@@ -22,6 +22,7 @@ examples:
   kani-adapt demo --out runs/demo
   kani-adapt recipes
   kani-adapt run recipes/german_hessian/lora.yaml
+  kani-adapt plan recipes/german_hessian/lora.yaml
   kani-adapt init --size tiny --out models/tiny
   kani-adapt init --base LiquidAI/LFM2-350M --out models/kani-from-lfm2
   kani-adapt speaker-emb anna.wav --out voices/anna.npy
@@ -50,6 +51,7 @@ def build_parser() -> Parser:
     eval_command.add_eval(sub)
     listen_command.add_listen(sub)
     recipe_commands.add_recipe_commands(sub)
+    plan_command.add_plan(sub)
     return parser
 
 

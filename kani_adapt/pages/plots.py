@@ -1,5 +1,5 @@
-"""Pictures for TensorBoard (generator samples, codec validation) and for the HTML reports' players:
-the one spectrogram renderer.
+"""Pictures for TensorBoard and the pages: the one spectrogram renderer (generator samples,
+codec validation, the players of the HTML reports) and learning curves (the data-budget plan).
 
 A report's picture of an audio file shows at most its first ``PICTURE_SECONDS``, decoded no
 further (:func:`picture_of`): a recording of hours costs a page what a clip costs.
@@ -8,6 +8,7 @@ matplotlib (Agg, no display) is imported only when a picture is drawn.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -71,3 +72,64 @@ def picture_of(wav, png, max_seconds: float = PICTURE_SECONDS) -> float:
     spectrogram_png(clip.audio, clip.sample_rate, png)
     return len(clip.audio) / clip.sample_rate
 
+
+@dataclass
+class CurvePicture:
+    """A learning curve: measured points with their intervals, a fitted curve with its band,
+    and horizontal lines (a target, an anchor), on a log x axis."""
+
+    title: str
+    xlabel: str
+    ylabel: str
+    points: list[tuple[float, float, float, float]]  # x, y, low, high
+    curve: tuple[list[float], list[float]] | None = None  # x, y
+    band: tuple[list[float], list[float], list[float]] | None = None  # x, low, high
+    lines: list[tuple[float, str]] = field(default_factory=list)  # y, label
+    point_label: str = "measured (95 % interval)"
+
+
+POINT_COLOUR = "#1f3fbf"  # the measured points' markers (tests find them by it)
+
+
+def curve_png(picture: CurvePicture, path) -> list[dict]:
+    """Draw ``picture`` into a PNG at ``path``; the measured points as drawn: their data and
+    the pixel (column, row from the top) of each marker's centre, also written into the PNG's
+    text chunk ``points`` (JSON), so a reader can check the picture carries them."""
+    import json
+    from pathlib import Path
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from kani_adapt.core.atomic import write_file
+
+    fig = Figure(figsize=(7, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    if picture.band:
+        ax.fill_between(picture.band[0], picture.band[1], picture.band[2], color="#f0a040",
+                        alpha=0.25, linewidth=0, label="curve, 95 % band (eval speakers)")
+    if picture.curve:
+        ax.plot(picture.curve[0], picture.curve[1], color="#d06000", label="fitted curve")
+    for (value, label), style in zip(picture.lines, ("--", ":", "-.", "--")):
+        ax.axhline(value, linestyle=style, color="#444444", linewidth=1, label=label)
+    xs, ys = [p[0] for p in picture.points], [p[1] for p in picture.points]
+    low = [max(p[1] - p[2], 0.0) for p in picture.points]
+    high = [max(p[3] - p[1], 0.0) for p in picture.points]
+    ax.errorbar(xs, ys, yerr=[low, high], fmt="o", color=POINT_COLOUR, markersize=7, capsize=3,
+                label=picture.point_label, zorder=5)
+    ax.set_xscale("log")
+    ax.set_xlabel(picture.xlabel)
+    ax.set_ylabel(picture.ylabel)
+    ax.set_title(picture.title)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.canvas.draw()
+    height = fig.canvas.get_width_height()[1]
+    drawn = []
+    for x, y in zip(xs, ys):
+        col, row = ax.transData.transform((x, y))
+        drawn.append({"x": x, "y": y, "column": int(round(col)), "row": int(round(height - row))})
+    meta = {"points": json.dumps(drawn)}
+    write_file(Path(path), lambda tmp: fig.savefig(tmp, format="png", metadata=meta))
+    return drawn

@@ -20,7 +20,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection
 
 from data_tools.config import results_part
 from kani_adapt.core.atomic import write_text
@@ -34,6 +34,8 @@ from kani_adapt.text.frontend import FILE as FRONTEND
 
 STATE = "stages.json"
 RUN_LOGS = ("tb", "csv", "metrics.jsonl", "summary.json")  # a training run's logs: not what it made
+# The stages that make a recipe's training data (what `kani-adapt plan` runs before its pilots).
+DATA_STAGES = ("synthesize", "speaker_model", "prepare")
 
 
 @dataclasses.dataclass
@@ -194,9 +196,12 @@ def evaluate(recipe: Recipe, settings, done: dict) -> dict:
     return produced
 
 
-def run_recipe(recipe: Recipe, log: Callable[[str], None] = print, strict: bool = False) -> dict:
+def run_recipe(recipe: Recipe, log: Callable[[str], None] = print, strict: bool = False,
+               leading: Collection[str] | None = None) -> dict:
     """Every stage of ``recipe`` after the preflight (``kani_adapt/recipes/preflight.py``:
-    one line per problem, exit 2, before any work)."""
+    one line per problem, exit 2, before any work); with ``leading``, only the stages at the
+    start of the plan named there (the first other stage ends the run), recorded as a whole
+    run records them, so a later run skips them."""
     from kani_adapt.core import preflight
     from kani_adapt.recipes.preflight import findings
 
@@ -207,6 +212,8 @@ def run_recipe(recipe: Recipe, log: Callable[[str], None] = print, strict: bool 
     outputs: dict[str, dict] = {}
     chain = ""
     for stage in plan(recipe, outputs, strict):
+        if leading is not None and stage.name not in leading:
+            break
         chain = legacy_hash(stage.config, chain)
         previous = state.get(stage.name, {})
         settings, inputs = flatten(stage.settings), read_inputs(stage, digests)

@@ -66,9 +66,10 @@ def speaking_rate(texts: list[str], seconds: list[float]) -> float:
 
 def repeat_share(codes: np.ndarray, n: int) -> float:
     """1 - distinct / total over the n-grams of whole frames; 0 for fresh codes, near 1 in loops."""
-    codes = np.asarray(codes).reshape(len(codes), -1)
-    if len(codes) < n + 1:
+    codes = np.asarray(codes)
+    if len(codes) < n + 1:  # no frames at all (a generator that stopped at once) included
         return 0.0
+    codes = codes.reshape(len(codes), -1)
     grams = [codes[i:i + n].tobytes() for i in range(len(codes) - n + 1)]
     return 1.0 - len(set(grams)) / len(grams)
 

@@ -76,11 +76,17 @@ class SpeakerSimilarity:
         return cls(loader(spec, device), batch_size, kind)
 
     def embed(self, audios: Sequence[np.ndarray], rate: int) -> np.ndarray:
+        """[N, D] unit vectors; NaN rows for empty clips (a generator that stopped at once has
+        no voice to compare: its similarity is NaN, its failure is counted elsewhere)."""
         clips = all_to_rate(audios, rate, SCORER_RATE)
         out: list[np.ndarray | None] = [None] * len(clips)
-        for batch in length_batches([len(c) for c in clips], self.batch_size):
-            for i, vec in zip(batch, self.embedder([clips[i] for i in batch])):
+        voiced = [i for i, c in enumerate(clips) if len(c)]
+        for batch in length_batches([len(clips[i]) for i in voiced], self.batch_size):
+            rows = [voiced[k] for k in batch]
+            for i, vec in zip(rows, self.embedder([clips[i] for i in rows])):
                 out[i] = vec / max(np.linalg.norm(vec), 1e-12)
+        dim = next((len(v) for v in out if v is not None), 1)
+        out = [np.full(dim, np.nan, dtype=np.float32) if v is None else v for v in out]
         return np.stack(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 

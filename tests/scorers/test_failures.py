@@ -44,3 +44,10 @@ def test_mostly_silence_length_cap_and_empty_transcript():
     f = detect(CFG, text="x" * 30, audio=audio, rate=RATE, hit_length_cap=True, transcript="  ")
     assert f.mostly_silence and f.length_cap and f.empty_transcript
     assert not detect(CFG, text="x", audio=_speech(0.1), rate=RATE, transcript=None).empty_transcript
+
+
+def test_no_frames_at_all_have_no_repeats_and_are_caught_as_truncated():
+    assert repeat_share(np.zeros((0, 4), dtype=np.int64), 3) == 0.0
+    f = detect(FailureConfig(), text="a sentence of some length", audio=np.zeros(0, np.float32),
+               rate=22050, codes=np.zeros((0, 4), dtype=np.int64))
+    assert f.truncated and f.repeat_share == 0.0

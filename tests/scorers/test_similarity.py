@@ -56,3 +56,21 @@ def test_wavlm_xvector_loads_from_folder(tmp_path):
     out = sim.embed([_voice(120, 1.0, 0), _voice(200, 0.5, 1)], 16000)
     assert out.shape == (2, 24)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+
+def test_an_empty_clip_gets_a_nan_embedding_and_the_others_are_embedded_as_alone():
+    seen = []
+
+    def embedder(clips):
+        assert all(len(c) for c in clips)  # the embedder never sees an empty clip
+        seen.extend(len(c) for c in clips)
+        return np.stack([np.array([len(c), 1.0, 0.0], dtype=np.float32) for c in clips])
+
+    sim = SpeakerSimilarity(embedder, batch_size=2)
+    clips = [_voice(120, 0.5, 0), np.zeros(0, np.float32), _voice(200, 0.25, 1)]
+    got = sim.embed(clips, 16000)
+    assert got.shape == (3, 3) and np.isnan(got[1]).all() and sorted(seen) == [4000, 8000]
+    np.testing.assert_allclose(got[[0, 2]], np.concatenate([sim.embed([clips[0]], 16000),
+                                                            sim.embed([clips[2]], 16000)]))
+    assert np.isnan(cosine(got[1], got[0]))
+    assert np.isnan(sim.embed([np.zeros(0, np.float32)], 16000)).all()
