@@ -5,7 +5,7 @@ import sys
 
 from kani_adapt.cli import (
     codec_commands, eval_command, generate_command, init_command, listen_command,
-    normalize_command, recipe_commands, speaker_commands, train_commands,
+    normalize_command, prefer_command, recipe_commands, speaker_commands, train_commands,
 )
 from kani_adapt.core.cli_kit import Formatter, Parser, add_verbose, run_cli
 
@@ -49,6 +49,7 @@ def build_parser() -> Parser:
     codec_commands.add_codec(sub)
     eval_command.add_eval(sub)
     listen_command.add_listen(sub)
+    prefer_command.add_prefer(sub)
     recipe_commands.add_recipe_commands(sub)
     return parser
 
