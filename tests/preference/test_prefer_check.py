@@ -41,3 +41,15 @@ def test_several_problems_are_one_line_each(data, tmp_path, capsys):
     assert main(["prefer", str(config), "--check", "sample.speakers_per_text=5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "no config.json" in err[0] and "voice(s) left" in err[1]
+
+
+@pytest.mark.parametrize("recipe", ["swahili", "german_hessian"])
+def test_the_bundled_prefer_configs_load_with_upstreams_settings(recipe):
+    from pathlib import Path
+
+    from kani_adapt.config.load import load_config
+    from kani_adapt.preference.config import PreferConfig
+
+    cfg = load_config(PreferConfig, Path(__file__).parents[2] / "recipes" / recipe / "prefer.yaml")
+    assert cfg.reward.short == 2.0 and cfg.train.lora_targets == "qv" and cfg.rounds == 2
+    assert cfg.prompts.language in ("sw", "de") and not cfg.reward.asr.endswith(".en")
