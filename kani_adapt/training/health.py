@@ -61,7 +61,9 @@ class LossWatch:
 def embedding(model) -> torch.nn.Parameter | None:
     """The token embedding's weight when it trains (tied to the LM head), else None."""
     weight = model.get_input_embeddings().weight
-    return weight if weight.requires_grad else None
+    # a leaf that trains; under PEFT's trained rows the weight is computed (not a leaf): the
+    # table itself is frozen then
+    return weight if weight.requires_grad and weight.is_leaf else None
 
 
 def grad_balance(model) -> dict[str, float] | None:

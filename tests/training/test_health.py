@@ -62,5 +62,6 @@ def test_full_fine_tunes_log_the_text_embeddings_cosine_to_their_start(caplog):
         module._log_health()
     assert logged["health/text_emb_cos_to_init"] < health.COSINE_ALARM
     assert "text embeddings at cosine" in caplog.text
-    lora_module, _, _ = module_of("mode=lora")
-    assert lora_module.drift is None  # a frozen table cannot turn
+    for extra in ([], ["lora.stop_row=true"]):  # a frozen table (one trained row beside it)
+        lora_module, _, _ = module_of("mode=lora", *extra)
+        assert lora_module.drift is None and health.embedding(lora_module.kani) is None
