@@ -105,6 +105,7 @@ if [ "$dry" = 1 ]; then
     --discriminators mrd
   step data_engines 240 "$py" $b/data_engines.py --clips 3 --cpus 1 --workers 1
   step short_prompts 240 "$py" $b/short_prompts.py --steps 2 --seeds 1 --texts 2
+  step preference 240 "$py" $b/preference.py --size tiny --rollouts 2 --batch 2 --frames 2 --pairs 1
 else
   step gpu_tests 120 "$py" -m pytest -q -m gpu -p no:cacheprovider tests
   step generator_throughput 60 "$py" $b/generator_throughput.py --size 350m --steps 20 --utterances 200
@@ -114,6 +115,7 @@ else
   step generation_speed 45 "$py" $b/generation_speed.py --sizes 350m --batches 1 16 --repeats 1
   step data_throughput 30 "$py" $b/data_throughput.py --codec nano --clips 48
   step asr_throughput 30 "$py" $b/asr_throughput.py --shape tiny --clips 64 --device cuda
+  step preference 60 "$py" $b/preference.py --size 350m --rollouts 32 --batch 32 --frames 100 --pairs 8 --device cuda
   step eval_throughput 45 "$py" $b/eval_throughput.py --items 100 --max-frames 100 --device cuda
   step eval_judges 120 "$py" $b/eval_throughput.py --items 64 --max-frames 50 --device cuda --judges full
   step codec_step 30 "$py" $b/codec_step.py --device cuda --batch-size 8

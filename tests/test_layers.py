@@ -46,6 +46,8 @@ LAYERS = [
     ("listening", ["kani_adapt.listen"]),
     # generator and codec training; the eval callback scores speech during training
     ("training", ["kani_adapt.training"]),
+    # preference rounds: rollouts, rewards, pairs, DPO runs and their eval
+    ("preference", ["kani_adapt.preference"]),
     # data_tools, bottom to top; its stages use models and scorers, never training or evaluation.
     # Records between stages, the work folder's layout, the official pretraining format
     ("data records", ["data_tools=", "data_tools.records", "data_tools.official_dataset"]),

@@ -5,7 +5,8 @@ import sys
 
 from kani_adapt.cli import (
     codec_commands, eval_command, generate_command, init_command, listen_command,
-    normalize_command, plan_command, recipe_commands, speaker_commands, train_commands,
+    normalize_command, plan_command, prefer_command, recipe_commands, speaker_commands,
+    train_commands,
 )
 from kani_adapt.core.cli_kit import Formatter, Parser, add_verbose, run_cli
 
@@ -50,6 +51,7 @@ def build_parser() -> Parser:
     codec_commands.add_codec(sub)
     eval_command.add_eval(sub)
     listen_command.add_listen(sub)
+    prefer_command.add_prefer(sub)
     recipe_commands.add_recipe_commands(sub)
     plan_command.add_plan(sub)
     return parser

@@ -106,12 +106,17 @@ class ModelConfig:
 
 @dataclass
 class LoraConfig(LoraCommon):  # r: 16, alpha: 32
-    # servable: q/k/v only, what vLLM, SGLang and llama.cpp serve unmerged (the export says)
-    targets: Literal["attention", "attention_mlp", "all_linear", "servable"] = "attention_mlp"
+    # servable: q/k/v only, what vLLM, SGLang and llama.cpp serve unmerged (the export says);
+    # qv: q and v only (preference training's default, upstream's DPO targets; servable too)
+    targets: Literal["attention", "attention_mlp", "all_linear", "servable", "qv"] = "attention_mlp"
     dropout: float = 0.05
     rslora: bool = False
     train_speaker_projection: bool = False
     train_rope_scales: bool = False
+    # Train the output row of end of speech (one row of the tied embedding/LM head, PEFT's
+    # trainable tokens): what decides when an utterance ends. No engine applies it to an
+    # unmerged adapter: serve the merged export (the card says so).
+    stop_row: bool = False
     RANGES: ClassVar[dict] = {"dropout": "[0, 1)"}
 
 
@@ -158,6 +163,23 @@ class TrainerConfig:
         return []
 
 
+@dataclass
+class DpoConfig:
+    """``objective: dpo``: length-normalised, reference-anchored DPO on a pairs file
+    (kani_adapt/training/objectives/dpo.py; ``kani-adapt prefer`` writes the file)."""
+
+    pairs: Optional[ModelRef] = None  # folder with pairs.parquet and pairs.json
+    # Scale of the preference margin. Log-likelihoods are per-frame averages, so differences
+    # are small numbers: upstream uses 2 (0.1 is the classic value for sums over tokens).
+    beta: float = 2.0
+    # Bounds every end-of-speech term within [floor, 1 - floor] (kani_adapt/training/
+    # trajectory.py); must equal the value the pairs' reference log-probabilities used.
+    stop_floor: float = 1e-4
+    weights: bool = True  # weigh pairs by the file's weights (reward gap, listener pairs' weight)
+    val_share: float = 0.1  # groups of pairs held out for val/accuracy (0: none)
+    RANGES: ClassVar[dict] = {"beta": "(0, 50]", "stop_floor": "[0, 0.01]", "val_share": "[0, 0.5]"}
+
+
 @dataclass(frozen=True)
 class TrainingSampling(SeededSampling):
     max_frames: int = 250  # shorter than a whole utterance: they are generated at every validation
@@ -170,7 +192,7 @@ class TrainConfig:
     # lora (adapters on a frozen base).
     mode: Literal["full", "lora"] = "lora"
     # What a step optimises (kani_adapt/training/objectives/registry.py): sft, the next-token
-    # loss on the dataset's rows.
+    # loss on the dataset's rows; dpo, preference pairs (the `dpo` section).
     objective: Annotated[str, known_objective] = "sft"
     codec: Optional[ModelRef] = None  # decode samples and scored speech to audio with it (path or id)
     licence: str = "unspecified"  # written to the adapter card
@@ -180,6 +202,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: TrainingEvalConfig = field(default_factory=TrainingEvalConfig)  # scored speech at validation
+    dpo: DpoConfig = field(default_factory=DpoConfig)  # objective: dpo
     # How the validation samples and the scored speech are generated: the same seed at every
     # validation, so changes come from the weights alone.
     sampling: TrainingSampling = field(default_factory=TrainingSampling)
@@ -188,3 +211,12 @@ class TrainConfig:
                                "eval.temperature": "sampling.temperature", "eval.seed": "sampling.seed",
                                "trainer.sample_max_frames": "sampling.max_frames"}
     RENAMED_VALUES: ClassVar[dict] = {"mode": {"continue_pretrain": "full"}}
+
+    def validate(self) -> list[str]:
+        if self.objective == "dpo" and not self.dpo.pairs:
+            return ["objective dpo needs dpo.pairs (a folder with pairs.parquet, written by "
+                    "`kani-adapt prefer`)"]
+        if self.lora.stop_row and self.mode != "lora":
+            return ["lora.stop_row trains one row beside a LoRA: it needs mode lora (mode full "
+                    "trains every row already)"]
+        return []

@@ -111,7 +111,7 @@ def serving(net, cfg: TrainConfig) -> list:
 
     full = [n for n, _ in net.named_parameters() if "modules_to_save" in n]
     extras = lora.extra_names_of(cfg.lora)
-    return servability.verdicts(lora.PRESETS[cfg.lora.targets], full, extras)
+    return servability.verdicts(lora.PRESETS[cfg.lora.targets], full, extras, lora.rows_of(cfg.lora))
 
 
 NO_LISTENING = """## Listening test

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from kani_adapt.core.errors import CheckpointError, ConfigError
+from kani_adapt.tokens import END_OF_SPEECH
 from kani_adapt.models.generator.bundle import Generator
 from kani_adapt.training.config import LoraConfig
 
@@ -23,7 +24,9 @@ CONV = ["conv.in_proj", "conv.out_proj"]
 PRESETS = {"attention": ATTENTION, "attention_mlp": ATTENTION + MLP,
            "all_linear": ATTENTION + MLP + CONV,
            # what vLLM, SGLang and llama.cpp take unmerged (kani_adapt/training/servability.py)
-           "servable": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"]}
+           "servable": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+           # upstream's DPO targets (gepard-train conf/dpo/training): a narrow update
+           "qv": ["self_attn.q_proj", "self_attn.v_proj"]}
 EXTRAS_FILE = "kani_extras.safetensors"
 
 
@@ -44,6 +47,12 @@ def extra_names_of(cfg: LoraConfig) -> list[str]:
         (["the RoPE scales"] if cfg.train_rope_scales else [])
 
 
+def rows_of(cfg: LoraConfig) -> list[str]:
+    """Single rows of the tied embedding/LM head the adapter trains (PEFT's trainable tokens,
+    in the adapter file), in words."""
+    return ["the end-of-speech output row"] if cfg.stop_row else []
+
+
 def apply_lora(model, cfg: LoraConfig):
     """Wrap ``model`` in a PEFT LoRA model; returns the PeftModel (base layers frozen)."""
     from peft import LoraConfig as PeftLoraConfig
@@ -52,9 +61,10 @@ def apply_lora(model, cfg: LoraConfig):
     if cfg.r < 1:
         raise ConfigError("lora.r must be at least 1")
     extras = extra_names(model, cfg)
+    rows = {"trainable_token_indices": {"embed_tokens": [END_OF_SPEECH]}} if cfg.stop_row else {}
     peft_model = get_peft_model(model, PeftLoraConfig(
         r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, use_rslora=cfg.rslora,
-        target_modules=PRESETS[cfg.targets], bias="none",
+        target_modules=PRESETS[cfg.targets], bias="none", **rows,
     ))
     injected = [n for n, _ in peft_model.named_modules() if n.endswith("lora_A")]
     if not injected:

@@ -2,6 +2,7 @@
 and the optimiser; what a step optimises is the run's objective (:mod:`kani_adapt.training.objectives`)."""
 from __future__ import annotations
 
+import logging
 import math
 
 import lightning as L
@@ -9,13 +10,14 @@ import torch
 
 from kani_adapt import tokens
 from kani_adapt.core import rng
-from kani_adapt.training import lora
+from kani_adapt.training import health, lora
 from kani_adapt.training.config import TrainConfig
 from kani_adapt.training.losses import perplexity
 from kani_adapt.training.objectives import registry as objectives
 
 
 PROGRESS = ("loss", "real_tokens_per_s")  # train figures shown on the progress bar
+log = logging.getLogger("kani_adapt.train")
 
 
 class GeneratorModule(L.LightningModule):
@@ -41,6 +43,10 @@ class GeneratorModule(L.LightningModule):
             self.kani.model.compile(dynamic=True)
         self.sample_hook = None  # set by the run: callable(module) logging generated samples
         self.meter = self.objective.meter()
+        self.loss_watch = health.LossWatch()
+        self.balance: dict | None = None  # gradient norms of the step being logged
+        # full fine-tunes: how far the text embeddings turn from the weights the run starts with
+        self.drift = health.TextDrift(model) if health.embedding(model) is not None else None
 
     @property
     def kani(self):
@@ -52,11 +58,40 @@ class GeneratorModule(L.LightningModule):
         return self.objective.losses(self, batch)
 
     def training_step(self, batch, batch_idx):
-        return self.objective.training_loss(self, batch)
+        loss = self.objective.training_loss(self, batch)
+        self.loss_watch.add(loss)
+        return loss
+
+    def on_before_optimizer_step(self, optimizer):
+        if self._log_now():  # unclipped gradients, read at the log interval only
+            self.balance = health.grad_balance(self.kani)
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         if self._log_now():
             self._log_train(self.meter.flush())
+            self._log_health()
+
+    def _log_health(self) -> None:
+        step = self.global_step
+        figures = self.loss_watch.flush(step)
+        if self.balance is not None:
+            figures.update(self.balance)
+            if health.out_of_balance(self.balance["grad_ratio"]):
+                log.warning("step %d: audio/text gradient norm ratio %.3g is outside [1/%g, %g] "
+                            "(audio %.3g, text %.3g): one side starves", step,
+                            self.balance["grad_ratio"], health.GRAD_RATIO_BOUND,
+                            health.GRAD_RATIO_BOUND, self.balance["grad_norm_audio"],
+                            self.balance["grad_norm_text"])
+            self.balance = None
+        if self.drift is not None:
+            figures["text_emb_cos_to_init"] = cosine = self.drift.cosine(self.kani)
+            if cosine < health.COSINE_ALARM:
+                log.warning("step %d: text embeddings at cosine %.3f to their start (alarm below "
+                            "%.2f): the pretrained text table is turning; lower the learning rate "
+                            "or freeze model.embed_tokens (optim.freeze)", step, cosine,
+                            health.COSINE_ALARM)
+        for key, value in figures.items():
+            self.log(f"health/{key}", value)
 
     def _log_now(self) -> bool:
         trainer = self._trainer

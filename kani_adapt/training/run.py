@@ -66,8 +66,8 @@ def save_base(generator: Generator, run_dir: Path) -> None:
     """Model config, tokenizer and what the base was trained with (no weights: those live in
     the checkpoints)."""
     out = run_dir / "base"
-    checkpoint.save_checkpoint(generator, out, dtype="fp32")
-    (out / checkpoint.WEIGHTS).unlink()
+    # a model under PEFT (LoRA, trained rows of the tied head) is saved without its weights
+    checkpoint.save_checkpoint(generator, out, dtype="fp32", weights=False)
 
 
 def rebuild_model(run_dir: Path):

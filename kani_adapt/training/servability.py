@@ -6,7 +6,9 @@ but refuses adapters holding full ``lm_head``/embedding tensors (vllm#9280, #325
 LFM2 LoRA covers q/k/v only (until its PR #30056); llama.cpp's LoRA converter refuses embedding
 tensors (#11554). ``kani_extras.safetensors`` (speaker projection, RoPE scales) is applied only
 by a merged export or kani-adapt's ``load_adapter``: an engine serving the adapter unmerged
-leaves those tensors as the base had them. Modules an engine's documentation does not name are
+leaves those tensors as the base had them. Single trained rows of the tied embedding/LM head
+(``lora.stop_row``: PEFT's trainable tokens, inside the adapter file) are in no engine's LoRA
+support either: such an adapter is served merged. Modules an engine's documentation does not name are
 "unverified", not "yes".
 """
 from __future__ import annotations
@@ -28,7 +30,8 @@ class Verdict:
     why: str
 
 
-def verdicts(targets: list[str], full_tensors: list[str], extras: list[str]) -> list[Verdict]:
+def verdicts(targets: list[str], full_tensors: list[str], extras: list[str],
+             rows: list[str] = ()) -> list[Verdict]:
     leaves = {t.rsplit(".", 1)[-1] for t in targets}
     embedding = [t for t in full_tensors if "embed" in t or "lm_head" in t]
     out = []
@@ -38,6 +41,9 @@ def verdicts(targets: list[str], full_tensors: list[str], extras: list[str]) -> 
         elif extras:
             out.append(Verdict(engine, "no", f"it would not apply {', '.join(extras)} "
                                              "(kani_extras); serve the merged export"))
+        elif rows:
+            out.append(Verdict(engine, "no", f"it would not apply {', '.join(rows)} (PEFT "
+                                             "trainable tokens); serve the merged export"))
         elif takes is None:
             out.append(Verdict(engine, "unverified", "no embedding tensors (its known refusal "
                                                      "does not apply); LFM2 modules untested"))
@@ -53,4 +59,5 @@ def markdown(found: list[Verdict]) -> str:
     rows = "\n".join(f"| {v.engine} | {v.answer} | {v.why} |" for v in found)
     return ("| engine | serves this adapter unmerged | why |\n|---|---|---|\n" + rows + "\n\n"
             "Merged exports (`kani-adapt export RUN_DIR --merge`) serve everywhere a KaniTTS2 "
-            "checkpoint does. `lora.targets: servable` keeps to q/k/v, which all three take.\n")
+            "checkpoint does. `lora.targets: servable` (or `qv`) without `lora.stop_row` keeps to "
+            "q/k/v, which all three take.\n")

@@ -35,3 +35,13 @@ def test_sampled_batches_follow_the_codebook_order_and_are_reproducible():
         assert len(row.codes) >= 1 or not row.hit_length_cap
     other = generate(model, prompts, None, SamplingConfig(**{**sampling.__dict__, "seed": 4}))
     assert [r.token_ids for r in rows] != [r.token_ids for r in other]
+
+
+def test_each_row_stops_at_its_own_frame_cap():
+    model, tok = tiny_generator()
+    prompts = [tokens.prompt_ids(encode_text(tok, t, "de")) for t in ("ja", "guten tag", "nein")]
+    with torch.no_grad():  # never end on its own: every row runs to its cap
+        model.lm_head.weight[tokens.END_OF_SPEECH] = 0.0
+    sampling = SamplingConfig(max_frames=5, seed=1)
+    rows = generate(model, prompts, None, sampling, caps=[2, 7, 4])
+    assert [len(r.codes) for r in rows] == [2, 5, 4] and all(r.hit_length_cap for r in rows)

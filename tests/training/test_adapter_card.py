@@ -25,6 +25,9 @@ def test_servability_follows_targets_and_full_tensors():
     assert answers(lora.PRESETS["attention_mlp"])["vLLM"] == "no"  # out_proj, w2: not documented
     assert set(answers(lora.PRESETS["servable"], full=["lm_head.weight"]).values()) == {"no"}
     assert set(answers(lora.PRESETS["servable"], extras=["the RoPE scales"]).values()) == {"no"}
+    assert answers(lora.PRESETS["qv"]) == answers(lora.PRESETS["servable"])
+    rows = servability.verdicts(lora.PRESETS["qv"], [], [], ["the end-of-speech output row"])
+    assert {v.answer for v in rows} == {"no"} and all("merged" in v.why for v in rows)
 
 
 @pytest.mark.slow

@@ -185,6 +185,7 @@ def save_checkpoint(
     *,
     dtype: str = "bf16",
     language_tags: list[str] | None = None,
+    weights: bool = True,
 ) -> Path:
     """Write the official layout: config.json, one model.safetensors, tokenizer files,
     generation_config.json. Written to a temporary folder first and then moved into place.
@@ -199,11 +200,12 @@ def save_checkpoint(
 
     def write(tmp: Path) -> None:
         _write_config(model.config, tmp / "config.json", dtype, language_tags)
-        state = {
-            k: v.detach().to(DTYPES[dtype]).contiguous().cpu()
-            for k, v in model.state_dict().items() if k not in TIED_KEYS
-        }
-        save_file(state, tmp / WEIGHTS, metadata={"format": "pt"})
+        if weights:  # without: the config, tokenizer and settings alone (a run's base folder)
+            state = {
+                k: v.detach().to(DTYPES[dtype]).contiguous().cpu()
+                for k, v in model.state_dict().items() if k not in TIED_KEYS
+            }
+            save_file(state, tmp / WEIGHTS, metadata={"format": "pt"})
         tokenizer.save_pretrained(tmp)  # every tokenizer file, chat_template.jinja included
         for extra in DROPPED_TOKENIZER_FILES & set(os.listdir(tmp)):
             (tmp / extra).unlink()

@@ -51,8 +51,12 @@ def generate(
     sampling: SamplingConfig = SamplingConfig(),
     *,
     keep_logits: bool = False,
+    caps: list[int] | None = None,
 ) -> list[GeneratedRow]:
     """Generate audio codes for each prompt (from ``tokens.prompt_ids``); one row per prompt.
+
+    ``caps`` gives each row its own frame cap (at most ``sampling.max_frames``): a row that
+    reaches it stops there, as one that hits ``max_frames`` does (``hit_length_cap``).
 
     Everything per token stays on the model's device: repetition penalty, the codebook
     constraint, temperature, top-p and sampling are batched tensor operations, and whether
@@ -66,9 +70,11 @@ def generate(
     device = next(model.parameters()).device
     has_spk = speaker_embs is not None
     embeds, mask, prompt_pos = _prefill_inputs(model, prompts, speaker_embs, device)
-    state = _State(model, prompts, has_spk, sampling, device)
+    state = _State(model, prompts, has_spk, sampling, device, caps)
     width, rows = embeds.shape[1], len(prompts)
     cap = sampling.max_frames * tokens.TOKENS_PER_FRAME
+    if caps is not None:
+        cap = min(cap, max(caps) * tokens.TOKENS_PER_FRAME)
     full_mask = torch.cat([mask, torch.ones(rows, cap, dtype=mask.dtype, device=device)], 1)
     cache_pos = torch.arange(width, width + cap, device=device)
     out = model(inputs_embeds=embeds, attention_mask=mask, position_ids=prompt_pos,
@@ -135,7 +141,8 @@ class _Unconditional:
 class _State:
     """Per-row generation state as device tensors: tokens seen, token counts, finished."""
 
-    def __init__(self, model, prompts, has_spk: bool, sampling: SamplingConfig, device):
+    def __init__(self, model, prompts, has_spk: bool, sampling: SamplingConfig, device,
+                 caps: list[int] | None = None):
         rows = len(prompts)
         self.sampling, self.has_spk = sampling, has_spk
         self.audio_step = model.audio_step
@@ -146,6 +153,9 @@ class _State:
         self.audio = torch.tensor(audio, device=device)
         self.text = torch.tensor([len(p) - a for p, a in zip(prompts, audio)], device=device)
         self.done = torch.zeros(rows, dtype=torch.bool, device=device)
+        # each row's audio-token budget (None: the loop's own cap alone)
+        self.limit = None if caps is None else self.audio + torch.tensor(
+            [min(c, sampling.max_frames) * tokens.TOKENS_PER_FRAME for c in caps], device=device)
         self.offsets = torch.arange(tokens.CODEBOOK_SIZE, device=device)
         self.gen = None
         self.entropy: list[torch.Tensor] = []  # per step: each row's normalised entropy
@@ -183,6 +193,8 @@ class _State:
         self.text += (live & ~is_audio).long()
         self.seen.scatter_(1, picked[:, None], True)
         self.done |= picked == tokens.END_OF_SPEECH
+        if self.limit is not None:
+            self.done |= self.audio >= self.limit
         return positions.masked_fill(~live, 0.0)  # float64, as the tracker's
 
     def _candidates(self) -> torch.Tensor:

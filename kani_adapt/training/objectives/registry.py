@@ -9,7 +9,7 @@ import importlib
 from typing import Any, Protocol
 
 # name -> its module: a name under kani_adapt/training/objectives/, or a dotted module path
-OBJECTIVES = {"sft": "sft"}
+OBJECTIVES = {"sft": "sft", "dpo": "dpo"}
 
 
 class Objective(Protocol):

@@ -1,0 +1,46 @@
+"""What ``kani-adapt prefer`` checks before any compute, beyond the config's own ranges: the
+policy and dataset open, the recogniser is multilingual where the prompts are not English
+(an English-only one on another language hears nothing and rewards silence), the voice pool
+holds the voices each text is sampled in, and the prompts read. One line per problem."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from kani_adapt.core.errors import KaniAdaptError
+from kani_adapt.preference.config import PreferConfig
+
+
+def problems(cfg: PreferConfig) -> list[str]:
+    from kani_adapt import dataset
+    from kani_adapt.preference import prompts
+
+    found = []
+    policy = Path(str(cfg.policy))
+    if policy.exists() and not (policy / "config.json").is_file():
+        found.append(f"policy {policy}: no config.json; give the supervised model's merged export")
+    language = (cfg.prompts.tag or cfg.prompts.language).split("_")[0]
+    asr = Path(str(cfg.reward.asr))
+    if language != "en" and (asr / "generation_config.json").is_file():
+        import json
+
+        if not json.loads((asr / "generation_config.json").read_text(encoding="utf-8")).get("lang_to_id"):
+            found.append(f"reward.asr {asr}: an English-only recogniser (no lang_to_id) for "
+                         f"{language} prompts; use a multilingual Whisper")
+    try:
+        table = dataset.read(cfg.dataset)
+        voices = len(set(dataset.speakers(table)))
+        has_voices = dataset.SPEAKER_EMB_MEAN in table.column_names
+        pool = voices - cfg.sample.eval_speakers
+        if has_voices and cfg.sample.speakers_per_text > pool:
+            found.append(f"sample.speakers_per_text {cfg.sample.speakers_per_text} is more than the "
+                         f"{pool} voice(s) left for training ({voices} in {cfg.dataset}, "
+                         f"sample.eval_speakers {cfg.sample.eval_speakers} held out)")
+    except KaniAdaptError as err:
+        found.append(f"dataset: {err}")
+    try:
+        tag = cfg.prompts.tag or cfg.prompts.language
+        (prompts.read_file(cfg.prompts.file, tag) if cfg.prompts.file
+         else prompts.built_in(cfg.prompts.language, tag))
+    except KaniAdaptError as err:
+        found.append(str(err))
+    return found
