@@ -41,10 +41,12 @@ from kani_adapt.recipes.schema import Recipe
 from kani_adapt.training.codec.config import CodecTrainConfig
 from kani_adapt.training.config import TrainConfig
 from kani_adapt.eval.config import EvalConfig
+from kani_adapt.preference.config import PreferConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = {"recipe": Recipe, "training": TrainConfig, "data": DataConfig, "eval": EvalConfig,
-           "codec training": CodecTrainConfig, "contribute": ContributeConfig}
+           "codec training": CodecTrainConfig, "contribute": ContributeConfig,
+           "preference": PreferConfig}
 ROOT_KEYS = {f.name for schema in SCHEMAS.values() for f in dataclasses.fields(schema)}
 # What a dotted name ending in one of these is: a file, not a key.
 FILE_SUFFIXES = {"yaml", "yml", "json", "jsonl", "md", "py", "sh", "txt", "lab", "tsv", "csv",

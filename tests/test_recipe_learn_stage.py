@@ -12,13 +12,13 @@ import pytest
 from kani_adapt import dataset
 from kani_adapt.core.errors import DataError
 from kani_adapt.recipes import learning, runner
-from kani_adapt.recipes.schema import load_recipe
+from kani_adapt.recipes.schema import load_recipe, recipe_files
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
 def test_the_learn_stage_is_on_in_the_demo_only():
-    for path in sorted(RECIPES.rglob("*.yaml")):
+    for path in recipe_files(RECIPES):
         recipe = load_recipe(path)
         assert recipe.learn.enabled == (recipe.name == "demo"), path
 

@@ -21,7 +21,9 @@ RECIPES = REPO / "recipes"
 
 
 def all_recipes():
-    return sorted(RECIPES.rglob("*.yaml"))
+    from kani_adapt.recipes.schema import recipe_files
+
+    return recipe_files(RECIPES)
 
 
 def test_there_are_recipes_for_a_language_and_two_accents():

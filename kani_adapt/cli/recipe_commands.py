@@ -151,9 +151,9 @@ def run_check(args) -> int:
 
 
 def run_list(args) -> int:
-    from kani_adapt.recipes.schema import load_recipe
+    from kani_adapt.recipes.schema import load_recipe, recipe_files
 
-    paths = sorted(Path(args.dir).rglob("*.yaml"))
+    paths = recipe_files(args.dir)
     if not paths:
         raise ConfigError(f"{args.dir}: no recipes found")
     for path in paths:

@@ -209,6 +209,15 @@ class Recipe:
 TINY_EMBEDDER = "models/speaker-embedder"  # in the work dir: speaker_embedder: tiny builds it
 
 
+# Beside a recipe, its preference rounds' config (kani-adapt prefer; not a recipe of its own).
+PREFERENCE_FILE = "prefer.yaml"
+
+
+def recipe_files(folder: Path) -> list[Path]:
+    """The recipes under ``folder``: every ``*.yaml`` but the preference rounds' configs."""
+    return sorted(p for p in Path(folder).rglob("*.yaml") if p.name != PREFERENCE_FILE)
+
+
 def tiny_embedder(recipe: Recipe) -> Path | None:
     """The folder ``speaker_embedder: tiny`` builds in the work folder (None: another embedder)."""
     return Path(recipe.work_dir) / TINY_EMBEDDER if recipe.speaker_embedder == TINY else None
