@@ -38,7 +38,7 @@ def test_yaml_values_and_relative_paths(tmp_path):
      "data.yaml.transcribe.enabled: 'maybe' is not one of 'auto', 'on', 'off'"),
     ("ingest:\n  sources:\n    - path: ''\n",
      "data.yaml.ingest.sources[0]: path is empty: name the input folder"),
-    ("ingest:\n  sources:\n    - tag: de\n", "data.yaml.ingest.sources[0].path: required, missing"),
+    ("ingest:\n  sources:\n    - tag: de\n", "data.yaml.ingest.sources[0]: path is empty: name the input folder"),
     ("ingest:\n  sources:\n    - path: x\n      tag: no\n", "quote the text"),
 ])
 def test_config_mistakes_are_named(tmp_path, text, fragment):

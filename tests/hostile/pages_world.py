@@ -113,7 +113,8 @@ def evaluated(root: Path, generator: Path, whisper: Path) -> Path:
     (folder / "set.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     tiny_embedder_folder(root / "embedder")
     config = root / "eval.yaml"  # the hostile tags are English to Whisper
-    config.write_text(json.dumps({"scorers": {"languages": {HOSTILE_TAG: "en", NAMES["details"]: "en"}}}))
+    config.write_text(json.dumps({"tags": {HOSTILE_TAG: {"language": "en"},
+                                            NAMES["details"]: {"language": "en"}}}))
     other = Path(shutil.copytree(generator, root / "other"))  # two systems for AB trials
     out = root / "eval"
     assert main(["eval", str(generator), "codec=tiny", "sampling.max_frames=6", "batch_size=4",
