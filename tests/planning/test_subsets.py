@@ -20,7 +20,9 @@ SPEAKERS, PER_SPEAKER = 8, 24  # 2 held out: 6 training voices of 24 clips, 2.4-
 
 @pytest.fixture(scope="module")
 def table():
-    return dataset.to_table(synthetic_rows(SPEAKERS, PER_SPEAKER, seed=3, frames_range=(30, 50)))
+    """One tag: training holds out ``val_speakers`` per tag, so these counts are of one tag."""
+    rows = synthetic_rows(SPEAKERS, PER_SPEAKER, seed=3, frames_range=(30, 50))
+    return dataset.to_table([{**row, dataset.TAG: "de"} for row in rows])
 
 
 def recipe(val_speakers: int = 2, named=()):
