@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from kani_adapt.recipes.schema import load_recipe
+from kani_adapt.recipes.schema import load_recipe, recipe_files
 from kani_adapt.training.fit import train
 
 REPO = Path(__file__).resolve().parents[2]
-RECIPES = sorted(REPO.glob("recipes/**/*.yaml"))
+RECIPES = recipe_files(REPO / "recipes")
 
 
 def test_the_recipe_folder_is_found():
