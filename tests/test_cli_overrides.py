@@ -108,8 +108,9 @@ def configs(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("configs")
     (folder / "data.yaml").write_text("work: work\n")
     (folder / "codec.yaml").write_text("max_steps: 3\n")
+    (folder / "prefer.yaml").write_text("run_dir: rounds\npolicy: sft/merged\ndataset: data/hf\n")
     (folder / "contributed").mkdir()
-    return {"data": folder / "data.yaml", "codec": folder / "codec.yaml",
+    return {"data": folder / "data.yaml", "codec": folder / "codec.yaml", "prefer": folder / "prefer.yaml",
             "dir": folder / "contributed", "out": folder / "out"}
 
 
@@ -122,7 +123,8 @@ def base_argv(cli: str, path: tuple[str, ...], c: dict[str, Path]) -> list[str]:
     return {("train",): ["train"], ("codec", "train"): ["codec", "train", str(c["codec"])],
             ("eval",): ["eval", "some/checkpoint", "--set", "eval.jsonl"],
             ("run",): ["run", str(RECIPE)], ("check",): ["check", str(RECIPE)],
-            ("demo",): ["demo", "--out", str(c["out"])]}[path]
+            ("demo",): ["demo", "--out", str(c["out"])], ("plan",): ["plan", str(RECIPE)],
+            ("prefer",): ["prefer", str(c["prefer"])]}[path]
 
 
 @pytest.mark.parametrize("cli, path, parser", taking_overrides(), ids=ids(taking_overrides()))
