@@ -264,7 +264,9 @@ def test_demo_runs_end_to_end_then_skips_and_redoes_only_what_changed(tmp_path, 
     assert "\r" not in console
     noisy = [line for line in console.splitlines() if any(n in line for n in NOISE)]
     assert not noisy, noisy[:5]
-    assert len(console.splitlines()) < 65, console  # 55 before the learn stage
+    # 55 lines before the learn stage; the 30-s still-working lines depend on the machine's speed
+    said = [line for line in console.splitlines() if ": still " not in line]
+    assert len(said) < 72, console
     wav, rate = sf.read(out / "samples" / "sample_0.wav")
     assert rate == 22050 and len(wav) > 0
     assert any((out / "generator" / "tb").iterdir())

@@ -83,3 +83,12 @@ def greedy(max_frames: int) -> SamplingConfig:
     back is measured with (the recipes' learn stage)."""
     return SamplingConfig(temperature=0.0, top_p=1.0, repetition_penalty=1.0,
                           max_frames=max_frames, seed=0)
+
+
+def rollout(temperature: float, top_p: float, max_frames: int, seed: int, cfg_scale: float,
+            cfg_frames: int) -> SamplingConfig:
+    """Preference rollouts: no repetition penalty (it would hide the loops the rejected side of
+    a pair must show), the rest as the prefer config's sample section says."""
+    return SamplingConfig(temperature=temperature, top_p=top_p, repetition_penalty=1.0,
+                          max_frames=max_frames, seed=seed, cfg_scale=cfg_scale,
+                          cfg_frames=cfg_frames)

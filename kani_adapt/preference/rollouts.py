@@ -66,7 +66,7 @@ def sample(generator, rollouts: list[Rollout], cfg: SampleConfig, round_seed: in
     stopping at its own cap (and at end of speech)."""
     import torch
 
-    from kani_adapt.config.sampling import SamplingConfig
+    from kani_adapt.config.sampling import rollout
     from kani_adapt.models.generator.generate import generate
 
     order = sorted(range(len(rollouts)), key=lambda i: (rollouts[i].speaker_emb is None, rollouts[i].cap))
@@ -79,10 +79,9 @@ def sample(generator, rollouts: list[Rollout], cfg: SampleConfig, round_seed: in
             rows = [rollouts[i] for i in index]
             spk = (torch.from_numpy(np.stack([r.speaker_emb for r in rows]).astype(np.float32))
                    if rows[0].speaker_emb is not None else None)
-            sampling = SamplingConfig(
-                temperature=cfg.temperature, top_p=cfg.top_p, repetition_penalty=1.0,
-                max_frames=max(r.cap for r in rows), seed=round_seed * 100_003 + n,
-                cfg_scale=cfg.onset_guidance, cfg_frames=cfg.onset_frames if cfg.onset_guidance != 1 else 0)
+            sampling = rollout(cfg.temperature, cfg.top_p, max(r.cap for r in rows),
+                               round_seed * 100_003 + n, cfg.onset_guidance,
+                               cfg.onset_frames if cfg.onset_guidance != 1 else 0)
             got = generate(generator.model, [r.ids for r in rows], spk, sampling,
                            caps=[r.cap for r in rows])
             for rollout, row in zip(rows, got):
