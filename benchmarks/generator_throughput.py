@@ -84,7 +84,8 @@ def baseline(data: Path, out: Path, size: str, steps: int, batch_size: int) -> d
 
     cfg = load_config(TrainConfig, None, [f"model.init={size}", f"data.train={data}",
                                           "data.use_speaker_emb=true"])
-    model, tokenizer = build_model(cfg)
+    built = build_model(cfg)  # the generator bundle
+    model, tokenizer = built.model, built.tokenizer
     table = load_table(str(data))
     dataset = tokenize_table(table, range(len(table)), tokenizer, cfg.data, str(data))
     real, padded, ends = [], [], []
