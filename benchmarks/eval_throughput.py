@@ -50,7 +50,11 @@ def build_judges(folder: Path, size: str) -> dict:
     """The judges' models: the tests' twins, or (``full``) the published sizes with random
     weights (the accent classifier written in SpeechBrain's layout by kani-adapt's rebuild)."""
     import shutil
+    import sys
 
+    root = str(Path(__file__).resolve().parents[1])  # the twins' builders live in tests/
+    if root not in sys.path:
+        sys.path.insert(0, root)
     from tests.scorers.ctc_twins import character_recogniser, phoneme_recogniser
 
     twin = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "commonaccent-ecapa-twin"

@@ -56,8 +56,20 @@ def run_prefer(args) -> int:
     transcriber = codec_transcriber(load_codec(cfg.codec, device), WhisperASR.load(cfg.reward.asr, device))
     summary = rounds.run(cfg, transcriber)
     for row in summary["rounds"]:
+        made = summary["pairs"].get(f"round{row['round']}")
         print(f"round {row['round']}: runaway {row['runaway']:.1%}, too short {row['short']:.1%}, "
               f"any failure {row['any']:.1%}" + (f", regressed on {', '.join(row['regressed'])}"
-                                                 if row["regressed"] else ""))
+                                                 if row["regressed"] else "")
+              + (f"; trained on {_pairs_line(made)}" if made else ""))
     print(f"ship round {summary['ship']} ({Path(cfg.run_dir) / 'summary.json'})")
     return 0
+
+
+def _pairs_line(counts: dict) -> str:
+    human = counts.get("human")
+    line = (f"{counts['pairs']} pairs from {counts['groups']} groups "
+            f"({counts.get('no_passing', 0)} dropped: no rollout passed the gates)")
+    if human:
+        line += (f", {human['pairs']} of them the listeners' ({human['ties']} ties dropped, "
+                 f"{len(human['excluded_listeners'])} listener(s) left out)")
+    return line

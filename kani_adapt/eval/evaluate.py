@@ -1,6 +1,7 @@
 """``run_eval``: the whole evaluation of one or more checkpoints into an output folder.
 
-out/eval.json, out/eval.md, out/utterances.parquet, out/wavs/<checkpoint>/<item>_s<k>.wav,
+out/eval.json, out/eval.md, out/utterances.parquet, out/codes.parquet (each clip's codes and
+voice: ``kani_adapt.eval.spoken``), out/wavs/<checkpoint>/<item>_s<k>.wav,
 out/wavs/recording/<reference>.wav (reference files, at the codec's rate), out/index.html (every
 utterance with players; ``kani_adapt.eval.page``), out/tensorboard (scalars per checkpoint and
 metric, audio of the first samples).
@@ -18,7 +19,7 @@ from kani_adapt.eval import page, report
 from kani_adapt.eval.config import EvalConfig
 from kani_adapt.eval.evalset import EvalItem
 from kani_adapt.eval.probes import is_probe, probe_items, summary as probe_summary
-from kani_adapt.eval import judges, protocol
+from kani_adapt.eval import judges, protocol, spoken
 from kani_adapt.eval.run import (CODEC_CEILING, RECORDING_WAVS, RECORDINGS_ROW, codec_ceiling,
                                  conditioning, evaluate_checkpoint, first_by_reference,
                                  load_references, recordings)
@@ -97,12 +98,13 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
     # The voices, fixed once: every checkpoint speaks each item with the same speaker embedding,
     # so what differs between them (the accent shift above all) is not the voice's
     voices = conditioning(items + probes, refs)
+    codes: list = []  # what each clip was made of (codes.parquet: listeners' pairs learn from it)
     for k, (name, ckpt) in enumerate(zip(names, checkpoints)):
         say("eval: checkpoint %d/%d (%s): %d items + %d short probes x %d samples", k + 1,
             len(names), name, len(items), len(probes), cfg.samples)
         console.doing(f"evaluating checkpoint {k + 1}/{len(names)} ({name})")
         rows += evaluate_checkpoint(name, ckpt, items + probes, refs, codec, scorers, cfg, device,
-                                    voices, keep)
+                                    voices, keep, codes.append)
         left = (time.time() - begun) / (k + 1) * (len(names) - k - 1)
         say("eval: checkpoint %d/%d (%s) done; ETA %.0f s", k + 1, len(names), name, left)
     console.doing(f"summarising {len(rows)} rows ({cfg.resamples} bootstrap resamples)")
@@ -133,6 +135,7 @@ def _run_eval(checkpoint: str, items: list[EvalItem], cfg: EvalConfig, out: Path
         result["protocol"] = {"name": "msbench", "checkpoints": protocol.msbench_section(df)}
     console.doing("writing the report and its page")
     write_file(out / "utterances.parquet", lambda tmp: every.to_parquet(tmp, index=False))
+    spoken.write(out, codes)
     report.write_json(out / "eval.json", result)
     report.write_markdown(out / "eval.md", result)
     page.write_index(out)

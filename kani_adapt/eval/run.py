@@ -175,9 +175,13 @@ def reference_rows(name: str, audio: dict, items, refs, rate: int, scorers: Scor
 
 def evaluate_checkpoint(name: str, checkpoint: str, items, refs, codec, scorers: Scorers,
                         cfg: EvalConfig, device: str, speakers: list,
-                        on_audio: Callable[[str, np.ndarray], None] | None = None) -> list[dict]:
+                        on_audio: Callable[[str, np.ndarray], None] | None = None,
+                        on_codes: Callable | None = None) -> list[dict]:
     """Generate, decode and score ``items`` with one checkpoint, each item spoken with its
-    entry of ``speakers`` (the voices every compared checkpoint is given: ``conditioning``)."""
+    entry of ``speakers`` (the voices every compared checkpoint is given: ``conditioning``).
+    ``on_codes`` gets each clip's :class:`kani_adapt.eval.spoken.Spoken`."""
+    from kani_adapt.eval.spoken import Spoken
+
     from kani_adapt.eval.generation import decode, generate_items
 
     import logging
@@ -210,5 +214,7 @@ def evaluate_checkpoint(name: str, checkpoint: str, items, refs, codec, scorers:
                        prompt_tokens=g.prompt_tokens, onset_entropy=g.onset_entropy)
             if on_audio:
                 on_audio(f"{name}/{item.id}_s{sample}", audio)
+            if on_codes:
+                on_codes(Spoken(name, item.id, sample, np.asarray(g.codes), bool(g.hit_length_cap), spk))
         rows += scored
     return rows

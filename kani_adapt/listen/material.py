@@ -39,6 +39,8 @@ class Material:
     tags: dict[str, str] = field(default_factory=dict)  # tag -> description for listeners
     checkpoints: dict[str, str] = field(default_factory=dict)  # system -> checkpoint path
     languages: dict[str, str] = field(default_factory=dict)  # tag -> language (eval.json's tags)
+    # (system, item id) -> (eval folder, checkpoint name there) of each generated clip
+    sources: dict[tuple[str, str], tuple[Path, str]] = field(default_factory=dict)
 
     def systems_of(self, item: str) -> list[str]:
         return [s for s in self.systems if (s, item) in self.clips]
@@ -108,6 +110,7 @@ def load_material(folders: list[Path], sample: int = 0, tags: dict[str, str] | N
             wav = wav_path(folder, r["checkpoint"], item.id, sample)
             if wav.is_file():  # a checkpoint evaluated in two folders: the first folder's clip
                 mat.clips.setdefault((names[r["checkpoint"]], item.id), wav)
+                mat.sources.setdefault((names[r["checkpoint"]], item.id), (folder, str(r["checkpoint"])))
     mat.tags.update(tags or {})
     extra = [s for s in (CODEC_CEILING, RECORDING_WAVS) if any(k[0] == s for k in mat.clips)]
     mat.systems = generated + extra

@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS judgements (
   system_a TEXT NOT NULL, system_b TEXT, answer TEXT NOT NULL, is_check INTEGER NOT NULL,
   elapsed_ms INTEGER, created REAL NOT NULL, UNIQUE (trial, system_a));
 """
+JUDGEMENTS = ("SELECT j.*, l.name AS listener_name FROM judgements j JOIN listeners l ON l.id=j.listener "
+              "ORDER BY j.id")
 
 
 @dataclass(frozen=True)
@@ -219,9 +221,24 @@ class Store:
     def judgements(self) -> list[dict]:
         with self.read() as db:
             db.row_factory = sqlite3.Row
-            return [dict(r) for r in db.execute(
-                "SELECT j.*, l.name AS listener_name FROM judgements j JOIN listeners l ON l.id=j.listener "
-                "ORDER BY j.id")]
+            return [dict(r) for r in db.execute(JUDGEMENTS)]
+
+
+def read_ratings(path: Path) -> tuple[str, list[dict]]:
+    """(the fingerprint of the clips it rated, every judgement as :meth:`Store.judgements`) of a
+    ratings file, read without writing to it: what learns from the answers
+    (kani_adapt/preference/human.py) opens it read-only."""
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no listening test here; serve one with `kani-adapt listen` first")
+    db = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        found = db.execute("SELECT value FROM meta WHERE key='fingerprint'").fetchone()
+        db.row_factory = sqlite3.Row
+        return (found[0] if found else ""), [dict(r) for r in db.execute(JUDGEMENTS)]
+    except sqlite3.Error as err:
+        raise DataError(f"{path}: not a listening test's ratings file ({err})") from None
+    finally:
+        db.close()
 
 
 def tally(path: Path) -> tuple[int, int] | None:

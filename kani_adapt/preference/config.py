@@ -86,10 +86,14 @@ class PairsConfig:
     max_wer: float = 0.2  # the chosen's gates: WER at most this, non-empty, not truncated,
     margin: float = 0.5  # duration in the window; reward gap chosen - rejected at least this
     per_group: int = 2
-    human: Optional[str] = None  # a listening test's folder (kani-adapt listen): its answers as pairs
+    # A listening test's eval folders, as given to `kani-adapt listen` (the first holds its
+    # ratings): each pair of generated clips of one text and voice that listeners judged becomes
+    # a pair, the listeners' majority chosen (kani_adapt/preference/human.py). Empty: none.
+    human: list[str] = field(default_factory=list)
+    human_sample: int = 0  # the listening test's --sample
     human_weight: float = 1.0  # weight of a listener pair against an automatic one (1)
     RANGES: ClassVar[dict] = {"max_wer": ">= 0", "margin": ">= 0", "per_group": ">= 1",
-                              "human_weight": ">= 0"}
+                              "human_weight": "> 0", "human_sample": ">= 0"}
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""The pairs and train stages: pairs chosen by reward within each group, their reference
-log-probabilities computed once under the policy that sampled them (so training holds one
-model), written as a pairs file (kani_adapt/training/pairs.py); then a training run with
-``objective: dpo`` on them and its merged export, which the next round samples from."""
+"""The pairs and train stages: pairs chosen by reward within each group, and the listeners'
+pairs of ``pairs.human`` (kani_adapt/preference/human.py), their reference log-probabilities
+computed once under the policy that sampled them (so training holds one model), written as a
+pairs file (kani_adapt/training/pairs.py); then a training run with ``objective: dpo`` on them
+and its merged export, which the next round samples from."""
 from __future__ import annotations
 
 import logging
@@ -47,6 +48,12 @@ def stage(folder: Path, generator, policy: str, rolled, values: list[float],
               "rejected_because": _reasons([failed[lo] for _, lo in chosen_pairs])}
     log.info("%s: %d pairs from %d groups (%d dropped: no rollout passed the gates)", folder,
              len(made), len(groups), counts["no_passing"])
+    if cfg.pairs.human:  # the listeners' pairs, their references under this round's policy
+        from kani_adapt.preference import human
+
+        found, counts["human"] = human.pairs(cfg.pairs.human, generator, cfg)
+        made += found
+        counts["pairs"] = len(made)
     meta = pairs_file.Meta(layout=generator.text_layout.identity(),
                            frontend=generator.reads_with.identity(), stop_floor=cfg.train.stop_floor,
                            policy=policy, counts=counts)

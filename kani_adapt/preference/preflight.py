@@ -1,7 +1,8 @@
 """What ``kani-adapt prefer`` checks before any compute, beyond the config's own ranges: the
 policy and dataset open, the recogniser is multilingual where the prompts are not English
 (an English-only one on another language hears nothing and rewards silence), the voice pool
-holds the voices each text is sampled in, and the prompts read. One line per problem."""
+holds the voices each text is sampled in, the prompts read, and a listening test named for
+listeners' pairs has its ratings and its clips' codes. One line per problem."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,10 +38,31 @@ def problems(cfg: PreferConfig) -> list[str]:
                          f"sample.eval_speakers {cfg.sample.eval_speakers} held out)")
     except KaniAdaptError as err:
         found.append(f"dataset: {err}")
+    found += _human(cfg)
     try:
         tag = cfg.prompts.tag or cfg.prompts.language
         (prompts.read_file(cfg.prompts.file, tag) if cfg.prompts.file
          else prompts.built_in(cfg.prompts.language, tag))
     except KaniAdaptError as err:
         found.append(str(err))
+    return found
+
+
+def _human(cfg: PreferConfig) -> list[str]:
+    """The listening test of ``pairs.human``: its ratings in the first folder, codes in each."""
+    from kani_adapt.eval import spoken
+    from kani_adapt.listen.store import FILE
+
+    found = []
+    for k, folder in enumerate(Path(f) for f in cfg.pairs.human):
+        if not folder.is_dir():
+            found.append(f"pairs.human {folder}: no such folder (give the eval folders the listening "
+                         "test was served over, as given to `kani-adapt listen`)")
+            continue
+        if k == 0 and not (folder / FILE).is_file():
+            found.append(f"pairs.human {folder}: no listening test's ratings ({FILE}) here; the first "
+                         "folder is the one `kani-adapt listen` served first")
+        if not (folder / spoken.FILE).is_file():
+            found.append(f"pairs.human {folder}: no {spoken.FILE} (the clips' codes); evaluate it "
+                         "again with this version of kani-adapt, then hold the listening test")
     return found

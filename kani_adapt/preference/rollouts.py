@@ -39,17 +39,23 @@ class Rollout:
 Transcriber = Callable[[Sequence[np.ndarray], Sequence[str]], list[str]]
 
 
+def laid_out(generator, texts: list[str], tags: list[str]) -> list[tuple[list[int], list[int]]]:
+    """(text ids, the prompt as the policy generates from it) of each text: its text frontend
+    and its ``text_layout``, the production layout."""
+    from kani_adapt.models.generator.synthesize import text_prompts
+
+    return [(text_ids, tokens.prompt_ids(text_ids, repeats=generator.text_layout.repeats(text_ids)))
+            for text_ids in text_prompts(generator, texts, tags)]
+
+
 def plan(generator, prompts: list[Prompt], split: str, voices: dict[str, np.ndarray | None],
          durations: dict[str, DurationModel], cfg: SampleConfig, rng: np.random.Generator) -> list[Rollout]:
     """``cfg.rollouts`` rollouts for each text in ``cfg.speakers_per_text`` voices drawn from
     ``voices`` (the split's pool)."""
-    from kani_adapt.models.generator.synthesize import text_prompts
-
     names = sorted(voices)
-    ids = text_prompts(generator, [p.text for p in prompts], [p.tag for p in prompts])
+    ids = laid_out(generator, [p.text for p in prompts], [p.tag for p in prompts])
     out = []
-    for prompt, text_ids in zip(prompts, ids):
-        laid = tokens.prompt_ids(text_ids, repeats=generator.text_layout.repeats(text_ids))
+    for prompt, (text_ids, laid) in zip(prompts, ids):
         model = durations[language_of(prompt.tag)]
         expected = model.expected(prompt.words, tokens.text_tokens(text_ids))
         cap = int(np.clip(round(cfg.cap_factor * expected * tokens.FRAMES_PER_SECOND),

@@ -87,17 +87,20 @@ def run(cfg: PreferConfig, transcriber: Transcriber) -> dict:
     train_pool, eval_pool = voices(cfg)
     evals = [evaluate.stage(root / "round0" / "eval", generator, eval_prompts, eval_pool, models,
                             transcriber, cfg)]
+    made: dict[str, dict] = {}  # each round's pair counts (listeners' pairs under "human")
     for number in range(1, cfg.rounds + 1):
         here = root / f"round{number}"
         rolled = sampled(here / "sample", generator, train_prompts, "train", train_pool, models,
                          cfg, number)
         scores, values, failed = scored(here / "score", rolled, transcriber, cfg)
-        build.stage(here / "pairs", generator, policy, rolled, values, failed, cfg)
+        made[f"round{number}"] = build.stage(here / "pairs", generator, policy, rolled, values,
+                                             failed, cfg)
         policy = build.train_and_export(here, policy, generator, cfg)
         generator = load_policy(policy)
         evals.append(evaluate.stage(here / "eval", generator, eval_prompts, eval_pool, models,
                                     transcriber, cfg))
     summary = evaluate.summarise(evals, cfg.tolerance)
     summary["durations"] = {k: m.describe() for k, m in models.items()}
+    summary["pairs"] = made
     atomic.write_json(root / "summary.json", summary)
     return summary

@@ -119,6 +119,20 @@ def test_eval_compares_two_checkpoints_and_writes_every_output(models, tiny_whis
     assert len(sources) == 3 * 4 + 2 * len(PROBES["en"]) and all((out / s).is_file() for s in sources)
     assert "## Verdict" not in page and "<h2>Verdict</h2>" in page  # eval.md rendered on top
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    # what every clip was made of: its codes (as many frames as its row, the wav their decoding)
+    # and the voice it was given, the same for both checkpoints
+    from kani_adapt.eval import spoken
+
+    made = spoken.read(out)
+    assert set(made) == {(r.checkpoint, r.item, r.sample) for r in gen.itertuples()} | {
+        (r.checkpoint, r.item, r.sample) for r in probes.itertuples()}
+    for r in gen.itertuples():
+        clip = made[(r.checkpoint, r.item, r.sample)]
+        assert len(clip.codes) == r.frames and clip.codes.shape[1] == 4 and (not clip.truncated or r.frames == 6)
+        wav, _ = sf.read(out / "wavs" / r.checkpoint / f"{r.item}_s{r.sample}.wav")
+        assert len(wav) == r.frames * 1764
+        twin = made[("base" if r.checkpoint == "adapted" else "adapted", r.item, r.sample)]
+        assert np.array_equal(clip.speaker_emb, twin.speaker_emb) and clip.speaker_emb.shape == (128,)
 
 
 def test_eval_rejects_a_bad_eval_set_with_one_line(models, tiny_whisper, tmp_path, capsys):

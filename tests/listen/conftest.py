@@ -49,7 +49,25 @@ def judge_columns(system: str, k: int) -> dict:
                 cer=0.5 * (1 - posterior) + 0.01 * k)
 
 
-def synthetic_eval(root: Path, tags: dict | None = None, judges: bool = False) -> Path:
+def _spoken(clips: list[dict]) -> list:
+    """What run_eval keeps of each generated clip (codes.parquet): codes the length of the clip
+    (12.5 frames per second), distinct per system and item, and the item's voice, the same for
+    both systems except on the last item, where "base" was given another voice."""
+    from kani_adapt import tokens
+    from kani_adapt.eval.spoken import Spoken
+
+    rng, out = np.random.default_rng(5), []
+    for n, clip in enumerate(clips):
+        voice = rng.normal(size=128).astype(np.float32)
+        frames = max(1, round(len(clip["recording"]) / RATE * tokens.FRAMES_PER_SECOND))
+        for system in ("adapted", "base"):
+            given = rng.normal(size=128).astype(np.float32) if system == "base" and n == len(clips) - 1 else voice
+            out.append(Spoken(system, clip["id"], 0, rng.integers(0, tokens.CODEBOOK_SIZE, (frames, 4)),
+                              False, given))
+    return out
+
+
+def synthetic_eval(root: Path, tags: dict | None = None, judges: bool = False, codes: bool = False) -> Path:
     import pandas as pd
 
     from kani_adapt.core.atomic import write_audio, write_file
@@ -59,8 +77,8 @@ def synthetic_eval(root: Path, tags: dict | None = None, judges: bool = False) -
 
     root.mkdir(parents=True, exist_ok=True)
     out = root / "eval"
-    rows = []
-    for n, clip in enumerate(_clips(root)):
+    rows, clips = [], _clips(root)
+    for n, clip in enumerate(clips):
         meta = dict(speaker=clip["speaker"], tag=clip["tag"], base=False, text=clip["text"],
                     reference=clip["ref"], failure=0.0, failure_reasons="")
         judged = (lambda system: judge_columns(system, n)) if judges else (lambda system: {})
@@ -81,6 +99,10 @@ def synthetic_eval(root: Path, tags: dict | None = None, judges: bool = False) -
               "comparisons": {}, "verdicts": [],  # each tag's facts, as run_eval keeps them
               "tags": facts(set(df["tag"]), {t: Tag(description=d) for t, d in (tags or {}).items()})}
     write_file(out / "utterances.parquet", lambda tmp: df.to_parquet(tmp, index=False))
+    if codes:
+        from kani_adapt.eval import spoken
+
+        spoken.write(out, _spoken(clips))
     report.write_json(out / "eval.json", result)
     report.write_markdown(out / "eval.md", result)
     page.write_index(out)
