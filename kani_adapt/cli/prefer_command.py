@@ -53,8 +53,16 @@ def run_prefer(args) -> int:
     if not cfg.codec:
         raise ConfigError("codec: required to decode rollouts for the recogniser (a NanoCodec path or id)")
     device = resolve(cfg.device)
-    transcriber = codec_transcriber(load_codec(cfg.codec, device), WhisperASR.load(cfg.reward.asr, device))
-    summary = rounds.run(cfg, transcriber)
+    codec = load_codec(cfg.codec, device)
+    transcriber = codec_transcriber(codec, WhisperASR.load(cfg.reward.asr, device))
+    voices = None
+    if cfg.reward.similarity > 0:  # decodes once more and embeds with the dataset's embedder
+        from kani_adapt.preference.rollouts import codec_voice_match
+        from kani_adapt.scorers.similarity import SpeakerSimilarity
+
+        voices = codec_voice_match(codec, SpeakerSimilarity.load(str(cfg.reward.speaker_embedder),
+                                                                 "kani", device))
+    summary = rounds.run(cfg, transcriber, voices)
     for row in summary["rounds"]:
         made = summary["pairs"].get(f"round{row['round']}")
         print(f"round {row['round']}: runaway {row['runaway']:.1%}, too short {row['short']:.1%}, "

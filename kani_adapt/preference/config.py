@@ -7,13 +7,15 @@ frames, a frame cap of 4x the expected frames within [80, 300]; the reward
 WER <= 0.2, non-empty, not truncated, duration within [0.3, 2.0] x expected; margin 0.5, two
 pairs per group; beta 2, LoRA on q/v plus the end-of-speech row. Where we differ: the expected
 duration comes from a model fitted per language on the training dataset (upstream uses
-``0.7 + 0.4 s/word`` for English), and the similarity term is not offered yet (its weight is 0).
+``0.7 + 0.4 s/word`` for English), and the similarity term is off unless asked for (upstream
+weighs it 0.5), since it decodes and embeds every rollout once more.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import ClassVar, Optional
 
+from kani_adapt.config.defaults import SPEAKER_EMBEDDER_HUB_ID
 from kani_adapt.config.shared import Device
 from kani_adapt.config.typed import required
 from kani_adapt.config.wiring import ModelRef
@@ -66,8 +68,12 @@ class RewardConfig:
     empty: float = 2.0  # the recogniser heard nothing
     window_min: float = 0.3  # x expected duration
     window_max: float = 2.0
+    # -similarity x (1 - cosine of the rollout's voice to the voice it was given), upstream 0.5;
+    # 0 (off) by default: it decodes every rollout once more and embeds it with speaker_embedder
+    similarity: float = 0.0
+    speaker_embedder: ModelRef = SPEAKER_EMBEDDER_HUB_ID  # what embedded the dataset's voices
     RANGES: ClassVar[dict] = {"wer": ">= 0", "over": ">= 0", "short": ">= 0", "empty": ">= 0",
-                              "window_min": "(0, 1)", "window_max": "> 1"}
+                              "window_min": "(0, 1)", "window_max": "> 1", "similarity": "[0, 10]"}
 
     def validate(self) -> list[str]:
         problems = []

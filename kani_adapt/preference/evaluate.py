@@ -31,12 +31,13 @@ def rates(rollouts, failed: list[list[str]], key) -> dict[str, dict[str, float]]
     return out
 
 
-def stage(folder: Path, generator, prompts, pool, models, transcriber, cfg: PreferConfig) -> dict:
+def stage(folder: Path, generator, prompts, pool, models, transcriber, cfg: PreferConfig,
+          voices=None) -> dict:
     path = folder / "eval.json"
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
     rolled = sampled(folder, generator, prompts, "eval", pool, models, cfg, seed=0)
-    _, values, failed = scored(folder, rolled, transcriber, cfg)
+    _, values, failed = scored(folder, rolled, transcriber, cfg, voices)
     result = {"by_kind": rates(rolled, failed, lambda r: r.prompt.kind),
               "by_length": rates(rolled, failed, lambda r: r.prompt.bucket),
               "all": rates(rolled, failed, lambda r: "all")["all"],

@@ -32,6 +32,9 @@ def problems(cfg: PreferConfig) -> list[str]:
         voices = len(set(dataset.speakers(table)))
         has_voices = dataset.SPEAKER_EMB_MEAN in table.column_names
         pool = voices - cfg.sample.eval_speakers
+        if cfg.reward.similarity > 0 and not has_voices:
+            found.append(f"reward.similarity {cfg.reward.similarity}: {cfg.dataset} has no speaker "
+                         "embeddings, so no rollout is given a voice to match; set it to 0")
         if has_voices and cfg.sample.speakers_per_text > pool:
             found.append(f"sample.speakers_per_text {cfg.sample.speakers_per_text} is more than the "
                          f"{pool} voice(s) left for training ({voices} in {cfg.dataset}, "

@@ -1,7 +1,10 @@
 """A rollout's reward, the chosen's gates and the choice of pairs within a text x voice group.
 
-``R = -wer WER - over max(0, dur - dur_max) - short [dur < dur_min] - empty [ASR empty]``, with
-``[dur_min, dur_max] = [window_min, window_max] x expected`` (the fitted duration model). The
+``R = -wer WER - over max(0, dur - dur_max) - short [dur < dur_min] - empty [ASR empty]
+- similarity (1 - SIM)``, with ``[dur_min, dur_max] = [window_min, window_max] x expected``
+(the fitted duration model) and SIM the cosine of the rollout's voice to the voice it was given
+(the similarity term is off unless ``similarity`` is above 0; a rollout with no voice to
+compare, e.g. an empty one, counts as SIM 0; an unconditioned rollout has no term). The
 duration penalty is two-sided on purpose: with only its long side, stopping at once beats an
 honest attempt (an empty transcript caps WER at 1) and DPO collapses to silence.
 
@@ -26,6 +29,7 @@ class Score:
     seconds: float
     expected: float
     truncated: bool
+    similarity: float = float("nan")  # to the voice it was given (nan: not measured)
 
     @property
     def empty(self) -> bool:
@@ -38,8 +42,11 @@ def window(score: Score, cfg: RewardConfig) -> tuple[float, float]:
 
 def reward(score: Score, cfg: RewardConfig) -> float:
     low, high = window(score, cfg)
-    return (-cfg.wer * score.wer - cfg.over * max(0.0, score.seconds - high)
-            - cfg.short * float(score.seconds < low) - cfg.empty * float(score.empty))
+    value = (-cfg.wer * score.wer - cfg.over * max(0.0, score.seconds - high)
+             - cfg.short * float(score.seconds < low) - cfg.empty * float(score.empty))
+    if cfg.similarity > 0 and score.similarity == score.similarity:  # measured
+        value -= cfg.similarity * (1.0 - score.similarity)
+    return value
 
 
 def failures(score: Score, reward_cfg: RewardConfig, pairs_cfg: PairsConfig) -> list[str]:

@@ -37,6 +37,9 @@ class Rollout:
 
 # transcripts of rollouts: (codes of each, tag of each) -> text of each
 Transcriber = Callable[[Sequence[np.ndarray], Sequence[str]], list[str]]
+# voice similarity of rollouts: (codes of each, the voice each was given) -> cosine of each
+# (nan where there is no voice to compare: an empty rollout or no voice given)
+VoiceMatch = Callable[[Sequence[np.ndarray], Sequence[np.ndarray | None]], list[float]]
 
 
 def laid_out(generator, texts: list[str], tags: list[str]) -> list[tuple[list[int], list[int]]]:
@@ -95,10 +98,21 @@ def sample(generator, rollouts: list[Rollout], cfg: SampleConfig, round_seed: in
                 rollout.truncated = bool(row.hit_length_cap)
 
 
-def codec_transcriber(codec, asr, tags_known=None) -> Transcriber:
-    """The real path: decode with the codec, transcribe with Whisper, the tag's language forced."""
+def _decoded(codec, codes: Sequence[np.ndarray], index: list[int]) -> list[np.ndarray]:
+    """The audio of ``codes[i]`` for each ``i`` in ``index`` (none empty), decoded in one batch."""
     import torch
 
+    frames = torch.tensor([len(codes[i]) for i in index])
+    stacked = torch.zeros((len(index), tokens.TOKENS_PER_FRAME, int(frames.max())), dtype=torch.long)
+    for k, i in enumerate(index):
+        stacked[k, :, :len(codes[i])] = torch.from_numpy(np.asarray(codes[i]).T)
+    with torch.no_grad():
+        audio, lengths = codec.decode(stacked, frames)
+    return [audio[k, :int(lengths[k])].float().cpu().numpy() for k in range(len(index))]
+
+
+def codec_transcriber(codec, asr, tags_known=None) -> Transcriber:
+    """The real path: decode with the codec, transcribe with Whisper, the tag's language forced."""
     from kani_adapt.text.tags import asr_language_of
 
     def transcribe(codes: Sequence[np.ndarray], tags: Sequence[str]) -> list[str]:
@@ -106,17 +120,29 @@ def codec_transcriber(codec, asr, tags_known=None) -> Transcriber:
         live = [i for i, c in enumerate(codes) if len(c)]
         if not live:
             return out
-        frames = torch.tensor([len(codes[i]) for i in live])
-        stacked = torch.zeros((len(live), tokens.TOKENS_PER_FRAME, int(frames.max())), dtype=torch.long)
-        for k, i in enumerate(live):
-            stacked[k, :, :len(codes[i])] = torch.from_numpy(np.asarray(codes[i]).T)
-        with torch.no_grad():
-            audio, lengths = codec.decode(stacked, frames)
-        clips = [audio[k, :int(lengths[k])].float().cpu().numpy() for k in range(len(live))]
-        heard = asr.transcribe(clips, codec.sample_rate,
+        heard = asr.transcribe(_decoded(codec, codes, live), codec.sample_rate,
                                [asr_language_of(tags[i], tags_known) for i in live])
         for i, t in zip(live, heard):
             out[i] = t.text
         return out
 
     return transcribe
+
+
+def codec_voice_match(codec, similarity) -> VoiceMatch:
+    """Decode with the codec, embed with the speaker embedder that embedded the dataset's voices
+    (a :class:`kani_adapt.scorers.similarity.SpeakerSimilarity`), cosine to the voice given."""
+    from kani_adapt.scorers.similarity import cosine
+
+    def match(codes: Sequence[np.ndarray], voices: Sequence[np.ndarray | None]) -> list[float]:
+        out = [float("nan")] * len(codes)
+        live = [i for i, c in enumerate(codes) if len(c) and voices[i] is not None]
+        if not live:
+            return out
+        heard = similarity.embed(_decoded(codec, codes, live), codec.sample_rate)
+        given = np.stack([np.asarray(voices[i], np.float32) for i in live])
+        for i, value in zip(live, cosine(heard, given).tolist()):
+            out[i] = float(value)
+        return out
+
+    return match

@@ -24,7 +24,7 @@ from kani_adapt.core import atomic
 from kani_adapt.preference import evaluate, prompts as prompt_sets
 from kani_adapt.preference.config import PreferConfig
 from kani_adapt.preference.duration import DurationModel, fit
-from kani_adapt.preference.rollouts import Transcriber
+from kani_adapt.preference.rollouts import Transcriber, VoiceMatch
 from kani_adapt.preference.stages import sampled, scored
 from kani_adapt.text.tags import language_of
 
@@ -71,8 +71,9 @@ def durations(cfg: PreferConfig, tokenizer) -> dict[str, DurationModel]:
     return models
 
 
-def run(cfg: PreferConfig, transcriber: Transcriber) -> dict:
-    """Every round (resuming where the run stopped); returns the summary."""
+def run(cfg: PreferConfig, transcriber: Transcriber, voices: VoiceMatch | None = None) -> dict:
+    """Every round (resuming where the run stopped); returns the summary. ``voices`` measures
+    the rollouts' voice similarity when the reward weighs it (``reward.similarity``)."""
     from kani_adapt.preference import pairs as build
 
     root = Path(cfg.run_dir)
@@ -86,19 +87,19 @@ def run(cfg: PreferConfig, transcriber: Transcriber) -> dict:
     train_prompts, eval_prompts = prompt_sets.split(found, cfg.prompts.eval_share, cfg.sample.seed)
     train_pool, eval_pool = voices(cfg)
     evals = [evaluate.stage(root / "round0" / "eval", generator, eval_prompts, eval_pool, models,
-                            transcriber, cfg)]
+                            transcriber, cfg, voices)]
     made: dict[str, dict] = {}  # each round's pair counts (listeners' pairs under "human")
     for number in range(1, cfg.rounds + 1):
         here = root / f"round{number}"
         rolled = sampled(here / "sample", generator, train_prompts, "train", train_pool, models,
                          cfg, number)
-        scores, values, failed = scored(here / "score", rolled, transcriber, cfg)
+        scores, values, failed = scored(here / "score", rolled, transcriber, cfg, voices)
         made[f"round{number}"] = build.stage(here / "pairs", generator, policy, rolled, values,
                                              failed, cfg)
         policy = build.train_and_export(here, policy, generator, cfg)
         generator = load_policy(policy)
         evals.append(evaluate.stage(here / "eval", generator, eval_prompts, eval_pool, models,
-                                    transcriber, cfg))
+                                    transcriber, cfg, voices))
     summary = evaluate.summarise(evals, cfg.tolerance)
     summary["durations"] = {k: m.describe() for k, m in models.items()}
     summary["pairs"] = made

@@ -47,7 +47,8 @@ def write_scores(path: Path, scores: list[Score], rewards: list[float], failed: 
     import pandas as pd
 
     rows = [{"transcript": s.transcript, "wer": s.wer, "cer": s.cer, "seconds": s.seconds,
-             "expected": s.expected, "truncated": s.truncated, "reward": r, "failed": ",".join(f)}
+             "expected": s.expected, "truncated": s.truncated, "similarity": s.similarity,
+             "reward": r, "failed": ",".join(f)}
             for s, r, f in zip(scores, rewards, failed)]
     atomic.write_file(path, lambda tmp: pd.DataFrame(rows).to_parquet(tmp, index=False))
 
@@ -59,6 +60,7 @@ def read_scores(path: Path) -> tuple[list[Score], list[float], list[list[str]]]:
         raise DataError(f"{path}: no scores; run the score stage")
     frame = pd.read_parquet(path).to_dict("records")
     return ([Score(str(r["transcript"]), float(r["wer"]), float(r["cer"]), float(r["seconds"]),
-                   float(r["expected"]), bool(r["truncated"])) for r in frame],
+                   float(r["expected"]), bool(r["truncated"]), float(r.get("similarity", float("nan"))))
+             for r in frame],
             [float(r["reward"]) for r in frame],
             [[x for x in str(r["failed"]).split(",") if x] for r in frame])

@@ -19,6 +19,8 @@ def data(tmp_path_factory):
     ("sample.cap_max=10", "cap_max (10) is below cap_min"),
     ("prompts.language=xx", "no built-in set"),
     ("reward.windw_max=3", "windw_max"),
+    ("reward.similarity=11", "similarity"),
+    ("pairs.human_weight=0", "human_weight"),
 ])
 def test_each_problem_is_one_line_and_exit_2(data, tmp_path, capsys, override, words):
     config = tmp_path / "prefer.yaml"
@@ -53,3 +55,21 @@ def test_the_bundled_prefer_configs_load_with_upstreams_settings(recipe):
     cfg = load_config(PreferConfig, Path(__file__).parents[2] / "recipes" / recipe / "prefer.yaml")
     assert cfg.reward.short == 2.0 and cfg.train.lora_targets == "qv" and cfg.rounds == 2
     assert cfg.prompts.language in ("sw", "de") and not cfg.reward.asr.endswith(".en")
+
+
+def test_a_similarity_term_without_voices_in_the_dataset_is_one_line(tmp_path, capsys):
+    from kani_adapt import dataset
+    from kani_adapt.core.atomic import write_folder
+    from kani_adapt.training.synthetic import synthetic_rows
+
+    table = dataset.to_table(synthetic_rows(n_speakers=2, per_speaker=2)).remove_columns(
+        [dataset.SPEAKER_EMB, dataset.SPEAKER_EMB_MEAN])
+    write_folder(tmp_path / "hf", lambda tmp: table.save_to_disk(str(tmp)))
+    capsys.readouterr()  # the datasets library's progress bars
+    config = tmp_path / "prefer.yaml"
+    config.write_text(f"run_dir: {tmp_path / 'run'}\npolicy: {tmp_path / 'sft'}\ndataset: {tmp_path / 'hf'}\n"
+                      "reward: {similarity: 0.5}\n")
+    assert main(["prefer", str(config), "--check"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no speaker embeddings" in err[0], err
+    assert main(["prefer", str(config), "--check", "reward.similarity=0"]) == 0

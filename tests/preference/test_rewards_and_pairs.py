@@ -83,3 +83,63 @@ def test_the_config_is_upstreams_by_default():
     assert (cfg.sample.rollouts, cfg.sample.temperature, cfg.sample.cap_min, cfg.sample.cap_max) == (8, 0.4, 80, 300)
     assert (cfg.reward.wer, cfg.reward.over, cfg.reward.short, cfg.reward.empty) == (1.0, 0.5, 2.0, 2.0)
     assert (cfg.pairs.max_wer, cfg.pairs.margin, cfg.pairs.per_group, cfg.train.beta) == (0.2, 0.5, 2, 2.0)
+
+
+def test_the_similarity_term_weighs_the_voice_only_when_asked_for_and_measured():
+    on = RewardConfig(similarity=0.5)
+    near = reward.Score("ja", 0.0, 0.0, 1.0, 1.0, False, similarity=0.8)
+    far = reward.Score("ja", 0.0, 0.0, 1.0, 1.0, False, similarity=0.2)
+    assert reward.reward(near, on) == pytest.approx(-0.1) and reward.reward(far, on) == pytest.approx(-0.4)
+    assert reward.reward(far, R) == 0.0  # off by default
+    assert reward.reward(score(1.0), on) == 0.0  # not measured (an unconditioned rollout): no term
+    # everything else equal, the nearer voice wins a pair against a failing rollout by more
+    failing = reward.Score("", 1.0, 1.0, 1.0, 1.0, False, similarity=0.2)
+    found, _ = reward.choose([reward.reward(s, on) for s in (far, near, failing)], [True, True, False], P)
+    assert found == [(1, 2)]
+
+
+def test_rollouts_with_no_voice_to_compare_count_as_dissimilar_and_a_missing_measure_is_refused():
+    import numpy as np
+
+    from kani_adapt.core.errors import ConfigError
+    from kani_adapt.preference import stages
+    from kani_adapt.preference.prompts import Prompt
+    from kani_adapt.preference.rollouts import Rollout
+
+    voice = np.ones(128, np.float32)
+    rolled = [Rollout("g", Prompt("ja", "word", "de"), "train", "a", emb, [1], 1.0, 80, codes, False)
+              for emb, codes in ((voice, np.zeros((3, 4), np.int64)), (voice, np.zeros((0, 4), np.int64)),
+                                 (None, np.zeros((3, 4), np.int64)))]
+    cfg = load_config(PreferConfig, None, ["run_dir=r", "policy=p", "dataset=d", "reward.similarity=0.5"])
+    measured = stages.similarities(rolled, lambda codes, voices: [0.7 if len(c) and v is not None else float("nan")
+                                                                  for c, v in zip(codes, voices)], cfg)
+    assert measured[:2] == [0.7, 0.0] and measured[2] != measured[2]
+    with pytest.raises(ConfigError, match="reward.similarity"):
+        stages.similarities(rolled, None, cfg)
+    off = load_config(PreferConfig, None, ["run_dir=r", "policy=p", "dataset=d"])
+    assert all(m != m for m in stages.similarities(rolled, None, off))
+
+
+@pytest.mark.slow
+def test_the_voice_match_is_the_embedders_cosine_of_the_decoded_rollout_to_the_voice_given(tmp_path):
+    import numpy as np
+    import torch
+
+    from kani_adapt.codec.nanocodec import load_codec
+    from kani_adapt.preference.rollouts import codec_voice_match
+    from kani_adapt.scorers.similarity import SpeakerSimilarity, cosine
+    from tests.helpers import tiny_embedder_folder
+
+    codec = load_codec("tiny")
+    similarity = SpeakerSimilarity.load(str(tiny_embedder_folder(tmp_path / "emb")), "kani", "cpu")
+    rng = np.random.default_rng(0)
+    codes = [rng.integers(0, 4032, (n, 4)) for n in (20, 12, 0)]
+    voices = [rng.normal(size=128).astype(np.float32), rng.normal(size=128).astype(np.float32), None]
+    got = codec_voice_match(codec, similarity)(codes, voices)
+    for c, v, g in zip(codes[:2], voices[:2], got):
+        with torch.no_grad():
+            audio, n = codec.decode(torch.from_numpy(c.T[None].copy()), torch.tensor([len(c)]))
+        heard = similarity.embed([audio[0, :int(n[0])].float().numpy()], codec.sample_rate)
+        assert g == pytest.approx(float(cosine(heard, v[None])[0]), abs=1e-4)
+    assert got[2] != got[2]  # empty: no voice to compare
+    assert codec_voice_match(codec, similarity)(codes[:2], [None, None]) == pytest.approx([np.nan] * 2, nan_ok=True)
