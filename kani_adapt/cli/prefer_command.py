@@ -29,7 +29,6 @@ def add_prefer(sub) -> None:
 
 def run_prefer(args) -> int:
     from kani_adapt.config.load import load_config
-    from kani_adapt.core.errors import ConfigError
     from kani_adapt.preference import preflight
     from kani_adapt.preference.config import PreferConfig
 
@@ -44,25 +43,9 @@ def run_prefer(args) -> int:
     if args.check:
         print(f"{args.config}: ready")
         return 0
-    from kani_adapt.codec.registry import load_codec
-    from kani_adapt.core.devices import resolve
     from kani_adapt.preference import rounds
-    from kani_adapt.preference.rollouts import codec_transcriber
-    from kani_adapt.scorers.asr import WhisperASR
 
-    if not cfg.codec:
-        raise ConfigError("codec: required to decode rollouts for the recogniser (a NanoCodec path or id)")
-    device = resolve(cfg.device)
-    codec = load_codec(cfg.codec, device)
-    transcriber = codec_transcriber(codec, WhisperASR.load(cfg.reward.asr, device))
-    voices = None
-    if cfg.reward.similarity > 0:  # decodes once more and embeds with the dataset's embedder
-        from kani_adapt.preference.rollouts import codec_voice_match
-        from kani_adapt.scorers.similarity import SpeakerSimilarity
-
-        voices = codec_voice_match(codec, SpeakerSimilarity.load(str(cfg.reward.speaker_embedder),
-                                                                 "kani", device))
-    summary = rounds.run(cfg, transcriber, voices)
+    summary = rounds.run_configured(cfg)
     for row in summary["rounds"]:
         made = summary["pairs"].get(f"round{row['round']}")
         print(f"round {row['round']}: runaway {row['runaway']:.1%}, too short {row['short']:.1%}, "

@@ -51,7 +51,7 @@ class SampleConfig:
     RANGES: ClassVar[dict] = {"rollouts": ">= 2", "temperature": "> 0", "top_p": "(0, 1]",
                               "onset_guidance": ">= 1", "onset_frames": ">= 0", "cap_factor": "> 1",
                               "cap_min": ">= 1", "speakers_per_text": ">= 1", "eval_speakers": ">= 0",
-                              "batch": ">= 1"}
+                              "batch": ">= 1", "cap_max": ">= 1", "seed": ">= 0"}
 
     def validate(self) -> list[str]:
         if self.cap_max < self.cap_min:

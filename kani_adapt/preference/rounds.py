@@ -105,3 +105,27 @@ def run(cfg: PreferConfig, transcriber: Transcriber, voices: VoiceMatch | None =
     summary["pairs"] = made
     atomic.write_json(root / "summary.json", summary)
     return summary
+
+
+def run_configured(cfg: PreferConfig) -> dict:
+    """Every round with the models ``cfg`` names: the codec decodes rollouts, the recogniser
+    (``reward.asr``, the tag's language forced) hears them, the speaker embedder measures their
+    voices when the reward weighs them. ``kani-adapt prefer`` and a recipe's prefer stage."""
+    from kani_adapt.codec.registry import load_codec
+    from kani_adapt.core.devices import resolve
+    from kani_adapt.core.errors import ConfigError
+    from kani_adapt.preference.rollouts import codec_transcriber, codec_voice_match
+    from kani_adapt.scorers.asr import WhisperASR
+
+    if not cfg.codec:
+        raise ConfigError("codec: required to decode rollouts for the recogniser (a NanoCodec path or id)")
+    device = resolve(cfg.device)
+    codec = load_codec(str(cfg.codec), device)
+    transcriber = codec_transcriber(codec, WhisperASR.load(str(cfg.reward.asr), device))
+    voices = None
+    if cfg.reward.similarity > 0:  # decodes once more and embeds with the dataset's embedder
+        from kani_adapt.scorers.similarity import SpeakerSimilarity
+
+        voices = codec_voice_match(codec, SpeakerSimilarity.load(str(cfg.reward.speaker_embedder),
+                                                                 "kani", device))
+    return run(cfg, transcriber, voices)

@@ -247,12 +247,31 @@ def check_eval(t: Target) -> list[Finding]:
     return out
 
 
+def check_prefer(t: Target) -> list[Finding]:
+    """The prefer section, where on: its own checks (kani_adapt/preference/preflight.py), less
+    what the run makes first (the merged export, the dataset), and what it needs of the run."""
+    from kani_adapt.preference.preflight import problems
+
+    r = t.recipe
+    if not r.prefer.enabled:
+        return []
+    out = [problem(f"prefer: {line}") for line in problems(r.prefer, made_by_run=True)]
+    out += preflight.model("prefer.reward.asr", str(r.prefer.reward.asr), "Whisper model")
+    if r.prefer.reward.similarity > 0 and not made_by_run(r, str(r.prefer.reward.speaker_embedder)):
+        out += preflight.model("prefer.reward.speaker_embedder", str(r.prefer.reward.speaker_embedder),
+                               "speaker embedder")
+    if not r.export.merged:
+        out.append(problem("prefer.enabled: true, but the rounds sample from the merged export; "
+                           "set export.merged: true"))
+    return out
+
+
 def check_device(t: Target) -> list[Finding]:
     return preflight.device("device", t.recipe.device)
 
 
 CHECKS = [check_device, check_synth, check_data, check_codecs, check_generator, check_fertility,
-          check_texts, check_speakers, check_stage_needs, check_eval]
+          check_texts, check_speakers, check_stage_needs, check_eval, check_prefer]
 
 
 def findings(recipe: Recipe, strict: bool = False) -> list[Finding]:

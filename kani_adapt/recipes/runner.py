@@ -57,8 +57,8 @@ def codecs_in_effect(recipe: Recipe) -> dict[str, str]:
     checked and is what fine-tuning starts from; everything that decodes the generator's speech
     (the training samples and scored speech, eval, samples) uses the fine-tuned codec when the
     recipe trains one, else the recipe's. A stage's own codec key, where the recipe sets one,
-    wins (data.tokenize.codec, codec_finetune.codec, generator.codec, eval.codec). The learn
-    stage, where on, decodes as the samples do."""
+    wins (data.tokenize.codec, codec_finetune.codec, generator.codec, eval.codec,
+    prefer.codec). The learn and prefer stages, where on, decode as the samples do."""
     decoded, out = recipe.codec, {}
     if recipe.data is not None:
         out["prepare"] = recipe.data.tokenize.codec
@@ -68,6 +68,8 @@ def codecs_in_effect(recipe: Recipe) -> dict[str, str]:
         decoded = str(stages.finetuned_codec(recipe))
     if recipe.learn.enabled:
         out["learn"] = decoded
+    if recipe.prefer.enabled:
+        out["prefer"] = recipe.prefer.codec or decoded
     return {**out, "train": recipe.generator.codec or decoded, "eval": recipe.eval.codec or decoded,
             "sample": decoded}
 
@@ -138,6 +140,12 @@ def plan(recipe: Recipe, done: dict, strict: bool = False) -> list[Stage]:
                          codec["sample"], reads=[merged, *dataset],
                          settings={"sample": recipe.sample, "codec": codec["sample"],
                                    "generator.data.train": recipe.generator.data.train}))
+    if recipe.prefer.enabled:
+        # Last: the costliest, and nothing else reads it
+        preferring = dataclasses.replace(recipe.prefer, codec=codec["prefer"])
+        out.append(Stage("prefer", lambda: stages.prefer(preferring, _merged(done, "the prefer stage")),
+                         preferring, [Path(preferring.run_dir)], codec["prefer"],
+                         settings={"prefer": preferring}, reads=[merged, *dataset]))
     return out
 
 

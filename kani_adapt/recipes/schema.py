@@ -22,6 +22,7 @@ from kani_adapt.dataset import DatasetLayout
 from kani_adapt.config.defaults import MAX_CLIP_SECONDS, NANOCODEC_HUB_ID, SPEAKER_EMBEDDER_HUB_ID
 from kani_adapt.core.errors import ConfigError
 from kani_adapt.eval.config import EvalConfig
+from kani_adapt.preference.config import PreferConfig
 from kani_adapt.config.sampling import SeededSampling
 from kani_adapt.training.codec.config import CodecTrainConfig
 from kani_adapt.training.config import TrainConfig
@@ -95,6 +96,16 @@ class LearnStage:
 
 
 @dataclass
+class PreferStage(PreferConfig):
+    """Preference rounds on the adapter (``kani-adapt prefer``'s settings, docs/preference.md),
+    off unless asked for: the last stage, after the eval. The loader wires the policy (the
+    merged export), the dataset (the generator's training set), the run folder and the device;
+    the codec is the one the eval decodes with."""
+
+    enabled: bool = False
+
+
+@dataclass
 class EvalStage(EvalConfig):
     """Base vs adapted on held-out speakers of the dataset (and the generator's replay set, the
     forgetting line), with the fields of ``kani-adapt eval --config``. The loader fills in the
@@ -110,13 +121,14 @@ DATASET = DatasetLayout.in_work("${data.work}")
 # Keys the recipe's device reaches: every data stage's that shares it (the registry says which:
 # VAD, data.segment.device, keeps its own), codec fine-tuning's, training's and eval's.
 SHARE_DEVICE = (*(f"data.{key}" for key in registry.device_keys(shared=True)),
-                "codec_finetune.device", "generator.trainer.device", "eval.device")
+                "codec_finetune.device", "generator.trainer.device", "eval.device", "prefer.device")
 SHARE_SEED = ("codec_finetune", "generator.trainer", "sample.sampling", "eval.sampling")
 # Every key that loads the speaker embedder: the data's embeddings (and voice checks, which use
-# embed.model) and the eval stage's similarity, so the voices compared are embedded as the data
-# was. Not generator.eval.scorers.speaker_embedder: the training callback's clips have no
+# embed.model), the eval stage's similarity and the prefer stage's similarity term, so the
+# voices compared are embedded as the data was. Not generator.eval.scorers.speaker_embedder: the training callback's clips have no
 # reference to compare with, so a model there would load to score nothing.
-SHARE_SPEAKER_EMBEDDER = ("data.embed.model", "eval.scorers.speaker_embedder")
+SHARE_SPEAKER_EMBEDDER = ("data.embed.model", "eval.scorers.speaker_embedder",
+                          "prefer.reward.speaker_embedder")
 # Every key that may load it (the training callback's too, where a recipe names one there).
 LOADS_SPEAKER_EMBEDDER = (*SHARE_SPEAKER_EMBEDDER, "generator.eval.scorers.speaker_embedder")
 TINY = "tiny"  # speaker_embedder: tiny builds one into the work folder (TINY_EMBEDDER)
@@ -167,6 +179,7 @@ class Recipe:
     sample: SampleStage = field(default_factory=SampleStage)
     eval: EvalStage = field(default_factory=EvalStage)
     learn: LearnStage = field(default_factory=LearnStage)
+    prefer: PreferStage = field(default_factory=PreferStage)
     # The eval stage writes this recipe's row into WORK_DIR/results.md, and also into this table
     # (between the markers `<!-- results:begin -->` / `<!-- results:end -->`) when one is named:
     # `readme=recipes/README.md` updates the bundled recipes' table. "": none (a run never
@@ -185,6 +198,9 @@ class Recipe:
                                           str(DatasetLayout.in_work("${work_dir}/data").nemo_manifest)),
         "codec_finetune.run_dir": "${work_dir}/codec",
         "codec_finetune.codec": "${codec}",
+        "prefer.run_dir": "${work_dir}/prefer",
+        "prefer.policy": "${work_dir}/export/merged",
+        "prefer.dataset": "${generator.data.train}",
         **{key: "${device}" for key in SHARE_DEVICE},
         **{f"{section}.seed": "${seed}" for section in SHARE_SEED},
         **{key: "${speaker_embedder}" for key in SHARE_SPEAKER_EMBEDDER},
@@ -209,13 +225,9 @@ class Recipe:
 TINY_EMBEDDER = "models/speaker-embedder"  # in the work dir: speaker_embedder: tiny builds it
 
 
-# Beside a recipe, its preference rounds' config (kani-adapt prefer; not a recipe of its own).
-PREFERENCE_FILE = "prefer.yaml"
-
-
 def recipe_files(folder: Path) -> list[Path]:
-    """The recipes under ``folder``: every ``*.yaml`` but the preference rounds' configs."""
-    return sorted(p for p in Path(folder).rglob("*.yaml") if p.name != PREFERENCE_FILE)
+    """The recipes under ``folder``: every ``*.yaml``."""
+    return sorted(Path(folder).rglob("*.yaml"))
 
 
 def tiny_embedder(recipe: Recipe) -> Path | None:
@@ -239,6 +251,8 @@ def builds_embedder(recipe: Recipe) -> bool:
     used = embedder_keys(recipe)
     if not recipe.eval.enabled:
         used.pop("eval.scorers.speaker_embedder", None)
+    if not recipe.prefer.enabled or recipe.prefer.reward.similarity <= 0:
+        used.pop("prefer.reward.speaker_embedder", None)
     return any(made_by_run(recipe, ref) for ref in used.values())
 
 

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kani_adapt import dataset
+from kani_adapt.core.errors import ConfigError
 from kani_adapt.dataset import DatasetLayout
 from kani_adapt.recipes.schema import Recipe, tiny_embedder
 
@@ -132,6 +133,18 @@ def sample(recipe: Recipe, codec_path: str, merged: str) -> dict:
         written.append(Sample(str(path), said, len(row.codes), row.hit_length_cap))
     write_text(out / "samples.json", json.dumps([asdict(w) for w in written], indent=2) + "\n")
     return {"samples": [w.wav for w in written]}
+
+
+def prefer(cfg, merged: str) -> dict:
+    """Preference rounds on the merged export (``cfg``: the recipe's prefer section with the
+    codec in effect); each round's stages resume where an interrupted run stopped."""
+    from kani_adapt.preference.rounds import run_configured
+
+    if str(cfg.policy) != merged:
+        raise ConfigError(f"prefer.policy {cfg.policy}: the prefer stage samples from this run's "
+                          f"merged export ({merged}); leave prefer.policy out of the recipe")
+    summary = run_configured(cfg)
+    return {"summary": str(Path(cfg.run_dir) / "summary.json"), "ship": summary["ship"]}
 
 
 def sample_files(recipe: Recipe) -> list[Path]:

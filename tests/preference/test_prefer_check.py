@@ -46,15 +46,24 @@ def test_several_problems_are_one_line_each(data, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("recipe", ["swahili", "german_hessian"])
-def test_the_bundled_prefer_configs_load_with_upstreams_settings(recipe):
+def test_the_bundled_recipes_prefer_sections_are_upstreams_off_and_wired_to_the_run(recipe):
     from pathlib import Path
 
-    from kani_adapt.config.load import load_config
-    from kani_adapt.preference.config import PreferConfig
+    from kani_adapt.recipes.runner import plan
+    from kani_adapt.recipes.schema import load_recipe
 
-    cfg = load_config(PreferConfig, Path(__file__).parents[2] / "recipes" / recipe / "prefer.yaml")
+    r = load_recipe(Path(__file__).parents[2] / "recipes" / recipe / "lora.yaml")
+    cfg = r.prefer
+    assert not cfg.enabled and "prefer" not in [s.name for s in plan(r, {})]
     assert cfg.reward.short == 2.0 and cfg.train.lora_targets == "qv" and cfg.rounds == 2
     assert cfg.prompts.language in ("sw", "de") and not cfg.reward.asr.endswith(".en")
+    assert cfg.prompts.tag in r.tags  # the rounds speak the recipe's own tag
+    work = Path(r.work_dir)
+    assert Path(cfg.policy) == work / "export" / "merged" and Path(cfg.run_dir) == work / "prefer"
+    assert cfg.dataset == r.generator.data.train and cfg.device == r.device
+    on = load_recipe(Path(__file__).parents[2] / "recipes" / recipe / "lora.yaml", ["prefer.enabled=true"])
+    stage = plan(on, {})[-1]
+    assert stage.name == "prefer" and stage.codec == r.codec  # decodes as the eval does
 
 
 def test_a_similarity_term_without_voices_in_the_dataset_is_one_line(tmp_path, capsys):
@@ -73,3 +82,20 @@ def test_a_similarity_term_without_voices_in_the_dataset_is_one_line(tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no speaker embeddings" in err[0], err
     assert main(["prefer", str(config), "--check", "reward.similarity=0"]) == 0
+
+
+def test_kani_adapt_check_checks_a_recipes_prefer_section_where_it_is_on(capsys):
+    """The recipe's check runs the prefer section's checks (less what the run makes first) and
+    what the section needs of the run: one line each, exit 2; nothing when it is off."""
+    from pathlib import Path
+
+    demo = str(Path(__file__).parents[2] / "recipes" / "demo" / "demo.yaml")
+    bad = ["prefer.pairs.human=[/nowhere/eval]", "prefer.reward.asr=/nowhere/whisper",
+           "export.merged=false", "eval.enabled=false", "sample.texts=[]"]
+    assert main(["check", demo, "prefer.enabled=true", *bad]) == 2
+    lines = [line for line in capsys.readouterr().out.splitlines() if "problem:" in line]
+    assert len(lines) == 3, lines
+    assert "prefer: pairs.human /nowhere/eval: no such folder" in lines[0]
+    assert "prefer.reward.asr: /nowhere/whisper" in lines[1] and "set export.merged: true" in lines[2]
+    assert main(["check", demo, *bad]) == 0  # off: not checked
+    assert "prefer" not in capsys.readouterr().out
