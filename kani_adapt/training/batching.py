@@ -11,6 +11,21 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 
+class Budgeted:
+    """A data module's padded tokens per batch: a number (by default ``data.token_budget``), or
+    for ``token_budget: auto`` the probe that measures it at fit start and answers when called
+    (kani_adapt.training.budget.TokenBudgetProbe); asked when batches are planned."""
+
+    def _budget_from(self, cfg, token_budget: "int | Callable[[], int] | None") -> None:
+        self._budget = cfg.data.token_budget if token_budget is None else token_budget
+        if not (callable(self._budget) or isinstance(self._budget, int)):
+            raise TypeError(f"token budget {self._budget!r}: give a number or the budget probe")
+
+    @property
+    def token_budget(self) -> int:
+        return self._budget() if callable(self._budget) else self._budget
+
+
 def plan_batches(lengths: Sequence[int], token_budget: int, seed: int) -> list[list[int]]:
     """Group indices into batches with ``len(batch) * max_length <= token_budget``.
 

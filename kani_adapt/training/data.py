@@ -147,7 +147,7 @@ def collate_items(items: list[Item]) -> dict[str, torch.Tensor]:
     return collate([it.example for it in items], embs)
 
 
-class GeneratorData(L.LightningDataModule):
+class GeneratorData(batching.Budgeted, L.LightningDataModule):
     """Training set (plus optional replay set) in length-aware, step-indexed batches; a
     validation set of held-out speakers (plus held-out replay rows)."""
 
@@ -158,16 +158,7 @@ class GeneratorData(L.LightningDataModule):
         self.frontend: frontend.Frontend | None = None  # the run's text frontend, after setup
         self.text_layout = tokens.TextLayout()  # the run's prompt layout, after setup
         self.stats: dict = {}
-        # Padded tokens per batch: a number (by default data.token_budget), or for
-        # `token_budget: auto` the probe that measures it at fit start and answers when called
-        # (kani_adapt.training.budget.TokenBudgetProbe); asked when batches are planned.
-        self._budget = cfg.data.token_budget if token_budget is None else token_budget
-        if not (callable(self._budget) or isinstance(self._budget, int)):
-            raise TypeError(f"token budget {self._budget!r}: give a number or the budget probe")
-
-    @property
-    def token_budget(self) -> int:
-        return self._budget() if callable(self._budget) else self._budget
+        self._budget_from(cfg, token_budget)
 
     def setup(self, stage=None):
         if self.train_set is not None:

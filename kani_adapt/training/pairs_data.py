@@ -81,7 +81,7 @@ def split(pairs: list[pairs_file.Pair], share: float, seed: int) -> tuple[list[i
     return train, [i for i, p in enumerate(pairs) if p.group in held]
 
 
-class PairsData(L.LightningDataModule):
+class PairsData(batching.Budgeted, L.LightningDataModule):
     def __init__(self, cfg, tokenizer, token_budget: int | Callable[[], int] | None = None):
         super().__init__()
         self.cfg = cfg
@@ -91,11 +91,7 @@ class PairsData(L.LightningDataModule):
         self.frontend: frontend.Frontend | None = None
         self.text_layout = tokens.TextLayout()
         self.stats: dict = {}
-        self._budget = cfg.data.token_budget if token_budget is None else token_budget
-
-    @property
-    def token_budget(self) -> int:
-        return self._budget() if callable(self._budget) else self._budget
+        self._budget_from(cfg, token_budget)
 
     def setup(self, stage=None):
         if self.train_set is not None:
