@@ -192,7 +192,8 @@ def scored(world, models: dict, tag: str, language: str, label: str):
     from kani_adapt.text.tags import Tag
 
     rate = espeak.SAMPLE_RATE
-    scorers = Scorers(ScorerConfig(dnsmos_threads=0, **models), "cpu", {tag: Tag(language=language, accent_label=label)})
+    tags = {tag: Tag(language=language, accent_label=label)}
+    scorers = Scorers(ScorerConfig(dnsmos_threads=0, **models), "cpu", tags)
     recs = {(s, i): (t, a) for name, s, i, t, a in world if name == "recordings"}
     keys = sorted(recs)
     embedding = dict(zip(keys, scorers.models["similarity"].embed([recs[k][1] for k in keys], rate)))
@@ -256,7 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--language", default="en", help="the language the sentences are in")
     ap.add_argument("--variants", default=",+m3,+f3",
                     help="espeak-ng voice variants, one speaker each ('' = the plain voice)")
-    ap.add_argument("--sentences", type=int, default=6, help=f"sentences per speaker (at most {len(SENTENCES)})")
+    ap.add_argument("--sentences", type=int, default=6,
+                    help=f"sentences per speaker (at most {len(SENTENCES)})")
     ap.add_argument("--snr", type=float, default=10.0, help="the degraded system's noise (dB)")
     ap.add_argument("--values", action="store_true", help="also print each system's figures")
     ap.add_argument("--json", type=Path, help="write the table (with the figures) here")
@@ -267,11 +269,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.path.insert(0, str(HERE))  # the tests' twins
     quiet()
     variants = [v.strip() for v in args.variants.split(",")]
+    from kani_adapt.core.errors import KaniAdaptError
+
     start = time.perf_counter()
-    world, centroid = voices(args.target, args.base, variants, SENTENCES[:args.sentences], args.snr)
     tag = f"{args.language}_{args.label}"
-    with tempfile.TemporaryDirectory() as tmp:
-        df = scored(world, judges(Path(tmp), centroid, args.language), tag, args.language, args.label)
+    try:
+        world, centroid = voices(args.target, args.base, variants, SENTENCES[:args.sentences], args.snr)
+        with tempfile.TemporaryDirectory() as tmp:
+            df = scored(world, judges(Path(tmp), centroid, args.language), tag, args.language, args.label)
+    except KaniAdaptError as err:  # an unknown voice, a label the classifier lacks: one line
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     rows = table(df)
     print(f"{len(world)} clips ({len(variants)} voices x {args.sentences} sentences x {len(SYSTEMS)} systems), "
           f"target {args.target}, base {args.base}, label {args.label}; {time.perf_counter() - start:.0f} s")
