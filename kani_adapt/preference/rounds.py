@@ -71,9 +71,9 @@ def durations(cfg: PreferConfig, tokenizer) -> dict[str, DurationModel]:
     return models
 
 
-def run(cfg: PreferConfig, transcriber: Transcriber, voices: VoiceMatch | None = None) -> dict:
-    """Every round (resuming where the run stopped); returns the summary. ``voices`` measures
-    the rollouts' voice similarity when the reward weighs it (``reward.similarity``)."""
+def run(cfg: PreferConfig, transcriber: Transcriber, voice_match: VoiceMatch | None = None) -> dict:
+    """Every round (resuming where the run stopped); returns the summary. ``voice_match``
+    measures the rollouts' voice similarity when the reward weighs it (``reward.similarity``)."""
     from kani_adapt.preference import pairs as build
 
     root = Path(cfg.run_dir)
@@ -87,19 +87,19 @@ def run(cfg: PreferConfig, transcriber: Transcriber, voices: VoiceMatch | None =
     train_prompts, eval_prompts = prompt_sets.split(found, cfg.prompts.eval_share, cfg.sample.seed)
     train_pool, eval_pool = voices(cfg)
     evals = [evaluate.stage(root / "round0" / "eval", generator, eval_prompts, eval_pool, models,
-                            transcriber, cfg, voices)]
+                            transcriber, cfg, voice_match)]
     made: dict[str, dict] = {}  # each round's pair counts (listeners' pairs under "human")
     for number in range(1, cfg.rounds + 1):
         here = root / f"round{number}"
         rolled = sampled(here / "sample", generator, train_prompts, "train", train_pool, models,
                          cfg, number)
-        scores, values, failed = scored(here / "score", rolled, transcriber, cfg, voices)
+        scores, values, failed = scored(here / "score", rolled, transcriber, cfg, voice_match)
         made[f"round{number}"] = build.stage(here / "pairs", generator, policy, rolled, values,
                                              failed, cfg)
         policy = build.train_and_export(here, policy, generator, cfg)
         generator = load_policy(policy)
         evals.append(evaluate.stage(here / "eval", generator, eval_prompts, eval_pool, models,
-                                    transcriber, cfg, voices))
+                                    transcriber, cfg, voice_match))
     summary = evaluate.summarise(evals, cfg.tolerance)
     summary["durations"] = {k: m.describe() for k, m in models.items()}
     summary["pairs"] = made
@@ -122,10 +122,10 @@ def run_configured(cfg: PreferConfig) -> dict:
     device = resolve(cfg.device)
     codec = load_codec(str(cfg.codec), device)
     transcriber = codec_transcriber(codec, WhisperASR.load(str(cfg.reward.asr), device))
-    voices = None
+    matched = None
     if cfg.reward.similarity > 0:  # decodes once more and embeds with the dataset's embedder
         from kani_adapt.scorers.similarity import SpeakerSimilarity
 
-        voices = codec_voice_match(codec, SpeakerSimilarity.load(str(cfg.reward.speaker_embedder),
-                                                                 "kani", device))
-    return run(cfg, transcriber, voices)
+        matched = codec_voice_match(codec, SpeakerSimilarity.load(str(cfg.reward.speaker_embedder),
+                                                                  "kani", device))
+    return run(cfg, transcriber, matched)
