@@ -167,6 +167,7 @@ def test_prefer_check_names_a_listening_test_without_ratings_or_codes(tmp_path, 
     from kani_adapt.training.synthetic import synthetic_dataset
 
     data = synthetic_dataset(tmp_path / "hf", n_speakers=3, per_speaker=2)
+    capsys.readouterr()  # the datasets library's progress bars
     (tmp_path / "eval").mkdir()
     config = tmp_path / "prefer.yaml"
     config.write_text(f"run_dir: {tmp_path / 'run'}\npolicy: {tmp_path / 'sft'}\ndataset: {data}\n"
