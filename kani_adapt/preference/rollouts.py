@@ -93,9 +93,9 @@ def sample(generator, rollouts: list[Rollout], cfg: SampleConfig, round_seed: in
                                cfg.onset_frames if cfg.onset_guidance != 1 else 0)
             got = generate(generator.model, [r.ids for r in rows], spk, sampling,
                            caps=[r.cap for r in rows])
-            for rollout, row in zip(rows, got):
-                rollout.codes = np.asarray(row.codes, dtype=np.int64).reshape(-1, tokens.TOKENS_PER_FRAME)
-                rollout.truncated = bool(row.hit_length_cap)
+            for made, row in zip(rows, got):
+                made.codes = np.asarray(row.codes, dtype=np.int64).reshape(-1, tokens.TOKENS_PER_FRAME)
+                made.truncated = bool(row.hit_length_cap)
 
 
 def _decoded(codec, codes: Sequence[np.ndarray], index: list[int]) -> list[np.ndarray]:
