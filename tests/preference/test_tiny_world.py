@@ -2,7 +2,8 @@
 held-out short prompts goes through a `kani-adapt prefer` round (sample, score with the duration
 and empty-output terms, pairs, DPO with the end of speech in the likelihood, merged export,
 eval) and runs away far less, without collapsing to early stops and without losing the long
-sentences it knew.
+sentences it knew; a stronger step that overshoots into early stops is pulled back by the short
+side of the duration penalty in the next round.
 
 The world's clock is ten times faster than speech (one frame a word), so the over-length weight
 is raised to match (``reward.over``: 10 per second instead of 0.5); WER is not part of the
@@ -44,14 +45,25 @@ def world_config(root, policy, data, *extra):
 
 
 @pytest.fixture(scope="module")
-def world_run(tmp_path_factory):
+def built(tmp_path_factory):
+    """The world, its supervised generator, and that generator and its dataset saved."""
     world = World()
     generator = supervised(world)
-    root = tmp_path_factory.mktemp("tiny_world")
-    policy, data = save(world, generator, root)
+    policy, data = save(world, generator, tmp_path_factory.mktemp("tiny_world_sft"))
+    return world, generator, policy, data
+
+
+def write_prompts(root, world: World, long: int) -> None:
     lines = [{"text": t, "kind": "short"} for t in world.short_train + world.short_held]
-    lines += [{"text": t, "kind": "long"} for t in world.long[:4]]
+    lines += [{"text": t, "kind": "long"} for t in world.long[:long]]
     (root / "prompts.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+
+@pytest.fixture(scope="module")
+def world_run(built, tmp_path_factory):
+    world, generator, policy, data = built
+    root = tmp_path_factory.mktemp("tiny_world")
+    write_prompts(root, world, long=4)
     cfg = world_config(root, policy, data)
     summary = rounds.run(cfg, world.transcribe)
     last = rounds.load_policy(str(root / "run" / f"round{ROUNDS}" / "export"))
@@ -110,3 +122,36 @@ def test_the_preference_reaches_the_end_of_speech_decision(world_run):
     *_, (before, after) = world_run
     print("tiny world, stop-term margin chosen - rejected per frame before/after:", before, after)
     assert after >= before + STOP_GAIN
+
+
+# A stronger step (lr 1e-3, beta 1, every long sentence an anchor) overshoots in round 1: long
+# sentences begin to stop early, the collapse upstream saw. The short side of the duration
+# penalty is what lets round 2 pull back: its too-short rollouts get the lowest rewards and
+# become the rejected sides. Without it (reward.short 0, measured: the mutation of the note)
+# they score as well as passing ones, form no pairs, and round 2 stops early more (0.417 of
+# the long rollouts) instead of less (0.125).
+OVERSHOOT = 0.25  # long rollouts stopping too early after the strong round 1: at least
+PULL_BACK = 0.15  # ... and round 2 takes at least this much off it
+
+
+@pytest.fixture(scope="module")
+def strong_run(built, tmp_path_factory):
+    world, _, policy, data = built
+    root = tmp_path_factory.mktemp("tiny_world_strong")
+    write_prompts(root, world, long=len(world.long))
+    cfg = world_config(root, policy, data, "rounds=2", "train.lr=0.001", "train.beta=1.0")
+    summary = rounds.run(cfg, world.transcribe)
+    evals = [json.loads((root / "run" / f"round{n}" / "eval" / "eval.json").read_text())
+             for n in range(3)]
+    return summary, evals
+
+
+def test_the_short_side_penalty_pulls_back_a_collapse_to_early_stopping(strong_run):
+    summary, evals = strong_run
+    early = [e["by_kind"]["long"]["short"] for e in evals]
+    print("tiny world, strong rounds: long rollouts stopping too early by round:", early,
+          "pairs:", summary["pairs"])
+    assert early[0] == 0 and early[1] >= OVERSHOOT  # round 1 overshoots into early stops
+    assert early[2] <= early[1] - PULL_BACK  # round 2 pulls back
+    assert summary["pairs"]["round2"]["rejected_because"].get("short", 0) >= 1
+    assert summary["ship"] == 0  # both rounds regressed on the long kind: the supervised model ships
