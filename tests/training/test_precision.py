@@ -9,8 +9,8 @@ from kani_adapt.cli.main import main
 from tests.helpers import cpu_overrides
 
 
-@pytest.mark.parametrize("device", [
-    "cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("device", [  # a CPU bf16 step takes about 20 s here: the slow lane
+    pytest.param("cpu", marks=pytest.mark.slow), pytest.param("cuda", marks=pytest.mark.gpu)])
 def test_bf16_mixed_training_steps_give_finite_losses(tmp_path, synth_data, base_ckpt, device):
     run_dir = tmp_path / "bf16"
     args = cpu_overrides(run_dir, synth_data, **{
