@@ -140,7 +140,7 @@ def prefer(cfg, merged: str) -> dict:
     codec in effect); each round's stages resume where an interrupted run stopped."""
     from kani_adapt.preference.rounds import run_configured
 
-    if str(cfg.policy) != merged:
+    if Path(str(cfg.policy)).resolve() != Path(merged).resolve():
         raise ConfigError(f"prefer.policy {cfg.policy}: the prefer stage samples from this run's "
                           f"merged export ({merged}); leave prefer.policy out of the recipe")
     summary = run_configured(cfg)

@@ -99,3 +99,26 @@ def test_kani_adapt_check_checks_a_recipes_prefer_section_where_it_is_on(capsys)
     assert "prefer.reward.asr: /nowhere/whisper" in lines[1] and "set export.merged: true" in lines[2]
     assert main(["check", demo, *bad]) == 0  # off: not checked
     assert "prefer" not in capsys.readouterr().out
+
+
+def test_the_prefer_stage_samples_from_the_runs_own_export_only(tmp_path, monkeypatch):
+    """The stage runs the rounds on the merged export the run wrote (the same folder however
+    the path is spelled) and refuses a policy the recipe pointed elsewhere."""
+    import dataclasses
+
+    from kani_adapt.config.load import load_config
+    from kani_adapt.core.errors import ConfigError
+    from kani_adapt.preference import rounds
+    from kani_adapt.preference.config import PreferConfig
+    from kani_adapt.recipes import stages
+
+    ran = []
+    monkeypatch.setattr(rounds, "run_configured", lambda cfg: ran.append(cfg) or {"ship": 1})
+    (tmp_path / "work" / "export" / "merged").mkdir(parents=True)
+    cfg = load_config(PreferConfig, None, [f"run_dir={tmp_path / 'work' / 'prefer'}",
+                                           f"policy={tmp_path / 'work' / 'export' / 'merged'}", "dataset=d"])
+    spelled = str(tmp_path / "work" / "export" / ".." / "export" / "merged")
+    assert stages.prefer(cfg, spelled) == {"summary": str(tmp_path / "work" / "prefer" / "summary.json"),
+                                           "ship": 1} and ran == [cfg]
+    with pytest.raises(ConfigError, match="leave prefer.policy out"):
+        stages.prefer(dataclasses.replace(cfg, policy=str(tmp_path / "elsewhere")), spelled)
