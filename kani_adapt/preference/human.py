@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
@@ -34,45 +33,37 @@ log = logging.getLogger("kani_adapt.prefer")
 KIND = "listeners"  # the kind of a human pair's prompt
 
 
-@dataclass
-class Votes:
-    """Votes for each of two systems on one item: ``wins[first]``, ``wins[second]``."""
-    wins: Counter = field(default_factory=Counter)
-    listeners: set = field(default_factory=set)
-
-
-def votes(rows: list[dict], generated: set[str]) -> dict[tuple[str, str, str], Votes]:
-    """(item, first, second) with first < second -> their votes, from judgement rows of the
+def votes(rows: list[dict], generated: set[str]) -> dict[tuple[str, str, str], Counter]:
+    """(item, first, second) with first < second -> the votes each of the two won (a judgement
+    without a preference still names the pair, with no vote), from judgement rows of the
     listeners kept; only systems in ``generated`` count."""
-    out: dict[tuple[str, str, str], Votes] = {}
+    out: dict[tuple[str, str, str], Counter] = {}
 
-    def vote(item: str, p: str, q: str, winner: str | None, listener: str) -> None:
+    def vote(item: str, p: str, q: str, winner: str | None) -> None:
         if p not in generated or q not in generated or p == q:
             return
-        entry = out.setdefault((item, *sorted((p, q))), Votes())
-        entry.listeners.add(listener)
+        entry = out.setdefault((item, *sorted((p, q))), Counter())
         if winner is not None:
-            entry.wins[winner] += 1
+            entry[winner] += 1
 
     pages: dict[tuple[str, int], list[dict]] = {}
     for r in rows:
         if r["is_check"]:
             continue
-        who = r["listener_name"]
         if r["design"] == "ab":
             vote(r["item"], r["system_a"], r["system_b"],
-                 {"a": r["system_a"], "b": r["system_b"]}.get(r["answer"]), who)
+                 {"a": r["system_a"], "b": r["system_b"]}.get(r["answer"]))
         elif r["design"] == "cmos":  # an answer rates B against A
             sign = int(np.sign(int(r["answer"])))
             vote(r["item"], r["system_a"], r["system_b"],
-                 {1: r["system_b"], -1: r["system_a"]}.get(sign), who)
+                 {1: r["system_b"], -1: r["system_a"]}.get(sign))
         elif r["design"] == "mushra":
-            pages.setdefault((who, r["trial"]), []).append(r)
-    for (who, _), page in pages.items():
+            pages.setdefault((r["listener_name"], r["trial"]), []).append(r)
+    for page in pages.values():
         for x, y in combinations(page, 2):
             a, b = int(x["answer"]), int(y["answer"])
             winner = x["system_a"] if a > b else y["system_a"] if b > a else None
-            vote(x["item"], x["system_a"], y["system_a"], winner, who)
+            vote(x["item"], x["system_a"], y["system_a"], winner)
     return out
 
 
@@ -111,11 +102,11 @@ def pairs(folders: list[str], generator, cfg: PreferConfig) -> tuple[list[pairs_
     generated = {s for s, _ in material.sources}
     counts = Counter()
     found: list[tuple[str, object, object]] = []  # (item, chosen, rejected) as Spoken
-    for (item, p, q), v in sorted(votes(rows, generated).items()):
-        if v.wins[p] == v.wins[q]:
+    for (item, p, q), won in sorted(votes(rows, generated).items()):
+        if won[p] == won[q]:
             counts["ties"] += 1
             continue
-        winner, loser = (p, q) if v.wins[p] > v.wins[q] else (q, p)
+        winner, loser = (p, q) if won[p] > won[q] else (q, p)
         sides = []
         for system in (winner, loser):
             folder, checkpoint = material.sources[(system, item)]
